@@ -1,0 +1,1 @@
+//! Host examples of vox-embedded; the binaries live in `src/bin`.

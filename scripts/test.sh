@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The full test command (README): installs what it needs, then runs every
+# check CI runs. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+THUMB_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf)
+LIBRARY_CRATES=(vox-types vox-link-embedded vox-conduit-bare vox-conduit-stable)
+
+started=$SECONDS
+step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
+
+step "toolchains: stable (+clippy, rustfmt), MSRV $MSRV, nightly (+miri), thumb targets"
+rustup component add clippy rustfmt >/dev/null 2>&1 || rustup component add clippy rustfmt
+rustup target add "${THUMB_TARGETS[@]}" thumbv7m-none-eabi >/dev/null
+rustup toolchain install "$MSRV" --profile minimal >/dev/null
+rustup toolchain install nightly --profile minimal --component miri,rust-src --allow-downgrade >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all features, then default features)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "no_std builds (default features off) for ${THUMB_TARGETS[*]}"
+for target in "${THUMB_TARGETS[@]}"; do
+  for krate in "${LIBRARY_CRATES[@]}"; do
+    cargo build --quiet -p "$krate" --no-default-features --target "$target"
+  done
+done
+
+step "host tests, default features of each library crate"
+for krate in "${LIBRARY_CRATES[@]}"; do
+  cargo test --quiet -p "$krate"
+done
+
+step "host tests, whole workspace, all features"
+cargo test --workspace --all-features
+
+step "MSRV $MSRV: check the workspace, test vox-types"
+cargo "+$MSRV" check --quiet --workspace --all-targets --all-features
+cargo "+$MSRV" test --quiet -p vox-types --all-features
+
+step "Miri: vox-types and the in-memory link"
+cargo +nightly miri test -p vox-types --all-features
+cargo +nightly miri test -p vox-link-embedded --features std
+
+step "all checks passed in $((SECONDS - started)) s"

@@ -1,0 +1,4 @@
+//! Conformance kits and test helpers shared by vox-embedded's integration
+//! tests: each kit checks one SPEC contract against any implementation.
+
+pub mod link_kit;

@@ -1,0 +1,2 @@
+//! vox-conduit-bare: placeholder; implemented by a later issue.
+#![no_std]

@@ -1,0 +1,2 @@
+//! vox-conduit-stable: placeholder; implemented by a later issue.
+#![no_std]

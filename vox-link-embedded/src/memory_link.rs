@@ -1,0 +1,325 @@
+//! `MemoryLink`: an in-memory, bounded, runtime-agnostic link pair, with
+//! deterministic fault injection for tests.
+//!
+//! Storage is a [`MemoryLinkPair`]: in a `static` (no allocator) or, with
+//! `alloc`, behind an `Arc` ([`MemoryLinkPair::new_shared`]). Each direction
+//! is a queue of `SLOTS` payload slots of `MTU` bytes: `reserve` waits for a
+//! free slot, the sender writes in place, and the receiver gets the slot
+//! itself as its [`Backing`], so a payload is never copied.
+
+use crate::queue_link::{CommitAction, QueueLink, QueueRx, QueueStorage, QueueTx, split_token};
+use crate::slot_queue::SlotQueue;
+use crate::storage_ref::{LendsSlots, StorageRef};
+use core::cell::Cell;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use vox_types::LinkError;
+
+/// Faults to inject into one direction of a memory link, by payload index
+/// (0 = the first payload committed in that direction).
+///
+/// All faults are deterministic: they depend on commit order only.
+// r[impl memlink.faults]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Kill the whole link (both directions) when this many payloads have
+    /// been committed: payloads `0..n` are delivered, then the receiver gets
+    /// [`LinkError::Reset`]; payload `n` and later are lost.
+    pub kill_after: Option<u32>,
+    /// Silently drop the payload with this index.
+    pub drop: Option<u32>,
+    /// Flip every bit of the first byte of the payload with this index
+    /// (an empty payload is left as is).
+    pub corrupt: Option<u32>,
+}
+
+impl FaultPlan {
+    /// No faults.
+    pub const NONE: Self = Self { kill_after: None, drop: None, corrupt: None };
+
+    /// Kill the link after `n` payloads in this direction.
+    pub const fn kill_after(n: u32) -> Self {
+        Self { kill_after: Some(n), ..Self::NONE }
+    }
+
+    /// Drop payload `n`.
+    pub const fn drop_nth(n: u32) -> Self {
+        Self { drop: Some(n), ..Self::NONE }
+    }
+
+    /// Corrupt payload `n`.
+    pub const fn corrupt_nth(n: u32) -> Self {
+        Self { corrupt: Some(n), ..Self::NONE }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Faults {
+    plan: FaultPlan,
+    committed: u32,
+}
+
+/// Storage for both directions of an in-memory link.
+///
+/// `M` is the embassy-sync raw mutex guarding it: `CriticalSectionRawMutex`
+/// to share across threads or interrupts, `NoopRawMutex` on a single-core
+/// executor.
+// r[impl memlink.pair]
+pub struct MemoryLinkPair<M: RawMutex, const SLOTS: usize, const MTU: usize> {
+    queues: [SlotQueue<M, SLOTS, MTU>; 2],
+    faults: Mutex<M, [Cell<Faults>; 2]>,
+}
+
+impl<M: RawMutex, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS, MTU> {
+    /// Empty storage, usable in a `static`.
+    pub const fn new() -> Self {
+        Self::with_faults(FaultPlan::NONE, FaultPlan::NONE)
+    }
+
+    /// Storage whose direction A→B follows `a_to_b` and B→A `b_to_a`.
+    pub const fn with_faults(a_to_b: FaultPlan, b_to_a: FaultPlan) -> Self {
+        Self {
+            queues: [SlotQueue::new(), SlotQueue::new()],
+            faults: Mutex::new([
+                Cell::new(Faults { plan: a_to_b, committed: 0 }),
+                Cell::new(Faults { plan: b_to_a, committed: 0 }),
+            ]),
+        }
+    }
+
+    /// Splits static storage into its two ends, A and B.
+    ///
+    /// Call once per storage: a second call returns ends that share the same
+    /// queues.
+    pub fn split(&'static self) -> (MemoryLink<M, SLOTS, MTU>, MemoryLink<M, SLOTS, MTU>) {
+        ends(StorageRef::Static(self))
+    }
+
+    /// Kills the link now: both senders fail at once, both receivers after
+    /// draining what was already committed.
+    pub fn kill(&self) {
+        for q in &self.queues {
+            q.kill(LinkError::Reset);
+        }
+    }
+
+    /// Slots currently reserved, queued or lent, over both directions.
+    pub fn slots_in_use(&self) -> usize {
+        self.queues.iter().map(SlotQueue::slots_in_use).sum()
+    }
+
+    fn fault_action(&self, dir: usize) -> CommitAction {
+        self.faults.lock(|f| {
+            let [a, b] = f;
+            let cell = if dir == 0 { a } else { b };
+            let mut st = cell.get();
+            let n = st.committed;
+            st.committed = n.saturating_add(1);
+            cell.set(st);
+            let p = st.plan;
+            if p.kill_after.is_some_and(|k| n >= k) {
+                CommitAction::Kill
+            } else if p.drop == Some(n) {
+                CommitAction::Drop
+            } else if p.corrupt == Some(n) {
+                CommitAction::Corrupt
+            } else {
+                CommitAction::Deliver
+            }
+        })
+    }
+}
+
+impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> LendsSlots for MemoryLinkPair<M, SLOTS, MTU> {
+    fn release_slot(&self, token: usize) {
+        let (dir, idx) = split_token(token);
+        self.queue(dir).release(idx);
+    }
+}
+
+impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueStorage<M, SLOTS, MTU>
+    for MemoryLinkPair<M, SLOTS, MTU>
+{
+    fn queue(&self, dir: usize) -> &SlotQueue<M, SLOTS, MTU> {
+        // `dir` is always 0 or 1, set by `ends`.
+        let [a, b] = &self.queues;
+        if dir == 0 { a } else { b }
+    }
+
+    fn commit_action(&self, dir: usize) -> CommitAction {
+        self.fault_action(dir)
+    }
+
+    fn kill(&self) {
+        MemoryLinkPair::kill(self);
+    }
+}
+
+impl<M: RawMutex, const SLOTS: usize, const MTU: usize> Default for MemoryLinkPair<M, SLOTS, MTU> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<M: RawMutex, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS, MTU> {
+    /// Fresh heap storage, split into its ends A and B.
+    pub fn new_shared() -> (MemoryLink<M, SLOTS, MTU>, MemoryLink<M, SLOTS, MTU>) {
+        Self::new_shared_with_faults(FaultPlan::NONE, FaultPlan::NONE).0
+    }
+
+    /// Fresh heap storage with faults, its ends A and B, and a handle to
+    /// kill it or inspect it.
+    #[allow(clippy::type_complexity)]
+    pub fn new_shared_with_faults(
+        a_to_b: FaultPlan,
+        b_to_a: FaultPlan,
+    ) -> ((MemoryLink<M, SLOTS, MTU>, MemoryLink<M, SLOTS, MTU>), alloc::sync::Arc<Self>) {
+        let pair = alloc::sync::Arc::new(Self::with_faults(a_to_b, b_to_a));
+        (ends(StorageRef::Shared(pair.clone())), pair)
+    }
+}
+
+fn ends<M: RawMutex, const SLOTS: usize, const MTU: usize>(
+    pair: StorageRef<MemoryLinkPair<M, SLOTS, MTU>>,
+) -> (MemoryLink<M, SLOTS, MTU>, MemoryLink<M, SLOTS, MTU>) {
+    (QueueLink::new(pair.clone(), 0, 1), QueueLink::new(pair, 1, 0))
+}
+
+/// One end of an in-memory link.
+pub type MemoryLink<M, const SLOTS: usize, const MTU: usize> = QueueLink<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
+/// Sending half of a [`MemoryLink`]; dropping it closes the direction gracefully.
+pub type MemoryLinkTx<M, const SLOTS: usize, const MTU: usize> = QueueTx<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
+/// Receiving half of a [`MemoryLink`]; dropping it makes the peer's sends fail.
+pub type MemoryLinkRx<M, const SLOTS: usize, const MTU: usize> = QueueRx<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    use futures::FutureExt;
+    use futures::executor::block_on;
+    use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
+
+    type Pair = MemoryLinkPair<CriticalSectionRawMutex, 2, 8>;
+
+    fn send<L: LinkTx>(tx: &L, bytes: &[u8]) -> Result<(), LinkError> {
+        let permit = tx.reserve().now_or_never().ok_or(LinkError::Closed)??;
+        let mut slot = permit.alloc(bytes.len())?;
+        slot.as_mut_slice().copy_from_slice(bytes);
+        slot.commit();
+        Ok(())
+    }
+
+    // r[verify memlink.pair]
+    #[test]
+    fn static_storage_round_trip_lends_the_slot_itself() {
+        static PAIR: Pair = Pair::new();
+        let (a, b) = PAIR.split();
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        send(&atx, b"abc").unwrap();
+        let got = block_on(brx.recv()).unwrap().unwrap();
+        assert_eq!(got.as_bytes(), b"abc");
+        let slots = PAIR.queue(0);
+        let in_slot = (0..2).any(|i| slots.slot_ptr(i).as_ptr().cast_const() == got.as_bytes().as_ptr());
+        assert!(in_slot, "received bytes are the queue slot, not a copy");
+        assert_eq!(PAIR.slots_in_use(), 1);
+        drop(got);
+        assert_eq!(PAIR.slots_in_use(), 0, "dropping the backing returns the slot");
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn bounded_queue_makes_reserve_wait_and_capacity_returns() {
+        let (a, b) = Pair::new_shared();
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        send(&atx, b"1").unwrap();
+        send(&atx, b"2").unwrap();
+        assert!(atx.reserve().now_or_never().is_none(), "third reserve must wait");
+        // A dropped permit and an uncommitted slot give their slot back.
+        let first = block_on(brx.recv()).unwrap().unwrap();
+        drop(first);
+        drop(atx.reserve().now_or_never().unwrap().unwrap());
+        let slot = atx.reserve().now_or_never().unwrap().unwrap().alloc(3).unwrap();
+        drop(slot);
+        assert!(matches!(
+            atx.reserve().now_or_never().unwrap().unwrap().alloc(9),
+            Err(LinkError::TooLarge { len: 9, max: 8 })
+        ));
+        send(&atx, b"3").unwrap();
+        assert_eq!(block_on(brx.recv()).unwrap().unwrap().as_bytes(), b"2");
+        assert_eq!(block_on(brx.recv()).unwrap().unwrap().as_bytes(), b"3");
+    }
+
+    // r[verify memlink.faults]
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn faults_drop_corrupt_and_kill_by_payload_index() {
+        let plan = FaultPlan { kill_after: Some(4), drop: Some(1), corrupt: Some(2) };
+        let ((a, b), pair) =
+            MemoryLinkPair::<CriticalSectionRawMutex, 8, 8>::new_shared_with_faults(plan, FaultPlan::NONE);
+        let (atx, mut arx) = a.split();
+        let (btx, mut brx) = b.split();
+        for i in 0u8..4 {
+            send(&atx, &[i, 0xAA]).unwrap();
+        }
+        send(&atx, &[4]).unwrap(); // index 4: the link dies here
+        assert_eq!(send(&atx, &[5]), Err(LinkError::Reset));
+        assert_eq!(send(&btx, &[9]), Err(LinkError::Reset), "kill takes both directions");
+        let mut got = std::vec::Vec::new();
+        let err = loop {
+            match block_on(brx.recv()) {
+                Ok(Some(p)) => got.push(p.as_bytes().to_vec()),
+                Ok(None) => panic!("end-of-stream instead of an error"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, LinkError::Reset);
+        assert_eq!(got, [std::vec![0, 0xAA], std::vec![!2, 0xAA], std::vec![3, 0xAA]]);
+        assert_eq!(block_on(brx.recv()), Err(LinkError::Reset), "stays dead");
+        assert_eq!(block_on(arx.recv()), Err(LinkError::Reset));
+        assert_eq!(pair.slots_in_use(), 0);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn manual_kill_and_dropped_receiver_fail_the_sender() {
+        let ((a, b), pair) =
+            MemoryLinkPair::<CriticalSectionRawMutex, 2, 8>::new_shared_with_faults(FaultPlan::NONE, FaultPlan::NONE);
+        let (atx, arx) = a.split();
+        let (btx, mut brx) = b.split();
+        drop(arx);
+        assert_eq!(send(&btx, b"x"), Err(LinkError::Closed));
+        pair.kill();
+        assert_eq!(send(&atx, b"x"), Err(LinkError::Reset));
+        assert_eq!(block_on(brx.recv()), Err(LinkError::Reset));
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn graceful_close_drains_then_ends_for_good() {
+        let (a, b) = Pair::new_shared();
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        send(&atx, b"last").unwrap();
+        block_on(atx.close()).unwrap();
+        assert_eq!(block_on(brx.recv()).unwrap().unwrap().as_bytes(), b"last");
+        assert!(block_on(brx.recv()).unwrap().is_none());
+        assert!(block_on(brx.recv()).unwrap().is_none());
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn backing_outlives_every_handle() {
+        let (a, b) = Pair::new_shared();
+        let (atx, arx) = a.split();
+        let (btx, mut brx) = b.split();
+        send(&atx, b"keep").unwrap();
+        let kept = block_on(brx.recv()).unwrap().unwrap();
+        drop((atx, arx, btx, brx));
+        // The Arc strong count held by the backing keeps the storage alive.
+        assert_eq!(kept.as_bytes(), b"keep");
+    }
+}

@@ -1,0 +1,242 @@
+//! `QueueLink`: the Tx/Rx halves, permit and slot shared by every link whose
+//! directions are [`SlotQueue`]s (the memory link, the framed link).
+
+use crate::slot_queue::SlotQueue;
+use crate::storage_ref::{LendsSlots, StorageRef};
+use core::future::poll_fn;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use vox_types::{Backing, Link, LinkError, LinkRx, LinkTx, LinkTxPermit, MaybeSend, MaybeSync, WriteSlot};
+
+/// What a commit does; anything but `Deliver` is a fault being injected.
+pub(crate) enum CommitAction {
+    Deliver,
+    Corrupt,
+    Drop,
+    Kill,
+}
+
+/// Storage holding the slot queues of a link, indexed by direction (0 or 1).
+pub(crate) trait QueueStorage<M: RawMutex, const SLOTS: usize, const MTU: usize>: LendsSlots {
+    /// The queue of direction `dir`.
+    fn queue(&self, dir: usize) -> &SlotQueue<M, SLOTS, MTU>;
+
+    /// Decides the fate of the next payload committed in direction `dir`.
+    fn commit_action(&self, _dir: usize) -> CommitAction {
+        CommitAction::Deliver
+    }
+
+    /// Kills the link in both directions.
+    fn kill(&self);
+}
+
+/// Release token of a lent slot: `slot index * 2 + direction`.
+pub(crate) fn lend_token(idx: usize, dir: usize) -> usize {
+    idx * 2 + dir
+}
+
+/// Splits a [`lend_token`] into (direction, slot index).
+pub(crate) fn split_token(token: usize) -> (usize, usize) {
+    (token % 2, token / 2)
+}
+
+/// How a half finds its queue in `P`; captured where `P: QueueStorage` is
+/// known, so the `Drop` impls need no bound on `P`.
+type QueueOf<P, M, const SLOTS: usize, const MTU: usize> = for<'a> fn(&'a P, usize) -> &'a SlotQueue<M, SLOTS, MTU>;
+
+/// One end of a slot-queue link: a Tx half and an Rx half.
+pub struct QueueLink<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    tx: QueueTx<P, M, SLOTS, MTU>,
+    rx: QueueRx<P, M, SLOTS, MTU>,
+}
+
+impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueLink<P, M, SLOTS, MTU> {
+    pub(crate) fn new(storage: StorageRef<P>, tx_dir: usize, rx_dir: usize) -> Self
+    where
+        P: QueueStorage<M, SLOTS, MTU>,
+    {
+        let queue_of: QueueOf<P, M, SLOTS, MTU> = P::queue;
+        Self {
+            tx: QueueTx { storage: storage.clone(), dir: tx_dir, queue_of },
+            rx: QueueRx { storage, dir: rx_dir, queue_of },
+        }
+    }
+}
+
+/// Sending half of a slot-queue link; dropping it closes the direction
+/// gracefully.
+pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    storage: StorageRef<P>,
+    dir: usize,
+    queue_of: QueueOf<P, M, SLOTS, MTU>,
+}
+
+/// Receiving half of a slot-queue link; dropping it makes the peer's sends
+/// fail with [`LinkError::Closed`].
+pub struct QueueRx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    storage: StorageRef<P>,
+    dir: usize,
+    queue_of: QueueOf<P, M, SLOTS, MTU>,
+}
+
+/// Permit for one payload; dropping it returns the slot.
+pub struct QueuePermit<'a, P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    tx: &'a QueueTx<P, M, SLOTS, MTU>,
+    idx: usize,
+}
+
+/// A payload being written in place; dropped uncommitted it returns the slot.
+pub struct QueueSlot<'a, P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    tx: &'a QueueTx<P, M, SLOTS, MTU>,
+    idx: usize,
+    len: usize,
+}
+
+impl<P, M, const SLOTS: usize, const MTU: usize> Link for QueueLink<P, M, SLOTS, MTU>
+where
+    P: QueueStorage<M, SLOTS, MTU> + MaybeSend + MaybeSync,
+    M: RawMutex + MaybeSend + MaybeSync + 'static,
+{
+    type Tx = QueueTx<P, M, SLOTS, MTU>;
+    type Rx = QueueRx<P, M, SLOTS, MTU>;
+
+    // r[impl link.split]
+    fn split(self) -> (Self::Tx, Self::Rx) {
+        (self.tx, self.rx)
+    }
+}
+
+impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueTx<P, M, SLOTS, MTU> {
+    fn queue(&self) -> &SlotQueue<M, SLOTS, MTU> {
+        (self.queue_of)(&self.storage, self.dir)
+    }
+}
+
+impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueRx<P, M, SLOTS, MTU> {
+    fn queue(&self) -> &SlotQueue<M, SLOTS, MTU> {
+        (self.queue_of)(&self.storage, self.dir)
+    }
+}
+
+impl<P, M, const SLOTS: usize, const MTU: usize> LinkTx for QueueTx<P, M, SLOTS, MTU>
+where
+    P: QueueStorage<M, SLOTS, MTU> + MaybeSend + MaybeSync,
+    M: RawMutex + MaybeSend + MaybeSync + 'static,
+{
+    type Permit<'a> = QueuePermit<'a, P, M, SLOTS, MTU>;
+
+    // r[impl link.reserve]
+    // r[impl link.reserve.cancel]
+    async fn reserve(&self) -> Result<Self::Permit<'_>, LinkError> {
+        // Only the final, ready poll takes a slot, so dropping this future
+        // while pending reserves nothing.
+        let idx = poll_fn(|cx| self.queue().poll_reserve(cx)).await?;
+        Ok(QueuePermit { tx: self, idx })
+    }
+
+    fn max_payload(&self) -> usize {
+        MTU
+    }
+
+    // r[impl link.close]
+    async fn close(self) -> Result<(), LinkError> {
+        drop(self);
+        Ok(())
+    }
+}
+
+impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for QueueTx<P, M, SLOTS, MTU> {
+    fn drop(&mut self) {
+        self.queue().close();
+    }
+}
+
+impl<'a, P, M, const SLOTS: usize, const MTU: usize> LinkTxPermit for QueuePermit<'a, P, M, SLOTS, MTU>
+where
+    P: QueueStorage<M, SLOTS, MTU> + MaybeSend + MaybeSync,
+    M: RawMutex + MaybeSend + MaybeSync + 'static,
+{
+    type Slot = QueueSlot<'a, P, M, SLOTS, MTU>;
+
+    // r[impl link.alloc.len]
+    fn alloc(self, len: usize) -> Result<Self::Slot, LinkError> {
+        if len > MTU {
+            // `self` drops here and returns the slot.
+            return Err(LinkError::TooLarge { len, max: MTU });
+        }
+        let this = core::mem::ManuallyDrop::new(self);
+        Ok(QueueSlot { tx: this.tx, idx: this.idx, len })
+    }
+}
+
+// r[impl link.permit.drop]
+impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop
+    for QueuePermit<'_, P, M, SLOTS, MTU>
+{
+    fn drop(&mut self) {
+        self.tx.queue().cancel(self.idx);
+    }
+}
+
+impl<P, M, const SLOTS: usize, const MTU: usize> WriteSlot for QueueSlot<'_, P, M, SLOTS, MTU>
+where
+    P: QueueStorage<M, SLOTS, MTU>,
+    M: RawMutex + 'static,
+{
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        let ptr = self.tx.queue().slot_ptr(self.idx);
+        // SAFETY: the slot is Reserved to this `QueueSlot` alone until it is
+        // committed or dropped, and `len <= MTU` was checked in `alloc`.
+        unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), self.len) }
+    }
+
+    // r[impl link.commit]
+    fn commit(mut self) {
+        let (tx, idx, len) = (self.tx, self.idx, self.len);
+        match tx.storage.commit_action(tx.dir) {
+            CommitAction::Deliver => tx.queue().commit(idx, len),
+            CommitAction::Corrupt => {
+                if let Some(b) = self.as_mut_slice().first_mut() {
+                    *b = !*b;
+                }
+                tx.queue().commit(idx, len);
+            }
+            CommitAction::Drop => tx.queue().cancel(idx),
+            CommitAction::Kill => {
+                tx.queue().cancel(idx);
+                tx.storage.kill();
+            }
+        }
+        core::mem::forget(self);
+    }
+}
+
+impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for QueueSlot<'_, P, M, SLOTS, MTU> {
+    fn drop(&mut self) {
+        self.tx.queue().cancel(self.idx);
+    }
+}
+
+impl<P, M, const SLOTS: usize, const MTU: usize> LinkRx for QueueRx<P, M, SLOTS, MTU>
+where
+    P: QueueStorage<M, SLOTS, MTU> + MaybeSend + MaybeSync,
+    M: RawMutex + MaybeSend + MaybeSync + 'static,
+{
+    // r[impl link.rx.eof]
+    // r[impl link.rx.error]
+    async fn recv(&mut self) -> Result<Option<Backing>, LinkError> {
+        let queue = self.queue();
+        let got = poll_fn(|cx| queue.poll_recv(cx)).await?;
+        Ok(got.map(|(idx, len)| {
+            let ptr = queue.slot_ptr(idx);
+            // SAFETY: the slot is Lent: nobody writes it until
+            // `release_slot(lend_token(..))` returns it to the queue.
+            unsafe { self.storage.lend(ptr, len, lend_token(idx, self.dir)) }
+        }))
+    }
+}
+
+impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for QueueRx<P, M, SLOTS, MTU> {
+    fn drop(&mut self) {
+        self.queue().drop_consumer();
+    }
+}

@@ -1,0 +1,211 @@
+//! `SlotQueue`: a bounded queue of fixed-size payload slots, written in place
+//! by one side and lent, without a copy, to the other.
+//!
+//! A slot moves Free → Reserved (producer's permit) → Queued (committed) →
+//! Lent (consumer's backing) → Free. The state machine lives under a
+//! blocking mutex; slot bytes are touched only by whoever the state says
+//! owns the slot, which is what makes the `UnsafeCell`s sound.
+
+use core::cell::{RefCell, UnsafeCell};
+use core::ptr::NonNull;
+use core::task::{Context, Poll};
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::waitqueue::WakerRegistration;
+use heapless::Deque;
+use vox_types::LinkError;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SlotState {
+    Free,
+    Reserved,
+    Queued,
+    Lent,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum End {
+    Open,
+    /// The producer closed gracefully: drain, then end-of-stream.
+    Closed,
+    /// The link died: drain what was committed, then this error.
+    Dead(LinkError),
+}
+
+struct State<const SLOTS: usize> {
+    slots: [SlotState; SLOTS],
+    /// Committed slots in commit order: (index, length).
+    ready: Deque<(usize, usize), SLOTS>,
+    end: End,
+    consumer_gone: bool,
+    producer: WakerRegistration,
+    consumer: WakerRegistration,
+}
+
+impl<const SLOTS: usize> State<SLOTS> {
+    fn set(&mut self, idx: usize, to: SlotState) {
+        if let Some(s) = self.slots.get_mut(idx) {
+            *s = to;
+        }
+    }
+
+    fn free(&mut self, idx: usize) {
+        self.set(idx, SlotState::Free);
+        self.producer.wake();
+    }
+}
+
+/// Bounded queue of `SLOTS` payload slots of `MTU` bytes each.
+pub(crate) struct SlotQueue<M: RawMutex, const SLOTS: usize, const MTU: usize> {
+    bufs: [UnsafeCell<[u8; MTU]>; SLOTS],
+    state: Mutex<M, RefCell<State<SLOTS>>>,
+}
+
+// SAFETY: slot bytes are accessed only by the holder of the slot's state
+// (Reserved: one producer writes; Queued/Lent: the consumer reads), and the
+// state is protected by the `M` mutex, which is `Sync` when `M` is.
+// r[impl types.selfref.miri]
+unsafe impl<M: RawMutex + Sync, const SLOTS: usize, const MTU: usize> Sync for SlotQueue<M, SLOTS, MTU> {}
+
+impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            bufs: [const { UnsafeCell::new([0; MTU]) }; SLOTS],
+            state: Mutex::new(RefCell::new(State {
+                slots: [SlotState::Free; SLOTS],
+                ready: Deque::new(),
+                end: End::Open,
+                consumer_gone: false,
+                producer: WakerRegistration::new(),
+                consumer: WakerRegistration::new(),
+            })),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State<SLOTS>) -> R) -> R {
+        self.state.lock(|s| f(&mut s.borrow_mut()))
+    }
+
+    /// Reserves a free slot, or registers to be woken when one frees up.
+    pub(crate) fn poll_reserve(&self, cx: &mut Context<'_>) -> Poll<Result<usize, LinkError>> {
+        self.with(|s| {
+            if s.consumer_gone {
+                return Poll::Ready(Err(LinkError::Closed));
+            }
+            match s.end {
+                End::Dead(e) => return Poll::Ready(Err(e)),
+                End::Closed => return Poll::Ready(Err(LinkError::Closed)),
+                End::Open => {}
+            }
+            match s.slots.iter().position(|&x| x == SlotState::Free) {
+                Some(idx) => {
+                    s.set(idx, SlotState::Reserved);
+                    Poll::Ready(Ok(idx))
+                }
+                None => {
+                    s.producer.register(cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
+    /// Returns a reserved slot unpublished.
+    pub(crate) fn cancel(&self, idx: usize) {
+        self.with(|s| s.free(idx));
+    }
+
+    /// Start of slot `idx`'s bytes. Valid for `MTU` bytes while the queue lives.
+    pub(crate) fn slot_ptr(&self, idx: usize) -> NonNull<u8> {
+        let cell = self.bufs.get(idx).unwrap_or_else(|| unreachable_slot(idx));
+        // SAFETY: `UnsafeCell::get` never returns null.
+        unsafe { NonNull::new_unchecked(cell.get().cast::<u8>()) }
+    }
+
+    /// Publishes `len` bytes of reserved slot `idx`: one slot is one
+    /// payload (any length, zero included), queued in commit order.
+    // r[impl link.message]
+    // r[impl link.order]
+    // r[impl link.empty]
+    pub(crate) fn commit(&self, idx: usize, len: usize) {
+        self.with(|s| {
+            let alive = s.end == End::Open && !s.consumer_gone;
+            if alive && s.ready.push_back((idx, len)).is_ok() {
+                s.set(idx, SlotState::Queued);
+                s.consumer.wake();
+            } else {
+                s.free(idx);
+            }
+        })
+    }
+
+    /// The next committed slot (index, length), end-of-stream, or the
+    /// link's death.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Option<(usize, usize)>, LinkError>> {
+        self.with(|s| {
+            if let Some((idx, len)) = s.ready.pop_front() {
+                s.set(idx, SlotState::Lent);
+                return Poll::Ready(Ok(Some((idx, len))));
+            }
+            match s.end {
+                End::Closed => Poll::Ready(Ok(None)),
+                End::Dead(e) => Poll::Ready(Err(e)),
+                End::Open => {
+                    s.consumer.register(cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
+    /// Returns a lent slot.
+    pub(crate) fn release(&self, idx: usize) {
+        self.with(|s| s.free(idx));
+    }
+
+    /// Graceful end of the producer: the consumer drains, then sees
+    /// end-of-stream.
+    pub(crate) fn close(&self) {
+        self.with(|s| {
+            if s.end == End::Open {
+                s.end = End::Closed;
+            }
+            s.consumer.wake();
+        })
+    }
+
+    /// The link died: the producer fails at once, the consumer after
+    /// draining what was committed.
+    pub(crate) fn kill(&self, e: LinkError) {
+        self.with(|s| {
+            if s.end == End::Open {
+                s.end = End::Dead(e);
+            }
+            s.consumer.wake();
+            s.producer.wake();
+        })
+    }
+
+    /// The consumer went away: queued slots are discarded and the producer
+    /// fails from now on.
+    pub(crate) fn drop_consumer(&self) {
+        self.with(|s| {
+            s.consumer_gone = true;
+            while let Some((idx, _)) = s.ready.pop_front() {
+                s.set(idx, SlotState::Free);
+            }
+            s.producer.wake();
+        })
+    }
+
+    /// Number of slots not Free (reserved, queued or lent).
+    pub(crate) fn slots_in_use(&self) -> usize {
+        self.with(|s| s.slots.iter().filter(|&&x| x != SlotState::Free).count())
+    }
+}
+
+#[cold]
+fn unreachable_slot(idx: usize) -> ! {
+    // Indices come only from `poll_reserve`/`poll_recv`, never from a peer.
+    unreachable!("slot index {idx} out of range")
+}

@@ -1,0 +1,90 @@
+//! `StorageRef`: how link halves reach their storage (a `'static` or an
+//! `Arc`), and how a received slot is lent out as a [`Backing`].
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use vox_types::{Backing, BackingVTable};
+
+/// Storage that lends slots and takes them back by token.
+pub(crate) trait LendsSlots: 'static {
+    /// Returns the slot lent under `token`.
+    fn release_slot(&self, token: usize);
+}
+
+/// A reference to link storage: `'static` (no allocator) or shared.
+pub(crate) enum StorageRef<P: 'static> {
+    Static(&'static P),
+    #[cfg(feature = "alloc")]
+    Shared(alloc::sync::Arc<P>),
+}
+
+impl<P> Clone for StorageRef<P> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Static(p) => Self::Static(p),
+            #[cfg(feature = "alloc")]
+            Self::Shared(p) => Self::Shared(p.clone()),
+        }
+    }
+}
+
+impl<P> core::ops::Deref for StorageRef<P> {
+    type Target = P;
+    fn deref(&self) -> &P {
+        match self {
+            Self::Static(p) => p,
+            #[cfg(feature = "alloc")]
+            Self::Shared(p) => p,
+        }
+    }
+}
+
+struct LentSlot<P>(PhantomData<P>);
+
+impl<P: LendsSlots> LentSlot<P> {
+    const STATIC: &'static BackingVTable = &BackingVTable { release: Self::release_static };
+    #[cfg(feature = "alloc")]
+    const SHARED: &'static BackingVTable = &BackingVTable { release: Self::release_shared };
+
+    unsafe fn release_static(owner: *const (), token: usize, _: NonNull<u8>, _: usize) {
+        // SAFETY: `owner` is the `&'static P` given in `lend`.
+        let storage = unsafe { &*owner.cast::<P>() };
+        storage.release_slot(token);
+    }
+
+    #[cfg(feature = "alloc")]
+    unsafe fn release_shared(owner: *const (), token: usize, _: NonNull<u8>, _: usize) {
+        // SAFETY: `owner` came from `Arc::into_raw` in `lend`; this takes
+        // that strong count back, once.
+        let storage = unsafe { alloc::sync::Arc::from_raw(owner.cast::<P>()) };
+        storage.release_slot(token);
+    }
+}
+
+impl<P: LendsSlots> StorageRef<P> {
+    /// Lends `len` bytes at `ptr` as a [`Backing`] that calls
+    /// `release_slot(token)` when dropped.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points into the storage, is valid for `len` bytes, and those
+    /// bytes are not written until `release_slot(token)` runs; `P` is `Sync`
+    /// when the backing may cross threads (the `send` feature).
+    pub(crate) unsafe fn lend(&self, ptr: NonNull<u8>, len: usize, token: usize) -> Backing {
+        match self {
+            Self::Static(p) => {
+                let owner = core::ptr::from_ref::<P>(*p).cast::<()>();
+                // SAFETY: the caller guarantees the bytes; the storage is
+                // `'static`, so it outlives the backing.
+                unsafe { Backing::from_raw_parts(ptr, len, owner, token, LentSlot::<P>::STATIC) }
+            }
+            #[cfg(feature = "alloc")]
+            Self::Shared(p) => {
+                let owner = alloc::sync::Arc::into_raw(p.clone()).cast::<()>();
+                // SAFETY: as above; the backing holds a strong count, so the
+                // storage outlives it.
+                unsafe { Backing::from_raw_parts(ptr, len, owner, token, LentSlot::<P>::SHARED) }
+            }
+        }
+    }
+}

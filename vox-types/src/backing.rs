@@ -1,0 +1,225 @@
+//! `Backing`: type-erased, immutable byte storage that a received payload lives in.
+//!
+//! A pointer, a length and a `&'static` vtable with a release function (the
+//! way `bytes::Bytes` erases its storage), so a slot of a static pool, a
+//! `Box<[u8]>` and an `Arc<[u8]>` are all the same type and no allocator is
+//! needed.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+/// How to release the storage behind a [`Backing`].
+#[derive(Debug)]
+pub struct BackingVTable {
+    /// Called exactly once, when the [`Backing`] is dropped, with the values
+    /// given to [`Backing::from_raw_parts`].
+    pub release: unsafe fn(owner: *const (), token: usize, ptr: NonNull<u8>, len: usize),
+}
+
+/// Immutable bytes plus whatever keeps them alive.
+///
+/// The bytes never move while the `Backing` exists, even when the `Backing`
+/// itself is moved, so values decoded from them may borrow them (see
+/// [`SelfRef`](crate::SelfRef)).
+pub struct Backing {
+    ptr: NonNull<u8>,
+    len: usize,
+    owner: *const (),
+    token: usize,
+    vtable: &'static BackingVTable,
+}
+
+// SAFETY: `from_raw_parts` requires the bytes to be immutable and shareable
+// across threads and `release` to be callable from any thread; the safe
+// constructors (static, Box, Arc) satisfy that.
+unsafe impl Send for Backing {}
+// SAFETY: the bytes are only ever read through `&self`.
+unsafe impl Sync for Backing {}
+
+unsafe fn release_nothing(_: *const (), _: usize, _: NonNull<u8>, _: usize) {}
+
+static STATIC_VTABLE: BackingVTable = BackingVTable { release: release_nothing };
+
+impl Backing {
+    /// Builds a backing from raw parts.
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` is valid for reads of `len` bytes, and those bytes are not
+    ///   written or moved until `vtable.release` is called;
+    /// - `vtable.release(owner, token, ptr, len)` may be called once, from
+    ///   any thread, and then frees or recycles the storage.
+    pub const unsafe fn from_raw_parts(
+        ptr: NonNull<u8>,
+        len: usize,
+        owner: *const (),
+        token: usize,
+        vtable: &'static BackingVTable,
+    ) -> Self {
+        Self { ptr, len, owner, token, vtable }
+    }
+
+    /// Bytes with a `'static` lifetime; releasing them does nothing.
+    pub const fn from_static(bytes: &'static [u8]) -> Self {
+        // SAFETY: a reference is never null.
+        let ptr = unsafe { NonNull::new_unchecked(bytes.as_ptr().cast_mut()) };
+        // SAFETY: static bytes are immutable, valid forever, and releasing
+        // them does nothing.
+        unsafe { Self::from_raw_parts(ptr, bytes.len(), core::ptr::null(), 0, &STATIC_VTABLE) }
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `from_raw_parts` guarantees `ptr` is valid for `len`
+        // immutable bytes until release, which only happens in `drop`.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod heap {
+    use super::{Backing, BackingVTable};
+    use alloc::boxed::Box;
+    use alloc::sync::Arc;
+    use core::ptr::NonNull;
+
+    unsafe fn release_box(_: *const (), _: usize, ptr: NonNull<u8>, len: usize) {
+        let raw = core::ptr::slice_from_raw_parts_mut(ptr.as_ptr(), len);
+        // SAFETY: `ptr`/`len` came from `Box::into_raw` in `from_boxed` and
+        // are released exactly once.
+        drop(unsafe { Box::from_raw(raw) });
+    }
+
+    unsafe fn release_arc(_: *const (), _: usize, ptr: NonNull<u8>, len: usize) {
+        let raw = core::ptr::slice_from_raw_parts(ptr.as_ptr().cast_const(), len);
+        // SAFETY: `ptr`/`len` came from `Arc::into_raw` in `from_shared`
+        // and this drops the one strong count that call leaked.
+        drop(unsafe { Arc::from_raw(raw) });
+    }
+
+    static BOX_VTABLE: BackingVTable = BackingVTable { release: release_box };
+    static ARC_VTABLE: BackingVTable = BackingVTable { release: release_arc };
+
+    impl Backing {
+        /// Owns a boxed slice; dropping the backing frees it.
+        pub fn from_boxed(bytes: Box<[u8]>) -> Self {
+            let len = bytes.len();
+            let raw = Box::into_raw(bytes);
+            // SAFETY: `Box::into_raw` never returns null.
+            let ptr = unsafe { NonNull::new_unchecked(raw.cast::<u8>()) };
+            // SAFETY: the box is uniquely owned by this backing, never
+            // written, and `release_box` rebuilds and frees it once.
+            unsafe { Self::from_raw_parts(ptr, len, core::ptr::null(), 0, &BOX_VTABLE) }
+        }
+
+        /// Holds one strong count of a shared slice.
+        pub fn from_shared(bytes: Arc<[u8]>) -> Self {
+            let len = bytes.len();
+            let raw = Arc::into_raw(bytes);
+            // SAFETY: `Arc::into_raw` never returns null.
+            let ptr = unsafe { NonNull::new_unchecked(raw.cast::<u8>().cast_mut()) };
+            // SAFETY: `Arc<[u8]>` contents are immutable and `Sync`;
+            // `release_arc` drops the strong count taken here, once.
+            unsafe { Self::from_raw_parts(ptr, len, core::ptr::null(), 0, &ARC_VTABLE) }
+        }
+    }
+
+    impl From<alloc::vec::Vec<u8>> for Backing {
+        fn from(v: alloc::vec::Vec<u8>) -> Self {
+            Self::from_boxed(v.into_boxed_slice())
+        }
+    }
+}
+
+// r[impl types.selfref.miri]
+impl Drop for Backing {
+    fn drop(&mut self) {
+        // SAFETY: called once, with the parts given to `from_raw_parts`.
+        unsafe { (self.vtable.release)(self.owner, self.token, self.ptr, self.len) }
+    }
+}
+
+impl AsRef<[u8]> for Backing {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Backing {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Backing {}
+
+impl fmt::Debug for Backing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backing").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    // r[verify types.selfref.miri]
+    #[test]
+    fn static_backing_reads_its_bytes() {
+        let b = Backing::from_static(b"hello");
+        assert_eq!(b.as_bytes(), b"hello");
+        assert_eq!(b.len(), 5);
+        assert!(!b.is_empty());
+        assert!(Backing::from_static(&[]).is_empty());
+    }
+
+    static RELEASED: AtomicUsize = AtomicUsize::new(0);
+    static SLOT: [u8; 4] = [1, 2, 3, 4];
+
+    unsafe fn count_release(owner: *const (), token: usize, _: NonNull<u8>, len: usize) {
+        assert!(owner.is_null());
+        assert_eq!((token, len), (7, 4));
+        RELEASED.fetch_add(1, Ordering::SeqCst);
+    }
+    static COUNTING: BackingVTable = BackingVTable { release: count_release };
+
+    #[test]
+    fn custom_release_runs_exactly_once_after_moves() {
+        let before = RELEASED.load(Ordering::SeqCst);
+        // SAFETY: static bytes, release only counts.
+        let b = unsafe { Backing::from_raw_parts(NonNull::from(&SLOT).cast(), 4, core::ptr::null(), 7, &COUNTING) };
+        let moved = [b];
+        let [b] = moved;
+        assert_eq!(b.as_bytes(), &[1, 2, 3, 4]);
+        drop(b);
+        assert_eq!(RELEASED.load(Ordering::SeqCst), before + 1);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn boxed_and_shared_backings_free_their_storage() {
+        extern crate alloc;
+        use alloc::sync::Arc;
+        let b = Backing::from(alloc::vec![9u8; 33]);
+        assert_eq!(b.as_bytes(), &[9u8; 33][..]);
+        let shared: Arc<[u8]> = Arc::from(&b"shared"[..]);
+        let b2 = Backing::from_shared(shared.clone());
+        assert_eq!(Arc::strong_count(&shared), 2);
+        assert_eq!(b2.as_bytes(), b"shared");
+        drop(b2);
+        assert_eq!(Arc::strong_count(&shared), 1);
+        let empty = Backing::from_boxed(alloc::boxed::Box::new([]));
+        assert!(empty.is_empty());
+    }
+}

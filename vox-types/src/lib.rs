@@ -1,0 +1,56 @@
+//! Core traits of vox-embedded: framed-byte [`Link`]s, typed [`Conduit`]s,
+//! [`SelfRef`] received values and the link [`Prologue`].
+//!
+//! `#![no_std]`, no allocator needed. The same traits serve single-core
+//! embassy firmware (`!Send` futures) and multi-threaded hosts (enable the
+//! `send` feature to make [`MaybeSend`] mean `Send`).
+//!
+//! | feature | effect |
+//! |---------|--------|
+//! | `alloc` | boxed and shared (`Arc`) [`Backing`]s |
+//! | `std`   | `std::io::Error` conversions; implies `alloc` |
+//! | `send`  | [`MaybeSend`]/[`MaybeSync`] mean `Send`/`Sync` |
+//! | `defmt` | `defmt::Format` on errors and state types |
+//! | `facet` | [`FacetFamily::shape`] for host tooling |
+// r[impl types.no-std]
+// r[impl types.features]
+// r[impl port.targets]
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod backing;
+mod conduit;
+mod fingerprint;
+mod link;
+mod link_error;
+mod maybe_send;
+mod msg_family;
+mod prologue;
+mod prologue_error;
+mod self_ref;
+mod session_role;
+
+pub use backing::{Backing, BackingVTable};
+pub use conduit::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, RecvResult};
+pub use fingerprint::SchemaFingerprint;
+pub use link::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
+pub use link_error::LinkError;
+pub use maybe_send::{MaybeSend, MaybeSync};
+#[cfg(feature = "facet")]
+pub use msg_family::FacetFamily;
+pub use msg_family::MsgFamily;
+pub use prologue::{ConduitMode, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PROTOCOL_VERSION, Prologue};
+pub use prologue_error::PrologueError;
+pub use self_ref::{SameAs, SelfRef};
+pub use session_role::SessionRole;
+
+/// Re-exports used by [`msg_family!`]; not part of the stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use postcard_schema;
+}

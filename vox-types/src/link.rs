@@ -1,0 +1,82 @@
+//! The `Link` traits: framed bytes with permit-based, backpressured sending.
+
+use crate::{Backing, LinkError, MaybeSend, MaybeSync};
+use core::future::Future;
+
+/// A bidirectional carrier of whole payloads (frames) of bytes.
+///
+/// Rules every implementation follows (SPEC §2): one committed payload is
+/// received as exactly one payload, in commit order, without duplicates;
+/// zero-length payloads are payloads; a graceful close is seen by the peer as
+/// end-of-stream after every earlier payload; after an Rx error the link is
+/// dead.
+pub trait Link {
+    /// Sending half.
+    type Tx: LinkTx;
+    /// Receiving half.
+    type Rx: LinkRx;
+
+    /// Splits into halves that can live in different tasks.
+    // r[impl link.split]
+    fn split(self) -> (Self::Tx, Self::Rx);
+}
+
+/// Sending half of a [`Link`].
+///
+/// Sending is [`reserve`](Self::reserve) → [`alloc`](LinkTxPermit::alloc) →
+/// write into [`as_mut_slice`](WriteSlot::as_mut_slice) →
+/// [`commit`](WriteSlot::commit). Only `reserve` awaits.
+// r[impl link.reserve]
+pub trait LinkTx: MaybeSend + MaybeSync {
+    /// Permit to send one payload; dropping it returns its capacity.
+    type Permit<'a>: LinkTxPermit + MaybeSend
+    where
+        Self: 'a;
+
+    /// Waits for capacity for one payload: the backpressure point.
+    ///
+    /// Cancel-safe: dropping the future before it completes reserves
+    /// nothing. Fails when the link is closed or dead.
+    fn reserve(&self) -> impl Future<Output = Result<Self::Permit<'_>, LinkError>> + MaybeSend + '_;
+
+    /// Largest payload [`LinkTxPermit::alloc`] accepts, in bytes.
+    fn max_payload(&self) -> usize;
+
+    /// Graceful close: the peer receives every committed payload, then
+    /// end-of-stream.
+    fn close(self) -> impl Future<Output = Result<(), LinkError>> + MaybeSend
+    where
+        Self: Sized;
+}
+
+/// Capacity for exactly one payload, obtained from [`LinkTx::reserve`].
+pub trait LinkTxPermit {
+    /// Where the payload is written.
+    type Slot: WriteSlot + MaybeSend;
+
+    /// Turns the permit into a slot of exactly `len` bytes.
+    ///
+    /// Fails with [`LinkError::TooLarge`] when `len` exceeds
+    /// [`LinkTx::max_payload`]; the permit's capacity is then returned.
+    fn alloc(self, len: usize) -> Result<Self::Slot, LinkError>;
+}
+
+/// A payload being written; dropped without [`commit`](Self::commit) it
+/// publishes nothing and returns its capacity.
+pub trait WriteSlot {
+    /// The payload bytes, exactly the `len` given to `alloc`.
+    fn as_mut_slice(&mut self) -> &mut [u8];
+
+    /// Publishes exactly the slot's bytes. Synchronous; never waits.
+    fn commit(self);
+}
+
+/// Receiving half of a [`Link`].
+pub trait LinkRx: MaybeSend {
+    /// The next payload, `Ok(None)` at end-of-stream (and on every call
+    /// after it), or an error after which the link is dead.
+    ///
+    /// The payload's bytes are a [`Backing`]: a slot lent by the link that
+    /// returns to it when dropped, or heap storage.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Backing>, LinkError>> + MaybeSend + '_;
+}
