@@ -1,1 +1,4 @@
-//! Host examples of vox-embedded; the binaries live in `src/bin`.
+//! Host examples of vox-embedded. Binaries live in `src/bin`; the reusable
+//! parts (so tests can run them) live here.
+
+pub mod framed_tcp;

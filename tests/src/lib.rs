@@ -1,4 +1,6 @@
 //! Conformance kits and test helpers shared by vox-embedded's integration
 //! tests: each kit checks one SPEC contract against any implementation.
 
+pub mod framed_harness;
 pub mod link_kit;
+pub mod stream_faults;

@@ -175,7 +175,13 @@ pub async fn cancelled_reserve_leaks_nothing<H: LinkHarness>(h: &mut H) {
     let bound = h.capacity_bound();
     let n1 = fill(&atx, bound, 0);
     for _ in 0..(2 * bound).min(1000) {
-        assert!(atx.reserve().now_or_never().is_none(), "still full");
+        // Polled once and dropped: pending (cancelled) when the link is
+        // full; a concurrent runner may have made room, then it is a permit
+        // dropped unused. Neither may publish anything.
+        let polled = atx.reserve().now_or_never();
+        if h.exact_capacity() {
+            assert!(polled.is_none(), "still full");
+        }
     }
     for i in 0..n1 {
         assert_eq!(recv_payload(&mut brx).await.as_bytes(), &[i as u8]);

@@ -27,6 +27,9 @@ pub(crate) trait QueueStorage<M: RawMutex, const SLOTS: usize, const MTU: usize>
 
     /// Kills the link in both directions.
     fn kill(&self);
+
+    /// A Tx or Rx half was dropped (storages that count live handles).
+    fn half_dropped(&self) {}
 }
 
 /// Release token of a lent slot: `slot index * 2 + direction`.
@@ -39,9 +42,19 @@ pub(crate) fn split_token(token: usize) -> (usize, usize) {
     (token % 2, token / 2)
 }
 
-/// How a half finds its queue in `P`; captured where `P: QueueStorage` is
-/// known, so the `Drop` impls need no bound on `P`.
-type QueueOf<P, M, const SLOTS: usize, const MTU: usize> = for<'a> fn(&'a P, usize) -> &'a SlotQueue<M, SLOTS, MTU>;
+/// `QueueStorage` methods a half needs in `Drop`, captured where
+/// `P: QueueStorage` is known, so the `Drop` impls need no bound on `P`.
+struct QueueOps<P, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    queue: for<'a> fn(&'a P, usize) -> &'a SlotQueue<M, SLOTS, MTU>,
+    half_dropped: fn(&P),
+}
+
+impl<P, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Clone for QueueOps<P, M, SLOTS, MTU> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Copy for QueueOps<P, M, SLOTS, MTU> {}
 
 /// One end of a slot-queue link: a Tx half and an Rx half.
 pub struct QueueLink<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
@@ -54,11 +67,8 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
     where
         P: QueueStorage<M, SLOTS, MTU>,
     {
-        let queue_of: QueueOf<P, M, SLOTS, MTU> = P::queue;
-        Self {
-            tx: QueueTx { storage: storage.clone(), dir: tx_dir, queue_of },
-            rx: QueueRx { storage, dir: rx_dir, queue_of },
-        }
+        let ops = QueueOps { queue: P::queue, half_dropped: P::half_dropped };
+        Self { tx: QueueTx { storage: storage.clone(), dir: tx_dir, ops }, rx: QueueRx { storage, dir: rx_dir, ops } }
     }
 }
 
@@ -67,7 +77,7 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
 pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<P>,
     dir: usize,
-    queue_of: QueueOf<P, M, SLOTS, MTU>,
+    ops: QueueOps<P, M, SLOTS, MTU>,
 }
 
 /// Receiving half of a slot-queue link; dropping it makes the peer's sends
@@ -75,7 +85,7 @@ pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const 
 pub struct QueueRx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<P>,
     dir: usize,
-    queue_of: QueueOf<P, M, SLOTS, MTU>,
+    ops: QueueOps<P, M, SLOTS, MTU>,
 }
 
 /// Permit for one payload; dropping it returns the slot.
@@ -107,13 +117,13 @@ where
 
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueTx<P, M, SLOTS, MTU> {
     fn queue(&self) -> &SlotQueue<M, SLOTS, MTU> {
-        (self.queue_of)(&self.storage, self.dir)
+        (self.ops.queue)(&self.storage, self.dir)
     }
 }
 
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueRx<P, M, SLOTS, MTU> {
     fn queue(&self) -> &SlotQueue<M, SLOTS, MTU> {
-        (self.queue_of)(&self.storage, self.dir)
+        (self.ops.queue)(&self.storage, self.dir)
     }
 }
 
@@ -147,6 +157,7 @@ where
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for QueueTx<P, M, SLOTS, MTU> {
     fn drop(&mut self) {
         self.queue().close();
+        (self.ops.half_dropped)(&self.storage);
     }
 }
 
@@ -238,5 +249,6 @@ where
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for QueueRx<P, M, SLOTS, MTU> {
     fn drop(&mut self) {
         self.queue().drop_consumer();
+        (self.ops.half_dropped)(&self.storage);
     }
 }

@@ -198,6 +198,31 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
         })
     }
 
+    /// Ready once the consumer is gone.
+    pub(crate) fn poll_consumer_gone(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.with(|s| {
+            if s.consumer_gone {
+                Poll::Ready(())
+            } else {
+                s.producer.register(cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Reopens an idle queue for a new link; fails if any slot is in use.
+    pub(crate) fn reopen(&self) -> bool {
+        self.with(|s| {
+            if s.slots.iter().any(|&x| x != SlotState::Free) {
+                return false;
+            }
+            s.ready.clear();
+            s.end = End::Open;
+            s.consumer_gone = false;
+            true
+        })
+    }
+
     /// Number of slots not Free (reserved, queued or lent).
     pub(crate) fn slots_in_use(&self) -> usize {
         self.with(|s| s.slots.iter().filter(|&&x| x != SlotState::Free).count())

@@ -1,0 +1,142 @@
+//! Tests of the frame encoder and decoder together, fed bytes directly
+//! (no I/O): interoperability with the `cobs` crate's one-shot encoder,
+//! the CRC check value, the overhead bound, and garbage input.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+use crate::frame_crc::FRAME_CRC;
+use crate::frame_decoder::{Decoded, FrameDecoder, FrameError};
+use crate::frame_encoder::{ENCODE_BUF, encode_frame};
+use proptest::prelude::*;
+use std::vec::Vec;
+
+const MTU: usize = 1200;
+
+fn encode(payload: &[u8]) -> Vec<u8> {
+    let mut out = std::vec![0u8; payload.len() + payload.len() / 254 + 16];
+    let n = encode_frame(payload, &mut out).expect("buffer large enough");
+    out.truncate(n);
+    out
+}
+
+/// Feeds `stream` to a decoder that starts in sync (as after the sender's
+/// leading delimiter) and collects every outcome.
+fn decode_all(stream: &[u8], mtu: usize) -> Vec<Result<Vec<u8>, FrameError>> {
+    let mut dec = FrameDecoder::resyncing();
+    let mut slot = std::vec![0u8; mtu];
+    let mut out = Vec::new();
+    for &b in core::iter::once(&0u8).chain(stream) {
+        match dec.feed(b, &mut slot) {
+            Ok(Decoded::Pending) => {}
+            Ok(Decoded::Frame(len)) => out.push(Ok(slot[..len].to_vec())),
+            Ok(Decoded::Close) => out.push(Ok(b"<close>".to_vec())),
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    out
+}
+
+// r[verify framed.crc]
+#[test]
+fn crc_is_crc32_iso_hdlc() {
+    assert_eq!(FRAME_CRC.checksum(b"123456789"), 0xCBF4_3926);
+}
+
+// r[verify framed.cobs]
+#[test]
+fn frames_are_cobs_of_payload_and_crc_le_then_a_delimiter() {
+    for len in [0usize, 1, 2, 250, 251, 253, 254, 255, 256, 507, 508, 509, ENCODE_BUF, 1000, MTU] {
+        for fill in [0u8, 1, 0xFF] {
+            let payload: Vec<u8> = (0..len).map(|i| if fill == 1 { (i % 7) as u8 } else { fill }).collect();
+            let mut raw = payload.clone();
+            raw.extend_from_slice(&FRAME_CRC.checksum(&payload).to_le_bytes());
+            let mut expected = cobs::encode_vec(&raw);
+            expected.push(0);
+            let ours = encode(&payload);
+            assert_eq!(ours, expected, "len {len} fill {fill}");
+            assert!(!ours[..ours.len() - 1].contains(&0), "no delimiter inside a frame");
+            assert_eq!(decode_all(&ours, MTU), [Ok(payload)]);
+        }
+    }
+}
+
+// r[verify framed.overhead]
+#[test]
+fn overhead_is_within_the_bound_for_every_length() {
+    for len in 0..=MTU {
+        let payload = std::vec![0xA5u8; len]; // no zeros: COBS worst case
+        let wire = encode(&payload).len();
+        let bound = len.div_ceil(254) + 6;
+        assert!(wire - len <= bound, "payload {len}: {} bytes of overhead > {bound}", wire - len);
+    }
+}
+
+// r[verify framed.corrupt]
+#[test]
+fn corrupt_oversized_and_truncated_frames_are_typed_errors() {
+    let good = encode(b"hello, frame");
+    for i in 0..good.len() - 1 {
+        for bit in 0..8 {
+            let mut bad = good.clone();
+            bad[i] ^= 1 << bit;
+            let got = decode_all(&bad, MTU);
+            let delivered: Vec<&Vec<u8>> = got.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert!(delivered.iter().all(|p| p.as_slice() == b"<close>"), "flip at {i}/{bit} delivered {got:?}");
+            assert!(got.iter().any(Result::is_err), "flip at {i}/{bit} went unreported: {got:?}");
+        }
+    }
+    assert_eq!(decode_all(&encode(&[7u8; 65]), 64), [Err(FrameError::Oversized)]);
+    assert_eq!(decode_all(&encode(&[7u8; 64]), 64), [Ok(std::vec![7u8; 64])]);
+    assert_eq!(decode_all(&[3, 1, 2, 0], MTU), [Err(FrameError::Malformed)], "shorter than the CRC");
+    assert_eq!(decode_all(&[5, 1, 0], MTU), [Err(FrameError::Malformed)], "delimiter inside a COBS run");
+    assert_eq!(decode_all(&[1, 0], MTU), [Ok(b"<close>".to_vec())]);
+    assert_eq!(decode_all(&[0, 0, 0], MTU), [], "empty frames are skipped");
+}
+
+// r[verify framed.reattach]
+#[test]
+fn a_fresh_decoder_mid_stream_resyncs_at_the_next_delimiter() {
+    let a = encode(b"first");
+    let b = encode(b"second");
+    let mut stream = a[3..].to_vec(); // start in the middle of a frame
+    stream.extend_from_slice(&b);
+    let mut dec = FrameDecoder::resyncing();
+    let mut slot = [0u8; 64];
+    let mut got = Vec::new();
+    for &byte in &stream {
+        if let Ok(Decoded::Frame(n)) = dec.feed(byte, &mut slot) {
+            got.push(slot[..n].to_vec());
+        }
+    }
+    assert_eq!(got, [b"second".to_vec()]);
+    assert_eq!(dec.take_discarded(), a.len() - 4);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_payload_sequences_round_trip(payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..600), 0..8)) {
+        let mut stream = Vec::new();
+        for p in &payloads {
+            stream.extend(encode(p));
+        }
+        let got = decode_all(&stream, MTU);
+        let expected: Vec<Result<Vec<u8>, FrameError>> = payloads.into_iter().map(Ok).collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn random_bytes_never_panic_or_deliver_unchecked_data(stream in prop::collection::vec(any::<u8>(), 0..2000), mtu in 0usize..300) {
+        for p in decode_all(&stream, mtu).into_iter().flatten() {
+            // Anything delivered fits its slot (or is the close marker).
+            prop_assert!(p.len() <= mtu || p == b"<close>");
+        }
+    }
+
+    #[test]
+    fn overhead_bound_holds_for_random_payloads(payload in prop::collection::vec(any::<u8>(), 0..2000)) {
+        let wire = encode(&payload).len();
+        prop_assert!(wire - payload.len() <= payload.len().div_ceil(254) + 6);
+    }
+}
