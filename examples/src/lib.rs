@@ -1,4 +1,5 @@
 //! Host examples of vox-embedded. Binaries live in `src/bin`; the reusable
 //! parts (so tests can run them) live here.
 
+pub mod bare_tcp;
 pub mod framed_tcp;

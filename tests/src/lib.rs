@@ -1,6 +1,8 @@
 //! Conformance kits and test helpers shared by vox-embedded's integration
 //! tests: each kit checks one SPEC contract against any implementation.
 
+pub mod bare_harness;
+pub mod conduit_kit;
 pub mod framed_harness;
 pub mod link_kit;
 pub mod stream_faults;

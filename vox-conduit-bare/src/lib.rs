@@ -1,2 +1,20 @@
-//! vox-conduit-bare: placeholder; implemented by a later issue.
+//! [`BareConduit`]: typed messages over any [`Link`](vox_types::Link),
+//! postcard-encoded in place, decoded zero-copy; dies with its link.
+//!
+//! ```text
+//! connect:  prologue each way (magic, version, mode = bare, role, schema fingerprint)
+//! send:     reserve → serialized_size → alloc(exactly that) → postcard::to_slice in the slot → commit
+//! receive:  link payload → SelfRef<Msg<'static>> whose &str / &[u8] point into the payload
+//! ```
+// r[impl port.targets]
 #![no_std]
+
+mod bare_conduit;
+mod bare_error;
+mod bare_rx;
+mod bare_tx;
+
+pub use bare_conduit::BareConduit;
+pub use bare_error::BareError;
+pub use bare_rx::BareRx;
+pub use bare_tx::{BarePermit, BareTx};

@@ -32,6 +32,7 @@ mod maybe_send;
 mod msg_family;
 mod prologue;
 mod prologue_error;
+mod prologue_exchange;
 mod self_ref;
 mod session_role;
 
@@ -46,6 +47,7 @@ pub use msg_family::FacetFamily;
 pub use msg_family::MsgFamily;
 pub use prologue::{ConduitMode, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PROTOCOL_VERSION, Prologue};
 pub use prologue_error::PrologueError;
+pub use prologue_exchange::{HandshakeError, exchange_prologue};
 pub use self_ref::{SameAs, SelfRef};
 pub use session_role::SessionRole;
 

@@ -1,0 +1,97 @@
+//! The demo's message family, shared by the host and the device firmware:
+//! host commands, device replies and a device telemetry stream. `no_std`,
+//! borrowed fields for zero-copy receive.
+#![no_std]
+
+use postcard_schema::Schema;
+use serde::{Deserialize, Serialize};
+
+/// Every message either side sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Schema)]
+pub enum DemoMsg<'a> {
+    /// Host → device: a command to run.
+    Request {
+        /// Matches the reply.
+        id: u32,
+        /// What to do.
+        #[serde(borrow)]
+        command: Command<'a>,
+    },
+    /// Device → host: the outcome of request `id`.
+    Reply {
+        /// The request's id.
+        id: u32,
+        /// What happened.
+        #[serde(borrow)]
+        outcome: Outcome<'a>,
+    },
+    /// Device → host: a periodic sample.
+    Telemetry {
+        /// Sample number.
+        seq: u32,
+        /// Supply voltage.
+        millivolts: u16,
+        /// Which rail.
+        label: &'a str,
+    },
+}
+
+/// Host commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Schema)]
+pub enum Command<'a> {
+    /// Drive an output pin.
+    SetOutput {
+        /// Pin number.
+        pin: u8,
+        /// High or low.
+        high: bool,
+    },
+    /// Read a sensor.
+    ReadSensor {
+        /// Sensor number.
+        sensor: u8,
+    },
+    /// Send the payload back.
+    Echo(&'a [u8]),
+}
+
+/// Device replies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Schema)]
+pub enum Outcome<'a> {
+    /// The command ran.
+    Done,
+    /// A sensor value.
+    Value(i32),
+    /// The echoed payload.
+    Echo(&'a [u8]),
+    /// The command failed.
+    Failed(&'a str),
+}
+
+vox_types::msg_family!(
+    /// The demo's message family.
+    pub DemoFamily => DemoMsg<'a>
+);
+
+/// What a device answers to `command` (the same logic on host simulations
+/// and on the firmware). `outputs` is the pin state.
+pub fn device_reply<'a>(command: &Command<'a>, outputs: &mut u32) -> Outcome<'a> {
+    match *command {
+        Command::SetOutput { pin, high } if pin < 32 => {
+            if high {
+                *outputs |= 1 << pin;
+            } else {
+                *outputs &= !(1 << pin);
+            }
+            Outcome::Done
+        }
+        Command::SetOutput { .. } => Outcome::Failed("no such pin"),
+        Command::ReadSensor { sensor } => Outcome::Value(sensor_value(sensor)),
+        Command::Echo(bytes) => Outcome::Echo(bytes),
+    }
+}
+
+/// A deterministic "sensor" reading.
+pub const fn sensor_value(sensor: u8) -> i32 {
+    (sensor as i32) * 100 - 40
+}

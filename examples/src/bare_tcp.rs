@@ -1,0 +1,173 @@
+//! `BareConduit` over `FramedLink` over tokio TCP: a `ConduitAcceptor` for
+//! the host side, a device-like server answering commands and streaming
+//! telemetry, and a client that checks every reply.
+
+use crate::framed_tcp::{ExampleLink, spawn_framed};
+use std::fmt;
+use tokio::net::{TcpListener, TcpStream};
+use vox_conduit_bare::{BareConduit, BareError};
+use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, device_reply, sensor_value};
+use vox_types::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+
+/// The conduit the example speaks.
+pub type DemoConduit = BareConduit<ExampleLink, DemoFamily>;
+
+/// Why accepting or dialing a conduit failed.
+#[derive(Debug)]
+pub enum AcceptError {
+    /// The TCP listener or connection failed.
+    Io(std::io::Error),
+    /// The conduit handshake failed.
+    Conduit(BareError),
+}
+
+impl fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "TCP: {e}"),
+            Self::Conduit(e) => write!(f, "conduit: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AcceptError {}
+
+/// Accepts bare conduits from TCP connections, one framed link each.
+pub struct TcpBareAcceptor {
+    listener: TcpListener,
+}
+
+impl TcpBareAcceptor {
+    /// Accepts on `listener`.
+    pub fn new(listener: TcpListener) -> Self {
+        Self { listener }
+    }
+}
+
+fn connected(stream: TcpStream) -> Result<ExampleLink, AcceptError> {
+    stream.set_nodelay(true).map_err(AcceptError::Io)?;
+    Ok(spawn_framed(stream).0)
+}
+
+impl ConduitAcceptor for TcpBareAcceptor {
+    type Conduit = DemoConduit;
+    type Error = AcceptError;
+
+    async fn accept(&mut self) -> Result<DemoConduit, AcceptError> {
+        let (stream, _) = self.listener.accept().await.map_err(AcceptError::Io)?;
+        BareConduit::connect(connected(stream)?, SessionRole::Acceptor).await.map_err(AcceptError::Conduit)
+    }
+}
+
+/// Dials a bare conduit.
+pub async fn dial(addr: std::net::SocketAddr) -> Result<DemoConduit, AcceptError> {
+    let stream = TcpStream::connect(addr).await.map_err(AcceptError::Io)?;
+    BareConduit::connect(connected(stream)?, SessionRole::Initiator).await.map_err(AcceptError::Conduit)
+}
+
+/// Serves one conduit like a device: answers every request and streams
+/// `telemetry` samples alongside. Returns when the host closes.
+pub async fn serve(conduit: DemoConduit, telemetry: u32) -> Result<(), BareError> {
+    let (tx, mut rx) = conduit.split();
+    let answer = async {
+        let mut outputs = 0u32;
+        while let Some(msg) = rx.recv().await? {
+            if let DemoMsg::Request { id, command } = msg.get::<DemoFamily>() {
+                let outcome = device_reply(command, &mut outputs);
+                tx.reserve().await?.send(DemoMsg::Reply { id: *id, outcome })?;
+            }
+        }
+        Ok::<_, BareError>(())
+    };
+    let stream = async {
+        for seq in 0..telemetry {
+            let sample = DemoMsg::Telemetry { seq, millivolts: 3300 - (seq % 100) as u16, label: "vbat" };
+            tx.reserve().await?.send(sample)?;
+        }
+        Ok::<_, BareError>(())
+    };
+    let (answered, streamed) = tokio::join!(answer, stream);
+    answered.and(streamed)
+}
+
+/// The client's `id`-th command; echoes carry `echo`.
+fn command(id: u32, echo: &[u8]) -> Command<'_> {
+    match id % 3 {
+        0 => Command::SetOutput { pin: (id % 40) as u8, high: id.is_multiple_of(2) },
+        1 => Command::ReadSensor { sensor: (id % 7) as u8 },
+        _ => Command::Echo(echo),
+    }
+}
+
+/// What the client saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientReport {
+    /// Replies that matched their request.
+    pub replies: u32,
+    /// Telemetry samples, all in order.
+    pub telemetry: u32,
+}
+
+/// Sends `requests` commands (pipelined), checks every reply, and counts
+/// `telemetry` samples; closes when both are complete.
+pub async fn run_client(conduit: DemoConduit, requests: u32, telemetry: u32) -> Result<ClientReport, BareError> {
+    let (tx, mut rx) = conduit.split();
+    let payload = |id: u32| -> Vec<u8> { id.to_le_bytes().repeat(1 + (id as usize % 8)) };
+    let send = async {
+        for id in 0..requests {
+            let echo = payload(id);
+            tx.reserve().await?.send(DemoMsg::Request { id, command: command(id, &echo) })?;
+        }
+        Ok::<_, BareError>(())
+    };
+    let receive = async {
+        let mut report = ClientReport { replies: 0, telemetry: 0 };
+        while report.replies < requests || report.telemetry < telemetry {
+            let Some(msg) = rx.recv().await? else { break };
+            match msg.get::<DemoFamily>() {
+                DemoMsg::Reply { id, outcome } => {
+                    let echo = payload(*id);
+                    let expected = match command(*id, &echo) {
+                        Command::SetOutput { pin, .. } if pin >= 32 => Outcome::Failed("no such pin"),
+                        Command::SetOutput { .. } => Outcome::Done,
+                        Command::ReadSensor { sensor } => Outcome::Value(sensor_value(sensor)),
+                        Command::Echo(_) => Outcome::Echo(&echo),
+                    };
+                    assert_eq!((*id, outcome), (report.replies, &expected), "replies arrive in order, correct");
+                    report.replies += 1;
+                }
+                DemoMsg::Telemetry { seq, .. } => {
+                    assert_eq!(*seq, report.telemetry, "telemetry in order");
+                    report.telemetry += 1;
+                }
+                DemoMsg::Request { .. } => {}
+            }
+        }
+        Ok::<_, BareError>(report)
+    };
+    let (sent, report) = tokio::join!(send, receive);
+    sent?;
+    let report = report?;
+    tx.close().await?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_and_server_exchange_requests_and_telemetry_over_tcp() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut acceptor = TcpBareAcceptor::new(listener);
+            let conduit = acceptor.accept().await.unwrap();
+            serve(conduit, 500).await
+        });
+        let conduit = dial(addr).await.unwrap();
+        let report = run_client(conduit, 1_000, 500).await.unwrap();
+        assert_eq!(report, ClientReport { replies: 1_000, telemetry: 500 });
+        server.await.unwrap().unwrap();
+    }
+}

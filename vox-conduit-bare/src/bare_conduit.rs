@@ -1,0 +1,71 @@
+//! `BareConduit`: connects a link with the prologue and splits into halves.
+
+use crate::{BareError, BareRx, BareTx};
+use core::marker::PhantomData;
+use embassy_futures::select::{Either, select};
+use embedded_hal_async::delay::DelayNs;
+use vox_types::{Conduit, ConduitMode, HandshakeError, Link, MsgFamily, Prologue, SessionRole, exchange_prologue};
+
+/// Typed messages of family `F` over link `L`; dies with the link.
+pub struct BareConduit<L: Link, F: MsgFamily> {
+    tx: BareTx<L::Tx, F>,
+    rx: BareRx<L::Rx, F>,
+    peer: Prologue,
+}
+
+impl<L: Link, F: MsgFamily> BareConduit<L, F> {
+    /// Exchanges prologues on a fresh link (mode bare, `role`, `F`'s schema
+    /// fingerprint) and returns the conduit.
+    ///
+    /// Refused on both sides, with a typed error, when the peer wants
+    /// another mode, has another schema fingerprint (both are named in the
+    /// error), claims the same role, or sends garbage. Waits for the peer's
+    /// prologue until the link ends; see
+    /// [`connect_within`](Self::connect_within) for a time limit.
+    // r[impl prologue.mode]
+    // r[impl prologue.schema]
+    pub async fn connect(link: L, role: SessionRole) -> Result<Self, BareError> {
+        let (tx, mut rx) = link.split();
+        let local = Prologue::new(ConduitMode::Bare, role, F::FINGERPRINT);
+        let peer = exchange_prologue(&tx, &mut rx, &local).await?;
+        Ok(Self { tx: BareTx::new(tx), rx: BareRx::new(rx), peer })
+    }
+
+    /// [`connect`](Self::connect), failing with
+    /// [`HandshakeError::TimedOut`] after `timeout_ms` milliseconds of the
+    /// application's timer.
+    pub async fn connect_within(
+        link: L,
+        role: SessionRole,
+        mut delay: impl DelayNs,
+        timeout_ms: u32,
+    ) -> Result<Self, BareError> {
+        match select(Self::connect(link, role), delay.delay_ms(timeout_ms)).await {
+            Either::First(result) => result,
+            Either::Second(()) => Err(BareError::Handshake(HandshakeError::TimedOut)),
+        }
+    }
+
+    /// The peer's prologue.
+    pub fn peer(&self) -> &Prologue {
+        &self.peer
+    }
+}
+
+impl<L: Link, F: MsgFamily> Conduit for BareConduit<L, F>
+where
+    BareTx<L::Tx, F>: vox_types::ConduitTx<Msg = F>,
+    BareRx<L::Rx, F>: vox_types::ConduitRx<Msg = F>,
+{
+    type Msg = F;
+    type Tx = BareTx<L::Tx, F>;
+    type Rx = BareRx<L::Rx, F>;
+
+    // r[impl conduit.split]
+    fn split(self) -> (Self::Tx, Self::Rx) {
+        (self.tx, self.rx)
+    }
+}
+
+/// Marker so the halves name `F` without owning one.
+pub(crate) type Family<F> = PhantomData<fn() -> F>;
