@@ -36,7 +36,6 @@ use crate::frame_decoder::{Decoded, FrameDecoder, FrameError};
 use crate::frame_encoder::FrameEncoder;
 use crate::queue_link::{QueueLink, QueueStorage, split_token};
 use crate::slot_queue::SlotQueue;
-use crate::storage_ref::{LendsSlots, StorageRef};
 use core::cell::Cell;
 use core::future::poll_fn;
 use core::pin::pin;
@@ -46,6 +45,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embedded_io_async::{Read, Write};
 use vox_types::LinkError;
+use vox_types::{LendsSlots, StorageRef};
 
 /// Direction of the queue the application sends on (app → runner).
 const TX: usize = 0;

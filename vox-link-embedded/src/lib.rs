@@ -24,7 +24,6 @@ mod memory_link_source;
 mod noisy_writer;
 mod queue_link;
 mod slot_queue;
-mod storage_ref;
 
 pub use byte_pipe::{BytePipe, PipeReader, PipeWriter};
 pub use frame_decoder::{Decoded, FrameDecoder, FrameError};

@@ -9,11 +9,11 @@
 
 use crate::queue_link::{CommitAction, QueueLink, QueueRx, QueueStorage, QueueTx, split_token};
 use crate::slot_queue::SlotQueue;
-use crate::storage_ref::{LendsSlots, StorageRef};
 use core::cell::Cell;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use vox_types::LinkError;
+use vox_types::{LendsSlots, StorageRef};
 
 /// Faults to inject into one direction of a memory link, by payload index
 /// (0 = the first payload committed in that direction).
@@ -31,11 +31,13 @@ pub struct FaultPlan {
     /// Flip every bit of the first byte of the payload with this index
     /// (an empty payload is left as is).
     pub corrupt: Option<u32>,
+    /// Deliver the payload with this index twice (when a spare slot is free).
+    pub duplicate: Option<u32>,
 }
 
 impl FaultPlan {
     /// No faults.
-    pub const NONE: Self = Self { kill_after: None, drop: None, corrupt: None };
+    pub const NONE: Self = Self { kill_after: None, drop: None, corrupt: None, duplicate: None };
 
     /// Kill the link after `n` payloads in this direction.
     pub const fn kill_after(n: u32) -> Self {
@@ -50,6 +52,11 @@ impl FaultPlan {
     /// Corrupt payload `n`.
     pub const fn corrupt_nth(n: u32) -> Self {
         Self { corrupt: Some(n), ..Self::NONE }
+    }
+
+    /// Deliver payload `n` twice.
+    pub const fn duplicate_nth(n: u32) -> Self {
+        Self { duplicate: Some(n), ..Self::NONE }
     }
 }
 
@@ -123,6 +130,8 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS,
                 CommitAction::Drop
             } else if p.corrupt == Some(n) {
                 CommitAction::Corrupt
+            } else if p.duplicate == Some(n) {
+                CommitAction::Duplicate
             } else {
                 CommitAction::Deliver
             }
@@ -257,7 +266,7 @@ mod tests {
     #[cfg(feature = "alloc")]
     #[test]
     fn faults_drop_corrupt_and_kill_by_payload_index() {
-        let plan = FaultPlan { kill_after: Some(4), drop: Some(1), corrupt: Some(2) };
+        let plan = FaultPlan { kill_after: Some(4), drop: Some(1), corrupt: Some(2), duplicate: Some(3) };
         let ((a, b), pair) =
             MemoryLinkPair::<CriticalSectionRawMutex, 8, 8>::new_shared_with_faults(plan, FaultPlan::NONE);
         let (atx, mut arx) = a.split();
@@ -277,7 +286,7 @@ mod tests {
             }
         };
         assert_eq!(err, LinkError::Reset);
-        assert_eq!(got, [std::vec![0, 0xAA], std::vec![!2, 0xAA], std::vec![3, 0xAA]]);
+        assert_eq!(got, [std::vec![0, 0xAA], std::vec![!2, 0xAA], std::vec![3, 0xAA], std::vec![3, 0xAA]]);
         assert_eq!(block_on(brx.recv()), Err(LinkError::Reset), "stays dead");
         assert_eq!(block_on(arx.recv()), Err(LinkError::Reset));
         assert_eq!(pair.slots_in_use(), 0);

@@ -11,7 +11,7 @@ use core::task::Poll;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
-use vox_types::LinkError;
+use vox_types::{LinkError, LinkSource, MaybeSend, MaybeSync};
 
 struct Shared<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     state: Mutex<M, RefCell<SourceState<M, SLOTS, MTU>>>,
@@ -111,6 +111,26 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryListener
             })
         })
         .await
+    }
+}
+
+impl<M: RawMutex + MaybeSend + MaybeSync + 'static, const SLOTS: usize, const MTU: usize> LinkSource
+    for MemoryDialer<M, SLOTS, MTU>
+{
+    type Link = MemoryLink<M, SLOTS, MTU>;
+
+    async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
+        Ok(self.connect())
+    }
+}
+
+impl<M: RawMutex + MaybeSend + MaybeSync + 'static, const SLOTS: usize, const MTU: usize> LinkSource
+    for MemoryListener<M, SLOTS, MTU>
+{
+    type Link = MemoryLink<M, SLOTS, MTU>;
+
+    async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
+        self.accept().await
     }
 }
 

@@ -2,10 +2,10 @@
 //! directions are [`SlotQueue`]s (the memory link, the framed link).
 
 use crate::slot_queue::SlotQueue;
-use crate::storage_ref::{LendsSlots, StorageRef};
 use core::future::poll_fn;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use vox_types::{Backing, Link, LinkError, LinkRx, LinkTx, LinkTxPermit, MaybeSend, MaybeSync, WriteSlot};
+use vox_types::{LendsSlots, StorageRef};
 
 /// What a commit does; anything but `Deliver` is a fault being injected.
 pub(crate) enum CommitAction {
@@ -13,6 +13,7 @@ pub(crate) enum CommitAction {
     Corrupt,
     Drop,
     Kill,
+    Duplicate,
 }
 
 /// Storage holding the slot queues of a link, indexed by direction (0 or 1).
@@ -212,6 +213,7 @@ where
                 tx.queue().commit(idx, len);
             }
             CommitAction::Drop => tx.queue().cancel(idx),
+            CommitAction::Duplicate => tx.queue().commit_twice(idx, len),
             CommitAction::Kill => {
                 tx.queue().cancel(idx);
                 tx.storage.kill();

@@ -139,6 +139,27 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
         })
     }
 
+    /// Publishes slot `idx` and, if a slot is free, a copy of it right
+    /// after (a duplicating line, for fault injection).
+    pub(crate) fn commit_twice(&self, idx: usize, len: usize) {
+        let spare = self.with(|s| {
+            let spare = s.slots.iter().position(|&x| x == SlotState::Free)?;
+            s.set(spare, SlotState::Reserved);
+            Some(spare)
+        });
+        if let Some(copy) = spare {
+            let (from, to) = (self.slot_ptr(idx), self.slot_ptr(copy));
+            // SAFETY: both slots are Reserved to this caller (the original
+            // by its `QueueSlot`, the copy just above), distinct, and
+            // `len <= MTU`.
+            unsafe { core::ptr::copy_nonoverlapping(from.as_ptr(), to.as_ptr(), len) };
+        }
+        self.commit(idx, len);
+        if let Some(copy) = spare {
+            self.commit(copy, len);
+        }
+    }
+
     /// The next committed slot (index, length), end-of-stream, or the
     /// link's death.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Option<(usize, usize)>, LinkError>> {

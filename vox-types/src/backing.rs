@@ -11,9 +11,10 @@ use core::ptr::NonNull;
 /// How to release the storage behind a [`Backing`].
 #[derive(Debug)]
 pub struct BackingVTable {
-    /// Called exactly once, when the [`Backing`] is dropped, with the values
-    /// given to [`Backing::from_raw_parts`].
-    pub release: unsafe fn(owner: *const (), token: usize, ptr: NonNull<u8>, len: usize),
+    /// Called exactly once, when the [`Backing`] is dropped, with the
+    /// `owner` and `token` given to [`Backing::from_raw_parts`]. (Not the
+    /// pointer and length: [`Backing::narrow`] changes those.)
+    pub release: unsafe fn(owner: *const (), token: usize),
 }
 
 /// Immutable bytes plus whatever keeps them alive.
@@ -36,7 +37,7 @@ unsafe impl Send for Backing {}
 // SAFETY: the bytes are only ever read through `&self`.
 unsafe impl Sync for Backing {}
 
-unsafe fn release_nothing(_: *const (), _: usize, _: NonNull<u8>, _: usize) {}
+unsafe fn release_nothing(_: *const (), _: usize) {}
 
 static STATIC_VTABLE: BackingVTable = BackingVTable { release: release_nothing };
 
@@ -47,8 +48,8 @@ impl Backing {
     ///
     /// - `ptr` is valid for reads of `len` bytes, and those bytes are not
     ///   written or moved until `vtable.release` is called;
-    /// - `vtable.release(owner, token, ptr, len)` may be called once, from
-    ///   any thread, and then frees or recycles the storage.
+    /// - `vtable.release(owner, token)` may be called once, from any thread,
+    ///   and then frees or recycles the storage.
     pub const unsafe fn from_raw_parts(
         ptr: NonNull<u8>,
         len: usize,
@@ -84,6 +85,21 @@ impl Backing {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Narrows the view to `len` bytes starting at `start`, keeping the
+    /// same storage (released as before). `None` if the range is outside
+    /// the current view.
+    pub fn narrow(mut self, start: usize, len: usize) -> Option<Self> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: `start <= end <= self.len`, so the new pointer stays
+        // inside (or one past) the valid range, and is non-null.
+        self.ptr = unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(start)) };
+        self.len = len;
+        Some(self)
+    }
 }
 
 #[cfg(feature = "alloc")]
@@ -93,15 +109,17 @@ mod heap {
     use alloc::sync::Arc;
     use core::ptr::NonNull;
 
-    unsafe fn release_box(_: *const (), _: usize, ptr: NonNull<u8>, len: usize) {
-        let raw = core::ptr::slice_from_raw_parts_mut(ptr.as_ptr(), len);
+    /// `owner` is the boxed slice's pointer, `token` its length.
+    unsafe fn release_box(owner: *const (), len: usize) {
+        let raw = core::ptr::slice_from_raw_parts_mut(owner.cast::<u8>().cast_mut(), len);
         // SAFETY: `ptr`/`len` came from `Box::into_raw` in `from_boxed` and
         // are released exactly once.
         drop(unsafe { Box::from_raw(raw) });
     }
 
-    unsafe fn release_arc(_: *const (), _: usize, ptr: NonNull<u8>, len: usize) {
-        let raw = core::ptr::slice_from_raw_parts(ptr.as_ptr().cast_const(), len);
+    /// `owner` is the shared slice's pointer, `token` its length.
+    unsafe fn release_arc(owner: *const (), len: usize) {
+        let raw = core::ptr::slice_from_raw_parts(owner.cast::<u8>(), len);
         // SAFETY: `ptr`/`len` came from `Arc::into_raw` in `from_shared`
         // and this drops the one strong count that call leaked.
         drop(unsafe { Arc::from_raw(raw) });
@@ -119,7 +137,7 @@ mod heap {
             let ptr = unsafe { NonNull::new_unchecked(raw.cast::<u8>()) };
             // SAFETY: the box is uniquely owned by this backing, never
             // written, and `release_box` rebuilds and frees it once.
-            unsafe { Self::from_raw_parts(ptr, len, core::ptr::null(), 0, &BOX_VTABLE) }
+            unsafe { Self::from_raw_parts(ptr, len, raw.cast::<()>().cast_const(), len, &BOX_VTABLE) }
         }
 
         /// Holds one strong count of a shared slice.
@@ -130,7 +148,7 @@ mod heap {
             let ptr = unsafe { NonNull::new_unchecked(raw.cast::<u8>().cast_mut()) };
             // SAFETY: `Arc<[u8]>` contents are immutable and `Sync`;
             // `release_arc` drops the strong count taken here, once.
-            unsafe { Self::from_raw_parts(ptr, len, core::ptr::null(), 0, &ARC_VTABLE) }
+            unsafe { Self::from_raw_parts(ptr, len, raw.cast::<()>(), len, &ARC_VTABLE) }
         }
     }
 
@@ -145,7 +163,7 @@ mod heap {
 impl Drop for Backing {
     fn drop(&mut self) {
         // SAFETY: called once, with the parts given to `from_raw_parts`.
-        unsafe { (self.vtable.release)(self.owner, self.token, self.ptr, self.len) }
+        unsafe { (self.vtable.release)(self.owner, self.token) }
     }
 }
 
@@ -187,9 +205,9 @@ mod tests {
     static RELEASED: AtomicUsize = AtomicUsize::new(0);
     static SLOT: [u8; 4] = [1, 2, 3, 4];
 
-    unsafe fn count_release(owner: *const (), token: usize, _: NonNull<u8>, len: usize) {
+    unsafe fn count_release(owner: *const (), token: usize) {
         assert!(owner.is_null());
-        assert_eq!((token, len), (7, 4));
+        assert_eq!(token, 7);
         RELEASED.fetch_add(1, Ordering::SeqCst);
     }
     static COUNTING: BackingVTable = BackingVTable { release: count_release };
@@ -221,5 +239,14 @@ mod tests {
         assert_eq!(Arc::strong_count(&shared), 1);
         let empty = Backing::from_boxed(alloc::boxed::Box::new([]));
         assert!(empty.is_empty());
+        // A narrowed view still frees the whole allocation (Miri checks).
+        let b = Backing::from(alloc::vec![1u8, 2, 3, 4, 5]).narrow(1, 3).unwrap();
+        assert_eq!(b.as_bytes(), &[2, 3, 4]);
+        let b2 = Backing::from_shared(shared.clone()).narrow(6, 0).unwrap();
+        assert!(b2.is_empty());
+        drop(b2);
+        assert_eq!(Arc::strong_count(&shared), 1);
+        assert!(Backing::from(alloc::vec![1u8]).narrow(1, 1).is_none());
+        assert!(Backing::from(alloc::vec![1u8]).narrow(usize::MAX, 2).is_none());
     }
 }

@@ -28,6 +28,7 @@ mod conduit;
 mod fingerprint;
 mod link;
 mod link_error;
+mod link_source;
 mod maybe_send;
 mod msg_family;
 mod prologue;
@@ -35,12 +36,14 @@ mod prologue_error;
 mod prologue_exchange;
 mod self_ref;
 mod session_role;
+mod storage_ref;
 
 pub use backing::{Backing, BackingVTable};
 pub use conduit::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, RecvResult};
 pub use fingerprint::SchemaFingerprint;
 pub use link::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
 pub use link_error::LinkError;
+pub use link_source::LinkSource;
 pub use maybe_send::{MaybeSend, MaybeSync};
 #[cfg(feature = "facet")]
 pub use msg_family::FacetFamily;
@@ -50,6 +53,7 @@ pub use prologue_error::PrologueError;
 pub use prologue_exchange::{HandshakeError, exchange_prologue};
 pub use self_ref::{SameAs, SelfRef};
 pub use session_role::SessionRole;
+pub use storage_ref::{LendsSlots, StorageRef};
 
 /// Re-exports used by [`msg_family!`]; not part of the stable API.
 #[doc(hidden)]

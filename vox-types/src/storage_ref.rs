@@ -1,19 +1,22 @@
-//! `StorageRef`: how link halves reach their storage (a `'static` or an
-//! `Arc`), and how a received slot is lent out as a [`Backing`].
+//! `StorageRef`: how the halves of a link or conduit reach their shared
+//! storage (a `'static` or an `Arc`), and how a slot of it is lent out as a
+//! [`Backing`].
 
+use crate::{Backing, BackingVTable};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use vox_types::{Backing, BackingVTable};
 
 /// Storage that lends slots and takes them back by token.
-pub(crate) trait LendsSlots: 'static {
+pub trait LendsSlots: 'static {
     /// Returns the slot lent under `token`.
     fn release_slot(&self, token: usize);
 }
 
 /// A reference to link storage: `'static` (no allocator) or shared.
-pub(crate) enum StorageRef<P: 'static> {
+pub enum StorageRef<P: 'static> {
+    /// Storage in a `static`.
     Static(&'static P),
+    /// Storage on the heap, shared.
     #[cfg(feature = "alloc")]
     Shared(alloc::sync::Arc<P>),
 }
@@ -46,14 +49,14 @@ impl<P: LendsSlots> LentSlot<P> {
     #[cfg(feature = "alloc")]
     const SHARED: &'static BackingVTable = &BackingVTable { release: Self::release_shared };
 
-    unsafe fn release_static(owner: *const (), token: usize, _: NonNull<u8>, _: usize) {
+    unsafe fn release_static(owner: *const (), token: usize) {
         // SAFETY: `owner` is the `&'static P` given in `lend`.
         let storage = unsafe { &*owner.cast::<P>() };
         storage.release_slot(token);
     }
 
     #[cfg(feature = "alloc")]
-    unsafe fn release_shared(owner: *const (), token: usize, _: NonNull<u8>, _: usize) {
+    unsafe fn release_shared(owner: *const (), token: usize) {
         // SAFETY: `owner` came from `Arc::into_raw` in `lend`; this takes
         // that strong count back, once.
         let storage = unsafe { alloc::sync::Arc::from_raw(owner.cast::<P>()) };
@@ -70,7 +73,7 @@ impl<P: LendsSlots> StorageRef<P> {
     /// `ptr` points into the storage, is valid for `len` bytes, and those
     /// bytes are not written until `release_slot(token)` runs; `P` is `Sync`
     /// when the backing may cross threads (the `send` feature).
-    pub(crate) unsafe fn lend(&self, ptr: NonNull<u8>, len: usize, token: usize) -> Backing {
+    pub unsafe fn lend(&self, ptr: NonNull<u8>, len: usize, token: usize) -> Backing {
         match self {
             Self::Static(p) => {
                 let owner = core::ptr::from_ref::<P>(*p).cast::<()>();

@@ -1,0 +1,127 @@
+//! Helpers for stable-conduit tests: a tokio timer, deterministic key
+//! generators, and a two-peer exchange over a fault-scheduled memory link
+//! source.
+
+use crate::conduit_kit::{KitFamily, kit_msg};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::time::Duration;
+use vox_conduit_stable::{StableConduit, StableConfig, StableDriver, StableError, StableStats};
+use vox_link_embedded::{FaultPlan, memory_link_source};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+
+/// `embedded_hal_async::delay::DelayNs` on tokio's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioDelay;
+
+impl embedded_hal_async::delay::DelayNs for TokioDelay {
+    async fn delay_ns(&mut self, ns: u32) {
+        tokio::time::sleep(Duration::from_nanos(u64::from(ns))).await;
+    }
+
+    async fn delay_ms(&mut self, ms: u32) {
+        tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+    }
+}
+
+/// A seeded CSPRNG for resume keys.
+pub fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// Replay buffer bytes, frames and receive-queue depth used by the tests.
+pub const BYTES: usize = 1024;
+/// See [`BYTES`].
+pub const FRAMES: usize = 8;
+/// See [`BYTES`].
+pub const RX: usize = 4;
+
+/// The conduit the tests use.
+pub type TestStable = StableConduit<KitFamily, CriticalSectionRawMutex, BYTES, FRAMES, RX>;
+/// Its driver.
+pub type TestDriver = StableDriver<KitFamily, CriticalSectionRawMutex, BYTES, FRAMES, RX>;
+
+/// A config with short timers, for tests.
+pub const FAST: StableConfig = StableConfig {
+    max_message: 200,
+    ack_every: 4,
+    ack_delay_ms: 5,
+    keepalive_ms: 50,
+    timeout_ms: 300,
+    retry_delay_ms: 5,
+    linger_ms: 600,
+};
+
+/// What one side of an exchange saw.
+#[derive(Debug)]
+pub struct SideReport {
+    /// Ids received, in order.
+    pub received: Vec<u32>,
+    /// How the driver ended.
+    pub driver: Result<(), StableError>,
+    /// Final counters.
+    pub stats: StableStats,
+}
+
+/// The text of message `id` (its length varies with the id).
+pub fn text_for(id: u32) -> String {
+    "m".repeat((id as usize * 13) % 150)
+}
+
+async fn side(
+    conduit: TestStable,
+    driver_done: tokio::task::JoinHandle<Result<(), StableError>>,
+    send: u32,
+) -> SideReport {
+    let stats = conduit.stats_handle();
+    let (tx, mut rx) = conduit.split();
+    let sending = async {
+        for id in 0..send {
+            let text = text_for(id);
+            tx.reserve().await.expect("reserve").send(kit_msg(id, &text)).expect("send");
+        }
+        tx.close().await.expect("close");
+    };
+    let receiving = async {
+        let mut got = Vec::new();
+        loop {
+            match rx.recv().await {
+                Ok(Some(m)) => {
+                    let msg = m.get::<KitFamily>();
+                    assert_eq!(msg, &kit_msg(msg.id, &text_for(msg.id)), "message content");
+                    got.push(msg.id);
+                }
+                Ok(None) => break,
+                Err(e) => panic!("recv failed: {e}"),
+            }
+        }
+        got
+    };
+    let ((), received) = tokio::join!(sending, receiving);
+    let driver = driver_done.await.expect("driver task");
+    SideReport { received, driver, stats: stats.get() }
+}
+
+/// Initiator A and acceptor B each send `n` messages and close; links come
+/// from a memory link source whose n-th link gets `schedule[n]`.
+pub async fn exchange(n: u32, schedule: Vec<(FaultPlan, FaultPlan)>) -> (SideReport, SideReport) {
+    exchange_asym(n, n, schedule).await
+}
+
+/// A sends `na` messages, B sends `nb`, both close.
+pub async fn exchange_asym(na: u32, nb: u32, schedule: Vec<(FaultPlan, FaultPlan)>) -> (SideReport, SideReport) {
+    let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>(schedule);
+    let (a, a_driver) = TestStable::new_shared(SessionRole::Initiator, FAST);
+    let (b, b_driver) = TestStable::new_shared(SessionRole::Acceptor, FAST);
+    let (ha, hb) = (a.stats_handle(), b.stats_handle());
+    let a_task = tokio::spawn(a_driver.run(dialer, rng(1), TokioDelay));
+    let b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
+    let run = async { tokio::join!(side(a, a_task, na), side(b, b_task, nb)) };
+    match tokio::time::timeout(Duration::from_secs(20), run).await {
+        Ok(r) => r,
+        Err(_) => {
+            panic!("exchange stuck:\nA {:?} {:?}\nB {:?} {:?}", ha.seq_state(), ha.get(), hb.seq_state(), hb.get())
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! `LinkSource`: an async provider of fresh links (a reconnecting dialer,
+//! a listener, a serial port that gets a new framed link attached).
+
+use crate::{Link, LinkError, MaybeSend};
+use core::future::Future;
+
+/// Hands out fresh links, one per call; a stable conduit asks for one at
+/// each (re)attachment.
+// r[impl stable.link-source]
+pub trait LinkSource {
+    /// The links it makes.
+    type Link: Link;
+
+    /// The next fresh link. [`LinkError::Closed`] means the source is
+    /// exhausted for good; any other error is transient and the caller may
+    /// retry later.
+    fn next_link(&mut self) -> impl Future<Output = Result<Self::Link, LinkError>> + MaybeSend + '_;
+}
