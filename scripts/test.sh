@@ -39,6 +39,10 @@ done
 step "host tests, whole workspace, all features"
 cargo test --workspace --all-features
 
+step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line) and the README demo"
+cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
+cargo run --release -p vox-examples --bin demo -- --messages 2000
+
 step "MSRV $MSRV: check the workspace, test vox-types"
 cargo "+$MSRV" check --quiet --workspace --all-targets --all-features
 cargo "+$MSRV" test --quiet -p vox-types --all-features

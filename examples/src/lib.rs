@@ -3,3 +3,6 @@
 
 pub mod bare_tcp;
 pub mod framed_tcp;
+pub mod serial_line;
+pub mod tcp_link_source;
+pub mod tokio_delay;

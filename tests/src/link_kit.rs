@@ -157,7 +157,9 @@ pub async fn reserve_waits_when_full<H: LinkHarness>(h: &mut H) {
     let (atx, _arx, _btx, mut brx) = halves(h);
     let n = fill(&atx, h.capacity_bound(), 0);
     assert!(n >= 1, "a fresh link accepts at least one payload");
-    assert!(atx.reserve().now_or_never().is_none(), "reserve must wait on a full link");
+    if h.exact_capacity() {
+        assert!(atx.reserve().now_or_never().is_none(), "reserve must wait on a full link");
+    }
     let first = recv_payload(&mut brx).await;
     assert_eq!(first.as_bytes(), &[0]);
     drop(first);

@@ -11,19 +11,7 @@ use vox_conduit_stable::{StableConduit, StableConfig, StableDriver, StableError,
 use vox_link_embedded::{FaultPlan, memory_link_source};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
 
-/// `embedded_hal_async::delay::DelayNs` on tokio's clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TokioDelay;
-
-impl embedded_hal_async::delay::DelayNs for TokioDelay {
-    async fn delay_ns(&mut self, ns: u32) {
-        tokio::time::sleep(Duration::from_nanos(u64::from(ns))).await;
-    }
-
-    async fn delay_ms(&mut self, ms: u32) {
-        tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
-    }
-}
+pub use vox_examples::tokio_delay::TokioDelay;
 
 /// A seeded CSPRNG for resume keys.
 pub fn rng(seed: u64) -> ChaCha20Rng {

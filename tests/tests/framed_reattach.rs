@@ -7,7 +7,7 @@ use futures::executor::block_on;
 use vox_link_embedded::{BytePipe, FramedLinkStorage, PipeReader, PipeWriter};
 use vox_tests::link_kit::{recv_payload, send};
 use vox_tests::stream_faults::CorruptAfterFrames;
-use vox_types::{Link, LinkError, LinkRx};
+use vox_types::{Link, LinkError, LinkRx, LinkTx};
 
 type M = CriticalSectionRawMutex;
 type Storage = FramedLinkStorage<M, 2, 64>;
@@ -33,7 +33,8 @@ fn corrupt_frame_kills_the_link_and_a_new_link_resyncs_on_the_same_stream() {
     let sender = async move {
         send(&atx, b"good").await.unwrap();
         send(&atx, b"corrupted on the wire").await.unwrap();
-        drop((atx, arx)); // graceful: A's runner sends its close marker and ends
+        atx.close().await.unwrap(); // graceful: A's runner sends its close marker
+        drop(arx);
     };
     let receiver = async {
         assert_eq!(recv_payload(&mut brx).await.as_bytes(), b"good");

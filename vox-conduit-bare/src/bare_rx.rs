@@ -2,7 +2,7 @@
 
 use crate::BareError;
 use crate::bare_conduit::Family;
-use vox_types::{ConduitRx, LinkError, LinkRx, MsgFamily, RecvResult, SelfRef};
+use vox_types::{ConduitRx, LinkError, LinkRx, MsgFamily, RecvResult, SelfRef, decode_message};
 
 /// Receiving half of a [`BareConduit`](crate::BareConduit).
 pub struct BareRx<R, F> {
@@ -48,9 +48,7 @@ where
     }
 }
 
-/// Decodes a whole payload; trailing bytes are an error, not ignored.
+/// Decodes a whole payload into a [`BareError::Decode`] naming the family.
 fn decode_exact<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, BareError> {
-    let decode_error = |error| BareError::Decode { family: F::NAME, error };
-    let (msg, rest) = postcard::take_from_bytes::<F::Msg<'_>>(bytes).map_err(decode_error)?;
-    if rest.is_empty() { Ok(msg) } else { Err(decode_error(postcard::Error::DeserializeBadEncoding)) }
+    decode_message::<F>(bytes).map_err(|error| BareError::Decode { family: F::NAME, error })
 }

@@ -9,13 +9,13 @@ use crate::wire::{Hello, KEY_LEN, RejectReason, ResumeKey, WireFrame, seq_before
 use core::future::{Future, poll_fn};
 use core::marker::PhantomData;
 use core::task::Poll;
-use embassy_futures::select::{Either, select};
+use embassy_futures::select::{Either, Either3, select, select3};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embedded_hal_async::delay::DelayNs;
 use rand_core::CryptoRng;
 use vox_types::{
-    ConduitMode, HandshakeError, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, Prologue,
-    PrologueError, SessionRole, StorageRef, WriteSlot, exchange_prologue,
+    ConduitMode, HandshakeError, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, PROLOGUE_MAGIC,
+    PROLOGUE_MAX_LEN, Prologue, PrologueError, SessionRole, StorageRef, WriteSlot,
 };
 
 /// Runs a [`StableConduit`](crate::StableConduit): spawn it (embassy,
@@ -31,6 +31,9 @@ enum Ended {
     LinkLost,
     /// Both directions are closed and acknowledged.
     Finished,
+    /// The peer's prologue arrived mid-session: it started a new
+    /// attachment on this byte stream; handshake again on this link.
+    PeerRestarted,
 }
 
 /// What the sending loop does next.
@@ -45,6 +48,13 @@ async fn with_timeout<T>(delay: &mut impl DelayNs, ms: u32, fut: impl Future<Out
         Either::First(t) => Some(t),
         Either::Second(()) => None,
     }
+}
+
+async fn send_raw<T: LinkTx>(tx: &T, bytes: &[u8]) -> Result<(), LinkError> {
+    let mut slot = tx.reserve().await?.alloc(bytes.len())?;
+    slot.as_mut_slice().copy_from_slice(bytes);
+    slot.commit();
+    Ok(())
 }
 
 async fn send_frame<T: LinkTx>(tx: &T, frame: &WireFrame<'_>) -> Result<(), LinkError> {
@@ -107,7 +117,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                 let serve = async {
                     while !self.with(|s| s.peer_done) {
                         match self.attempt(&mut source, &mut rng, &delay).await {
-                            Ok(Ended::LinkLost) => {}
+                            Ok(Ended::LinkLost | Ended::PeerRestarted) => {}
                             Ok(Ended::Finished) | Err(_) => break,
                         }
                     }
@@ -116,7 +126,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                 break Ok(());
             }
             match self.attempt(&mut source, &mut rng, &delay).await {
-                Ok(Ended::LinkLost) => {}
+                Ok(Ended::LinkLost | Ended::PeerRestarted) => {}
                 Ok(Ended::Finished) => break Ok(()),
                 Err(e) => break Err(e),
             }
@@ -145,8 +155,10 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         }
     }
 
-    // r[impl stable.resume-key]
-    // r[impl stable.session-lost]
+    /// One attachment on `link`: handshake, then data until the link is
+    /// lost or the session finished. An initiator that restarts its
+    /// handshake mid-session (its prologue arrives) is answered on the same
+    /// link.
     async fn attachment<L: Link, R: CryptoRng, D: DelayNs + Clone>(
         &self,
         link: L,
@@ -154,78 +166,184 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         delay: &D,
     ) -> Result<Ended, StableError> {
         let (tx, mut rx) = link.split();
-        let (role, cfg, rx_next, key) = self.with(|s| (s.role, s.config, s.rx_next, s.key));
-        let mut timer = delay.clone();
+        let mut peer_restarted = false;
+        loop {
+            let Some(next_expected) = self.handshake(&tx, &mut rx, rng, delay.clone(), peer_restarted).await? else {
+                return Ok(Ended::LinkLost);
+            };
+            self.resume_at(next_expected)?;
+            // r[impl stable.replay.order]
+            let sending = self.send_loop(&tx);
+            let receiving = self.receive_loop(&mut rx);
+            let ticking = self.ticker(delay.clone());
+            match select3(sending, receiving, ticking).await {
+                Either3::First(r) | Either3::Second(r) | Either3::Third(r) => match r? {
+                    Ended::PeerRestarted => peer_restarted = true,
+                    ended => return Ok(ended),
+                },
+            }
+        }
+    }
 
+    /// The handshake on a link, initiator-driven so that two ends that
+    /// reattach at different times on one byte stream still meet:
+    ///
+    /// - both send their prologue first;
+    /// - initiator: once the acceptor's prologue came, its hello; waits for
+    ///   the acceptor's hello (or a rejection), repeating its prologue every
+    ///   keepalive interval;
+    /// - acceptor: answers every prologue with its own, then answers the
+    ///   hello.
+    ///
+    /// Stale frames of an earlier link are ignored. `Ok(None)`: this link
+    /// is unusable, attach another. `answer_now`: the initiator's prologue
+    /// already arrived (mid-session).
+    // r[impl stable.handshake]
+    // r[impl stable.resume-key]
+    // r[impl stable.session-lost]
+    async fn handshake<T: LinkTx, Rx: LinkRx, R: CryptoRng, D: DelayNs>(
+        &self,
+        tx: &T,
+        rx: &mut Rx,
+        rng: &mut R,
+        mut timer: D,
+        answer_now: bool,
+    ) -> Result<Option<u32>, StableError> {
+        let (role, cfg) = self.with(|s| (s.role, s.config));
         let local = Prologue::new(ConduitMode::Stable, role, F::FINGERPRINT);
-        match with_timeout(&mut timer, cfg.timeout_ms, exchange_prologue(&tx, &mut rx, &local)).await {
-            Some(Ok(_)) => {}
-            Some(Err(e)) if permanent(&e) => return Err(StableError::Handshake(e)),
-            Some(Err(HandshakeError::Link(e))) => return Ok(self.link_failed(e)),
-            Some(Err(_)) => return Ok(Ended::LinkLost),
-            None => return Ok(self.timed_out()),
+        let mut buf = [0u8; PROLOGUE_MAX_LEN];
+        let plen = local.encode(&mut buf).map_err(|e| StableError::Handshake(HandshakeError::Prologue(e)))?;
+        let prologue = buf.get(..plen).unwrap_or(&[]);
+        let initiator = role == SessionRole::Initiator;
+        // Both send a prologue first on every attachment: the acceptor's
+        // tells an initiator still in a data phase that it reattached. A
+        // link that cannot take it in time is no use.
+        if !matches!(with_timeout(&mut timer, cfg.timeout_ms, send_raw(tx, prologue)).await, Some(Ok(()))) {
+            return Ok(None);
         }
-
-        let peer = match role {
-            SessionRole::Initiator => {
-                if send_frame(&tx, &WireFrame::Hello(Hello { key, next_expected: rx_next })).await.is_err() {
-                    return Ok(Ended::LinkLost);
+        let mut peer_prologue = answer_now;
+        // The initiator repeats its prologue every keepalive interval (a
+        // frame may have died with the peer's previous link); everyone gives
+        // up on this link after the silence timeout.
+        let tick = if initiator { cfg.keepalive_ms.clamp(1, cfg.timeout_ms.max(1)) } else { cfg.timeout_ms };
+        let mut waited = 0u32;
+        loop {
+            let payload = match with_timeout(&mut timer, tick, rx.recv()).await {
+                Some(Ok(Some(p))) => p,
+                Some(Ok(None)) => return Ok(None),
+                Some(Err(e)) => {
+                    self.link_failed(e);
+                    return Ok(None);
                 }
-                let Some(reply) = self.recv_handshake_frame(&mut rx, &mut timer, cfg.timeout_ms).await else {
-                    return Ok(Ended::LinkLost);
-                };
-                match reply {
-                    Hello { key: Some(new_key), next_expected } => {
-                        self.with(|s| s.key = Some(new_key));
-                        next_expected
+                None => {
+                    waited = waited.saturating_add(tick);
+                    if waited >= cfg.timeout_ms {
+                        self.timed_out();
+                        return Ok(None);
                     }
-                    // An acceptor always issues a key; anything else ends
-                    // the attachment.
-                    Hello { key: None, .. } => return Ok(Ended::LinkLost),
+                    // Start over on this link: a fresh prologue; its answer
+                    // triggers a fresh hello.
+                    peer_prologue = false;
+                    if let Some(Err(_)) = with_timeout(&mut timer, tick, send_raw(tx, prologue)).await {
+                        return Ok(None);
+                    }
+                    continue;
                 }
-            }
-            SessionRole::Acceptor => {
-                let Some(hello) = self.recv_handshake_frame(&mut rx, &mut timer, cfg.timeout_ms).await else {
-                    return Ok(Ended::LinkLost);
-                };
-                let (established, presented, confirmed) =
-                    self.with(|s| (s.established, s.presented_key, s.presented_key.is_some() || s.rx_next != 0));
-                match (established, hello.key) {
-                    (false, None) => {}
-                    // Our first hello died with its link before the initiator
-                    // read it: it never had a key nor sent a frame, so this
-                    // is still the same session.
-                    (true, None) if !confirmed => {}
-                    // The latest key, or the one before it if the hello that
-                    // carried the latest died with its link.
-                    (true, Some(k)) if Some(k) == key || Some(k) == presented => {}
-                    // The initiator started over: our session is gone.
-                    (true, None) => return Err(StableError::SessionLost),
-                    // A key we do not know (we restarted, or it is stale).
-                    (_, Some(_)) => {
-                        let _ = send_frame(&tx, &WireFrame::Reject(RejectReason::SessionUnknown)).await;
-                        return Ok(Ended::LinkLost);
+            };
+            self.with(|s| s.stats.frames_received += 1);
+            let bytes = payload.as_bytes();
+            if bytes.starts_with(&PROLOGUE_MAGIC) {
+                let peer = Prologue::decode(bytes).and_then(|p| local.check_peer(&p));
+                match peer {
+                    Err(e) if permanent(&HandshakeError::Prologue(e)) => {
+                        return Err(StableError::Handshake(HandshakeError::Prologue(e)));
+                    }
+                    Err(_) => return Ok(None),
+                    Ok(()) if initiator => {
+                        // The first answer lets us say hello; repeats are
+                        // answers to earlier prologues.
+                        if !peer_prologue {
+                            peer_prologue = true;
+                            let (key, rx_next) = self.with(|s| (s.key, s.rx_next));
+                            let hello = WireFrame::Hello(Hello { key, next_expected: rx_next });
+                            let sent = with_timeout(&mut timer, cfg.timeout_ms, send_frame(tx, &hello)).await;
+                            if !matches!(sent, Some(Ok(()))) {
+                                return Ok(None);
+                            }
+                        }
+                    }
+                    Ok(()) => {
+                        peer_prologue = true;
+                        let sent = with_timeout(&mut timer, cfg.timeout_ms, send_raw(tx, prologue)).await;
+                        if !matches!(sent, Some(Ok(()))) {
+                            return Ok(None);
+                        }
                     }
                 }
-                self.with(|s| s.presented_key = hello.key);
-                let mut new_key: ResumeKey = [0; KEY_LEN];
-                rng.fill_bytes(&mut new_key);
-                self.with(|s| s.key = Some(new_key));
-                let mine = Hello { key: Some(new_key), next_expected: rx_next };
-                if send_frame(&tx, &WireFrame::Hello(mine)).await.is_err() {
-                    return Ok(Ended::LinkLost);
-                }
-                hello.next_expected
+                continue;
             }
-        };
-        self.resume_at(peer)?;
-
-        // r[impl stable.replay.order]
-        let sending = self.send_loop(&tx, delay.clone());
-        let receiving = self.receive_loop(&mut rx, delay.clone());
-        match select(sending, receiving).await {
-            Either::First(r) | Either::Second(r) => r,
+            match postcard::from_bytes::<WireFrame<'_>>(bytes) {
+                Ok(WireFrame::Hello(hello)) if peer_prologue => {
+                    return if initiator {
+                        Ok(self.hello_reply(hello))
+                    } else {
+                        self.answer_hello(tx, hello, rng).await
+                    };
+                }
+                Ok(WireFrame::Reject(RejectReason::SessionUnknown)) if initiator && peer_prologue => {
+                    return Err(StableError::SessionLost);
+                }
+                // A frame of an earlier link still on the line.
+                _ => {}
+            }
         }
+    }
+
+    /// Initiator: the acceptor's hello carries our next resume key.
+    fn hello_reply(&self, hello: Hello) -> Option<u32> {
+        let key = hello.key?;
+        self.with(|s| s.key = Some(key));
+        Some(hello.next_expected)
+    }
+
+    /// Acceptor: checks the initiator's resume key, issues a new one.
+    async fn answer_hello<T: LinkTx, R: CryptoRng>(
+        &self,
+        tx: &T,
+        hello: Hello,
+        rng: &mut R,
+    ) -> Result<Option<u32>, StableError> {
+        let (established, key, presented, confirmed) =
+            self.with(|s| (s.established, s.key, s.presented_key, s.presented_key.is_some() || s.rx_next != 0));
+        match (established, hello.key) {
+            (false, None) => {}
+            // Our first hello died with its link before the initiator read
+            // it: it never had a key nor sent a frame, so this is still the
+            // same session.
+            (true, None) if !confirmed => {}
+            // The latest key, or the one before it if the hello that carried
+            // the latest died with its link.
+            (true, Some(k)) if Some(k) == key || Some(k) == presented => {}
+            // The initiator started over: our session is gone.
+            (true, None) => return Err(StableError::SessionLost),
+            // A key we do not know (we restarted, or it is stale).
+            (_, Some(_)) => {
+                let _ = send_frame(tx, &WireFrame::Reject(RejectReason::SessionUnknown)).await;
+                return Ok(None);
+            }
+        }
+        let mut new_key: ResumeKey = [0; KEY_LEN];
+        rng.fill_bytes(&mut new_key);
+        let rx_next = self.with(|s| {
+            s.presented_key = hello.key;
+            s.key = Some(new_key);
+            s.rx_next
+        });
+        let mine = WireFrame::Hello(Hello { key: Some(new_key), next_expected: rx_next });
+        if send_frame(tx, &mine).await.is_err() {
+            return Ok(None);
+        }
+        Ok(Some(hello.next_expected))
     }
 
     fn link_failed(&self, e: LinkError) -> Ended {
@@ -238,37 +356,6 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
     fn timed_out(&self) -> Ended {
         self.with(|s| s.stats.timeouts += 1);
         Ended::LinkLost
-    }
-
-    /// The peer's hello, or `None` if the attachment is unusable. A
-    /// rejection ends the session.
-    async fn recv_handshake_frame<Rx: LinkRx>(
-        &self,
-        rx: &mut Rx,
-        timer: &mut impl DelayNs,
-        timeout_ms: u32,
-    ) -> Option<Hello> {
-        let payload = match with_timeout(timer, timeout_ms, rx.recv()).await {
-            Some(Ok(Some(p))) => p,
-            Some(Err(e)) => {
-                self.link_failed(e);
-                return None;
-            }
-            Some(Ok(None)) => return None,
-            None => {
-                self.timed_out();
-                return None;
-            }
-        };
-        self.with(|s| s.stats.frames_received += 1);
-        match postcard::from_bytes::<WireFrame<'_>>(payload.as_bytes()) {
-            Ok(WireFrame::Hello(h)) => Some(h),
-            Ok(WireFrame::Reject(RejectReason::SessionUnknown)) => {
-                self.with(|s| s.fail(StableError::SessionLost));
-                None
-            }
-            _ => None,
-        }
     }
 
     /// The peer expects `next_expected` next: drop what it has, resend the
@@ -328,15 +415,45 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         })
     }
 
+    /// One timer for the whole attachment (no timer per frame): every tick
+    /// it asks for a delayed ack or a keepalive when nothing went out, and
+    /// declares the attachment dead after `timeout_ms` without a frame in.
     // r[impl stable.ack]
     // r[impl stable.liveness]
-    async fn send_loop<T: LinkTx, D: DelayNs>(&self, tx: &T, mut timer: D) -> Result<Ended, StableError> {
+    async fn ticker<D: DelayNs>(&self, mut timer: D) -> Result<Ended, StableError> {
+        let cfg = self.with(|s| s.config);
+        let tick = cfg.ack_delay_ms.min(cfg.keepalive_ms).max(1);
+        let (mut rx_seen, mut tx_seen) = self.with(|s| (s.rx_activity, s.tx_activity));
+        let (mut quiet_in, mut quiet_out) = (0u32, 0u32);
         loop {
-            let (idle_ms, ack_ms) = self.with(|s| (s.config.keepalive_ms, s.config.ack_delay_ms));
-            let wait_ms = if self.with(|s| s.unacked_rx > 0) { ack_ms } else { idle_ms };
-            // Work as soon as there is some; an ack or keepalive when the
-            // timer runs out first.
-            let work = with_timeout(&mut timer, wait_ms, poll_fn(|cx| self.poll_work(cx))).await.unwrap_or(Work::Ack);
+            timer.delay_ms(tick).await;
+            let dead = self.with(|s| {
+                if s.rx_activity == rx_seen {
+                    quiet_in = quiet_in.saturating_add(tick);
+                } else {
+                    (rx_seen, quiet_in) = (s.rx_activity, 0);
+                }
+                if s.tx_activity == tx_seen {
+                    quiet_out = quiet_out.saturating_add(tick);
+                } else {
+                    (tx_seen, quiet_out) = (s.tx_activity, 0);
+                }
+                let ack_due = s.unacked_rx > 0 && quiet_out >= cfg.ack_delay_ms;
+                if ack_due || quiet_out >= cfg.keepalive_ms {
+                    s.ack_now = true;
+                    s.driver_tx.wake();
+                }
+                quiet_in >= cfg.timeout_ms
+            });
+            if dead {
+                return Ok(self.timed_out());
+            }
+        }
+    }
+
+    async fn send_loop<T: LinkTx>(&self, tx: &T) -> Result<Ended, StableError> {
+        loop {
+            let work = poll_fn(|cx| self.poll_work(cx)).await;
             if let Work::Finished = work {
                 return Ok(Ended::Finished);
             }
@@ -375,6 +492,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                     s.unacked_rx = 0;
                     s.ack_now = false;
                     s.stats.frames_sent += 1;
+                    s.tx_activity = s.tx_activity.wrapping_add(1);
                 }
                 result
             });
@@ -390,17 +508,23 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
 
     // r[impl stable.seq]
     // r[impl stable.gap]
-    async fn receive_loop<Rx: LinkRx, D: DelayNs>(&self, rx: &mut Rx, mut timer: D) -> Result<Ended, StableError> {
+    async fn receive_loop<Rx: LinkRx>(&self, rx: &mut Rx) -> Result<Ended, StableError> {
         loop {
-            let timeout = self.with(|s| s.config.timeout_ms);
-            let payload = match with_timeout(&mut timer, timeout, rx.recv()).await {
-                Some(Ok(Some(p))) => p,
-                Some(Ok(None)) => return Ok(Ended::LinkLost),
-                Some(Err(e)) => return Ok(self.link_failed(e)),
-                None => return Ok(self.timed_out()),
+            let payload = match rx.recv().await {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(Ended::LinkLost),
+                Err(e) => return Ok(self.link_failed(e)),
             };
-            self.with(|s| s.stats.frames_received += 1);
+            self.with(|s| {
+                s.stats.frames_received += 1;
+                s.rx_activity = s.rx_activity.wrapping_add(1);
+            });
             let bytes = payload.as_bytes();
+            if bytes.starts_with(&PROLOGUE_MAGIC) {
+                // The peer started a new attachment on this byte stream:
+                // handshake again, on this link.
+                return Ok(Ended::PeerRestarted);
+            }
             let (frame, rest) = match postcard::take_from_bytes::<WireFrame<'_>>(bytes) {
                 Ok(parsed) => parsed,
                 Err(_) => return Ok(Ended::LinkLost),
@@ -429,7 +553,8 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                     (seq, ack, Some((msg.as_ptr() as usize - bytes.as_ptr() as usize, msg.len())))
                 }
                 WireFrame::Close { seq, ack } => (seq, ack, None),
-                WireFrame::Hello(_) | WireFrame::Reject(_) => return Ok(Ended::LinkLost),
+                // Late handshake frames of this or an earlier link.
+                WireFrame::Hello(_) | WireFrame::Reject(_) => continue,
             };
             let expected = self.with(|s| -> Result<u32, StableError> {
                 Self::on_ack(s, ack)?;

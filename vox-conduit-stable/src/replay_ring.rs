@@ -22,31 +22,31 @@ pub(crate) struct Entry {
 pub(crate) struct ReplayRing<const BYTES: usize, const FRAMES: usize> {
     buf: [u8; BYTES],
     entries: Deque<Entry, FRAMES>,
+    /// The stored frames run past the end of `buf` and continue at 0.
+    /// Kept explicitly: offsets alone are ambiguous with zero-length frames.
+    wrapped: bool,
 }
 
 impl<const BYTES: usize, const FRAMES: usize> ReplayRing<BYTES, FRAMES> {
     pub(crate) const fn new() -> Self {
-        Self { buf: [0; BYTES], entries: Deque::new() }
+        Self { buf: [0; BYTES], entries: Deque::new(), wrapped: false }
     }
 
-    /// Where `len` contiguous free bytes start, if anywhere.
-    fn free_region(&self, len: usize) -> Option<usize> {
+    /// Where `len` contiguous free bytes start, if anywhere, and whether
+    /// using them wraps the ring.
+    fn free_region(&self, len: usize) -> Option<(usize, bool)> {
         let (Some(first), Some(last)) = (self.entries.front(), self.entries.back()) else {
-            return (len <= BYTES).then_some(0);
+            return (len <= BYTES).then_some((0, false));
         };
-        let end = last.start + last.len;
-        if last.start >= first.start {
-            // Used: [first.start, end). Free: [end, BYTES) then [0, first.start).
-            if BYTES - end >= len {
-                Some(end)
-            } else if first.start >= len {
-                Some(0)
-            } else {
-                None
-            }
+        let tail = last.start + last.len;
+        if self.wrapped {
+            // Used: [first.start, ..) and [0, tail). Free: [tail, first.start).
+            (first.start - tail >= len).then_some((tail, true))
+        } else if BYTES - tail >= len {
+            // Used: [first.start, tail). Free: [tail, BYTES) then [0, first.start).
+            Some((tail, false))
         } else {
-            // Wrapped. Used: [first.start, ..) and [0, end). Free: [end, first.start).
-            (first.start - end >= len).then_some(end)
+            (first.start >= len).then_some((0, true))
         }
     }
 
@@ -64,13 +64,15 @@ impl<const BYTES: usize, const FRAMES: usize> ReplayRing<BYTES, FRAMES> {
         len: usize,
         write: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<bool, E> {
-        let Some(start) = self.free_region(len) else { return Ok(false) };
+        let Some((start, wraps)) = self.free_region(len) else { return Ok(false) };
         if self.entries.len() == FRAMES {
             return Ok(false);
         }
         let Some(region) = self.buf.get_mut(start..start + len) else { return Ok(false) };
         write(region)?;
-        Ok(self.entries.push_back(Entry { seq, start, len, close: false }).is_ok())
+        let stored = self.entries.push_back(Entry { seq, start, len, close: false }).is_ok();
+        self.wrapped |= stored && wraps;
+        Ok(stored)
     }
 
     /// Stores the end-of-stream marker as frame `seq`.
@@ -81,8 +83,17 @@ impl<const BYTES: usize, const FRAMES: usize> ReplayRing<BYTES, FRAMES> {
 
     /// Drops every frame before `next_expected` (the peer has them).
     pub(crate) fn ack(&mut self, next_expected: u32) {
-        while self.entries.front().is_some_and(|e| seq_before(e.seq, next_expected)) {
+        while let Some(first) = self.entries.front().copied() {
+            if !seq_before(first.seq, next_expected) {
+                break;
+            }
             self.entries.pop_front();
+            match self.entries.front() {
+                // Crossed from the end of the buffer back to its start.
+                Some(next) if next.start < first.start => self.wrapped = false,
+                None => self.wrapped = false,
+                _ => {}
+            }
         }
     }
 
@@ -144,6 +155,28 @@ mod tests {
     }
 
     #[test]
+    fn zero_length_frame_at_the_oldest_offset_does_not_hide_the_wrap() {
+        // The sequence proptest found: a wrapped ring whose newest frame is
+        // empty and sits at the oldest frame's offset.
+        let mut r = ReplayRing::<128, 6>::new();
+        let push = |r: &mut ReplayRing<128, 6>, seq, len: usize, fill| {
+            r.push::<()>(seq, len, |b| {
+                b.fill(fill);
+                Ok(())
+            })
+            .unwrap()
+        };
+        assert!(push(&mut r, 0, 39, 0));
+        assert!(push(&mut r, 1, 22, 1));
+        r.ack(1);
+        assert!(push(&mut r, 2, 29, 2));
+        assert!(push(&mut r, 3, 39, 3), "wraps to 0");
+        assert!(push(&mut r, 4, 0, 4));
+        assert!(!push(&mut r, 5, 1, 5), "no room: must not overwrite frame 1");
+        assert_eq!(r.get(1).unwrap().1, &[1u8; 22]);
+    }
+
+    #[test]
     fn failed_write_changes_nothing() {
         let mut r = ReplayRing::<64, 4>::new();
         assert_eq!(r.push(0, 10, |_| Err("encode failed")), Err("encode failed"));
@@ -152,6 +185,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
         /// Against a model: random pushes and acks; stored bytes always
         /// match, bounds always hold.
         #[test]

@@ -328,9 +328,7 @@ impl<F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX
     }
 }
 
-/// Decodes a whole message; trailing bytes are an error.
+/// Decodes a whole message into a [`StableError::Decode`] naming the family.
 fn decode_exact<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, StableError> {
-    let decode_error = |error| StableError::Decode { family: F::NAME, error };
-    let (msg, rest) = postcard::take_from_bytes::<F::Msg<'_>>(bytes).map_err(decode_error)?;
-    if rest.is_empty() { Ok(msg) } else { Err(decode_error(postcard::Error::DeserializeBadEncoding)) }
+    vox_types::decode_message::<F>(bytes).map_err(|error| StableError::Decode { family: F::NAME, error })
 }

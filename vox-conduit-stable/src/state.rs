@@ -35,6 +35,11 @@ pub(crate) struct Shared<const BYTES: usize, const FRAMES: usize, const RX: usiz
     pub(crate) ack_now: bool,
     /// The peer's close arrived (after all its messages).
     pub(crate) peer_closed: bool,
+    /// Frames received on the current attachment (the watchdog's evidence
+    /// of life; wraps).
+    pub(crate) rx_activity: u32,
+    /// Frames sent on the current attachment (wraps).
+    pub(crate) tx_activity: u32,
     /// The peer said it finished (everything both ways closed and acked).
     pub(crate) peer_done: bool,
     /// We told the peer we finished.
@@ -73,6 +78,8 @@ impl<const BYTES: usize, const FRAMES: usize, const RX: usize> Shared<BYTES, FRA
             unacked_rx: 0,
             ack_now: false,
             peer_closed: false,
+            rx_activity: 0,
+            tx_activity: 0,
             peer_done: false,
             done_sent: false,
             fatal: None,

@@ -33,7 +33,8 @@ fn framed(size: usize, count: u32) -> (Duration, f64) {
             slot.as_mut_slice().copy_from_slice(&payload);
             slot.commit();
         }
-        drop((atx, arx));
+        atx.close().await.unwrap();
+        drop(arx);
     };
     let receiver = async move {
         let mut got = 0u32;
@@ -42,7 +43,8 @@ fn framed(size: usize, count: u32) -> (Duration, f64) {
             got += 1;
         }
         assert_eq!(got, count);
-        drop((btx, brx));
+        btx.close().await.unwrap();
+        drop(brx);
     };
     let (mut ra, mut wa, mut rb, mut wb) = (PipeReader(&ba), PipeWriter(&ab), PipeReader(&ab), PipeWriter(&ba));
     let (_, _, x, y) = block_on(futures::future::join4(

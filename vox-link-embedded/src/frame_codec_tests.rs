@@ -110,6 +110,17 @@ fn a_fresh_decoder_mid_stream_resyncs_at_the_next_delimiter() {
     }
     assert_eq!(got, [b"second".to_vec()]);
     assert_eq!(dec.take_discarded(), a.len() - 4);
+
+    // Attached exactly at a boundary: the first frame is whole and kept.
+    let mut dec = FrameDecoder::resyncing();
+    let mut got = Vec::new();
+    for &byte in a.iter().chain(&b) {
+        if let Ok(Decoded::Frame(n)) = dec.feed(byte, &mut slot) {
+            got.push(slot[..n].to_vec());
+        }
+    }
+    assert_eq!(got, [b"first".to_vec(), b"second".to_vec()]);
+    assert_eq!(dec.take_discarded(), 0);
 }
 
 proptest! {

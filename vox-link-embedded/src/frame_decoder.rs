@@ -36,8 +36,14 @@ pub enum Decoded {
 /// framed link's receiver; public for tools and fuzzing.
 pub struct FrameDecoder {
     state: DecoderState,
-    /// Discarding until the next delimiter (fresh start or after an error).
+    /// Discarding until the next delimiter (a tentative first frame failed).
     syncing: bool,
+    /// No delimiter seen yet: the first frame may be the tail of a frame of
+    /// an earlier link. If it decodes and passes its CRC it is delivered;
+    /// if not, it is discarded as a resynchronisation, not an error.
+    tentative: bool,
+    /// Encoded bytes of the frame in progress (for discard counts).
+    frame_bytes: usize,
     /// Bytes discarded while syncing, since the last report.
     discarded: usize,
     /// Whether the current resynchronisation discarded anything.
@@ -49,11 +55,15 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// A decoder that first discards bytes up to the next delimiter.
+    /// A decoder attached to a byte stream at an unknown position: its first
+    /// frame is tentative (delivered if whole and correct, silently
+    /// discarded otherwise).
     pub const fn resyncing() -> Self {
         Self {
             state: DecoderState::Idle,
-            syncing: true,
+            syncing: false,
+            tentative: true,
+            frame_bytes: 0,
             discarded: 0,
             discarded_any: false,
             tail: [0; CRC_LEN],
@@ -70,7 +80,7 @@ impl FrameDecoder {
 
     /// True once, right after a resynchronisation that discarded bytes.
     pub fn resynced_after_discard(&mut self) -> bool {
-        !self.syncing && core::mem::take(&mut self.discarded_any)
+        !self.syncing && !self.tentative && core::mem::take(&mut self.discarded_any)
     }
 
     /// Bytes discarded while resynchronising; resets the count.
@@ -91,12 +101,45 @@ impl FrameDecoder {
         if self.syncing {
             if byte == 0 {
                 self.syncing = false;
+                self.tentative = false;
             } else {
                 self.discarded += 1;
                 self.discarded_any = true;
             }
             return Ok(Decoded::Pending);
         }
+        self.frame_bytes += 1;
+        let result = self.feed_synced(byte, slot);
+        if byte == 0 {
+            let was_tentative = core::mem::replace(&mut self.tentative, false);
+            let discarded = self.frame_bytes - 1;
+            self.frame_bytes = 0;
+            if was_tentative {
+                return match result {
+                    Ok(Decoded::Frame(n)) => Ok(Decoded::Frame(n)),
+                    // A lone delimiter: the stream was at a boundary.
+                    Ok(Decoded::Pending) => Ok(Decoded::Pending),
+                    // The tail of an earlier frame (or a marker we cannot
+                    // trust): drop it quietly.
+                    Ok(Decoded::Close) | Err(_) => {
+                        self.discarded += discarded;
+                        self.discarded_any = true;
+                        Ok(Decoded::Pending)
+                    }
+                };
+            }
+        } else if self.tentative && result.is_err() {
+            // Not a frame start after all: skip to the next delimiter.
+            self.discarded += self.frame_bytes;
+            self.discarded_any = true;
+            self.frame_bytes = 0;
+            self.syncing = true;
+            return Ok(Decoded::Pending);
+        }
+        result
+    }
+
+    fn feed_synced(&mut self, byte: u8, slot: &mut [u8]) -> Result<Decoded, FrameError> {
         match self.state.feed(byte) {
             Ok(DecodeResult::NoData) => Ok(Decoded::Pending),
             Ok(DecodeResult::DataStart) => {
@@ -155,7 +198,7 @@ impl FrameDecoder {
     /// delimiter (the byte just fed is that delimiter when it is 0).
     fn fail(&mut self, e: FrameError, byte: u8) -> Result<Decoded, FrameError> {
         self.reset();
-        self.syncing = byte != 0;
+        self.syncing = byte != 0 && !self.tentative;
         Err(e)
     }
 }

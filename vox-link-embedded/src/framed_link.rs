@@ -429,7 +429,8 @@ mod tests {
                 slot.as_mut_slice().fill(i as u8 + 1);
                 slot.commit();
             }
-            drop((atx, arx));
+            atx.close().await.unwrap();
+            drop(arx);
         };
         let receiver = async move {
             for (i, &n) in sizes.iter().enumerate() {
@@ -437,7 +438,8 @@ mod tests {
                 assert_eq!(got.as_bytes(), &std::vec![i as u8 + 1; n][..]);
             }
             assert_eq!(brx.recv().await, Ok(None));
-            drop((btx, brx));
+            btx.close().await.unwrap();
+            drop(brx);
         };
         let (mut ra, mut wa, mut rb, mut wb) = (PipeReader(&ba), PipeWriter(&ab), PipeReader(&ab), PipeWriter(&ba));
         let (_, _, x, y) = block_on(futures::future::join4(

@@ -197,7 +197,7 @@ fn ends<M: RawMutex, const SLOTS: usize, const MTU: usize>(
 
 /// One end of an in-memory link.
 pub type MemoryLink<M, const SLOTS: usize, const MTU: usize> = QueueLink<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
-/// Sending half of a [`MemoryLink`]; dropping it closes the direction gracefully.
+/// Sending half of a [`MemoryLink`]; see [`QueueTx`] for close versus drop.
 pub type MemoryLinkTx<M, const SLOTS: usize, const MTU: usize> = QueueTx<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
 /// Receiving half of a [`MemoryLink`]; dropping it makes the peer's sends fail.
 pub type MemoryLinkRx<M, const SLOTS: usize, const MTU: usize> = QueueRx<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;

@@ -73,8 +73,12 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
     }
 }
 
-/// Sending half of a slot-queue link; dropping it closes the direction
-/// gracefully.
+/// Sending half of a slot-queue link. [`close`](LinkTx::close) ends the
+/// direction gracefully (the peer sees end-of-stream); dropping it without
+/// closing abandons the direction (the peer sees [`LinkError::Closed`]
+/// after the payloads already committed; a framed link sends no
+/// end-of-stream marker, so a peer's next link on the same byte stream is
+/// not disturbed).
 pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<P>,
     dir: usize,
@@ -150,14 +154,14 @@ where
 
     // r[impl link.close]
     async fn close(self) -> Result<(), LinkError> {
-        drop(self);
+        self.queue().close();
         Ok(())
     }
 }
 
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for QueueTx<P, M, SLOTS, MTU> {
     fn drop(&mut self) {
-        self.queue().close();
+        self.queue().abandon();
         (self.ops.half_dropped)(&self.storage);
     }
 }

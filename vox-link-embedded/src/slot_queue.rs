@@ -195,6 +195,12 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
         })
     }
 
+    /// The producer went away without closing: the consumer drains what was
+    /// committed, then gets [`LinkError::Closed`] (not end-of-stream).
+    pub(crate) fn abandon(&self) {
+        self.kill(LinkError::Closed);
+    }
+
     /// The link died: the producer fails at once, the consumer after
     /// draining what was committed.
     pub(crate) fn kill(&self, e: LinkError) {

@@ -47,7 +47,7 @@ pub use link_source::LinkSource;
 pub use maybe_send::{MaybeSend, MaybeSync};
 #[cfg(feature = "facet")]
 pub use msg_family::FacetFamily;
-pub use msg_family::MsgFamily;
+pub use msg_family::{MsgFamily, decode_message};
 pub use prologue::{ConduitMode, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PROTOCOL_VERSION, Prologue};
 pub use prologue_error::PrologueError;
 pub use prologue_exchange::{HandshakeError, exchange_prologue};

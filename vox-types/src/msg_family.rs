@@ -32,6 +32,13 @@ pub trait MsgFamily: 'static {
     fn reborrow<'s, 'l: 's>(msg: &'s Self::Msg<'l>) -> &'s Self::Msg<'s>;
 }
 
+/// Decodes one whole message of family `F` from `bytes`; trailing bytes
+/// are an error ([`postcard::Error::DeserializeBadEncoding`]), not ignored.
+pub fn decode_message<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, postcard::Error> {
+    let (msg, rest) = postcard::take_from_bytes::<F::Msg<'_>>(bytes)?;
+    if rest.is_empty() { Ok(msg) } else { Err(postcard::Error::DeserializeBadEncoding) }
+}
+
 /// Declares a [`MsgFamily`] marker type for a message type.
 ///
 /// ```

@@ -1,83 +1,87 @@
-//! The README's demo: a "device" streams typed telemetry to a "host" over
-//! an in-memory link; the host decodes each message zero-copy into a
-//! `SelfRef` and prints a summary.
+//! The README's demo: a "host" and a "device" stream typed messages both
+//! ways over a noisy in-memory serial line that also gets cut now and
+//! then. `StableConduit` over `FramedLink`s reattached to the same byte
+//! stream delivers every message exactly once, in order.
 //!
-//! Run with `cargo run --release -p vox-examples --bin demo`.
+//! `cargo run --release -p vox-examples --bin demo [-- --messages N --noise-ppm P --cut-every F --seed S]`
 
-use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use postcard_schema::Schema;
-use serde::{Deserialize, Serialize};
-use std::time::Instant;
-use vox_link_embedded::MemoryLinkPair;
-use vox_types::{Link, LinkError, LinkRx, LinkTx, LinkTxPermit, MsgFamily, SelfRef, WriteSlot};
+use vox_examples::serial_line::{LineConfig, run_line};
 
-/// One telemetry sample from the device.
-#[derive(Serialize, Deserialize, Schema, Debug)]
-struct Telemetry<'a> {
-    seq: u32,
-    millivolts: u16,
-    #[serde(borrow)]
-    label: &'a str,
-}
-vox_types::msg_family!(TelemetryFamily => Telemetry<'a>);
-
-const MESSAGES: u32 = 100_000;
-
-async fn device(tx: impl LinkTx) -> Result<(), LinkError> {
-    for seq in 0..MESSAGES {
-        let msg = Telemetry { seq, millivolts: (3300 + seq % 50) as u16, label: "vbat" };
-        let len = postcard::experimental::serialized_size(&msg).map_err(|_| LinkError::Closed)?;
-        let mut slot = tx.reserve().await?.alloc(len)?;
-        postcard::to_slice(&msg, slot.as_mut_slice()).map_err(|_| LinkError::Closed)?;
-        slot.commit();
-    }
-    tx.close().await
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() {
-    println!("vox-embedded demo: device -> host telemetry over an in-memory link");
-    println!("schema fingerprint {}", TelemetryFamily::FINGERPRINT);
-    let (host_end, device_end) = MemoryLinkPair::<CriticalSectionRawMutex, 8, 64>::new_shared();
-    let (device_tx, _device_rx) = device_end.split();
-    let (_host_tx, mut host_rx) = host_end.split();
-    let start = Instant::now();
-    let device = tokio::spawn(device(device_tx));
-    let (mut received, mut bad, mut last_mv) = (0u32, 0u32, 0u16);
-    loop {
-        match host_rx.recv().await {
-            Ok(Some(frame)) => {
-                let msg: Result<SelfRef<Telemetry<'static>>, _> =
-                    SelfRef::try_new::<TelemetryFamily, _>(frame, |b| postcard::from_bytes(b));
-                match msg {
-                    Ok(m) if m.get::<TelemetryFamily>().seq == received => {
-                        last_mv = m.get::<TelemetryFamily>().millivolts;
-                        received += 1;
-                    }
-                    _ => bad += 1,
-                }
-                if received % 20_000 == 0 {
-                    println!("  received {received:>7} / {MESSAGES}");
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                println!("link error: {e}");
-                break;
-            }
-        }
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("demo [--messages N] [--noise-ppm P] [--cut-every FRAMES] [--seed S]");
+        return;
     }
-    let elapsed = start.elapsed();
-    let device_result = device.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string()));
-    println!();
-    println!("| sent     | received | bad | last mV | msgs/s     |");
-    println!("|----------|----------|-----|---------|------------|");
+    let cfg = LineConfig {
+        messages: arg(&args, "--messages", 20_000) as u32,
+        noise_ppm: arg(&args, "--noise-ppm", 100) as u32,
+        cut_every_frames: arg(&args, "--cut-every", 500) as u32,
+        seed: arg(&args, "--seed", 7),
+        progress: true,
+    };
+    println!("vox-embedded demo: host <-> device, StableConduit over FramedLink over a noisy in-memory serial line");
     println!(
-        "| {MESSAGES:>8} | {received:>8} | {bad:>3} | {last_mv:>7} | {:>10.0} |",
-        f64::from(received) / elapsed.as_secs_f64()
+        "{} messages each way; line noise {} per million bytes; line cut about every {} frames each way\n",
+        cfg.messages, cfg.noise_ppm, cfg.cut_every_frames
     );
-    if device_result.is_err() || received != MESSAGES || bad != 0 {
-        eprintln!("demo FAILED: device {device_result:?}, received {received}, bad {bad}");
+    let r = run_line(cfg).await;
+    let lost = 2 * u64::from(r.sent) - u64::from(r.delivered_to_device) - u64::from(r.delivered_to_host);
+    let secs = r.elapsed.as_secs_f64();
+    println!();
+    println!("| direction    | sent   | delivered | lost | duplicated/out of order |");
+    println!("|--------------|-------:|----------:|-----:|------------------------:|");
+    println!(
+        "| host->device | {:>6} | {:>9} | {:>4} | {:>23} |",
+        r.sent,
+        r.delivered_to_device,
+        r.sent - r.delivered_to_device,
+        ""
+    );
+    println!(
+        "| device->host | {:>6} | {:>9} | {:>4} | {:>23} |",
+        r.sent,
+        r.delivered_to_host,
+        r.sent - r.delivered_to_host,
+        ""
+    );
+    println!(
+        "| both         | {:>6} | {:>9} | {:>4} | {:>23} |",
+        2 * r.sent,
+        r.delivered_to_device + r.delivered_to_host,
+        lost,
+        r.misordered_or_duplicated
+    );
+    println!();
+    println!(
+        "| reattachments | replays | gaps | duplicates dropped | CRC errors | line cuts | noise (flip/drop/insert) | throughput |"
+    );
+    println!(
+        "|--------------:|--------:|-----:|-------------------:|-----------:|----------:|-------------------------:|-----------:|"
+    );
+    println!(
+        "| {:>13} | {:>7} | {:>4} | {:>18} | {:>10} | {:>9} | {:>24} | {:>7.0} msg/s |",
+        r.host.reattachments + r.device.reattachments,
+        r.host.replays + r.device.replays,
+        r.host.gaps + r.device.gaps,
+        r.host.duplicates + r.device.duplicates,
+        r.framed.crc_errors,
+        r.cuts,
+        format!("{}/{}/{}", r.noise.flipped, r.noise.dropped, r.noise.inserted),
+        f64::from(r.delivered_to_device + r.delivered_to_host) / secs
+    );
+    println!("\nsessions ended: host {:?}, device {:?}; {:.2} s", r.host_result, r.device_result, secs);
+    if std::env::var_os("VOX_DEMO_DEBUG").is_some() {
+        println!("host   {:?}\ndevice {:?}\nframed {:?}", r.host, r.device, r.framed);
+    }
+    let ok = lost == 0 && r.misordered_or_duplicated == 0 && r.host_result.is_ok() && r.device_result.is_ok();
+    if !ok {
+        eprintln!("demo FAILED");
         std::process::exit(1);
     }
 }

@@ -1,0 +1,335 @@
+//! A host and a device talking over a noisy in-memory serial line:
+//! `StableConduit` over `FramedLink`s that are reattached to the same byte
+//! stream after every link death. Used by the README demo and the chaos
+//! test.
+
+use crate::tokio_delay::TokioDelay;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embedded_io_async::{ErrorType, Write};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableError, StableStats, StableStatsHandle};
+use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
+use vox_link_embedded::{
+    BytePipe, FramedLink, FramedLinkStorage, FramedStats, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter,
+};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+
+type M = CriticalSectionRawMutex;
+type Line = BytePipe<M, 2048>;
+/// The framed link on each end of the line.
+pub type SerialLink = FramedLink<M, 4, 256>;
+type Conduit_ = StableConduit<DemoFamily, M, 4096, 32, 16>;
+type Stats = StableStatsHandle<M, 4096, 32, 16>;
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+pub struct LineConfig {
+    /// Messages each side sends.
+    pub messages: u32,
+    /// Corruption rate of the line, in events per million bytes (split
+    /// evenly between flipped, dropped and inserted bytes).
+    pub noise_ppm: u32,
+    /// Cut the line (lose a burst of bytes) about every this many frames
+    /// each way; 0 never.
+    pub cut_every_frames: u32,
+    /// Seed of the noise.
+    pub seed: u64,
+    /// Print a live progress line.
+    pub progress: bool,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct LineReport {
+    /// Messages each side sent.
+    pub sent: u32,
+    /// Host → device messages delivered, in order, once.
+    pub delivered_to_device: u32,
+    /// Device → host messages delivered, in order, once.
+    pub delivered_to_host: u32,
+    /// Messages that arrived out of order or twice (must be 0).
+    pub misordered_or_duplicated: u32,
+    /// How each session ended.
+    pub host_result: Result<(), StableError>,
+    /// How each session ended.
+    pub device_result: Result<(), StableError>,
+    /// Host conduit counters.
+    pub host: StableStats,
+    /// Device conduit counters.
+    pub device: StableStats,
+    /// Framed-link counters summed over both ends and all attachments.
+    pub framed: FramedStats,
+    /// Noise injected on both directions.
+    pub noise: NoiseCounts,
+    /// Line cuts made.
+    pub cuts: u32,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Loses a burst of bytes about every `every` frames: a cable pulled and
+/// pushed back.
+struct LineCutter<W> {
+    inner: W,
+    every: u32,
+    frames: u32,
+    cutting: u32,
+    cuts: Arc<AtomicU32>,
+}
+
+impl<W: ErrorType> ErrorType for LineCutter<W> {
+    type Error = W::Error;
+}
+
+impl<W: Write> Write for LineCutter<W> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, W::Error> {
+        let mut out = Vec::with_capacity(buf.len());
+        for &b in buf {
+            if self.cutting > 0 {
+                self.cutting -= 1;
+                continue;
+            }
+            if b == 0 && self.every > 0 {
+                self.frames += 1;
+                if self.frames.is_multiple_of(self.every) {
+                    self.cutting = 12;
+                    self.cuts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            out.push(b);
+        }
+        self.inner.write_all(&out).await?;
+        Ok(buf.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), W::Error> {
+        self.inner.flush().await
+    }
+}
+
+#[derive(Default)]
+struct FramedTotals {
+    stats: std::sync::Mutex<FramedStats>,
+}
+
+impl FramedTotals {
+    fn add(&self, s: FramedStats) {
+        let mut t = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        t.frames_sent += s.frames_sent;
+        t.frames_received += s.frames_received;
+        t.wire_bytes_sent += s.wire_bytes_sent;
+        t.payload_bytes_sent += s.payload_bytes_sent;
+        t.crc_errors += s.crc_errors;
+        t.malformed_frames += s.malformed_frames;
+        t.oversize_frames += s.oversize_frames;
+        t.resyncs += s.resyncs;
+    }
+}
+
+/// One end of the serial port: attaches a fresh framed link to the same
+/// byte stream whenever the previous one died, and hands it to the conduit.
+async fn serial_port<W: Write>(
+    channel: Arc<LinkChannel<M, SerialLink>>,
+    mut reader: PipeReader<Arc<Line>>,
+    mut writer: W,
+    totals: Arc<FramedTotals>,
+    stop: Arc<AtomicBool>,
+) -> W {
+    while !stop.load(Ordering::Relaxed) {
+        let (link, runner) = FramedLinkStorage::<M, 4, 256>::new_shared();
+        let stats = runner.stats_handle();
+        channel.offer(link).await;
+        let run = runner.run(&mut reader, &mut writer);
+        let stopped = async {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = embassy_futures::select::select(run, stopped).await;
+        totals.add(stats.get());
+    }
+    writer
+}
+
+/// Sends `n` messages of the side's kind, then closes.
+async fn send_all(tx: &impl ConduitTx<Msg = DemoFamily>, n: u32, host: bool) -> Result<(), String> {
+    let payload = [0x5Au8; 24];
+    for id in 0..n {
+        let msg = if host {
+            DemoMsg::Request { id, command: Command::Echo(&payload) }
+        } else {
+            DemoMsg::Telemetry { seq: id, millivolts: 3300 - (id % 100) as u16, label: "vbat" }
+        };
+        tx.reserve().await.map_err(|e| e.to_string())?.send(msg).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Receives until the peer closes; counts in-order ids and anything else.
+async fn receive_all(rx: &mut impl ConduitRx<Msg = DemoFamily>, counter: &AtomicU32, bad: &AtomicU32) {
+    while let Ok(Some(m)) = rx.recv().await {
+        let id = match m.get::<DemoFamily>() {
+            DemoMsg::Request { id, .. } | DemoMsg::Telemetry { seq: id, .. } | DemoMsg::Reply { id, .. } => *id,
+        };
+        if id == counter.load(Ordering::Relaxed) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            bad.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn progress_line(sent: u32, to_device: u32, to_host: u32, host: &Stats, device: &Stats, start: Instant) -> String {
+    let (h, d) = (host.get(), device.get());
+    format!(
+        "\r  host->device {to_device:>7}/{sent}  device->host {to_host:>7}/{sent}  reattachments {:>4}  replays {:>5}  {:>5.1} s",
+        h.reattachments + d.reattachments,
+        h.replays + d.replays,
+        start.elapsed().as_secs_f64()
+    )
+}
+
+/// Runs the host and the device over the noisy line until both sent and
+/// received everything, or 120 s pass.
+pub async fn run_line(cfg: LineConfig) -> LineReport {
+    let config = StableConfig { timeout_ms: 400, keepalive_ms: 100, linger_ms: 1200, ..StableConfig::DEFAULT };
+    let (to_device_line, to_host_line) = (Arc::new(Line::new()), Arc::new(Line::new()));
+    let rates = NoiseRates { flip_ppm: cfg.noise_ppm / 3, drop_ppm: cfg.noise_ppm / 3, insert_ppm: cfg.noise_ppm / 3 };
+    let cuts = Arc::new(AtomicU32::new(0));
+    let totals = Arc::new(FramedTotals::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = |line: &Arc<Line>, seed: u64| LineCutter {
+        inner: NoisyWriter::new(PipeWriter(line.clone()), rates, seed),
+        every: cfg.cut_every_frames,
+        frames: 0,
+        cutting: 0,
+        cuts: cuts.clone(),
+    };
+    let (host_links, device_links) = (Arc::new(LinkChannel::new()), Arc::new(LinkChannel::new()));
+    let host_port = tokio::spawn(serial_port(
+        host_links.clone(),
+        PipeReader(to_host_line.clone()),
+        writer(&to_device_line, cfg.seed),
+        totals.clone(),
+        stop.clone(),
+    ));
+    let device_port = tokio::spawn(serial_port(
+        device_links.clone(),
+        PipeReader(to_device_line.clone()),
+        writer(&to_host_line, cfg.seed ^ 0x9E37),
+        totals.clone(),
+        stop.clone(),
+    ));
+
+    let (host, host_driver) = Conduit_::new_shared(SessionRole::Acceptor, config);
+    let (device, device_driver) = Conduit_::new_shared(SessionRole::Initiator, config);
+    let (host_stats, device_stats) = (host.stats_handle(), device.stats_handle());
+    let host_task = {
+        let links = host_links.clone();
+        tokio::spawn(async move {
+            let rng = ChaCha20Rng::from_os_rng();
+            host_driver.run(links.receiver(), rng, TokioDelay).await
+        })
+    };
+    let device_task = {
+        let links = device_links.clone();
+        tokio::spawn(async move {
+            let rng = ChaCha20Rng::from_os_rng();
+            device_driver.run(links.receiver(), rng, TokioDelay).await
+        })
+    };
+
+    let (to_device, to_host, bad) = (AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0));
+    let start = Instant::now();
+    let (host_tx, mut host_rx) = host.split();
+    let (device_tx, mut device_rx) = device.split();
+    let traffic = async {
+        let host_side = async {
+            let _ = send_all(&host_tx, cfg.messages, true).await;
+            drop(host_tx);
+        };
+        let device_side = async {
+            let _ = send_all(&device_tx, cfg.messages, false).await;
+            drop(device_tx);
+        };
+        tokio::join!(
+            host_side,
+            device_side,
+            receive_all(&mut host_rx, &to_host, &bad),
+            receive_all(&mut device_rx, &to_device, &bad)
+        );
+    };
+    let progress = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if cfg.progress {
+                let line = progress_line(
+                    cfg.messages,
+                    to_device.load(Ordering::Relaxed),
+                    to_host.load(Ordering::Relaxed),
+                    &host_stats,
+                    &device_stats,
+                    start,
+                );
+                eprint!("{line}");
+            }
+        }
+    };
+    let limit = std::env::var("VOX_DEMO_LIMIT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let _ = tokio::time::timeout(Duration::from_secs(limit), async {
+        tokio::select! {
+            () = traffic => {},
+            () = progress => {},
+        }
+    })
+    .await;
+    let elapsed = start.elapsed();
+    let host_result = tokio::time::timeout(Duration::from_secs(5), host_task)
+        .await
+        .map_or(Err(StableError::Closed), |r| r.unwrap_or(Err(StableError::Closed)));
+    let device_result = tokio::time::timeout(Duration::from_secs(5), device_task)
+        .await
+        .map_or(Err(StableError::Closed), |r| r.unwrap_or(Err(StableError::Closed)));
+    if cfg.progress {
+        eprintln!(
+            "{}",
+            progress_line(
+                cfg.messages,
+                to_device.load(Ordering::Relaxed),
+                to_host.load(Ordering::Relaxed),
+                &host_stats,
+                &device_stats,
+                start
+            )
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut noise = NoiseCounts::default();
+    for port in [host_port, device_port] {
+        if let Ok(Ok(w)) = tokio::time::timeout(Duration::from_secs(2), port).await {
+            let n = w.inner.counts();
+            noise.flipped += n.flipped;
+            noise.dropped += n.dropped;
+            noise.inserted += n.inserted;
+        }
+    }
+    let framed = *totals.stats.lock().unwrap_or_else(|e| e.into_inner());
+    LineReport {
+        sent: cfg.messages,
+        delivered_to_device: to_device.load(Ordering::Relaxed),
+        delivered_to_host: to_host.load(Ordering::Relaxed),
+        misordered_or_duplicated: bad.load(Ordering::Relaxed),
+        host_result,
+        device_result,
+        host: host_stats.get(),
+        device: device_stats.get(),
+        framed,
+        noise,
+        cuts: cuts.load(Ordering::Relaxed),
+        elapsed,
+    }
+}
