@@ -41,6 +41,8 @@ enum Work {
     Data,
     Ack,
     Finished,
+    /// The session ended (expired by the acceptor, lost): stop.
+    Fatal(StableError),
 }
 
 async fn with_timeout<T>(delay: &mut impl DelayNs, ms: u32, fut: impl Future<Output = T>) -> Option<T> {
@@ -396,6 +398,9 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
 
     fn poll_work(&self, cx: &mut core::task::Context<'_>) -> Poll<Work> {
         self.with(|s| {
+            if let Some(e) = &s.fatal {
+                return Poll::Ready(Work::Fatal(e.clone()));
+            }
             if s.finished() {
                 if !s.done_sent {
                     return Poll::Ready(Work::Ack);
@@ -453,10 +458,11 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
 
     async fn send_loop<T: LinkTx>(&self, tx: &T) -> Result<Ended, StableError> {
         loop {
-            let work = poll_fn(|cx| self.poll_work(cx)).await;
-            if let Work::Finished = work {
-                return Ok(Ended::Finished);
-            }
+            let work = match poll_fn(|cx| self.poll_work(cx)).await {
+                Work::Finished => return Ok(Ended::Finished),
+                Work::Fatal(e) => return Err(e),
+                work => work,
+            };
             let Ok(permit) = tx.reserve().await else { return Ok(Ended::LinkLost) };
             let written = self.with(|s| {
                 let ack = s.rx_next;

@@ -23,7 +23,10 @@ extern crate std;
 mod config;
 mod driver;
 mod link_channel;
+mod primed_link;
 mod replay_ring;
+#[cfg(feature = "alloc")]
+mod stable_acceptor;
 mod stable_conduit;
 mod stable_error;
 mod stable_stats;
@@ -32,7 +35,12 @@ pub mod wire;
 
 pub use config::StableConfig;
 pub use driver::StableDriver;
+#[cfg(feature = "alloc")]
+pub use link_channel::SharedLinkChannel;
 pub use link_channel::{LinkChannel, LinkChannelReceiver};
+pub use primed_link::{PrimedLink, PrimedRx};
+#[cfg(feature = "alloc")]
+pub use stable_acceptor::{AcceptedLink, AcceptedSession, SessionLinks, StableAcceptor};
 pub use stable_conduit::{StableConduit, StablePermit, StableRx, StableStatsHandle, StableStorage, StableTx};
 pub use stable_error::StableError;
 pub use stable_stats::StableStats;

@@ -22,6 +22,17 @@ impl<M: RawMutex, L> LinkChannel<M, L> {
         self.links.send(link).await;
     }
 
+    /// Offers a link without waiting; gives it back if one is waiting
+    /// already.
+    pub fn try_offer(&self, link: L) -> Result<(), L> {
+        self.links.try_send(link).map_err(|embassy_sync::channel::TrySendError::Full(l)| l)
+    }
+
+    /// Takes the waiting link back, if any.
+    pub fn try_receive(&self) -> Option<L> {
+        self.links.try_receive().ok()
+    }
+
     /// The source side, for [`StableDriver::run`](crate::StableDriver::run).
     pub fn receiver(&self) -> LinkChannelReceiver<'_, M, L> {
         LinkChannelReceiver { channel: self }
@@ -48,5 +59,53 @@ where
 
     async fn next_link(&mut self) -> Result<L, LinkError> {
         Ok(self.channel.links.receive().await)
+    }
+}
+
+/// A [`LinkChannel`] on the heap, shared by whoever offers links and the
+/// driver that takes them (a [`LinkSource`]).
+#[cfg(feature = "alloc")]
+pub struct SharedLinkChannel<M: RawMutex, L>(alloc::sync::Arc<LinkChannel<M, L>>);
+
+#[cfg(feature = "alloc")]
+impl<M: RawMutex, L> SharedLinkChannel<M, L> {
+    /// An empty shared channel.
+    pub fn new() -> Self {
+        Self(alloc::sync::Arc::new(LinkChannel::new()))
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<M: RawMutex, L> Default for SharedLinkChannel<M, L> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<M: RawMutex, L> Clone for SharedLinkChannel<M, L> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<M: RawMutex, L> core::ops::Deref for SharedLinkChannel<M, L> {
+    type Target = LinkChannel<M, L>;
+    fn deref(&self) -> &LinkChannel<M, L> {
+        &self.0
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<M, L> LinkSource for SharedLinkChannel<M, L>
+where
+    M: RawMutex + MaybeSync + MaybeSend,
+    L: Link + MaybeSend,
+{
+    type Link = L;
+
+    async fn next_link(&mut self) -> Result<L, LinkError> {
+        Ok(self.0.links.receive().await)
     }
 }

@@ -100,6 +100,11 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         self.tx.storage.stats()
     }
 
+    #[cfg(feature = "alloc")]
+    pub(crate) fn storage_ref(&self) -> StorageRef<StableStorage<M, BYTES, FRAMES, RX>> {
+        self.tx.storage.clone()
+    }
+
     /// A handle that reads the counters, also after the conduit is split.
     pub fn stats_handle(&self) -> StableStatsHandle<M, BYTES, FRAMES, RX> {
         StableStatsHandle { storage: self.tx.storage.clone() }

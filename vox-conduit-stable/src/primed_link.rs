@@ -1,0 +1,44 @@
+//! `PrimedLink`: a link whose first received payloads were already read
+//! (by the acceptor, to route it) and are handed out again first.
+
+use heapless::Deque;
+use vox_types::{Backing, Link, LinkError, LinkRx, LinkTx, MaybeSend};
+
+/// A link (as its two halves) with up to two payloads put back in front of
+/// its receiver.
+pub struct PrimedLink<T, R> {
+    tx: T,
+    rx: PrimedRx<R>,
+}
+
+impl<T, R> PrimedLink<T, R> {
+    /// Halves `tx`/`rx`, whose receiver yields `pending` before anything new.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn new(tx: T, rx: R, pending: Deque<Backing, 2>) -> Self {
+        Self { tx, rx: PrimedRx { rx, pending } }
+    }
+}
+
+/// Receiving half of a [`PrimedLink`].
+pub struct PrimedRx<R> {
+    rx: R,
+    pending: Deque<Backing, 2>,
+}
+
+impl<T: LinkTx, R: LinkRx> Link for PrimedLink<T, R> {
+    type Tx = T;
+    type Rx = PrimedRx<R>;
+
+    fn split(self) -> (T, PrimedRx<R>) {
+        (self.tx, self.rx)
+    }
+}
+
+impl<R: LinkRx + MaybeSend> LinkRx for PrimedRx<R> {
+    async fn recv(&mut self) -> Result<Option<Backing>, LinkError> {
+        match self.pending.pop_front() {
+            Some(b) => Ok(Some(b)),
+            None => self.rx.recv().await,
+        }
+    }
+}
