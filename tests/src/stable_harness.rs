@@ -113,3 +113,17 @@ pub async fn exchange_asym(na: u32, nb: u32, schedule: Vec<(FaultPlan, FaultPlan
         }
     }
 }
+
+/// Several initiators (or one that restarts) dialing the same memory
+/// listener.
+#[derive(Clone)]
+pub struct SharedDialer(
+    pub std::sync::Arc<tokio::sync::Mutex<vox_link_embedded::MemoryDialer<CriticalSectionRawMutex, 4, 256>>>,
+);
+
+impl vox_types::LinkSource for SharedDialer {
+    type Link = vox_link_embedded::MemoryLink<CriticalSectionRawMutex, 4, 256>;
+    async fn next_link(&mut self) -> Result<Self::Link, vox_types::LinkError> {
+        Ok(self.0.lock().await.connect())
+    }
+}

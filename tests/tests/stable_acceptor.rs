@@ -5,23 +5,10 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use std::sync::Arc;
 use std::time::Duration;
 use vox_conduit_stable::{StableAcceptor, StableError};
-use vox_link_embedded::{FaultPlan, MemoryDialer, MemoryLink, memory_link_source};
+use vox_link_embedded::{FaultPlan, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
-use vox_tests::stable_harness::{BYTES, FAST, FRAMES, RX, TestStable, TokioDelay, rng};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource, SessionRole};
-
-type Mem = MemoryLink<CriticalSectionRawMutex, 4, 256>;
-
-/// Several initiators dialing the same listener.
-#[derive(Clone)]
-struct SharedDialer(Arc<tokio::sync::Mutex<MemoryDialer<CriticalSectionRawMutex, 4, 256>>>);
-
-impl LinkSource for SharedDialer {
-    type Link = Mem;
-    async fn next_link(&mut self) -> Result<Mem, LinkError> {
-        Ok(self.0.lock().await.connect())
-    }
-}
+use vox_tests::stable_harness::{BYTES, FAST, FRAMES, RX, SharedDialer, TestStable, TokioDelay, rng};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
 
 async fn send_range(tx: &impl ConduitTx<Msg = KitFamily>, ids: std::ops::Range<u32>) {
     for id in ids {

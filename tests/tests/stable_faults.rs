@@ -12,7 +12,7 @@ use vox_conduit_stable::StableError;
 use vox_link_embedded::{FaultPlan, MemoryDialer, MemoryLink, MemoryLinkPair, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{
-    BYTES, FAST, FRAMES, SideReport, TestStable, TokioDelay, exchange, exchange_asym, rng, text_for,
+    BYTES, FAST, FRAMES, SharedDialer, SideReport, TestStable, TokioDelay, exchange, exchange_asym, rng, text_for,
 };
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource, SessionRole};
 
@@ -90,17 +90,6 @@ async fn one_way_traffic_drains_the_replay_buffer_with_ack_only_frames() {
     assert_exact(&a, &b, 300, 0, "one-way");
     assert!(b.stats.acks_sent >= 300 / u64::from(FAST.ack_every) / 2, "B acked: {:?}", b.stats);
     assert_eq!((a.stats.replay_frames, a.stats.replay_bytes), (0, 0), "A's replay drained");
-}
-
-/// A dialer several conduits can use in turn (a device that restarts).
-#[derive(Clone)]
-struct SharedDialer(Arc<tokio::sync::Mutex<MemoryDialer<CriticalSectionRawMutex, 4, 256>>>);
-
-impl LinkSource for SharedDialer {
-    type Link = Mem;
-    async fn next_link(&mut self) -> Result<Mem, LinkError> {
-        Ok(self.0.lock().await.connect())
-    }
 }
 
 async fn send_ids(tx: &impl ConduitTx<Msg = KitFamily>, ids: std::ops::Range<u32>) {

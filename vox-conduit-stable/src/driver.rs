@@ -64,7 +64,8 @@ async fn send_frame<T: LinkTx>(tx: &T, frame: &WireFrame<'_>) -> Result<(), Link
     write_frame(permit, frame)
 }
 
-fn write_frame<P: LinkTxPermit>(permit: P, frame: &WireFrame<'_>) -> Result<(), LinkError> {
+/// Encodes `frame` into the permit's slot, exactly sized, and commits it.
+pub(crate) fn write_frame<P: LinkTxPermit>(permit: P, frame: &WireFrame<'_>) -> Result<(), LinkError> {
     let len = postcard::experimental::serialized_size(frame).map_err(|_| LinkError::Malformed)?;
     let mut slot = permit.alloc(len)?;
     postcard::to_slice(frame, slot.as_mut_slice()).map_err(|_| LinkError::Malformed)?;

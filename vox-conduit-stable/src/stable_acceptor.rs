@@ -2,6 +2,7 @@
 //! listener) and routes each new link to its session by resume key, in a
 //! table of at most `N` resumable sessions that expires the oldest.
 
+use crate::driver::write_frame;
 use crate::primed_link::PrimedLink;
 use crate::stable_conduit::StableStorage;
 use crate::wire::{Hello, RejectReason, WireFrame};
@@ -96,7 +97,7 @@ where
                             let (tx, _rx) = link.split();
                             let reject = WireFrame::Reject(RejectReason::SessionUnknown);
                             if let Ok(permit) = tx.reserve().await {
-                                let _ = write(permit, &reject);
+                                let _ = write_frame(permit, &reject);
                             }
                         }
                     }
@@ -162,12 +163,4 @@ where
         let _ = self.sessions.push(session);
         (conduit, driver, links)
     }
-}
-
-fn write<P: LinkTxPermit>(permit: P, frame: &WireFrame<'_>) -> Result<(), LinkError> {
-    let len = postcard::experimental::serialized_size(frame).map_err(|_| LinkError::Malformed)?;
-    let mut slot = permit.alloc(len)?;
-    postcard::to_slice(frame, slot.as_mut_slice()).map_err(|_| LinkError::Malformed)?;
-    slot.commit();
-    Ok(())
 }
