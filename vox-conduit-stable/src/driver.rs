@@ -290,7 +290,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                     return if initiator {
                         Ok(self.hello_reply(hello))
                     } else {
-                        self.answer_hello(tx, hello, rng).await
+                        self.answer_hello(tx, hello, rng, &mut timer, cfg.timeout_ms).await
                     };
                 }
                 Ok(WireFrame::Reject(RejectReason::SessionUnknown)) if initiator && peer_prologue => {
@@ -315,6 +315,8 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         tx: &T,
         hello: Hello,
         rng: &mut R,
+        timer: &mut impl DelayNs,
+        timeout_ms: u32,
     ) -> Result<Option<u32>, StableError> {
         let (established, key, presented, confirmed) =
             self.with(|s| (s.established, s.key, s.presented_key, s.presented_key.is_some() || s.rx_next != 0));
@@ -331,7 +333,8 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
             (true, None) => return Err(StableError::SessionLost),
             // A key we do not know (we restarted, or it is stale).
             (_, Some(_)) => {
-                let _ = send_frame(tx, &WireFrame::Reject(RejectReason::SessionUnknown)).await;
+                let reject = WireFrame::Reject(RejectReason::SessionUnknown);
+                let _ = with_timeout(timer, timeout_ms, send_frame(tx, &reject)).await;
                 return Ok(None);
             }
         }
@@ -343,7 +346,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
             s.rx_next
         });
         let mine = WireFrame::Hello(Hello { key: Some(new_key), next_expected: rx_next });
-        if send_frame(tx, &mine).await.is_err() {
+        if !matches!(with_timeout(timer, timeout_ms, send_frame(tx, &mine)).await, Some(Ok(()))) {
             return Ok(None);
         }
         Ok(Some(hello.next_expected))

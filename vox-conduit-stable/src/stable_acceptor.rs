@@ -94,9 +94,12 @@ where
                             let _ = session.links.try_offer(link);
                         }
                         None => {
+                            // Tell the initiator, unless its link is stuck:
+                            // the accept loop must not wait on one link.
                             let (tx, _rx) = link.split();
                             let reject = WireFrame::Reject(RejectReason::SessionUnknown);
-                            if let Ok(permit) = tx.reserve().await {
+                            let reserved = select(tx.reserve(), self.delay.delay_ms(self.config.timeout_ms)).await;
+                            if let Either::First(Ok(permit)) = reserved {
                                 let _ = write_frame(permit, &reject);
                             }
                         }
