@@ -6,7 +6,7 @@
 //! at most 255 bytes, so with [`ENCODE_BUF`] bytes there is always a
 //! finished block to flush before the buffer fills.
 
-use crate::frame_crc::FRAME_CRC;
+use crate::frame_crc::{CRC_LEN, FRAME_CRC};
 use cobs::{EncoderState, PushResult};
 
 /// Size of the encoder's output buffer: two COBS blocks and some room.
@@ -30,6 +30,10 @@ pub(crate) struct FrameEncoder {
     /// ends here, the trailing placeholder is dropped (as `cobs::encode`
     /// does) rather than written as a redundant `0x01`.
     after_full_block: bool,
+    /// CRC trailer of the current frame.
+    crc: [u8; CRC_LEN],
+    /// Bytes of `payload ‖ crc` of the current frame fed so far.
+    fed: usize,
 }
 
 impl FrameEncoder {
@@ -42,6 +46,8 @@ impl FrameEncoder {
             frame_base: 0,
             state: None,
             after_full_block: false,
+            crc: [0; CRC_LEN],
+            fed: 0,
         }
     }
 
@@ -83,8 +89,10 @@ impl FrameEncoder {
         self.done = 0;
     }
 
-    /// Starts a frame.
-    pub(crate) fn begin(&mut self) {
+    /// Starts the frame carrying `payload` (its CRC is computed here).
+    pub(crate) fn begin(&mut self, payload: &[u8]) {
+        self.crc = FRAME_CRC.checksum(payload).to_le_bytes();
+        self.fed = 0;
         self.frame_base = self.len;
         self.frame_out = 0;
         self.after_full_block = false;
@@ -92,9 +100,30 @@ impl FrameEncoder {
         self.push_raw(0); // placeholder for the first code byte
     }
 
+    /// Encodes the current frame (`payload` as given to [`begin`](Self::begin))
+    /// and ends it. Returns `false` when [`pending`](Self::pending) must be
+    /// written out first; call again after that, with the same payload.
+    pub(crate) fn feed_frame(&mut self, payload: &[u8]) -> bool {
+        let crc = self.crc;
+        loop {
+            if self.needs_flush() {
+                return false;
+            }
+            let rest = match self.fed.checked_sub(payload.len()) {
+                None => payload.get(self.fed..).unwrap_or(&[]),
+                Some(in_crc) => crc.get(in_crc..).unwrap_or(&[]),
+            };
+            if rest.is_empty() {
+                self.end();
+                return true;
+            }
+            self.fed += self.feed(rest);
+        }
+    }
+
     /// Encodes `data` of the current frame until done or the buffer needs
     /// a flush; returns how many bytes of `data` were consumed.
-    pub(crate) fn feed(&mut self, data: &[u8]) -> usize {
+    fn feed(&mut self, data: &[u8]) -> usize {
         let mut used = 0;
         for &b in data {
             if self.needs_flush() {
@@ -122,7 +151,7 @@ impl FrameEncoder {
 
     /// Ends the current frame: patches its last code byte and appends the
     /// delimiter.
-    pub(crate) fn end(&mut self) {
+    fn end(&mut self) {
         if let Some(state) = self.state.take() {
             if core::mem::take(&mut self.after_full_block) {
                 // The placeholder just pushed is the last byte; drop it.
@@ -160,28 +189,17 @@ impl FrameEncoder {
 /// returns the frame length, delimiter included, or `None` if `out` is too
 /// small.
 pub fn encode_frame(payload: &[u8], out: &mut [u8]) -> Option<usize> {
-    let crc = FRAME_CRC.checksum(payload).to_le_bytes();
     let mut enc = FrameEncoder::new();
     let mut written = 0;
-    let mut flush = |enc: &mut FrameEncoder, written: &mut usize| -> Option<()> {
+    enc.begin(payload);
+    loop {
+        let done = enc.feed_frame(payload);
         let p = enc.pending();
-        out.get_mut(*written..*written + p.len())?.copy_from_slice(p);
-        *written += p.len();
+        out.get_mut(written..written + p.len())?.copy_from_slice(p);
+        written += p.len();
         enc.consumed();
-        Some(())
-    };
-    enc.begin();
-    for part in [payload, &crc[..]] {
-        let mut rest = part;
-        while !rest.is_empty() {
-            let n = enc.feed(rest);
-            rest = rest.get(n..).unwrap_or(&[]);
-            if enc.needs_flush() {
-                flush(&mut enc, &mut written)?;
-            }
+        if done {
+            return Some(written);
         }
     }
-    enc.end();
-    flush(&mut enc, &mut written)?;
-    Some(written)
 }

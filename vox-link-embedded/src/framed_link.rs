@@ -31,7 +31,6 @@
 //! to the caller, who may attach a new link to it.
 
 use crate::FramedStats;
-use crate::frame_crc::FRAME_CRC;
 use crate::frame_decoder::{Decoded, FrameDecoder, FrameError};
 use crate::frame_encoder::FrameEncoder;
 use crate::queue_link::{QueueLink, QueueStorage, split_token};
@@ -380,19 +379,10 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
         // SAFETY: slot `idx` is Lent to this loop until `release` below; it
         // holds `len <= MTU` committed bytes.
         let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(idx).as_ptr(), len) };
-        let crc = FRAME_CRC.checksum(payload).to_le_bytes();
-        encoder.begin();
-        for part in [payload, &crc[..]] {
-            let mut rest = part;
-            while !rest.is_empty() {
-                let used = encoder.feed(rest);
-                rest = rest.get(used..).unwrap_or(&[]);
-                if encoder.needs_flush() {
-                    write_pending(storage, &mut encoder, writer).await?;
-                }
-            }
+        encoder.begin(payload);
+        while !encoder.feed_frame(payload) {
+            write_pending(storage, &mut encoder, writer).await?;
         }
-        encoder.end();
         queue.release(idx);
         storage.update(|s| {
             s.frames_sent += 1;
