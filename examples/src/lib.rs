@@ -2,7 +2,10 @@
 //! parts (so tests can run them) live here.
 
 pub mod bare_tcp;
+pub mod device_host;
+pub mod fault_proxy;
 pub mod framed_tcp;
+pub mod qemu;
 pub mod serial_line;
 pub mod tcp_link_source;
 pub mod tokio_delay;

@@ -134,8 +134,12 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                 Err(e) => break Err(e),
             }
         };
-        if let Err(e) = &result {
-            self.with(|s| s.fail(e.clone()));
+        match &result {
+            Ok(()) => state_info!("stable: session finished"),
+            Err(e) => {
+                state_warn!("stable: session ended: {}", e);
+                self.with(|s| s.fail(e.clone()));
+            }
         }
         result
     }
@@ -175,14 +179,29 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                 return Ok(Ended::LinkLost);
             };
             self.resume_at(next_expected)?;
+            let (_replaying, _attachments) =
+                self.with(|s| (s.next_seq.wrapping_sub(next_expected), s.stats.reattachments));
+            state_info!(
+                "stable: attached (reattachments {}), peer expects seq {}, replaying {} frames",
+                _attachments,
+                next_expected,
+                _replaying
+            );
             // r[impl stable.replay.order]
             let sending = self.send_loop(&tx);
             let receiving = self.receive_loop(&mut rx);
             let ticking = self.ticker(delay.clone());
             match select3(sending, receiving, ticking).await {
                 Either3::First(r) | Either3::Second(r) | Either3::Third(r) => match r? {
-                    Ended::PeerRestarted => peer_restarted = true,
-                    ended => return Ok(ended),
+                    Ended::PeerRestarted => {
+                        state_info!("stable: peer restarted its handshake on this link");
+                        peer_restarted = true;
+                    }
+                    Ended::LinkLost => {
+                        state_warn!("stable: link lost");
+                        return Ok(Ended::LinkLost);
+                    }
+                    Ended::Finished => return Ok(Ended::Finished),
                 },
             }
         }
@@ -353,6 +372,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
     }
 
     fn link_failed(&self, e: LinkError) -> Ended {
+        state_warn!("stable: link failed: {}", e);
         if e == LinkError::CrcMismatch {
             self.with(|s| s.stats.crc_errors += 1);
         }
@@ -360,6 +380,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
     }
 
     fn timed_out(&self) -> Ended {
+        state_warn!("stable: link silent for the timeout");
         self.with(|s| s.stats.timeouts += 1);
         Ended::LinkLost
     }
@@ -554,6 +575,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                     })?;
                     if missing {
                         // Frames sent before this ack never arrived.
+                        state_warn!("stable: frames lost before an ack");
                         self.with(|s| s.stats.gaps += 1);
                         return Ok(Ended::LinkLost);
                     }
@@ -580,6 +602,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                 continue;
             }
             if seq != expected {
+                state_warn!("stable: gap: frame {} arrived, {} expected", seq, expected);
                 self.with(|s| s.stats.gaps += 1);
                 return Ok(Ended::LinkLost);
             }

@@ -20,6 +20,8 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[macro_use]
+mod state_log;
 mod config;
 mod driver;
 mod link_channel;

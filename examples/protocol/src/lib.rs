@@ -95,3 +95,24 @@ pub fn device_reply<'a>(command: &Command<'a>, outputs: &mut u32) -> Outcome<'a>
 pub const fn sensor_value(sensor: u8) -> i32 {
     (sensor as i32) * 100 - 40
 }
+
+/// Requests the host keeps in flight at most. The device keeps each reply
+/// until it is acknowledged, and acks travel behind the requests: the
+/// device's replay buffer is sized for this many replies plus its
+/// telemetry, so an answer never waits for room while holding its request.
+pub const REQUEST_WINDOW: u32 = 8;
+
+/// Largest frame payload on the demo's serial line (both ends).
+pub const UART_MTU: usize = 256;
+
+/// Stable-conduit tunables of the demo's serial line, the same on the host
+/// and the device: timers sized for an emulated UART over loopback TCP.
+pub const UART_CONFIG: vox_conduit_stable::StableConfig = vox_conduit_stable::StableConfig {
+    max_message: 200,
+    ack_every: 8,
+    ack_delay_ms: 10,
+    keepalive_ms: 200,
+    timeout_ms: 800,
+    retry_delay_ms: 20,
+    linger_ms: 2000,
+};

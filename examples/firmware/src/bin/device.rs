@@ -1,0 +1,30 @@
+//! The demo device: StableConduit over FramedLink on the UART, answering
+//! host requests and streaming telemetry.
+#![no_std]
+#![no_main]
+
+use embassy_executor::Spawner;
+use static_cell::StaticCell;
+use vox_firmware::board::{self, UartRx, UartTx};
+use vox_firmware::device;
+use vox_firmware::executor::WfiExecutor;
+
+#[embassy_executor::task]
+async fn serial_port(rx: UartRx, tx: UartTx) {
+    device::serial_port(rx, tx).await
+}
+
+#[embassy_executor::task]
+async fn sessions() {
+    device::sessions().await
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
+    let (rx, tx) = board::init();
+    EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
+        spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+        spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+    })
+}

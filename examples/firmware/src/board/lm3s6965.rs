@@ -1,0 +1,191 @@
+//! QEMU `lm3s6965evb`: UART0 is an ARM PL011 at `0x4000_C000` (IRQ 5).
+//!
+//! Registers are written by hand: the `lm3s6965` device crate has only the
+//! interrupt bindings, and no maintained crate covers this PL011.
+
+use core::convert::Infallible;
+use core::future::poll_fn;
+use core::ptr;
+use core::task::Poll;
+use cortex_m::peripheral::NVIC;
+use embassy_sync::waitqueue::AtomicWaker;
+use lm3s6965::{Interrupt, interrupt};
+
+/// Board name, as QEMU calls the machine.
+pub const NAME: &str = "lm3s6965evb";
+/// Core clock as QEMU emulates it: SysTick counts at this rate (measured:
+/// 12 MHz made 500 firmware milliseconds take 480 ms of wall time).
+pub const CORE_HZ: u32 = 12_500_000;
+
+const UART0: usize = 0x4000_C000;
+const DR: usize = 0x000;
+const FR: usize = 0x018;
+const IBRD: usize = 0x024;
+const FBRD: usize = 0x028;
+const LCRH: usize = 0x02C;
+const CTL: usize = 0x030;
+const IM: usize = 0x038;
+const MIS: usize = 0x040;
+const ICR: usize = 0x044;
+/// System control: run-mode clock gating 1 (bit 0: UART0).
+const RCGC1: usize = 0x400F_E104;
+
+const FR_BUSY: u32 = 1 << 3;
+const FR_RXFE: u32 = 1 << 4;
+const FR_TXFF: u32 = 1 << 5;
+/// Receive and receive-timeout interrupts.
+const INT_RX: u32 = (1 << 4) | (1 << 6);
+const INT_TX: u32 = 1 << 5;
+
+static RX_WAKER: AtomicWaker = AtomicWaker::new();
+static TX_WAKER: AtomicWaker = AtomicWaker::new();
+
+fn read_reg(addr: usize) -> u32 {
+    // SAFETY: `addr` is one of this file's PL011 or system-control register
+    // addresses, always mapped on this machine; reads have no side effect
+    // beyond the device's own (popping DR is how data is taken).
+    unsafe { ptr::read_volatile(addr as *const u32) }
+}
+
+fn write_reg(addr: usize, value: u32) {
+    // SAFETY: as in `read_reg`; this file owns UART0's registers.
+    unsafe { ptr::write_volatile(addr as *mut u32, value) }
+}
+
+/// Sets or clears interrupt-mask bits; the interrupt handler clears them
+/// too, hence the critical section.
+fn mask_interrupts(bits: u32, enable: bool) {
+    critical_section::with(|_| {
+        let im = read_reg(UART0 + IM);
+        write_reg(UART0 + IM, if enable { im | bits } else { im & !bits });
+    });
+}
+
+/// Enables UART0 (8N1, FIFOs on, 115200 baud at 12 MHz) and its interrupt.
+pub fn init_uart() -> (UartRx, UartTx) {
+    write_reg(RCGC1, read_reg(RCGC1) | 1);
+    write_reg(UART0 + CTL, 0);
+    write_reg(UART0 + IBRD, 6);
+    write_reg(UART0 + FBRD, 33);
+    write_reg(UART0 + LCRH, (0b11 << 5) | (1 << 4));
+    write_reg(UART0 + IM, 0);
+    write_reg(UART0 + ICR, 0x7FF);
+    write_reg(UART0 + CTL, (1 << 9) | (1 << 8) | 1);
+    // SAFETY: the handler below only touches this UART's registers and the
+    // wakers; unmasking it cannot break a critical section.
+    unsafe { NVIC::unmask(Interrupt::UART0) };
+    (UartRx { _private: () }, UartTx { _private: () })
+}
+
+#[interrupt]
+fn UART0() {
+    let pending = read_reg(UART0 + MIS);
+    // Mask what fired (the RX level stays up while the FIFO holds data) and
+    // let the waiting task drain or fill the FIFO.
+    let im = read_reg(UART0 + IM);
+    write_reg(UART0 + IM, im & !pending);
+    write_reg(UART0 + ICR, pending);
+    if pending & INT_RX != 0 {
+        RX_WAKER.wake();
+    }
+    if pending & INT_TX != 0 {
+        TX_WAKER.wake();
+    }
+}
+
+/// The receiving half of UART0.
+pub struct UartRx {
+    _private: (),
+}
+
+/// The sending half of UART0.
+pub struct UartTx {
+    _private: (),
+}
+
+fn drain_rx_fifo(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    for byte in buf.iter_mut() {
+        if read_reg(UART0 + FR) & FR_RXFE != 0 {
+            break;
+        }
+        // Bits 8..12 carry framing/parity/break/overrun flags: the frame
+        // CRC catches what they would report, so they are dropped here.
+        *byte = read_reg(UART0 + DR) as u8;
+        n += 1;
+    }
+    n
+}
+
+fn fill_tx_fifo(buf: &[u8]) -> usize {
+    let mut n = 0;
+    for &byte in buf {
+        if read_reg(UART0 + FR) & FR_TXFF != 0 {
+            break;
+        }
+        write_reg(UART0 + DR, u32::from(byte));
+        n += 1;
+    }
+    n
+}
+
+impl embedded_io_async::ErrorType for UartRx {
+    type Error = Infallible;
+}
+
+impl embedded_io_async::ErrorType for UartTx {
+    type Error = Infallible;
+}
+
+impl embedded_io_async::Read for UartRx {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = poll_fn(|cx| {
+            let n = drain_rx_fifo(buf);
+            if n > 0 {
+                return Poll::Ready(n);
+            }
+            RX_WAKER.register(cx.waker());
+            mask_interrupts(INT_RX, true);
+            // A byte that arrived before the interrupt was unmasked.
+            match drain_rx_fifo(buf) {
+                0 => Poll::Pending,
+                n => Poll::Ready(n),
+            }
+        })
+        .await;
+        Ok(n)
+    }
+}
+
+impl embedded_io_async::Write for UartTx {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = poll_fn(|cx| {
+            let n = fill_tx_fifo(buf);
+            if n > 0 {
+                return Poll::Ready(n);
+            }
+            TX_WAKER.register(cx.waker());
+            mask_interrupts(INT_TX, true);
+            match fill_tx_fifo(buf) {
+                0 => Poll::Pending,
+                n => Poll::Ready(n),
+            }
+        })
+        .await;
+        Ok(n)
+    }
+
+    async fn flush(&mut self) -> Result<(), Infallible> {
+        // Rare and short (one FIFO at line rate): polling is enough.
+        while read_reg(UART0 + FR) & FR_BUSY != 0 {
+            embassy_futures::yield_now().await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! The host side of the demo protocol against a real device (the firmware
+//! in QEMU): framed links on the TCP connection from the device's UART, a
+//! `StableConduit` acceptor, and a check of every reply and telemetry
+//! sample.
+
+use crate::tokio_delay::TokioDelay;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embedded_io_adapters::tokio_1::FromTokio;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use vox_conduit_stable::{LinkChannel, StableConduit, StableError, StableRx, StableStats, StableStatsHandle, StableTx};
+use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, REQUEST_WINDOW, UART_CONFIG, UART_MTU, device_reply};
+use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedStats};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, SessionRole};
+
+type M = CriticalSectionRawMutex;
+const HOST_SLOTS: usize = 8;
+/// The host's framed link on the device's UART stream.
+pub type HostLink = FramedLink<M, HOST_SLOTS, UART_MTU>;
+const REPLAY_BYTES: usize = 4096;
+const REPLAY_FRAMES: usize = 64;
+const RX_FRAMES: usize = 8;
+type HostConduit = StableConduit<DemoFamily, M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>;
+
+/// The host's end of the device's serial line: accepts the device's TCP
+/// connections (a new one after every drop) and keeps a framed link
+/// attached to the current one.
+pub struct TcpSerialPort {
+    /// Where the conduit takes its links from.
+    pub links: Arc<LinkChannel<M, HostLink>>,
+    connections: AtomicU32,
+    framed: Mutex<FramedStats>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl TcpSerialPort {
+    /// Serves connections accepted on `listener` until dropped.
+    pub fn spawn(listener: TcpListener) -> Arc<Self> {
+        let port = Arc::new(Self {
+            links: Arc::new(LinkChannel::new()),
+            connections: AtomicU32::new(0),
+            framed: Mutex::new(FramedStats::default()),
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(Self::serve(Arc::downgrade(&port), listener));
+        *port.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        port
+    }
+
+    async fn serve(port: std::sync::Weak<Self>, listener: TcpListener) {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Some(me) = port.upgrade() else { return };
+            let _ = stream.set_nodelay(true);
+            me.connections.fetch_add(1, Ordering::Relaxed);
+            let (r, w) = stream.into_split();
+            let (mut reader, mut writer) = (FromTokio::new(r), FromTokio::new(w));
+            loop {
+                let (link, runner) = FramedLinkStorage::<M, HOST_SLOTS, UART_MTU>::new_shared();
+                let stats = runner.stats_handle();
+                me.links.offer(link).await;
+                let ended = runner.run(&mut reader, &mut writer).await;
+                me.add_framed(stats.get());
+                // The stream ended (EOF) or failed: wait for the device to
+                // connect again. Anything else ended only the link (the
+                // conduit dropped or closed it): attach again to the same
+                // stream.
+                if matches!(ended, Err(LinkError::Reset | LinkError::Io(_))) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn add_framed(&self, s: FramedStats) {
+        let mut t = self.framed.lock().unwrap_or_else(|e| e.into_inner());
+        t.frames_sent += s.frames_sent;
+        t.frames_received += s.frames_received;
+        t.payload_bytes_sent += s.payload_bytes_sent;
+        t.payload_bytes_received += s.payload_bytes_received;
+        t.wire_bytes_sent += s.wire_bytes_sent;
+        t.wire_bytes_received += s.wire_bytes_received;
+        t.crc_errors += s.crc_errors;
+        t.malformed_frames += s.malformed_frames;
+        t.oversize_frames += s.oversize_frames;
+        t.resyncs += s.resyncs;
+        t.discarded_bytes += s.discarded_bytes;
+    }
+
+    /// Connections the device made so far.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Framed-link counters of the links that ended so far.
+    pub fn framed(&self) -> FramedStats {
+        *self.framed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for TcpSerialPort {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+/// What [`HostSession::exercise`] asks of the device.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    /// Requests to send (ids continue across calls).
+    pub requests: u32,
+    /// Payload length of echo requests.
+    pub echo_len: usize,
+    /// Only echo requests (a throughput run) instead of a mix of set-output,
+    /// read-sensor and echo.
+    pub only_echo: bool,
+    /// Wait until at least this many telemetry samples arrived in all.
+    pub min_telemetry: u32,
+    /// Requests in flight at most: [`REQUEST_WINDOW`] or less, which the
+    /// device's replay buffer is sized for.
+    pub window: u32,
+    /// Give up after this long.
+    pub limit: Duration,
+}
+
+/// What happened during [`HostSession::exercise`].
+#[derive(Debug, Clone)]
+pub struct ExerciseReport {
+    /// Requests sent.
+    pub requests: u32,
+    /// Correct replies, in order, once each.
+    pub replies: u32,
+    /// Telemetry samples received in this session so far, in order, once
+    /// each.
+    pub telemetry: u32,
+    /// Replies or samples out of order, duplicated or with a wrong
+    /// outcome (must be 0).
+    pub wrong: u32,
+    /// Echo payload bytes that came back.
+    pub echoed_bytes: u64,
+    /// From the first request to the last reply.
+    pub elapsed: Duration,
+    /// Why the session ended during the run, if it did.
+    pub ended: Option<StableError>,
+}
+
+/// One session with the device: the host's conduit (acceptor role).
+pub struct HostSession {
+    tx: StableTx<DemoFamily, M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>,
+    rx: StableRx<DemoFamily, M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>,
+    stats: StableStatsHandle<M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>,
+    driver: JoinHandle<Result<(), StableError>>,
+    next_id: u32,
+    next_telemetry: u32,
+    /// The device's pin state as the host expects it.
+    outputs: u32,
+}
+
+/// The request with id `id`: a deterministic mix of the three commands.
+fn command_for(id: u32, payload: &[u8], only_echo: bool) -> Command<'_> {
+    match if only_echo { 2 } else { id % 3 } {
+        0 => Command::SetOutput { pin: (id % 40) as u8, high: id % 2 == 0 },
+        1 => Command::ReadSensor { sensor: (id % 8) as u8 },
+        _ => Command::Echo(payload.get(..(id as usize % (payload.len() + 1)).max(1)).unwrap_or(payload)),
+    }
+}
+
+impl HostSession {
+    /// A new session, taking links from `port`.
+    pub fn start(port: &TcpSerialPort) -> Self {
+        let (conduit, driver): (HostConduit, _) = StableConduit::new_shared(SessionRole::Acceptor, UART_CONFIG);
+        let stats = conduit.stats_handle();
+        let links = port.links.clone();
+        let driver = tokio::spawn(async move {
+            let rng = ChaCha20Rng::from_os_rng();
+            driver.run(links.receiver(), rng, TokioDelay).await
+        });
+        let (tx, rx) = conduit.split();
+        Self { tx, rx, stats, driver, next_id: 0, next_telemetry: 0, outputs: 0 }
+    }
+
+    /// Counters of the host's conduit.
+    pub fn stats(&self) -> StableStats {
+        self.stats.get()
+    }
+
+    /// Sends `work.requests` requests while receiving, and checks that every
+    /// reply is the device's correct answer, once and in order, and that
+    /// telemetry sequence numbers have no gap and no repeat.
+    pub async fn exercise(&mut self, work: Workload) -> ExerciseReport {
+        let payload: Vec<u8> = (0..work.echo_len).map(|i| (i * 7 + 3) as u8).collect();
+        let first = self.next_id;
+        let end = first + work.requests;
+        let mut report = ExerciseReport {
+            requests: work.requests,
+            replies: 0,
+            telemetry: self.next_telemetry,
+            wrong: 0,
+            echoed_bytes: 0,
+            elapsed: Duration::ZERO,
+            ended: None,
+        };
+        let start = Instant::now();
+        let tx = &self.tx;
+        let in_flight = tokio::sync::Semaphore::new(work.window.max(1) as usize);
+        let send = async {
+            for id in first..end {
+                if let Ok(permit) = in_flight.acquire().await {
+                    // Given back by the receiving loop when the reply comes.
+                    permit.forget();
+                }
+                let command = command_for(id, &payload, work.only_echo);
+                tx.reserve().await?.send(DemoMsg::Request { id, command })?;
+            }
+            Ok::<(), StableError>(())
+        };
+        let (rx, outputs, next_telemetry) = (&mut self.rx, &mut self.outputs, &mut self.next_telemetry);
+        let receive = async {
+            let mut next_reply = first;
+            while next_reply < end || *next_telemetry < work.min_telemetry {
+                let msg = match rx.recv().await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => return Err(StableError::Closed),
+                    Err(e) => return Err(e),
+                };
+                match msg.get::<DemoFamily>() {
+                    DemoMsg::Reply { id, outcome } => {
+                        let expected = device_reply(&command_for(next_reply, &payload, work.only_echo), outputs);
+                        if *id == next_reply && *outcome == expected {
+                            report.replies += 1;
+                            if let Outcome::Echo(bytes) = outcome {
+                                report.echoed_bytes += bytes.len() as u64;
+                            }
+                        } else {
+                            report.wrong += 1;
+                        }
+                        in_flight.add_permits(1);
+                        next_reply = id.wrapping_add(1);
+                        if next_reply == end {
+                            report.elapsed = start.elapsed();
+                        }
+                    }
+                    DemoMsg::Telemetry { seq, .. } => {
+                        if *seq != *next_telemetry {
+                            report.wrong += 1;
+                        }
+                        *next_telemetry = seq.wrapping_add(1);
+                    }
+                    DemoMsg::Request { .. } => report.wrong += 1,
+                }
+            }
+            Ok(())
+        };
+        let outcome = tokio::time::timeout(work.limit, async {
+            let (sent, received) = tokio::join!(send, receive);
+            sent.and(received)
+        })
+        .await;
+        self.next_id = end;
+        report.telemetry = self.next_telemetry;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => report.ended = Some(e),
+            Err(_) => {}
+        }
+        if report.elapsed.is_zero() {
+            report.elapsed = start.elapsed();
+        }
+        report
+    }
+
+    /// Receives (and drops) messages until the session fails, at most
+    /// `limit`; returns the error, or `None` on timeout.
+    pub async fn until_ended(&mut self, limit: Duration) -> Option<StableError> {
+        let rx = &mut self.rx;
+        tokio::time::timeout(limit, async {
+            loop {
+                match rx.recv().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return StableError::Closed,
+                    Err(e) => return e,
+                }
+            }
+        })
+        .await
+        .ok()
+    }
+}
+
+impl Drop for HostSession {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}

@@ -1,0 +1,117 @@
+//! The firmware on an emulated Cortex-M (QEMU), talking to the host over
+//! the emulated UART: the same `StableConduit` and `FramedLink` code on both
+//! ends. Needs `qemu-system-arm` (installed when missing) and the
+//! `thumbv7m-none-eabi` / `thumbv6m-none-eabi` targets.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use vox_conduit_stable::StableError;
+use vox_demo_protocol::REQUEST_WINDOW;
+use vox_examples::device_host::{HostSession, TcpSerialPort, Workload};
+use vox_examples::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
+use vox_examples::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+
+/// No QEMU outlives this, whatever the test does.
+const QEMU_LIMIT: Duration = Duration::from_secs(240);
+
+fn firmware(bin: &str, board: Board, features: &[&str]) -> std::path::PathBuf {
+    ensure_qemu().unwrap();
+    build_firmware(bin, board, features).unwrap()
+}
+
+fn mixed(requests: u32, min_telemetry: u32) -> Workload {
+    Workload {
+        requests,
+        echo_len: 48,
+        only_echo: false,
+        min_telemetry,
+        window: REQUEST_WINDOW,
+        limit: Duration::from_secs(120),
+    }
+}
+
+async fn host_port() -> (Arc<TcpSerialPort>, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (TcpSerialPort::spawn(listener), port)
+}
+
+async fn start_device(port: u16, reconnect: bool) -> Qemu {
+    let features: &[&str] = if std::env::var_os("VOX_QEMU_STDOUT").is_some() { &["defmt"] } else { &[] };
+    let elf = firmware("device", Board::Lm3s6965, features);
+    Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect }, QEMU_LIMIT, false).await.unwrap()
+}
+
+// r[verify port.firmware]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_requests_and_telemetry_over_the_emulated_uart() {
+    let (serial, port) = host_port().await;
+    let _qemu = start_device(port, false).await;
+    let mut session = HostSession::start(&serial);
+    let r = session.exercise(mixed(10_000, 100)).await;
+    let stats = session.stats();
+    println!("{r:?}\nhost {stats:?}\nframed {:?}", serial.framed());
+    assert_eq!(r.ended, None);
+    assert_eq!(r.replies, 10_000, "every request answered correctly, once, in order");
+    assert_eq!(r.wrong, 0, "nothing out of order, duplicated or wrong");
+    assert!(r.telemetry >= 100, "telemetry streamed: {}", r.telemetry);
+    assert_eq!(serial.connections(), 1);
+}
+
+// r[verify port.firmware]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_drops_and_corruption_lose_nothing() {
+    let (serial, host_port_number) = host_port().await;
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = front.local_addr().unwrap().port();
+    let counts = Arc::new(ProxyCounts::default());
+    let faults = ProxyFaults { flip_ppm: 30, drop_after_bytes: 30_000, max_drops: 4, seed: 11 };
+    let back = std::net::SocketAddr::from(([127, 0, 0, 1], host_port_number));
+    let proxy = tokio::spawn(fault_proxy(front, back, faults, counts.clone()));
+    let _qemu = start_device(proxy_port, true).await;
+    let mut session = HostSession::start(&serial);
+    let r = session.exercise(mixed(4_000, 100)).await;
+    let stats = session.stats();
+    let drops = counts.drops.load(Ordering::Relaxed);
+    println!(
+        "{r:?}\nhost {stats:?}\nframed {:?}\nproxy: {} connections, {drops} drops, {} bytes flipped",
+        serial.framed(),
+        counts.connections.load(Ordering::Relaxed),
+        counts.flipped.load(Ordering::Relaxed)
+    );
+    proxy.abort();
+    assert_eq!(r.ended, None);
+    assert_eq!(r.replies, 4_000, "every request answered correctly, once, in order");
+    assert_eq!(r.wrong, 0, "nothing out of order, duplicated or wrong");
+    assert!(drops >= 3, "the proxy dropped the device's connection several times: {drops}");
+    assert!(counts.flipped.load(Ordering::Relaxed) > 0, "the proxy corrupted bytes");
+    assert!(stats.reattachments >= drops, "a reattachment per drop: {} < {drops}", stats.reattachments);
+    assert!(serial.framed().crc_errors > 0, "corrupted frames were caught by the CRC");
+}
+
+// r[verify port.firmware]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_reboot_ends_the_session_then_a_new_one_works() {
+    let (serial, port) = host_port().await;
+    let qemu = start_device(port, false).await;
+    let mut first = HostSession::start(&serial);
+    let r = first.exercise(mixed(500, 10)).await;
+    assert_eq!((r.replies, r.wrong, r.ended), (500, 0, None));
+
+    // Power cut: the device forgets its session and boots again.
+    qemu.stop();
+    let _qemu = start_device(port, false).await;
+    let lost = first.until_ended(Duration::from_secs(20)).await;
+    assert_eq!(lost, Some(StableError::SessionLost), "the host learns the device's session is gone");
+    drop(first);
+
+    let mut second = HostSession::start(&serial);
+    let r = second.exercise(Workload { limit: Duration::from_secs(15), ..mixed(500, 10) }).await;
+    println!("framed {:?} conns {}", serial.framed(), serial.connections());
+    println!("after reboot: {r:?}\nhost {:?}", second.stats());
+    assert_eq!((r.replies, r.wrong, r.ended), (500, 0, None), "a new session works");
+    assert!(r.telemetry >= 10);
+    assert_eq!(serial.connections(), 2);
+}
