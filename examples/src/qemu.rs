@@ -184,6 +184,19 @@ impl Qemu {
         self.kill();
     }
 
+    /// Stops QEMU and returns what it printed on stdout (started with
+    /// `capture_stdout`; keep the output small, nothing reads it while
+    /// QEMU runs).
+    pub async fn stop_with_output(mut self) -> Result<Vec<u8>, String> {
+        let Some(child) = self.child.take() else { return Err("already stopped".into()) };
+        let _ = Command::new("pkill").args(["-KILL", "-P", &child.id().to_string()]).status();
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(output.stdout)
+    }
+
     fn kill(&mut self) {
         let Some(mut child) = self.child.take() else { return };
         // SIGKILL `timeout` and QEMU both: QEMU is `timeout`'s only child

@@ -39,9 +39,15 @@ async fn host_port() -> (Arc<TcpSerialPort>, u16) {
 }
 
 async fn start_device(port: u16, reconnect: bool) -> Qemu {
+    start_device_on(Board::Lm3s6965, port, reconnect).await
+}
+
+/// Starts the `device` firmware; with `VOX_QEMU_STDOUT=FILE` set, a defmt
+/// build whose log goes to FILE (decode with `defmt-print -e ELF`).
+async fn start_device_on(board: Board, port: u16, reconnect: bool) -> Qemu {
     let features: &[&str] = if std::env::var_os("VOX_QEMU_STDOUT").is_some() { &["defmt"] } else { &[] };
-    let elf = firmware("device", Board::Lm3s6965, features);
-    Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect }, QEMU_LIMIT, false).await.unwrap()
+    let elf = firmware("device", board, features);
+    Qemu::start(&elf, board, Uart::Tcp { port, reconnect }, QEMU_LIMIT, false).await.unwrap()
 }
 
 // r[verify port.firmware]
@@ -108,10 +114,89 @@ async fn device_reboot_ends_the_session_then_a_new_one_works() {
     drop(first);
 
     let mut second = HostSession::start(&serial);
-    let r = second.exercise(Workload { limit: Duration::from_secs(15), ..mixed(500, 10) }).await;
-    println!("framed {:?} conns {}", serial.framed(), serial.connections());
+    let r = second.exercise(mixed(500, 10)).await;
     println!("after reboot: {r:?}\nhost {:?}", second.stats());
     assert_eq!((r.replies, r.wrong, r.ended), (500, 0, None), "a new session works");
     assert!(r.telemetry >= 10);
     assert_eq!(serial.connections(), 2);
+}
+
+/// Runs the `selftest` firmware on `board`; returns its exit code and
+/// semihosting output.
+async fn selftest(board: Board) -> (Option<i32>, String) {
+    let elf = firmware("selftest", board, &[]);
+    let qemu = Qemu::start(&elf, board, Uart::Null, Duration::from_secs(120), true).await.unwrap();
+    let (code, stdout, stderr) = qemu.wait().await.unwrap();
+    let out = String::from_utf8_lossy(&stdout).into_owned();
+    println!("{out}{stderr}");
+    (code, out)
+}
+
+// r[verify port.firmware]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selftest_passes_on_the_cortex_m3() {
+    let (code, out) = selftest(Board::Lm3s6965).await;
+    assert_eq!(code, Some(0), "the on-target self-test exits with success");
+    assert!(out.contains("selftest stable conduit over a noisy, cut line: ok"), "{out}");
+}
+
+// r[verify port.targets]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selftest_passes_on_the_cortex_m0() {
+    let (code, out) = selftest(Board::Microbit).await;
+    assert_eq!(code, Some(0), "the on-target self-test exits with success on thumbv6m");
+    assert!(out.contains("selftest on microbit"), "{out}");
+}
+
+// r[verify port.firmware]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_cortex_m0_uart() {
+    let (serial, port) = host_port().await;
+    let _qemu = start_device_on(Board::Microbit, port, false).await;
+    let mut session = HostSession::start(&serial);
+    let r = session.exercise(mixed(2_000, 20)).await;
+    println!("{r:?}\nhost {:?}", session.stats());
+    assert_eq!((r.replies, r.wrong, r.ended), (2_000, 0, None));
+    assert!(r.telemetry >= 20);
+}
+
+/// Decodes a defmt byte stream with the ELF's table into lines.
+fn defmt_lines(elf: &std::path::Path, stream: &[u8]) -> Vec<String> {
+    let bytes = std::fs::read(elf).unwrap();
+    let table = defmt_decoder::Table::parse(&bytes).unwrap().expect("the ELF has a defmt table");
+    let mut decoder = table.new_stream_decoder();
+    decoder.received(stream);
+    let mut lines = Vec::new();
+    loop {
+        match decoder.decode() {
+            Ok(frame) => lines.push(frame.display_message().to_string()),
+            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+            Err(defmt_decoder::DecodeError::Malformed) => panic!("malformed defmt stream after {lines:?}"),
+        }
+    }
+    lines
+}
+
+// r[verify port.defmt]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defmt_log_shows_state_changes() {
+    let elf = firmware("device", Board::Lm3s6965, &["defmt"]);
+    let (serial, port) = host_port().await;
+    let qemu =
+        Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, QEMU_LIMIT, true).await.unwrap();
+    let mut session = HostSession::start(&serial);
+    let first = session.exercise(mixed(200, 5)).await;
+    // The host restarts: the device's session is lost, and a new one starts.
+    drop(session);
+    let mut again = HostSession::start(&serial);
+    let second = again.exercise(Workload { limit: Duration::from_secs(30), ..mixed(50, 0) }).await;
+    let log = defmt_lines(&elf, &qemu.stop_with_output().await.unwrap());
+    println!("{}\n{first:?}\n{second:?}\nhost {:?}", log.join("\n"), again.stats());
+    assert_eq!((first.replies, first.wrong), (200, 0));
+    assert_eq!((second.replies, second.wrong), (50, 0));
+    let has = |needle: &str| log.iter().any(|l| l.contains(needle));
+    assert!(has("session 1: connecting"), "{log:?}");
+    assert!(has("stable: attached (reattachments 0)"), "attachment logged: {log:?}");
+    assert!(has("stable: session ended: SessionLost"), "the typed error is logged: {log:?}");
+    assert!(has("session 2: connecting"), "{log:?}");
 }

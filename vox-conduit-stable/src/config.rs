@@ -42,6 +42,20 @@ impl StableConfig {
     };
 }
 
+impl StableConfig {
+    /// All zeros: the placeholder in fresh storage (zero bytes keep a
+    /// `static` out of flash), replaced before use.
+    pub(crate) const ZEROED: Self = Self {
+        max_message: 0,
+        ack_every: 0,
+        ack_delay_ms: 0,
+        keepalive_ms: 0,
+        timeout_ms: 0,
+        retry_delay_ms: 0,
+        linger_ms: 0,
+    };
+}
+
 impl Default for StableConfig {
     fn default() -> Self {
         Self::DEFAULT

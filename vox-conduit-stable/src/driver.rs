@@ -109,7 +109,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         D: DelayNs + Clone,
     {
         let result = loop {
-            if let Some(e) = self.with(|s| s.fatal.clone()) {
+            if let Some(e) = self.with(|s| s.fatal.get().cloned()) {
                 break Err(e);
             }
             if self.with(|s| s.finished()) {
@@ -389,7 +389,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
     /// rest in order before anything new.
     fn resume_at(&self, next_expected: u32) -> Result<(), StableError> {
         self.with(|s| {
-            if let Some(e) = &s.fatal {
+            if let Some(e) = s.fatal.get() {
                 return Err(e.clone());
             }
             let lowest = s.ring.first_seq().unwrap_or(s.next_seq);
@@ -423,7 +423,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
 
     fn poll_work(&self, cx: &mut core::task::Context<'_>) -> Poll<Work> {
         self.with(|s| {
-            if let Some(e) = &s.fatal {
+            if let Some(e) = s.fatal.get() {
                 return Poll::Ready(Work::Fatal(e.clone()));
             }
             if s.finished() {

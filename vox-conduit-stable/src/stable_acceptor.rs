@@ -84,8 +84,9 @@ where
                 None => return Ok(self.new_session(link)),
                 Some(key) => {
                     let known = self.sessions.iter_mut().find(|s| {
-                        s.storage
-                            .with(|st| st.fatal.is_none() && (st.key == Some(key) || st.presented_key == Some(key)))
+                        s.storage.with(|st| {
+                            st.fatal.get().is_none() && (st.key == Some(key) || st.presented_key == Some(key))
+                        })
                     });
                     match known {
                         Some(session) => {
@@ -151,7 +152,7 @@ where
 
     fn new_session(&mut self, link: AcceptedLink<S::Link>) -> AcceptedSession<F, M, S::Link, BYTES, FRAMES, RX> {
         // Forget sessions that ended; expire the oldest if still full.
-        self.sessions.retain(|s| s.storage.with(|st| st.fatal.is_none()));
+        self.sessions.retain(|s| s.storage.with(|st| st.fatal.get().is_none()));
         let oldest = self.sessions.iter().enumerate().min_by_key(|(_, s)| s.born).map(|(i, _)| i);
         if let (true, Some(oldest)) = (self.sessions.is_full(), oldest) {
             let expired = self.sessions.swap_remove(oldest);

@@ -70,6 +70,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         storage.with(|s| {
             *s = Shared::new();
             s.config = config;
+            s.rx_alive = true;
             s.role = role;
         });
         let conduit = Self {
@@ -199,7 +200,7 @@ where
     async fn reserve(&self) -> Result<Self::Permit<'_>, StableError> {
         poll_fn(|cx| {
             self.storage.with(|s| {
-                if let Some(e) = &s.fatal {
+                if let Some(e) = s.fatal.get() {
                     return Poll::Ready(Err(e.clone()));
                 }
                 if s.tx_closed {
@@ -307,7 +308,7 @@ where
                 if s.peer_closed {
                     return Poll::Ready(Ok(None));
                 }
-                if let Some(e) = &s.fatal {
+                if let Some(e) = s.fatal.get() {
                     return Poll::Ready(Err(e.clone()));
                 }
                 s.reader.register(cx.waker());

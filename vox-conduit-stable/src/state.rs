@@ -8,6 +8,23 @@ use embassy_sync::waitqueue::WakerRegistration;
 use heapless::Deque;
 use vox_types::{Backing, SessionRole};
 
+/// `Option<StableError>` laid out so that "no error" is all zero bytes
+/// (`Option`'s niche would put a non-zero tag there).
+#[repr(u8)]
+pub(crate) enum Fatal {
+    Alive = 0,
+    Ended(StableError) = 1,
+}
+
+impl Fatal {
+    pub(crate) fn get(&self) -> Option<&StableError> {
+        match self {
+            Self::Alive => None,
+            Self::Ended(e) => Some(e),
+        }
+    }
+}
+
 pub(crate) struct Shared<const BYTES: usize, const FRAMES: usize, const RX: usize> {
     pub(crate) config: StableConfig,
     pub(crate) role: SessionRole,
@@ -45,7 +62,7 @@ pub(crate) struct Shared<const BYTES: usize, const FRAMES: usize, const RX: usiz
     /// We told the peer we finished.
     pub(crate) done_sent: bool,
     /// The session's end; every later call reports it.
-    pub(crate) fatal: Option<StableError>,
+    pub(crate) fatal: Fatal,
     /// Current resume key (initiator: to present; acceptor: the latest it
     /// issued).
     pub(crate) key: Option<ResumeKey>,
@@ -64,7 +81,9 @@ pub(crate) struct Shared<const BYTES: usize, const FRAMES: usize, const RX: usiz
 impl<const BYTES: usize, const FRAMES: usize, const RX: usize> Shared<BYTES, FRAMES, RX> {
     pub(crate) const fn new() -> Self {
         Self {
-            config: StableConfig::DEFAULT,
+            // All-zero placeholders (set by `StableConduit::make`): storage in
+            // a `static` then lands in `.bss`, not in flash-backed `.data`.
+            config: StableConfig::ZEROED,
             role: SessionRole::Initiator,
             ring: ReplayRing::new(),
             next_seq: 0,
@@ -73,7 +92,7 @@ impl<const BYTES: usize, const FRAMES: usize, const RX: usize> Shared<BYTES, FRA
             writer_active: false,
             tx_closed: false,
             rx_queue: Deque::new(),
-            rx_alive: true,
+            rx_alive: false,
             rx_next: 0,
             unacked_rx: 0,
             ack_now: false,
@@ -82,7 +101,7 @@ impl<const BYTES: usize, const FRAMES: usize, const RX: usize> Shared<BYTES, FRA
             tx_activity: 0,
             peer_done: false,
             done_sent: false,
-            fatal: None,
+            fatal: Fatal::Alive,
             key: None,
             presented_key: None,
             established: false,
@@ -121,8 +140,8 @@ impl<const BYTES: usize, const FRAMES: usize, const RX: usize> Shared<BYTES, FRA
 
     /// Ends the session: every waiter wakes to the error.
     pub(crate) fn fail(&mut self, e: StableError) {
-        if self.fatal.is_none() {
-            self.fatal = Some(e);
+        if self.fatal.get().is_none() {
+            self.fatal = Fatal::Ended(e);
         }
         self.wake_all();
     }

@@ -175,6 +175,19 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueStorage<M
     }
 }
 
+/// Frees a payload slot the sending loop took, also when the loop is
+/// cancelled or fails mid-frame.
+struct LentSlot<'q, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    queue: &'q SlotQueue<M, SLOTS, MTU>,
+    idx: usize,
+}
+
+impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for LentSlot<'_, M, SLOTS, MTU> {
+    fn drop(&mut self) {
+        self.queue.release(self.idx);
+    }
+}
+
 /// Gives a reserved slot back unless it was committed.
 struct ReservedSlot<'q, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     queue: &'q SlotQueue<M, SLOTS, MTU>,
@@ -240,8 +253,12 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedRunner<M
 
 impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for FramedRunner<M, SLOTS, MTU> {
     fn drop(&mut self) {
-        // A runner that stops (finished or cancelled) ends the link.
+        // A runner that stops (finished, failed or cancelled) ends the link,
+        // and, as the consumer of the sending queue, frees the payloads
+        // queued there that it will never write: otherwise static storage
+        // could never be attached again.
         self.storage.kill_with(LinkError::Reset);
+        self.storage.queue(TX).drop_consumer();
         self.storage.half_dropped();
     }
 }
@@ -370,20 +387,34 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
                 poll_fn(|cx| queue.poll_recv(cx)).await
             }
         };
-        let Some((idx, len)) = next? else {
+        let next = match next {
+            Ok(next) => next,
+            Err(e) => {
+                // The application dropped its sending half (or the link was
+                // killed): frames already encoded still go out, so the last
+                // one sent before dropping (a handshake rejection, say)
+                // reaches the peer.
+                write_pending(storage, &mut encoder, writer).await?;
+                writer.flush().await.map_err(io_error)?;
+                return Err(e);
+            }
+        };
+        let Some((idx, len)) = next else {
             encoder.push_close_marker();
             write_pending(storage, &mut encoder, writer).await?;
             writer.flush().await.map_err(io_error)?;
             return Ok(());
         };
-        // SAFETY: slot `idx` is Lent to this loop until `release` below; it
-        // holds `len <= MTU` committed bytes.
+        let lent = LentSlot { queue, idx };
+        // SAFETY: slot `idx` is Lent to this loop until `lent` is dropped
+        // (after the last use of `payload`); it holds `len <= MTU` committed
+        // bytes.
         let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(idx).as_ptr(), len) };
         encoder.begin(payload);
         while !encoder.feed_frame(payload) {
             write_pending(storage, &mut encoder, writer).await?;
         }
-        queue.release(idx);
+        drop(lent);
         storage.update(|s| {
             s.frames_sent += 1;
             s.payload_bytes_sent += len as u64;

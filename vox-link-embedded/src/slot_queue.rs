@@ -23,7 +23,10 @@ enum SlotState {
     Lent,
 }
 
+// `repr(u8)` makes `Open` all zero bytes (a niche would not): a queue in
+// a `static` then lands in `.bss`, not in flash-backed `.data`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
 enum End {
     Open,
     /// The producer closed gracefully: drain, then end-of-stream.
