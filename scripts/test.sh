@@ -17,12 +17,25 @@ rustup target add "${THUMB_TARGETS[@]}" thumbv7m-none-eabi >/dev/null
 rustup toolchain install "$MSRV" --profile minimal >/dev/null
 rustup toolchain install nightly --profile minimal --component miri,rust-src --allow-downgrade >/dev/null
 
-step "cargo fmt --check"
+step "qemu-system-arm (Debian package) for the firmware tests"
+scripts/install-qemu.sh
+
+step "cargo fmt --check (workspace and firmware)"
 cargo fmt --all --check
+(cd examples/firmware && cargo fmt --check)
 
 step "cargo clippy (all features, then default features)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "firmware clippy: lm3s6965evb (thumbv7m, with and without defmt), microbit (thumbv6m)"
+(
+  cd examples/firmware
+  cargo clippy --quiet --release --bins -- -D warnings
+  cargo clippy --quiet --release --bins --features defmt -- -D warnings
+  cargo clippy --quiet --release --bins --no-default-features --features board-microbit \
+    --target thumbv6m-none-eabi -- -D warnings
+)
 
 step "no_std builds (default features off) for ${THUMB_TARGETS[*]}"
 for target in "${THUMB_TARGETS[@]}"; do
@@ -36,12 +49,13 @@ for krate in "${LIBRARY_CRATES[@]}"; do
   cargo test --quiet -p "$krate"
 done
 
-step "host tests, whole workspace, all features"
+step "host tests, whole workspace, all features (the QEMU firmware tests build the firmware)"
 cargo test --workspace --all-features
 
 step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line) and the README demo"
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
 cargo run --release -p vox-examples --bin demo -- --messages 2000
+cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
 
 step "MSRV $MSRV: check the workspace, test vox-types"
 cargo "+$MSRV" check --quiet --workspace --all-targets --all-features

@@ -9,7 +9,9 @@ fn main() {
         let memory =
             "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n  RAM : ORIGIN = 0x20000000, LENGTH = 16K\n}\n";
         if let Err(e) = fs::write(out.join("memory.x"), memory) {
-            panic!("cannot write memory.x: {e}");
+            // A build script reports failure through its exit status.
+            eprintln!("cannot write memory.x: {e}");
+            std::process::exit(1);
         }
         println!("cargo:rustc-link-search={}", out.display());
     }

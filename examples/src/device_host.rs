@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use vox_conduit_stable::{LinkChannel, StableConduit, StableError, StableRx, StableStats, StableStatsHandle, StableTx};
-use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, REQUEST_WINDOW, UART_CONFIG, UART_MTU, device_reply};
+use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedStats};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, SessionRole};
 
@@ -122,7 +122,7 @@ pub struct Workload {
     pub only_echo: bool,
     /// Wait until at least this many telemetry samples arrived in all.
     pub min_telemetry: u32,
-    /// Requests in flight at most: [`REQUEST_WINDOW`] or less, which the
+    /// Requests in flight at most: [`REQUEST_WINDOW`](vox_demo_protocol::REQUEST_WINDOW) or less, which the
     /// device's replay buffer is sized for.
     pub window: u32,
     /// Give up after this long.
@@ -165,7 +165,7 @@ pub struct HostSession {
 /// The request with id `id`: a deterministic mix of the three commands.
 fn command_for(id: u32, payload: &[u8], only_echo: bool) -> Command<'_> {
     match if only_echo { 2 } else { id % 3 } {
-        0 => Command::SetOutput { pin: (id % 40) as u8, high: id % 2 == 0 },
+        0 => Command::SetOutput { pin: (id % 40) as u8, high: id.is_multiple_of(2) },
         1 => Command::ReadSensor { sensor: (id % 8) as u8 },
         _ => Command::Echo(payload.get(..(id as usize % (payload.len() + 1)).max(1)).unwrap_or(payload)),
     }

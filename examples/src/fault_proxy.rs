@@ -79,10 +79,8 @@ async fn pump(
     let mut buf = [0u8; 1024];
     loop {
         let Ok(k) = from.read(&mut buf).await else { return false };
-        if k == 0 {
-            return false;
-        }
-        for b in &mut buf[..k] {
+        let Some(chunk) = buf.get_mut(..k).filter(|c| !c.is_empty()) else { return false };
+        for b in chunk.iter_mut() {
             // xorshift64: a cheap deterministic stream of noise.
             rng ^= rng << 13;
             rng ^= rng >> 7;
@@ -92,7 +90,7 @@ async fn pump(
                 counts.flipped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if to.write_all(&buf[..k]).await.is_err() {
+        if to.write_all(chunk).await.is_err() {
             return false;
         }
         if carried.fetch_add(k as u64, Ordering::Relaxed) + k as u64 >= budget {

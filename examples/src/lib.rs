@@ -6,6 +6,7 @@ pub mod device_host;
 pub mod fault_proxy;
 pub mod framed_tcp;
 pub mod qemu;
+pub mod qemu_demo;
 pub mod serial_line;
 pub mod tcp_link_source;
 pub mod tokio_delay;

@@ -82,7 +82,8 @@ pub async fn sessions() -> ! {
         session = session.wrapping_add(1);
         info!("session {}: connecting", session);
         let (conduit, driver) = DeviceConduit::new_static(&CONDUIT_STORAGE, SessionRole::Initiator, UART_CONFIG);
-        let (driven, served) = embassy_futures::join::join(driver.run(LINKS.receiver(), &mut rng, Delay), serve(conduit)).await;
+        let (driven, served) =
+            embassy_futures::join::join(driver.run(LINKS.receiver(), &mut rng, Delay), serve(conduit)).await;
         warn!("session {} ended: driver {}, application {}", session, driven, served);
     }
 }

@@ -4,7 +4,13 @@
 //! stream delivers every message exactly once, in order.
 //!
 //! `cargo run --release -p vox-examples --bin demo [-- --messages N --noise-ppm P --cut-every F --seed S]`
+//!
+//! `--qemu [--board lm3s6965|microbit] [--requests N]`: the same host
+//! code against the device firmware running in QEMU (installed when
+//! missing), over the emulated UART, with a device reboot in the middle.
 
+use vox_examples::qemu::Board;
+use vox_examples::qemu_demo::run_qemu_demo;
 use vox_examples::serial_line::{LineConfig, run_line};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
@@ -16,6 +22,20 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("demo [--messages N] [--noise-ppm P] [--cut-every FRAMES] [--seed S]");
+        println!("demo --qemu [--board lm3s6965|microbit] [--requests N]");
+        return;
+    }
+    if args.iter().any(|a| a == "--qemu") {
+        let board = match args.iter().position(|a| a == "--board").and_then(|i| args.get(i + 1)).map(String::as_str) {
+            Some("microbit") => Board::Microbit,
+            _ => Board::Lm3s6965,
+        };
+        let requests = arg(&args, "--requests", 5_000) as u32;
+        println!("vox-embedded demo: host <-> firmware in QEMU, StableConduit over FramedLink over the emulated UART");
+        if let Err(e) = run_qemu_demo(board, requests).await {
+            eprintln!("demo FAILED: {e}");
+            std::process::exit(1);
+        }
         return;
     }
     let cfg = LineConfig {

@@ -28,18 +28,29 @@ fn uart() -> &'static nrf51_pac::uart0::RegisterBlock {
     unsafe { &*UART0::ptr() }
 }
 
+/// Clears an event register (any of this UART's `EVENTS_*`).
+fn clear_event<R>(event: &nrf51_pac::generic::Reg<R>)
+where
+    R: nrf51_pac::generic::RegisterSpec<Ux = u32> + nrf51_pac::generic::Writable + nrf51_pac::generic::Resettable,
+{
+    // SAFETY: 0 is the "not generated" value of every event register.
+    event.write(|w| unsafe { w.bits(0) });
+}
+
 /// Enables UART0 (8N1, 115200 baud, both directions) and its interrupt.
 pub fn init_uart() -> (UartRx, UartTx) {
     let u = uart();
-    // SAFETY (each `bits` below): pin numbers and task triggers are plain
-    // values the register accepts.
+    // SAFETY: a GPIO pin number is a valid PSELTXD value.
     u.pseltxd.write(|w| unsafe { w.bits(TX_PIN) });
+    // SAFETY: a GPIO pin number is a valid PSELRXD value.
     u.pselrxd.write(|w| unsafe { w.bits(RX_PIN) });
     u.baudrate.write(|w| w.baudrate().baud115200());
     u.enable.write(|w| w.enable().enabled());
-    u.events_rxdrdy.write(|w| unsafe { w.bits(0) });
-    u.events_txdrdy.write(|w| unsafe { w.bits(0) });
+    clear_event(&u.events_rxdrdy);
+    clear_event(&u.events_txdrdy);
+    // SAFETY: writing 1 to a task register triggers the task.
     u.tasks_startrx.write(|w| unsafe { w.bits(1) });
+    // SAFETY: writing 1 to a task register triggers the task.
     u.tasks_starttx.write(|w| unsafe { w.bits(1) });
     // SAFETY: the handler only touches this UART's interrupt enables and
     // the wakers; unmasking it cannot break a critical section.
@@ -82,8 +93,7 @@ fn drain_rx(buf: &mut [u8]) -> usize {
         }
         // Clear the event before reading: the UART raises it again when
         // more bytes wait in its FIFO.
-        // SAFETY: 0 clears an event register.
-        u.events_rxdrdy.write(|w| unsafe { w.bits(0) });
+        clear_event(&u.events_rxdrdy);
         *byte = u.rxd.read().rxd().bits();
         n += 1;
     }
@@ -135,8 +145,7 @@ impl UartTx {
                     return Poll::Pending;
                 }
             }
-            // SAFETY: 0 clears an event register.
-            u.events_txdrdy.write(|w| unsafe { w.bits(0) });
+            clear_event(&u.events_txdrdy);
             Poll::Ready(())
         })
         .await;
