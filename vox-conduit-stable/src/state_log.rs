@@ -1,5 +1,6 @@
 //! State-change logging: defmt with the `defmt` feature, nothing without.
 
+// r[impl port.defmt]
 /// Logs a session state change at info level (attached, reattached,
 /// finished).
 macro_rules! state_info {

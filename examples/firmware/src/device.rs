@@ -71,6 +71,7 @@ pub async fn serial_port(mut rx: UartRx, mut tx: UartTx) -> ! {
     }
 }
 
+// r[impl port.firmware]
 /// Runs sessions one after another: a session ends when the host forgets it
 /// (it restarted) and a new one starts.
 pub async fn sessions() -> ! {
