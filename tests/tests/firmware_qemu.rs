@@ -94,7 +94,11 @@ async fn connection_drops_and_corruption_lose_nothing() {
     assert!(drops >= 3, "the proxy dropped the device's connection several times: {drops}");
     assert!(counts.flipped.load(Ordering::Relaxed) > 0, "the proxy corrupted bytes");
     assert!(stats.reattachments >= drops, "a reattachment per drop: {} < {drops}", stats.reattachments);
-    assert!(serial.framed().crc_errors > 0, "corrupted frames were caught by the CRC");
+    let f = serial.framed();
+    assert!(
+        f.crc_errors + f.malformed_frames + f.resyncs > 0,
+        "corrupted frames were caught (CRC, COBS or resynchronisation): {f:?}"
+    );
 }
 
 // r[verify port.firmware]
