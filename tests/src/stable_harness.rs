@@ -99,11 +99,33 @@ pub async fn exchange(n: u32, schedule: Vec<(FaultPlan, FaultPlan)>) -> (SideRep
 
 /// A sends `na` messages, B sends `nb`, both close.
 pub async fn exchange_asym(na: u32, nb: u32, schedule: Vec<(FaultPlan, FaultPlan)>) -> (SideReport, SideReport) {
+    exchange_with(na, nb, schedule, true).await
+}
+
+/// [`exchange`] with the initiator (A) run by `run_initiator`, without a
+/// random number generator.
+pub async fn exchange_initiator_without_rng(
+    n: u32,
+    schedule: Vec<(FaultPlan, FaultPlan)>,
+) -> (SideReport, SideReport) {
+    exchange_with(n, n, schedule, false).await
+}
+
+async fn exchange_with(
+    na: u32,
+    nb: u32,
+    schedule: Vec<(FaultPlan, FaultPlan)>,
+    initiator_rng: bool,
+) -> (SideReport, SideReport) {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>(schedule);
     let (a, a_driver) = TestStable::new_shared(SessionRole::Initiator, FAST);
     let (b, b_driver) = TestStable::new_shared(SessionRole::Acceptor, FAST);
     let (ha, hb) = (a.stats_handle(), b.stats_handle());
-    let a_task = tokio::spawn(a_driver.run(dialer, rng(1), TokioDelay));
+    let a_task = if initiator_rng {
+        tokio::spawn(a_driver.run(dialer, rng(1), TokioDelay))
+    } else {
+        tokio::spawn(a_driver.run_initiator(dialer, TokioDelay))
+    };
     let b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
     let run = async { tokio::join!(side(a, a_task, na), side(b, b_task, nb)) };
     match tokio::time::timeout(Duration::from_secs(20), run).await {

@@ -25,6 +25,10 @@ pub enum StableError {
     Protocol,
     /// This side closed its sending direction.
     Closed,
+    /// [`StableDriver::run_initiator`](crate::StableDriver::run_initiator)
+    /// was called on an acceptor's driver: an acceptor makes resume keys
+    /// and needs a `CryptoRng`; use `run`.
+    AcceptorNeedsRng,
     /// The encoded message is larger than the configured maximum.
     MessageTooLarge {
         /// Encoded length.
@@ -59,6 +63,7 @@ impl fmt::Display for StableError {
             Self::SourceClosed => f.write_str("the link source is closed"),
             Self::Protocol => f.write_str("the peer broke the stable conduit protocol"),
             Self::Closed => f.write_str("the sending direction is closed"),
+            Self::AcceptorNeedsRng => f.write_str("an acceptor makes resume keys: run it with a CryptoRng"),
             Self::MessageTooLarge { len, max } => write!(f, "message of {len} bytes exceeds the maximum of {max}"),
             Self::Decode { family, error } => write!(f, "received payload is not a valid {family} message: {error}"),
             Self::Encode { family, error } => write!(f, "could not encode a {family} message: {error}"),

@@ -6,8 +6,6 @@ use crate::board::{UartRx, UartTx};
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::ThreadModeRawMutex;
 use embassy_time::{Delay, Duration, Ticker, Timer};
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
 use vox_conduit_stable::{LinkChannel, StableConduit, StableError, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, device_reply};
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
@@ -75,16 +73,14 @@ pub async fn serial_port(mut rx: UartRx, mut tx: UartTx) -> ! {
 /// Runs sessions one after another: a session ends when the host forgets it
 /// (it restarted) and a new one starts.
 pub async fn sessions() -> ! {
-    // The initiator never makes resume keys (the acceptor does); the seed
-    // need not be secret here.
-    let mut rng = ChaCha8Rng::seed_from_u64(u64::from(cortex_m::peripheral::SYST::get_current()) ^ 0x766F_7865);
     let mut session = 0u32;
     loop {
         session = session.wrapping_add(1);
         info!("session {}: connecting", session);
         let (conduit, driver) = DeviceConduit::new_static(&CONDUIT_STORAGE, SessionRole::Initiator, UART_CONFIG);
         let (driven, served) =
-            embassy_futures::join::join(driver.run(LINKS.receiver(), &mut rng, Delay), serve(conduit)).await;
+            // An initiator makes no resume keys: no random numbers needed.
+            embassy_futures::join::join(driver.run_initiator(LINKS.receiver(), Delay), serve(conduit)).await;
         warn!("session {} ended: driver {}, application {}", session, driven, served);
     }
 }

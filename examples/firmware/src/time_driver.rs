@@ -1,5 +1,7 @@
 //! The `embassy-time` driver: SysTick interrupts at 1 kHz count
-//! milliseconds and wake the timers that are due.
+//! milliseconds and wake the timers that are due. The timer queue is
+//! `embassy-time-queue-utils`' integrated one: it links waiting timers
+//! through embassy-executor's tasks, so it has no fixed capacity.
 
 use core::cell::{Cell, RefCell};
 use core::task::Waker;
