@@ -57,9 +57,11 @@ cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --noc
 cargo run --release -p vox-examples --bin demo -- --messages 2000
 cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
 
-step "MSRV $MSRV: check the workspace, test vox-types"
+step "MSRV $MSRV: check the workspace and the firmware, test vox-types"
 cargo "+$MSRV" check --quiet --workspace --all-targets --all-features
 cargo "+$MSRV" test --quiet -p vox-types --all-features
+rustup target add --toolchain "$MSRV" thumbv7m-none-eabi >/dev/null
+(cd examples/firmware && cargo "+$MSRV" check --quiet --release --bins)
 
 step "Miri: vox-types and the in-memory link"
 cargo +nightly miri test -p vox-types --all-features
