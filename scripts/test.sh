@@ -28,6 +28,9 @@ step "cargo clippy (all features, then default features)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "docs build without warnings (workspace)"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --workspace --no-deps --all-features
+
 step "firmware clippy: lm3s6965evb (thumbv7m, with and without defmt), microbit (thumbv6m)"
 (
   cd examples/firmware

@@ -1,4 +1,4 @@
-//! [`ConduitHarness`](crate::conduit_kit::ConduitHarness) for `BareConduit`
+//! [`ConduitHarness`] for `BareConduit`
 //! over any link pair maker.
 
 use crate::conduit_kit::{ConduitHarness, KitFamily, RawPeer};

@@ -1,4 +1,4 @@
-//! [`LinkHarness`](crate::link_kit::LinkHarness)es for `FramedLink`: over
+//! [`LinkHarness`]es for `FramedLink`: over
 //! in-memory byte pipes with runners on plain threads or tokio tasks, and
 //! over real loopback TCP.
 

@@ -104,10 +104,7 @@ pub async fn exchange_asym(na: u32, nb: u32, schedule: Vec<(FaultPlan, FaultPlan
 
 /// [`exchange`] with the initiator (A) run by `run_initiator`, without a
 /// random number generator.
-pub async fn exchange_initiator_without_rng(
-    n: u32,
-    schedule: Vec<(FaultPlan, FaultPlan)>,
-) -> (SideReport, SideReport) {
+pub async fn exchange_initiator_without_rng(n: u32, schedule: Vec<(FaultPlan, FaultPlan)>) -> (SideReport, SideReport) {
     exchange_with(n, n, schedule, false).await
 }
 

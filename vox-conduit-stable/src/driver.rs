@@ -300,6 +300,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                 None => {
                     waited = waited.saturating_add(tick);
                     if waited >= cfg.timeout_ms {
+                        state_warn!("stable: no handshake within the timeout");
                         self.timed_out();
                         return Ok(None);
                     }
@@ -420,7 +421,6 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
     }
 
     fn timed_out(&self) -> Ended {
-        state_warn!("stable: link silent for the timeout");
         self.with(|s| s.stats.timeouts += 1);
         Ended::LinkLost
     }
@@ -516,6 +516,7 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
                 quiet_in >= cfg.timeout_ms
             });
             if dead {
+                state_warn!("stable: link silent for the timeout");
                 return Ok(self.timed_out());
             }
         }
