@@ -6,7 +6,7 @@ use crate::framed_tcp::{ExampleLink, spawn_framed};
 use std::fmt;
 use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_bare::{BareConduit, BareError};
-use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, device_reply, sensor_value};
+use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, answer, sensor_value};
 use vox_types::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
 
 /// The conduit the example speaks.
@@ -72,9 +72,8 @@ pub async fn serve(conduit: DemoConduit, telemetry: u32) -> Result<(), BareError
     let answer = async {
         let mut outputs = 0u32;
         while let Some(msg) = rx.recv().await? {
-            if let DemoMsg::Request { id, command } = msg.get::<DemoFamily>() {
-                let outcome = device_reply(command, &mut outputs);
-                tx.reserve().await?.send(DemoMsg::Reply { id: *id, outcome })?;
+            if let Some(reply) = answer(msg.get::<DemoFamily>(), &mut outputs) {
+                tx.reserve().await?.send(reply)?;
             }
         }
         Ok::<_, BareError>(())

@@ -7,7 +7,7 @@ use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::ThreadModeRawMutex;
 use embassy_time::{Delay, Duration, Ticker, Timer};
 use vox_conduit_stable::{LinkChannel, StableConduit, StableError, StableStorage};
-use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, device_reply};
+use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, answer};
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
 
@@ -98,9 +98,8 @@ pub async fn serve(conduit: DeviceConduit) -> Result<(), StableError> {
     let answer = async {
         let mut outputs = 0u32;
         while let Some(msg) = rx.recv().await? {
-            if let DemoMsg::Request { id, command } = msg.get::<DemoFamily>() {
-                let outcome = device_reply(command, &mut outputs);
-                tx.reserve().await?.send(DemoMsg::Reply { id: *id, outcome })?;
+            if let Some(reply) = answer(msg.get::<DemoFamily>(), &mut outputs) {
+                tx.reserve().await?.send(reply)?;
             }
         }
         Ok(())

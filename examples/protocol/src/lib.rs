@@ -91,6 +91,15 @@ pub fn device_reply<'a>(command: &Command<'a>, outputs: &mut u32) -> Outcome<'a>
     }
 }
 
+/// The device's answer to `msg`: the reply to a request, nothing for any
+/// other message.
+pub fn answer<'a>(msg: &DemoMsg<'a>, outputs: &mut u32) -> Option<DemoMsg<'a>> {
+    match msg {
+        DemoMsg::Request { id, command } => Some(DemoMsg::Reply { id: *id, outcome: device_reply(command, outputs) }),
+        DemoMsg::Reply { .. } | DemoMsg::Telemetry { .. } => None,
+    }
+}
+
 /// A deterministic "sensor" reading.
 pub const fn sensor_value(sensor: u8) -> i32 {
     (sensor as i32) * 100 - 40
