@@ -13,19 +13,55 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use vox_conduit_stable::{LinkChannel, StableConduit, StableError, StableRx, StableStats, StableStatsHandle, StableTx};
+use vox_conduit_stable::{
+    LinkChannel, RecvError, SendError, SessionError, StableConduit, StableRx, StableStats, StableStatsHandle,
+    StableStorage, StableTx,
+};
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedStats};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, SessionRole};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError};
 
 type M = CriticalSectionRawMutex;
 const HOST_SLOTS: usize = 8;
 /// The host's framed link on the device's UART stream.
 pub type HostLink = FramedLink<M, HOST_SLOTS, UART_MTU>;
-const REPLAY_BYTES: usize = 4096;
-const REPLAY_FRAMES: usize = 64;
-const RX_FRAMES: usize = 8;
-type HostConduit = StableConduit<DemoFamily, M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>;
+/// The host's conduit storage: 4 KiB / 64 messages of replay, 4 KiB / 64
+/// messages of receive ring.
+type HostStorage = StableStorage<M, 4096, 64, 4096, 64>;
+type HostConduit = StableConduit<DemoFamily, HostStorage>;
+
+/// Why an exercise stopped before its work was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The session ended.
+    Session(SessionError),
+    /// The device closed its direction.
+    PeerClosed,
+    /// Sending or receiving failed otherwise.
+    Failed(String),
+}
+
+impl From<SendError> for Stopped {
+    fn from(e: SendError) -> Self {
+        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(s.clone()))
+    }
+}
+
+impl From<RecvError> for Stopped {
+    fn from(e: RecvError) -> Self {
+        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(s.clone()))
+    }
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Session(e) => e.fmt(f),
+            Self::PeerClosed => f.write_str("the device closed its direction"),
+            Self::Failed(e) => f.write_str(e),
+        }
+    }
+}
 
 /// The host's end of the device's serial line: accepts the device's TCP
 /// connections (a new one after every drop) and keeps a framed link
@@ -122,8 +158,8 @@ pub struct Workload {
     pub only_echo: bool,
     /// Wait until at least this many telemetry samples arrived in all.
     pub min_telemetry: u32,
-    /// Requests in flight at most: [`REQUEST_WINDOW`](vox_demo_protocol::REQUEST_WINDOW) or less, which the
-    /// device's replay buffer is sized for.
+    /// Requests in flight at most (the test's load; the conduit needs no
+    /// limit).
     pub window: u32,
     /// Give up after this long.
     pub limit: Duration,
@@ -147,15 +183,15 @@ pub struct ExerciseReport {
     /// From the first request to the last reply.
     pub elapsed: Duration,
     /// Why the session ended during the run, if it did.
-    pub ended: Option<StableError>,
+    pub ended: Option<Stopped>,
 }
 
 /// One session with the device: the host's conduit (acceptor role).
 pub struct HostSession {
-    tx: StableTx<DemoFamily, M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>,
-    rx: StableRx<DemoFamily, M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>,
-    stats: StableStatsHandle<M, REPLAY_BYTES, REPLAY_FRAMES, RX_FRAMES>,
-    driver: JoinHandle<Result<(), StableError>>,
+    tx: StableTx<DemoFamily, HostStorage>,
+    rx: StableRx<DemoFamily, HostStorage>,
+    stats: StableStatsHandle<HostStorage>,
+    driver: JoinHandle<Result<(), SessionError>>,
     next_id: u32,
     next_telemetry: u32,
     /// The device's pin state as the host expects it.
@@ -174,7 +210,7 @@ fn command_for(id: u32, payload: &[u8], only_echo: bool) -> Command<'_> {
 impl HostSession {
     /// A new session, taking links from `port`.
     pub fn start(port: &TcpSerialPort) -> Self {
-        let (conduit, driver): (HostConduit, _) = StableConduit::new_shared(SessionRole::Acceptor, UART_CONFIG);
+        let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG);
         let stats = conduit.stats_handle();
         let links = port.links.clone();
         let driver = tokio::spawn(async move {
@@ -218,7 +254,7 @@ impl HostSession {
                 let command = command_for(id, &payload, work.only_echo);
                 tx.reserve().await?.send(DemoMsg::Request { id, command })?;
             }
-            Ok::<(), StableError>(())
+            Ok::<(), Stopped>(())
         };
         let (rx, outputs, next_telemetry) = (&mut self.rx, &mut self.outputs, &mut self.next_telemetry);
         let receive = async {
@@ -226,8 +262,8 @@ impl HostSession {
             while next_reply < end || *next_telemetry < work.min_telemetry {
                 let msg = match rx.recv().await {
                     Ok(Some(msg)) => msg,
-                    Ok(None) => return Err(StableError::Closed),
-                    Err(e) => return Err(e),
+                    Ok(None) => return Err(Stopped::PeerClosed),
+                    Err(e) => return Err(e.into()),
                 };
                 match msg.get::<DemoFamily>() {
                     DemoMsg::Reply { id, outcome } => {
@@ -277,14 +313,14 @@ impl HostSession {
 
     /// Receives (and drops) messages until the session fails, at most
     /// `limit`; returns the error, or `None` on timeout.
-    pub async fn until_ended(&mut self, limit: Duration) -> Option<StableError> {
+    pub async fn until_ended(&mut self, limit: Duration) -> Option<Stopped> {
         let rx = &mut self.rx;
         tokio::time::timeout(limit, async {
             loop {
                 match rx.recv().await {
                     Ok(Some(_)) => {}
-                    Ok(None) => return StableError::Closed,
-                    Err(e) => return e,
+                    Ok(None) => return Stopped::PeerClosed,
+                    Err(e) => return e.into(),
                 }
             }
         })

@@ -6,7 +6,6 @@ use crate::device_host::{ExerciseReport, HostSession, TcpSerialPort, Workload};
 use crate::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use vox_demo_protocol::REQUEST_WINDOW;
 
 fn print_round(name: &str, r: &ExerciseReport) {
     println!(
@@ -37,7 +36,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
         echo_len: 48,
         only_echo: false,
         min_telemetry: 10,
-        window: REQUEST_WINDOW,
+        window: 64,
         limit: Duration::from_secs(120),
     };
     println!("| session                | requests | replies | telemetry | wrong | time      | rate          |");
@@ -68,7 +67,10 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
         serial.connections()
     );
     let ok = |r: &ExerciseReport| r.replies == r.requests && r.wrong == 0 && r.ended.is_none();
-    if ok(&one) && ok(&two) && ended == Some(vox_conduit_stable::StableError::SessionLost) {
+    if ok(&one)
+        && ok(&two)
+        && ended == Some(crate::device_host::Stopped::Session(vox_conduit_stable::SessionError::SessionLost))
+    {
         Ok(())
     } else {
         Err("a request went unanswered, an answer was wrong, or the reboot was not reported".into())

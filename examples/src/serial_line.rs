@@ -11,19 +11,22 @@ use rand_chacha::rand_core::SeedableRng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableError, StableStats, StableStatsHandle};
+use vox_conduit_stable::{
+    LinkChannel, SessionError, StableConduit, StableConfig, StableStats, StableStatsHandle, StableStorage,
+};
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
 use vox_link_embedded::{
     BytePipe, FramedLink, FramedLinkStorage, FramedStats, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter,
 };
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 type M = CriticalSectionRawMutex;
 type Line = BytePipe<M, 2048>;
 /// The framed link on each end of the line.
 pub type SerialLink = FramedLink<M, 4, 256>;
-type Conduit_ = StableConduit<DemoFamily, M, 4096, 32, 16>;
-type Stats = StableStatsHandle<M, 4096, 32, 16>;
+type Storage = StableStorage<M, 4096, 32, 2048, 16>;
+type Conduit_ = StableConduit<DemoFamily, Storage>;
+type Stats = StableStatsHandle<Storage>;
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]
@@ -54,9 +57,10 @@ pub struct LineReport {
     /// Messages that arrived out of order or twice (must be 0).
     pub misordered_or_duplicated: u32,
     /// How each session ended.
-    pub host_result: Result<(), StableError>,
+    /// (`None`: the driver did not finish in time.)
+    pub host_result: Option<Result<(), SessionError>>,
     /// How each session ended.
-    pub device_result: Result<(), StableError>,
+    pub device_result: Option<Result<(), SessionError>>,
     /// Host conduit counters.
     pub host: StableStats,
     /// Device conduit counters.
@@ -225,8 +229,8 @@ pub async fn run_line(cfg: LineConfig) -> LineReport {
         stop.clone(),
     ));
 
-    let (host, host_driver) = Conduit_::new_shared(SessionRole::Acceptor, config);
-    let (device, device_driver) = Conduit_::new_shared(SessionRole::Initiator, config);
+    let (host, host_driver) = Conduit_::acceptor(Arc::new(Storage::new()), config);
+    let (device, device_driver) = Conduit_::initiator(Arc::new(Storage::new()), config);
     let (host_stats, device_stats) = (host.stats_handle(), device.stats_handle());
     let host_task = {
         let links = host_links.clone();
@@ -237,10 +241,7 @@ pub async fn run_line(cfg: LineConfig) -> LineReport {
     };
     let device_task = {
         let links = device_links.clone();
-        tokio::spawn(async move {
-            let rng = ChaCha20Rng::from_os_rng();
-            device_driver.run(links.receiver(), rng, TokioDelay).await
-        })
+        tokio::spawn(async move { device_driver.run(links.receiver(), TokioDelay).await })
     };
 
     let (to_device, to_host, bad) = (AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0));
@@ -288,12 +289,8 @@ pub async fn run_line(cfg: LineConfig) -> LineReport {
     })
     .await;
     let elapsed = start.elapsed();
-    let host_result = tokio::time::timeout(Duration::from_secs(5), host_task)
-        .await
-        .map_or(Err(StableError::Closed), |r| r.unwrap_or(Err(StableError::Closed)));
-    let device_result = tokio::time::timeout(Duration::from_secs(5), device_task)
-        .await
-        .map_or(Err(StableError::Closed), |r| r.unwrap_or(Err(StableError::Closed)));
+    let host_result = tokio::time::timeout(Duration::from_secs(5), host_task).await.ok().and_then(Result::ok);
+    let device_result = tokio::time::timeout(Duration::from_secs(5), device_task).await.ok().and_then(Result::ok);
     if cfg.progress {
         eprintln!(
             "{}",

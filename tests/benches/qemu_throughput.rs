@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use vox_demo_protocol::REQUEST_WINDOW;
+/// Requests in flight.
+const IN_FLIGHT: u32 = 64;
 use vox_examples::device_host::{HostSession, TcpSerialPort, Workload};
 use vox_examples::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 
@@ -63,7 +64,7 @@ async fn conduit_echo(board: Board) -> (f64, u64) {
         echo_len: ECHO_LEN,
         only_echo: true,
         min_telemetry: 0,
-        window: REQUEST_WINDOW,
+        window: IN_FLIGHT,
         limit: LIMIT,
     };
     let w = session.exercise(warm).await;
@@ -85,7 +86,7 @@ async fn main() {
             conduit = conduit.max(conduit_echo(board).await.0);
         }
         println!(
-            "{:<12} raw UART echo {:>8.0} B/s | StableConduit echo ({ECHO_LEN} B payloads, window {REQUEST_WINDOW}) {:>8.0} B/s | ratio {:.2} (best of {rounds})",
+            "{:<12} raw UART echo {:>8.0} B/s | StableConduit echo ({ECHO_LEN} B payloads, {IN_FLIGHT} in flight) {:>8.0} B/s | ratio {:.2} (best of {rounds})",
             board.machine(),
             raw,
             conduit,

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use vox_conduit_stable::StableError;
-use vox_demo_protocol::REQUEST_WINDOW;
+use vox_conduit_stable::SessionError;
+use vox_examples::device_host::Stopped;
+/// Requests in flight.
+const IN_FLIGHT: u32 = 64;
 use vox_examples::device_host::{HostSession, TcpSerialPort, Workload};
 use vox_examples::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
 use vox_examples::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
@@ -27,7 +29,7 @@ fn mixed(requests: u32, min_telemetry: u32) -> Workload {
         echo_len: 48,
         only_echo: false,
         min_telemetry,
-        window: REQUEST_WINDOW,
+        window: IN_FLIGHT,
         limit: Duration::from_secs(120),
     }
 }
@@ -114,7 +116,7 @@ async fn device_reboot_ends_the_session_then_a_new_one_works() {
     qemu.stop();
     let _qemu = start_device(port, false).await;
     let lost = first.until_ended(Duration::from_secs(20)).await;
-    assert_eq!(lost, Some(StableError::SessionLost), "the host learns the device's session is gone");
+    assert_eq!(lost, Some(Stopped::Session(SessionError::SessionLost)), "the host learns the device's session is gone");
     drop(first);
 
     let mut second = HostSession::start(&serial);

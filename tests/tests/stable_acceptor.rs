@@ -4,11 +4,11 @@
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use std::sync::Arc;
 use std::time::Duration;
-use vox_conduit_stable::{StableAcceptor, StableError};
+use vox_conduit_stable::{RecvError, SessionError, StableAcceptor};
 use vox_link_embedded::{FaultPlan, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
-use vox_tests::stable_harness::{BYTES, FAST, FRAMES, RX, SharedDialer, TestStable, TokioDelay, rng};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+use vox_tests::stable_harness::{FAST, SharedDialer, TestStorage, TokioDelay, initiator, rng};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 async fn send_range(tx: &impl ConduitTx<Msg = KitFamily>, ids: std::ops::Range<u32>) {
     for id in ids {
@@ -30,9 +30,8 @@ async fn sessions_are_routed_by_key_and_the_oldest_expires() {
     let (dialer, listener) =
         memory_link_source::<CriticalSectionRawMutex, 4, 256>([(FaultPlan::kill_after(12), FaultPlan::NONE)]);
     let dialer = SharedDialer(Arc::new(tokio::sync::Mutex::new(dialer)));
-    let mut acceptor = StableAcceptor::<_, KitFamily, CriticalSectionRawMutex, _, BYTES, FRAMES, RX, 2>::new(
-        listener, TokioDelay, FAST,
-    );
+    let mut acceptor =
+        StableAcceptor::<_, KitFamily, TestStorage, CriticalSectionRawMutex, _, 2>::new(listener, TokioDelay, FAST);
     let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sessions = counter.clone();
@@ -50,8 +49,8 @@ async fn sessions_are_routed_by_key_and_the_oldest_expires() {
 
     // Session 1: its first link dies mid-stream; it resumes through the
     // acceptor, which routes the new link to the same session.
-    let (i1, d1) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let i1_task = tokio::spawn(d1.run(dialer.clone(), rng(1), TokioDelay));
+    let (i1, d1) = initiator();
+    let i1_task = tokio::spawn(d1.run(dialer.clone(), TokioDelay));
     let (i1tx, _i1rx) = i1.split();
     let c1 = accepted.recv().await.unwrap();
     let c1_stats = c1.stats_handle();
@@ -62,8 +61,8 @@ async fn sessions_are_routed_by_key_and_the_oldest_expires() {
     assert!(accepted.try_recv().is_err(), "a resume is not a new session");
 
     // Session 2.
-    let (i2, d2) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let _i2_task = tokio::spawn(d2.run(dialer.clone(), rng(2), TokioDelay));
+    let (i2, d2) = initiator();
+    let _i2_task = tokio::spawn(d2.run(dialer.clone(), TokioDelay));
     let (i2tx, _i2rx) = i2.split();
     let c2 = accepted.recv().await.unwrap();
     let (_c2tx, mut c2rx) = c2.split();
@@ -71,19 +70,19 @@ async fn sessions_are_routed_by_key_and_the_oldest_expires() {
     assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 2);
 
     // Session 3 fills a 2-session table: the oldest (session 1) expires.
-    let (i3, d3) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let _i3_task = tokio::spawn(d3.run(dialer.clone(), rng(3), TokioDelay));
+    let (i3, d3) = initiator();
+    let _i3_task = tokio::spawn(d3.run(dialer.clone(), TokioDelay));
     let (i3tx, _i3rx) = i3.split();
     let c3 = accepted.recv().await.unwrap();
     let (_c3tx, mut c3rx) = c3.split();
     tokio::join!(send_range(&i3tx, 0..5), recv_range(&mut c3rx, 0..5));
     let lost = tokio::time::timeout(Duration::from_secs(5), c1rx.recv()).await.expect("in time");
-    assert_eq!(lost.err(), Some(StableError::SessionLost), "the expired session ends as lost");
+    assert_eq!(lost.err(), Some(RecvError::Session(SessionError::SessionLost)), "the expired session ends as lost");
 
     // Session 1's initiator loses its link (the expired session's driver
     // ended) and comes back: its key is gone, and it learns so.
     let i1_end = tokio::time::timeout(Duration::from_secs(5), i1_task).await.expect("in time").unwrap();
-    assert_eq!(i1_end, Err(StableError::SessionLost));
+    assert_eq!(i1_end, Err(SessionError::SessionLost));
     // Session 2 still works after the expiry.
     tokio::join!(send_range(&i2tx, 5..10), recv_range(&mut c2rx, 5..10));
     drop(i1tx);

@@ -8,13 +8,14 @@ use futures::FutureExt;
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
-use vox_conduit_stable::StableError;
+use vox_conduit_stable::{RecvError, SendError, SessionError};
 use vox_link_embedded::{FaultPlan, MemoryDialer, MemoryLink, MemoryLinkPair, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{
-    BYTES, FAST, FRAMES, SharedDialer, SideReport, TestStable, TokioDelay, exchange, exchange_asym, rng, text_for,
+    BYTES, FAST, FRAMES, SharedDialer, SideReport, TokioDelay, acceptor, exchange, exchange_asym, initiator, rng,
+    text_for,
 };
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource, SessionRole};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource};
 
 type Mem = MemoryLink<CriticalSectionRawMutex, 4, 256>;
 
@@ -120,9 +121,9 @@ async fn acceptor_restart_is_session_lost_for_the_initiator() {
         }
     }
     let dialer = SharedDialer(Arc::new(tokio::sync::Mutex::new(dialer)));
-    let (a, a_driver) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let (b1, b1_driver) = TestStable::new_shared(SessionRole::Acceptor, FAST);
-    let a_task = tokio::spawn(a_driver.run(dialer.clone(), rng(1), TokioDelay));
+    let (a, a_driver) = initiator();
+    let (b1, b1_driver) = acceptor();
+    let a_task = tokio::spawn(a_driver.run(dialer.clone(), TokioDelay));
     let b1_task = tokio::spawn(b1_driver.run(SharedListener(listener.clone()), rng(2), TokioDelay));
     let (atx, mut arx) = a.split();
     let (_b1tx, mut b1rx) = b1.split();
@@ -133,14 +134,14 @@ async fn acceptor_restart_is_session_lost_for_the_initiator() {
     b1_task.abort();
     let _ = b1_task.await;
     drop((_b1tx, b1rx));
-    let (b2, b2_driver) = TestStable::new_shared(SessionRole::Acceptor, FAST);
+    let (b2, b2_driver) = acceptor();
     let _b2_task = tokio::spawn(b2_driver.run(SharedListener(listener), rng(3), TokioDelay));
     dialer.0.lock().await.kill_current();
 
     let lost = tokio::time::timeout(Duration::from_secs(5), arx.recv()).await.expect("in time");
-    assert_eq!(lost.err(), Some(StableError::SessionLost));
-    assert!(matches!(atx.reserve().await, Err(StableError::SessionLost)));
-    assert_eq!(a_task.await.unwrap(), Err(StableError::SessionLost));
+    assert_eq!(lost.err(), Some(RecvError::Session(SessionError::SessionLost)));
+    assert!(matches!(atx.reserve().await, Err(SendError::Session(SessionError::SessionLost))));
+    assert_eq!(a_task.await.unwrap(), Err(SessionError::SessionLost));
     drop(b2);
 }
 
@@ -148,9 +149,9 @@ async fn acceptor_restart_is_session_lost_for_the_initiator() {
 async fn initiator_restart_is_session_lost_for_the_acceptor() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let dialer = SharedDialer(Arc::new(tokio::sync::Mutex::new(dialer)));
-    let (a1, a1_driver) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let (b, b_driver) = TestStable::new_shared(SessionRole::Acceptor, FAST);
-    let a1_task = tokio::spawn(a1_driver.run(dialer.clone(), rng(1), TokioDelay));
+    let (a1, a1_driver) = initiator();
+    let (b, b_driver) = acceptor();
+    let a1_task = tokio::spawn(a1_driver.run(dialer.clone(), TokioDelay));
     let b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
     let (a1tx, _a1rx) = a1.split();
     let (btx, mut brx) = b.split();
@@ -161,14 +162,14 @@ async fn initiator_restart_is_session_lost_for_the_acceptor() {
     a1_task.abort();
     let _ = a1_task.await;
     dialer.0.lock().await.kill_current();
-    let (a2, a2_driver) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let _a2_task = tokio::spawn(a2_driver.run(dialer, rng(4), TokioDelay));
+    let (a2, a2_driver) = initiator();
+    let _a2_task = tokio::spawn(a2_driver.run(dialer, TokioDelay));
 
     let lost = tokio::time::timeout(Duration::from_secs(5), brx.recv()).await.expect("in time");
-    assert_eq!(lost.err(), Some(StableError::SessionLost));
-    assert!(matches!(btx.reserve().await, Err(StableError::SessionLost)));
-    assert_eq!(b_task.await.unwrap(), Err(StableError::SessionLost));
-    assert_ne!(StableError::SessionLost.to_string(), "");
+    assert_eq!(lost.err(), Some(RecvError::Session(SessionError::SessionLost)));
+    assert!(matches!(btx.reserve().await, Err(SendError::Session(SessionError::SessionLost))));
+    assert_eq!(b_task.await.unwrap(), Err(SessionError::SessionLost));
+    assert_ne!(SessionError::SessionLost.to_string(), "");
     drop((a1tx, a2));
 }
 
@@ -176,10 +177,10 @@ async fn initiator_restart_is_session_lost_for_the_acceptor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_replay_buffer_makes_reserve_wait_then_proceed() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
-    let (a, a_driver) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let (b, b_driver) = TestStable::new_shared(SessionRole::Acceptor, FAST);
+    let (a, a_driver) = initiator();
+    let (b, b_driver) = acceptor();
     let stats = a.stats_handle();
-    let _a_task = tokio::spawn(a_driver.run(dialer, rng(1), TokioDelay));
+    let _a_task = tokio::spawn(a_driver.run(dialer, TokioDelay));
     let (atx, _arx) = a.split();
     // Nobody acks yet (B's driver is not running): fill the replay buffer.
     let mut sent = 0u32;
@@ -227,10 +228,10 @@ impl LinkSource for SilentFirst {
 async fn a_silent_attachment_times_out_and_idle_peers_keep_alive() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let source = SilentFirst { silent: Some(MemoryLinkPair::new_shared()), inner: dialer };
-    let (a, a_driver) = TestStable::new_shared(SessionRole::Initiator, FAST);
-    let (b, b_driver) = TestStable::new_shared(SessionRole::Acceptor, FAST);
+    let (a, a_driver) = initiator();
+    let (b, b_driver) = acceptor();
     let (sa, sb) = (a.stats_handle(), b.stats_handle());
-    let _a_task = tokio::spawn(a_driver.run(source, rng(1), TokioDelay));
+    let _a_task = tokio::spawn(a_driver.run(source, TokioDelay));
     let _b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
     let (atx, _arx) = a.split();
     let (_btx, mut brx) = b.split();

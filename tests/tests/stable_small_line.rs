@@ -12,12 +12,13 @@ use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableStorage
 use vox_demo_protocol::{DemoFamily, DemoMsg};
 use vox_link_embedded::{BytePipe, FramedLink, FramedLinkStorage, NoiseRates, NoisyWriter, PipeReader, PipeWriter};
 use vox_tests::stable_harness::TokioDelay;
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 type M = CriticalSectionRawMutex;
 const MTU: usize = 128;
 type TestLink = FramedLink<M, 2, MTU>;
-type TestConduit = StableConduit<DemoFamily, M, 1024, 16, 4>;
+type TestStorage = StableStorage<M, 1024, 16, 512, 4>;
+type TestConduit = StableConduit<DemoFamily, TestStorage>;
 
 const CONFIG: StableConfig = StableConfig {
     max_message: 100,
@@ -81,13 +82,13 @@ async fn small_buffers_noisy_line_static_links() {
     let (ab, ba) = (leak(BytePipe::<M, 256>::new()), leak(BytePipe::<M, 256>::new()));
     let (link_a, link_b) = (leak(FramedLinkStorage::<M, 2, MTU>::new()), leak(FramedLinkStorage::<M, 2, MTU>::new()));
     let (links_a, links_b) = (leak(LinkChannel::<M, TestLink>::new()), leak(LinkChannel::<M, TestLink>::new()));
-    let (ca, cb) = (leak(StableStorage::<M, 1024, 16, 4>::new()), leak(StableStorage::<M, 1024, 16, 4>::new()));
-    let (a, driver_a) = TestConduit::new_static(ca, SessionRole::Initiator, CONFIG);
-    let (b, driver_b) = TestConduit::new_static(cb, SessionRole::Acceptor, CONFIG);
+    let (ca, cb) = (leak(TestStorage::new()), leak(TestStorage::new()));
+    let (a, driver_a) = TestConduit::initiator(ca, CONFIG);
+    let (b, driver_b) = TestConduit::acceptor(cb, CONFIG);
     let (sa, sb) = (a.stats_handle(), b.stats_handle());
     let ports = select(serial_port(link_a, links_a, ba, ab, 1, 300), serial_port(link_b, links_b, ab, ba, 2, 300));
     let drivers = join(
-        driver_a.run(links_a.receiver(), ChaCha8Rng::seed_from_u64(1), TokioDelay),
+        driver_a.run(links_a.receiver(), TokioDelay),
         driver_b.run(links_b.receiver(), ChaCha8Rng::seed_from_u64(2), TokioDelay),
     );
     let work = join(drivers, join(exchange(a, 1000), exchange(b, 1000)));

@@ -2,11 +2,11 @@
 //! listener) and routes each new link to its session by resume key, in a
 //! table of at most `N` resumable sessions that expires the oldest.
 
-use crate::driver::write_frame;
 use crate::primed_link::PrimedLink;
-use crate::stable_conduit::StableStorage;
+use crate::session::Outgoing;
+use crate::stable_storage::StableStore;
 use crate::wire::{Hello, RejectReason, WireFrame};
-use crate::{SharedLinkChannel, StableConduit, StableConfig, StableDriver, StableError};
+use crate::{Acceptor, SessionError, SharedLinkChannel, StableConduit, StableConfig, StableDriver};
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embedded_hal_async::delay::DelayNs;
@@ -18,16 +18,15 @@ use vox_types::{
 
 /// What [`StableAcceptor::accept`] yields: a new session's conduit, its
 /// driver, and the link source to run the driver on.
-pub type AcceptedSession<F, M, L, const BYTES: usize, const FRAMES: usize, const RX: usize> =
-    (StableConduit<F, M, BYTES, FRAMES, RX>, StableDriver<F, M, BYTES, FRAMES, RX>, SessionLinks<M, L>);
+pub type AcceptedSession<F, St, M, L> = (StableConduit<F, St>, StableDriver<F, St, Acceptor>, SessionLinks<M, L>);
 
 /// A link of an accepted session (its hello already read by the acceptor).
 pub type AcceptedLink<L> = PrimedLink<<L as Link>::Tx, <L as Link>::Rx>;
 /// Where an accepted session's driver takes its links from.
 pub type SessionLinks<M, L> = SharedLinkChannel<M, AcceptedLink<L>>;
 
-struct Session<M: RawMutex + 'static, L: Link, const BYTES: usize, const FRAMES: usize, const RX: usize> {
-    storage: StorageRef<StableStorage<M, BYTES, FRAMES, RX>>,
+struct Session<St: StableStore + 'static, M: RawMutex + 'static, L: Link> {
+    storage: StorageRef<St>,
     links: SessionLinks<M, L>,
     /// Accept order: the smallest is the oldest.
     born: u64,
@@ -35,26 +34,29 @@ struct Session<M: RawMutex + 'static, L: Link, const BYTES: usize, const FRAMES:
 
 /// Accepts stable sessions: a new session for a hello without a key,
 /// routing to its session for a known key, a rejection for an unknown one.
+/// Each session gets fresh storage of type `St` (a
+/// [`StableStorage`](crate::StableStorage)) on the heap.
 // r[impl stable.acceptor]
-pub struct StableAcceptor<S, F, M, D, const BYTES: usize, const FRAMES: usize, const RX: usize, const N: usize>
+pub struct StableAcceptor<S, F, St, M, D, const N: usize>
 where
     S: LinkSource,
+    St: StableStore + 'static,
     M: RawMutex + 'static,
 {
     source: S,
     delay: D,
     config: StableConfig,
-    sessions: Vec<Session<M, S::Link, BYTES, FRAMES, RX>, N>,
+    sessions: Vec<Session<St, M, S::Link>, N>,
     accepted: u64,
     _family: core::marker::PhantomData<fn() -> F>,
 }
 
-impl<S, F, M, D, const BYTES: usize, const FRAMES: usize, const RX: usize, const N: usize>
-    StableAcceptor<S, F, M, D, BYTES, FRAMES, RX, N>
+impl<S, F, St, M, D, const N: usize> StableAcceptor<S, F, St, M, D, N>
 where
     S: LinkSource,
     S::Link: MaybeSend,
     F: MsgFamily,
+    St: StableStore + Default + 'static,
     M: RawMutex + MaybeSend + MaybeSync + 'static,
     D: DelayNs,
 {
@@ -72,22 +74,18 @@ where
     /// The next new session: its conduit, its driver, and the link source
     /// to run the driver on (`driver.run(links, rng, delay)`). Links that
     /// resume a known session are handed to it on the way.
-    pub async fn accept(&mut self) -> Result<AcceptedSession<F, M, S::Link, BYTES, FRAMES, RX>, StableError> {
+    pub async fn accept(&mut self) -> Result<AcceptedSession<F, St, M, S::Link>, SessionError> {
         loop {
             let link = match self.source.next_link().await {
                 Ok(link) => link,
-                Err(LinkError::Closed) => return Err(StableError::SourceClosed),
+                Err(LinkError::Closed) => return Err(SessionError::SourceClosed),
                 Err(_) => continue,
             };
             let Some((link, hello)) = self.read_hello(link).await else { continue };
             match hello.key {
                 None => return Ok(self.new_session(link)),
                 Some(key) => {
-                    let known = self.sessions.iter_mut().find(|s| {
-                        s.storage.with(|st| {
-                            st.fatal.get().is_none() && (st.key == Some(key) || st.presented_key == Some(key))
-                        })
-                    });
+                    let known = self.sessions.iter_mut().find(|s| s.storage.lock(|l| l.session.state.knows_key(&key)));
                     match known {
                         Some(session) => {
                             // The newest link replaces one not yet taken.
@@ -98,10 +96,14 @@ where
                             // Tell the initiator, unless its link is stuck:
                             // the accept loop must not wait on one link.
                             let (tx, _rx) = link.split();
-                            let reject = WireFrame::Reject(RejectReason::SessionUnknown);
+                            let reject = Outgoing::Frame(WireFrame::Reject(RejectReason::SessionUnknown));
                             let reserved = select(tx.reserve(), self.delay.delay_ms(self.config.timeout_ms)).await;
                             if let Either::First(Ok(permit)) = reserved {
-                                let _ = write_frame(permit, &reject);
+                                if let Ok(mut slot) = permit.alloc(reject.len()) {
+                                    if reject.encode(slot.as_mut_slice()).is_ok() {
+                                        slot.commit();
+                                    }
+                                }
                             }
                         }
                     }
@@ -109,7 +111,6 @@ where
             }
         }
     }
-
     /// Reads the initiator's prologue and hello (skipping stale frames),
     /// and returns the link primed with both.
     async fn read_hello(&mut self, link: S::Link) -> Option<(AcceptedLink<S::Link>, Hello)> {
@@ -150,15 +151,16 @@ where
         Some((PrimedLink::new(tx, rx, pending), hello))
     }
 
-    fn new_session(&mut self, link: AcceptedLink<S::Link>) -> AcceptedSession<F, M, S::Link, BYTES, FRAMES, RX> {
+    fn new_session(&mut self, link: AcceptedLink<S::Link>) -> AcceptedSession<F, St, M, S::Link> {
         // Forget sessions that ended; expire the oldest if still full.
-        self.sessions.retain(|s| s.storage.with(|st| st.fatal.get().is_none()));
+        self.sessions.retain(|s| s.storage.lock(|l| l.session.state.ended().is_none()));
         let oldest = self.sessions.iter().enumerate().min_by_key(|(_, s)| s.born).map(|(i, _)| i);
         if let (true, Some(oldest)) = (self.sessions.is_full(), oldest) {
             let expired = self.sessions.swap_remove(oldest);
-            expired.storage.with(|st| st.fail(StableError::SessionLost));
+            expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
         }
-        let (conduit, driver) = StableConduit::new_shared(SessionRole::Acceptor, self.config);
+        let storage = StorageRef::Shared(alloc::sync::Arc::new(St::default()));
+        let (conduit, driver) = StableConduit::acceptor(storage, self.config);
         let links: SessionLinks<M, S::Link> = SharedLinkChannel::new();
         let _ = links.try_offer(link);
         self.accepted += 1;

@@ -1,78 +1,53 @@
 //! `StableConduit` and its halves: the application's side of the conduit.
 
-use crate::driver::StableDriver;
-use crate::state::Shared;
-use crate::{StableConfig, StableError, StableStats};
-use core::cell::RefCell;
+use crate::driver::{Acceptor, Initiator, StableDriver};
+use crate::session::SessionState;
+use crate::stable_storage::StableStore;
+use crate::{RecvError, SendError, StableConfig, StableStats};
 use core::future::poll_fn;
 use core::marker::PhantomData;
 use core::task::Poll;
-use embassy_sync::blocking_mutex::Mutex;
-use embassy_sync::blocking_mutex::raw::RawMutex;
 use vox_types::{
     Conduit, ConduitRx, ConduitTx, ConduitTxPermit, MaybeSend, MaybeSync, MsgFamily, RecvResult, SelfRef, SessionRole,
     StorageRef,
 };
 
-/// Storage of one stable conduit: a replay buffer of `BYTES` bytes and
-/// `FRAMES` frames (one is kept for the close marker), and room for `RX`
-/// received messages. Put it in a `static` or use
-/// [`StableConduit::new_shared`].
-// r[impl stable.replay]
-pub struct StableStorage<M: RawMutex, const BYTES: usize, const FRAMES: usize, const RX: usize> {
-    shared: Mutex<M, RefCell<Shared<BYTES, FRAMES, RX>>>,
-}
-
-impl<M: RawMutex, const BYTES: usize, const FRAMES: usize, const RX: usize> StableStorage<M, BYTES, FRAMES, RX> {
-    /// Empty storage, usable in a `static`.
-    pub const fn new() -> Self {
-        Self { shared: Mutex::new(RefCell::new(Shared::new())) }
-    }
-
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Shared<BYTES, FRAMES, RX>) -> R) -> R {
-        self.shared.lock(|s| f(&mut s.borrow_mut()))
-    }
-
-    /// Counters of the conduit.
-    pub fn stats(&self) -> StableStats {
-        self.with(|s| s.stats)
-    }
-}
-
-impl<M: RawMutex, const BYTES: usize, const FRAMES: usize, const RX: usize> Default
-    for StableStorage<M, BYTES, FRAMES, RX>
-{
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-type Storage<M, const BYTES: usize, const FRAMES: usize, const RX: usize> =
-    StorageRef<StableStorage<M, BYTES, FRAMES, RX>>;
-
 /// Typed messages of family `F`, exactly once and in order across link
-/// failures. Made together with the [`StableDriver`] that must run for it
-/// to move.
-pub struct StableConduit<F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> {
-    tx: StableTx<F, M, BYTES, FRAMES, RX>,
-    rx: StableRx<F, M, BYTES, FRAMES, RX>,
+/// failures, on storage `S` (a [`StableStorage`](crate::StableStorage)).
+/// Made together with the [`StableDriver`] that must run for it to move.
+///
+/// # Liveness
+///
+/// Flow control is by credit: a side sends a message only when its peer's
+/// receive ring has room for it, and the link is always read, so acks and
+/// window updates are never stuck behind data. An application with a
+/// sending task and a receiving task (or that reads everything it is sent)
+/// never stalls, whatever the buffer sizes.
+///
+/// One task that sends `N` messages before reading any reply (pipelined
+/// request/response) completes when every request and reply fits in the
+/// buffers between the two applications:
+///
+/// ```text
+/// N <= (TX_MSGS_a - 1) + RX_MSGS_b + (TX_MSGS_b - 1) + RX_MSGS_a
+/// ```
+///
+/// messages (`a` the client, `b` the server; each replay ring keeps one
+/// entry for the close marker), provided bytes do not bind first: a
+/// reservation needs `max_message` contiguous bytes of replay room, and a
+/// receive ring grants what it is sure to hold (its free bytes less one
+/// largest message where it wraps). Beyond the bound both replay rings
+/// fill while each application waits for the other, as TCP does when both
+/// socket buffers are full; the conduit then counts a
+/// [`self_stalls`](StableStats::self_stalls) (and logs it with defmt).
+pub struct StableConduit<F, S: StableStore + 'static> {
+    tx: StableTx<F, S>,
+    rx: StableRx<F, S>,
 }
 
-impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize>
-    StableConduit<F, M, BYTES, FRAMES, RX>
-{
-    fn make(
-        storage: Storage<M, BYTES, FRAMES, RX>,
-        role: SessionRole,
-        config: StableConfig,
-    ) -> (Self, StableDriver<F, M, BYTES, FRAMES, RX>) {
-        let config = StableConfig { max_message: config.max_message.min(BYTES), ..config };
-        storage.with(|s| {
-            *s = Shared::new();
-            s.config = config;
-            s.rx_alive = true;
-            s.role = role;
-        });
+impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
+    fn make<R>(storage: StorageRef<S>, role: SessionRole, config: StableConfig) -> (Self, StableDriver<F, S, R>) {
+        storage.reset(SessionState::new(role, config, F::FINGERPRINT, storage.rx_capacity()));
         let conduit = Self {
             tx: StableTx { storage: storage.clone(), _family: PhantomData },
             rx: StableRx { storage: storage.clone(), _family: PhantomData },
@@ -80,20 +55,17 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
         (conduit, StableDriver::new(storage))
     }
 
-    /// A conduit on static storage, and its driver. The storage is reset:
-    /// use it for one session at a time.
-    pub fn new_static(
-        storage: &'static StableStorage<M, BYTES, FRAMES, RX>,
-        role: SessionRole,
-        config: StableConfig,
-    ) -> (Self, StableDriver<F, M, BYTES, FRAMES, RX>) {
-        Self::make(StorageRef::Static(storage), role, config)
+    /// The side that dials: a conduit on `storage` (a `&'static` or an
+    /// `Arc`; it is reset, so use it for one session at a time) and its
+    /// driver, which needs no random numbers.
+    pub fn initiator(storage: impl Into<StorageRef<S>>, config: StableConfig) -> (Self, StableDriver<F, S, Initiator>) {
+        Self::make(storage.into(), SessionRole::Initiator, config)
     }
 
-    /// A conduit on fresh heap storage, and its driver.
-    #[cfg(feature = "alloc")]
-    pub fn new_shared(role: SessionRole, config: StableConfig) -> (Self, StableDriver<F, M, BYTES, FRAMES, RX>) {
-        Self::make(StorageRef::Shared(alloc::sync::Arc::new(StableStorage::new())), role, config)
+    /// The side that listens: a conduit on `storage` and its driver, which
+    /// makes resume keys from a CSPRNG.
+    pub fn acceptor(storage: impl Into<StorageRef<S>>, config: StableConfig) -> (Self, StableDriver<F, S, Acceptor>) {
+        Self::make(storage.into(), SessionRole::Acceptor, config)
     }
 
     /// Counters of the conduit.
@@ -102,55 +74,42 @@ impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usiz
     }
 
     #[cfg(feature = "alloc")]
-    pub(crate) fn storage_ref(&self) -> StorageRef<StableStorage<M, BYTES, FRAMES, RX>> {
+    pub(crate) fn storage_ref(&self) -> StorageRef<S> {
         self.tx.storage.clone()
     }
 
     /// A handle that reads the counters, also after the conduit is split.
-    pub fn stats_handle(&self) -> StableStatsHandle<M, BYTES, FRAMES, RX> {
+    pub fn stats_handle(&self) -> StableStatsHandle<S> {
         StableStatsHandle { storage: self.tx.storage.clone() }
     }
 }
 
 /// Reads a stable conduit's counters from anywhere.
-pub struct StableStatsHandle<M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> {
-    storage: Storage<M, BYTES, FRAMES, RX>,
+pub struct StableStatsHandle<S: StableStore + 'static> {
+    storage: StorageRef<S>,
 }
 
-impl<M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> Clone
-    for StableStatsHandle<M, BYTES, FRAMES, RX>
-{
+impl<S: StableStore + 'static> Clone for StableStatsHandle<S> {
     fn clone(&self) -> Self {
         Self { storage: self.storage.clone() }
     }
 }
 
-impl<M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize>
-    StableStatsHandle<M, BYTES, FRAMES, RX>
-{
+impl<S: StableStore + 'static> StableStatsHandle<S> {
     /// Current counters.
     pub fn get(&self) -> StableStats {
         self.storage.stats()
     }
-
-    /// Debug view of the sequence state: (next_seq, next_to_send, rx_next,
-    /// replay frames, finished).
-    #[doc(hidden)]
-    pub fn seq_state(&self) -> (u32, u32, u32, usize, bool, bool, bool) {
-        self.storage.with(|s| {
-            (s.next_seq, s.next_to_send, s.rx_next, s.ring.frames(), s.finished(), s.tx_closed, s.peer_closed)
-        })
-    }
 }
 
-impl<F, M, const BYTES: usize, const FRAMES: usize, const RX: usize> Conduit for StableConduit<F, M, BYTES, FRAMES, RX>
+impl<F, S> Conduit for StableConduit<F, S>
 where
     F: MsgFamily,
-    M: RawMutex + MaybeSend + MaybeSync + 'static,
+    S: StableStore + MaybeSend + MaybeSync + 'static,
 {
     type Msg = F;
-    type Tx = StableTx<F, M, BYTES, FRAMES, RX>;
-    type Rx = StableRx<F, M, BYTES, FRAMES, RX>;
+    type Tx = StableTx<F, S>;
+    type Rx = StableRx<F, S>;
 
     fn split(self) -> (Self::Tx, Self::Rx) {
         (self.tx, self.rx)
@@ -158,60 +117,57 @@ where
 }
 
 /// Sending half of a [`StableConduit`]; dropping it closes the direction.
-pub struct StableTx<F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> {
-    storage: Storage<M, BYTES, FRAMES, RX>,
+pub struct StableTx<F, S: StableStore + 'static> {
+    storage: StorageRef<S>,
     _family: PhantomData<fn() -> F>,
 }
 
-/// Receiving half of a [`StableConduit`].
-pub struct StableRx<F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> {
-    storage: Storage<M, BYTES, FRAMES, RX>,
+/// Receiving half of a [`StableConduit`]; dropping it makes the conduit
+/// acknowledge and drop what arrives.
+pub struct StableRx<F, S: StableStore + 'static> {
+    storage: StorageRef<S>,
     _family: PhantomData<fn() -> F>,
 }
 
-/// Room for one message in the replay buffer; dropping it sends nothing.
-pub struct StablePermit<'a, F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> {
-    tx: &'a StableTx<F, M, BYTES, FRAMES, RX>,
+/// Room for one message in the replay ring; dropping it sends nothing.
+pub struct StablePermit<'a, F, S: StableStore + 'static> {
+    tx: &'a StableTx<F, S>,
 }
 
-impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize>
-    StableTx<F, M, BYTES, FRAMES, RX>
-{
+impl<F: MsgFamily, S: StableStore + 'static> StableTx<F, S> {
     /// Counters of the conduit.
     pub fn stats(&self) -> StableStats {
         self.storage.stats()
     }
 }
 
-impl<F, M, const BYTES: usize, const FRAMES: usize, const RX: usize> ConduitTx for StableTx<F, M, BYTES, FRAMES, RX>
+impl<F, S> ConduitTx for StableTx<F, S>
 where
     F: MsgFamily,
-    M: RawMutex + MaybeSend + MaybeSync + 'static,
+    S: StableStore + MaybeSend + MaybeSync + 'static,
 {
     type Msg = F;
     type Permit<'a>
-        = StablePermit<'a, F, M, BYTES, FRAMES, RX>
+        = StablePermit<'a, F, S>
     where
         Self: 'a;
-    type Error = StableError;
+    type Error = SendError;
 
     /// Waits for room for one message of the configured maximum size in the
-    /// replay buffer: the backpressure point. Cancel-safe.
-    async fn reserve(&self) -> Result<Self::Permit<'_>, StableError> {
+    /// replay ring: the backpressure point. The ring drains as the peer
+    /// acknowledges, which it does as soon as a message is in its receive
+    /// ring, so this waits only for the peer's application to read
+    /// (see [`StableConduit`]'s liveness section), never for our own.
+    /// Cancel-safe.
+    async fn reserve(&self) -> Result<Self::Permit<'_>, SendError> {
         poll_fn(|cx| {
-            self.storage.with(|s| {
-                if let Some(e) = s.fatal.get() {
-                    return Poll::Ready(Err(e.clone()));
+            self.storage.lock(|l| match l.session.try_reserve() {
+                Ok(true) => Poll::Ready(Ok(())),
+                Ok(false) => {
+                    l.wakers.writer.register(cx.waker());
+                    Poll::Pending
                 }
-                if s.tx_closed {
-                    return Poll::Ready(Err(StableError::Closed));
-                }
-                if !s.writer_active && s.ring.has_room(s.config.max_message, 1) {
-                    s.writer_active = true;
-                    return Poll::Ready(Ok(()));
-                }
-                s.writer.register(cx.waker());
-                Poll::Pending
+                Err(e) => Poll::Ready(Err(e)),
             })
         })
         .await?;
@@ -220,121 +176,87 @@ where
 
     /// Queues the end-of-stream marker after every message sent so far;
     /// the peer's `recv` returns `Ok(None)` after them.
-    async fn close(self) -> Result<(), StableError> {
+    async fn close(self) -> Result<(), SendError> {
         drop(self);
         Ok(())
     }
 }
 
-impl<F: MsgFamily, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> ConduitTxPermit
-    for StablePermit<'_, F, M, BYTES, FRAMES, RX>
-{
+impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_, F, S> {
     type Msg = F;
-    type Error = StableError;
+    type Error = SendError;
 
-    /// Encodes the message straight into the replay buffer and queues it.
-    fn send(self, item: F::Msg<'_>) -> Result<(), StableError> {
-        let encode_error = |error| StableError::Encode { family: F::NAME, error };
+    /// Encodes the message straight into the replay ring and queues it.
+    fn send(self, item: F::Msg<'_>) -> Result<(), SendError> {
+        let encode_error = |error| SendError::Encode { family: F::NAME, error };
         let len = postcard::experimental::serialized_size(&item).map_err(encode_error)?;
-        self.tx.storage.with(|s| {
-            let max = s.config.max_message;
-            if len > max {
-                return Err(StableError::MessageTooLarge { len, max });
-            }
-            let seq = s.next_seq;
-            let encode = |buf: &mut [u8]| postcard::to_slice(&item, buf).map(|_| ()).map_err(encode_error);
-            if !s.ring.push(seq, len, encode)? {
-                // `reserve` guaranteed room; a full ring here is a bug, not
-                // a peer's doing, so report it rather than lose the message.
-                return Err(StableError::Protocol);
-            }
-            s.next_seq = seq.wrapping_add(1);
-            s.ring_changed();
-            s.driver_tx.wake();
-            Ok(())
-        })
+        let encode = |buf: &mut [u8]| postcard::to_slice(&item, buf).map(|_| ()).map_err(encode_error);
+        self.tx.storage.lock(|l| l.session.push_message(len, encode))
     }
 }
 
-impl<F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> Drop
-    for StablePermit<'_, F, M, BYTES, FRAMES, RX>
-{
+impl<F, S: StableStore + 'static> Drop for StablePermit<'_, F, S> {
     fn drop(&mut self) {
-        self.tx.storage.with(|s| {
-            s.writer_active = false;
-            s.writer.wake();
-        });
+        self.tx.storage.lock(|l| l.session.end_reserve());
     }
 }
 
-impl<F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> Drop
-    for StableTx<F, M, BYTES, FRAMES, RX>
-{
+impl<F, S: StableStore + 'static> Drop for StableTx<F, S> {
     fn drop(&mut self) {
-        self.storage.with(|s| {
-            if !s.tx_closed {
-                s.tx_closed = true;
-                let seq = s.next_seq;
-                // `reserve` always keeps a frame entry free for this marker.
-                if s.ring.push_close(seq) {
-                    s.next_seq = seq.wrapping_add(1);
-                }
-                s.ring_changed();
-                s.driver_tx.wake();
-                s.writer.wake();
-            }
-        });
+        self.storage.lock(|l| l.session.close_tx());
     }
 }
 
-impl<F, M, const BYTES: usize, const FRAMES: usize, const RX: usize> ConduitRx for StableRx<F, M, BYTES, FRAMES, RX>
+impl<F, S> ConduitRx for StableRx<F, S>
 where
     F: MsgFamily,
-    M: RawMutex + MaybeSend + MaybeSync + 'static,
+    S: StableStore + MaybeSend + MaybeSync + 'static,
 {
     type Msg = F;
-    type Error = StableError;
+    type Error = RecvError;
 
     /// The next message, exactly once and in order; `Ok(None)` after the
-    /// peer closed; [`StableError::SessionLost`] if the session ended.
+    /// peer closed; [`SessionError::SessionLost`](crate::SessionError::SessionLost)
+    /// if the session ended. The message borrows its slot of the receive
+    /// ring until it is dropped; messages that arrive meanwhile wait in
+    /// the rest of the ring, and the link goes on being read. Cancel-safe.
     // r[impl stable.exactly-once]
-    async fn recv(&mut self) -> RecvResult<F, StableError> {
-        let backing = poll_fn(|cx| {
-            self.storage.with(|s| {
-                if let Some(b) = s.rx_queue.pop_front() {
-                    s.driver_rx.wake();
-                    return Poll::Ready(Ok(Some(b)));
+    // r[impl stable.flow.no-stall]
+    async fn recv(&mut self) -> RecvResult<F, RecvError> {
+        let received = poll_fn(|cx| {
+            self.storage.lock(|l| {
+                if let Some(r) = l.session.pop_received() {
+                    return Poll::Ready(Ok(Some(r)));
                 }
-                if s.peer_closed {
+                if l.session.peer_closed() {
                     return Poll::Ready(Ok(None));
                 }
-                if let Some(e) = s.fatal.get() {
-                    return Poll::Ready(Err(e.clone()));
+                if let Some(e) = l.session.state.ended() {
+                    return Poll::Ready(Err(RecvError::Session(e.clone())));
                 }
-                s.reader.register(cx.waker());
+                l.wakers.reader.register(cx.waker());
                 Poll::Pending
             })
         })
         .await?;
-        let Some(backing) = backing else { return Ok(None) };
+        let Some(r) = received else { return Ok(None) };
+        let ptr = self.storage.received_ptr(r.start);
+        // SAFETY: the receive ring lent `r.len` bytes at `r.start` under
+        // `r.token` and writes none of them until `release_slot(r.token)`
+        // (the backing's drop); `StableStorage` is `Sync` when shared
+        // across threads.
+        let backing = unsafe { self.storage.lend(ptr, r.len, r.token) };
         SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some)
     }
 }
 
-impl<F, M: RawMutex + 'static, const BYTES: usize, const FRAMES: usize, const RX: usize> Drop
-    for StableRx<F, M, BYTES, FRAMES, RX>
-{
+impl<F, S: StableStore + 'static> Drop for StableRx<F, S> {
     fn drop(&mut self) {
-        self.storage.with(|s| {
-            s.rx_alive = false;
-            s.rx_queue.clear();
-            s.driver_rx.wake();
-            s.driver_tx.wake();
-        });
+        self.storage.lock(|l| l.session.drop_receiver());
     }
 }
 
-/// Decodes a whole message into a [`StableError::Decode`] naming the family.
-fn decode_exact<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, StableError> {
-    vox_types::decode_message::<F>(bytes).map_err(|error| StableError::Decode { family: F::NAME, error })
+/// Decodes a whole message into a [`RecvError::Decode`] naming the family.
+fn decode_exact<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, RecvError> {
+    vox_types::decode_message::<F>(bytes).map_err(|error| RecvError::Decode { family: F::NAME, error })
 }

@@ -33,4 +33,44 @@ pub struct StableStats {
     pub replay_frames_high: u32,
     /// Most message bytes the replay buffer ever held.
     pub replay_bytes_high: u32,
+    /// Frames that broke the protocol (each ended an attachment).
+    pub violations: u32,
+    /// Times data was ready but waited for the peer's window to open.
+    pub window_waits: u64,
+    /// Window updates sent at once because the application freed room
+    /// after the window had closed.
+    pub window_updates: u64,
+    /// Data frames dropped unacknowledged because they arrived beyond the
+    /// window granted (only a misbehaving peer sends them).
+    pub beyond_window: u64,
+    /// Times `reserve` waited longer than `timeout_ms` while messages sent
+    /// to this side sat unread and its window was shut: the application
+    /// waits on itself (one task pipelining more requests than the bound
+    /// in [`StableConduit`](crate::StableConduit)'s docs).
+    pub self_stalls: u32,
+}
+
+impl StableStats {
+    /// All counters zero.
+    pub const ZERO: Self = Self {
+        frames_sent: 0,
+        frames_received: 0,
+        messages_delivered: 0,
+        replays: 0,
+        reattachments: 0,
+        gaps: 0,
+        duplicates: 0,
+        crc_errors: 0,
+        timeouts: 0,
+        acks_sent: 0,
+        replay_frames: 0,
+        replay_bytes: 0,
+        replay_frames_high: 0,
+        replay_bytes_high: 0,
+        violations: 0,
+        window_waits: 0,
+        window_updates: 0,
+        beyond_window: 0,
+        self_stalls: 0,
+    };
 }

@@ -21,6 +21,19 @@ pub enum StorageRef<P: 'static> {
     Shared(alloc::sync::Arc<P>),
 }
 
+impl<P> From<&'static P> for StorageRef<P> {
+    fn from(p: &'static P) -> Self {
+        Self::Static(p)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<P> From<alloc::sync::Arc<P>> for StorageRef<P> {
+    fn from(p: alloc::sync::Arc<P>) -> Self {
+        Self::Shared(p)
+    }
+}
+
 impl<P> Clone for StorageRef<P> {
     fn clone(&self) -> Self {
         match self {

@@ -105,12 +105,6 @@ pub const fn sensor_value(sensor: u8) -> i32 {
     (sensor as i32) * 100 - 40
 }
 
-/// Requests the host keeps in flight at most. The device keeps each reply
-/// until it is acknowledged, and acks travel behind the requests: the
-/// device's replay buffer is sized for this many replies plus its
-/// telemetry, so an answer never waits for room while holding its request.
-pub const REQUEST_WINDOW: u32 = 8;
-
 /// Largest frame payload on the demo's serial line (both ends).
 pub const UART_MTU: usize = 256;
 

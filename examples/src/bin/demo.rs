@@ -99,7 +99,10 @@ async fn main() {
     if std::env::var_os("VOX_DEMO_DEBUG").is_some() {
         println!("host   {:?}\ndevice {:?}\nframed {:?}", r.host, r.device, r.framed);
     }
-    let ok = lost == 0 && r.misordered_or_duplicated == 0 && r.host_result.is_ok() && r.device_result.is_ok();
+    let ok = lost == 0
+        && r.misordered_or_duplicated == 0
+        && r.host_result == Some(Ok(()))
+        && r.device_result == Some(Ok(()));
     if !ok {
         eprintln!("demo FAILED");
         std::process::exit(1);

@@ -1,0 +1,155 @@
+//! Errors of the stable conduit, one type per operation: what ends a
+//! session ([`SessionError`], also the driver's result), what `reserve`
+//! and `send` can return ([`SendError`]) and what `recv` can return
+//! ([`RecvError`]).
+
+use crate::session::Violation;
+use core::fmt;
+use vox_types::HandshakeError;
+
+/// Why a session ended. The driver returns it; every later `reserve`,
+/// `send` and `recv` reports it. Link failures never appear here: the
+/// conduit reattaches and replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The peer does not know our resume key (it restarted, or expired the
+    /// session), or the peer started a new session. Messages not yet
+    /// acknowledged may be lost; start a new conduit. Never raised for a
+    /// transient link loss.
+    // r[impl stable.session-lost]
+    SessionLost,
+    /// The peer refused the conduit for good (other schema, mode, role or
+    /// protocol version).
+    Refused(HandshakeError),
+    /// The link source is exhausted: no more links will come.
+    SourceClosed,
+    /// A message does not fit in one link payload: the link's maximum
+    /// payload is smaller than `max_message` plus the frame header.
+    LinkTooSmall {
+        /// Encoded frame length.
+        len: usize,
+        /// The link's maximum payload.
+        max: usize,
+    },
+    /// The peer broke the protocol in a way no new link can repair.
+    Violation(Violation),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SessionLost => f.write_str("session lost: the peer no longer knows this session"),
+            Self::Refused(e) => write!(f, "stable conduit refused: {e}"),
+            Self::SourceClosed => f.write_str("the link source is closed"),
+            Self::LinkTooSmall { len, max } => {
+                write!(f, "a frame of {len} bytes does not fit the link's {max}-byte payload")
+            }
+            Self::Violation(v) => write!(f, "the peer broke the stable protocol: {v:?}"),
+        }
+    }
+}
+
+impl core::error::Error for SessionError {}
+
+/// Why `reserve` or `send` failed; nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session ended.
+    Session(SessionError),
+    /// This side closed its sending direction.
+    Closed,
+    /// The encoded message is larger than
+    /// [`StableConfig::max_message`](crate::StableConfig::max_message).
+    TooLarge {
+        /// Encoded length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The message could not be encoded.
+    Encode {
+        /// The family's name.
+        family: &'static str,
+        /// What postcard reported.
+        #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
+        error: postcard::Error,
+    },
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Session(e) => e.fmt(f),
+            Self::Closed => f.write_str("the sending direction is closed"),
+            Self::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the maximum of {max}"),
+            Self::Encode { family, error } => write!(f, "could not encode a {family} message: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for SendError {}
+
+impl From<SessionError> for SendError {
+    fn from(e: SessionError) -> Self {
+        Self::Session(e)
+    }
+}
+
+/// Why `recv` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The session ended.
+    Session(SessionError),
+    /// A received message is not a valid message of the family; the
+    /// conduit stays usable.
+    Decode {
+        /// The family's name.
+        family: &'static str,
+        /// What postcard reported.
+        #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
+        error: postcard::Error,
+    },
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Session(e) => e.fmt(f),
+            Self::Decode { family, error } => write!(f, "received payload is not a valid {family} message: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for RecvError {}
+
+impl From<SessionError> for RecvError {
+    fn from(e: SessionError) -> Self {
+        Self::Session(e)
+    }
+}
+
+impl SendError {
+    /// The session's end, if that is why.
+    pub fn session(&self) -> Option<&SessionError> {
+        match self {
+            Self::Session(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl RecvError {
+    /// The session's end, if that is why.
+    pub fn session(&self) -> Option<&SessionError> {
+        match self {
+            Self::Session(e) => Some(e),
+            Self::Decode { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The session core fed frames at explicit times, the way smoltcp tests
+//! its TCP socket: no links, no tasks, no clock but the `now` given.
+
+use super::*;
+use crate::wire::Window;
+use std::boxed::Box;
+use std::vec::Vec;
+
+const CFG: StableConfig = StableConfig {
+    max_message: 40,
+    ack_every: 4,
+    ack_delay_ms: 10,
+    keepalive_ms: 100,
+    timeout_ms: 400,
+    retry_delay_ms: 5,
+    linger_ms: 1000,
+};
+const FP: SchemaFingerprint = SchemaFingerprint([1, 2, 3, 4, 5, 6, 7, 8]);
+const KEY: ResumeKey = [7; KEY_LEN];
+
+/// Replay ring 256 B / 6 entries; receive ring 128 B / 3 entries.
+type Store = SessionStorage<256, 6, 128, 3>;
+
+fn side(role: SessionRole) -> Box<Store> {
+    Box::new(Store::new(role, CFG, FP))
+}
+
+/// Every frame `s` wants to send now.
+fn drain(s: &mut Store, now: Instant) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    loop {
+        let (mut session, _) = s.parts();
+        let sent = session.transmit(now, |out| {
+            let mut buf = std::vec![0u8; out.len()];
+            out.encode(&mut buf).map(|()| frames.push(buf))
+        });
+        if sent.is_none() {
+            return frames;
+        }
+    }
+}
+
+fn feed(s: &mut Store, now: Instant, frames: &[Vec<u8>]) {
+    for f in frames {
+        let (mut session, rx_bytes) = s.parts();
+        session.on_receive(now, f, |at, msg| rx_bytes[at..at + msg.len()].copy_from_slice(msg));
+    }
+}
+
+/// Exchanges frames until both sides are quiet; returns how many went
+/// each way.
+fn pump(a: &mut Store, b: &mut Store, now: Instant) -> (usize, usize) {
+    let (mut ab, mut ba) = (0, 0);
+    loop {
+        let fa = drain(a, now);
+        let fb = drain(b, now);
+        if fa.is_empty() && fb.is_empty() {
+            return (ab, ba);
+        }
+        (ab, ba) = (ab + fa.len(), ba + fb.len());
+        feed(b, now, &fa);
+        feed(a, now, &fb);
+    }
+}
+
+fn attach(a: &mut Store, b: &mut Store, now: Instant) {
+    a.parts().0.attach(now, None);
+    b.parts().0.attach(now, Some(KEY));
+    pump(a, b, now);
+    assert_eq!(a.state.phase, Phase::Attached);
+    assert_eq!(b.state.phase, Phase::Attached);
+}
+
+fn push(s: &mut Store, msg: &[u8]) -> bool {
+    let (mut session, _) = s.parts();
+    if !session.try_reserve().unwrap() {
+        return false;
+    }
+    session
+        .push_message(msg.len(), |buf| {
+            buf.copy_from_slice(msg);
+            Ok(())
+        })
+        .unwrap();
+    session.end_reserve();
+    true
+}
+
+/// Takes and releases every received message.
+fn read_all(s: &mut Store) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    loop {
+        let (mut session, rx_bytes) = s.parts();
+        let Some(r) = session.pop_received() else { return got };
+        got.push(rx_bytes[r.start..r.start + r.len].to_vec());
+        session.release(r.token);
+    }
+}
+
+fn decode(frame: &[u8]) -> WireFrame<'_> {
+    postcard::from_bytes(frame).unwrap()
+}
+
+fn data(seq: u32, ack: u32, msg: &[u8]) -> Vec<u8> {
+    let window = Window { msgs: 3, bytes: 128 };
+    postcard::to_allocvec(&WireFrame::Data { seq, ack, window, msg }).unwrap()
+}
+
+#[test]
+// r[verify stable.handshake]
+// r[verify stable.core]
+fn handshake_prologues_then_hellos_carry_key_and_window() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    a.parts().0.attach(0, None);
+    b.parts().0.attach(0, Some(KEY));
+    let pa = drain(&mut a, 0);
+    let pb = drain(&mut b, 0);
+    assert_eq!(pa.len(), 1, "the initiator's prologue only");
+    assert!(pa[0].starts_with(&PROLOGUE_MAGIC));
+    assert!(pb[0].starts_with(&PROLOGUE_MAGIC));
+    feed(&mut a, 1, &pb);
+    let hello = drain(&mut a, 1);
+    assert_eq!(
+        decode(&hello[0]),
+        WireFrame::Hello(Hello { key: None, next_expected: 0, window: Window { msgs: 3, bytes: 128 } })
+    );
+    feed(&mut b, 2, &pa);
+    feed(&mut b, 2, &hello);
+    let answer = drain(&mut b, 2);
+    // The acceptor answers each prologue with its own, then its hello.
+    assert!(answer[0].starts_with(&PROLOGUE_MAGIC));
+    let WireFrame::Hello(h) = decode(&answer[1]) else { panic!("hello expected") };
+    assert_eq!(h.key, Some(KEY));
+    assert_eq!(b.state.phase, Phase::Attached);
+    feed(&mut a, 3, &answer);
+    assert_eq!(a.state.phase, Phase::Attached);
+    assert_eq!(a.state.keys.current, Some(KEY));
+}
+
+#[test]
+// r[verify stable.flow.window]
+fn data_never_goes_beyond_the_peers_window() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    for i in 0..4u8 {
+        assert!(push(&mut a, &[i; 10]));
+    }
+    let frames = drain(&mut a, 1);
+    let datas = frames.iter().filter(|f| matches!(decode(f), WireFrame::Data { .. })).count();
+    assert_eq!(datas, 3, "the receive ring has 3 entries");
+    assert_eq!(a.state.stats.window_waits, 1);
+    feed(&mut b, 1, &frames);
+    assert_eq!(b.state.stats.beyond_window, 0);
+    // b's application has not read: its (delayed) ack says the window is
+    // shut.
+    b.parts().0.on_tick(11);
+    let acks = drain(&mut b, 11);
+    let WireFrame::Ack { ack: 3, window, .. } = decode(&acks[0]) else { panic!("ack expected") };
+    assert_eq!(window.msgs, 0);
+    feed(&mut a, 1, &acks);
+    assert!(drain(&mut a, 1).is_empty(), "window shut: nothing more");
+}
+
+#[test]
+// r[verify stable.flow.update]
+fn freeing_room_after_the_window_closed_sends_an_update_at_once() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    for i in 0..5u8 {
+        assert!(push(&mut a, &[i; 10]));
+    }
+    pump(&mut a, &mut b, 1);
+    assert_eq!(b.state.rx.ring.len(), 3);
+    // Reading one message frees an entry: the update goes out without a
+    // timer (same `now`).
+    let (mut session, _) = b.parts();
+    let r = session.pop_received().unwrap();
+    session.release(r.token);
+    let update = drain(&mut b, 1);
+    assert_eq!(update.len(), 1);
+    let WireFrame::Ack { window, .. } = decode(&update[0]) else { panic!("ack expected") };
+    assert_eq!(window.msgs, 1);
+    assert_eq!(b.state.stats.window_updates, 1);
+    feed(&mut a, 1, &update);
+    let more = drain(&mut a, 1);
+    assert!(matches!(decode(&more[0]), WireFrame::Data { seq: 3, .. }));
+    feed(&mut b, 1, &more);
+    pump(&mut a, &mut b, 1);
+    let got: Vec<Vec<u8>> = (0..2).flat_map(|_| read_all(&mut b)).collect();
+    assert_eq!(got.len(), 3);
+    pump(&mut a, &mut b, 2);
+    assert_eq!(read_all(&mut b), std::vec![std::vec![4u8; 10]]);
+}
+
+#[test]
+// r[verify stable.flow.no-stall]
+fn acks_are_processed_while_the_receive_ring_is_full() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    // Fill a's receive ring: b sends 3 messages, a's application sleeps.
+    for i in 0..3u8 {
+        assert!(push(&mut b, &[i; 5]));
+    }
+    pump(&mut a, &mut b, 1);
+    assert_eq!(a.state.rx.ring.len(), 3);
+    // a sends; b acks; a's replay ring drains although a reads nothing.
+    assert!(push(&mut a, b"req"));
+    pump(&mut a, &mut b, 2);
+    read_all(&mut b);
+    b.state.rx.ack_now = true;
+    pump(&mut a, &mut b, 3);
+    assert_eq!(a.state.tx.ring.len(), 0, "acked while a's own receive ring is full");
+    // And data beyond the window is dropped unacked, its ack still used.
+    assert!(push(&mut a, b"x"));
+    let before = a.state.rx.next;
+    feed(&mut a, 4, &[data(3, 1, b"beyond")]);
+    assert_eq!(a.state.stats.beyond_window, 1);
+    assert_eq!(a.state.rx.next, before, "not acked");
+}
+
+#[test]
+// r[verify stable.gap]
+fn a_skipped_sequence_number_detaches_with_a_gap() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    a.parts().1.fill(0);
+    feed(&mut a, 1, &[data(1, 0, b"late")]);
+    assert_eq!(a.state.take_detach(), Some(Detach::Gap { expected: 0, got: 1 }));
+    assert_eq!(a.state.stats.gaps, 1);
+}
+
+#[test]
+// r[verify stable.seq]
+fn a_duplicate_is_dropped_and_acked_again() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    feed(&mut a, 1, &[data(0, 0, b"one")]);
+    feed(&mut a, 1, &[data(0, 0, b"one")]);
+    assert_eq!(a.state.stats.duplicates, 1);
+    assert_eq!(read_all(&mut a), std::vec![b"one".to_vec()]);
+    let acks = drain(&mut a, 1);
+    assert!(matches!(decode(&acks[0]), WireFrame::Ack { ack: 1, .. }));
+}
+
+#[test]
+// r[verify stable.liveness]
+// r[verify stable.ack]
+fn timers_delayed_ack_keepalive_and_silence_timeout() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    feed(&mut a, 1, &[data(0, 0, b"one")]);
+    assert!(drain(&mut a, 1).is_empty(), "one frame: the ack waits");
+    a.parts().0.on_tick(5);
+    assert!(drain(&mut a, 5).is_empty());
+    a.parts().0.on_tick(11);
+    assert_eq!(drain(&mut a, 11).len(), 1, "ack_delay_ms passed");
+    a.parts().0.on_tick(111);
+    let keepalive = drain(&mut a, 111);
+    assert!(matches!(decode(&keepalive[0]), WireFrame::Ack { .. }), "keepalive after keepalive_ms");
+    a.parts().0.on_tick(400);
+    assert_eq!(a.state.take_detach(), None, "frames arrived at 1");
+    a.parts().0.on_tick(401);
+    assert_eq!(a.state.take_detach(), Some(Detach::Timeout));
+    assert_eq!(a.state.stats.timeouts, 1);
+}
+
+#[test]
+// r[verify stable.replay.order]
+// r[verify stable.replay]
+fn reattachment_replays_unacked_frames_in_order_then_new_ones() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    for i in 0..3u8 {
+        assert!(push(&mut a, &[i; 3]));
+    }
+    let lost = drain(&mut a, 1);
+    feed(&mut b, 1, &lost[..1]); // frames 1 and 2 die with the link
+    a.parts().0.link_failed(LinkError::Closed);
+    b.parts().0.link_failed(LinkError::Closed);
+    assert!(push(&mut a, &[3; 3]));
+    attach(&mut a, &mut b, 10);
+    assert_eq!(a.state.stats.reattachments, 1);
+    assert_eq!(a.state.stats.replays, 2);
+    let got = read_all(&mut b);
+    assert_eq!(got, std::vec![std::vec![0u8; 3], std::vec![1u8; 3], std::vec![2u8; 3]]);
+    pump(&mut a, &mut b, 11);
+    assert_eq!(read_all(&mut b), std::vec![std::vec![3u8; 3]]);
+    // A full replay ring refuses a reservation (backpressure).
+    while push(&mut a, &[9; 40]) {}
+    assert!(a.state.tx.ring.len() + 2 > 6 || a.state.stats.replay_bytes > 200);
+}
+
+#[test]
+// r[verify stable.session-lost]
+fn an_unknown_key_is_rejected_and_the_initiator_loses_the_session() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    let mut fresh = side(SessionRole::Acceptor); // the acceptor restarted
+    a.parts().0.link_failed(LinkError::Closed);
+    a.parts().0.attach(10, None);
+    fresh.parts().0.attach(10, Some([9; KEY_LEN]));
+    pump(&mut a, &mut fresh, 10);
+    assert_eq!(fresh.state.take_detach(), Some(Detach::Refused));
+    assert_eq!(a.state.ended(), Some(&SessionError::SessionLost));
+    assert!(matches!(a.parts().0.try_reserve(), Err(SendError::Session(SessionError::SessionLost))));
+}
+
+#[test]
+fn a_schema_mismatch_ends_the_session_with_both_fingerprints() {
+    let mut a = side(SessionRole::Initiator);
+    let mut b = Box::new(Store::new(SessionRole::Acceptor, CFG, SchemaFingerprint([9; 8])));
+    a.parts().0.attach(0, None);
+    b.parts().0.attach(0, Some(KEY));
+    pump(&mut a, &mut b, 0);
+    let Some(SessionError::Refused(HandshakeError::Prologue(PrologueError::SchemaMismatch { .. }))) = a.state.ended()
+    else {
+        panic!("schema mismatch expected, got {:?}", a.state.ended())
+    };
+    assert!(b.state.ended().is_some());
+}
+
+#[test]
+fn an_ack_for_frames_never_sent_is_a_violation_that_ends_the_attachment() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    feed(&mut a, 1, &[data(0, 5, b"x")]);
+    assert_eq!(a.state.take_detach(), Some(Detach::Violation(Violation::AckAhead { ack: 5, sent: 0 })));
+    assert_eq!(a.state.ended(), None, "the session survives a stray frame");
+}
+
+#[test]
+fn both_close_then_finish_and_the_peer_hears_it() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    assert!(push(&mut a, b"last"));
+    a.parts().0.close_tx();
+    b.parts().0.close_tx();
+    pump(&mut a, &mut b, 1);
+    assert_eq!(read_all(&mut b), std::vec![b"last".to_vec()]);
+    assert!(b.parts().0.peer_closed());
+    assert!(a.parts().0.peer_closed());
+    pump(&mut a, &mut b, 2);
+    assert!(a.state.is_complete() && b.state.is_complete());
+    assert_eq!(a.state.take_detach(), Some(Detach::Finished));
+}
+
+#[test]
+fn a_released_message_out_of_order_frees_room_only_when_older_ones_are_released() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    for i in 0..3u8 {
+        assert!(push(&mut a, &[i; 8]));
+    }
+    pump(&mut a, &mut b, 1);
+    let (mut s, rx) = b.parts();
+    let first = s.pop_received().unwrap();
+    let second = s.pop_received().unwrap();
+    assert_eq!(&rx[second.start..second.start + second.len], &[1u8; 8]);
+    s.release(second.token);
+    assert_eq!(b.state.rx.ring.len(), 3, "the oldest is still held");
+    let (mut s, rx) = b.parts();
+    assert_eq!(&rx[first.start..first.start + first.len], &[0u8; 8], "a held message is never overwritten");
+    s.release(first.token);
+    assert_eq!(b.state.rx.ring.len(), 1);
+}

@@ -1,0 +1,227 @@
+//! `StableStorage`: everything a stable conduit keeps (session state,
+//! replay ring, receive ring), in one value that can live in a `static`.
+
+use crate::StableStats;
+use crate::session::{Instant, RxEntry, Session, SessionState, TxEntry, Wakes};
+use core::cell::{RefCell, UnsafeCell};
+use core::ptr::NonNull;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::waitqueue::WakerRegistration;
+use vox_types::{LendsSlots, SchemaFingerprint, SessionRole};
+
+/// Storage of one stable conduit:
+///
+/// - a replay ring of `TX_BYTES` bytes and `TX_MSGS` messages (one entry
+///   is kept for the close marker): sent messages wait there until the
+///   peer acknowledges them;
+/// - a receive ring of `RX_BYTES` bytes and `RX_MSGS` messages: received
+///   messages are copied there once (freeing the link at once) and the
+///   application's [`SelfRef`](vox_types::SelfRef) borrows them in place.
+///
+/// The receive ring is the window this side grants its peer. Put the
+/// storage in a `static` (`new` is `const`, and a fresh storage is all
+/// zero bytes, so it costs no flash) or in an `Arc`.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use vox_conduit_stable::StableStorage;
+///
+/// static STORAGE: StableStorage<CriticalSectionRawMutex, 1024, 16, 512, 8> = StableStorage::new();
+/// ```
+// r[impl stable.replay]
+pub struct StableStorage<
+    M: RawMutex,
+    const TX_BYTES: usize,
+    const TX_MSGS: usize,
+    const RX_BYTES: usize,
+    const RX_MSGS: usize,
+> {
+    inner: Mutex<M, RefCell<Inner<TX_BYTES, TX_MSGS, RX_MSGS>>>,
+    /// Outside the mutex: the application reads lent regions while the
+    /// driver writes free ones (see `write_received`).
+    rx_bytes: UnsafeCell<[u8; RX_BYTES]>,
+}
+
+// SAFETY: the session state is behind the `M` mutex (`Sync` when `M` is).
+// `rx_bytes` is written only under that mutex, in regions the receive ring
+// says are free, and read only through backings lent for regions the ring
+// keeps untouched until they are released; so no byte is written while it
+// is read.
+// r[impl types.selfref.miri]
+unsafe impl<M: RawMutex + Sync, const TB: usize, const TM: usize, const RB: usize, const RM: usize> Sync
+    for StableStorage<M, TB, TM, RB, RM>
+{
+}
+
+struct Inner<const TB: usize, const TM: usize, const RM: usize> {
+    state: SessionState,
+    /// The driver's clock.
+    now: Instant,
+    tx_bytes: [u8; TB],
+    tx_entries: [TxEntry; TM],
+    rx_entries: [RxEntry; RM],
+    wakers: Wakers,
+}
+
+/// Who waits for what.
+pub struct Wakers {
+    pub(crate) writer: WakerRegistration,
+    pub(crate) reader: WakerRegistration,
+    pub(crate) transmit: WakerRegistration,
+    pub(crate) detach: WakerRegistration,
+}
+
+impl Wakers {
+    fn wake(&mut self, w: Wakes) {
+        if w.has(Wakes::WRITER) {
+            self.writer.wake();
+        }
+        if w.has(Wakes::READER) {
+            self.reader.wake();
+        }
+        if w.has(Wakes::TRANSMIT) {
+            self.transmit.wake();
+        }
+        if w.has(Wakes::DETACH) {
+            self.detach.wake();
+        }
+    }
+}
+
+/// What a locked storage gives the conduit's halves and driver.
+pub struct Locked<'a> {
+    pub(crate) session: Session<'a>,
+    pub(crate) now: &'a mut Instant,
+    pub(crate) wakers: &'a mut Wakers,
+}
+
+pub(crate) mod sealed {
+    use super::Locked;
+    use core::ptr::NonNull;
+
+    /// The storage operations behind [`StableStore`](super::StableStore).
+    pub trait Sealed: vox_types::LendsSlots {
+        /// Runs `f` with the session locked, then wakes whoever it asked.
+        fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R;
+
+        /// Resets the storage for a new session.
+        fn reset(&self, state: crate::session::SessionState);
+
+        /// Copies `bytes` to `offset` in the receive buffer. Call only
+        /// under `lock`, for a region the receive ring just allocated.
+        fn write_received(&self, offset: usize, bytes: &[u8]);
+
+        /// Start of the receive buffer's byte `offset`.
+        fn received_ptr(&self, offset: usize) -> NonNull<u8>;
+
+        /// Size of the receive buffer.
+        fn rx_capacity(&self) -> usize;
+    }
+}
+
+/// Storage a [`StableConduit`](crate::StableConduit) can run on:
+/// [`StableStorage`] of any size. Sealed.
+pub trait StableStore: sealed::Sealed {
+    /// Counters of the conduit.
+    fn stats(&self) -> StableStats;
+}
+
+impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: usize> StableStorage<M, TB, TM, RB, RM> {
+    /// Empty storage, usable in a `static`.
+    pub const fn new() -> Self {
+        // All-zero placeholders until a conduit is made on it.
+        let config = crate::StableConfig::ZEROED;
+        let state = SessionState::new(SessionRole::Initiator, config, SchemaFingerprint([0; 8]), RB);
+        Self {
+            inner: Mutex::new(RefCell::new(Inner {
+                state,
+                now: 0,
+                tx_bytes: [0; TB],
+                tx_entries: [TxEntry::EMPTY; TM],
+                rx_entries: [RxEntry::EMPTY; RM],
+                wakers: Wakers {
+                    writer: WakerRegistration::new(),
+                    reader: WakerRegistration::new(),
+                    transmit: WakerRegistration::new(),
+                    detach: WakerRegistration::new(),
+                },
+            })),
+            rx_bytes: UnsafeCell::new([0; RB]),
+        }
+    }
+}
+
+impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: usize> Default
+    for StableStorage<M, TB, TM, RB, RM>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, const RM: usize> LendsSlots
+    for StableStorage<M, TB, TM, RB, RM>
+{
+    fn release_slot(&self, token: usize) {
+        sealed::Sealed::lock(self, |l| l.session.release(token));
+    }
+}
+
+impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, const RM: usize> sealed::Sealed
+    for StableStorage<M, TB, TM, RB, RM>
+{
+    fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
+        self.inner.lock(|cell| {
+            let inner = &mut *cell.borrow_mut();
+            let Inner { state, now, tx_bytes, tx_entries, rx_entries, wakers } = inner;
+            let session = Session { state, tx_bytes, tx_entries, rx_entries };
+            let mut locked = Locked { session, now, wakers };
+            let r = f(&mut locked);
+            let wakes = locked.session.state.take_wakes();
+            locked.wakers.wake(wakes);
+            r
+        })
+    }
+
+    fn reset(&self, state: SessionState) {
+        self.inner.lock(|cell| {
+            let inner = &mut *cell.borrow_mut();
+            inner.state = state;
+            inner.now = 0;
+        });
+    }
+
+    fn write_received(&self, offset: usize, bytes: &[u8]) {
+        let fits = offset.checked_add(bytes.len()).is_some_and(|end| end <= RB);
+        if !fits {
+            return;
+        }
+        let dst = self.received_ptr(offset);
+        // SAFETY: `offset + len <= RB`, so the range is inside the buffer;
+        // the receive ring just allocated it, so no backing points into it
+        // and nothing else writes it (the caller holds the lock); `bytes`
+        // is a link payload, never this buffer.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.as_ptr(), bytes.len()) };
+    }
+
+    fn rx_capacity(&self) -> usize {
+        RB
+    }
+
+    fn received_ptr(&self, offset: usize) -> NonNull<u8> {
+        let base = self.rx_bytes.get().cast::<u8>();
+        // SAFETY: callers pass offsets within (or one past) the buffer,
+        // from the receive ring; `UnsafeCell::get` is never null, and a
+        // pointer inside the allocation is not either.
+        unsafe { NonNull::new_unchecked(base.wrapping_add(offset.min(RB))) }
+    }
+}
+
+impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, const RM: usize> StableStore
+    for StableStorage<M, TB, TM, RB, RM>
+{
+    fn stats(&self) -> StableStats {
+        self.inner.lock(|cell| cell.borrow().state.stats())
+    }
+}
