@@ -65,8 +65,6 @@ pub enum SendError {
     /// The encoded message is larger than
     /// [`StableConfig::max_message`](crate::StableConfig::max_message).
     TooLarge {
-        /// Encoded length.
-        len: usize,
         /// The maximum.
         max: usize,
     },
@@ -85,7 +83,7 @@ impl fmt::Display for SendError {
         match self {
             Self::Session(e) => e.fmt(f),
             Self::Closed => f.write_str("the sending direction is closed"),
-            Self::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the maximum of {max}"),
+            Self::TooLarge { max } => write!(f, "the encoded message exceeds the maximum of {max} bytes"),
             Self::Encode { family, error } => write!(f, "could not encode a {family} message: {error}"),
         }
     }

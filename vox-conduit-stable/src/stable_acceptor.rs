@@ -138,7 +138,7 @@ where
                 if pending.is_empty() {
                     continue;
                 }
-                if let Ok(WireFrame::Hello(hello)) = postcard::from_bytes::<WireFrame<'_>>(payload.as_bytes()) {
+                if let Ok(WireFrame::Hello(hello)) = WireFrame::decode(payload.as_bytes()) {
                     pending.push_back(payload).ok()?;
                     return Some((pending, hello));
                 }

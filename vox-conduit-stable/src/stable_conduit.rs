@@ -47,6 +47,10 @@ pub struct StableConduit<F, S: StableStore + 'static> {
 
 impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
     fn make<R>(storage: StorageRef<S>, role: SessionRole, config: StableConfig) -> (Self, StableDriver<F, S, R>) {
+        // A message must fit both rings (checked loudly by the config
+        // check of the handshake issue; clamped here meanwhile).
+        let max_message = config.max_message.min(storage.rx_capacity()).min(storage.tx_capacity());
+        let config = StableConfig { max_message, ..config };
         storage.reset(SessionState::new(role, config, F::FINGERPRINT, storage.rx_capacity()));
         let conduit = Self {
             tx: StableTx { storage: storage.clone(), _family: PhantomData },
@@ -188,10 +192,14 @@ impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_
 
     /// Encodes the message straight into the replay ring and queues it.
     fn send(self, item: F::Msg<'_>) -> Result<(), SendError> {
-        let encode_error = |error| SendError::Encode { family: F::NAME, error };
-        let len = postcard::experimental::serialized_size(&item).map_err(encode_error)?;
-        let encode = |buf: &mut [u8]| postcard::to_slice(&item, buf).map(|_| ()).map_err(encode_error);
-        self.tx.storage.lock(|l| l.session.push_message(len, encode))
+        let encode = |buf: &mut [u8]| {
+            let max = buf.len();
+            postcard::to_slice(&item, buf).map(|used| used.len()).map_err(|error| match error {
+                postcard::Error::SerializeBufferFull => SendError::TooLarge { max },
+                error => SendError::Encode { family: F::NAME, error },
+            })
+        };
+        self.tx.storage.lock(|l| l.session.push_message(encode))
     }
 }
 

@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
-use vox_types::{LendsSlots, SchemaFingerprint, SessionRole};
+use vox_types::LendsSlots;
 
 /// Storage of one stable conduit:
 ///
@@ -117,6 +117,9 @@ pub(crate) mod sealed {
 
         /// Size of the receive buffer.
         fn rx_capacity(&self) -> usize;
+
+        /// Size of the replay buffer.
+        fn tx_capacity(&self) -> usize;
     }
 }
 
@@ -130,9 +133,8 @@ pub trait StableStore: sealed::Sealed {
 impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: usize> StableStorage<M, TB, TM, RB, RM> {
     /// Empty storage, usable in a `static`.
     pub const fn new() -> Self {
-        // All-zero placeholders until a conduit is made on it.
-        let config = crate::StableConfig::ZEROED;
-        let state = SessionState::new(SessionRole::Initiator, config, SchemaFingerprint([0; 8]), RB);
+        // All-zero placeholder until a conduit is made on it.
+        let state = SessionState::zeroed();
         Self {
             inner: Mutex::new(RefCell::new(Inner {
                 state,
@@ -207,6 +209,10 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
 
     fn rx_capacity(&self) -> usize {
         RB
+    }
+
+    fn tx_capacity(&self) -> usize {
+        TB
     }
 
     fn received_ptr(&self, offset: usize) -> NonNull<u8> {

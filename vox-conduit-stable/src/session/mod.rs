@@ -212,7 +212,7 @@ impl Outgoing<'_> {
     pub fn len(&self) -> usize {
         match self {
             Self::Prologue(b) => b.len(),
-            Self::Frame(f) => postcard::experimental::serialized_size(f).unwrap_or(usize::MAX),
+            Self::Frame(f) => f.encoded_len(),
         }
     }
 
@@ -229,7 +229,7 @@ impl Outgoing<'_> {
                 buf.get_mut(..b.len()).ok_or(LinkError::TooLarge { len: b.len(), max })?.copy_from_slice(b);
                 Ok(())
             }
-            Self::Frame(f) => postcard::to_slice(f, buf).map(|_| ()).map_err(|_| LinkError::Malformed),
+            Self::Frame(f) => f.encode(buf).map(|_| ()).ok_or(LinkError::TooLarge { len: f.encoded_len(), max: buf.len() }),
         }
     }
 }
@@ -459,6 +459,14 @@ impl SessionState {
         }
     }
 
+    /// All zero bytes: the placeholder a `static` storage holds until a
+    /// conduit is made on it (so it lands in `.bss`, not in flash).
+    pub const fn zeroed() -> Self {
+        let mut s = Self::new(SessionRole::Initiator, StableConfig::ZEROED, SchemaFingerprint([0; 8]), 0);
+        s.rx.alive = false;
+        s
+    }
+
     /// The role given at creation.
     pub fn role(&self) -> SessionRole {
         self.role
@@ -620,8 +628,8 @@ impl Session<'_> {
         if bytes.starts_with(&PROLOGUE_MAGIC) {
             self.on_prologue(now, bytes);
         } else {
-            match postcard::take_from_bytes::<WireFrame<'_>>(bytes) {
-                Ok((frame, [])) => self.on_frame(now, frame, store),
+            match WireFrame::decode(bytes) {
+                Ok(frame) => self.on_frame(now, frame, store),
                 // Stale frames of an earlier link are skipped until the
                 // handshake is done; after it, a frame must parse.
                 _ if matches!(self.state.phase, Phase::Handshake(_)) => {}
@@ -752,6 +760,13 @@ impl Session<'_> {
         s.rx.ack_now = true;
         s.last_rx = now;
         s.wakes |= Wakes::TRANSMIT;
+        let _replaying = sent.wrapping_sub(next);
+        state_info!(
+            "stable: attached (reattachments {}), peer expects seq {}, replaying {} frames",
+            s.stats.reattachments,
+            next,
+            _replaying
+        );
         self.on_ack(next, Some(hello.window));
     }
 
@@ -1185,26 +1200,24 @@ impl Session<'_> {
         self.state.wakes |= Wakes::WRITER;
     }
 
-    /// Stores the next message, `len` bytes written by `encode`, after a
-    /// successful [`try_reserve`](Self::try_reserve). Nothing changes when
-    /// `encode` fails.
+    /// Stores the next message after a successful
+    /// [`try_reserve`](Self::try_reserve): `encode` writes it into a
+    /// region of `max_message` bytes and returns its length (one encoding
+    /// pass). Nothing changes when `encode` fails.
     pub fn push_message(
         &mut self,
-        len: usize,
-        encode: impl FnOnce(&mut [u8]) -> Result<(), SendError>,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, SendError>,
     ) -> Result<(), SendError> {
         let s = &mut *self.state;
         if let Some(e) = s.ended.as_ref() {
             return Err(SendError::Session(e.clone()));
         }
         let max = s.config.max_message;
-        if len > max {
-            return Err(SendError::TooLarge { len, max });
-        }
-        let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), len) else {
-            return Err(SendError::TooLarge { len, max: 0 });
+        let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), max) else {
+            return Err(SendError::TooLarge { max });
         };
-        encode(self.tx_bytes.get_mut(start..start + len).ok_or(SendError::TooLarge { len, max })?)?;
+        let region = self.tx_bytes.get_mut(start..start + max).ok_or(SendError::TooLarge { max })?;
+        let len = encode(region)?.min(max);
         let entry = TxEntry { start: start as u32, len: len as u32, off: s.tx.next_off, close: false };
         s.tx.ring.push(self.tx_entries, entry, wraps);
         s.tx.next_seq = s.tx.next_seq.wrapping_add(1);
@@ -1300,7 +1313,8 @@ impl Session<'_> {
     fn replay_changed(&mut self) {
         let s = &mut *self.state;
         let frames = s.tx.ring.len() as u32;
-        let bytes = (0..s.tx.ring.len()).filter_map(|i| s.tx.ring.get(self.tx_entries, i)).map(|e| e.len).sum::<u32>();
+        // Stream offsets: the stored messages are exactly those between.
+        let bytes = s.tx.next_off.wrapping_sub(s.tx.base_off);
         let st = &mut s.stats;
         st.replay_frames = frames;
         st.replay_bytes = bytes;

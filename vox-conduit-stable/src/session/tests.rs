@@ -77,9 +77,9 @@ fn push(s: &mut Store, msg: &[u8]) -> bool {
         return false;
     }
     session
-        .push_message(msg.len(), |buf| {
-            buf.copy_from_slice(msg);
-            Ok(())
+        .push_message(|buf| {
+            buf[..msg.len()].copy_from_slice(msg);
+            Ok(msg.len())
         })
         .unwrap();
     session.end_reserve();

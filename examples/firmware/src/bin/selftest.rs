@@ -29,7 +29,8 @@ use vox_types::{
 type M = ThreadModeRawMutex;
 const MTU: usize = 128;
 type TestLink = FramedLink<M, 2, MTU>;
-type TestConduit = StableConduit<DemoFamily, M, 1024, 16, 4>;
+type TestStorage = StableStorage<M, 1024, 16, 512, 4>;
+type TestConduit = StableConduit<DemoFamily, TestStorage>;
 
 static PIPE_AB: BytePipe<M, 256> = BytePipe::new();
 static PIPE_BA: BytePipe<M, 256> = BytePipe::new();
@@ -37,8 +38,8 @@ static LINK_A: FramedLinkStorage<M, 2, MTU> = FramedLinkStorage::new();
 static LINK_B: FramedLinkStorage<M, 2, MTU> = FramedLinkStorage::new();
 static LINKS_A: LinkChannel<M, TestLink> = LinkChannel::new();
 static LINKS_B: LinkChannel<M, TestLink> = LinkChannel::new();
-static CONDUIT_A: StableStorage<M, 1024, 16, 4> = StableStorage::new();
-static CONDUIT_B: StableStorage<M, 1024, 16, 4> = StableStorage::new();
+static CONDUIT_A: TestStorage = StableStorage::new();
+static CONDUIT_B: TestStorage = StableStorage::new();
 
 /// Messages each way in the conduit check.
 const MESSAGES: u32 = 1000;
@@ -148,15 +149,15 @@ async fn exchange(conduit: TestConduit) -> u32 {
 /// Two stable conduits over a noisy line that is cut every few hundred
 /// milliseconds: every message arrives exactly once, in order.
 async fn stable_over_noisy_cut_line() -> bool {
-    let (a, driver_a) = TestConduit::new_static(&CONDUIT_A, SessionRole::Initiator, CONFIG);
-    let (b, driver_b) = TestConduit::new_static(&CONDUIT_B, SessionRole::Acceptor, CONFIG);
+    let (a, driver_a) = TestConduit::initiator(&CONDUIT_A, CONFIG);
+    let (b, driver_b) = TestConduit::acceptor(&CONDUIT_B, CONFIG);
     let (stats_a, stats_b) = (a.stats_handle(), b.stats_handle());
     let ports = select(
         serial_port(&LINK_A, &LINKS_A, &PIPE_BA, &PIPE_AB, 1, 170),
         serial_port(&LINK_B, &LINKS_B, &PIPE_AB, &PIPE_BA, 2, 230),
     );
     let drivers = join(
-        driver_a.run(LINKS_A.receiver(), ChaCha8Rng::seed_from_u64(1), Delay),
+        driver_a.run(LINKS_A.receiver(), Delay),
         driver_b.run(LINKS_B.receiver(), ChaCha8Rng::seed_from_u64(2), Delay),
     );
     let started = Instant::now();
