@@ -60,7 +60,7 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
 }
 
 /// Encodes `out` into the permit's slot, exactly sized, and commits it.
-fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Result<(), LinkError> {
+pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Result<(), LinkError> {
     let mut slot = permit.alloc(out.len())?;
     out.encode(slot.as_mut_slice())?;
     slot.commit();
@@ -131,9 +131,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R> StableDriver<F, S, R> {
                 }
             }
         };
-        let result = match select(serve, clock).await {
-            Either::First(r) => r,
-        };
+        let Either::First(result) = select(serve, clock).await;
         match &result {
             Ok(()) => state_info!("stable: session finished"),
             Err(_e) => state_warn!("stable: session ended: {}", _e),

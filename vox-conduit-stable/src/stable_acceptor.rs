@@ -99,11 +99,7 @@ where
                             let reject = Outgoing::Frame(WireFrame::Reject(RejectReason::SessionUnknown));
                             let reserved = select(tx.reserve(), self.delay.delay_ms(self.config.timeout_ms)).await;
                             if let Either::First(Ok(permit)) = reserved {
-                                if let Ok(mut slot) = permit.alloc(reject.len()) {
-                                    if reject.encode(slot.as_mut_slice()).is_ok() {
-                                        slot.commit();
-                                    }
-                                }
+                                let _ = crate::driver::write_out(permit, &reject);
                             }
                         }
                     }

@@ -231,3 +231,81 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         self.inner.lock(|cell| cell.borrow().state.stats())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Received messages borrowed in place while later ones are written
+    //! around them: run under Miri by the test command.
+
+    use crate::{StableConduit, StableConfig, StableStorage};
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    use std::sync::Arc;
+    use std::vec::Vec;
+    use vox_link_embedded::memory_link_source;
+    use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+
+    #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema, Debug, PartialEq)]
+    struct Blob<'a>(u32, &'a [u8]);
+    vox_types::msg_family!(BlobFamily => Blob<'a>);
+
+    /// A timer that only yields: time advances one tick per poll round.
+    #[derive(Clone)]
+    struct YieldDelay;
+    impl embedded_hal_async::delay::DelayNs for YieldDelay {
+        async fn delay_ns(&mut self, _ns: u32) {
+            embassy_futures::yield_now().await;
+        }
+    }
+
+    type Small = StableStorage<CriticalSectionRawMutex, 128, 4, 64, 3>;
+
+    // r[verify types.selfref.miri]
+    #[test]
+    fn held_messages_stay_intact_while_the_ring_wraps_around_them() {
+        let config = StableConfig {
+            max_message: 24,
+            ack_every: 1,
+            ack_delay_ms: 1,
+            keepalive_ms: 1_000_000,
+            timeout_ms: 4_000_000,
+            retry_delay_ms: 1,
+            linger_ms: 10,
+        };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = StableConduit::<BlobFamily, Small>::initiator(Arc::new(Small::new()), config);
+        let (b, bd) = StableConduit::<BlobFamily, Small>::acceptor(Arc::new(Small::new()), config);
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        const N: u32 = 12;
+        let payload = |i: u32| std::vec![i as u8; (i as usize * 5) % 20 + 1];
+        let send = async {
+            for i in 0..N {
+                let p = payload(i);
+                atx.reserve().await.unwrap().send(Blob(i, &p)).unwrap();
+            }
+        };
+        let receive = async {
+            // Always hold the last two messages while receiving the next.
+            let mut held = Vec::new();
+            for i in 0..N {
+                let m = brx.recv().await.unwrap().unwrap();
+                assert_eq!(m.get::<BlobFamily>(), &Blob(i, &payload(i)));
+                held.push(m);
+                if held.len() > 2 {
+                    held.remove(0);
+                }
+                for h in &held {
+                    let Blob(id, bytes) = h.get::<BlobFamily>();
+                    assert_eq!(*bytes, &payload(*id)[..], "a held message was overwritten");
+                }
+            }
+        };
+        let drivers = embassy_futures::select::select(ad.run(dialer, YieldDelay), bd.run(listener, rng, YieldDelay));
+        let app = embassy_futures::join::join(send, receive);
+        match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
+            embassy_futures::select::Either::First(_) => {}
+            embassy_futures::select::Either::Second(_) => panic!("a driver ended first"),
+        }
+    }
+}

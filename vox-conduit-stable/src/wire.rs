@@ -312,7 +312,15 @@ mod tests {
     }
 
     fn frame() -> impl Strategy<Value = (u8, Option<ResumeKey>, u32, u32, Window, std::vec::Vec<u8>, bool)> {
-        (0u8..5, any::<Option<ResumeKey>>(), any::<u32>(), any::<u32>(), window(), prop::collection::vec(any::<u8>(), 0..300), any::<bool>())
+        (
+            0u8..5,
+            any::<Option<ResumeKey>>(),
+            any::<u32>(),
+            any::<u32>(),
+            window(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            any::<bool>(),
+        )
     }
 
     fn build(f: &(u8, Option<ResumeKey>, u32, u32, Window, std::vec::Vec<u8>, bool)) -> WireFrame<'_> {

@@ -174,7 +174,7 @@ pub enum Detach {
     /// Both directions are closed and acknowledged (or the linger time
     /// ran out): the session is complete.
     Finished,
-    /// The session ended: [`Session::ended`] says why.
+    /// The session ended: [`SessionState::ended`] says why.
     Ended,
 }
 
@@ -189,7 +189,7 @@ impl Wakes {
     pub const READER: u8 = 2;
     /// The transmitter: something to send.
     pub const TRANSMIT: u8 = 4;
-    /// The driver: the attachment ends ([`Session::take_detach`]).
+    /// The driver: the attachment ends ([`SessionState::take_detach`]).
     pub const DETACH: u8 = 8;
 
     /// Whether `bit` is set.
@@ -229,7 +229,9 @@ impl Outgoing<'_> {
                 buf.get_mut(..b.len()).ok_or(LinkError::TooLarge { len: b.len(), max })?.copy_from_slice(b);
                 Ok(())
             }
-            Self::Frame(f) => f.encode(buf).map(|_| ()).ok_or(LinkError::TooLarge { len: f.encoded_len(), max: buf.len() }),
+            Self::Frame(f) => {
+                f.encode(buf).map(|_| ()).ok_or(LinkError::TooLarge { len: f.encoded_len(), max: buf.len() })
+            }
         }
     }
 }
@@ -1014,7 +1016,7 @@ impl Session<'_> {
                 let s = &*self.state;
                 let seq = s.tx.next_to_send;
                 let i = seq.wrapping_sub(s.tx.base_seq) as usize;
-                let Some(e) = s.tx.ring.get(self.tx_entries, i) else { return None };
+                let e = s.tx.ring.get(self.tx_entries, i)?;
                 let frame = if e.close {
                     WireFrame::Close { seq, ack }
                 } else {
