@@ -78,31 +78,69 @@ impl Prologue {
     }
 
     /// Encodes into `buf` (at least [`PROLOGUE_MAX_LEN`] bytes) and returns
-    /// the encoded length.
+    /// the encoded length. Written by hand rather than through serde (the
+    /// bytes are postcard's, checked by a test): a Cortex-M saves the
+    /// serde code.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, PrologueError> {
-        let wire = (PROLOGUE_MAGIC, self.version, self.mode.to_wire(), role_to_wire(self.role), self.fingerprint);
-        postcard::to_slice(&wire, buf).map(|s| s.len()).map_err(|_| PrologueError::BufferTooSmall)
+        // `u16` varint: 7 bits a byte, low first.
+        let mut version = [0u8; 3];
+        let mut v = self.version;
+        let mut n = 0;
+        for byte in version.iter_mut() {
+            n += 1;
+            if v < 0x80 {
+                *byte = v as u8;
+                break;
+            }
+            *byte = v as u8 | 0x80;
+            v >>= 7;
+        }
+        let version = version.get(..n).unwrap_or(&[]);
+        let len = PROLOGUE_MAGIC.len() + version.len() + 2 + self.fingerprint.0.len();
+        let out = buf.get_mut(..len).ok_or(PrologueError::BufferTooSmall)?;
+        let (magic, rest) = out.split_at_mut(PROLOGUE_MAGIC.len());
+        magic.copy_from_slice(&PROLOGUE_MAGIC);
+        let (ver, rest) = rest.split_at_mut(version.len());
+        ver.copy_from_slice(version);
+        let (mode_role, fingerprint) = rest.split_at_mut(2);
+        mode_role.copy_from_slice(&[self.mode.to_wire(), role_to_wire(self.role)]);
+        fingerprint.copy_from_slice(&self.fingerprint.0);
+        Ok(len)
     }
 
     /// Decodes a prologue; any input yields a value or a typed error.
     // r[impl prologue.version]
     pub fn decode(bytes: &[u8]) -> Result<Self, PrologueError> {
-        let (magic, rest) = postcard::take_from_bytes::<[u8; 4]>(bytes).map_err(|_| PrologueError::Truncated)?;
-        if magic != PROLOGUE_MAGIC {
-            return Err(PrologueError::BadMagic { found: magic });
+        let (magic, mut rest) = bytes.split_first_chunk::<4>().ok_or(PrologueError::Truncated)?;
+        if *magic != PROLOGUE_MAGIC {
+            return Err(PrologueError::BadMagic { found: *magic });
         }
-        let (version, rest) = postcard::take_from_bytes::<u16>(rest).map_err(truncated_or_malformed)?;
+        // `u16` varint: at most 3 bytes, the last at most 0x03.
+        let mut version = 0u16;
+        let mut i = 0;
+        loop {
+            let (&b, after) = rest.split_first().ok_or(PrologueError::Truncated)?;
+            rest = after;
+            if i == 2 && b > 0x03 {
+                return Err(PrologueError::Malformed);
+            }
+            version |= u16::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+            i += 1;
+        }
         if version != PROTOCOL_VERSION {
             return Err(PrologueError::UnsupportedVersion { found: version, supported: PROTOCOL_VERSION });
         }
-        let ((mode, role, fingerprint), rest) =
-            postcard::take_from_bytes::<(u8, u8, SchemaFingerprint)>(rest).map_err(truncated_or_malformed)?;
+        let (&[mode, role], rest) = rest.split_first_chunk::<2>().ok_or(PrologueError::Truncated)?;
+        let (&fingerprint, rest) = rest.split_first_chunk::<8>().ok_or(PrologueError::Truncated)?;
         if !rest.is_empty() {
             return Err(PrologueError::Malformed);
         }
         let mode = ConduitMode::from_wire(mode).ok_or(PrologueError::UnknownMode(mode))?;
         let role = role_from_wire(role).ok_or(PrologueError::UnknownRole(role))?;
-        Ok(Self { version, mode, role, fingerprint })
+        Ok(Self { version, mode, role, fingerprint: SchemaFingerprint(fingerprint) })
     }
 
     /// Checks a peer's prologue against ours: exact mode (no fallback),
@@ -122,12 +160,7 @@ impl Prologue {
     }
 }
 
-fn truncated_or_malformed(e: postcard::Error) -> PrologueError {
-    match e {
-        postcard::Error::DeserializeUnexpectedEnd => PrologueError::Truncated,
-        _ => PrologueError::Malformed,
-    }
-}
+
 
 #[cfg(test)]
 mod tests {
@@ -180,6 +213,25 @@ mod tests {
         role[6] = 3;
         assert_eq!(Prologue::decode(&role[..n]), Err(PrologueError::UnknownRole(3)));
         assert_eq!(p.encode(&mut [0u8; 4]), Err(PrologueError::BufferTooSmall));
+    }
+
+    #[test]
+    fn the_hand_codec_writes_and_reads_postcards_bytes() {
+        for version in [0u16, 1, 0x7F, 0x80, 0x3FFF, 0x4000, u16::MAX] {
+            for mode in [ConduitMode::Bare, ConduitMode::Stable] {
+                let p = Prologue { version, mode, role: SessionRole::Acceptor, fingerprint: FP };
+                let wire = (PROLOGUE_MAGIC, version, mode.to_wire(), role_to_wire(p.role), FP);
+                let mut theirs = [0u8; PROLOGUE_MAX_LEN];
+                let theirs = postcard::to_slice(&wire, &mut theirs).unwrap();
+                let (ours, n) = encoded(&p);
+                assert_eq!(&ours[..n], &theirs[..], "version {version}");
+            }
+        }
+        // A version varint over `u16` is malformed, as postcard says.
+        let mut bad = *b"VOXE\xff\xff\x07\x00\x00";
+        assert_eq!(Prologue::decode(&bad), Err(PrologueError::Malformed));
+        bad[6] = 0x83;
+        assert_eq!(Prologue::decode(&bad), Err(PrologueError::Malformed));
     }
 
     #[test]
