@@ -43,13 +43,13 @@ pub enum Stopped {
 
 impl From<SendError> for Stopped {
     fn from(e: SendError) -> Self {
-        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(s.clone()))
+        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(*s))
     }
 }
 
 impl From<RecvError> for Stopped {
     fn from(e: RecvError) -> Self {
-        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(s.clone()))
+        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(*s))
     }
 }
 

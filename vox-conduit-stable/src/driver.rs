@@ -79,7 +79,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R> StableDriver<F, S, R> {
     /// `Some` once the session is over: complete, or ended.
     fn outcome(&self) -> Option<Result<(), SessionError>> {
         self.with(|l| match l.session.state.ended() {
-            Some(e) => Some(Err(e.clone())),
+            Some(e) => Some(Err(*e)),
             None => l.session.state.is_complete().then_some(Ok(())),
         })
     }

@@ -10,7 +10,7 @@ use vox_types::HandshakeError;
 /// Why a session ended. The driver returns it; every later `reserve`,
 /// `send` and `recv` reports it. Link failures never appear here: the
 /// conduit reattaches and replays.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum SessionError {

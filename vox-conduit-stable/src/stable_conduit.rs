@@ -240,7 +240,7 @@ where
                     return Poll::Ready(Ok(None));
                 }
                 if let Some(e) = l.session.state.ended() {
-                    return Poll::Ready(Err(RecvError::Session(e.clone())));
+                    return Poll::Ready(Err(RecvError::Session(*e)));
                 }
                 l.wakers.reader.register(cx.waker());
                 Poll::Pending

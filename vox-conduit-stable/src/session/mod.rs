@@ -1179,7 +1179,7 @@ impl Session<'_> {
     pub fn try_reserve(&mut self) -> Result<bool, SendError> {
         let s = &mut *self.state;
         if let Some(e) = s.ended.as_ref() {
-            return Err(SendError::Session(e.clone()));
+            return Err(SendError::Session(*e));
         }
         if s.tx.closed {
             return Err(SendError::Closed);
@@ -1212,7 +1212,7 @@ impl Session<'_> {
     ) -> Result<(), SendError> {
         let s = &mut *self.state;
         if let Some(e) = s.ended.as_ref() {
-            return Err(SendError::Session(e.clone()));
+            return Err(SendError::Session(*e));
         }
         let max = s.config.max_message;
         let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), max) else {
