@@ -32,7 +32,7 @@ fn check(r: &LineReport) {
     assert_eq!((r.delivered_to_device, r.delivered_to_host), (r.sent, r.sent), "nothing lost");
     assert_eq!(r.misordered_or_duplicated, 0, "nothing duplicated or reordered");
     assert_eq!(
-        (r.host_result.clone(), r.device_result.clone()),
+        (r.host_result, r.device_result),
         (Some(Ok(())), Some(Ok(()))),
         "both sessions ended cleanly"
     );
