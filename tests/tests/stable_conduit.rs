@@ -21,7 +21,7 @@ async fn clean_exchange_delivers_everything_and_finishes() {
     let expected: Vec<u32> = (0..50).collect();
     assert_eq!(a.received, expected);
     assert_eq!(b.received, expected);
-    assert_eq!((a.driver.clone(), b.driver.clone()), (Ok(()), Ok(())));
+    assert_eq!((a.driver, b.driver), (Ok(()), Ok(())));
     println!("{:?}\n{:?}", a.stats, b.stats);
 }
 
