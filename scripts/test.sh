@@ -57,6 +57,7 @@ cargo test --workspace --all-features
 
 step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line) and the README demo"
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
+cargo test --release -p vox-conduit-stable --test simulation -- --nocapture
 cargo run --release -p vox-examples --bin demo -- --messages 2000
 cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
 
@@ -66,8 +67,9 @@ cargo "+$MSRV" test --quiet -p vox-types --all-features
 rustup target add --toolchain "$MSRV" thumbv7m-none-eabi >/dev/null
 (cd examples/firmware && cargo "+$MSRV" check --quiet --release --bins)
 
-step "Miri: vox-types and the in-memory link"
+step "Miri: vox-types, the in-memory link, the stable conduit's lent receive ring and its session core"
 cargo +nightly miri test -p vox-types --all-features
 cargo +nightly miri test -p vox-link-embedded --features std
+cargo +nightly miri test -p vox-conduit-stable --lib -- stable_storage session::tests
 
 step "all checks passed in $((SECONDS - started)) s"

@@ -40,6 +40,7 @@ use vox_types::{
 /// fill while each application waits for the other, as TCP does when both
 /// socket buffers are full; the conduit then counts a
 /// [`self_stalls`](StableStats::self_stalls) (and logs it with defmt).
+// r[impl stable.flow.pipeline]
 pub struct StableConduit<F, S: StableStore + 'static> {
     tx: StableTx<F, S>,
     rx: StableRx<F, S>,
