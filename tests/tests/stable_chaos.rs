@@ -31,11 +31,7 @@ fn check(r: &LineReport) {
     );
     assert_eq!((r.delivered_to_device, r.delivered_to_host), (r.sent, r.sent), "nothing lost");
     assert_eq!(r.misordered_or_duplicated, 0, "nothing duplicated or reordered");
-    assert_eq!(
-        (r.host_result, r.device_result),
-        (Some(Ok(())), Some(Ok(()))),
-        "both sessions ended cleanly"
-    );
+    assert_eq!((r.host_result, r.device_result), (Some(Ok(())), Some(Ok(()))), "both sessions ended cleanly");
     assert!(r.host.reattachments + r.device.reattachments > 0 && r.framed.crc_errors > 0, "the line really was bad");
     for s in [&r.host, &r.device] {
         assert!(s.replay_frames_high <= 32 && s.replay_bytes_high <= 4096, "replay bounded: {s:?}");

@@ -160,8 +160,6 @@ impl Prologue {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
