@@ -510,7 +510,11 @@ fn run(seed: u64, totals: &mut Totals) -> Result<(), String> {
                 }
             }
             Workload::Reboot { a_reboots, at } => {
-                if now == at && !rebooted {
+                // Once both sides hold messages of the other (before that a
+                // restart is indistinguishable from a lost first hello, and
+                // the session rightly goes on).
+                let exchanged = !sim.a.got.is_empty() && !sim.b.got.is_empty();
+                if now >= at && exchanged && !rebooted {
                     rebooted = true;
                     let victim = if a_reboots { &mut sim.a } else { &mut sim.b };
                     let fresh = Peer::new(victim.role, 1000);

@@ -302,6 +302,10 @@ struct Keys {
     fresh: Option<ResumeKey>,
     /// A hello completed at least once.
     established: bool,
+    /// Acceptor: a frame of the data phase arrived, so the initiator read
+    /// our hello and holds a key: a keyless hello from now on is a new
+    /// session (the initiator restarted), not a lost first hello.
+    confirmed: bool,
 }
 
 /// The sending direction: the replay ring and the peer's window.
@@ -412,7 +416,7 @@ impl SessionState {
             role,
             fingerprint,
             phase: Phase::Detached,
-            keys: Keys { current: None, presented: None, fresh: None, established: false },
+            keys: Keys { current: None, presented: None, fresh: None, established: false, confirmed: false },
             tx: Outbound {
                 ring: RingIndex::new(),
                 base_seq: 0,
@@ -709,7 +713,7 @@ impl Session<'_> {
     fn acceptor_hello(&mut self, now: Instant, hello: Hello) {
         let s = &mut *self.state;
         let keys = s.keys;
-        let confirmed = keys.presented.is_some() || s.rx.next != 0;
+        let confirmed = keys.confirmed || keys.presented.is_some() || s.rx.next != 0;
         let accepted = match (keys.established, hello.key) {
             (false, None) => true,
             // Our first hello died with its link before the initiator read
@@ -773,6 +777,9 @@ impl Session<'_> {
     }
 
     fn on_data_phase_frame(&mut self, now: Instant, frame: WireFrame<'_>, store: impl FnOnce(usize, &[u8])) {
+        if !matches!(frame, WireFrame::Hello(_) | WireFrame::Reject(_)) {
+            self.state.keys.confirmed = true;
+        }
         match frame {
             WireFrame::Ack { ack, next, window, done } => {
                 if !self.on_ack(ack, Some(window)) {

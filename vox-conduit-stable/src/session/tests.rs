@@ -363,3 +363,34 @@ fn a_released_message_out_of_order_frees_room_only_when_older_ones_are_released(
     s.release(first.token);
     assert_eq!(b.state.rx.ring.len(), 1);
 }
+
+#[test]
+fn an_initiator_that_restarts_after_any_frame_of_the_data_phase_is_a_new_session() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    // Only a keepalive reached the acceptor: no data, but proof that the
+    // initiator read the acceptor's hello (and its key).
+    a.parts().0.on_tick(100);
+    pump(&mut a, &mut b, 100);
+    let mut restarted = side(SessionRole::Initiator);
+    b.parts().0.link_failed(LinkError::Closed);
+    restarted.parts().0.attach(110, None);
+    b.parts().0.attach(110, Some([8; KEY_LEN]));
+    pump(&mut restarted, &mut b, 110);
+    assert_eq!(b.state.ended(), Some(&SessionError::SessionLost));
+}
+
+#[test]
+fn a_keyless_hello_after_a_first_hello_that_died_is_the_same_session() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    a.parts().0.attach(0, None);
+    b.parts().0.attach(0, Some(KEY));
+    feed(&mut b, 0, &drain(&mut a, 0));
+    feed(&mut a, 0, &drain(&mut b, 0));
+    feed(&mut b, 0, &drain(&mut a, 0)); // the hello: b is attached
+    let _lost = drain(&mut b, 0); // b's hello dies with the link
+    a.parts().0.link_failed(LinkError::Closed);
+    b.parts().0.link_failed(LinkError::Closed);
+    attach(&mut a, &mut b, 10);
+    assert_eq!(b.state.ended(), None, "nothing was confirmed: the same session");
+}
