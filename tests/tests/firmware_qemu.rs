@@ -206,3 +206,45 @@ async fn defmt_log_shows_state_changes() {
     assert!(has("stable: session ended: SessionLost"), "the typed error is logged: {log:?}");
     assert!(has("session 2: connecting"), "{log:?}");
 }
+
+/// A host of another schema: both the host's driver and the device end
+/// with the schema refusal within a round trip, and the device does not
+/// retry.
+// r[verify stable.refusal]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_of_another_schema_is_refused_by_the_device_and_the_device_stops() {
+    use vox_conduit_stable::{StableConduit, StableStorage};
+    use vox_types::{HandshakeError, PrologueError};
+    type KitStorage = StableStorage<embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 1024, 8, 1024, 8>;
+    let elf = firmware("device", Board::Lm3s6965, &["defmt"]);
+    let (serial, port) = host_port().await;
+    let (_conduit, driver) = StableConduit::<vox_tests::conduit_kit::KitFamily, KitStorage>::acceptor(
+        Arc::new(KitStorage::new()),
+        vox_demo_protocol::UART_CONFIG,
+    );
+    let links = serial.links.clone();
+    let host = tokio::spawn(async move {
+        driver.run(links.receiver(), vox_tests::stable_harness::rng(5), vox_examples::tokio_delay::TokioDelay).await
+    });
+    let qemu =
+        Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, QEMU_LIMIT, true).await.unwrap();
+    while serial.connections() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let connected = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), host).await.expect("the host's driver ends").unwrap();
+    let took = connected.elapsed();
+    assert!(
+        matches!(ended, Err(SessionError::Refused(HandshakeError::Prologue(PrologueError::SchemaMismatch { .. })))),
+        "{ended:?}"
+    );
+    assert!(took < Duration::from_secs(1), "refused in {took:?}");
+    // The device says why, once, and does not try again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = defmt_lines(&elf, &qemu.stop_with_output().await.unwrap());
+    let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("SchemaMismatch"), 2, "the device logs the typed refusal: {log:?}");
+    assert_eq!(count("not retrying"), 1, "{log:?}");
+    assert_eq!(count("connecting"), 1, "no second session: {log:?}");
+    println!("refused in {took:?}\n{}", log.join("\n"));
+}

@@ -4,7 +4,6 @@
 //! property test over random fault schedules.
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use futures::FutureExt;
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use vox_conduit_stable::{RecvError, SendError, SessionError};
 use vox_link_embedded::{FaultPlan, MemoryDialer, MemoryLink, MemoryLinkPair, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{
-    BYTES, FAST, FRAMES, SharedDialer, SideReport, TokioDelay, acceptor, exchange, exchange_asym, initiator, rng,
+    BYTES, FAST, FRAMES, RX, SharedDialer, SideReport, TokioDelay, acceptor, exchange, exchange_asym, initiator, rng,
     text_for,
 };
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource};
@@ -181,27 +180,37 @@ async fn a_full_replay_buffer_makes_reserve_wait_then_proceed() {
     let (b, b_driver) = acceptor();
     let stats = a.stats_handle();
     let _a_task = tokio::spawn(a_driver.run(dialer, TokioDelay));
-    let (atx, _arx) = a.split();
-    // Nobody acks yet (B's driver is not running): fill the replay buffer.
-    let mut sent = 0u32;
-    while let Some(permit) = atx.reserve().now_or_never() {
-        let text = text_for(sent);
-        permit.unwrap().send(kit_msg(sent, &text)).unwrap();
-        sent += 1;
-        assert!(sent as usize <= FRAMES, "replay buffer is bounded");
-    }
-    assert!(sent >= 2, "some messages fit: {sent}");
-    let s = stats.get();
-    assert!(s.replay_frames as usize <= FRAMES && s.replay_bytes as usize <= BYTES);
-    let waiting = atx.reserve();
-    tokio::pin!(waiting);
-    assert!(tokio::time::timeout(Duration::from_millis(100), &mut waiting).await.is_err(), "reserve waits");
-    // The peer shows up: acks drain the buffer and reserve proceeds.
     let _b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
-    let permit = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("reserve proceeds").unwrap();
-    permit.send(kit_msg(sent, &text_for(sent))).unwrap();
+    let (atx, _arx) = a.split();
     let (_btx, mut brx) = b.split();
-    recv_ids(&mut brx, 0..sent + 1).await;
+    // Nothing is reported sent before the first handshake: `reserve`
+    // waits for it, then proceeds.
+    let first = tokio::time::timeout(Duration::from_secs(5), atx.reserve()).await.expect("after the handshake");
+    first.unwrap().send(kit_msg(0, &text_for(0))).unwrap();
+    // B's application does not read: its window closes after its receive
+    // ring is full, and A's replay ring fills behind it.
+    let mut sent = 1u32;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), atx.reserve()).await {
+            Ok(permit) => {
+                permit.unwrap().send(kit_msg(sent, &text_for(sent))).unwrap();
+                sent += 1;
+                assert!(sent as usize <= FRAMES + RX, "the buffers are bounded: {sent}");
+            }
+            Err(_) => break,
+        }
+    }
+    let s = stats.get();
+    assert!(s.replay_frames as usize <= FRAMES && s.replay_bytes as usize <= BYTES, "{s:?}");
+    assert!(s.replay_frames >= 2, "the replay ring holds what the window kept back: {s:?}");
+    // B reads: the window opens, acks drain A's ring, reserve proceeds.
+    let waiting = atx.reserve();
+    let reading = recv_ids(&mut brx, 0..sent);
+    let (permit, ()) = tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(waiting, reading) })
+        .await
+        .expect("reserve proceeds");
+    permit.unwrap().send(kit_msg(sent, &text_for(sent))).unwrap();
+    recv_ids(&mut brx, sent..sent + 1).await;
 }
 
 /// A source whose first link goes nowhere (the peer never answers).

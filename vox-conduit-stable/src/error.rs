@@ -4,6 +4,7 @@
 //! ([`RecvError`]).
 
 use crate::session::Violation;
+use crate::wire::RejectReason;
 use core::fmt;
 use vox_types::HandshakeError;
 
@@ -23,6 +24,9 @@ pub enum SessionError {
     /// The peer refused the conduit for good (other schema, mode, role or
     /// protocol version).
     Refused(HandshakeError),
+    /// The acceptor refused a new session on the wire (its table is full
+    /// of live sessions, or its application takes no new ones).
+    Rejected(RejectReason),
     /// The link source is exhausted: no more links will come.
     SourceClosed,
     /// A message does not fit in one link payload: the link's maximum
@@ -42,6 +46,7 @@ impl fmt::Display for SessionError {
         match self {
             Self::SessionLost => f.write_str("session lost: the peer no longer knows this session"),
             Self::Refused(e) => write!(f, "stable conduit refused: {e}"),
+            Self::Rejected(r) => write!(f, "the acceptor refused a new session: {r:?}"),
             Self::SourceClosed => f.write_str("the link source is closed"),
             Self::LinkTooSmall { len, max } => {
                 write!(f, "a frame of {len} bytes does not fit the link's {max}-byte payload")

@@ -117,16 +117,21 @@ where
             loop {
                 let payload = rx.recv().await.ok()??;
                 if payload.as_bytes().starts_with(&PROLOGUE_MAGIC) {
-                    let peer = Prologue::decode(payload.as_bytes()).ok()?;
-                    local.check_peer(&peer).ok()?;
-                    // Answer, so the initiator goes on to its hello. (The
-                    // session's driver answers again; the initiator takes
-                    // repeats for what they are.)
+                    let peer = Prologue::decode(payload.as_bytes());
+                    // Answer every prologue that decodes, refused or not:
+                    // a good one lets the initiator go on to its hello
+                    // (the session's driver answers again; repeats are
+                    // taken for what they are); a refused one lets the
+                    // initiator find the same mismatch at once.
+                    // r[impl stable.refusal]
                     let mut buf = [0u8; PROLOGUE_MAX_LEN];
                     let n = local.encode(&mut buf).ok()?;
-                    let mut slot = tx.reserve().await.ok()?.alloc(n).ok()?;
-                    slot.as_mut_slice().copy_from_slice(buf.get(..n)?);
-                    slot.commit();
+                    if peer.is_ok() {
+                        let mut slot = tx.reserve().await.ok()?.alloc(n).ok()?;
+                        slot.as_mut_slice().copy_from_slice(buf.get(..n)?);
+                        slot.commit();
+                    }
+                    local.check_peer(&peer.ok()?).ok()?;
                     pending.clear();
                     pending.push_back(payload).ok()?;
                     continue;

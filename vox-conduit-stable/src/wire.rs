@@ -57,6 +57,31 @@ pub struct Hello {
 pub enum RejectReason {
     /// The resume key is unknown or expired (e.g. the acceptor restarted).
     SessionUnknown,
+    /// The acceptor's session table is full of live sessions: a new
+    /// session is refused rather than evicting one.
+    TableFull,
+    /// The acceptor's application is not taking new sessions (its queue of
+    /// sessions waiting for `accept` is full).
+    Busy,
+}
+
+impl RejectReason {
+    const fn to_wire(self) -> u8 {
+        match self {
+            Self::SessionUnknown => 0,
+            Self::TableFull => 1,
+            Self::Busy => 2,
+        }
+    }
+
+    const fn from_wire(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(Self::SessionUnknown),
+            1 => Some(Self::TableFull),
+            2 => Some(Self::Busy),
+            _ => None,
+        }
+    }
 }
 
 /// One stable-conduit frame.
@@ -236,9 +261,9 @@ impl<'a> WireFrame<'a> {
                 w.varint(h.next_expected)?;
                 w.window(&h.window)?;
             }
-            Self::Reject(RejectReason::SessionUnknown) => {
+            Self::Reject(reason) => {
                 w.byte(1)?;
-                w.byte(0)?;
+                w.byte(reason.to_wire())?;
             }
             Self::Data { seq, ack, window, msg } => {
                 w.byte(2)?;
@@ -279,10 +304,7 @@ impl<'a> WireFrame<'a> {
                 };
                 Self::Hello(Hello { key, next_expected: r.varint()?, window: r.window()? })
             }
-            1 => match r.varint()? {
-                0 => Self::Reject(RejectReason::SessionUnknown),
-                _ => return Err(FrameError::Malformed),
-            },
+            1 => Self::Reject(RejectReason::from_wire(r.varint()?).ok_or(FrameError::Malformed)?),
             2 => {
                 let (seq, ack, window) = (r.varint()?, r.varint()?, r.window()?);
                 let len = r.varint()? as usize;
@@ -327,7 +349,9 @@ mod tests {
         let (kind, key, a, b, window, msg, done) = f;
         match kind {
             0 => WireFrame::Hello(Hello { key: *key, next_expected: *a, window: *window }),
-            1 => WireFrame::Reject(RejectReason::SessionUnknown),
+            1 => WireFrame::Reject(
+                [RejectReason::SessionUnknown, RejectReason::TableFull, RejectReason::Busy][*b as usize % 3],
+            ),
             2 => WireFrame::Data { seq: *a, ack: *b, window: *window, msg },
             3 => WireFrame::Ack { ack: *a, next: *b, window: *window, done: *done },
             _ => WireFrame::Close { seq: *a, ack: *b },

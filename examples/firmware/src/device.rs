@@ -8,7 +8,7 @@ use crate::board::{UartRx, UartTx};
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::ThreadModeRawMutex;
 use embassy_time::{Delay, Duration, Ticker, Timer};
-use vox_conduit_stable::{LinkChannel, RecvError, SendError, StableConduit, StableStorage};
+use vox_conduit_stable::{LinkChannel, RecvError, SendError, SessionError, StableConduit, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, answer};
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
@@ -72,6 +72,12 @@ pub async fn sessions() -> ! {
         // An initiator makes no resume keys: no random numbers needed.
         let (driven, served) = embassy_futures::join::join(driver.run(LINKS.receiver(), Delay), serve(conduit)).await;
         warn!("session {} ended: driver {}, application {}", session, driven, served);
+        if let Err(SessionError::Refused(_)) = driven {
+            // The host speaks another schema, mode, version or role: a new
+            // session would be refused the same way. Say so once and stop.
+            warn!("session {}: refused by the host; not retrying", session);
+            core::future::pending::<()>().await;
+        }
     }
 }
 

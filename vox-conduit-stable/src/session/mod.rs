@@ -397,6 +397,11 @@ pub struct SessionState {
     /// Finished and the peer knows, or the linger time ran out.
     complete: bool,
     ended: ZeroOption<SessionError>,
+    /// The peer's prologue was refused: our prologue goes out, then the
+    /// session ends with this.
+    refusing: ZeroOption<SessionError>,
+    /// The acceptor's reason for the `Reject` it sends.
+    reject_reason: RejectReason,
     detach: ZeroOption<Detach>,
     wakes: u8,
     stats: StableStats,
@@ -459,6 +464,8 @@ impl SessionState {
             finished_at: None,
             complete: false,
             ended: ZeroOption::None,
+            refusing: ZeroOption::None,
+            reject_reason: RejectReason::SessionUnknown,
             detach: ZeroOption::None,
             wakes: 0,
             stats: StableStats::ZERO,
@@ -502,6 +509,14 @@ impl SessionState {
     /// Acceptor: whether `key` resumes this session.
     pub fn knows_key(&self, key: &ResumeKey) -> bool {
         self.ended.is_none() && (self.keys.current.as_ref() == Some(key) || self.keys.presented.as_ref() == Some(key))
+    }
+
+    /// Acceptor: refuse the initiator's hello on the current attachment
+    /// with `reason` (a `Reject` frame), e.g. when a table is full.
+    pub fn reject(&mut self, reason: RejectReason) {
+        self.reject_reason = reason;
+        self.send_reject = true;
+        self.wakes |= Wakes::TRANSMIT;
     }
 
     /// Whether a link is attached (handshake or data phase).
@@ -615,6 +630,10 @@ impl Session<'_> {
         if error == LinkError::CrcMismatch {
             self.state.stats.crc_errors += 1;
         }
+        if let Some(e) = self.state.refusing.take() {
+            self.state.end(e);
+            return;
+        }
         if self.state.phase != Phase::Detached {
             self.state.detach_with(Detach::LinkFailed(error));
         }
@@ -653,7 +672,16 @@ impl Session<'_> {
                 | PrologueError::ModeMismatch { .. }
                 | PrologueError::UnsupportedVersion { .. }
                 | PrologueError::RoleConflict { .. }),
-            ) => self.state.end(SessionError::Refused(HandshakeError::Prologue(e))),
+            ) => {
+                // Refused for good. Answer with our prologue first, so that
+                // the peer finds the same mismatch (within one round trip)
+                // instead of waiting for ours; then the session ends.
+                // r[impl stable.refusal]
+                let s = &mut *self.state;
+                s.refusing = ZeroOption::Some(SessionError::Refused(HandshakeError::Prologue(e)));
+                s.send_prologue = true;
+                s.wakes |= Wakes::TRANSMIT;
+            }
             Err(_) => self.state.detach_with(Detach::Malformed),
             Ok(()) => {
                 let s = &mut *self.state;
@@ -688,10 +716,11 @@ impl Session<'_> {
                     SessionRole::Initiator => self.initiator_hello(now, hello),
                     SessionRole::Acceptor => self.acceptor_hello(now, hello),
                 },
-                WireFrame::Reject(RejectReason::SessionUnknown)
-                    if h.peer_prologue && self.state.role == SessionRole::Initiator =>
-                {
-                    self.state.end(SessionError::SessionLost);
+                WireFrame::Reject(reason) if h.peer_prologue && self.state.role == SessionRole::Initiator => {
+                    self.state.end(match reason {
+                        RejectReason::SessionUnknown => SessionError::SessionLost,
+                        other => SessionError::Rejected(other),
+                    });
                 }
                 // A frame of an earlier link still on the line.
                 _ => {}
@@ -731,8 +760,7 @@ impl Session<'_> {
             (_, Some(_)) => false,
         };
         if !accepted {
-            s.send_reject = true;
-            s.wakes |= Wakes::TRANSMIT;
+            s.reject(RejectReason::SessionUnknown);
             return;
         }
         // A handshake restarted on the same link re-issues the current key.
@@ -761,6 +789,7 @@ impl Session<'_> {
             s.stats.reattachments += 1;
         }
         s.keys.established = true;
+        s.wakes |= Wakes::WRITER;
         s.phase = Phase::Attached;
         s.tx.next_to_send = oldest;
         s.rx.ack_now = true;
@@ -944,6 +973,7 @@ impl Session<'_> {
         match s.phase {
             Phase::Detached => return None,
             _ if s.send_prologue => return Some(Kind::Prologue),
+            _ if s.refusing.is_some() => return None,
             _ if s.send_hello => return Some(Kind::Hello),
             _ if s.send_reject => return Some(Kind::Reject),
             Phase::Handshake(_) => return None,
@@ -996,6 +1026,9 @@ impl Session<'_> {
                     if let Phase::Handshake(h) = &mut s.phase {
                         h.prologue_at = now;
                     }
+                    if let Some(e) = s.refusing.take() {
+                        s.end(e);
+                    }
                 }
                 r
             }
@@ -1011,7 +1044,7 @@ impl Session<'_> {
                 r
             }
             Kind::Reject => {
-                let r = write(&Outgoing::Frame(WireFrame::Reject(RejectReason::SessionUnknown)));
+                let r = write(&Outgoing::Frame(WireFrame::Reject(self.state.reject_reason)));
                 if r.is_ok() {
                     self.state.send_reject = false;
                     self.state.detach_with(Detach::Refused);
@@ -1191,7 +1224,10 @@ impl Session<'_> {
         if s.tx.closed {
             return Err(SendError::Closed);
         }
-        let room = s.tx.ring.len() + 2 <= self.tx_entries.len()
+        // Nothing is reported sent before the first handshake: a refused
+        // one then fails `reserve` instead of swallowing messages.
+        let room = s.keys.established
+            && s.tx.ring.len() + 2 <= self.tx_entries.len()
             && s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), s.config.max_message).is_some();
         if s.tx.writer_active || !room {
             s.tx.writer_waiting = true;
