@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use vox_conduit_stable::{
-    LinkChannel, RecvError, SendError, SessionError, StableConduit, StableRx, StableStats, StableStatsHandle,
-    StableStorage, StableTx,
+    ConfigError, LinkChannel, RecvError, SendError, SessionError, StableConduit, StableRx, StableStats,
+    StableStatsHandle, StableStorage, StableTx,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedStats};
@@ -208,9 +208,10 @@ fn command_for(id: u32, payload: &[u8], only_echo: bool) -> Command<'_> {
 }
 
 impl HostSession {
-    /// A new session, taking links from `port`.
-    pub fn start(port: &TcpSerialPort) -> Self {
-        let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG);
+    /// A new session, taking links from `port`; a configuration the
+    /// storage cannot serve is refused.
+    pub fn start(port: &TcpSerialPort) -> Result<Self, ConfigError> {
+        let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG)?;
         let stats = conduit.stats_handle();
         let links = port.links.clone();
         let driver = tokio::spawn(async move {
@@ -218,7 +219,7 @@ impl HostSession {
             driver.run(links.receiver(), rng, TokioDelay).await
         });
         let (tx, rx) = conduit.split();
-        Self { tx, rx, stats, driver, next_id: 0, next_telemetry: 0, outputs: 0 }
+        Ok(Self { tx, rx, stats, driver, next_id: 0, next_telemetry: 0, outputs: 0 })
     }
 
     /// Counters of the host's conduit.

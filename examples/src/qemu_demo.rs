@@ -41,7 +41,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     };
     println!("| session                | requests | replies | telemetry | wrong | time      | rate          |");
     println!("|------------------------|---------:|--------:|----------:|------:|----------:|--------------:|");
-    let mut first = HostSession::start(&serial);
+    let mut first = HostSession::start(&serial).map_err(|e| e.to_string())?;
     let one = first.exercise(work).await;
     print_round("first boot", &one);
 
@@ -51,7 +51,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     let ended = first.until_ended(Duration::from_secs(20)).await;
     let stats = first.stats();
     drop(first);
-    let mut second = HostSession::start(&serial);
+    let mut second = HostSession::start(&serial).map_err(|e| e.to_string())?;
     let two = second.exercise(Workload { requests: requests / 4, ..work }).await;
     print_round("after a device reboot", &two);
     println!(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use vox_conduit_stable::{
-    LinkChannel, SessionError, StableConduit, StableConfig, StableStats, StableStatsHandle, StableStorage,
+    ConfigError, LinkChannel, SessionError, StableConduit, StableConfig, StableStats, StableStatsHandle, StableStorage,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
 use vox_link_embedded::{
@@ -199,7 +199,7 @@ fn progress_line(sent: u32, to_device: u32, to_host: u32, host: &Stats, device: 
 
 /// Runs the host and the device over the noisy line until both sent and
 /// received everything, or 120 s pass.
-pub async fn run_line(cfg: LineConfig) -> LineReport {
+pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
     let config = StableConfig { timeout_ms: 400, keepalive_ms: 100, linger_ms: 1200, ..StableConfig::DEFAULT };
     let (to_device_line, to_host_line) = (Arc::new(Line::new()), Arc::new(Line::new()));
     let rates = NoiseRates { flip_ppm: cfg.noise_ppm / 3, drop_ppm: cfg.noise_ppm / 3, insert_ppm: cfg.noise_ppm / 3 };
@@ -229,8 +229,8 @@ pub async fn run_line(cfg: LineConfig) -> LineReport {
         stop.clone(),
     ));
 
-    let (host, host_driver) = Conduit_::acceptor(Arc::new(Storage::new()), config);
-    let (device, device_driver) = Conduit_::initiator(Arc::new(Storage::new()), config);
+    let (host, host_driver) = Conduit_::acceptor(Arc::new(Storage::new()), config)?;
+    let (device, device_driver) = Conduit_::initiator(Arc::new(Storage::new()), config)?;
     let (host_stats, device_stats) = (host.stats_handle(), device.stats_handle());
     let host_task = {
         let links = host_links.clone();
@@ -315,7 +315,7 @@ pub async fn run_line(cfg: LineConfig) -> LineReport {
         }
     }
     let framed = *totals.stats.lock().unwrap_or_else(|e| e.into_inner());
-    LineReport {
+    Ok(LineReport {
         sent: cfg.messages,
         delivered_to_device: to_device.load(Ordering::Relaxed),
         delivered_to_host: to_host.load(Ordering::Relaxed),
@@ -328,5 +328,5 @@ pub async fn run_line(cfg: LineConfig) -> LineReport {
         noise,
         cuts: cuts.load(Ordering::Relaxed),
         elapsed,
-    }
+    })
 }

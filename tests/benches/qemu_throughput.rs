@@ -58,7 +58,7 @@ async fn conduit_echo(board: Board) -> (f64, u64) {
     let port = listener.local_addr().unwrap().port();
     let serial = TcpSerialPort::spawn(listener);
     let _qemu = Qemu::start(&elf, board, Uart::Tcp { port, reconnect: false }, LIMIT, false).await.unwrap();
-    let mut session = HostSession::start(&serial);
+    let mut session = HostSession::start(&serial).unwrap();
     let warm = Workload {
         requests: 16,
         echo_len: ECHO_LEN,

@@ -69,8 +69,8 @@ async fn stable() -> Duration {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = StableConfig { ack_every: 16, ..StableConfig::DEFAULT };
-    let (c, cd) = Stable::initiator(Arc::new(Storage::new()), config);
-    let (s, sd) = Stable::acceptor(Arc::new(Storage::new()), config);
+    let (c, cd) = Stable::initiator(Arc::new(Storage::new()), config).unwrap();
+    let (s, sd) = Stable::acceptor(Arc::new(Storage::new()), config).unwrap();
     let d1 = tokio::spawn(cd.run(TcpDialer::new(addr), TokioDelay));
     let d2 = tokio::spawn(sd.run(TcpAcceptSource::new(listener), rng(1), TokioDelay));
     tokio::spawn(server(s));

@@ -41,12 +41,12 @@ pub type AcceptorDriver = StableDriver<KitFamily, TestStorage, Acceptor>;
 
 /// A fresh initiator with the [`FAST`] config.
 pub fn initiator() -> (TestStable, InitiatorDriver) {
-    TestStable::initiator(std::sync::Arc::new(TestStorage::new()), FAST)
+    TestStable::initiator(std::sync::Arc::new(TestStorage::new()), FAST).unwrap()
 }
 
 /// A fresh acceptor with the [`FAST`] config.
 pub fn acceptor() -> (TestStable, AcceptorDriver) {
-    TestStable::acceptor(std::sync::Arc::new(TestStorage::new()), FAST)
+    TestStable::acceptor(std::sync::Arc::new(TestStorage::new()), FAST).unwrap()
 }
 
 /// A config with short timers, for tests.

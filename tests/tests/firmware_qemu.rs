@@ -57,7 +57,7 @@ async fn start_device_on(board: Board, port: u16, reconnect: bool) -> Qemu {
 async fn ten_thousand_requests_and_telemetry_over_the_emulated_uart() {
     let (serial, port) = host_port().await;
     let _qemu = start_device(port, false).await;
-    let mut session = HostSession::start(&serial);
+    let mut session = HostSession::start(&serial).unwrap();
     let r = session.exercise(mixed(10_000, 100)).await;
     let stats = session.stats();
     println!("{r:?}\nhost {stats:?}\nframed {:?}", serial.framed());
@@ -79,7 +79,7 @@ async fn connection_drops_and_corruption_lose_nothing() {
     let back = std::net::SocketAddr::from(([127, 0, 0, 1], host_port_number));
     let proxy = tokio::spawn(fault_proxy(front, back, faults, counts.clone()));
     let _qemu = start_device(proxy_port, true).await;
-    let mut session = HostSession::start(&serial);
+    let mut session = HostSession::start(&serial).unwrap();
     let r = session.exercise(mixed(4_000, 100)).await;
     let stats = session.stats();
     let drops = counts.drops.load(Ordering::Relaxed);
@@ -108,7 +108,7 @@ async fn connection_drops_and_corruption_lose_nothing() {
 async fn device_reboot_ends_the_session_then_a_new_one_works() {
     let (serial, port) = host_port().await;
     let qemu = start_device(port, false).await;
-    let mut first = HostSession::start(&serial);
+    let mut first = HostSession::start(&serial).unwrap();
     let r = first.exercise(mixed(500, 10)).await;
     assert_eq!((r.replies, r.wrong, r.ended), (500, 0, None));
 
@@ -119,7 +119,7 @@ async fn device_reboot_ends_the_session_then_a_new_one_works() {
     assert_eq!(lost, Some(Stopped::Session(SessionError::SessionLost)), "the host learns the device's session is gone");
     drop(first);
 
-    let mut second = HostSession::start(&serial);
+    let mut second = HostSession::start(&serial).unwrap();
     let r = second.exercise(mixed(500, 10)).await;
     println!("after reboot: {r:?}\nhost {:?}", second.stats());
     assert_eq!((r.replies, r.wrong, r.ended), (500, 0, None), "a new session works");
@@ -159,7 +159,7 @@ async fn selftest_passes_on_the_cortex_m0() {
 async fn requests_over_the_cortex_m0_uart() {
     let (serial, port) = host_port().await;
     let _qemu = start_device_on(Board::Microbit, port, false).await;
-    let mut session = HostSession::start(&serial);
+    let mut session = HostSession::start(&serial).unwrap();
     let r = session.exercise(mixed(2_000, 20)).await;
     println!("{r:?}\nhost {:?}", session.stats());
     assert_eq!((r.replies, r.wrong, r.ended), (2_000, 0, None));
@@ -190,11 +190,11 @@ async fn defmt_log_shows_state_changes() {
     let (serial, port) = host_port().await;
     let qemu =
         Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, QEMU_LIMIT, true).await.unwrap();
-    let mut session = HostSession::start(&serial);
+    let mut session = HostSession::start(&serial).unwrap();
     let first = session.exercise(mixed(200, 5)).await;
     // The host restarts: the device's session is lost, and a new one starts.
     drop(session);
-    let mut again = HostSession::start(&serial);
+    let mut again = HostSession::start(&serial).unwrap();
     let second = again.exercise(Workload { limit: Duration::from_secs(30), ..mixed(50, 0) }).await;
     let log = defmt_lines(&elf, &qemu.stop_with_output().await.unwrap());
     println!("{}\n{first:?}\n{second:?}\nhost {:?}", log.join("\n"), again.stats());
@@ -221,7 +221,8 @@ async fn a_host_of_another_schema_is_refused_by_the_device_and_the_device_stops(
     let (_conduit, driver) = StableConduit::<vox_tests::conduit_kit::KitFamily, KitStorage>::acceptor(
         Arc::new(KitStorage::new()),
         vox_demo_protocol::UART_CONFIG,
-    );
+    )
+    .unwrap();
     let links = serial.links.clone();
     let host = tokio::spawn(async move {
         driver.run(links.receiver(), vox_tests::stable_harness::rng(5), vox_examples::tokio_delay::TokioDelay).await

@@ -47,7 +47,8 @@ fn check(r: &LineReport) {
 async fn chaos_serial_line_100k_each_way() {
     check(
         &run_line(LineConfig { messages: 100_000, noise_ppm: 100, cut_every_frames: 500, seed: 11, progress: false })
-            .await,
+            .await
+            .unwrap(),
     );
 }
 
@@ -55,7 +56,8 @@ async fn chaos_serial_line_100k_each_way() {
 async fn chaos_serial_line_small() {
     check(
         &run_line(LineConfig { messages: 3_000, noise_ppm: 300, cut_every_frames: 300, seed: 5, progress: false })
-            .await,
+            .await
+            .unwrap(),
     );
 }
 
@@ -118,8 +120,8 @@ async fn loopback_tcp_through_a_cutting_proxy_loses_nothing() {
         16,
     >;
     type C = StableConduit<DemoFamily, S>;
-    let (host, host_driver) = C::acceptor(std::sync::Arc::new(S::new()), config);
-    let (device, device_driver) = C::initiator(std::sync::Arc::new(S::new()), config);
+    let (host, host_driver) = C::acceptor(std::sync::Arc::new(S::new()), config).unwrap();
+    let (device, device_driver) = C::initiator(std::sync::Arc::new(S::new()), config).unwrap();
     let (hs, ds) = (host.stats_handle(), device.stats_handle());
     let host_task = tokio::spawn(host_driver.run(TcpAcceptSource::new(server), rng(1), TokioDelay));
     let device_task = tokio::spawn(device_driver.run(TcpDialer::new(proxy_addr), TokioDelay));

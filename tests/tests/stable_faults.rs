@@ -190,15 +190,10 @@ async fn a_full_replay_buffer_makes_reserve_wait_then_proceed() {
     // B's application does not read: its window closes after its receive
     // ring is full, and A's replay ring fills behind it.
     let mut sent = 1u32;
-    loop {
-        match tokio::time::timeout(Duration::from_millis(200), atx.reserve()).await {
-            Ok(permit) => {
-                permit.unwrap().send(kit_msg(sent, &text_for(sent))).unwrap();
-                sent += 1;
-                assert!(sent as usize <= FRAMES + RX, "the buffers are bounded: {sent}");
-            }
-            Err(_) => break,
-        }
+    while let Ok(permit) = tokio::time::timeout(Duration::from_millis(200), atx.reserve()).await {
+        permit.unwrap().send(kit_msg(sent, &text_for(sent))).unwrap();
+        sent += 1;
+        assert!(sent as usize <= FRAMES + RX, "the buffers are bounded: {sent}");
     }
     let s = stats.get();
     assert!(s.replay_frames as usize <= FRAMES && s.replay_bytes as usize <= BYTES, "{s:?}");

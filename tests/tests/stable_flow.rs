@@ -157,8 +157,8 @@ async fn tcp_pair() -> (HostConduit, HostConduit) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = StableConfig { ack_every: 16, ..StableConfig::DEFAULT };
-    let (client, cd) = HostConduit::initiator(Arc::new(HostStorage::new()), config);
-    let (server, sd) = HostConduit::acceptor(Arc::new(HostStorage::new()), config);
+    let (client, cd) = HostConduit::initiator(Arc::new(HostStorage::new()), config).unwrap();
+    let (server, sd) = HostConduit::acceptor(Arc::new(HostStorage::new()), config).unwrap();
     tokio::spawn(cd.run(TcpDialer::new(addr), TokioDelay));
     tokio::spawn(sd.run(TcpAcceptSource::new(listener), rng(3), TokioDelay));
     (client, server)

@@ -29,7 +29,7 @@ fn schema_mismatch(e: &SessionError) -> bool {
 async fn a_schema_mismatch_ends_both_sides_with_both_fingerprints() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let (kit, kit_driver) = initiator();
-    let (demo, demo_driver) = Demo::acceptor(Arc::new(TestStorage::new()), FAST);
+    let (demo, demo_driver) = Demo::acceptor(Arc::new(TestStorage::new()), FAST).unwrap();
     let a = tokio::spawn(kit_driver.run(dialer, TokioDelay));
     let b = tokio::spawn(demo_driver.run(listener, rng(1), TokioDelay));
     let (ka, kb) = tokio::time::timeout(QUICK, async { (a.await.unwrap(), b.await.unwrap()) }).await.expect("quick");

@@ -83,8 +83,8 @@ async fn small_buffers_noisy_line_static_links() {
     let (link_a, link_b) = (leak(FramedLinkStorage::<M, 2, MTU>::new()), leak(FramedLinkStorage::<M, 2, MTU>::new()));
     let (links_a, links_b) = (leak(LinkChannel::<M, TestLink>::new()), leak(LinkChannel::<M, TestLink>::new()));
     let (ca, cb) = (leak(TestStorage::new()), leak(TestStorage::new()));
-    let (a, driver_a) = TestConduit::initiator(ca, CONFIG);
-    let (b, driver_b) = TestConduit::acceptor(cb, CONFIG);
+    let (a, driver_a) = TestConduit::initiator(ca, CONFIG).unwrap();
+    let (b, driver_b) = TestConduit::acceptor(cb, CONFIG).unwrap();
     let (sa, sb) = (a.stats_handle(), b.stats_handle());
     let ports = select(serial_port(link_a, links_a, ba, ab, 1, 300), serial_port(link_b, links_b, ab, ba, 2, 300));
     let drivers = join(

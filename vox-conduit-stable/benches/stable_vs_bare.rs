@@ -80,8 +80,8 @@ async fn stable_run(
 ) -> (Duration, vox_conduit_stable::StableStats, vox_conduit_stable::StableStats) {
     let (dialer, listener) = memory_link_source::<M, 16, 256>(schedule);
     let config = StableConfig { ack_every: 16, ..StableConfig::DEFAULT };
-    let (a, ad) = Stable::initiator(std::sync::Arc::new(Storage::new()), config);
-    let (b, bd) = Stable::acceptor(std::sync::Arc::new(Storage::new()), config);
+    let (a, ad) = Stable::initiator(std::sync::Arc::new(Storage::new()), config).unwrap();
+    let (b, bd) = Stable::acceptor(std::sync::Arc::new(Storage::new()), config).unwrap();
     let (stats, peer) = (a.stats_handle(), b.stats_handle());
     let ta = tokio::spawn(ad.run(dialer, TokioDelay));
     let tb = tokio::spawn(bd.run(listener, ChaCha20Rng::seed_from_u64(2), TokioDelay));

@@ -56,6 +56,135 @@ impl StableConfig {
     };
 }
 
+impl StableConfig {
+    /// Checks that the timings and sizes can work together: `ack_every`
+    /// at least 1; a silence timeout above zero and above both the
+    /// keepalive interval and the ack delay (else a quiet but healthy
+    /// link is declared dead); a linger time of at least one timeout (the
+    /// peer's last ack may need a reattachment).
+    // r[impl stable.config.check]
+    pub const fn check(&self) -> Result<(), ConfigError> {
+        if self.ack_every == 0 {
+            return Err(ConfigError::AckEveryZero);
+        }
+        if self.timeout_ms == 0 || self.keepalive_ms >= self.timeout_ms {
+            return Err(ConfigError::KeepaliveNotBelowTimeout {
+                keepalive_ms: self.keepalive_ms,
+                timeout_ms: self.timeout_ms,
+            });
+        }
+        if self.ack_delay_ms >= self.timeout_ms {
+            return Err(ConfigError::AckDelayNotBelowTimeout {
+                ack_delay_ms: self.ack_delay_ms,
+                timeout_ms: self.timeout_ms,
+            });
+        }
+        if self.linger_ms < self.timeout_ms {
+            return Err(ConfigError::LingerBelowTimeout { linger_ms: self.linger_ms, timeout_ms: self.timeout_ms });
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot work, refused before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `ack_every` is 0.
+    AckEveryZero,
+    /// The keepalive must come before the silence timeout (which must be
+    /// above zero).
+    KeepaliveNotBelowTimeout {
+        /// [`StableConfig::keepalive_ms`].
+        keepalive_ms: u32,
+        /// [`StableConfig::timeout_ms`].
+        timeout_ms: u32,
+    },
+    /// A delayed ack must go out before the peer's silence timeout.
+    AckDelayNotBelowTimeout {
+        /// [`StableConfig::ack_delay_ms`].
+        ack_delay_ms: u32,
+        /// [`StableConfig::timeout_ms`].
+        timeout_ms: u32,
+    },
+    /// Lingering less than one timeout cannot serve the peer's last
+    /// reattachment.
+    LingerBelowTimeout {
+        /// [`StableConfig::linger_ms`].
+        linger_ms: u32,
+        /// [`StableConfig::timeout_ms`].
+        timeout_ms: u32,
+    },
+    /// `max_message` does not fit the storage's replay ring.
+    MessageLargerThanReplay {
+        /// [`StableConfig::max_message`].
+        max_message: usize,
+        /// The replay ring's bytes.
+        replay_bytes: usize,
+    },
+    /// `max_message` does not fit the storage's receive ring.
+    MessageLargerThanReceive {
+        /// [`StableConfig::max_message`].
+        max_message: usize,
+        /// The receive ring's bytes.
+        receive_bytes: usize,
+    },
+    /// The replay ring needs an entry for a message and one for the close
+    /// marker.
+    TooFewReplayEntries {
+        /// The storage's replay entries.
+        entries: usize,
+    },
+    /// The receive ring has no entry.
+    NoReceiveEntries,
+    /// The largest data frame (`max_message` plus
+    /// [`MAX_HEADER`](crate::wire::MAX_HEADER)) does not fit the link's
+    /// payload. Found when a link is attached, before anything is sent on
+    /// it.
+    LinkTooSmall {
+        /// Bytes a data frame may need.
+        needed: usize,
+        /// The link's maximum payload.
+        max_payload: usize,
+    },
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::AckEveryZero => f.write_str("ack_every must be at least 1"),
+            Self::KeepaliveNotBelowTimeout { keepalive_ms, timeout_ms } => {
+                write!(
+                    f,
+                    "keepalive_ms ({keepalive_ms}) must be below timeout_ms ({timeout_ms}), which must be above 0"
+                )
+            }
+            Self::AckDelayNotBelowTimeout { ack_delay_ms, timeout_ms } => {
+                write!(f, "ack_delay_ms ({ack_delay_ms}) must be below timeout_ms ({timeout_ms})")
+            }
+            Self::LingerBelowTimeout { linger_ms, timeout_ms } => {
+                write!(f, "linger_ms ({linger_ms}) must be at least timeout_ms ({timeout_ms})")
+            }
+            Self::MessageLargerThanReplay { max_message, replay_bytes } => {
+                write!(f, "max_message ({max_message}) exceeds the replay ring's {replay_bytes} bytes")
+            }
+            Self::MessageLargerThanReceive { max_message, receive_bytes } => {
+                write!(f, "max_message ({max_message}) exceeds the receive ring's {receive_bytes} bytes")
+            }
+            Self::TooFewReplayEntries { entries } => {
+                write!(f, "the replay ring needs at least 2 entries (a message and the close marker), not {entries}")
+            }
+            Self::NoReceiveEntries => f.write_str("the receive ring needs at least 1 entry"),
+            Self::LinkTooSmall { needed, max_payload } => {
+                write!(f, "a data frame may need {needed} bytes; the link carries at most {max_payload}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
 impl Default for StableConfig {
     fn default() -> Self {
         Self::DEFAULT

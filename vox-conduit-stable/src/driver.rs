@@ -2,10 +2,10 @@
 //! it takes links from a link source, moves frames between them and the
 //! session core ([`crate::session`]), and keeps the core's clock.
 
-use crate::SessionError;
 use crate::session::{Detach, Outgoing};
 use crate::stable_storage::{Locked, StableStore};
 use crate::wire::{KEY_LEN, ResumeKey};
+use crate::{ConfigError, SessionError};
 use core::future::poll_fn;
 use core::marker::PhantomData;
 use core::task::Poll;
@@ -157,6 +157,14 @@ impl<F: MsgFamily, S: StableStore + 'static, R> StableDriver<F, S, R> {
     /// fails.
     async fn attachment<L: Link>(&self, link: L) -> Detach {
         let (tx, mut rx) = link.split();
+        // A data frame must fit the link: refused before anything is sent.
+        // r[impl stable.config.check]
+        let needed = self.with(|l| l.session.state.config().max_message) + crate::wire::MAX_HEADER;
+        let max_payload = tx.max_payload();
+        if needed > max_payload {
+            self.with(|l| l.session.state.end(SessionError::Config(ConfigError::LinkTooSmall { needed, max_payload })));
+            return Detach::Ended;
+        }
         let sending = async {
             loop {
                 poll_fn(|cx| {
@@ -176,9 +184,10 @@ impl<F: MsgFamily, S: StableStore + 'static, R> StableDriver<F, S, R> {
                 };
                 self.with(|l| match l.session.transmit(*l.now, |out| write_out(permit, out)) {
                     None | Some(Ok(())) => {}
-                    Some(Err(LinkError::TooLarge { len, max })) => {
-                        l.session.state.end(SessionError::LinkTooSmall { len, max })
-                    }
+                    Some(Err(LinkError::TooLarge { len, max })) => l
+                        .session
+                        .state
+                        .end(SessionError::Config(ConfigError::LinkTooSmall { needed: len, max_payload: max })),
                     Some(Err(e)) => l.session.link_failed(e),
                 });
             }

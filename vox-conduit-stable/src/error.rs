@@ -3,6 +3,7 @@
 //! and `send` can return ([`SendError`]) and what `recv` can return
 //! ([`RecvError`]).
 
+use crate::ConfigError;
 use crate::session::Violation;
 use crate::wire::RejectReason;
 use core::fmt;
@@ -29,14 +30,9 @@ pub enum SessionError {
     Rejected(RejectReason),
     /// The link source is exhausted: no more links will come.
     SourceClosed,
-    /// A message does not fit in one link payload: the link's maximum
-    /// payload is smaller than `max_message` plus the frame header.
-    LinkTooSmall {
-        /// Encoded frame length.
-        len: usize,
-        /// The link's maximum payload.
-        max: usize,
-    },
+    /// The configuration cannot work with the link attached (a data frame
+    /// would not fit its payload); nothing was sent on it.
+    Config(ConfigError),
     /// The peer broke the protocol in a way no new link can repair.
     Violation(Violation),
 }
@@ -48,9 +44,7 @@ impl fmt::Display for SessionError {
             Self::Refused(e) => write!(f, "stable conduit refused: {e}"),
             Self::Rejected(r) => write!(f, "the acceptor refused a new session: {r:?}"),
             Self::SourceClosed => f.write_str("the link source is closed"),
-            Self::LinkTooSmall { len, max } => {
-                write!(f, "a frame of {len} bytes does not fit the link's {max}-byte payload")
-            }
+            Self::Config(e) => write!(f, "configuration refused: {e}"),
             Self::Violation(v) => write!(f, "the peer broke the stable protocol: {v:?}"),
         }
     }

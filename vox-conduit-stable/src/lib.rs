@@ -49,7 +49,7 @@ mod stable_stats;
 mod stable_storage;
 pub mod wire;
 
-pub use config::StableConfig;
+pub use config::{ConfigError, StableConfig};
 pub use driver::{Acceptor, Initiator, StableDriver};
 pub use error::{RecvError, SendError, SessionError};
 #[cfg(feature = "alloc")]

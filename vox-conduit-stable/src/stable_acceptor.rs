@@ -83,7 +83,7 @@ where
             };
             let Some((link, hello)) = self.read_hello(link).await else { continue };
             match hello.key {
-                None => return Ok(self.new_session(link)),
+                None => return self.new_session(link),
                 Some(key) => {
                     let known = self.sessions.iter_mut().find(|s| s.storage.lock(|l| l.session.state.knows_key(&key)));
                     match known {
@@ -152,7 +152,7 @@ where
         Some((PrimedLink::new(tx, rx, pending), hello))
     }
 
-    fn new_session(&mut self, link: AcceptedLink<S::Link>) -> AcceptedSession<F, St, M, S::Link> {
+    fn new_session(&mut self, link: AcceptedLink<S::Link>) -> Result<AcceptedSession<F, St, M, S::Link>, SessionError> {
         // Forget sessions that ended; expire the oldest if still full.
         self.sessions.retain(|s| s.storage.lock(|l| l.session.state.ended().is_none()));
         let oldest = self.sessions.iter().enumerate().min_by_key(|(_, s)| s.born).map(|(i, _)| i);
@@ -161,13 +161,13 @@ where
             expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
         }
         let storage = StorageRef::Shared(alloc::sync::Arc::new(St::default()));
-        let (conduit, driver) = StableConduit::acceptor(storage, self.config);
+        let (conduit, driver) = StableConduit::acceptor(storage, self.config).map_err(SessionError::Config)?;
         let links: SessionLinks<M, S::Link> = SharedLinkChannel::new();
         let _ = links.try_offer(link);
         self.accepted += 1;
         let session = Session { storage: conduit.storage_ref(), links: links.clone(), born: self.accepted };
         // Room was made above.
         let _ = self.sessions.push(session);
-        (conduit, driver, links)
+        Ok((conduit, driver, links))
     }
 }

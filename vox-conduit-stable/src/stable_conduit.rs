@@ -3,7 +3,7 @@
 use crate::driver::{Acceptor, Initiator, StableDriver};
 use crate::session::SessionState;
 use crate::stable_storage::StableStore;
-use crate::{RecvError, SendError, StableConfig, StableStats};
+use crate::{ConfigError, RecvError, SendError, StableConfig, StableStats};
 use core::future::poll_fn;
 use core::marker::PhantomData;
 use core::task::Poll;
@@ -47,29 +47,53 @@ pub struct StableConduit<F, S: StableStore + 'static> {
 }
 
 impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
-    fn make<R>(storage: StorageRef<S>, role: SessionRole, config: StableConfig) -> (Self, StableDriver<F, S, R>) {
-        // A message must fit both rings (checked loudly by the config
-        // check of the handshake issue; clamped here meanwhile).
-        let max_message = config.max_message.min(storage.rx_capacity()).min(storage.tx_capacity());
-        let config = StableConfig { max_message, ..config };
-        storage.reset(SessionState::new(role, config, F::FINGERPRINT, storage.rx_capacity()));
+    fn make<R>(
+        storage: StorageRef<S>,
+        role: SessionRole,
+        config: StableConfig,
+    ) -> Result<(Self, StableDriver<F, S, R>), ConfigError> {
+        config.check()?;
+        let (max_message, replay_bytes, receive_bytes) =
+            (config.max_message, storage.tx_capacity(), storage.rx_capacity());
+        if max_message > replay_bytes {
+            return Err(ConfigError::MessageLargerThanReplay { max_message, replay_bytes });
+        }
+        if max_message > receive_bytes {
+            return Err(ConfigError::MessageLargerThanReceive { max_message, receive_bytes });
+        }
+        let (tx_entries, rx_entries) = storage.entries();
+        if tx_entries < 2 {
+            return Err(ConfigError::TooFewReplayEntries { entries: tx_entries });
+        }
+        if rx_entries == 0 {
+            return Err(ConfigError::NoReceiveEntries);
+        }
+        storage.reset(SessionState::new(role, config, F::FINGERPRINT, receive_bytes));
         let conduit = Self {
             tx: StableTx { storage: storage.clone(), _family: PhantomData },
             rx: StableRx { storage: storage.clone(), _family: PhantomData },
         };
-        (conduit, StableDriver::new(storage))
+        Ok((conduit, StableDriver::new(storage)))
     }
 
     /// The side that dials: a conduit on `storage` (a `&'static` or an
     /// `Arc`; it is reset, so use it for one session at a time) and its
-    /// driver, which needs no random numbers.
-    pub fn initiator(storage: impl Into<StorageRef<S>>, config: StableConfig) -> (Self, StableDriver<F, S, Initiator>) {
+    /// driver, which needs no random numbers. A configuration that cannot
+    /// work with this storage is refused here, before anything is sent.
+    pub fn initiator(
+        storage: impl Into<StorageRef<S>>,
+        config: StableConfig,
+    ) -> Result<(Self, StableDriver<F, S, Initiator>), ConfigError> {
         Self::make(storage.into(), SessionRole::Initiator, config)
     }
 
     /// The side that listens: a conduit on `storage` and its driver, which
-    /// makes resume keys from a CSPRNG.
-    pub fn acceptor(storage: impl Into<StorageRef<S>>, config: StableConfig) -> (Self, StableDriver<F, S, Acceptor>) {
+    /// makes resume keys from a CSPRNG. Checked like
+    /// [`initiator`](Self::initiator).
+    pub fn acceptor(
+        storage: impl Into<StorageRef<S>>,
+        config: StableConfig,
+    ) -> Result<(Self, StableDriver<F, S, Acceptor>), ConfigError> {
         Self::make(storage.into(), SessionRole::Acceptor, config)
     }
 

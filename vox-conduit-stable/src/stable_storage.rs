@@ -120,6 +120,9 @@ pub(crate) mod sealed {
 
         /// Size of the replay buffer.
         fn tx_capacity(&self) -> usize;
+
+        /// Replay entries and receive entries.
+        fn entries(&self) -> (usize, usize);
     }
 }
 
@@ -215,6 +218,10 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         TB
     }
 
+    fn entries(&self) -> (usize, usize) {
+        (TM, RM)
+    }
+
     fn received_ptr(&self, offset: usize) -> NonNull<u8> {
         let base = self.rx_bytes.get().cast::<u8>();
         // SAFETY: callers pass offsets within (or one past) the buffer,
@@ -272,8 +279,8 @@ mod tests {
             linger_ms: 10,
         };
         let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
-        let (a, ad) = StableConduit::<BlobFamily, Small>::initiator(Arc::new(Small::new()), config);
-        let (b, bd) = StableConduit::<BlobFamily, Small>::acceptor(Arc::new(Small::new()), config);
+        let (a, ad) = StableConduit::<BlobFamily, Small>::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = StableConduit::<BlobFamily, Small>::acceptor(Arc::new(Small::new()), config).unwrap();
         let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
         let (atx, _arx) = a.split();
         let (_btx, mut brx) = b.split();

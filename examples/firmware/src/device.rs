@@ -68,7 +68,15 @@ pub async fn sessions() -> ! {
     loop {
         session = session.wrapping_add(1);
         info!("session {}: connecting", session);
-        let (conduit, driver) = DeviceConduit::initiator(&CONDUIT_STORAGE, UART_CONFIG);
+        let (conduit, driver) = match DeviceConduit::initiator(&CONDUIT_STORAGE, UART_CONFIG) {
+            Ok(made) => made,
+            Err(e) => {
+                // The configuration cannot work with this storage: say so
+                // once and stop.
+                warn!("the conduit's configuration is refused: {}", e);
+                core::future::pending().await
+            }
+        };
         // An initiator makes no resume keys: no random numbers needed.
         let (driven, served) = embassy_futures::join::join(driver.run(LINKS.receiver(), Delay), serve(conduit)).await;
         warn!("session {} ended: driver {}, application {}", session, driven, served);

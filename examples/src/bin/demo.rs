@@ -50,7 +50,13 @@ async fn main() {
         "{} messages each way; line noise {} per million bytes; line cut about every {} frames each way\n",
         cfg.messages, cfg.noise_ppm, cfg.cut_every_frames
     );
-    let r = run_line(cfg).await;
+    let r = match run_line(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("demo FAILED: {e}");
+            std::process::exit(1);
+        }
+    };
     let lost = 2 * u64::from(r.sent) - u64::from(r.delivered_to_device) - u64::from(r.delivered_to_host);
     let secs = r.elapsed.as_secs_f64();
     println!();

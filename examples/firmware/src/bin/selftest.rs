@@ -149,8 +149,11 @@ async fn exchange(conduit: TestConduit) -> u32 {
 /// Two stable conduits over a noisy line that is cut every few hundred
 /// milliseconds: every message arrives exactly once, in order.
 async fn stable_over_noisy_cut_line() -> bool {
-    let (a, driver_a) = TestConduit::initiator(&CONDUIT_A, CONFIG);
-    let (b, driver_b) = TestConduit::acceptor(&CONDUIT_B, CONFIG);
+    let (Ok((a, driver_a)), Ok((b, driver_b))) =
+        (TestConduit::initiator(&CONDUIT_A, CONFIG), TestConduit::acceptor(&CONDUIT_B, CONFIG))
+    else {
+        return false;
+    };
     let (stats_a, stats_b) = (a.stats_handle(), b.stats_handle());
     let ports = select(
         serial_port(&LINK_A, &LINKS_A, &PIPE_BA, &PIPE_AB, 1, 170),
