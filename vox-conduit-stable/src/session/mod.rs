@@ -32,7 +32,7 @@ mod ring;
 #[cfg(test)]
 mod tests;
 
-use crate::wire::{Hello, KEY_LEN, RejectReason, ResumeKey, Window, WireFrame, seq_before};
+use crate::wire::{FrameError, Hello, KEY_LEN, RejectReason, ResumeKey, Window, WireFrame, seq_before};
 use crate::{SendError, SessionError, StableConfig, StableStats};
 use ring::{RingIndex, Span};
 use vox_types::{
@@ -114,13 +114,38 @@ pub struct Received {
     pub len: usize,
 }
 
-/// The peer broke the protocol; the attachment ends (the frame may be a
-/// stray one), except where noted.
+/// Which stable frame a [`Violation`] was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FrameKind {
+    /// `Hello`.
+    Hello,
+    /// `Data`.
+    Data,
+    /// `Ack`.
+    Ack,
+    /// `Close`.
+    Close,
+}
+
+/// The peer broke the protocol: which frame, which field, what was
+/// expected.
+///
+/// Policy: a violation ends the **attachment**, not the session (counted
+/// in [`StableStats::violations`]): the frame may be a stray one (a stale
+/// link's, or one that got past the CRC), and the reattachment's
+/// handshake puts both sides back in step, replaying what is missing. The
+/// one exception is [`ResumeOutOfRange`](Self::ResumeOutOfRange), which
+/// ends the session: the peer's hello says its state and ours cannot be
+/// reconciled, and no new link changes that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Violation {
-    /// A `Data`, `Ack` or `Close` acknowledged frames never sent.
+    /// The `ack` field of a `Data`, `Ack` or `Close` acknowledged frames
+    /// never sent (expected: at most `sent`).
     AckAhead {
+        /// The frame.
+        frame: FrameKind,
         /// The frame's `ack`.
         ack: u32,
         /// One past the highest sequence number ever sent.
@@ -164,9 +189,9 @@ pub enum Detach {
         /// The peer's next sequence number.
         next: u32,
     },
-    /// A payload that is not a stable frame (after the handshake) or a
-    /// garbage prologue.
-    Malformed,
+    /// A payload that is not a stable frame (after the handshake), with
+    /// what the decoder found, or a garbage prologue.
+    Malformed(FrameError),
     /// We refused the peer's resume key (the `Reject` was sent).
     Refused,
     /// The peer broke the protocol.
@@ -657,8 +682,8 @@ impl Session<'_> {
                 Ok(frame) => self.on_frame(now, frame, store),
                 // Stale frames of an earlier link are skipped until the
                 // handshake is done; after it, a frame must parse.
-                _ if matches!(self.state.phase, Phase::Handshake(_)) => {}
-                _ => self.state.detach_with(Detach::Malformed),
+                Err(_) if matches!(self.state.phase, Phase::Handshake(_)) => {}
+                Err(e) => self.state.detach_with(Detach::Malformed(e)),
             }
         }
         self.check_complete();
@@ -682,7 +707,7 @@ impl Session<'_> {
                 s.send_prologue = true;
                 s.wakes |= Wakes::TRANSMIT;
             }
-            Err(_) => self.state.detach_with(Detach::Malformed),
+            Err(_) => self.state.detach_with(Detach::Malformed(FrameError::Malformed)),
             Ok(()) => {
                 let s = &mut *self.state;
                 let mut h = match s.phase {
@@ -802,7 +827,7 @@ impl Session<'_> {
             next,
             _replaying
         );
-        self.on_ack(next, Some(hello.window));
+        self.on_ack(FrameKind::Hello, next, Some(hello.window));
     }
 
     fn on_data_phase_frame(&mut self, now: Instant, frame: WireFrame<'_>, store: impl FnOnce(usize, &[u8])) {
@@ -811,7 +836,7 @@ impl Session<'_> {
         }
         match frame {
             WireFrame::Ack { ack, next, window, done } => {
-                if !self.on_ack(ack, Some(window)) {
+                if !self.on_ack(FrameKind::Ack, ack, Some(window)) {
                     return;
                 }
                 let s = &mut *self.state;
@@ -826,12 +851,12 @@ impl Session<'_> {
                 }
             }
             WireFrame::Data { seq, ack, window, msg } => {
-                if self.on_ack(ack, Some(window)) {
+                if self.on_ack(FrameKind::Data, ack, Some(window)) {
                     self.deliver(now, seq, Some(msg), store);
                 }
             }
             WireFrame::Close { seq, ack } => {
-                if self.on_ack(ack, None) {
+                if self.on_ack(FrameKind::Close, ack, None) {
                     self.deliver(now, seq, None, store);
                 }
             }
@@ -843,11 +868,11 @@ impl Session<'_> {
     /// The peer has everything before `ack` and can take `window` more.
     /// `false` if the frame broke the protocol (the attachment ends).
     // r[impl stable.flow.window]
-    fn on_ack(&mut self, ack: u32, window: Option<Window>) -> bool {
+    fn on_ack(&mut self, frame: FrameKind, ack: u32, window: Option<Window>) -> bool {
         let s = &mut *self.state;
         if seq_before(s.tx.sent_high, ack) {
             s.stats.violations += 1;
-            s.detach_with(Detach::Violation(Violation::AckAhead { ack, sent: s.tx.sent_high }));
+            s.detach_with(Detach::Violation(Violation::AckAhead { frame, ack, sent: s.tx.sent_high }));
             return false;
         }
         if seq_before(ack, s.tx.base_seq) {

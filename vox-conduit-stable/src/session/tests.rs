@@ -324,7 +324,7 @@ fn an_ack_for_frames_never_sent_is_a_violation_that_ends_the_attachment() {
     let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
     attach(&mut a, &mut b, 0);
     feed(&mut a, 1, &[data(0, 5, b"x")]);
-    assert_eq!(a.state.take_detach(), Some(Detach::Violation(Violation::AckAhead { ack: 5, sent: 0 })));
+    assert_eq!(a.state.take_detach(), Some(Detach::Violation(Violation::AckAhead { frame: FrameKind::Data, ack: 5, sent: 0 })));
     assert_eq!(a.state.ended(), None, "the session survives a stray frame");
 }
 
@@ -393,4 +393,15 @@ fn a_keyless_hello_after_a_first_hello_that_died_is_the_same_session() {
     b.parts().0.link_failed(LinkError::Closed);
     attach(&mut a, &mut b, 10);
     assert_eq!(b.state.ended(), None, "nothing was confirmed: the same session");
+}
+
+#[test]
+fn a_frame_that_does_not_decode_after_the_handshake_says_why() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    feed(&mut a, 1, &[std::vec![9, 0]]);
+    assert_eq!(a.state.take_detach(), Some(Detach::Malformed(FrameError::Malformed)));
+    attach(&mut a, &mut b, 2);
+    feed(&mut a, 3, &[std::vec![2, 0]]);
+    assert_eq!(a.state.take_detach(), Some(Detach::Malformed(FrameError::Truncated)));
 }
