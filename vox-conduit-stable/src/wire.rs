@@ -15,6 +15,11 @@
 //! sender of the frame can take messages up to `ack + msgs` (exclusive)
 //! whose bytes end at most `bytes` after the first byte of message `ack`.
 
+// r[impl proto.doc]
+// The specification of these frames, with hex examples a test checks
+// against this codec, is `docs/PROTOCOL.md`; keep it exact when this
+// file changes.
+
 use serde::{Deserialize, Serialize};
 
 /// Length of a resume key.

@@ -324,7 +324,10 @@ fn an_ack_for_frames_never_sent_is_a_violation_that_ends_the_attachment() {
     let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
     attach(&mut a, &mut b, 0);
     feed(&mut a, 1, &[data(0, 5, b"x")]);
-    assert_eq!(a.state.take_detach(), Some(Detach::Violation(Violation::AckAhead { frame: FrameKind::Data, ack: 5, sent: 0 })));
+    assert_eq!(
+        a.state.take_detach(),
+        Some(Detach::Violation(Violation::AckAhead { frame: FrameKind::Data, ack: 5, sent: 0 }))
+    );
     assert_eq!(a.state.ended(), None, "the session survives a stray frame");
 }
 
