@@ -48,8 +48,12 @@ async fn a_schema_mismatch_ends_both_sides_with_both_fingerprints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_mismatch_through_the_acceptor_reaches_the_initiator() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
-    let mut acceptor =
-        StableAcceptor::<_, DemoFamily, TestStorage, CriticalSectionRawMutex, _, 4>::new(listener, TokioDelay, FAST);
+    let (mut acceptor, runner) =
+        StableAcceptor::<DemoFamily, TestStorage, CriticalSectionRawMutex, _>::new::<_, _, 4, 8>(
+            listener, TokioDelay, FAST,
+        )
+        .unwrap();
+    tokio::spawn(runner.run());
     tokio::spawn(async move { while acceptor.accept().await.is_ok() {} });
     let (_kit, kit_driver) = initiator();
     let end = tokio::time::timeout(QUICK, kit_driver.run(dialer, TokioDelay)).await.expect("quick");

@@ -57,7 +57,7 @@ pub use link_channel::SharedLinkChannel;
 pub use link_channel::{LinkChannel, LinkChannelReceiver};
 pub use primed_link::{PrimedLink, PrimedRx};
 #[cfg(feature = "alloc")]
-pub use stable_acceptor::{AcceptedLink, AcceptedSession, SessionLinks, StableAcceptor};
+pub use stable_acceptor::{AcceptedLink, AcceptedSession, AcceptorParts, AcceptorRunner, SessionLinks, StableAcceptor};
 pub use stable_conduit::{StableConduit, StablePermit, StableRx, StableStatsHandle, StableTx};
 pub use stable_stats::StableStats;
 pub use stable_storage::{StableStorage, StableStore};

@@ -1,16 +1,50 @@
-//! `StableAcceptor`: accepts stable sessions from a link source (a TCP
-//! listener) and routes each new link to its session by resume key, in a
-//! table of at most `N` resumable sessions that expires the oldest.
+//! `StableAcceptor`: many stable sessions through one listener. A runner
+//! future handshakes new links concurrently, each under a deadline, routes
+//! resuming links to their sessions by resume key (whether or not the
+//! application is in `accept`), and refuses newcomers on the wire when its
+//! table is full of live sessions.
+//!
+//! # Policy
+//!
+//! - **Concurrent handshakes**: up to `PENDING` links read their prologue
+//!   and hello at once, each for at most `timeout_ms`. When all are busy, a
+//!   new link evicts the oldest pending one: a silent, slow or garbage
+//!   sending connection delays no other, and memory stays bounded.
+//! - **Routing**: a hello with a known key goes to its session, even while
+//!   the application does not call [`StableAcceptor::accept`].
+//! - **Table**: at most `N` sessions. A new session may take the place of a
+//!   session that ended, finished, or has had no link and no frame for its
+//!   `timeout_ms` (oldest first); never of a session that has a link or
+//!   was active within its timeout. Otherwise the newcomer gets
+//!   `Reject(TableFull)`; if `QUEUE` new sessions already wait for
+//!   `accept`, it gets `Reject(Busy)`. Anonymous hellos cannot flush live
+//!   sessions.
+//! - **Refusals**: a prologue of another schema, mode, version or role is
+//!   answered with ours (the initiator then ends with the typed refusal);
+//!   an unknown key gets `Reject(SessionUnknown)`.
+//!
+//! Without an allocator, run one [`StableConduit::acceptor`] on a
+//! [`LinkChannel`](crate::LinkChannel) instead (one session at a time).
 
+use crate::driver::write_out;
 use crate::primed_link::PrimedLink;
 use crate::session::Outgoing;
 use crate::stable_storage::StableStore;
 use crate::wire::{Hello, RejectReason, WireFrame};
-use crate::{Acceptor, SessionError, SharedLinkChannel, StableConduit, StableConfig, StableDriver};
+use crate::{Acceptor, ConfigError, SessionError, SharedLinkChannel, StableConduit, StableConfig, StableDriver};
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
 use embassy_futures::select::{Either, select};
+use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::waitqueue::WakerRegistration;
 use embedded_hal_async::delay::DelayNs;
-use heapless::{Deque, Vec};
+use heapless::Deque;
 use vox_types::{
     ConduitMode, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MaybeSend, MaybeSync, MsgFamily,
     PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, Prologue, SessionRole, StorageRef, WriteSlot,
@@ -25,6 +59,44 @@ pub type AcceptedLink<L> = PrimedLink<<L as Link>::Tx, <L as Link>::Rx>;
 /// Where an accepted session's driver takes its links from.
 pub type SessionLinks<M, L> = SharedLinkChannel<M, AcceptedLink<L>>;
 
+/// What [`StableAcceptor::new`] makes: the application's handle and the
+/// runner.
+pub type AcceptorParts<S, F, St, M, D, const N: usize, const PENDING: usize> =
+    (StableAcceptor<F, St, M, <S as LinkSource>::Link>, AcceptorRunner<S, F, St, M, D, N, PENDING>);
+
+/// New sessions waiting for `accept` at most.
+const QUEUE: usize = 4;
+
+struct Queue<T> {
+    sessions: Deque<T, QUEUE>,
+    /// The runner stopped (its link source is closed).
+    closed: bool,
+    waker: WakerRegistration,
+}
+
+/// The application's side: takes new sessions. Made with its
+/// [`AcceptorRunner`] by [`StableAcceptor::new`].
+// r[impl stable.acceptor]
+pub struct StableAcceptor<F: MsgFamily, St: StableStore + 'static, M: RawMutex + 'static, L: Link> {
+    queue: QueueRef<F, St, M, L>,
+}
+
+/// The acceptor's runner: spawn it (or join it); it accepts links,
+/// handshakes them, routes and refuses. `N` sessions in the table,
+/// `PENDING` handshakes at once.
+pub struct AcceptorRunner<S, F, St, M, D, const N: usize, const PENDING: usize>
+where
+    S: LinkSource,
+    F: MsgFamily,
+    St: StableStore + 'static,
+    M: RawMutex + 'static,
+{
+    source: S,
+    delay: D,
+    config: StableConfig,
+    queue: QueueRef<F, St, M, S::Link>,
+}
+
 struct Session<St: StableStore + 'static, M: RawMutex + 'static, L: Link> {
     storage: StorageRef<St>,
     links: SessionLinks<M, L>,
@@ -32,142 +104,273 @@ struct Session<St: StableStore + 'static, M: RawMutex + 'static, L: Link> {
     born: u64,
 }
 
-/// Accepts stable sessions: a new session for a hello without a key,
-/// routing to its session for a known key, a rejection for an unknown one.
-/// Each session gets fresh storage of type `St` (a
-/// [`StableStorage`](crate::StableStorage)) on the heap.
-// r[impl stable.acceptor]
-pub struct StableAcceptor<S, F, St, M, D, const N: usize>
-where
-    S: LinkSource,
-    St: StableStore + 'static,
-    M: RawMutex + 'static,
-{
-    source: S,
-    delay: D,
-    config: StableConfig,
-    sessions: Vec<Session<St, M, S::Link>, N>,
-    accepted: u64,
-    _family: core::marker::PhantomData<fn() -> F>,
+impl<St: StableStore + 'static, M: RawMutex + 'static, L: Link> Session<St, M, L> {
+    /// Ended, finished, or without a link and silent for its timeout.
+    fn evictable(&self) -> bool {
+        self.storage.lock(|l| {
+            let s = &l.session.state;
+            let silent = !s.has_link() && s.silent_for(*l.now) >= u64::from(s.config().timeout_ms);
+            s.ended().is_some() || s.is_complete() || silent
+        })
+    }
+
+    fn ended(&self) -> bool {
+        self.storage.lock(|l| l.session.state.ended().is_some() || l.session.state.is_complete())
+    }
 }
 
-impl<S, F, St, M, D, const N: usize> StableAcceptor<S, F, St, M, D, N>
+impl<F, St, M, L> StableAcceptor<F, St, M, L>
+where
+    F: MsgFamily,
+    St: StableStore + Default + 'static,
+    M: RawMutex + MaybeSend + MaybeSync + 'static,
+    L: Link + MaybeSend,
+{
+    /// An acceptor on `source`, and the runner that must run for it. The
+    /// configuration is checked here, before any link is taken.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<S, D, const N: usize, const PENDING: usize>(
+        source: S,
+        delay: D,
+        config: StableConfig,
+    ) -> Result<AcceptorParts<S, F, St, M, D, N, PENDING>, ConfigError>
+    where
+        S: LinkSource<Link = L>,
+        D: DelayNs + Clone,
+    {
+        // Checks the configuration against the storage type too.
+        StableConduit::<F, St>::acceptor(Arc::new(St::default()), config)?;
+        let queue = Arc::new(Mutex::new(RefCell::new(Queue {
+            sessions: Deque::new(),
+            closed: false,
+            waker: WakerRegistration::new(),
+        })));
+        Ok((Self { queue: queue.clone() }, AcceptorRunner { source, delay, config, queue }))
+    }
+
+    /// The next new session: its conduit, its driver, and the link source
+    /// to run the driver on (`driver.run(links, rng, delay)`).
+    /// [`SessionError::SourceClosed`] once the runner stopped.
+    pub async fn accept(&mut self) -> Result<AcceptedSession<F, St, M, L>, SessionError> {
+        poll_fn(|cx| {
+            self.queue.lock(|q| {
+                let mut q = q.borrow_mut();
+                if let Some(s) = q.sessions.pop_front() {
+                    return Poll::Ready(Ok(s));
+                }
+                if q.closed {
+                    return Poll::Ready(Err(SessionError::SourceClosed));
+                }
+                q.waker.register(cx.waker());
+                Poll::Pending
+            })
+        })
+        .await
+    }
+}
+
+/// Polls `fut` once, without waiting (a fresh link's first permit is
+/// ready at once; a stuck link gets nothing).
+fn poll_once<T>(fut: impl Future<Output = T>) -> Option<T> {
+    let mut fut = core::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(t) => Some(t),
+        Poll::Pending => None,
+    }
+}
+
+/// Sends `Reject(reason)` on a link, if it can take it at once.
+fn reject(link: impl Link, reason: RejectReason) {
+    let (tx, _rx) = link.split();
+    if let Some(Ok(permit)) = poll_once(tx.reserve()) {
+        let _ = write_out(permit, &Outgoing::Frame(WireFrame::Reject(reason)));
+    }
+}
+
+/// Reads the initiator's prologue and hello (skipping stale frames) within
+/// `timeout_ms`, answering prologues, and returns the link primed with
+/// both; `None` for a link that failed, timed out or was refused.
+async fn read_hello<L: Link, D: DelayNs>(
+    link: L,
+    mut delay: D,
+    timeout_ms: u32,
+    local: Prologue,
+) -> Option<(AcceptedLink<L>, Hello)> {
+    let (tx, mut rx) = link.split();
+    let read = async {
+        let mut pending = Deque::<_, 2>::new();
+        loop {
+            let payload = rx.recv().await.ok()??;
+            if payload.as_bytes().starts_with(&PROLOGUE_MAGIC) {
+                let peer = Prologue::decode(payload.as_bytes());
+                // Answer every prologue that decodes, refused or not: a
+                // good one lets the initiator go on to its hello (the
+                // session's driver answers again; repeats are taken for
+                // what they are); a refused one lets the initiator find
+                // the same mismatch at once.
+                // r[impl stable.refusal]
+                let mut buf = [0u8; PROLOGUE_MAX_LEN];
+                let n = local.encode(&mut buf).ok()?;
+                if peer.is_ok() {
+                    let mut slot = tx.reserve().await.ok()?.alloc(n).ok()?;
+                    slot.as_mut_slice().copy_from_slice(buf.get(..n)?);
+                    slot.commit();
+                }
+                local.check_peer(&peer.ok()?).ok()?;
+                pending.clear();
+                pending.push_back(payload).ok()?;
+                continue;
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            if let Ok(WireFrame::Hello(hello)) = WireFrame::decode(payload.as_bytes()) {
+                pending.push_back(payload).ok()?;
+                return Some((pending, hello));
+            }
+        }
+    };
+    let (pending, hello) = match select(read, delay.delay_ms(timeout_ms)).await {
+        Either::First(found) => found?,
+        Either::Second(()) => return None,
+    };
+    Some((PrimedLink::new(tx, rx, pending), hello))
+}
+
+enum Event<L: Link> {
+    Link(Result<L, LinkError>),
+    Hello(Option<(AcceptedLink<L>, Hello)>),
+}
+
+impl<S, F, St, M, D, const N: usize, const PENDING: usize> AcceptorRunner<S, F, St, M, D, N, PENDING>
 where
     S: LinkSource,
     S::Link: MaybeSend,
     F: MsgFamily,
     St: StableStore + Default + 'static,
     M: RawMutex + MaybeSend + MaybeSync + 'static,
-    D: DelayNs,
+    D: DelayNs + Clone,
 {
-    /// Accepts from `source`; `delay` bounds how long a new link may take
-    /// to say hello (`config.timeout_ms`).
-    pub fn new(source: S, delay: D, config: StableConfig) -> Self {
-        Self { source, delay, config, sessions: Vec::new(), accepted: 0, _family: core::marker::PhantomData }
-    }
-
-    /// Sessions in the table.
-    pub fn sessions(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// The next new session: its conduit, its driver, and the link source
-    /// to run the driver on (`driver.run(links, rng, delay)`). Links that
-    /// resume a known session are handed to it on the way.
-    pub async fn accept(&mut self) -> Result<AcceptedSession<F, St, M, S::Link>, SessionError> {
-        loop {
-            let link = match self.source.next_link().await {
-                Ok(link) => link,
-                Err(LinkError::Closed) => return Err(SessionError::SourceClosed),
-                Err(_) => continue,
-            };
-            let Some((link, hello)) = self.read_hello(link).await else { continue };
-            match hello.key {
-                None => return self.new_session(link),
-                Some(key) => {
-                    let known = self.sessions.iter_mut().find(|s| s.storage.lock(|l| l.session.state.knows_key(&key)));
-                    match known {
-                        Some(session) => {
-                            // The newest link replaces one not yet taken.
-                            let _ = session.links.try_receive();
-                            let _ = session.links.try_offer(link);
-                        }
-                        None => {
-                            // Tell the initiator, unless its link is stuck:
-                            // the accept loop must not wait on one link.
-                            let (tx, _rx) = link.split();
-                            let reject = Outgoing::Frame(WireFrame::Reject(RejectReason::SessionUnknown));
-                            let reserved = select(tx.reserve(), self.delay.delay_ms(self.config.timeout_ms)).await;
-                            if let Either::First(Ok(permit)) = reserved {
-                                let _ = crate::driver::write_out(permit, &reject);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    /// Reads the initiator's prologue and hello (skipping stale frames),
-    /// and returns the link primed with both.
-    async fn read_hello(&mut self, link: S::Link) -> Option<(AcceptedLink<S::Link>, Hello)> {
-        let (tx, mut rx) = link.split();
+    /// Runs the acceptor until its link source closes
+    /// ([`SessionError::SourceClosed`]). Sessions already accepted go on
+    /// with their own drivers.
+    // r[impl stable.acceptor.concurrent]
+    // r[impl stable.acceptor.routing]
+    pub async fn run(self) -> SessionError {
+        let Self { mut source, delay, config, queue } = self;
         let local = Prologue::new(ConduitMode::Stable, SessionRole::Acceptor, F::FINGERPRINT);
-        let read = async {
-            let mut pending = Deque::<_, 2>::new();
-            loop {
-                let payload = rx.recv().await.ok()??;
-                if payload.as_bytes().starts_with(&PROLOGUE_MAGIC) {
-                    let peer = Prologue::decode(payload.as_bytes());
-                    // Answer every prologue that decodes, refused or not:
-                    // a good one lets the initiator go on to its hello
-                    // (the session's driver answers again; repeats are
-                    // taken for what they are); a refused one lets the
-                    // initiator find the same mismatch at once.
-                    // r[impl stable.refusal]
-                    let mut buf = [0u8; PROLOGUE_MAX_LEN];
-                    let n = local.encode(&mut buf).ok()?;
-                    if peer.is_ok() {
-                        let mut slot = tx.reserve().await.ok()?.alloc(n).ok()?;
-                        slot.as_mut_slice().copy_from_slice(buf.get(..n)?);
-                        slot.commit();
+        let timeout_ms = config.timeout_ms;
+        let mut sessions: Vec<Session<St, M, S::Link>> = Vec::with_capacity(N);
+        let mut born = 0u64;
+        let handshake = |link| Box::pin(read_hello(link, delay.clone(), timeout_ms, local));
+        let mut pending = vec_for(&handshake, PENDING);
+        let ended = loop {
+            // A fresh `next_link` each turn: a handshake that completes
+            // first drops it, so the source's `next_link` must be
+            // cancel-safe (a TCP accept, a channel receive are).
+            let event = {
+                let mut next_link = core::pin::pin!(source.next_link());
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = next_link.as_mut().poll(cx) {
+                        return Poll::Ready(Event::Link(r));
                     }
-                    local.check_peer(&peer.ok()?).ok()?;
-                    pending.clear();
-                    pending.push_back(payload).ok()?;
-                    continue;
+                    for i in 0..pending.len() {
+                        let Some(fut) = pending.get_mut(i) else { break };
+                        if let Poll::Ready(r) = Pin::as_mut(fut).poll(cx) {
+                            drop(pending.swap_remove(i));
+                            return Poll::Ready(Event::Hello(r));
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+            match event {
+                Event::Link(Ok(link)) => {
+                    if pending.len() >= PENDING.max(1) {
+                        // All handshake places are taken: the oldest one
+                        // goes (its link is dropped).
+                        drop(pending.remove(0));
+                    }
+                    pending.push(handshake(link));
                 }
-                if pending.is_empty() {
-                    continue;
-                }
-                if let Ok(WireFrame::Hello(hello)) = WireFrame::decode(payload.as_bytes()) {
-                    pending.push_back(payload).ok()?;
-                    return Some((pending, hello));
-                }
+                Event::Link(Err(LinkError::Closed)) => break SessionError::SourceClosed,
+                Event::Link(Err(_)) => {}
+                Event::Hello(None) => {}
+                Event::Hello(Some((link, hello))) => match hello.key {
+                    Some(key) => {
+                        let known = sessions.iter().find(|s| s.storage.lock(|l| l.session.state.knows_key(&key)));
+                        match known {
+                            Some(session) => {
+                                // The newest link replaces one not yet taken.
+                                let _ = session.links.try_receive();
+                                let _ = session.links.try_offer(link);
+                            }
+                            None => reject(link, RejectReason::SessionUnknown),
+                        }
+                    }
+                    None => new_session::<F, St, M, S::Link, N>(&config, &queue, &mut sessions, &mut born, link),
+                },
             }
         };
-        let (pending, hello) = match select(read, self.delay.delay_ms(self.config.timeout_ms)).await {
-            Either::First(found) => found?,
-            Either::Second(()) => return None,
-        };
-        Some((PrimedLink::new(tx, rx, pending), hello))
+        queue.lock(|q| {
+            let mut q = q.borrow_mut();
+            q.closed = true;
+            q.waker.wake();
+        });
+        ended
     }
+}
 
-    fn new_session(&mut self, link: AcceptedLink<S::Link>) -> Result<AcceptedSession<F, St, M, S::Link>, SessionError> {
-        // Forget sessions that ended; expire the oldest if still full.
-        self.sessions.retain(|s| s.storage.lock(|l| l.session.state.ended().is_none()));
-        let oldest = self.sessions.iter().enumerate().min_by_key(|(_, s)| s.born).map(|(i, _)| i);
-        if let (true, Some(oldest)) = (self.sessions.is_full(), oldest) {
-            let expired = self.sessions.swap_remove(oldest);
-            expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
+/// The type of the handshake futures, named by the closure that makes them.
+fn vec_for<A, T>(_make: &impl Fn(A) -> T, capacity: usize) -> Vec<T> {
+    Vec::with_capacity(capacity)
+}
+
+type QueueRef<F, St, M, L> = Arc<Mutex<M, RefCell<Queue<AcceptedSession<F, St, M, L>>>>>;
+
+/// A hello without a key: a new session, if the table and the queue have
+/// room (see the module's policy).
+// r[impl stable.acceptor.eviction]
+fn new_session<F, St, M, L, const N: usize>(
+    config: &StableConfig,
+    queue: &QueueRef<F, St, M, L>,
+    sessions: &mut Vec<Session<St, M, L>>,
+    born: &mut u64,
+    link: AcceptedLink<L>,
+) where
+    F: MsgFamily,
+    St: StableStore + Default + 'static,
+    M: RawMutex + 'static,
+    L: Link,
+{
+    sessions.retain(|s| !s.ended());
+    if sessions.len() >= N {
+        let oldest_evictable =
+            sessions.iter().enumerate().filter(|(_, s)| s.evictable()).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
+        match oldest_evictable {
+            Some(i) => {
+                let expired = sessions.swap_remove(i);
+                expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
+            }
+            None => return reject(link, RejectReason::TableFull),
         }
-        let storage = StorageRef::Shared(alloc::sync::Arc::new(St::default()));
-        let (conduit, driver) = StableConduit::acceptor(storage, self.config).map_err(SessionError::Config)?;
-        let links: SessionLinks<M, S::Link> = SharedLinkChannel::new();
-        let _ = links.try_offer(link);
-        self.accepted += 1;
-        let session = Session { storage: conduit.storage_ref(), links: links.clone(), born: self.accepted };
-        // Room was made above.
-        let _ = self.sessions.push(session);
-        Ok((conduit, driver, links))
     }
+    if queue.lock(|q| q.borrow().sessions.is_full()) {
+        return reject(link, RejectReason::Busy);
+    }
+    let storage = StorageRef::Shared(Arc::new(St::default()));
+    let Ok((conduit, driver)) = StableConduit::acceptor(storage, *config) else {
+        // Checked in `StableAcceptor::new`.
+        return;
+    };
+    let links: SessionLinks<M, L> = SharedLinkChannel::new();
+    let _ = links.try_offer(link);
+    *born += 1;
+    sessions.push(Session { storage: conduit.storage_ref(), links: links.clone(), born: *born });
+    queue.lock(|q| {
+        let mut q = q.borrow_mut();
+        let _ = q.sessions.push_back((conduit, driver, links));
+        q.waker.wake();
+    });
 }

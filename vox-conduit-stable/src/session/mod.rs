@@ -544,6 +544,12 @@ impl SessionState {
         self.wakes |= Wakes::TRANSMIT;
     }
 
+    /// Milliseconds since the last frame arrived (or the last attachment
+    /// began), on the caller's clock.
+    pub fn silent_for(&self, now: Instant) -> u64 {
+        now.saturating_sub(self.last_rx)
+    }
+
     /// Whether a link is attached (handshake or data phase).
     pub fn has_link(&self) -> bool {
         self.phase != Phase::Detached
