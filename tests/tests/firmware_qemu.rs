@@ -249,3 +249,83 @@ async fn a_host_of_another_schema_is_refused_by_the_device_and_the_device_stops(
     assert_eq!(count("connecting"), 1, "no second session: {log:?}");
     println!("refused in {took:?}\n{}", log.join("\n"));
 }
+
+/// Starts the defmt `device` and waits for its connection to the host.
+async fn refusing_device() -> (Arc<TcpSerialPort>, Qemu, std::path::PathBuf) {
+    let elf = firmware("device", Board::Lm3s6965, &["defmt"]);
+    let (serial, port) = host_port().await;
+    let qemu =
+        Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, QEMU_LIMIT, true).await.unwrap();
+    while serial.connections() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    (serial, qemu, elf)
+}
+
+/// The device's log after a refusal: the typed error, once, and no retry.
+async fn assert_device_refused(qemu: Qemu, elf: &std::path::Path, what: &str) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = defmt_lines(elf, &qemu.stop_with_output().await.unwrap());
+    let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    assert!(count(what) >= 1, "the device logs {what}: {log:?}");
+    assert_eq!(count("not retrying"), 1, "{log:?}");
+    assert_eq!(count("connecting"), 1, "no second session: {log:?}");
+}
+
+/// A bare host against the stable device: both refuse the mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_host_and_the_stable_device_refuse_each_other_for_the_mode() {
+    use vox_types::{HandshakeError, PrologueError};
+    let (serial, qemu, elf) = refusing_device().await;
+    let mut links = serial.links.receiver();
+    let link = vox_types::LinkSource::next_link(&mut links).await.unwrap();
+    let started = std::time::Instant::now();
+    let bare = tokio::time::timeout(
+        Duration::from_secs(5),
+        vox_conduit_bare::BareConduit::<_, vox_demo_protocol::DemoFamily>::connect(
+            link,
+            vox_types::SessionRole::Acceptor,
+        ),
+    )
+    .await
+    .expect("in time");
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            &bare,
+            Err(vox_conduit_bare::BareError::Handshake(HandshakeError::Prologue(PrologueError::ModeMismatch { .. })))
+        ),
+        "{:?}",
+        bare.err()
+    );
+    assert!(took < Duration::from_secs(1), "refused in {took:?}");
+    assert_device_refused(qemu, &elf, "ModeMismatch").await;
+}
+
+/// A host of another protocol version: the device refuses it and answers
+/// with its own version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_of_another_version_is_refused_by_the_device() {
+    use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, Prologue, WriteSlot};
+    let (serial, qemu, elf) = refusing_device().await;
+    let mut links = serial.links.receiver();
+    let link = vox_types::LinkSource::next_link(&mut links).await.unwrap();
+    let (tx, mut rx) = link.split();
+    let started = std::time::Instant::now();
+    let mut future = Prologue::new(
+        vox_types::ConduitMode::Stable,
+        vox_types::SessionRole::Acceptor,
+        <vox_demo_protocol::DemoFamily as vox_types::MsgFamily>::FINGERPRINT,
+    );
+    future.version = 2;
+    let mut buf = [0u8; 32];
+    let n = future.encode(&mut buf).unwrap();
+    let mut slot = tx.reserve().await.unwrap().alloc(n).unwrap();
+    slot.as_mut_slice().copy_from_slice(&buf[..n]);
+    slot.commit();
+    // The device's prologue (sent when it attached) says version 1.
+    let theirs = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").unwrap().unwrap();
+    assert_eq!(Prologue::decode(theirs.as_bytes()).unwrap().version, 1);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_device_refused(qemu, &elf, "UnsupportedVersion").await;
+}

@@ -12,7 +12,9 @@ use core::task::Poll;
 use embassy_futures::select::{Either, Either3, select, select3};
 use embedded_hal_async::delay::DelayNs;
 use rand_core::CryptoRng;
-use vox_types::{Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, StorageRef, WriteSlot};
+use vox_types::{
+    Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, SessionRole, StorageRef, WriteSlot,
+};
 
 /// Role marker of a driver that dials: [`StableDriver::run`] needs no
 /// random numbers (only the acceptor makes resume keys).
@@ -21,6 +23,28 @@ pub struct Initiator;
 /// Role marker of a driver that listens: [`StableDriver::run`] takes a
 /// CSPRNG for resume keys.
 pub struct Acceptor;
+
+/// The role a driver's type stands for, known at compile time: the core
+/// then drops the other role's code (an initiator firmware carries no
+/// acceptor handshake).
+pub trait Role: sealed_role::Sealed {
+    /// The role.
+    const ROLE: SessionRole;
+}
+
+mod sealed_role {
+    pub trait Sealed {}
+    impl Sealed for super::Initiator {}
+    impl Sealed for super::Acceptor {}
+}
+
+impl Role for Initiator {
+    const ROLE: SessionRole = SessionRole::Initiator;
+}
+
+impl Role for Acceptor {
+    const ROLE: SessionRole = SessionRole::Acceptor;
+}
 
 /// Runs a [`StableConduit`](crate::StableConduit): spawn it (embassy,
 /// tokio) or join it with the application. `R` is the role
@@ -67,7 +91,7 @@ pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Resul
     Ok(())
 }
 
-impl<F: MsgFamily, S: StableStore + 'static, R> StableDriver<F, S, R> {
+impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     pub(crate) fn new(storage: StorageRef<S>) -> Self {
         Self { storage, _role: PhantomData }
     }
@@ -148,7 +172,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R> StableDriver<F, S, R> {
             delay.delay_ms(tick).await;
             self.with(|l| {
                 *l.now += u64::from(tick);
-                l.session.on_tick(*l.now);
+                l.session.on_tick_as(R::ROLE, *l.now);
             });
         }
     }
@@ -197,7 +221,9 @@ impl<F: MsgFamily, S: StableStore + 'static, R> StableDriver<F, S, R> {
                 match rx.recv().await {
                     Ok(Some(payload)) => self.with(|l| {
                         let storage = &*self.storage;
-                        l.session.on_receive(*l.now, payload.as_bytes(), |at, msg| storage.write_received(at, msg));
+                        l.session.on_receive_as(R::ROLE, *l.now, payload.as_bytes(), |at, msg| {
+                            storage.write_received(at, msg)
+                        });
                     }),
                     Ok(None) => return self.with(|l| l.session.link_failed(LinkError::Closed)),
                     Err(e) => return self.with(|l| l.session.link_failed(e)),

@@ -18,10 +18,12 @@
 //! type Storage = StableStorage<CriticalSectionRawMutex, 1024, 16, 512, 8>;
 //! static STORAGE: Storage = StableStorage::new();
 //!
-//! let (conduit, driver) = StableConduit::<PingFamily, Storage>::initiator(&STORAGE, StableConfig::DEFAULT);
+//! // A configuration that cannot work with this storage is refused here.
+//! let (conduit, driver) = StableConduit::<PingFamily, Storage>::initiator(&STORAGE, StableConfig::DEFAULT)?;
 //! // spawn(driver.run(link_source, delay)); then split the conduit and
 //! // `tx.reserve().await?.send(msg)?` / `rx.recv().await?`.
 //! # drop((conduit, driver));
+//! # Ok::<(), vox_conduit_stable::ConfigError>(())
 //! ```
 //!
 //! The wire format of one link payload (postcard): see [`wire`] and
@@ -50,7 +52,7 @@ mod stable_storage;
 pub mod wire;
 
 pub use config::{ConfigError, StableConfig};
-pub use driver::{Acceptor, Initiator, StableDriver};
+pub use driver::{Acceptor, Initiator, Role, StableDriver};
 pub use error::{RecvError, SendError, SessionError};
 #[cfg(feature = "alloc")]
 pub use link_channel::SharedLinkChannel;

@@ -1,6 +1,6 @@
 //! `StableConduit` and its halves: the application's side of the conduit.
 
-use crate::driver::{Acceptor, Initiator, StableDriver};
+use crate::driver::{Acceptor, Initiator, Role, StableDriver};
 use crate::session::SessionState;
 use crate::stable_storage::StableStore;
 use crate::{ConfigError, RecvError, SendError, StableConfig, StableStats};
@@ -8,8 +8,7 @@ use core::future::poll_fn;
 use core::marker::PhantomData;
 use core::task::Poll;
 use vox_types::{
-    Conduit, ConduitRx, ConduitTx, ConduitTxPermit, MaybeSend, MaybeSync, MsgFamily, RecvResult, SelfRef, SessionRole,
-    StorageRef,
+    Conduit, ConduitRx, ConduitTx, ConduitTxPermit, MaybeSend, MaybeSync, MsgFamily, RecvResult, SelfRef, StorageRef,
 };
 
 /// Typed messages of family `F`, exactly once and in order across link
@@ -47,9 +46,8 @@ pub struct StableConduit<F, S: StableStore + 'static> {
 }
 
 impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
-    fn make<R>(
+    fn make<R: Role>(
         storage: StorageRef<S>,
-        role: SessionRole,
         config: StableConfig,
     ) -> Result<(Self, StableDriver<F, S, R>), ConfigError> {
         config.check()?;
@@ -68,7 +66,7 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
         if rx_entries == 0 {
             return Err(ConfigError::NoReceiveEntries);
         }
-        storage.reset(SessionState::new(role, config, F::FINGERPRINT, receive_bytes));
+        storage.reset(SessionState::new(R::ROLE, config, F::FINGERPRINT, receive_bytes));
         let conduit = Self {
             tx: StableTx { storage: storage.clone(), _family: PhantomData },
             rx: StableRx { storage: storage.clone(), _family: PhantomData },
@@ -84,7 +82,7 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
         storage: impl Into<StorageRef<S>>,
         config: StableConfig,
     ) -> Result<(Self, StableDriver<F, S, Initiator>), ConfigError> {
-        Self::make(storage.into(), SessionRole::Initiator, config)
+        Self::make(storage.into(), config)
     }
 
     /// The side that listens: a conduit on `storage` and its driver, which
@@ -94,7 +92,7 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
         storage: impl Into<StorageRef<S>>,
         config: StableConfig,
     ) -> Result<(Self, StableDriver<F, S, Acceptor>), ConfigError> {
-        Self::make(storage.into(), SessionRole::Acceptor, config)
+        Self::make(storage.into(), config)
     }
 
     /// Counters of the conduit.

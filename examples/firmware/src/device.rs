@@ -80,9 +80,10 @@ pub async fn sessions() -> ! {
         // An initiator makes no resume keys: no random numbers needed.
         let (driven, served) = embassy_futures::join::join(driver.run(LINKS.receiver(), Delay), serve(conduit)).await;
         warn!("session {} ended: driver {}, application {}", session, driven, served);
-        if let Err(SessionError::Refused(_)) = driven {
-            // The host speaks another schema, mode, version or role: a new
-            // session would be refused the same way. Say so once and stop.
+        if let Err(SessionError::Refused(_) | SessionError::Config(_)) = driven {
+            // The host speaks another schema, mode, version or role (or the
+            // link cannot carry our frames): a new session would end the
+            // same way. Say so once and stop.
             warn!("session {}: refused by the host; not retrying", session);
             core::future::pending::<()>().await;
         }

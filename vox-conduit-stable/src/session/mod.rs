@@ -676,16 +676,30 @@ impl Session<'_> {
     /// handed to `store(offset, bytes)`, which copies it into the receive
     /// buffer at `offset`; then the link's payload can be freed.
     pub fn on_receive(&mut self, now: Instant, bytes: &[u8], store: impl FnOnce(usize, &[u8])) {
+        let role = self.state.role;
+        self.on_receive_as(role, now, bytes, store);
+    }
+
+    /// [`on_receive`](Self::on_receive) for a caller that knows its role
+    /// at compile time (the driver): the other role's code is then dead
+    /// and a firmware does not carry it. `role` is the session's role.
+    pub(crate) fn on_receive_as(
+        &mut self,
+        role: SessionRole,
+        now: Instant,
+        bytes: &[u8],
+        store: impl FnOnce(usize, &[u8]),
+    ) {
         if self.state.phase == Phase::Detached {
             return;
         }
         self.state.stats.frames_received += 1;
         self.state.last_rx = now;
         if bytes.starts_with(&PROLOGUE_MAGIC) {
-            self.on_prologue(now, bytes);
+            self.on_prologue(role, now, bytes);
         } else {
             match WireFrame::decode(bytes) {
-                Ok(frame) => self.on_frame(now, frame, store),
+                Ok(frame) => self.on_frame(role, now, frame, store),
                 // Stale frames of an earlier link are skipped until the
                 // handshake is done; after it, a frame must parse.
                 Err(_) if matches!(self.state.phase, Phase::Handshake(_)) => {}
@@ -695,7 +709,7 @@ impl Session<'_> {
         self.check_complete();
     }
 
-    fn on_prologue(&mut self, now: Instant, bytes: &[u8]) {
+    fn on_prologue(&mut self, role: SessionRole, now: Instant, bytes: &[u8]) {
         let local = self.local_prologue();
         match Prologue::decode(bytes).and_then(|p| local.check_peer(&p)) {
             Err(
@@ -726,7 +740,7 @@ impl Session<'_> {
                         Handshake { started: now, prologue_at: now, peer_prologue: false }
                     }
                 };
-                match s.role {
+                match role {
                     // Repeats answer our earlier prologues: one hello each
                     // time we (re)started.
                     SessionRole::Initiator if !h.peer_prologue => s.send_hello = true,
@@ -740,14 +754,14 @@ impl Session<'_> {
         }
     }
 
-    fn on_frame(&mut self, now: Instant, frame: WireFrame<'_>, store: impl FnOnce(usize, &[u8])) {
+    fn on_frame(&mut self, role: SessionRole, now: Instant, frame: WireFrame<'_>, store: impl FnOnce(usize, &[u8])) {
         match self.state.phase {
             Phase::Handshake(h) => match frame {
-                WireFrame::Hello(hello) if h.peer_prologue => match self.state.role {
+                WireFrame::Hello(hello) if h.peer_prologue => match role {
                     SessionRole::Initiator => self.initiator_hello(now, hello),
                     SessionRole::Acceptor => self.acceptor_hello(now, hello),
                 },
-                WireFrame::Reject(reason) if h.peer_prologue && self.state.role == SessionRole::Initiator => {
+                WireFrame::Reject(reason) if h.peer_prologue && role == SessionRole::Initiator => {
                     self.state.end(match reason {
                         RejectReason::SessionUnknown => SessionError::SessionLost,
                         other => SessionError::Rejected(other),
@@ -999,36 +1013,52 @@ impl Session<'_> {
 
     // ---- sending -------------------------------------------------------
 
-    fn next_outgoing(&self) -> Option<Kind> {
+    /// The next frame to send, and whether data waits for the peer's
+    /// window.
+    fn next_outgoing(&self) -> (Option<Kind>, bool) {
         let s = &*self.state;
         match s.phase {
-            Phase::Detached => return None,
-            _ if s.send_prologue => return Some(Kind::Prologue),
-            _ if s.refusing.is_some() => return None,
-            _ if s.send_hello => return Some(Kind::Hello),
-            _ if s.send_reject => return Some(Kind::Reject),
-            Phase::Handshake(_) => return None,
+            Phase::Detached => return (None, false),
+            _ if s.send_prologue => return (Some(Kind::Prologue), false),
+            _ if s.refusing.is_some() => return (None, false),
+            _ if s.send_hello => return (Some(Kind::Hello), false),
+            _ if s.send_reject => return (Some(Kind::Reject), false),
+            Phase::Handshake(_) => return (None, false),
             Phase::Attached => {}
         }
         if self.state.finished() && !s.done_sent {
-            return Some(Kind::Ack);
+            return (Some(Kind::Ack), false);
         }
         let i = s.tx.next_to_send.wrapping_sub(s.tx.base_seq) as usize;
+        let mut blocked = false;
         if let Some(e) = s.tx.ring.get(self.tx_entries, i) {
             let seq = s.tx.next_to_send;
             let fits = seq_before(seq, s.tx.limit_seq)
                 && !seq_before(s.tx.limit_off, e.off)
                 && s.tx.limit_off.wrapping_sub(e.off) >= e.len;
             if e.close || fits {
-                return Some(Kind::Data);
+                return (Some(Kind::Data), false);
             }
+            blocked = true;
         }
-        (s.rx.ack_now || s.rx.unacked >= s.config.ack_every).then_some(Kind::Ack)
+        ((s.rx.ack_now || s.rx.unacked >= s.config.ack_every).then_some(Kind::Ack), blocked)
+    }
+
+    /// The next frame to send; counts a wait for the peer's window (once
+    /// per wait) when data is ready but may not go.
+    fn poll_outgoing(&mut self) -> Option<Kind> {
+        let (kind, blocked) = self.next_outgoing();
+        let tx = &mut self.state.tx;
+        if blocked && !tx.window_blocked {
+            self.state.stats.window_waits += 1;
+        }
+        self.state.tx.window_blocked = blocked;
+        kind
     }
 
     /// Whether [`transmit`](Self::transmit) has a frame to send now.
-    pub fn wants_transmit(&self) -> bool {
-        self.next_outgoing().is_some()
+    pub fn wants_transmit(&mut self) -> bool {
+        self.poll_outgoing().is_some()
     }
 
     /// The next frame to send, if any, handed to `write` (which encodes it
@@ -1040,11 +1070,7 @@ impl Session<'_> {
         now: Instant,
         write: impl FnOnce(&Outgoing<'_>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
-        let kind = self.next_outgoing();
-        let Some(kind) = kind else {
-            self.note_window_wait();
-            return None;
-        };
+        let kind = self.poll_outgoing()?;
         let ack = self.state.rx.next;
         let result = match kind {
             Kind::Prologue => {
@@ -1098,7 +1124,6 @@ impl Session<'_> {
                 if r.is_ok() {
                     let s = &mut *self.state;
                     s.tx.next_to_send = seq.wrapping_add(1);
-                    s.tx.window_blocked = false;
                     if seq_before(seq, s.tx.sent_high) {
                         s.stats.replays += 1;
                     } else {
@@ -1133,7 +1158,6 @@ impl Session<'_> {
                 s.rx.ack_now = false;
             }
             self.check_complete();
-            self.note_window_wait();
         }
         Some(result)
     }
@@ -1145,26 +1169,19 @@ impl Session<'_> {
         rx.advertised_off = rx.granted_off;
     }
 
-    /// Counts a wait for the peer's window: data is ready, but it may not
-    /// be sent.
-    fn note_window_wait(&mut self) {
-        let ready = self.next_outgoing() != Some(Kind::Data);
-        let s = &mut *self.state;
-        let waiting = ready
-            && s.phase == Phase::Attached
-            && s.tx.ring.get(self.tx_entries, s.tx.next_to_send.wrapping_sub(s.tx.base_seq) as usize).is_some();
-        if waiting && !s.tx.window_blocked {
-            s.tx.window_blocked = true;
-            s.stats.window_waits += 1;
-        }
-    }
-
     // ---- time ----------------------------------------------------------
 
     /// Time passed: delayed acks, keepalives, handshake repeats, the
     /// silence timeout and the linger time are checked against `now`.
     // r[impl stable.liveness]
     pub fn on_tick(&mut self, now: Instant) {
+        let role = self.state.role;
+        self.on_tick_as(role, now);
+    }
+
+    /// [`on_tick`](Self::on_tick) with the role known at compile time
+    /// (see [`on_receive_as`](Self::on_receive_as)).
+    pub(crate) fn on_tick_as(&mut self, role: SessionRole, now: Instant) {
         let s = &mut *self.state;
         let cfg = s.config;
         match s.phase {
@@ -1173,7 +1190,7 @@ impl Session<'_> {
                 if elapsed(now, h.started) >= u64::from(cfg.timeout_ms) {
                     s.stats.timeouts += 1;
                     s.detach_with(Detach::HandshakeTimeout);
-                } else if s.role == SessionRole::Initiator
+                } else if role == SessionRole::Initiator
                     && elapsed(now, h.prologue_at) >= u64::from(cfg.keepalive_ms.clamp(1, cfg.timeout_ms.max(1)))
                 {
                     // Start over on this link: a fresh prologue, whose
@@ -1300,7 +1317,6 @@ impl Session<'_> {
         s.tx.next_off = s.tx.next_off.wrapping_add(len as u32);
         s.wakes |= Wakes::TRANSMIT;
         self.replay_changed();
-        self.note_window_wait();
         Ok(())
     }
 
