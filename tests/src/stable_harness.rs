@@ -150,3 +150,21 @@ impl vox_types::LinkSource for SharedDialer {
         Ok(self.0.lock().await.connect())
     }
 }
+
+/// Writes, as the first payload on `tx`, a stable prologue of protocol
+/// `version` (another version than ours, for refusal tests).
+pub async fn send_prologue_of_version<T: vox_types::LinkTx>(
+    tx: &T,
+    version: u16,
+    role: vox_types::SessionRole,
+    fingerprint: vox_types::SchemaFingerprint,
+) {
+    use vox_types::{LinkTxPermit, WriteSlot};
+    let mut prologue = vox_types::Prologue::new(vox_types::ConduitMode::Stable, role, fingerprint);
+    prologue.version = version;
+    let mut buf = [0u8; 32];
+    let n = prologue.encode(&mut buf).expect("a prologue fits 32 bytes");
+    let mut slot = tx.reserve().await.expect("link open").alloc(n).expect("link payload");
+    slot.as_mut_slice().copy_from_slice(&buf[..n]);
+    slot.commit();
+}

@@ -306,23 +306,14 @@ async fn a_bare_host_and_the_stable_device_refuse_each_other_for_the_mode() {
 /// with its own version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_of_another_version_is_refused_by_the_device() {
-    use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, Prologue, WriteSlot};
+    use vox_types::{Link, LinkRx, Prologue};
     let (serial, qemu, elf) = refusing_device().await;
     let mut links = serial.links.receiver();
     let link = vox_types::LinkSource::next_link(&mut links).await.unwrap();
     let (tx, mut rx) = link.split();
     let started = std::time::Instant::now();
-    let mut future = Prologue::new(
-        vox_types::ConduitMode::Stable,
-        vox_types::SessionRole::Acceptor,
-        <vox_demo_protocol::DemoFamily as vox_types::MsgFamily>::FINGERPRINT,
-    );
-    future.version = 2;
-    let mut buf = [0u8; 32];
-    let n = future.encode(&mut buf).unwrap();
-    let mut slot = tx.reserve().await.unwrap().alloc(n).unwrap();
-    slot.as_mut_slice().copy_from_slice(&buf[..n]);
-    slot.commit();
+    let fingerprint = <vox_demo_protocol::DemoFamily as vox_types::MsgFamily>::FINGERPRINT;
+    vox_tests::stable_harness::send_prologue_of_version(&tx, 2, vox_types::SessionRole::Acceptor, fingerprint).await;
     // The device's prologue (sent when it attached) says version 1.
     let theirs = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").unwrap().unwrap();
     assert_eq!(Prologue::decode(theirs.as_bytes()).unwrap().version, 1);

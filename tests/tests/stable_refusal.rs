@@ -10,11 +10,8 @@ use vox_conduit_stable::{SendError, SessionError, StableAcceptor, StableConduit}
 use vox_demo_protocol::DemoFamily;
 use vox_link_embedded::{MemoryLink, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
-use vox_tests::stable_harness::{FAST, TestStorage, TokioDelay, acceptor, initiator, rng};
-use vox_types::{
-    ConduitMode, ConduitTx, HandshakeError, Link, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, Prologue,
-    PrologueError, SessionRole, WriteSlot,
-};
+use vox_tests::stable_harness::{FAST, TestStorage, TokioDelay, acceptor, initiator, rng, send_prologue_of_version};
+use vox_types::{ConduitTx, HandshakeError, Link, LinkRx, LinkSource, MsgFamily, Prologue, PrologueError, SessionRole};
 
 type Demo = StableConduit<DemoFamily, TestStorage>;
 /// Within one round trip on a memory link, with margin for a loaded machine.
@@ -84,13 +81,7 @@ async fn a_peer_of_another_version_is_refused_and_gets_our_version_back() {
     let mut dialer = dialer;
     let link: MemoryLink<CriticalSectionRawMutex, 4, 256> = dialer.next_link().await.unwrap();
     let (tx, mut rx) = link.split();
-    let mut future = Prologue::new(ConduitMode::Stable, SessionRole::Initiator, KitFamily::FINGERPRINT);
-    future.version = 2;
-    let mut buf = [0u8; 32];
-    let n = future.encode(&mut buf).unwrap();
-    let mut slot = tx.reserve().await.unwrap().alloc(n).unwrap();
-    slot.as_mut_slice().copy_from_slice(&buf[..n]);
-    slot.commit();
+    send_prologue_of_version(&tx, 2, SessionRole::Initiator, KitFamily::FINGERPRINT).await;
     let answer = tokio::time::timeout(QUICK, rx.recv()).await.expect("quick").unwrap().unwrap();
     let ours = Prologue::decode(answer.as_bytes()).unwrap();
     assert_eq!(ours.version, 1, "the acceptor answers with its own version");
