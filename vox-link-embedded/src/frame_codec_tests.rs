@@ -5,7 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use crate::frame_crc::FRAME_CRC;
-use crate::frame_decoder::{Decoded, FrameDecoder, FrameError};
+use crate::frame_decoder::{Decoded, FrameDecoder, FrameError, max_encoded_run};
 use crate::frame_encoder::{ENCODE_BUF, encode_frame};
 use proptest::prelude::*;
 use std::vec::Vec;
@@ -94,6 +94,37 @@ fn corrupt_oversized_and_truncated_frames_are_typed_errors() {
 }
 
 // r[verify framed.reattach]
+// r[verify framed.garbage-bound]
+#[test]
+fn bytes_without_a_delimiter_are_oversized_after_one_maximum_frame_even_before_the_first_delimiter() {
+    let mtu = 256;
+    let bound = max_encoded_run(mtu);
+    // Before any delimiter (a fresh decoder attached mid-stream) and after
+    // one: a megabyte without a delimiter is refused within the bound.
+    for prefix in [&[][..], &[0u8][..]] {
+        let mut dec = FrameDecoder::resyncing();
+        let mut slot = std::vec![0u8; mtu];
+        let mut fed = 0usize;
+        let mut error = None;
+        for &b in prefix.iter().chain(std::iter::repeat_n(&0x55u8, 1 << 20)) {
+            fed += 1;
+            if let Err(e) = dec.feed(b, &mut slot) {
+                error = Some(e);
+                break;
+            }
+        }
+        assert_eq!(error, Some(FrameError::Oversized), "prefix {prefix:?}");
+        assert!(fed <= prefix.len() + bound + 1, "refused within the bound: {fed}");
+    }
+    // The longest legal frame (no zero byte anywhere) still decodes: the
+    // bound is exact enough not to refuse it.
+    let payload: Vec<u8> = (0..mtu).map(|i| (i % 255) as u8 + 1).collect();
+    let mut frame = encode(&payload);
+    frame.insert(0, 0);
+    assert!(frame.len() - 2 <= bound);
+    assert_eq!(decode_all(&frame, mtu), std::vec![Ok(payload)]);
+}
+
 #[test]
 fn a_fresh_decoder_mid_stream_resyncs_at_the_next_delimiter() {
     let a = encode(b"first");

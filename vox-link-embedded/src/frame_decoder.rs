@@ -52,6 +52,16 @@ pub struct FrameDecoder {
     tail_len: usize,
     len: usize,
     in_frame: bool,
+    /// Bytes since the last delimiter (or since attaching).
+    run: usize,
+}
+
+/// Longest run of non-zero bytes a frame carrying at most `mtu` payload
+/// bytes can have: COBS of the payload and its CRC (one code byte per 254
+/// bytes, at least one). More than this without a delimiter is garbage.
+pub const fn max_encoded_run(mtu: usize) -> usize {
+    let n = mtu + CRC_LEN;
+    n + n / 254 + 1
 }
 
 impl FrameDecoder {
@@ -70,6 +80,7 @@ impl FrameDecoder {
             tail_len: 0,
             len: 0,
             in_frame: false,
+            run: 0,
         }
     }
 
@@ -97,7 +108,25 @@ impl FrameDecoder {
 
     /// Feeds one byte; decoded payload bytes go to `slot` (the payload's
     /// room: at most the link's MTU).
+    ///
+    /// More than [`max_encoded_run`] bytes without a delimiter is
+    /// [`FrameError::Oversized`], also before the first delimiter (while
+    /// resynchronising): a peer cannot keep a link busy with garbage.
+    // r[impl framed.garbage-bound]
     pub fn feed(&mut self, byte: u8, slot: &mut [u8]) -> Result<Decoded, FrameError> {
+        if byte == 0 {
+            self.run = 0;
+        } else {
+            self.run += 1;
+            if self.run > max_encoded_run(slot.len()) {
+                self.run = 0;
+                self.reset();
+                self.frame_bytes = 0;
+                self.tentative = false;
+                self.syncing = true;
+                return Err(FrameError::Oversized);
+            }
+        }
         if self.syncing {
             if byte == 0 {
                 self.syncing = false;

@@ -26,7 +26,7 @@ mod queue_link;
 mod slot_queue;
 
 pub use byte_pipe::{BytePipe, PipeReader, PipeWriter};
-pub use frame_decoder::{Decoded, FrameDecoder, FrameError};
+pub use frame_decoder::{Decoded, FrameDecoder, FrameError, max_encoded_run};
 pub use frame_encoder::encode_frame;
 pub use framed_link::{FramedLink, FramedLinkStorage, FramedRunner, FramedStatsHandle};
 pub use framed_stats::FramedStats;
