@@ -228,3 +228,25 @@ fn cancelled_reserves_and_dropped_permits_leak_no_capacity() {
         assert!(n1 >= 1);
     });
 }
+
+/// The bare receiver is a `futures_core::Stream` too: every message, then
+/// `None` after the peer closed.
+// r[verify host.stream]
+#[test]
+fn the_bare_receiver_is_a_stream() {
+    use futures::StreamExt;
+    futures::executor::block_on(async {
+        let (a, b) = connected().await;
+        let (atx, _arx) = a.split();
+        let (_btx, brx) = b.split();
+        let send = async {
+            for id in 0..20 {
+                send_msg(&atx, kit_msg(id, "streamed")).await;
+            }
+            atx.close().await.unwrap();
+        };
+        let ids = brx.map(|m| m.unwrap().get::<KitFamily>().id).collect::<Vec<u32>>();
+        let ((), ids) = futures::join!(send, ids);
+        assert_eq!(ids, (0..20).collect::<Vec<u32>>());
+    });
+}

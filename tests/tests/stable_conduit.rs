@@ -34,3 +34,33 @@ async fn one_kill_mid_stream_is_invisible() {
     println!("{:?}\n{:?}", a.stats, b.stats);
     assert!(a.stats.reattachments >= 1 || b.stats.reattachments >= 1);
 }
+
+/// The receiver is a `futures_core::Stream`: every message in order, then
+/// `None` after the peer closed.
+// r[verify host.stream]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stable_receiver_is_a_stream() {
+    use futures::StreamExt;
+    use vox_tests::conduit_kit::{KitFamily, kit_msg};
+    use vox_tests::stable_harness::{TokioDelay, acceptor, initiator, rng};
+    use vox_types::{Conduit, ConduitTx, ConduitTxPermit};
+    let (dialer, listener) =
+        vox_link_embedded::memory_link_source::<embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 4, 256>([]);
+    let (a, ad) = initiator();
+    let (b, bd) = acceptor();
+    tokio::spawn(ad.run(dialer, TokioDelay));
+    tokio::spawn(bd.run(listener, rng(1), TokioDelay));
+    let (atx, _arx) = a.split();
+    let (_btx, brx) = b.split();
+    let send = async {
+        for id in 0..50 {
+            atx.reserve().await.unwrap().send(kit_msg(id, "streamed")).unwrap();
+        }
+        atx.close().await.unwrap();
+    };
+    let ids = brx.map(|m| m.unwrap().get::<KitFamily>().id).collect::<Vec<u32>>();
+    let ((), ids) = tokio::time::timeout(std::time::Duration::from_secs(10), async { tokio::join!(send, ids) })
+        .await
+        .expect("in time");
+    assert_eq!(ids, (0..50).collect::<Vec<u32>>());
+}

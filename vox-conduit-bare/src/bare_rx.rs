@@ -2,6 +2,7 @@
 
 use crate::BareError;
 use crate::bare_conduit::Family;
+use core::task::{Context, Poll};
 use vox_types::{ConduitRx, LinkError, LinkRx, MsgFamily, RecvResult, SelfRef, decode_message};
 
 /// Receiving half of a [`BareConduit`](crate::BareConduit).
@@ -33,18 +34,40 @@ where
     // r[impl conduit.recv]
     // r[impl conduit.zero-copy]
     async fn recv(&mut self) -> RecvResult<F, BareError> {
+        core::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
+
+impl<R: LinkRx, F: MsgFamily> BareRx<R, F> {
+    /// The poll form of [`recv`](ConduitRx::recv), for a hand-written
+    /// future or a [`Stream`](futures_core::Stream).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<RecvResult<F, BareError>> {
         if let Some(e) = self.dead {
-            return Err(BareError::Link(e));
+            return Poll::Ready(Err(BareError::Link(e)));
         }
-        let backing = match self.link.recv().await {
-            Ok(Some(backing)) => backing,
-            Ok(None) => return Ok(None),
-            Err(e) => {
+        let backing = match self.link.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(Some(backing))) => backing,
+            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(None)),
+            Poll::Ready(Err(e)) => {
                 self.dead = Some(e);
-                return Err(BareError::Link(e));
+                return Poll::Ready(Err(BareError::Link(e)));
             }
         };
-        SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some)
+        Poll::Ready(SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some))
+    }
+}
+
+/// The received messages as a stream: `Some(Ok(msg))` per message;
+/// `Some(Err(_))` for a payload that does not decode (the stream goes on)
+/// or a link failure (then every later item is that error); `None` after
+/// the peer closed.
+// r[impl host.stream]
+impl<R: LinkRx + Unpin, F: MsgFamily> futures_core::Stream for BareRx<R, F> {
+    type Item = Result<SelfRef<F::Msg<'static>>, BareError>;
+
+    fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(Result::transpose)
     }
 }
 

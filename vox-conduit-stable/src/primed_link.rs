@@ -1,6 +1,7 @@
 //! `PrimedLink`: a link whose first received payloads were already read
 //! (by the acceptor, to route it) and are handed out again first.
 
+use core::task::{Context, Poll};
 use heapless::Deque;
 use vox_types::{Backing, Link, LinkError, LinkRx, LinkTx, MaybeSend};
 
@@ -35,10 +36,10 @@ impl<T: LinkTx, R: LinkRx> Link for PrimedLink<T, R> {
 }
 
 impl<R: LinkRx + MaybeSend> LinkRx for PrimedRx<R> {
-    async fn recv(&mut self) -> Result<Option<Backing>, LinkError> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Backing>, LinkError>> {
         match self.pending.pop_front() {
-            Some(b) => Ok(Some(b)),
-            None => self.rx.recv().await,
+            Some(b) => Poll::Ready(Ok(Some(b))),
+            None => self.rx.poll_recv(cx),
         }
     }
 }

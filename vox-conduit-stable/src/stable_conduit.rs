@@ -6,7 +6,7 @@ use crate::stable_storage::StableStore;
 use crate::{ConfigError, RecvError, SendError, StableConfig, StableStats};
 use core::future::poll_fn;
 use core::marker::PhantomData;
-use core::task::Poll;
+use core::task::{Context, Poll};
 use vox_types::{
     Conduit, ConduitRx, ConduitTx, ConduitTxPermit, MaybeSend, MaybeSync, MsgFamily, RecvResult, SelfRef, StorageRef,
 };
@@ -254,30 +254,65 @@ where
     // r[impl stable.exactly-once]
     // r[impl stable.flow.no-stall]
     async fn recv(&mut self) -> RecvResult<F, RecvError> {
-        let received = poll_fn(|cx| {
-            self.storage.lock(|l| {
-                if let Some(r) = l.session.pop_received() {
-                    return Poll::Ready(Ok(Some(r)));
-                }
-                if l.session.peer_closed() {
-                    return Poll::Ready(Ok(None));
-                }
-                if let Some(e) = l.session.state.ended() {
-                    return Poll::Ready(Err(RecvError::Session(*e)));
-                }
-                l.wakers.reader.register(cx.waker());
-                Poll::Pending
-            })
-        })
-        .await?;
-        let Some(r) = received else { return Ok(None) };
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
+
+impl<F: MsgFamily, S: StableStore + 'static> StableRx<F, S> {
+    /// The poll form of [`recv`](ConduitRx::recv), for a hand-written
+    /// future or a [`Stream`](futures_core::Stream): `Ready` with the next
+    /// message, `Ok(None)` after the peer closed, or the session's end;
+    /// `Pending` (with `cx`'s waker registered) while nothing is there.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<RecvResult<F, RecvError>> {
+        let received = self.storage.lock(|l| {
+            if let Some(r) = l.session.pop_received() {
+                return Poll::Ready(Ok(Some(r)));
+            }
+            if l.session.peer_closed() {
+                return Poll::Ready(Ok(None));
+            }
+            if let Some(e) = l.session.state.ended() {
+                return Poll::Ready(Err(RecvError::Session(*e)));
+            }
+            l.wakers.reader.register(cx.waker());
+            Poll::Pending
+        });
+        let r = match received {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(None)),
+            Poll::Ready(Ok(Some(r))) => r,
+        };
         let ptr = self.storage.received_ptr(r.start);
         // SAFETY: the receive ring lent `r.len` bytes at `r.start` under
         // `r.token` and writes none of them until `release_slot(r.token)`
         // (the backing's drop); `StableStorage` is `Sync` when shared
         // across threads.
         let backing = unsafe { self.storage.lend(ptr, r.len, r.token) };
-        SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some)
+        Poll::Ready(SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some))
+    }
+}
+
+/// The received messages as a stream: `Some(Ok(msg))` per message, in
+/// order; `Some(Err(_))` for a message that does not decode (the stream
+/// goes on) or once the session ended; `None` after the peer closed.
+///
+/// ```
+/// # async fn demo<F: vox_types::MsgFamily, S: vox_conduit_stable::StableStore>(rx: vox_conduit_stable::StableRx<F, S>) {
+/// use futures::StreamExt;
+/// let mut rx = rx;
+/// while let Some(msg) = rx.next().await {
+///     let Ok(msg) = msg else { break };
+///     let _value = msg.get::<F>();
+/// }
+/// # }
+/// ```
+// r[impl host.stream]
+impl<F: MsgFamily, S: StableStore + 'static> futures_core::Stream for StableRx<F, S> {
+    type Item = Result<SelfRef<F::Msg<'static>>, RecvError>;
+
+    fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(Result::transpose)
     }
 }
 

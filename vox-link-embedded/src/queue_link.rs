@@ -3,6 +3,7 @@
 
 use crate::slot_queue::SlotQueue;
 use core::future::poll_fn;
+use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use vox_types::{Backing, Link, LinkError, LinkRx, LinkTx, LinkTxPermit, MaybeSend, MaybeSync, WriteSlot};
 use vox_types::{LendsSlots, StorageRef};
@@ -240,15 +241,16 @@ where
 {
     // r[impl link.rx.eof]
     // r[impl link.rx.error]
-    async fn recv(&mut self) -> Result<Option<Backing>, LinkError> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Backing>, LinkError>> {
         let queue = self.queue();
-        let got = poll_fn(|cx| queue.poll_recv(cx)).await?;
-        Ok(got.map(|(idx, len)| {
-            let ptr = queue.slot_ptr(idx);
-            // SAFETY: the slot is Lent: nobody writes it until
-            // `release_slot(lend_token(..))` returns it to the queue.
-            unsafe { self.storage.lend(ptr, len, lend_token(idx, self.dir)) }
-        }))
+        queue.poll_recv(cx).map(|got| {
+            Ok(got?.map(|(idx, len)| {
+                let ptr = queue.slot_ptr(idx);
+                // SAFETY: the slot is Lent: nobody writes it until
+                // `release_slot(lend_token(..))` returns it to the queue.
+                unsafe { self.storage.lend(ptr, len, lend_token(idx, self.dir)) }
+            }))
+        })
     }
 }
 

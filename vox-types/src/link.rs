@@ -2,6 +2,7 @@
 
 use crate::{Backing, LinkError, MaybeSend, MaybeSync};
 use core::future::Future;
+use core::task::{Context, Poll};
 
 /// A bidirectional carrier of whole payloads (frames) of bytes.
 ///
@@ -73,10 +74,19 @@ pub trait WriteSlot {
 
 /// Receiving half of a [`Link`].
 pub trait LinkRx: MaybeSend {
-    /// The next payload, `Ok(None)` at end-of-stream (and on every call
-    /// after it), or an error after which the link is dead.
+    /// The next payload, `Ready(Ok(None))` at end-of-stream (and on every
+    /// call after it), or an error after which the link is dead;
+    /// `Pending` with `cx`'s waker registered while nothing is there.
     ///
     /// The payload's bytes are a [`Backing`]: a slot lent by the link that
     /// returns to it when dropped, or heap storage.
-    fn recv(&mut self) -> impl Future<Output = Result<Option<Backing>, LinkError>> + MaybeSend + '_;
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Backing>, LinkError>>;
+
+    /// The next payload (see [`poll_recv`](Self::poll_recv)). Cancel-safe.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Backing>, LinkError>> + MaybeSend + '_
+    where
+        Self: Sized,
+    {
+        core::future::poll_fn(move |cx| self.poll_recv(cx))
+    }
 }
