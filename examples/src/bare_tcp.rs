@@ -2,11 +2,12 @@
 //! the host side, a device-like server answering commands and streaming
 //! telemetry, and a client that checks every reply.
 
-use crate::framed_tcp::{ExampleLink, spawn_framed};
+use crate::framed_tcp::ExampleLink;
 use std::fmt;
 use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_bare::{BareConduit, BareError};
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, answer, sensor_value};
+use vox_link_embedded::host::spawn_framed;
 use vox_types::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
 
 /// The conduit the example speaks.
@@ -45,8 +46,7 @@ impl TcpBareAcceptor {
 }
 
 fn connected(stream: TcpStream) -> Result<ExampleLink, AcceptError> {
-    stream.set_nodelay(true).map_err(AcceptError::Io)?;
-    Ok(spawn_framed(stream).0)
+    spawn_framed(stream).map(|(link, _runner)| link).map_err(|e| AcceptError::Conduit(BareError::Link(e)))
 }
 
 impl ConduitAcceptor for TcpBareAcceptor {

@@ -3,7 +3,6 @@
 //! `StableConduit` acceptor, and a check of every reply and telemetry
 //! sample.
 
-use crate::tokio_delay::TokioDelay;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_adapters::tokio_1::FromTokio;
 use rand_chacha::ChaCha20Rng;
@@ -18,6 +17,7 @@ use vox_conduit_stable::{
     StableStatsHandle, StableStorage, StableTx,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
+use vox_link_embedded::host::TokioDelay;
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedStats};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError};
 

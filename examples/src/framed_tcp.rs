@@ -2,32 +2,14 @@
 //! a client sends payloads to an echo server on loopback and checks every
 //! echo.
 
-use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use embedded_io_adapters::tokio_1::FromTokio;
 use tokio::net::{TcpListener, TcpStream};
-use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedRunner, FramedStats};
+use vox_link_embedded::FramedStats;
+use vox_link_embedded::host::{TcpLink, spawn_framed};
 use vox_types::{Link, LinkError, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
 
-/// Slots each way and maximum payload of the example's links.
-pub type ExampleLink = FramedLink<CriticalSectionRawMutex, 8, 1024>;
-type ExampleRunner = FramedRunner<CriticalSectionRawMutex, 8, 1024>;
-
-/// The runner task: how the link ended, and its final statistics.
-pub type RunnerTask = tokio::task::JoinHandle<(Result<(), LinkError>, FramedStats)>;
-
-/// Starts the runner of a fresh framed link over `stream` on tokio.
-pub fn spawn_framed(stream: TcpStream) -> (ExampleLink, RunnerTask) {
-    let (link, runner): (ExampleLink, ExampleRunner) = FramedLinkStorage::new_shared();
-    let (r, w) = stream.into_split();
-    let task = tokio::spawn(async move {
-        let mut reader = FromTokio::new(r);
-        let mut writer = FromTokio::new(w);
-        let stats = runner.stats_handle();
-        let result = runner.run(&mut reader, &mut writer).await;
-        (result, stats.get())
-    });
-    (link, task)
-}
+/// The example's links: the library's default TCP link (8 slots of
+/// 1 KiB each way).
+pub type ExampleLink = TcpLink;
 
 async fn send(tx: &impl LinkTx, bytes: &[u8]) -> Result<(), LinkError> {
     let mut slot = tx.reserve().await?.alloc(bytes.len())?;
@@ -39,8 +21,7 @@ async fn send(tx: &impl LinkTx, bytes: &[u8]) -> Result<(), LinkError> {
 /// Echo server: sends back every payload of one connection.
 pub async fn echo_server(listener: TcpListener) -> Result<(), LinkError> {
     let (stream, _) = listener.accept().await.map_err(|e| LinkError::Io(e.kind().into()))?;
-    stream.set_nodelay(true).map_err(|e| LinkError::Io(e.kind().into()))?;
-    let (link, runner) = spawn_framed(stream);
+    let (link, runner): (ExampleLink, _) = spawn_framed(stream)?;
     let (tx, mut rx) = link.split();
     while let Some(payload) = rx.recv().await? {
         send(&tx, payload.as_bytes()).await?;
@@ -62,8 +43,7 @@ pub struct EchoReport {
 /// Client: sends `count` payloads of growing size, checks each echo.
 pub async fn echo_client(addr: std::net::SocketAddr, count: u32) -> Result<EchoReport, LinkError> {
     let stream = TcpStream::connect(addr).await.map_err(|e| LinkError::Io(e.kind().into()))?;
-    stream.set_nodelay(true).map_err(|e| LinkError::Io(e.kind().into()))?;
-    let (link, runner) = spawn_framed(stream);
+    let (link, runner): (ExampleLink, _) = spawn_framed(stream)?;
     let (tx, mut rx) = link.split();
     let payload = |i: u32| -> Vec<u8> { (0..(i as usize % 1000)).map(|j| (i as usize + j) as u8).collect() };
     let sender = async {

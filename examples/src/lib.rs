@@ -8,5 +8,3 @@ pub mod framed_tcp;
 pub mod qemu;
 pub mod qemu_demo;
 pub mod serial_line;
-pub mod tcp_link_source;
-pub mod tokio_delay;

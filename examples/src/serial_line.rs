@@ -3,7 +3,6 @@
 //! stream after every link death. Used by the README demo and the chaos
 //! test.
 
-use crate::tokio_delay::TokioDelay;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_async::{ErrorType, Write};
 use rand_chacha::ChaCha20Rng;
@@ -15,6 +14,7 @@ use vox_conduit_stable::{
     ConfigError, LinkChannel, SessionError, StableConduit, StableConfig, StableStats, StableStatsHandle, StableStorage,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
+use vox_link_embedded::host::TokioDelay;
 use vox_link_embedded::{
     BytePipe, FramedLink, FramedLinkStorage, FramedStats, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter,
 };

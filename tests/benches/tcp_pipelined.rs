@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_bare::BareConduit;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
-use vox_examples::framed_tcp::spawn_framed;
-use vox_examples::tcp_link_source::{TcpAcceptSource, TcpDialer};
+use vox_link_embedded::host::{TcpDialer, TcpLink, TcpListenerSource, spawn_framed};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{TokioDelay, rng};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
@@ -55,13 +54,15 @@ async fn bare() -> Duration {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let c = BareConduit::<_, KitFamily>::connect(spawn_framed(stream).0, SessionRole::Acceptor).await.unwrap();
+        let c = BareConduit::<TcpLink, KitFamily>::connect(spawn_framed(stream).unwrap().0, SessionRole::Acceptor)
+            .await
+            .unwrap();
         server(c).await;
     });
     let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let c = BareConduit::<_, KitFamily>::connect(spawn_framed(stream).0, SessionRole::Initiator).await.unwrap();
+    let c = BareConduit::<TcpLink, KitFamily>::connect(spawn_framed(stream).unwrap().0, SessionRole::Initiator)
+        .await
+        .unwrap();
     client(c).await
 }
 
@@ -72,7 +73,7 @@ async fn stable() -> Duration {
     let (c, cd) = Stable::initiator(Arc::new(Storage::new()), config).unwrap();
     let (s, sd) = Stable::acceptor(Arc::new(Storage::new()), config).unwrap();
     let d1 = tokio::spawn(cd.run(TcpDialer::new(addr), TokioDelay));
-    let d2 = tokio::spawn(sd.run(TcpAcceptSource::new(listener), rng(1), TokioDelay));
+    let d2 = tokio::spawn(sd.run(TcpListenerSource::new(listener), rng(1), TokioDelay));
     tokio::spawn(server(s));
     let t = client(c).await;
     d1.abort();

@@ -13,7 +13,7 @@ use vox_conduit_stable::{
 use vox_link_embedded::{FaultPlan, memory_link_source};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
-pub use vox_examples::tokio_delay::TokioDelay;
+pub use vox_link_embedded::host::TokioDelay;
 
 /// A seeded CSPRNG for resume keys.
 pub fn rng(seed: u64) -> ChaCha20Rng {

@@ -12,7 +12,7 @@ use vox_conduit_stable::wire::RejectReason;
 use vox_conduit_stable::{
     RecvError, SessionError, StableAcceptor, StableConduit, StableConfig, StableStorage, StableStore,
 };
-use vox_examples::tcp_link_source::{TcpAcceptSource, TcpDialer};
+use vox_link_embedded::host::{TcpDialer, TcpListenerSource};
 use vox_link_embedded::{FaultPlan, MemoryLink, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{FAST, SharedDialer, TestStable, TestStorage, TokioDelay, initiator, rng};
@@ -184,7 +184,7 @@ async fn idle_stalled_and_garbage_connections_delay_no_legitimate_client() {
     let config = StableConfig { timeout_ms: 2000, keepalive_ms: 500, linger_ms: 2000, ..StableConfig::DEFAULT };
     let (mut acceptor, runner) =
         StableAcceptor::<KitFamily, HostStorage, CriticalSectionRawMutex, _>::new::<_, _, 8, 64>(
-            TcpAcceptSource::new(listener),
+            TcpListenerSource::new(listener),
             TokioDelay,
             config,
         )

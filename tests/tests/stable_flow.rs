@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStats, StableStorage, StableStore};
-use vox_examples::tcp_link_source::{TcpAcceptSource, TcpDialer};
+use vox_link_embedded::host::{TcpDialer, TcpListenerSource};
 use vox_link_embedded::memory_link_source;
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{FAST, FRAMES, RX, TestStable, TokioDelay, acceptor, initiator, rng};
@@ -160,7 +160,7 @@ async fn tcp_pair() -> (HostConduit, HostConduit) {
     let (client, cd) = HostConduit::initiator(Arc::new(HostStorage::new()), config).unwrap();
     let (server, sd) = HostConduit::acceptor(Arc::new(HostStorage::new()), config).unwrap();
     tokio::spawn(cd.run(TcpDialer::new(addr), TokioDelay));
-    tokio::spawn(sd.run(TcpAcceptSource::new(listener), rng(3), TokioDelay));
+    tokio::spawn(sd.run(TcpListenerSource::new(listener), rng(3), TokioDelay));
     (client, server)
 }
 

@@ -1,6 +1,7 @@
 //! Links for vox-embedded: [`FramedLink`], COBS + CRC-32 frames over any
 //! `embedded-io-async` byte stream, and [`MemoryLink`], an in-memory link
-//! pair with deterministic fault injection.
+//! pair with deterministic fault injection. With the `tokio` feature,
+//! [`host`] has the TCP link sources and timer a host program needs.
 // r[impl port.targets]
 #![no_std]
 
@@ -18,6 +19,8 @@ mod frame_decoder;
 mod frame_encoder;
 mod framed_link;
 mod framed_stats;
+#[cfg(feature = "tokio")]
+pub mod host;
 mod memory_link;
 #[cfg(feature = "alloc")]
 mod memory_link_source;
