@@ -43,6 +43,17 @@ pub struct LineConfig {
     pub seed: u64,
     /// Print a live progress line.
     pub progress: bool,
+    /// Give up after this long; `None`: [`LineConfig::default_limit`].
+    pub time_limit: Option<Duration>,
+}
+
+impl LineConfig {
+    /// The time a run may take unless told otherwise: 30 s plus 1 ms per
+    /// message each way, so a long run is never cut short by a fixed limit
+    /// (the demo delivers about 100,000 messages a second here).
+    pub fn default_limit(&self) -> Duration {
+        Duration::from_secs(30) + Duration::from_millis(u64::from(self.messages))
+    }
 }
 
 /// What happened.
@@ -280,8 +291,8 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
             }
         }
     };
-    let limit = std::env::var("VOX_DEMO_LIMIT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
-    let _ = tokio::time::timeout(Duration::from_secs(limit), async {
+    let limit = cfg.time_limit.unwrap_or_else(|| cfg.default_limit());
+    let _ = tokio::time::timeout(limit, async {
         tokio::select! {
             () = traffic => {},
             () = progress => {},

@@ -46,18 +46,32 @@ fn check(r: &LineReport) {
 #[ignore = "long; run in release by scripts/test.sh"]
 async fn chaos_serial_line_100k_each_way() {
     check(
-        &run_line(LineConfig { messages: 100_000, noise_ppm: 100, cut_every_frames: 500, seed: 11, progress: false })
-            .await
-            .unwrap(),
+        &run_line(LineConfig {
+            messages: 100_000,
+            noise_ppm: 100,
+            cut_every_frames: 500,
+            seed: 11,
+            progress: false,
+            time_limit: None,
+        })
+        .await
+        .unwrap(),
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_serial_line_small() {
     check(
-        &run_line(LineConfig { messages: 3_000, noise_ppm: 300, cut_every_frames: 300, seed: 5, progress: false })
-            .await
-            .unwrap(),
+        &run_line(LineConfig {
+            messages: 3_000,
+            noise_ppm: 300,
+            cut_every_frames: 300,
+            seed: 5,
+            progress: false,
+            time_limit: None,
+        })
+        .await
+        .unwrap(),
     );
 }
 
