@@ -1,73 +1,46 @@
-//! `BareConduit` over `FramedLink` over tokio TCP: a `ConduitAcceptor` for
-//! the host side, a device-like server answering commands and streaming
+//! `BareConduit` over `FramedLink` over tokio TCP: the library's
+//! `BareAcceptor` for the host side, a device-like server answering commands and streaming
 //! telemetry, and a client that checks every reply.
 
 use crate::framed_tcp::ExampleLink;
-use std::fmt;
 use tokio::net::{TcpListener, TcpStream};
-use vox_conduit_bare::{BareConduit, BareError};
+use vox_conduit_bare::{BareAcceptor, BareAcceptorRunner, BareConduit, BareError, CountedLink};
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, answer, sensor_value};
-use vox_link_embedded::host::spawn_framed;
-use vox_types::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+use vox_link_embedded::host::{TcpListenerSource, TokioDelay, spawn_framed};
+use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, SessionRole};
 
-/// The conduit the example speaks.
-pub type DemoConduit = BareConduit<ExampleLink, DemoFamily>;
+/// The server's conduit: a bare conduit on a connection the acceptor
+/// counts against its cap.
+pub type ServerConduit = BareConduit<CountedLink<ExampleLink>, DemoFamily>;
+/// The client's conduit.
+pub type ClientConduit = BareConduit<ExampleLink, DemoFamily>;
 
-/// Why accepting or dialing a conduit failed.
-#[derive(Debug)]
-pub enum AcceptError {
-    /// The TCP listener or connection failed.
-    Io(std::io::Error),
-    /// The conduit handshake failed.
-    Conduit(BareError),
-}
+/// Handshakes at once at most.
+pub const PENDING: usize = 32;
+/// Connections held at most (handshaking or accepted).
+pub const MAX_CONNECTIONS: usize = 64;
+/// A connection must send its prologue within this.
+pub const HANDSHAKE_TIMEOUT_MS: u32 = 2_000;
 
-impl fmt::Display for AcceptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "TCP: {e}"),
-            Self::Conduit(e) => write!(f, "conduit: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for AcceptError {}
-
-/// Accepts bare conduits from TCP connections, one framed link each.
-pub struct TcpBareAcceptor {
+/// A bare acceptor on `listener` (the library's, with the example's
+/// limits) and its runner, to spawn.
+pub fn acceptor(
     listener: TcpListener,
+) -> (BareAcceptor<ExampleLink, DemoFamily>, BareAcceptorRunner<TcpListenerSource, DemoFamily, TokioDelay, PENDING>) {
+    BareAcceptor::new(TcpListenerSource::new(listener), TokioDelay, HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS)
 }
 
-impl TcpBareAcceptor {
-    /// Accepts on `listener`.
-    pub fn new(listener: TcpListener) -> Self {
-        Self { listener }
-    }
-}
-
-fn connected(stream: TcpStream) -> Result<ExampleLink, AcceptError> {
-    spawn_framed(stream).map(|(link, _runner)| link).map_err(|e| AcceptError::Conduit(BareError::Link(e)))
-}
-
-impl ConduitAcceptor for TcpBareAcceptor {
-    type Conduit = DemoConduit;
-    type Error = AcceptError;
-
-    async fn accept(&mut self) -> Result<DemoConduit, AcceptError> {
-        let (stream, _) = self.listener.accept().await.map_err(AcceptError::Io)?;
-        BareConduit::connect(connected(stream)?, SessionRole::Acceptor).await.map_err(AcceptError::Conduit)
-    }
-}
-
-/// Dials a bare conduit.
-pub async fn dial(addr: std::net::SocketAddr) -> Result<DemoConduit, AcceptError> {
-    let stream = TcpStream::connect(addr).await.map_err(AcceptError::Io)?;
-    BareConduit::connect(connected(stream)?, SessionRole::Initiator).await.map_err(AcceptError::Conduit)
+/// Dials a bare conduit, refused typed (schema, mode, version) or
+/// bounded by the handshake timeout.
+pub async fn dial(addr: std::net::SocketAddr) -> Result<ClientConduit, BareError> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| BareError::Link(LinkError::Io(e.kind().into())))?;
+    let (link, _runner) = spawn_framed(stream).map_err(BareError::Link)?;
+    BareConduit::connect_within(link, SessionRole::Initiator, TokioDelay, HANDSHAKE_TIMEOUT_MS).await
 }
 
 /// Serves one conduit like a device: answers every request and streams
 /// `telemetry` samples alongside. Returns when the host closes.
-pub async fn serve(conduit: DemoConduit, telemetry: u32) -> Result<(), BareError> {
+pub async fn serve(conduit: ServerConduit, telemetry: u32) -> Result<(), BareError> {
     let (tx, mut rx) = conduit.split();
     let answer = async {
         let mut outputs = 0u32;
@@ -109,7 +82,7 @@ pub struct ClientReport {
 
 /// Sends `requests` commands (pipelined), checks every reply, and counts
 /// `telemetry` samples; closes when both are complete.
-pub async fn run_client(conduit: DemoConduit, requests: u32, telemetry: u32) -> Result<ClientReport, BareError> {
+pub async fn run_client(conduit: ClientConduit, requests: u32, telemetry: u32) -> Result<ClientReport, BareError> {
     let (tx, mut rx) = conduit.split();
     let payload = |id: u32| -> Vec<u8> { id.to_le_bytes().repeat(1 + (id as usize % 8)) };
     let send = async {
@@ -154,13 +127,15 @@ pub async fn run_client(conduit: DemoConduit, requests: u32, telemetry: u32) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vox_types::ConduitAcceptor;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn client_and_server_exchange_requests_and_telemetry_over_tcp() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            let mut acceptor = TcpBareAcceptor::new(listener);
+            let (mut acceptor, runner) = acceptor(listener);
+            tokio::spawn(runner.run());
             let conduit = acceptor.accept().await.unwrap();
             serve(conduit, 500).await
         });

@@ -9,11 +9,20 @@
 // r[impl port.targets]
 #![no_std]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+#[cfg(feature = "alloc")]
+mod bare_acceptor;
 mod bare_conduit;
 mod bare_error;
 mod bare_rx;
 mod bare_tx;
 
+#[cfg(feature = "alloc")]
+pub use bare_acceptor::{
+    BareAcceptor, BareAcceptorParts, BareAcceptorRunner, BareAcceptorStats, CountedLink, CountedRx, CountedTx,
+};
 pub use bare_conduit::BareConduit;
 pub use bare_error::BareError;
 pub use bare_rx::BareRx;

@@ -2,7 +2,7 @@
 //! a host client exchange typed requests/replies and a telemetry stream.
 //! Run with `cargo run --release -p vox-examples --bin bare_tcp`.
 
-use vox_examples::bare_tcp::{TcpBareAcceptor, dial, run_client, serve};
+use vox_examples::bare_tcp::{acceptor, dial, run_client, serve};
 use vox_types::ConduitAcceptor;
 
 #[tokio::main]
@@ -10,7 +10,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
-        let mut acceptor = TcpBareAcceptor::new(listener);
+        let (mut acceptor, runner) = acceptor(listener);
+        tokio::spawn(runner.run());
         let conduit = acceptor.accept().await?;
         serve(conduit, 5_000).await.map_err(Into::<Box<dyn std::error::Error + Send + Sync>>::into)
     });

@@ -1,0 +1,118 @@
+//! The library's `BareAcceptor` on loopback TCP: idle, stalled and
+//! garbage-sending connections delay no legitimate client; connections
+//! beyond the cap are closed at once; memory stays bounded.
+
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use vox_conduit_bare::BareAcceptor;
+use vox_examples::bare_tcp::{HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, acceptor, dial, run_client, serve};
+use vox_link_embedded::host::{TcpLink, TcpListenerSource, TokioDelay};
+use vox_tests::conduit_kit::KitFamily;
+use vox_types::{ConduitAcceptor, ConduitMode, MsgFamily, Prologue, SessionRole};
+
+/// A valid bare prologue, framed (after the stream's leading delimiter).
+fn framed_prologue() -> Vec<u8> {
+    let mut p = [0u8; 32];
+    let n = Prologue::new(ConduitMode::Bare, SessionRole::Initiator, vox_demo_protocol::DemoFamily::FINGERPRINT)
+        .encode(&mut p)
+        .unwrap();
+    let mut frame = [0u8; 64];
+    let m = vox_link_embedded::encode_frame(&p[..n], &mut frame).unwrap();
+    [&[0u8][..], &frame[..m]].concat()
+}
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4
+}
+
+// r[verify host.bare-acceptor]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_stalled_and_garbage_connections_delay_no_legitimate_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A larger cap for this test: the hostile connections must not fill it.
+    let (mut acceptor, runner) = BareAcceptor::<TcpLink, vox_demo_protocol::DemoFamily>::new::<_, _, 64>(
+        TcpListenerSource::new(listener),
+        TokioDelay,
+        HANDSHAKE_TIMEOUT_MS,
+        1024,
+    );
+    tokio::spawn(runner.run());
+    tokio::spawn(async move {
+        while let Ok(conduit) = acceptor.accept().await {
+            tokio::spawn(serve(conduit, 0));
+        }
+    });
+    let before = rss_kib();
+    let prologue = framed_prologue();
+    let mut hostile = Vec::new();
+    for kind in 0..3 {
+        for _ in 0..200 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            match kind {
+                0 => {}
+                // A prologue, then nothing (a handshake the bare side
+                // completes: it holds a conduit that never speaks).
+                1 => s.write_all(&prologue[..prologue.len() - 1]).await.unwrap(),
+                _ => s.write_all(&[0x55; 512]).await.unwrap(),
+            }
+            hostile.push(s);
+        }
+    }
+    let started = Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(5), async {
+        run_client(dial(addr).await.unwrap(), 1, 0).await.unwrap()
+    })
+    .await
+    .expect("served");
+    let took = started.elapsed();
+    let grown = rss_kib().saturating_sub(before);
+    println!("first reply after {took:?} behind 600 hostile connections; RSS grew {grown} KiB");
+    assert_eq!(report.replies, 1);
+    assert!(took < Duration::from_millis(100), "first reply after {took:?}");
+    assert!(grown < 64 * 1024, "memory stays bounded: {grown} KiB");
+    drop(hostile);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (mut acceptor, runner) = acceptor(listener);
+    tokio::spawn(runner.run());
+    // The application accepts and keeps every conduit (they count against
+    // the cap until dropped).
+    let (stats_tx, mut stats_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut kept = Vec::new();
+        loop {
+            tokio::select! {
+                c = acceptor.accept() => match c {
+                    Ok(c) => kept.push(c),
+                    Err(_) => break,
+                },
+                () = tokio::time::sleep(Duration::from_millis(600)) => {
+                    let _ = stats_tx.send(acceptor.stats());
+                }
+            }
+        }
+    });
+    // 1,000 connections with a valid prologue.
+    let prologue = framed_prologue();
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(&prologue).await;
+        held.push(s);
+    }
+    let stats = tokio::time::timeout(Duration::from_secs(5), stats_rx.recv()).await.unwrap().unwrap();
+    println!("{stats:?}");
+    assert!(stats.connections <= MAX_CONNECTIONS, "at most the cap is held: {stats:?}");
+    assert!(stats.over_cap > 0, "the rest were closed at once: {stats:?}");
+    let counted = stats.accepted + stats.over_cap + stats.busy + stats.evicted + stats.timed_out + stats.refused;
+    assert_eq!(counted, 1000, "every connection is accounted for: {stats:?}");
+    drop(held);
+    let _ = KitFamily::FINGERPRINT;
+}
