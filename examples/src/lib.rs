@@ -8,3 +8,4 @@ pub mod framed_tcp;
 pub mod qemu;
 pub mod qemu_demo;
 pub mod serial_line;
+pub mod tls;

@@ -28,6 +28,30 @@
 //!
 //! The wire format of one link payload (postcard): see [`wire`] and
 //! `docs/PROTOCOL.md`.
+//!
+//! # Threat model
+//!
+//! A resume key (16 random bytes, new at every handshake) **names** a
+//! session. It protects against confusion, not against attackers:
+//!
+//! - a new link reaches the right session, and a stale or foreign key is
+//!   refused (`Reject(SessionUnknown)`), so a peer that restarted learns
+//!   its session is gone instead of resuming someone else's;
+//! - keys cannot be guessed (a CSPRNG, 128 bits), so a blind peer cannot
+//!   take over a session.
+//!
+//! It does **not** protect against an on-path attacker: anyone who can
+//! read the link learns the key and can present it from a new connection,
+//! taking the session over; anyone who can write the link can inject
+//! frames (the CRC-32 catches noise, not forgery). Nothing is encrypted.
+//! Over a network you do not trust, run the link over TLS: the framing
+//! works over any byte stream, and `vox-examples/src/tls.rs` runs a stable
+//! conduit over tokio-rustls with a certificate the device trusts,
+//! reconnects included (`tests/tests/stable_tls.rs`: 3,000 messages each
+//! way across 4 cut connections, and a relay with another certificate
+//! refused). A serial line or USB cable between a host and its device is
+//! usually trusted as it is.
+// r[impl host.threat-model]
 // r[impl port.targets]
 #![no_std]
 

@@ -55,16 +55,38 @@ pub fn spawn_framed<const SLOTS: usize, const MTU: usize>(
     stream: TcpStream,
 ) -> Result<(TcpLink<SLOTS, MTU>, RunnerTask), LinkError> {
     stream.set_nodelay(true).map_err(io)?;
+    let (r, w) = stream.into_split();
+    Ok(spawn_runner(FromTokio::new(r), FromTokio::new(w)))
+}
+
+/// A framed link over any tokio byte stream (a TLS stream, a serial port,
+/// a Unix socket), its runner spawned on tokio.
+pub fn spawn_framed_stream<const SLOTS: usize, const MTU: usize, S>(stream: S) -> (TcpLink<SLOTS, MTU>, RunnerTask)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (r, w) = tokio::io::split(stream);
+    spawn_runner(FromTokio::new(r), FromTokio::new(w))
+}
+
+/// A fresh framed link whose runner moves bytes between `reader` and
+/// `writer` on tokio.
+fn spawn_runner<const SLOTS: usize, const MTU: usize, R, W>(
+    mut reader: FromTokio<R>,
+    mut writer: FromTokio<W>,
+) -> (TcpLink<SLOTS, MTU>, RunnerTask)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (link, runner): (TcpLink<SLOTS, MTU>, FramedRunner<CriticalSectionRawMutex, SLOTS, MTU>) =
         FramedLinkStorage::new_shared();
-    let (r, w) = stream.into_split();
     let task = tokio::spawn(async move {
-        let (mut reader, mut writer) = (FromTokio::new(r), FromTokio::new(w));
         let stats = runner.stats_handle();
         let result = runner.run(&mut reader, &mut writer).await;
         (result, stats.get())
     });
-    Ok((link, task))
+    (link, task)
 }
 
 /// How long to wait between failed attempts: doubling from `initial` up
