@@ -14,5 +14,12 @@ pub trait LinkSource {
     /// The next fresh link. [`LinkError::Closed`] means the source is
     /// exhausted for good; any other error is transient and the caller may
     /// retry later.
+    ///
+    /// Should be cancel-safe: dropping the future before it completes must
+    /// lose no link. The stable and bare acceptors' runners drop an
+    /// unfinished call whenever a handshake completes first (a TCP
+    /// `accept` and a channel `receive` are cancel-safe; a source that
+    /// runs a TLS handshake inside `next_link` is not, and should hand
+    /// the handshake to the acceptor's deadline instead).
     fn next_link(&mut self) -> impl Future<Output = Result<Self::Link, LinkError>> + MaybeSend + '_;
 }
