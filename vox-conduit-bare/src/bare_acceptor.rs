@@ -18,12 +18,9 @@
 //!   conduit beyond that is closed (counted as `busy`).
 
 use crate::{BareConduit, BareError};
-use alloc::boxed::Box;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::future::{Future, poll_fn};
-use core::pin::Pin;
 use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
@@ -31,8 +28,8 @@ use embassy_sync::waitqueue::WakerRegistration;
 use embedded_hal_async::delay::DelayNs;
 use heapless::Deque;
 use vox_types::{
-    Backing, ConduitAcceptor, HandshakeError, Link, LinkError, LinkRx, LinkSource, LinkTx, MaybeSend, MsgFamily,
-    SessionRole,
+    AcceptEvent, Backing, ConduitAcceptor, HandshakeError, Link, LinkError, LinkRx, LinkSource, LinkTx, MaybeSend,
+    MsgFamily, PendingHandshakes, SessionRole,
 };
 
 /// Accepted conduits waiting for `accept` at most.
@@ -232,11 +229,6 @@ where
     }
 }
 
-/// The type of the handshake futures, named by the closure that makes them.
-fn vec_for<A, T>(_make: &impl Fn(A) -> T, capacity: usize) -> Vec<T> {
-    Vec::with_capacity(capacity)
-}
-
 impl<S, F, D, const PENDING: usize> BareAcceptorRunner<S, F, D, PENDING>
 where
     S: LinkSource,
@@ -250,29 +242,12 @@ where
     pub async fn run(self) -> LinkError {
         let Self { mut source, delay, timeout_ms, max_connections, shared, held } = self;
         let handshake = |link: CountedLink<S::Link>| {
-            Box::pin(BareConduit::<_, F>::connect_within(link, SessionRole::Acceptor, delay.clone(), timeout_ms))
+            BareConduit::<_, F>::connect_within(link, SessionRole::Acceptor, delay.clone(), timeout_ms)
         };
-        let mut pending = vec_for(&handshake, PENDING);
+        let mut pending = PendingHandshakes::for_maker(&handshake, PENDING);
         let ended = loop {
-            let event = {
-                let mut next_link = core::pin::pin!(source.next_link());
-                poll_fn(|cx| {
-                    if let Poll::Ready(r) = next_link.as_mut().poll(cx) {
-                        return Poll::Ready(Ok(r));
-                    }
-                    for i in 0..pending.len() {
-                        let Some(fut) = pending.get_mut(i) else { break };
-                        if let Poll::Ready(r) = Pin::as_mut(fut).poll(cx) {
-                            drop(pending.swap_remove(i));
-                            return Poll::Ready(Err(r));
-                        }
-                    }
-                    Poll::Pending
-                })
-                .await
-            };
-            match event {
-                Ok(Ok(link)) => {
+            match pending.next(&mut source).await {
+                AcceptEvent::Link(Ok(link)) => {
                     let room = held.lock(|h| {
                         let ok = h.get() < max_connections;
                         if ok {
@@ -284,17 +259,15 @@ where
                         shared.lock(|s| s.borrow_mut().stats.over_cap += 1);
                         continue;
                     }
-                    if pending.len() >= PENDING.max(1) {
-                        // All handshake places are taken: the oldest goes.
-                        drop(pending.remove(0));
+                    let slot = ConnectionSlot { held: held.clone() };
+                    if pending.push(handshake(CountedLink { link, slot })) {
+                        // All handshake places were taken: the oldest went.
                         shared.lock(|s| s.borrow_mut().stats.evicted += 1);
                     }
-                    let slot = ConnectionSlot { held: held.clone() };
-                    pending.push(handshake(CountedLink { link, slot }));
                 }
-                Ok(Err(LinkError::Closed)) => break LinkError::Closed,
-                Ok(Err(_)) => {}
-                Err(handshaken) => {
+                AcceptEvent::Link(Err(LinkError::Closed)) => break LinkError::Closed,
+                AcceptEvent::Link(Err(_)) => {}
+                AcceptEvent::Handshake(handshaken) => {
                     // A conduit the queue has no room for is dropped after
                     // the lock (its drop gives its connection back).
                     let _unqueued = shared.lock(|s| {

@@ -32,12 +32,10 @@ use crate::session::Outgoing;
 use crate::stable_storage::StableStore;
 use crate::wire::{Hello, RejectReason, WireFrame};
 use crate::{Acceptor, ConfigError, SessionError, SharedLinkChannel, StableConduit, StableConfig, StableDriver};
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::future::{Future, poll_fn};
-use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::Mutex;
@@ -46,8 +44,8 @@ use embassy_sync::waitqueue::WakerRegistration;
 use embedded_hal_async::delay::DelayNs;
 use heapless::Deque;
 use vox_types::{
-    ConduitMode, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MaybeSend, MaybeSync, MsgFamily,
-    PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, Prologue, SessionRole, StorageRef, WriteSlot,
+    AcceptEvent, ConduitMode, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MaybeSend, MaybeSync,
+    MsgFamily, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole, StorageRef, WriteSlot,
 };
 
 /// What [`StableAcceptor::accept`] yields: a new session's conduit, its
@@ -237,11 +235,6 @@ async fn read_hello<L: Link, D: DelayNs>(
     Some((PrimedLink::new(tx, rx, pending), hello))
 }
 
-enum Event<L: Link> {
-    Link(Result<L, LinkError>),
-    Hello(Option<(AcceptedLink<L>, Hello)>),
-}
-
 impl<S, F, St, M, D, const N: usize, const PENDING: usize> AcceptorRunner<S, F, St, M, D, N, PENDING>
 where
     S: LinkSource,
@@ -262,42 +255,16 @@ where
         let timeout_ms = config.timeout_ms;
         let mut sessions: Vec<Session<St, M, S::Link>> = Vec::with_capacity(N);
         let mut born = 0u64;
-        let handshake = |link| Box::pin(read_hello(link, delay.clone(), timeout_ms, local));
-        let mut pending = vec_for(&handshake, PENDING);
+        let handshake = |link| read_hello(link, delay.clone(), timeout_ms, local);
+        let mut pending = PendingHandshakes::for_maker(&handshake, PENDING);
         let ended = loop {
-            // A fresh `next_link` each turn: a handshake that completes
-            // first drops it, so the source's `next_link` must be
-            // cancel-safe (a TCP accept, a channel receive are).
-            let event = {
-                let mut next_link = core::pin::pin!(source.next_link());
-                poll_fn(|cx| {
-                    if let Poll::Ready(r) = next_link.as_mut().poll(cx) {
-                        return Poll::Ready(Event::Link(r));
-                    }
-                    for i in 0..pending.len() {
-                        let Some(fut) = pending.get_mut(i) else { break };
-                        if let Poll::Ready(r) = Pin::as_mut(fut).poll(cx) {
-                            drop(pending.swap_remove(i));
-                            return Poll::Ready(Event::Hello(r));
-                        }
-                    }
-                    Poll::Pending
-                })
-                .await
-            };
-            match event {
-                Event::Link(Ok(link)) => {
-                    if pending.len() >= PENDING.max(1) {
-                        // All handshake places are taken: the oldest one
-                        // goes (its link is dropped).
-                        drop(pending.remove(0));
-                    }
-                    pending.push(handshake(link));
-                }
-                Event::Link(Err(LinkError::Closed)) => break SessionError::SourceClosed,
-                Event::Link(Err(_)) => {}
-                Event::Hello(None) => {}
-                Event::Hello(Some((link, hello))) => match hello.key {
+            match pending.next(&mut source).await {
+                // A full set drops its oldest handshake (and link).
+                AcceptEvent::Link(Ok(link)) => drop(pending.push(handshake(link))),
+                AcceptEvent::Link(Err(LinkError::Closed)) => break SessionError::SourceClosed,
+                AcceptEvent::Link(Err(_)) => {}
+                AcceptEvent::Handshake(None) => {}
+                AcceptEvent::Handshake(Some((link, hello))) => match hello.key {
                     Some(key) => {
                         let known = sessions.iter().find(|s| s.storage.lock(|l| l.session.state.knows_key(&key)));
                         match known {
@@ -320,11 +287,6 @@ where
         });
         ended
     }
-}
-
-/// The type of the handshake futures, named by the closure that makes them.
-fn vec_for<A, T>(_make: &impl Fn(A) -> T, capacity: usize) -> Vec<T> {
-    Vec::with_capacity(capacity)
 }
 
 type QueueRef<F, St, M, L> = Arc<Mutex<M, RefCell<Queue<AcceptedSession<F, St, M, L>>>>>;

@@ -31,6 +31,8 @@ mod link_error;
 mod link_source;
 mod maybe_send;
 mod msg_family;
+#[cfg(feature = "alloc")]
+mod pending_handshakes;
 mod prologue;
 mod prologue_error;
 mod prologue_exchange;
@@ -48,6 +50,8 @@ pub use maybe_send::{MaybeSend, MaybeSync};
 #[cfg(feature = "facet")]
 pub use msg_family::FacetFamily;
 pub use msg_family::{MsgFamily, decode_message};
+#[cfg(feature = "alloc")]
+pub use pending_handshakes::{AcceptEvent, PendingHandshakes};
 pub use prologue::{ConduitMode, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PROTOCOL_VERSION, Prologue};
 pub use prologue_error::PrologueError;
 pub use prologue_exchange::{HandshakeError, exchange_prologue};
