@@ -26,6 +26,8 @@ mod memory_link;
 mod memory_link_source;
 mod noisy_writer;
 mod queue_link;
+#[cfg(feature = "serial")]
+mod serial_port_source;
 mod slot_queue;
 
 pub use byte_pipe::{BytePipe, PipeReader, PipeWriter};
