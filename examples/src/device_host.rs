@@ -29,6 +29,7 @@ pub type HostLink = FramedLink<M, HOST_SLOTS, UART_MTU>;
 /// messages of receive ring.
 type HostStorage = StableStorage<M, 4096, 64, 4096, 64>;
 type HostConduit = StableConduit<DemoFamily, HostStorage>;
+type HostDriver = vox_conduit_stable::StableDriver<DemoFamily, HostStorage, vox_conduit_stable::Acceptor>;
 
 /// Why an exercise stopped before its work was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,13 +212,34 @@ impl HostSession {
     /// A new session, taking links from `port`; a configuration the
     /// storage cannot serve is refused.
     pub fn start(port: &TcpSerialPort) -> Result<Self, ConfigError> {
-        let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG)?;
-        let stats = conduit.stats_handle();
         let links = port.links.clone();
-        let driver = tokio::spawn(async move {
+        Self::start_with(move |driver: HostDriver| async move {
             let rng = ChaCha20Rng::from_os_rng();
             driver.run(links.receiver(), rng, TokioDelay).await
-        });
+        })
+    }
+
+    /// A new session on links from `source` (a serial port opened by path,
+    /// as a board's `/dev/ttyACM0`).
+    pub fn start_on<S>(source: S) -> Result<Self, ConfigError>
+    where
+        S: vox_types::LinkSource + Send + 'static,
+        S::Link: Send,
+        <S::Link as vox_types::Link>::Tx: Send,
+        <S::Link as vox_types::Link>::Rx: Send,
+    {
+        Self::start_with(move |driver: HostDriver| async move {
+            driver.run(source, ChaCha20Rng::from_os_rng(), TokioDelay).await
+        })
+    }
+
+    fn start_with<R>(run: impl FnOnce(HostDriver) -> R) -> Result<Self, ConfigError>
+    where
+        R: std::future::Future<Output = Result<(), SessionError>> + Send + 'static,
+    {
+        let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG)?;
+        let stats = conduit.stats_handle();
+        let driver = tokio::spawn(run(driver));
         let (tx, rx) = conduit.split();
         Ok(Self { tx, rx, stats, driver, next_id: 0, next_telemetry: 0, outputs: 0 })
     }

@@ -113,10 +113,35 @@ pub enum Uart {
         /// Redial after a drop.
         reconnect: bool,
     },
+    /// A pseudo-terminal, as a board's `/dev/ttyACM0` would be: its path
+    /// is [`Qemu::pty`].
+    Pty,
 }
 
 /// QEMU's stdout when not captured: the file named by `VOX_QEMU_STDOUT`
 /// (to keep a defmt firmware's log for `defmt-print`), else nothing.
+/// Reads QEMU's "char device redirected to /dev/pts/N" line from its
+/// stdout (and keeps draining stdout so QEMU never blocks on it; a pty
+/// run does not capture the firmware's output).
+async fn pty_path(child: &mut std::process::Child) -> Result<std::path::PathBuf, String> {
+    use std::io::BufRead;
+    let stderr = child.stdout.take().ok_or("no stdout")?;
+    let (found_tx, found_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut found = Some(found_tx);
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let path = line.split_whitespace().find(|w| w.starts_with("/dev/pts/")).map(std::path::PathBuf::from);
+            if let (Some(path), Some(tx)) = (path, found.take()) {
+                let _ = tx.send(path);
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), found_rx)
+        .await
+        .map_err(|_| "QEMU did not say where its pty is".to_string())?
+        .map_err(|_| "QEMU exited before opening its pty".to_string())
+}
+
 fn debug_stdout() -> Stdio {
     let file = std::env::var_os("VOX_QEMU_STDOUT")
         .and_then(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
@@ -127,6 +152,7 @@ fn debug_stdout() -> Stdio {
 pub struct Qemu {
     child: Option<std::process::Child>,
     _slot: SemaphorePermit<'static>,
+    pty: Option<std::path::PathBuf>,
 }
 
 impl Qemu {
@@ -146,7 +172,9 @@ impl Qemu {
             Uart::Null => "null".to_string(),
             Uart::Tcp { port, reconnect: false } => format!("tcp:127.0.0.1:{port},nodelay=on"),
             Uart::Tcp { port, reconnect: true } => format!("tcp:127.0.0.1:{port},nodelay=on,reconnect=1"),
+            Uart::Pty => "pty".to_string(),
         };
+        let pty = matches!(uart, Uart::Pty);
         let child = Command::new("timeout")
             .args([
                 "--signal=KILL",
@@ -161,11 +189,18 @@ impl Qemu {
             .arg("-kernel")
             .arg(elf)
             .stdin(Stdio::null())
-            .stdout(if capture_stdout { Stdio::piped() } else { debug_stdout() })
+            .stdout(if capture_stdout || pty { Stdio::piped() } else { debug_stdout() })
             .stderr(if capture_stdout { Stdio::piped() } else { Stdio::null() })
             .spawn()
             .map_err(|e| format!("cannot start qemu-system-arm: {e}"))?;
-        Ok(Self { child: Some(child), _slot: slot })
+        let mut child = child;
+        let pty = if pty { Some(pty_path(&mut child).await?) } else { None };
+        Ok(Self { child: Some(child), _slot: slot, pty })
+    }
+
+    /// The path of the device's UART when it is a pseudo-terminal.
+    pub fn pty(&self) -> Option<&Path> {
+        self.pty.as_deref()
     }
 
     /// Waits for QEMU to exit (semihosting exit) and returns its exit code

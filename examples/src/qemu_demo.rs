@@ -1,11 +1,30 @@
 //! The README demo's `--qemu` mode: the host talks to the real device
-//! firmware running in QEMU over the emulated UART, then power-cycles the
-//! device and starts a new session.
+//! firmware running in QEMU over the emulated UART, exposed as a
+//! pseudo-terminal and opened by path with the library's serial-port link
+//! source (exactly as a user opens `/dev/ttyACM0`), then power-cycles the
+//! device and starts a new session. `--port PATH` does the same against a
+//! real board.
 
-use crate::device_host::{ExerciseReport, HostSession, TcpSerialPort, Workload};
+use crate::device_host::{ExerciseReport, HostSession, Workload};
 use crate::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use vox_link_embedded::host::{Backoff, SerialPortSource};
+
+/// The UART's speed (a pseudo-terminal ignores it; a board's does not).
+const BAUD: u32 = 115_200;
+
+fn serial(path: &Path) -> SerialPortSource {
+    let backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200), give_up_after: None };
+    SerialPortSource::new(&path.to_string_lossy(), BAUD).with_backoff(backoff)
+}
+
+/// Points the demo's stable path at the device's current pty, the way
+/// udev keeps `/dev/serial/by-id/...` on a board across re-enumerations.
+fn point(by_id: &Path, pty: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_file(by_id);
+    std::os::unix::fs::symlink(pty, by_id).map_err(|e| format!("cannot link {}: {e}", by_id.display()))
+}
 
 fn print_round(name: &str, r: &ExerciseReport) {
     println!(
@@ -24,12 +43,19 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     ensure_qemu()?;
     println!("building the device firmware for {} ({}) ...", board.machine(), board.target());
     let elf = build_firmware("device", board, &[])?;
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let serial = TcpSerialPort::spawn(listener);
+    let dir = std::env::temp_dir().join(format!("vox-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let by_id: PathBuf = dir.join("ttyVOX0");
     let limit = Duration::from_secs(300);
-    println!("starting QEMU {} with the device's UART on 127.0.0.1:{port}\n", board.machine());
-    let qemu = Qemu::start(&elf, board, Uart::Tcp { port, reconnect: false }, limit, false).await?;
+    let qemu = Qemu::start(&elf, board, Uart::Pty, limit, false).await?;
+    let pty = qemu.pty().ok_or("QEMU has no pty")?.to_path_buf();
+    point(&by_id, &pty)?;
+    println!(
+        "starting QEMU {} with the device's UART on {} (opened by path as {})\n",
+        board.machine(),
+        pty.display(),
+        by_id.display()
+    );
 
     let work = Workload {
         requests,
@@ -41,17 +67,18 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     };
     println!("| session                | requests | replies | telemetry | wrong | time      | rate          |");
     println!("|------------------------|---------:|--------:|----------:|------:|----------:|--------------:|");
-    let mut first = HostSession::start(&serial).map_err(|e| e.to_string())?;
+    let mut first = HostSession::start_on(serial(&by_id)).map_err(|e| e.to_string())?;
     let one = first.exercise(work).await;
     print_round("first boot", &one);
 
     // Power cut: the device forgets its session and boots again.
     qemu.stop();
-    let _qemu = Qemu::start(&elf, board, Uart::Tcp { port, reconnect: false }, limit, false).await?;
+    let qemu = Qemu::start(&elf, board, Uart::Pty, limit, false).await?;
+    point(&by_id, qemu.pty().ok_or("QEMU has no pty")?)?;
     let ended = first.until_ended(Duration::from_secs(20)).await;
     let stats = first.stats();
     drop(first);
-    let mut second = HostSession::start(&serial).map_err(|e| e.to_string())?;
+    let mut second = HostSession::start_on(serial(&by_id)).map_err(|e| e.to_string())?;
     let two = second.exercise(Workload { requests: requests / 4, ..work }).await;
     print_round("after a device reboot", &two);
     println!(
@@ -59,13 +86,11 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
         ended.as_ref().map_or_else(|| "nothing (timeout)".to_string(), |e| format!("{e:?} ({e})"))
     );
     println!(
-        "first session: {} frames sent, {} received, {} acks, {} reattachments; device connections {}",
-        stats.frames_sent,
-        stats.frames_received,
-        stats.acks_sent,
-        stats.reattachments,
-        serial.connections()
+        "first session: {} frames sent, {} received, {} acks, {} reattachments",
+        stats.frames_sent, stats.frames_received, stats.acks_sent, stats.reattachments
     );
+    drop((second, qemu));
+    let _ = std::fs::remove_dir_all(&dir);
     let ok = |r: &ExerciseReport| r.replies == r.requests && r.wrong == 0 && r.ended.is_none();
     if ok(&one)
         && ok(&two)
@@ -74,5 +99,32 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
         Ok(())
     } else {
         Err("a request went unanswered, an answer was wrong, or the reboot was not reported".into())
+    }
+}
+
+/// `demo --port PATH`: the same host session against a real board on a
+/// serial port (`/dev/ttyACM0`, `/dev/serial/by-id/...`) running the
+/// `device` firmware; `Err` says what failed.
+pub async fn run_port_demo(path: &Path, requests: u32) -> Result<(), String> {
+    println!("host <-> the board on {} (opened by path; unplug and replug it freely)\n", path.display());
+    let work = Workload {
+        requests,
+        echo_len: 48,
+        only_echo: false,
+        min_telemetry: 10,
+        window: 64,
+        limit: Duration::from_secs(600),
+    };
+    let mut session = HostSession::start_on(serial(path)).map_err(|e| e.to_string())?;
+    println!("| session                | requests | replies | telemetry | wrong | time      | rate          |");
+    println!("|------------------------|---------:|--------:|----------:|------:|----------:|--------------:|");
+    let r = session.exercise(work).await;
+    print_round("board", &r);
+    let s = session.stats();
+    println!("\n{} reattachments, {} replays, {} CRC errors", s.reattachments, s.replays, s.crc_errors);
+    if r.replies == r.requests && r.wrong == 0 && r.ended.is_none() {
+        Ok(())
+    } else {
+        Err(format!("a request went unanswered or an answer was wrong: {r:?}"))
     }
 }

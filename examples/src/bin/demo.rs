@@ -11,7 +11,7 @@
 //! missing), over the emulated UART, with a device reboot in the middle.
 
 use vox_examples::qemu::Board;
-use vox_examples::qemu_demo::run_qemu_demo;
+use vox_examples::qemu_demo::{run_port_demo, run_qemu_demo};
 use vox_examples::serial_line::{LineConfig, run_line};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
@@ -32,9 +32,22 @@ async fn main() {
         println!("    --time-limit SECONDS  give up after this long (default 30 s + 1 ms per message)");
         println!();
         println!("  demo --qemu [--board lm3s6965|microbit] [--requests N]");
-        println!("    the same host code against the device firmware in QEMU, with a device reboot");
+        println!("    the same host code against the device firmware in QEMU, its UART a pseudo-terminal");
+        println!("    opened by path, with a device reboot");
         println!("    --board B             lm3s6965 (Cortex-M3, default) or microbit (Cortex-M0)");
         println!("    --requests N          requests per session (default 5000)");
+        println!();
+        println!("  demo --port PATH [--requests N]");
+        println!("    the same host code against a board running the device firmware on a serial port");
+        println!("    (/dev/ttyACM0, /dev/serial/by-id/...), opened by path and reopened after an unplug");
+        return;
+    }
+    if let Some(path) = args.iter().position(|a| a == "--port").and_then(|i| args.get(i + 1)) {
+        let requests = arg(&args, "--requests", 5_000) as u32;
+        if let Err(e) = run_port_demo(std::path::Path::new(path), requests).await {
+            eprintln!("demo FAILED: {e}");
+            std::process::exit(1);
+        }
         return;
     }
     if args.iter().any(|a| a == "--qemu") {
