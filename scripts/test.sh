@@ -59,6 +59,7 @@ step "release: stable-conduit chaos run (100k messages each way on a noisy, cut 
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
 cargo test --release -p vox-conduit-stable --test simulation -- --nocapture
 cargo run --release -p vox-examples --bin demo -- --messages 2000
+cargo run --release -p vox-examples --bin demo -- --messages 200000 --time-limit 120
 cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
 
 step "MSRV $MSRV: check the workspace and the firmware, test vox-types"

@@ -250,3 +250,29 @@ fn the_bare_receiver_is_a_stream() {
         assert_eq!(ids, (0..20).collect::<Vec<u32>>());
     });
 }
+
+/// A link failure is one error item, then the stream ends.
+#[test]
+fn the_bare_stream_yields_a_link_failure_once_then_ends() {
+    use futures::StreamExt;
+    futures::executor::block_on(async {
+        let ((a, b), _pair) = MemPair::new_shared_with_faults(FaultPlan::kill_after(3), FaultPlan::NONE);
+        let (a, b) = futures::join!(
+            BareConduit::<_, KitFamily>::connect(a, SessionRole::Initiator),
+            BareConduit::<_, KitFamily>::connect(b, SessionRole::Acceptor)
+        );
+        let (atx, _arx) = a.unwrap().split();
+        let (_btx, mut brx) = b.unwrap().split();
+        for id in 0..2 {
+            send_msg(&atx, kit_msg(id, "before the kill")).await;
+        }
+        let _ = atx.reserve().await.map(|p| p.send(kit_msg(2, "killed")));
+        let mut items = Vec::new();
+        while let Some(item) = brx.next().await {
+            items.push(item.map(|m| m.get::<KitFamily>().id));
+        }
+        assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 2, "{items:?}");
+        assert!(matches!(items.last(), Some(Err(BareError::Link(_)))), "one error, then the end: {items:?}");
+        assert!(brx.next().await.is_none());
+    });
+}

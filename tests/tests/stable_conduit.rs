@@ -64,3 +64,25 @@ async fn the_stable_receiver_is_a_stream() {
         .expect("in time");
     assert_eq!(ids, (0..50).collect::<Vec<u32>>());
 }
+
+/// The session's end is one error item, then the stream ends.
+#[tokio::test]
+async fn the_stable_stream_yields_the_sessions_end_once_then_ends() {
+    use futures::StreamExt;
+    use vox_conduit_stable::{RecvError, SessionError};
+    use vox_tests::stable_harness::{TokioDelay, initiator};
+    use vox_types::{Conduit, LinkError, LinkSource};
+    struct Exhausted;
+    impl LinkSource for Exhausted {
+        type Link = vox_link_embedded::MemoryLink<embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 4, 256>;
+        async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
+            Err(LinkError::Closed)
+        }
+    }
+    let (a, ad) = initiator();
+    tokio::spawn(ad.run(Exhausted, TokioDelay));
+    let (_atx, mut arx) = a.split();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), arx.next()).await.expect("in time");
+    assert!(matches!(first, Some(Err(RecvError::Session(SessionError::SourceClosed)))), "{:?}", first.map(|r| r.err()));
+    assert!(arx.next().await.is_none(), "then the stream ends");
+}

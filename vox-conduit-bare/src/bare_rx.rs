@@ -10,12 +10,14 @@ pub struct BareRx<R, F> {
     link: R,
     /// The link's failure; reported again on every later call.
     dead: Option<LinkError>,
+    /// The stream has ended (after the peer's close or a link failure).
+    stream_done: bool,
     _family: Family<F>,
 }
 
 impl<R, F> BareRx<R, F> {
     pub(crate) fn new(link: R) -> Self {
-        Self { link, dead: None, _family: Family::default() }
+        Self { link, dead: None, stream_done: false, _family: Family::default() }
     }
 }
 
@@ -59,15 +61,21 @@ impl<R: LinkRx, F: MsgFamily> BareRx<R, F> {
 }
 
 /// The received messages as a stream: `Some(Ok(msg))` per message;
-/// `Some(Err(_))` for a payload that does not decode (the stream goes on)
-/// or a link failure (then every later item is that error); `None` after
-/// the peer closed.
+/// `Some(Err(_))` for a payload that does not decode (the stream goes on);
+/// a link failure is one `Some(Err(_))`, then the stream ends (`None`), as
+/// it does after the peer closed.
 // r[impl host.stream]
 impl<R: LinkRx + Unpin, F: MsgFamily> futures_core::Stream for BareRx<R, F> {
     type Item = Result<SelfRef<F::Msg<'static>>, BareError>;
 
     fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_recv(cx).map(Result::transpose)
+        let this = self.get_mut();
+        if this.stream_done {
+            return Poll::Ready(None);
+        }
+        let item = core::task::ready!(this.poll_recv(cx));
+        this.stream_done = matches!(item, Ok(None) | Err(BareError::Link(_) | BareError::Handshake(_)));
+        Poll::Ready(item.transpose())
     }
 }
 

@@ -69,7 +69,7 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
         storage.reset(SessionState::new(R::ROLE, config, F::FINGERPRINT, receive_bytes));
         let conduit = Self {
             tx: StableTx { storage: storage.clone(), _family: PhantomData },
-            rx: StableRx { storage: storage.clone(), _family: PhantomData },
+            rx: StableRx { storage: storage.clone(), stream_done: false, _family: PhantomData },
         };
         Ok((conduit, StableDriver::new(storage)))
     }
@@ -153,6 +153,8 @@ pub struct StableTx<F, S: StableStore + 'static> {
 /// acknowledge and drop what arrives.
 pub struct StableRx<F, S: StableStore + 'static> {
     storage: StorageRef<S>,
+    /// The stream has ended (after the peer's close or the session's end).
+    stream_done: bool,
     _family: PhantomData<fn() -> F>,
 }
 
@@ -295,7 +297,8 @@ impl<F: MsgFamily, S: StableStore + 'static> StableRx<F, S> {
 
 /// The received messages as a stream: `Some(Ok(msg))` per message, in
 /// order; `Some(Err(_))` for a message that does not decode (the stream
-/// goes on) or once the session ended; `None` after the peer closed.
+/// goes on); the session's end is one `Some(Err(_))`, then the stream
+/// ends (`None`), as it does after the peer closed.
 ///
 /// ```
 /// # async fn demo<F: vox_types::MsgFamily, S: vox_conduit_stable::StableStore>(rx: vox_conduit_stable::StableRx<F, S>) {
@@ -312,7 +315,13 @@ impl<F: MsgFamily, S: StableStore + 'static> futures_core::Stream for StableRx<F
     type Item = Result<SelfRef<F::Msg<'static>>, RecvError>;
 
     fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_recv(cx).map(Result::transpose)
+        let this = self.get_mut();
+        if this.stream_done {
+            return Poll::Ready(None);
+        }
+        let item = core::task::ready!(this.poll_recv(cx));
+        this.stream_done = matches!(item, Ok(None) | Err(RecvError::Session(_)));
+        Poll::Ready(item.transpose())
     }
 }
 
