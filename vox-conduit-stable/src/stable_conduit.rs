@@ -144,6 +144,12 @@ where
 }
 
 /// Sending half of a [`StableConduit`]; dropping it closes the direction.
+///
+/// Wait in [`reserve`](ConduitTx::reserve) from one task at a time (two
+/// futures of one task, joined or selected, are fine): the half keeps one
+/// waker, so two tasks waiting at once would keep waking each other until
+/// room comes. Give each producer task its own conduit, or funnel them
+/// through a channel into one sending task.
 pub struct StableTx<F, S: StableStore + 'static> {
     storage: StorageRef<S>,
     _family: PhantomData<fn() -> F>,
