@@ -26,6 +26,12 @@ fn point(by_id: &Path, pty: &Path) -> Result<(), String> {
     std::os::unix::fs::symlink(pty, by_id).map_err(|e| format!("cannot link {}: {e}", by_id.display()))
 }
 
+/// The demo's mix of requests (48-byte echoes among them), 64 in flight,
+/// waiting for 10 telemetry samples at least.
+fn workload(requests: u32, limit: Duration) -> Workload {
+    Workload { requests, echo_len: 48, only_echo: false, min_telemetry: 10, window: 64, limit }
+}
+
 fn print_round(name: &str, r: &ExerciseReport) {
     println!(
         "| {name:<22} | {:>8} | {:>7} | {:>9} | {:>5} | {:>7.2} s | {:>7.0} req/s |",
@@ -57,14 +63,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
         by_id.display()
     );
 
-    let work = Workload {
-        requests,
-        echo_len: 48,
-        only_echo: false,
-        min_telemetry: 10,
-        window: 64,
-        limit: Duration::from_secs(120),
-    };
+    let work = workload(requests, Duration::from_secs(120));
     println!("| session                | requests | replies | telemetry | wrong | time      | rate          |");
     println!("|------------------------|---------:|--------:|----------:|------:|----------:|--------------:|");
     let mut first = HostSession::start_on(serial(&by_id)).map_err(|e| e.to_string())?;
@@ -107,14 +106,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
 /// `device` firmware; `Err` says what failed.
 pub async fn run_port_demo(path: &Path, requests: u32) -> Result<(), String> {
     println!("host <-> the board on {} (opened by path; unplug and replug it freely)\n", path.display());
-    let work = Workload {
-        requests,
-        echo_len: 48,
-        only_echo: false,
-        min_telemetry: 10,
-        window: 64,
-        limit: Duration::from_secs(600),
-    };
+    let work = workload(requests, Duration::from_secs(600));
     let mut session = HostSession::start_on(serial(path)).map_err(|e| e.to_string())?;
     println!("| session                | requests | replies | telemetry | wrong | time      | rate          |");
     println!("|------------------------|---------:|--------:|----------:|------:|----------:|--------------:|");

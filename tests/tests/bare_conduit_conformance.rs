@@ -44,6 +44,16 @@ fn kit_on_framed_link_runners_on_threads() {
     futures::executor::block_on(conduit_kit::check_all(&mut h));
 }
 
+/// A connected pair whose A→B direction dies after the prologue and two
+/// payloads.
+async fn connected_with_a_to_b_killed_after_3()
+-> (BareConduit<Mem, KitFamily>, BareConduit<Mem, KitFamily>, std::sync::Arc<MemPair>) {
+    let ((a, b), pair) = MemPair::new_shared_with_faults(FaultPlan::kill_after(3), FaultPlan::NONE);
+    let (a, b) =
+        futures::join!(BareConduit::connect(a, SessionRole::Initiator), BareConduit::connect(b, SessionRole::Acceptor));
+    (a.unwrap(), b.unwrap(), pair)
+}
+
 async fn connected() -> (BareConduit<Mem, KitFamily>, BareConduit<Mem, KitFamily>) {
     let (a, b) = MemPair::new_shared();
     let (a, b) =
@@ -88,13 +98,9 @@ impl<T: vox_types::LinkTx, R: vox_types::LinkRx> Link for ReassembledLink<T, R> 
 fn conduit_reports_the_link_failure_and_stays_dead() {
     futures::executor::block_on(async {
         // The A→B direction dies after the prologue and two messages.
-        let ((a, b), _pair) = MemPair::new_shared_with_faults(FaultPlan::kill_after(3), FaultPlan::NONE);
-        let (a, b) = futures::join!(
-            BareConduit::<_, KitFamily>::connect(a, SessionRole::Initiator),
-            BareConduit::<_, KitFamily>::connect(b, SessionRole::Acceptor)
-        );
-        let (atx, _arx) = a.unwrap().split();
-        let (btx, mut brx) = b.unwrap().split();
+        let (a, b, _pair) = connected_with_a_to_b_killed_after_3().await;
+        let (atx, _arx) = a.split();
+        let (btx, mut brx) = b.split();
         for id in 0..3 {
             send_msg(&atx, kit_msg(id, "x")).await; // the third is lost with the link
         }
@@ -256,13 +262,9 @@ fn the_bare_receiver_is_a_stream() {
 fn the_bare_stream_yields_a_link_failure_once_then_ends() {
     use futures::StreamExt;
     futures::executor::block_on(async {
-        let ((a, b), _pair) = MemPair::new_shared_with_faults(FaultPlan::kill_after(3), FaultPlan::NONE);
-        let (a, b) = futures::join!(
-            BareConduit::<_, KitFamily>::connect(a, SessionRole::Initiator),
-            BareConduit::<_, KitFamily>::connect(b, SessionRole::Acceptor)
-        );
-        let (atx, _arx) = a.unwrap().split();
-        let (_btx, mut brx) = b.unwrap().split();
+        let (a, b, _pair) = connected_with_a_to_b_killed_after_3().await;
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
         for id in 0..2 {
             send_msg(&atx, kit_msg(id, "before the kill")).await;
         }

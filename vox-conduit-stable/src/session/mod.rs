@@ -32,7 +32,7 @@ mod ring;
 #[cfg(test)]
 mod tests;
 
-use crate::wire::{FrameError, Hello, KEY_LEN, RejectReason, ResumeKey, Window, WireFrame, seq_before};
+use crate::wire::{FrameError, Hello, RejectReason, ResumeKey, Window, WireFrame, seq_before};
 use crate::{SendError, SessionError, StableConfig, StableStats};
 use ring::{RingIndex, Span};
 use vox_types::{
@@ -992,13 +992,8 @@ impl Session<'_> {
         let limit_seq = s.rx.next.wrapping_add(msgs as u32);
         let limit_off = s.rx.off.wrapping_add(bytes as u32);
         s.rx.granted_seq = seq_max(s.rx.granted_seq, limit_seq);
+        // Never below `next`/`off`: the new limits are at or past them.
         s.rx.granted_off = seq_max(s.rx.granted_off, limit_off);
-        if seq_before(s.rx.granted_seq, s.rx.next) {
-            s.rx.granted_seq = s.rx.next;
-        }
-        if seq_before(s.rx.granted_off, s.rx.off) {
-            s.rx.granted_off = s.rx.off;
-        }
         Window { msgs: s.rx.granted_seq.wrapping_sub(s.rx.next), bytes: s.rx.granted_off.wrapping_sub(s.rx.off) }
     }
 
@@ -1460,6 +1455,3 @@ impl<const TXB: usize, const TXN: usize, const RXB: usize, const RXN: usize> Ses
         (session, &mut self.rx_bytes)
     }
 }
-
-/// Length of a resume key, re-exported for drivers that make keys.
-pub const RESUME_KEY_LEN: usize = KEY_LEN;

@@ -2,7 +2,7 @@
 //! its TCP socket: no links, no tasks, no clock but the `now` given.
 
 use super::*;
-use crate::wire::Window;
+use crate::wire::{KEY_LEN, Window};
 use std::boxed::Box;
 use std::vec::Vec;
 
