@@ -18,7 +18,7 @@ use vox_conduit_stable::{
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
 use vox_link_embedded::host::TokioDelay;
-use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedStats};
+use vox_link_embedded::{FramedLink, FramedLinkStorage, framed::FramedStats};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError};
 
 type M = CriticalSectionRawMutex;

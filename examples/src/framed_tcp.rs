@@ -3,7 +3,7 @@
 //! echo.
 
 use tokio::net::{TcpListener, TcpStream};
-use vox_link_embedded::FramedStats;
+use vox_link_embedded::framed::FramedStats;
 use vox_link_embedded::host::{TcpLink, spawn_framed};
 use vox_types::{Link, LinkError, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
 

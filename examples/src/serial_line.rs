@@ -16,7 +16,9 @@ use vox_conduit_stable::{
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
 use vox_link_embedded::host::TokioDelay;
 use vox_link_embedded::{
-    BytePipe, FramedLink, FramedLinkStorage, FramedStats, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter,
+    FramedLink, FramedLinkStorage,
+    framed::FramedStats,
+    sim::{BytePipe, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
 };
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 

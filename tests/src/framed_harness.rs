@@ -9,7 +9,10 @@ use embedded_io_adapters::tokio_1::FromTokio;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use vox_link_embedded::{BytePipe, FramedLink, FramedLinkStorage, FramedRunner, PipeReader, PipeWriter};
+use vox_link_embedded::{
+    FramedLink, FramedLinkStorage, FramedRunner,
+    sim::{BytePipe, PipeReader, PipeWriter},
+};
 
 /// Payload slots each way.
 pub const SLOTS: usize = 4;

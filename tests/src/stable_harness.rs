@@ -10,7 +10,7 @@ use std::time::Duration;
 use vox_conduit_stable::{
     Acceptor, Initiator, SessionError, StableConduit, StableConfig, StableDriver, StableStats, StableStorage,
 };
-use vox_link_embedded::{FaultPlan, memory_link_source};
+use vox_link_embedded::sim::{FaultPlan, memory_link_source};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 pub use vox_link_embedded::host::TokioDelay;
@@ -141,7 +141,7 @@ async fn exchange_with(na: u32, nb: u32, schedule: Vec<(FaultPlan, FaultPlan)>) 
 /// listener.
 #[derive(Clone)]
 pub struct SharedDialer(
-    pub std::sync::Arc<tokio::sync::Mutex<vox_link_embedded::MemoryDialer<CriticalSectionRawMutex, 4, 256>>>,
+    pub std::sync::Arc<tokio::sync::Mutex<vox_link_embedded::sim::MemoryDialer<CriticalSectionRawMutex, 4, 256>>>,
 );
 
 impl vox_types::LinkSource for SharedDialer {

@@ -18,7 +18,7 @@ fn framed_prologue() -> Vec<u8> {
         .encode(&mut p)
         .unwrap();
     let mut frame = [0u8; 64];
-    let m = vox_link_embedded::encode_frame(&p[..n], &mut frame).unwrap();
+    let m = vox_link_embedded::framed::codec::encode_frame(&p[..n], &mut frame).unwrap();
     [&[0u8][..], &frame[..m]].concat()
 }
 

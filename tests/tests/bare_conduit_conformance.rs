@@ -5,7 +5,7 @@
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use futures::FutureExt;
 use vox_conduit_bare::{BareConduit, BareError};
-use vox_link_embedded::{FaultPlan, MemoryLink, MemoryLinkPair};
+use vox_link_embedded::{MemoryLink, MemoryLinkPair, sim::FaultPlan};
 use vox_tests::bare_harness::BareHarness;
 use vox_tests::conduit_kit::{self, KitFamily, kit_msg, send_msg};
 use vox_tests::framed_harness::{self, MTU, spawn_thread, spawn_tokio};

@@ -8,7 +8,10 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::signal::Signal;
 use futures::executor::block_on;
 use std::cell::Cell;
-use vox_link_embedded::{BytePipe, FramedLinkStorage, NoiseRates, NoisyWriter, PipeReader, PipeWriter};
+use vox_link_embedded::{
+    FramedLinkStorage,
+    sim::{BytePipe, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
+};
 use vox_tests::link_kit::{pattern, send};
 use vox_types::{Link, LinkError, LinkRx};
 

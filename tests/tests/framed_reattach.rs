@@ -4,7 +4,10 @@
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use futures::executor::block_on;
-use vox_link_embedded::{BytePipe, FramedLinkStorage, PipeReader, PipeWriter};
+use vox_link_embedded::{
+    FramedLinkStorage,
+    sim::{BytePipe, PipeReader, PipeWriter},
+};
 use vox_tests::link_kit::{recv_payload, send};
 use vox_tests::stream_faults::CorruptAfterFrames;
 use vox_types::{Link, LinkError, LinkRx, LinkTx};

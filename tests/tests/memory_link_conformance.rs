@@ -2,7 +2,7 @@
 //! and under `futures::executor` (no tokio), to show runtime-agnosticism.
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use vox_link_embedded::{FaultPlan, MemoryLink, MemoryLinkPair};
+use vox_link_embedded::{MemoryLink, MemoryLinkPair, sim::FaultPlan};
 use vox_tests::link_kit::{self, LinkHarness};
 
 const SLOTS: usize = 4;

@@ -4,7 +4,7 @@
 //! and decodes back to it. Run with `--nocapture` to print them.
 
 use vox_conduit_stable::wire::{Hello, RejectReason, Window, WireFrame};
-use vox_link_embedded::{Decoded, FrameDecoder, encode_frame};
+use vox_link_embedded::framed::codec::{Decoded, FrameDecoder, encode_frame};
 use vox_types::{ConduitMode, Prologue, SchemaFingerprint, SessionRole};
 
 const FP: SchemaFingerprint = SchemaFingerprint([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);

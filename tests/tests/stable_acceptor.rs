@@ -13,7 +13,10 @@ use vox_conduit_stable::{
     RecvError, SessionError, StableAcceptor, StableConduit, StableConfig, StableStorage, StableStore,
 };
 use vox_link_embedded::host::{TcpDialer, TcpListenerSource};
-use vox_link_embedded::{FaultPlan, MemoryLink, memory_link_source};
+use vox_link_embedded::{
+    MemoryLink,
+    sim::{FaultPlan, memory_link_source},
+};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{FAST, SharedDialer, TestStable, TestStorage, TokioDelay, initiator, rng};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource};
@@ -215,7 +218,7 @@ async fn idle_stalled_and_garbage_connections_delay_no_legitimate_client() {
     .encode(&mut prologue)
     .unwrap();
     let mut framed_prologue = [0u8; 64];
-    let m = vox_link_embedded::encode_frame(&prologue[..n], &mut framed_prologue).unwrap();
+    let m = vox_link_embedded::framed::codec::encode_frame(&prologue[..n], &mut framed_prologue).unwrap();
     for kind in 0..3 {
         for _ in 0..200 {
             let mut s = TcpStream::connect(addr).await.unwrap();

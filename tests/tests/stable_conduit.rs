@@ -1,7 +1,7 @@
 //! StableConduit: exactly-once delivery over links that die, drop,
 //! duplicate; session loss; acks; backpressure.
 
-use vox_link_embedded::FaultPlan;
+use vox_link_embedded::sim::FaultPlan;
 use vox_tests::stable_harness::exchange;
 
 /// The initiator's driver takes no random number generator (a type-level
@@ -44,8 +44,11 @@ async fn the_stable_receiver_is_a_stream() {
     use vox_tests::conduit_kit::{KitFamily, kit_msg};
     use vox_tests::stable_harness::{TokioDelay, acceptor, initiator, rng};
     use vox_types::{Conduit, ConduitTx, ConduitTxPermit};
-    let (dialer, listener) =
-        vox_link_embedded::memory_link_source::<embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 4, 256>([]);
+    let (dialer, listener) = vox_link_embedded::sim::memory_link_source::<
+        embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
+        4,
+        256,
+    >([]);
     let (a, ad) = initiator();
     let (b, bd) = acceptor();
     tokio::spawn(ad.run(dialer, TokioDelay));

@@ -6,7 +6,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use std::sync::Arc;
 use std::time::Duration;
 use vox_conduit_stable::{ConfigError, SessionError, StableConduit, StableConfig, StableStorage};
-use vox_link_embedded::memory_link_source;
+use vox_link_embedded::sim::memory_link_source;
 use vox_tests::conduit_kit::KitFamily;
 use vox_tests::stable_harness::{FAST, TestStable, TestStorage, TokioDelay, rng};
 use vox_types::LinkRx;

@@ -8,7 +8,10 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 use vox_conduit_stable::{RecvError, SendError, SessionError};
-use vox_link_embedded::{FaultPlan, MemoryDialer, MemoryLink, MemoryLinkPair, memory_link_source};
+use vox_link_embedded::{
+    MemoryLink, MemoryLinkPair,
+    sim::{FaultPlan, MemoryDialer, memory_link_source},
+};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{
     BYTES, FAST, FRAMES, RX, SharedDialer, SideReport, TokioDelay, acceptor, exchange, exchange_asym, initiator, rng,
@@ -112,7 +115,9 @@ async fn recv_ids(rx: &mut impl ConduitRx<Msg = KitFamily>, ids: std::ops::Range
 async fn acceptor_restart_is_session_lost_for_the_initiator() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let listener = Arc::new(tokio::sync::Mutex::new(listener));
-    struct SharedListener(Arc<tokio::sync::Mutex<vox_link_embedded::MemoryListener<CriticalSectionRawMutex, 4, 256>>>);
+    struct SharedListener(
+        Arc<tokio::sync::Mutex<vox_link_embedded::sim::MemoryListener<CriticalSectionRawMutex, 4, 256>>>,
+    );
     impl LinkSource for SharedListener {
         type Link = Mem;
         async fn next_link(&mut self) -> Result<Mem, LinkError> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStats, StableStorage, StableStore};
 use vox_link_embedded::host::{TcpDialer, TcpListenerSource};
-use vox_link_embedded::memory_link_source;
+use vox_link_embedded::sim::memory_link_source;
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{FAST, FRAMES, RX, TestStable, TokioDelay, acceptor, initiator, rng};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use vox_conduit_bare::{BareConduit, BareError};
 use vox_conduit_stable::{SendError, SessionError, StableAcceptor, StableConduit};
 use vox_demo_protocol::DemoFamily;
-use vox_link_embedded::{MemoryLink, memory_link_source};
+use vox_link_embedded::{MemoryLink, sim::memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{FAST, TestStorage, TokioDelay, acceptor, initiator, rng, send_prologue_of_version};
 use vox_types::{ConduitTx, HandshakeError, Link, LinkRx, LinkSource, MsgFamily, Prologue, PrologueError, SessionRole};

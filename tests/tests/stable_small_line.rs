@@ -10,7 +10,10 @@ use rand_chacha::rand_core::SeedableRng;
 use std::time::Duration;
 use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg};
-use vox_link_embedded::{BytePipe, FramedLink, FramedLinkStorage, NoiseRates, NoisyWriter, PipeReader, PipeWriter};
+use vox_link_embedded::{
+    FramedLink, FramedLinkStorage,
+    sim::{BytePipe, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
+};
 use vox_tests::stable_harness::TokioDelay;
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use vox_conduit_bare::BareConduit;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
-use vox_link_embedded::{FaultPlan, MemoryLinkPair, memory_link_source};
+use vox_link_embedded::{
+    MemoryLinkPair,
+    sim::{FaultPlan, memory_link_source},
+};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
 
 #[derive(Serialize, Deserialize, Schema, Debug)]

@@ -248,7 +248,7 @@ mod tests {
     use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
     use std::sync::Arc;
     use std::vec::Vec;
-    use vox_link_embedded::memory_link_source;
+    use vox_link_embedded::sim::memory_link_source;
     use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
     #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema, Debug, PartialEq)]

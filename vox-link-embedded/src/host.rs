@@ -15,9 +15,9 @@
 //! # }
 //! ```
 
+use crate::framed::{FramedLink, FramedLinkStorage, FramedRunner, FramedStats};
 #[cfg(feature = "serial")]
 pub use crate::serial_port_source::{NoDrain, SerialPortSource};
-use crate::{FramedLink, FramedLinkStorage, FramedRunner, FramedStats};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_adapters::tokio_1::FromTokio;
 use std::net::SocketAddr;

@@ -1,7 +1,13 @@
-//! Links for vox-embedded: [`FramedLink`], COBS + CRC-32 frames over any
-//! `embedded-io-async` byte stream, and [`MemoryLink`], an in-memory link
-//! pair with deterministic fault injection. With the `tokio` feature,
-//! [`host`] has the TCP link sources and timer a host program needs.
+//! Links for vox-embedded.
+//!
+//! - [`framed`]: [`FramedLink`], COBS + CRC-32 frames over any
+//!   `embedded-io-async` byte stream (UART, USB CDC-ACM, TCP), its runner,
+//!   statistics and the sans-I/O frame codec.
+//! - [`memory`]: [`MemoryLink`], an in-memory link pair between two tasks.
+//! - [`sim`]: stand-ins for tests and self-tests: byte pipes, a noisy
+//!   serial line, memory-link faults and link sources.
+//! - `host` (feature `tokio`): TCP and serial-port link sources and a
+//!   timer, for host programs.
 // r[impl port.targets]
 #![no_std]
 
@@ -10,33 +16,14 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
-mod byte_pipe;
-// Safe code only, and heavy: not worth running under Miri.
-#[cfg(all(test, not(miri)))]
-mod frame_codec_tests;
-mod frame_crc;
-mod frame_decoder;
-mod frame_encoder;
-mod framed_link;
-mod framed_stats;
+pub mod framed;
 #[cfg(feature = "tokio")]
 pub mod host;
-mod memory_link;
-#[cfg(feature = "alloc")]
-mod memory_link_source;
-mod noisy_writer;
-mod queue_link;
+pub mod memory;
+mod queue;
 #[cfg(feature = "serial")]
 mod serial_port_source;
-mod slot_queue;
+pub mod sim;
 
-pub use byte_pipe::{BytePipe, PipeReader, PipeWriter};
-pub use frame_decoder::{Decoded, FrameDecoder, FrameError, max_encoded_run};
-pub use frame_encoder::encode_frame;
-pub use framed_link::{FramedLink, FramedLinkStorage, FramedRunner, FramedStatsHandle};
-pub use framed_stats::FramedStats;
-pub use memory_link::{FaultPlan, MemoryLink, MemoryLinkPair, MemoryLinkRx, MemoryLinkTx};
-#[cfg(feature = "alloc")]
-pub use memory_link_source::{MemoryDialer, MemoryListener, memory_link_source};
-pub use noisy_writer::{NoiseCounts, NoiseRates, NoisyWriter};
-pub use queue_link::{QueueLink, QueuePermit, QueueRx, QueueSlot, QueueTx};
+pub use framed::{FramedLink, FramedLinkStorage, FramedRunner};
+pub use memory::{MemoryLink, MemoryLinkPair};

@@ -1,6 +1,7 @@
-//! The vox-embedded demo device: board support (UART, SysTick time driver,
-//! a sleeping executor) and the device application, shared by the firmware
-//! binaries (`device`, `echo`, `selftest`).
+//! The vox-embedded demo device on QEMU boards: board support (UART,
+//! SysTick time driver, a sleeping executor) for the firmware binaries
+//! (`device`, `echo`, `selftest`). The device application itself is
+//! `vox-demo-device`, shared with the real boards' firmware.
 #![no_std]
 
 #[cfg(all(feature = "board-lm3s6965", feature = "board-microbit"))]
@@ -8,11 +9,7 @@ compile_error!("choose one board feature: board-lm3s6965 or board-microbit");
 #[cfg(not(any(feature = "board-lm3s6965", feature = "board-microbit")))]
 compile_error!("choose a board feature: board-lm3s6965 (default) or board-microbit");
 
-#[macro_use]
-mod log;
-
 pub mod board;
-pub mod device;
 pub mod executor;
 pub mod exit;
 pub mod time_driver;

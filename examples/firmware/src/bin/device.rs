@@ -6,17 +6,16 @@
 use embassy_executor::Spawner;
 use static_cell::StaticCell;
 use vox_firmware::board::{self, UartRx, UartTx};
-use vox_firmware::device;
 use vox_firmware::executor::WfiExecutor;
 
 #[embassy_executor::task]
 async fn serial_port(rx: UartRx, tx: UartTx) {
-    device::serial_port(rx, tx).await
+    vox_demo_device::serial_port(rx, tx).await
 }
 
 #[embassy_executor::task]
 async fn sessions() {
-    device::sessions().await
+    vox_demo_device::sessions().await
 }
 
 #[cortex_m_rt::entry]

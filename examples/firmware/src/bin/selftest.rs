@@ -18,8 +18,9 @@ use vox_demo_protocol::{DemoFamily, DemoMsg};
 use vox_firmware::board;
 use vox_firmware::executor::WfiExecutor;
 use vox_link_embedded::{
-    BytePipe, Decoded, FrameDecoder, FramedLink, FramedLinkStorage, NoiseRates, NoisyWriter, PipeReader, PipeWriter,
-    encode_frame,
+    FramedLink, FramedLinkStorage,
+    framed::codec::{Decoded, FrameDecoder, encode_frame},
+    sim::{BytePipe, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
 };
 use vox_types::{
     Conduit, ConduitMode, ConduitRx, ConduitTx, ConduitTxPermit, MsgFamily, PROLOGUE_MAX_LEN, Prologue, PrologueError,

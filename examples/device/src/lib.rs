@@ -1,13 +1,21 @@
-//! The device application: a serial-port task that keeps a [`FramedLink`]
-//! attached to the UART, and sessions of a [`StableConduit`] (initiator)
-//! that answer the host's requests and stream telemetry. Plain loops: the
+//! The demo device's application, the same on every board: a task that
+//! keeps a [`FramedLink`] attached to the board's byte stream (a UART, or
+//! USB CDC-ACM), and sessions of a [`StableConduit`] (initiator) that
+//! answer the host's requests and stream telemetry. Plain loops: the
 //! conduit's flow control needs no request window, no skip rule and no
 //! second link storage.
+//!
+//! A firmware spawns [`serial_port`] (or calls [`run_link`] in its own loop,
+//! e.g. once per USB connection) and [`sessions`]; it supplies the time
+//! driver, the executor and the byte stream.
+#![no_std]
 
-use crate::board::{UartRx, UartTx};
+#[macro_use]
+mod log;
+
 use embassy_futures::select::{Either, select};
-use embassy_sync::blocking_mutex::raw::ThreadModeRawMutex;
 use embassy_time::{Delay, Duration, Ticker, Timer};
+use embedded_io_async::{Read, Write};
 use vox_conduit_stable::{LinkChannel, RecvError, SendError, SessionError, StableConduit, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, answer};
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
@@ -15,7 +23,11 @@ use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 /// Every lock is taken in thread mode only (never from an interrupt), so
 /// the cheapest mutex does; no interrupt is ever masked by the conduit.
-pub type DeviceMutex = ThreadModeRawMutex;
+#[cfg(target_os = "none")]
+pub type DeviceMutex = embassy_sync::blocking_mutex::raw::ThreadModeRawMutex;
+/// Host builds (checks only): a mutex that exists there.
+#[cfg(not(target_os = "none"))]
+pub type DeviceMutex = embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 /// Largest frame payload on the UART.
 pub const MTU: usize = UART_MTU;
 /// Frame slots each way on the UART link: the conduit copies each
@@ -45,10 +57,11 @@ static CONDUIT_STORAGE: DeviceStorage = StableStorage::new();
 /// How often the device sends a telemetry sample.
 pub const TELEMETRY_PERIOD: Duration = Duration::from_millis(20);
 
-/// Keeps a framed link on the UART: attach one, hand it to the conduit, run
-/// it until it dies, and attach the next to the same byte stream (once the
-/// conduit has dropped the old one).
-pub async fn serial_port(mut rx: UartRx, mut tx: UartTx) -> ! {
+/// Keeps a framed link on a byte stream that is always there (a UART):
+/// what [`run_link`] does, again and again, each new link on the same
+/// stream. Written out flat rather than calling `run_link`: the nested
+/// future costs 240 B of flash on a Cortex-M3.
+pub async fn serial_port<R: Read, W: Write>(mut rx: R, mut tx: W) -> ! {
     loop {
         let Some((link, runner)) = LINK_STORAGE.attach() else {
             Timer::after_millis(1).await;
@@ -56,8 +69,24 @@ pub async fn serial_port(mut rx: UartRx, mut tx: UartTx) -> ! {
         };
         LINKS.offer(link).await;
         let ended = runner.run(&mut rx, &mut tx).await;
-        info!("uart link ended: {}", ended);
+        info!("link ended: {}", ended);
     }
+}
+
+/// One link on the byte stream: attach a framed link (once the conduit has
+/// dropped the previous one), hand it to the conduit, and run it until it
+/// dies (a line error, or the stream going away: a USB host closing the
+/// port). The session outlives it and resumes on the next link.
+pub async fn run_link<R: Read, W: Write>(rx: &mut R, tx: &mut W) {
+    let (link, runner) = loop {
+        match LINK_STORAGE.attach() {
+            Some(attached) => break attached,
+            None => Timer::after_millis(1).await,
+        }
+    };
+    LINKS.offer(link).await;
+    let ended = runner.run(rx, tx).await;
+    info!("link ended: {}", ended);
 }
 
 // r[impl port.firmware]

@@ -2,7 +2,8 @@
 //! next faults of a schedule, to a dialing side and a listening side; the
 //! deterministic stand-in for a reconnecting TCP dialer and its listener.
 
-use crate::{FaultPlan, MemoryLink, MemoryLinkPair};
+use crate::memory::{MemoryLink, MemoryLinkPair};
+use crate::sim::FaultPlan;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::cell::RefCell;

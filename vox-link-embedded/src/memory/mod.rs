@@ -1,5 +1,6 @@
-//! `MemoryLink`: an in-memory, bounded, runtime-agnostic link pair, with
-//! deterministic fault injection for tests.
+//! [`MemoryLink`]: an in-memory, bounded, runtime-agnostic link pair, for
+//! two tasks of one program, and for tests (with deterministic faults from
+//! a [`FaultPlan`]).
 //!
 //! Storage is a [`MemoryLinkPair`]: in a `static` (no allocator) or, with
 //! `alloc`, behind an `Arc` ([`MemoryLinkPair::new_shared`]). Each direction
@@ -7,58 +8,15 @@
 //! free slot, the sender writes in place, and the receiver gets the slot
 //! itself as its [`Backing`], so a payload is never copied.
 
-use crate::queue_link::{CommitAction, QueueLink, QueueRx, QueueStorage, QueueTx, split_token};
-use crate::slot_queue::SlotQueue;
+use crate::queue::queue_link::{CommitAction, QueueLink, QueueStorage, split_token};
+use crate::queue::queue_link_types;
+use crate::queue::slot_queue::SlotQueue;
+use crate::sim::FaultPlan;
 use core::cell::Cell;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use vox_types::LinkError;
 use vox_types::{LendsSlots, StorageRef};
-
-/// Faults to inject into one direction of a memory link, by payload index
-/// (0 = the first payload committed in that direction).
-///
-/// All faults are deterministic: they depend on commit order only.
-// r[impl memlink.faults]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FaultPlan {
-    /// Kill the whole link (both directions) when this many payloads have
-    /// been committed: payloads `0..n` are delivered, then the receiver gets
-    /// [`LinkError::Reset`]; payload `n` and later are lost.
-    pub kill_after: Option<u32>,
-    /// Silently drop the payload with this index.
-    pub drop: Option<u32>,
-    /// Flip every bit of the first byte of the payload with this index
-    /// (an empty payload is left as is).
-    pub corrupt: Option<u32>,
-    /// Deliver the payload with this index twice (when a spare slot is free).
-    pub duplicate: Option<u32>,
-}
-
-impl FaultPlan {
-    /// No faults.
-    pub const NONE: Self = Self { kill_after: None, drop: None, corrupt: None, duplicate: None };
-
-    /// Kill the link after `n` payloads in this direction.
-    pub const fn kill_after(n: u32) -> Self {
-        Self { kill_after: Some(n), ..Self::NONE }
-    }
-
-    /// Drop payload `n`.
-    pub const fn drop_nth(n: u32) -> Self {
-        Self { drop: Some(n), ..Self::NONE }
-    }
-
-    /// Corrupt payload `n`.
-    pub const fn corrupt_nth(n: u32) -> Self {
-        Self { corrupt: Some(n), ..Self::NONE }
-    }
-
-    /// Deliver payload `n` twice.
-    pub const fn duplicate_nth(n: u32) -> Self {
-        Self { duplicate: Some(n), ..Self::NONE }
-    }
-}
 
 #[derive(Clone, Copy)]
 struct Faults {
@@ -77,7 +35,7 @@ pub struct MemoryLinkPair<M: RawMutex, const SLOTS: usize, const MTU: usize> {
     faults: Mutex<M, [Cell<Faults>; 2]>,
 }
 
-impl<M: RawMutex, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS, MTU> {
+impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS, MTU> {
     /// Empty storage, usable in a `static`.
     pub const fn new() -> Self {
         Self::with_faults(FaultPlan::NONE, FaultPlan::NONE)
@@ -164,14 +122,14 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueStorage<M
     }
 }
 
-impl<M: RawMutex, const SLOTS: usize, const MTU: usize> Default for MemoryLinkPair<M, SLOTS, MTU> {
+impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Default for MemoryLinkPair<M, SLOTS, MTU> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 #[cfg(feature = "alloc")]
-impl<M: RawMutex, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS, MTU> {
+impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS, MTU> {
     /// Fresh heap storage, split into its ends A and B.
     pub fn new_shared() -> (MemoryLink<M, SLOTS, MTU>, MemoryLink<M, SLOTS, MTU>) {
         Self::new_shared_with_faults(FaultPlan::NONE, FaultPlan::NONE).0
@@ -189,18 +147,26 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS,
     }
 }
 
-fn ends<M: RawMutex, const SLOTS: usize, const MTU: usize>(
+fn ends<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize>(
     pair: StorageRef<MemoryLinkPair<M, SLOTS, MTU>>,
 ) -> (MemoryLink<M, SLOTS, MTU>, MemoryLink<M, SLOTS, MTU>) {
-    (QueueLink::new(pair.clone(), 0, 1), QueueLink::new(pair, 1, 0))
+    (MemoryLink(QueueLink::new(pair.clone(), 0, 1)), MemoryLink(QueueLink::new(pair, 1, 0)))
 }
 
-/// One end of an in-memory link.
-pub type MemoryLink<M, const SLOTS: usize, const MTU: usize> = QueueLink<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
-/// Sending half of a [`MemoryLink`]; see [`QueueTx`] for close versus drop.
-pub type MemoryLinkTx<M, const SLOTS: usize, const MTU: usize> = QueueTx<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
-/// Receiving half of a [`MemoryLink`]; dropping it makes the peer's sends fail.
-pub type MemoryLinkRx<M, const SLOTS: usize, const MTU: usize> = QueueRx<MemoryLinkPair<M, SLOTS, MTU>, M, SLOTS, MTU>;
+queue_link_types! {
+    MemoryLinkPair;
+    /// One end of an in-memory link: split it into its halves with
+    /// [`Link::split`](vox_types::Link::split).
+    link MemoryLink;
+    /// Sending half of a [`MemoryLink`]. [`close`](vox_types::LinkTx::close)
+    /// ends the direction gracefully (the peer reads end-of-stream after
+    /// what was committed); dropping it abandons the direction (the peer
+    /// reads [`LinkError::Closed`] after what was committed).
+    tx MemoryLinkTx;
+    /// Receiving half of a [`MemoryLink`]; dropping it makes the peer's
+    /// sends fail with [`LinkError::Closed`].
+    rx MemoryLinkRx;
+}
 
 #[cfg(test)]
 mod tests {

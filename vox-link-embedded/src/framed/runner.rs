@@ -1,178 +1,40 @@
-//! `FramedLink`: a link over any `embedded-io-async` byte stream (UART, USB
-//! CDC-ACM, TCP), framed with COBS and checked with CRC-32.
-//!
-//! # Frame format
-//!
-//! ```text
-//! frame   = COBS(payload ‖ crc) ‖ 0x00
-//! crc     = CRC-32/ISO-HDLC(payload), 4 bytes, little-endian
-//! ```
-//!
-//! - COBS is standard consistent-overhead byte stuffing (Cheshire & Baker)
-//!   with `0x00` as the delimiter, so no `0x00` occurs inside a frame.
-//! - CRC-32/ISO-HDLC is the zlib/Ethernet CRC: polynomial `0x04C11DB7`
-//!   (reflected input and output), initial value `0xFFFFFFFF`, final xor
-//!   `0xFFFFFFFF`; the CRC of the ASCII bytes `123456789` is `0xCBF43926`.
-//! - A lone `0x00` (an empty frame) carries nothing and is skipped. Every
-//!   runner sends one before its first frame.
-//! - `01 00` (COBS of zero bytes: too short for a CRC) is the end-of-stream
-//!   marker, sent when the sending half is closed gracefully.
-//! - A receiver first discards bytes up to the next `0x00`, so it can attach
-//!   mid-stream (a new link on the same byte stream after an error).
-//! - Overhead for an `n`-byte payload: at most `ceil((n + 4) / 254)` COBS
-//!   bytes, 4 CRC bytes and 1 delimiter, i.e. at most `ceil(n / 254) + 6`.
-//!
-//! # Runner
-//!
-//! The I/O is a future, [`FramedRunner::run`], that the application drives:
-//! spawn it on embassy or tokio, or `join` it with the application. The link
-//! halves talk to it through embassy-sync primitives. It returns when the
-//! link ends (error, or both directions finished), leaving the byte stream
-//! to the caller, who may attach a new link to it.
+//! `FramedRunner`: the future that moves frames between a framed link's
+//! slots and its byte stream, encoding and decoding in bulk.
 
-use crate::FramedStats;
-use crate::frame_decoder::{Decoded, FrameDecoder, FrameError};
-use crate::frame_encoder::FrameEncoder;
-use crate::queue_link::{QueueLink, QueueStorage, split_token};
-use crate::slot_queue::SlotQueue;
-use core::cell::Cell;
+use super::codec::{Decoded, FrameDecoder, FrameEncoder, FrameError, MIN_ENCODE_BUF};
+use super::storage::{RX, TX};
+use super::{FramedLinkStorage, FramedStats};
+use crate::queue::queue_link::QueueStorage;
+use crate::queue::slot_queue::SlotQueue;
 use core::future::poll_fn;
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 use embassy_futures::select::{Either, select};
-use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embedded_io_async::{Read, Write};
 use vox_types::LinkError;
-use vox_types::{LendsSlots, StorageRef};
+use vox_types::StorageRef;
 
-/// Direction of the queue the application sends on (app → runner).
-const TX: usize = 0;
-/// Direction of the queue the application receives on (runner → app).
-const RX: usize = 1;
 /// Bytes read from the stream per `read` call.
+#[cfg(feature = "fast-codec")]
+const READ_CHUNK: usize = 4096;
+/// Bytes read from the stream per `read` call.
+#[cfg(not(feature = "fast-codec"))]
 const READ_CHUNK: usize = 64;
 
-/// Storage of a framed link: `SLOTS` payload slots of `MTU` bytes each way,
-/// and the statistics. Put it in a `static` (no allocator) or use
-/// [`FramedLinkStorage::new_shared`].
-// r[impl framed.io]
-pub struct FramedLinkStorage<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
-    queues: [SlotQueue<M, SLOTS, MTU>; 2],
-    stats: Mutex<M, Cell<FramedStats>>,
-    /// Live halves and runner of the attached link.
-    live: Mutex<M, Cell<u8>>,
-}
+/// Encoded bytes the sending loop gathers per `write` call (at least a
+/// COBS block and a delimiter).
+#[cfg(feature = "fast-codec")]
+const ENCODE_BUF: usize = 16 * MIN_ENCODE_BUF;
+/// Encoded bytes the sending loop gathers per `write` call (at least a
+/// COBS block and a delimiter).
+#[cfg(not(feature = "fast-codec"))]
+const ENCODE_BUF: usize = MIN_ENCODE_BUF;
 
-/// The application's end of a framed link.
-pub type FramedLink<M, const SLOTS: usize, const MTU: usize> =
-    QueueLink<FramedLinkStorage<M, SLOTS, MTU>, M, SLOTS, MTU>;
-
-/// Drives a [`FramedLink`]'s byte stream; see [`FramedRunner::run`].
+/// Drives a [`FramedLink`](super::FramedLink)'s byte stream; see
+/// [`FramedRunner::run`].
 pub struct FramedRunner<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<FramedLinkStorage<M, SLOTS, MTU>>,
-}
-
-impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStorage<M, SLOTS, MTU> {
-    /// Empty storage, usable in a `static`.
-    pub const fn new() -> Self {
-        Self {
-            queues: [SlotQueue::new(), SlotQueue::new()],
-            stats: Mutex::new(Cell::new(FramedStats {
-                frames_sent: 0,
-                payload_bytes_sent: 0,
-                wire_bytes_sent: 0,
-                frames_received: 0,
-                payload_bytes_received: 0,
-                wire_bytes_received: 0,
-                crc_errors: 0,
-                oversize_frames: 0,
-                malformed_frames: 0,
-                resyncs: 0,
-                discarded_bytes: 0,
-            })),
-            live: Mutex::new(Cell::new(0)),
-        }
-    }
-
-    /// Attaches a new link to static storage, or `None` while the previous
-    /// link's halves, runner or received payloads are still alive.
-    ///
-    /// Statistics keep counting across attachments.
-    pub fn attach(&'static self) -> Option<(FramedLink<M, SLOTS, MTU>, FramedRunner<M, SLOTS, MTU>)> {
-        self.try_reopen().then(|| Self::ends(StorageRef::Static(self)))
-    }
-
-    /// Counters since the storage was created.
-    pub fn stats(&self) -> FramedStats {
-        self.stats.lock(Cell::get)
-    }
-
-    fn try_reopen(&self) -> bool {
-        let idle = self.live.lock(|l| l.get() == 0) && self.queues.iter().all(SlotQueue::reopen);
-        if idle {
-            self.live.lock(|l| l.set(3));
-        }
-        idle
-    }
-
-    fn ends(storage: StorageRef<Self>) -> (FramedLink<M, SLOTS, MTU>, FramedRunner<M, SLOTS, MTU>) {
-        (QueueLink::new(storage.clone(), TX, RX), FramedRunner { storage })
-    }
-
-    fn update(&self, f: impl FnOnce(&mut FramedStats)) {
-        self.stats.lock(|c| {
-            let mut s = c.get();
-            f(&mut s);
-            c.set(s);
-        });
-    }
-
-    fn kill_with(&self, e: LinkError) {
-        for q in &self.queues {
-            q.kill(e);
-        }
-    }
-}
-
-#[cfg(feature = "alloc")]
-impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStorage<M, SLOTS, MTU> {
-    /// A link on fresh heap storage, and its runner.
-    pub fn new_shared() -> (FramedLink<M, SLOTS, MTU>, FramedRunner<M, SLOTS, MTU>) {
-        let storage = alloc::sync::Arc::new(Self::new());
-        storage.live.lock(|l| l.set(3));
-        Self::ends(StorageRef::Shared(storage))
-    }
-}
-
-impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Default for FramedLinkStorage<M, SLOTS, MTU> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> LendsSlots for FramedLinkStorage<M, SLOTS, MTU> {
-    fn release_slot(&self, token: usize) {
-        let (dir, idx) = split_token(token);
-        self.queue(dir).release(idx);
-    }
-}
-
-impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueStorage<M, SLOTS, MTU>
-    for FramedLinkStorage<M, SLOTS, MTU>
-{
-    fn queue(&self, dir: usize) -> &SlotQueue<M, SLOTS, MTU> {
-        let [tx, rx] = &self.queues;
-        if dir == TX { tx } else { rx }
-    }
-
-    fn kill(&self) {
-        self.kill_with(LinkError::Reset);
-    }
-
-    fn half_dropped(&self) {
-        self.live.lock(|l| l.set(l.get().saturating_sub(1)));
-    }
 }
 
 /// Frees a payload slot the sending loop took, also when the loop is
@@ -215,6 +77,10 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedStatsHan
 }
 
 impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedRunner<M, SLOTS, MTU> {
+    pub(super) fn new(storage: StorageRef<FramedLinkStorage<M, SLOTS, MTU>>) -> Self {
+        Self { storage }
+    }
+
     /// Counters of this link's storage.
     pub fn stats(&self) -> FramedStats {
         self.storage.stats()
@@ -271,6 +137,7 @@ fn io_error(e: impl embedded_io_async::Error) -> LinkError {
 // r[impl framed.crc]
 // r[impl framed.corrupt]
 // r[impl framed.reattach]
+// r[impl framed.fast]
 async fn rx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, R: Read>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
     reader: &mut R,
@@ -294,23 +161,24 @@ async fn rx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, R:
             Either::Second(()) => return Ok(()),
         };
         storage.update(|s| s.wire_bytes_received += n as u64);
-        for &byte in chunk.get(..n).unwrap_or(&[]) {
+        let mut input = chunk.get(..n).unwrap_or(&[]);
+        let outcome = loop {
+            if input.is_empty() {
+                break None;
+            }
             let idx = match slot.idx {
                 Some(idx) => idx,
                 None => match poll_fn(|cx| queue.poll_reserve(cx)).await {
                     Ok(idx) => *slot.idx.insert(idx),
                     // The application dropped its receiving half.
-                    Err(_) => return Ok(()),
+                    Err(_) => break Some(Ok(())),
                 },
             };
             // SAFETY: slot `idx` is Reserved to this loop alone (held in
             // `slot`) until committed or cancelled; it is `MTU` bytes long.
             let dst = unsafe { core::slice::from_raw_parts_mut(queue.slot_ptr(idx).as_ptr(), MTU) };
-            let decoded = decoder.feed(byte, dst);
-            let discarded = decoder.take_discarded();
-            if discarded > 0 {
-                storage.update(|s| s.discarded_bytes += discarded as u64);
-            }
+            let (used, decoded) = decoder.decode(input, dst);
+            input = input.get(used..).unwrap_or(&[]);
             match decoded {
                 Ok(Decoded::Pending) => {}
                 Ok(Decoded::Frame(len)) => {
@@ -323,7 +191,7 @@ async fn rx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, R:
                 }
                 Ok(Decoded::Close) => {
                     queue.close();
-                    return Ok(());
+                    break Some(Ok(()));
                 }
                 Err(e) => {
                     storage.update(|s| match e {
@@ -331,16 +199,24 @@ async fn rx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, R:
                         FrameError::Oversized => s.oversize_frames += 1,
                         FrameError::Malformed => s.malformed_frames += 1,
                     });
-                    return Err(match e {
+                    break Some(Err(match e {
                         FrameError::Crc => LinkError::CrcMismatch,
                         FrameError::Oversized => LinkError::Oversized,
                         FrameError::Malformed => LinkError::Malformed,
-                    });
+                    }));
                 }
             }
+        };
+        let discarded = decoder.take_discarded() as u64;
+        let resynced = u32::from(decoder.resynced_after_discard());
+        if discarded > 0 || resynced > 0 {
+            storage.update(|s| {
+                s.discarded_bytes += discarded;
+                s.resyncs += resynced;
+            });
         }
-        if decoder.resynced_after_discard() {
-            storage.update(|s| s.resyncs += 1);
+        if let Some(done) = outcome {
+            return done;
         }
     }
 }
@@ -357,7 +233,7 @@ fn try_next<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize>(
 
 async fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
-    encoder: &mut FrameEncoder,
+    encoder: &mut FrameEncoder<ENCODE_BUF>,
     writer: &mut W,
 ) -> Result<(), LinkError> {
     let pending = encoder.pending();
@@ -375,7 +251,7 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
     writer: &mut W,
 ) -> Result<(), LinkError> {
     let queue = storage.queue(TX);
-    let mut encoder = FrameEncoder::new();
+    let mut encoder = FrameEncoder::<ENCODE_BUF>::new();
     encoder.push_delimiter();
     loop {
         let next = match try_next(queue) {
@@ -400,6 +276,7 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
             }
         };
         let Some((idx, len)) = next else {
+            write_pending(storage, &mut encoder, writer).await?;
             encoder.push_close_marker();
             write_pending(storage, &mut encoder, writer).await?;
             writer.flush().await.map_err(io_error)?;
@@ -425,7 +302,7 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BytePipe, PipeReader, PipeWriter};
+    use crate::sim::{BytePipe, PipeReader, PipeWriter};
     use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
     use futures::executor::block_on;
     use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
@@ -477,7 +354,7 @@ mod tests {
         let (b, run_b) = B.attach().unwrap();
         let (_btx, mut brx) = b.split();
         let mut bad = [0u8; 16];
-        let n = crate::encode_frame(b"abc", &mut bad).unwrap();
+        let n = super::super::codec::encode_frame(b"abc", &mut bad).unwrap();
         bad[2] ^= 0x10;
         let feed = async {
             embedded_io_async::Write::write_all(&mut PipeWriter(&ab), &[0]).await.unwrap();

@@ -4,9 +4,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
-use crate::frame_crc::FRAME_CRC;
-use crate::frame_decoder::{Decoded, FrameDecoder, FrameError, max_encoded_run};
-use crate::frame_encoder::{ENCODE_BUF, encode_frame};
+use super::encoder::{FrameEncoder, MIN_ENCODE_BUF};
+use super::kernels::crc32;
+use super::{Decoded, FrameDecoder, FrameError, encode_frame, max_encoded_run};
 use proptest::prelude::*;
 use std::vec::Vec;
 
@@ -39,17 +39,24 @@ fn decode_all(stream: &[u8], mtu: usize) -> Vec<Result<Vec<u8>, FrameError>> {
 // r[verify framed.crc]
 #[test]
 fn crc_is_crc32_iso_hdlc() {
-    assert_eq!(FRAME_CRC.checksum(b"123456789"), 0xCBF4_3926);
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    // The same function as the `crc` crate's table, whichever kernel this
+    // build uses.
+    let table = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+    for len in [0, 1, 3, 4, 15, 16, 17, 63, 64, 65, 1024, 5000] {
+        assert_eq!(crc32(&data[..len]), table.checksum(&data[..len]), "len {len}");
+    }
 }
 
 // r[verify framed.cobs]
 #[test]
 fn frames_are_cobs_of_payload_and_crc_le_then_a_delimiter() {
-    for len in [0usize, 1, 2, 250, 251, 253, 254, 255, 256, 507, 508, 509, ENCODE_BUF, 1000, MTU] {
+    for len in [0usize, 1, 2, 250, 251, 253, 254, 255, 256, 507, 508, 509, 512, 1000, MTU] {
         for fill in [0u8, 1, 0xFF] {
             let payload: Vec<u8> = (0..len).map(|i| if fill == 1 { (i % 7) as u8 } else { fill }).collect();
             let mut raw = payload.clone();
-            raw.extend_from_slice(&FRAME_CRC.checksum(&payload).to_le_bytes());
+            raw.extend_from_slice(&crc32(&payload).to_le_bytes());
             let mut expected = cobs::encode_vec(&raw);
             expected.push(0);
             let ours = encode(&payload);
@@ -180,5 +187,114 @@ proptest! {
     fn overhead_bound_holds_for_random_payloads(payload in prop::collection::vec(any::<u8>(), 0..2000)) {
         let wire = encode(&payload).len();
         prop_assert!(wire - payload.len() <= payload.len().div_ceil(254) + 6);
+    }
+}
+
+/// Every outcome of feeding `stream` (after a leading delimiter) in the
+/// given chunk sizes, with the stream offset just past the byte that
+/// completed it.
+fn decode_chunked(stream: &[u8], mtu: usize, chunks: &[usize]) -> Vec<(usize, Result<Vec<u8>, FrameError>)> {
+    let mut dec = FrameDecoder::resyncing();
+    let mut slot = std::vec![0u8; mtu];
+    let mut out = Vec::new();
+    let mut input: Vec<u8> = core::iter::once(0u8).chain(stream.iter().copied()).collect();
+    let mut offset = 0;
+    let mut sizes = chunks.iter().copied().cycle();
+    while !input.is_empty() {
+        let take = sizes.next().unwrap_or(1).clamp(1, input.len());
+        let mut chunk: &[u8] = &input[..take];
+        let mut at = offset;
+        while !chunk.is_empty() {
+            let (used, result) = dec.decode(chunk, &mut slot);
+            assert!(used >= 1 && used <= chunk.len(), "decode used {used} of {}", chunk.len());
+            at += used;
+            chunk = &chunk[used..];
+            match result {
+                Ok(Decoded::Pending) => assert!(chunk.is_empty(), "Pending before the input ran out"),
+                Ok(Decoded::Frame(len)) => out.push((at, Ok(slot[..len].to_vec()))),
+                Ok(Decoded::Close) => out.push((at, Ok(b"<close>".to_vec()))),
+                Err(e) => out.push((at, Err(e))),
+            }
+        }
+        offset += take;
+        input.drain(..take);
+    }
+    out
+}
+
+/// A stream of good frames, close markers, corrupt frames and garbage.
+fn mixed_stream() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..700).prop_map(|p| encode(&p)),
+        prop::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..300).prop_map(|p| encode(&p)),
+        Just(std::vec![1u8, 0]),
+        (prop::collection::vec(any::<u8>(), 1..300), any::<usize>(), any::<u8>()).prop_map(|(p, at, x)| {
+            let mut f = encode(&p);
+            let i = at % f.len();
+            f[i] ^= x;
+            f
+        }),
+        prop::collection::vec(any::<u8>(), 0..400),
+        prop::collection::vec(1u8..=255, 250..1400),
+    ];
+    prop::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+}
+
+// r[verify framed.fast]
+#[test]
+fn frames_equal_corncobs_encoding_and_decode_with_it() {
+    for len in [0usize, 1, 200, 253, 254, 255, 300, 508, 1024, MTU] {
+        for fill in [0u8, 1, 0xFF] {
+            let payload: Vec<u8> = (0..len).map(|i| if fill == 1 { (i % 7) as u8 } else { fill }).collect();
+            let mut raw = payload.clone();
+            raw.extend_from_slice(&crc32(&payload).to_le_bytes());
+            let mut theirs = std::vec![0u8; corncobs::max_encoded_len(raw.len())];
+            let n = corncobs::encode_buf(&raw, &mut theirs);
+            let ours = encode(&payload);
+            assert_eq!(ours, theirs[..n], "len {len} fill {fill}");
+            let mut back = std::vec![0u8; raw.len()];
+            let m = corncobs::decode_buf(&ours, &mut back).unwrap();
+            assert_eq!(back[..m], raw[..], "len {len} fill {fill}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
+
+    /// Bulk decoding in any chunking gives exactly the outcomes, at the same
+    /// stream offsets, as feeding one byte at a time.
+    // r[verify framed.fast]
+    // r[verify framed.garbage-bound]
+    #[test]
+    fn chunked_decoding_equals_byte_at_a_time(
+        stream in mixed_stream(),
+        mtu in prop_oneof![0usize..16, 250usize..300, Just(MTU)],
+        chunks in prop::collection::vec(1usize..2000, 1..8),
+    ) {
+        let bytewise = decode_chunked(&stream, mtu, &[1]);
+        let bulk = decode_chunked(&stream, mtu, &chunks);
+        prop_assert_eq!(&bulk, &bytewise);
+        prop_assert_eq!(bulk, decode_chunked(&stream, mtu, &[usize::MAX]));
+    }
+
+    /// The runner's encoder, flushing a buffer of the smallest size, writes
+    /// the same bytes as one-shot encoding.
+    #[test]
+    fn a_small_encoder_buffer_writes_the_same_bytes(payloads in prop::collection::vec(
+        prop::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..1300), 1..6)) {
+        let mut enc = FrameEncoder::<MIN_ENCODE_BUF>::new();
+        let mut wire = Vec::new();
+        for p in &payloads {
+            enc.begin(p);
+            while !enc.feed_frame(p) {
+                prop_assert!(!enc.pending().is_empty());
+                wire.extend_from_slice(enc.pending());
+                enc.consumed();
+            }
+        }
+        wire.extend_from_slice(enc.pending());
+        let expected: Vec<u8> = payloads.iter().flat_map(|p| encode(p)).collect();
+        prop_assert_eq!(wire, expected);
     }
 }

@@ -1,7 +1,7 @@
 //! `QueueLink`: the Tx/Rx halves, permit and slot shared by every link whose
 //! directions are [`SlotQueue`]s (the memory link, the framed link).
 
-use crate::slot_queue::SlotQueue;
+use super::slot_queue::SlotQueue;
 use core::future::poll_fn;
 use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::raw::RawMutex;

@@ -1,0 +1,170 @@
+//! `FrameEncoder`: payload → `COBS(payload ‖ CRC-32 LE) ‖ 0x00`, one COBS
+//! block at a time into a fixed buffer.
+//!
+//! A block is a code byte and up to 254 non-zero bytes. Its length is
+//! found first (one zero search), so its code byte is written directly and
+//! its data with one slice copy: nothing is patched afterwards, and
+//! whenever the buffer lacks room for the next block every byte in it is
+//! final and the whole buffer goes out. COBS is written here rather than
+//! with the `cobs` crate because its encoder works a byte at a time.
+
+use super::kernels::{CRC_LEN, crc32, find_zero};
+
+/// Data bytes in a full COBS block (code `0xFF`).
+const FULL_BLOCK: usize = 254;
+
+/// Smallest buffer the encoder works with: a full block and a delimiter.
+pub(crate) const MIN_ENCODE_BUF: usize = 1 + FULL_BLOCK + 1;
+
+/// Where the encoder is in the current frame; works on any buffer, so one
+/// copy of the code serves every buffer size.
+#[derive(Clone, Copy)]
+struct Cursor {
+    /// Bytes in the buffer.
+    len: usize,
+    /// A block must follow even if no data does (the frame just began, or
+    /// the last block ended at a zero).
+    block_owed: bool,
+    /// CRC trailer of the current frame.
+    crc: [u8; CRC_LEN],
+    /// Bytes of `payload ‖ crc` consumed so far.
+    fed: usize,
+}
+
+impl Cursor {
+    const fn new() -> Self {
+        Self { len: 0, block_owed: false, crc: [0; CRC_LEN], fed: 0 }
+    }
+
+    fn begin(&mut self, payload: &[u8]) {
+        self.crc = crc32(payload).to_le_bytes();
+        self.fed = 0;
+        self.block_owed = true;
+    }
+
+    fn push(&mut self, buf: &mut [u8], b: u8) {
+        if let Some(slot) = buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn append(&mut self, buf: &mut [u8], data: &[u8]) {
+        if let Some(dst) = buf.get_mut(self.len..self.len + data.len()) {
+            dst.copy_from_slice(data);
+            self.len += data.len();
+        }
+    }
+
+    /// Encodes the rest of the frame into `buf`; `false` when `buf` has no
+    /// room for the next block and the delimiter (then every byte in it is
+    /// final).
+    fn feed(&mut self, buf: &mut [u8], payload: &[u8]) -> bool {
+        let crc = self.crc;
+        loop {
+            // The rest of the input as two parts: payload, then CRC.
+            let (p, c) = match self.fed.checked_sub(payload.len()) {
+                None => (payload.get(self.fed..).unwrap_or(&[]), &crc[..]),
+                Some(in_crc) => (&[][..], crc.get(in_crc..).unwrap_or(&[])),
+            };
+            if p.is_empty() && c.is_empty() && !self.block_owed {
+                break;
+            }
+            // The next block: up to 254 bytes before a zero, over both parts.
+            let p = p.get(..FULL_BLOCK.min(p.len())).unwrap_or(&[]);
+            let (p, c, zero) = match find_zero(p) {
+                Some(z) => (p.get(..z).unwrap_or(&[]), &[][..], true),
+                None => {
+                    let c = c.get(..(FULL_BLOCK - p.len()).min(c.len())).unwrap_or(&[]);
+                    match find_zero(c) {
+                        Some(z) => (p, c.get(..z).unwrap_or(&[]), true),
+                        None => (p, c, false),
+                    }
+                }
+            };
+            let data = p.len() + c.len();
+            if self.len + 1 + data + 1 > buf.len() {
+                return false;
+            }
+            // 255 (`0xFF`) for a full block, which implies no zero.
+            self.push(buf, data as u8 + 1);
+            self.append(buf, p);
+            self.append(buf, c);
+            self.fed += data + usize::from(zero);
+            self.block_owed = zero;
+        }
+        self.push(buf, 0);
+        true
+    }
+}
+
+/// Encodes frames into an output buffer of `N` bytes; the caller writes out
+/// what [`pending`](Self::pending) returns whenever
+/// [`feed_frame`](Self::feed_frame) asks.
+pub(crate) struct FrameEncoder<const N: usize> {
+    buf: [u8; N],
+    cursor: Cursor,
+}
+
+impl<const N: usize> FrameEncoder<N> {
+    const BIG_ENOUGH: () = assert!(N >= MIN_ENCODE_BUF, "encoder buffer too small");
+
+    pub(crate) const fn new() -> Self {
+        let () = Self::BIG_ENOUGH;
+        Self { buf: [0; N], cursor: Cursor::new() }
+    }
+
+    /// Appends one delimiter; call between frames with the buffer
+    /// written out or a frame just ended (a frame always leaves room).
+    pub(crate) fn push_delimiter(&mut self) {
+        self.cursor.push(&mut self.buf, 0);
+    }
+
+    /// Appends the close marker (`01 00`: an empty COBS frame); call with
+    /// the buffer written out.
+    pub(crate) fn push_close_marker(&mut self) {
+        self.cursor.push(&mut self.buf, 1);
+        self.cursor.push(&mut self.buf, 0);
+    }
+
+    /// Bytes ready to be written out: all of the buffer (every byte in it
+    /// is final).
+    pub(crate) fn pending(&self) -> &[u8] {
+        self.buf.get(..self.cursor.len).unwrap_or(&[])
+    }
+
+    /// Marks [`pending`](Self::pending) as written.
+    pub(crate) fn consumed(&mut self) {
+        self.cursor.len = 0;
+    }
+
+    /// Starts the frame carrying `payload` (its CRC is computed here).
+    pub(crate) fn begin(&mut self, payload: &[u8]) {
+        self.cursor.begin(payload);
+    }
+
+    /// Encodes the current frame (`payload` as given to [`begin`](Self::begin))
+    /// and ends it. Returns `false` when [`pending`](Self::pending) must be
+    /// written out first; call again after that, with the same payload.
+    pub(crate) fn feed_frame(&mut self, payload: &[u8]) -> bool {
+        self.cursor.feed(&mut self.buf, payload)
+    }
+}
+
+// r[impl framed.overhead]
+/// Encodes `payload` as one frame into `out`; returns the frame length,
+/// delimiter included, or `None` if `out` is too small. For tools, tests
+/// and peers that frame without a runner.
+///
+/// ```
+/// use vox_link_embedded::framed::codec::encode_frame;
+/// let mut out = [0u8; 16];
+/// let n = encode_frame(b"hi", &mut out).unwrap();
+/// assert_eq!(out[n - 1], 0); // the delimiter
+/// assert!(out[..n - 1].iter().all(|&b| b != 0));
+/// ```
+pub fn encode_frame(payload: &[u8], out: &mut [u8]) -> Option<usize> {
+    let mut cursor = Cursor::new();
+    cursor.begin(payload);
+    cursor.feed(out, payload).then_some(cursor.len)
+}

@@ -1,0 +1,47 @@
+//! `FaultPlan`: which payloads a [`MemoryLink`](crate::memory::MemoryLink)
+//! drops, corrupts, duplicates, or kills the link at, by commit order.
+
+/// Faults to inject into one direction of a memory link, by payload index
+/// (0 = the first payload committed in that direction).
+///
+/// All faults are deterministic: they depend on commit order only.
+// r[impl memlink.faults]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Kill the whole link (both directions) when this many payloads have
+    /// been committed: payloads `0..n` are delivered, then the receiver gets
+    /// [`LinkError::Reset`]; payload `n` and later are lost.
+    pub kill_after: Option<u32>,
+    /// Silently drop the payload with this index.
+    pub drop: Option<u32>,
+    /// Flip every bit of the first byte of the payload with this index
+    /// (an empty payload is left as is).
+    pub corrupt: Option<u32>,
+    /// Deliver the payload with this index twice (when a spare slot is free).
+    pub duplicate: Option<u32>,
+}
+
+impl FaultPlan {
+    /// No faults.
+    pub const NONE: Self = Self { kill_after: None, drop: None, corrupt: None, duplicate: None };
+
+    /// Kill the link after `n` payloads in this direction.
+    pub const fn kill_after(n: u32) -> Self {
+        Self { kill_after: Some(n), ..Self::NONE }
+    }
+
+    /// Drop payload `n`.
+    pub const fn drop_nth(n: u32) -> Self {
+        Self { drop: Some(n), ..Self::NONE }
+    }
+
+    /// Corrupt payload `n`.
+    pub const fn corrupt_nth(n: u32) -> Self {
+        Self { corrupt: Some(n), ..Self::NONE }
+    }
+
+    /// Deliver payload `n` twice.
+    pub const fn duplicate_nth(n: u32) -> Self {
+        Self { duplicate: Some(n), ..Self::NONE }
+    }
+}

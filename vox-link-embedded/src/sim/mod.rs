@@ -1,0 +1,18 @@
+//! Stand-ins for the outside world, for tests, simulations and the
+//! on-target self-test: an in-memory byte stream ([`BytePipe`]), a noisy
+//! serial line ([`NoisyWriter`]), faults for memory links ([`FaultPlan`]),
+//! and (with `alloc`) a link source of fresh memory links
+//! ([`memory_link_source`]) standing in for a reconnecting dialer and its
+//! listener.
+
+mod byte_pipe;
+mod fault_plan;
+#[cfg(feature = "alloc")]
+mod memory_link_source;
+mod noisy_writer;
+
+pub use byte_pipe::{BytePipe, PipeReader, PipeWriter};
+pub use fault_plan::FaultPlan;
+#[cfg(feature = "alloc")]
+pub use memory_link_source::{MemoryDialer, MemoryListener, memory_link_source};
+pub use noisy_writer::{NoiseCounts, NoiseRates, NoisyWriter};
