@@ -20,9 +20,13 @@ rustup toolchain install nightly --profile minimal --component miri,rust-src --a
 step "qemu-system-arm (Debian package) for the firmware tests"
 scripts/install-qemu.sh
 
+BOARD_CRATES=(examples/firmware-rp2040 examples/firmware-nrf52840)
+
 step "cargo fmt --check (workspace and firmware)"
 cargo fmt --all --check
-(cd examples/firmware && cargo fmt --check)
+for dir in examples/firmware "${BOARD_CRATES[@]}"; do
+  (cd "$dir" && cargo fmt --check)
+done
 
 step "cargo clippy (all features, then default features)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
@@ -39,6 +43,15 @@ step "firmware clippy: lm3s6965evb (thumbv7m, with and without defmt), microbit 
   cargo clippy --quiet --release --bins --no-default-features --features board-microbit \
     --target thumbv6m-none-eabi -- -D warnings
 )
+
+step "board firmware clippy: RP2040 (uart, usb) and nRF52840, with and without defmt"
+for dir in "${BOARD_CRATES[@]}"; do
+  (
+    cd "$dir"
+    cargo clippy --quiet --release --bins -- -D warnings
+    cargo clippy --quiet --release --bins --features defmt -- -D warnings
+  )
+done
 
 step "no_std builds (default features off) for ${THUMB_TARGETS[*]}"
 for target in "${THUMB_TARGETS[@]}"; do
@@ -65,8 +78,10 @@ cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
 step "MSRV $MSRV: check the workspace and the firmware, test vox-types"
 cargo "+$MSRV" check --quiet --workspace --all-targets --all-features
 cargo "+$MSRV" test --quiet -p vox-types --all-features
-rustup target add --toolchain "$MSRV" thumbv7m-none-eabi >/dev/null
-(cd examples/firmware && cargo "+$MSRV" check --quiet --release --bins)
+rustup target add --toolchain "$MSRV" thumbv7m-none-eabi "${THUMB_TARGETS[@]}" >/dev/null
+for dir in examples/firmware "${BOARD_CRATES[@]}"; do
+  (cd "$dir" && cargo "+$MSRV" check --quiet --release --bins)
+done
 
 step "Miri: vox-types, the in-memory link, the stable conduit's lent receive ring and its session core"
 cargo +nightly miri test -p vox-types --all-features

@@ -2,6 +2,7 @@
 //! parts (so tests can run them) live here.
 
 pub mod bare_tcp;
+pub mod boards;
 pub mod device_host;
 pub mod fault_proxy;
 pub mod framed_tcp;

@@ -6,6 +6,8 @@
 //! - [`memory`]: [`MemoryLink`], an in-memory link pair between two tasks.
 //! - [`sim`]: stand-ins for tests and self-tests: byte pipes, a noisy
 //!   serial line, memory-link faults and link sources.
+//! - [`usb`]: a USB CDC-ACM byte stream that never holds a frame back in
+//!   the host (with `embassy-usb`: on embassy-usb's CDC-ACM class).
 //! - `host` (feature `tokio`): TCP and serial-port link sources and a
 //!   timer, for host programs.
 // r[impl port.targets]
@@ -24,6 +26,7 @@ mod queue;
 #[cfg(feature = "serial")]
 mod serial_port_source;
 pub mod sim;
+pub mod usb;
 
 pub use framed::{FramedLink, FramedLinkStorage, FramedRunner};
 pub use memory::{MemoryLink, MemoryLinkPair};

@@ -22,6 +22,14 @@
 //! - Overhead for an `n`-byte payload: at most `ceil((n + 4) / 254)` COBS
 //!   bytes, 4 CRC bytes and 1 delimiter, i.e. at most `ceil(n / 254) + 6`.
 //!
+//! # Speed and size
+//!
+//! The [`codec`] works a COBS block at a time (one zero search, one slice
+//! copy) and computes the CRC once per frame. With `fast-codec` (on with
+//! `std`) those are `memchr` and `crc32fast` and the runner moves 4 KiB
+//! per read and write; without it (MCUs) a byte loop and the `crc` crate's
+//! table (none with `small-crc`), 64-byte reads and 256-byte writes.
+//!
 //! # Runner
 //!
 //! The I/O is a future, [`FramedRunner::run`], that the application drives:

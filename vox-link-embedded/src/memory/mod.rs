@@ -6,7 +6,7 @@
 //! `alloc`, behind an `Arc` ([`MemoryLinkPair::new_shared`]). Each direction
 //! is a queue of `SLOTS` payload slots of `MTU` bytes: `reserve` waits for a
 //! free slot, the sender writes in place, and the receiver gets the slot
-//! itself as its [`Backing`], so a payload is never copied.
+//! itself as its [`Backing`](vox_types::Backing), so a payload is never copied.
 
 use crate::queue::queue_link::{CommitAction, QueueLink, QueueStorage, split_token};
 use crate::queue::queue_link_types;

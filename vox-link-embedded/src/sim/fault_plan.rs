@@ -10,7 +10,7 @@
 pub struct FaultPlan {
     /// Kill the whole link (both directions) when this many payloads have
     /// been committed: payloads `0..n` are delivered, then the receiver gets
-    /// [`LinkError::Reset`]; payload `n` and later are lost.
+    /// [`LinkError::Reset`](vox_types::LinkError::Reset); payload `n` and later are lost.
     pub kill_after: Option<u32>,
     /// Silently drop the payload with this index.
     pub drop: Option<u32>,

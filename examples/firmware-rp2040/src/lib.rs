@@ -1,0 +1,20 @@
+//! The vox-embedded demo device on a Raspberry Pi Pico (RP2040): what the
+//! two binaries share. The application is `vox-demo-device`; the binaries
+//! only set up the byte stream: `uart` (UART0 on GP0/GP1 through a buffered
+//! UART) and `usb` (USB CDC-ACM).
+#![no_std]
+
+#[cfg(not(feature = "defmt"))]
+use panic_halt as _;
+#[cfg(feature = "defmt")]
+use {defmt_rtt as _, panic_probe as _};
+
+/// Baud rate of the `uart` binary (as the host's `demo --port` opens ports).
+pub const BAUD: u32 = 115_200;
+
+/// Stops the firmware: a task could not be spawned (a bug in the binary).
+pub fn halt() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
