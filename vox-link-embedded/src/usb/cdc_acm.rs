@@ -3,7 +3,7 @@
 //! sender.
 
 use super::{PacketSink, PacketWriter};
-use embassy_usb::class::cdc_acm::{BufferedReceiver, CdcAcmClass, CdcAcmError, Sender};
+use embassy_usb::class::cdc_acm::{BufferedReceiver, CdcAcmClass, CdcAcmError, ControlChanged, Sender};
 use embassy_usb::driver::{Driver, EndpointError};
 
 /// The read half: embassy-usb's buffered CDC-ACM receiver (reads fail with
@@ -32,14 +32,56 @@ impl<'d, D: Driver<'d>> PacketSink for Sender<'d, D> {
 /// (buffering one packet in `read_buf`, at least the maximum packet size)
 /// and a writer that never leaves a frame in the host's buffer.
 ///
-/// Run a [`FramedRunner`](crate::FramedRunner) on them per connection:
-/// wait for `reader.wait_connection()` (and the host's DTR), run, and when
-/// the run ends (disconnect) wait again; [`PacketWriter::reset`] drops
-/// what the old connection left.
+/// Run a [`FramedRunner`](crate::FramedRunner) on them once per time the
+/// host opens the port, until it closes it (the third value tells):
+///
+/// ```
+/// use embassy_futures::select::select;
+/// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+/// use embassy_usb::class::cdc_acm::CdcAcmClass;
+/// use embassy_usb::driver::Driver;
+/// use vox_link_embedded::FramedLinkStorage;
+/// use vox_link_embedded::usb::{cdc_acm_stream, port_closed, port_opened};
+///
+/// async fn serve_port<'d, D: Driver<'d>>(
+///     class: CdcAcmClass<'d, D>,
+///     read_buf: &'d mut [u8],
+///     storage: &'static FramedLinkStorage<NoopRawMutex, 2, 256>,
+/// ) {
+///     let (mut rx, mut tx, control) = cdc_acm_stream(class, read_buf);
+///     loop {
+///         port_opened(&mut rx, &control).await;
+///         tx.reset();
+///         // Attached once the conduit has dropped the previous link.
+///         let Some((link, runner)) = storage.attach() else { continue };
+///         // ... hand `link` to the conduit's link channel here ...
+///         # drop(link);
+///         // A close or an unplug ends this link; the session goes on.
+///         select(runner.run(&mut rx, &mut tx), port_closed(&control)).await;
+///     }
+/// }
+/// ```
 pub fn cdc_acm_stream<'d, D: Driver<'d>>(
     class: CdcAcmClass<'d, D>,
     read_buf: &'d mut [u8],
-) -> (CdcAcmReader<'d, D>, CdcAcmWriter<'d, D>) {
-    let (sender, receiver) = class.split();
-    (receiver.into_buffered(read_buf), PacketWriter::new(sender))
+) -> (CdcAcmReader<'d, D>, CdcAcmWriter<'d, D>, ControlChanged<'d>) {
+    let (sender, receiver, control) = class.split_with_control();
+    (receiver.into_buffered(read_buf), PacketWriter::new(sender), control)
+}
+
+/// Waits until the host has the port open: the USB interface enabled and
+/// DTR set (a host sets DTR when it opens a serial port).
+pub async fn port_opened<'d, D: Driver<'d>>(reader: &mut CdcAcmReader<'d, D>, control: &ControlChanged<'d>) {
+    reader.wait_connection().await;
+    while !control.dtr() {
+        control.control_changed().await;
+    }
+}
+
+/// Returns when the host closes the port (DTR dropped). An unplug ends
+/// reads and writes with `NotConnected` instead.
+pub async fn port_closed(control: &ControlChanged<'_>) {
+    while control.dtr() {
+        control.control_changed().await;
+    }
 }

@@ -10,13 +10,15 @@
 //! one.
 //!
 //! With the `embassy-usb` feature, [`cdc_acm_stream`] turns an embassy-usb
-//! CDC-ACM class into a reader and a [`PacketWriter`]: the two halves a
-//! [`FramedRunner`](crate::FramedRunner) runs on.
+//! CDC-ACM class into a reader and a [`PacketWriter`] (the two halves a
+//! [`FramedRunner`](crate::FramedRunner) runs on) and the port's control
+//! lines; [`port_opened`] and [`port_closed`] bound one link's life to one
+//! opening of the port by the host.
 
 #[cfg(feature = "embassy-usb")]
 mod cdc_acm;
 mod packet_writer;
 
 #[cfg(feature = "embassy-usb")]
-pub use cdc_acm::{CdcAcmReader, CdcAcmWriter, cdc_acm_stream};
+pub use cdc_acm::{CdcAcmReader, CdcAcmWriter, cdc_acm_stream, port_closed, port_opened};
 pub use packet_writer::{PacketSink, PacketWriter};

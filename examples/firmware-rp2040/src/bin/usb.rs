@@ -14,7 +14,7 @@ use embassy_usb::class::cdc_acm::{CdcAcmClass, ControlChanged, State};
 use embassy_usb::{Builder, UsbDevice};
 use static_cell::StaticCell;
 use vox_firmware_rp2040::halt;
-use vox_link_embedded::usb::{CdcAcmReader, CdcAcmWriter, PacketWriter};
+use vox_link_embedded::usb::{self, CdcAcmReader, CdcAcmWriter};
 
 bind_interrupts!(struct Irqs {
     USBCTRL_IRQ => InterruptHandler<USB>;
@@ -30,22 +30,6 @@ async fn usb_device(mut device: UsbDevice<'static, UsbDriver>) {
     device.run().await
 }
 
-/// Waits until the host has the port open (the interface enabled and DTR
-/// set).
-async fn port_opened(rx: &mut CdcAcmReader<'static, UsbDriver>, control: &ControlChanged<'static>) {
-    rx.wait_connection().await;
-    while !control.dtr() {
-        control.control_changed().await;
-    }
-}
-
-/// Returns when the host closes the port (DTR dropped).
-async fn port_closed(control: &ControlChanged<'static>) {
-    while control.dtr() {
-        control.control_changed().await;
-    }
-}
-
 // r[impl board.usb]
 /// One framed link per time the host opens the port: it ends on a close,
 /// an unplug (reads and writes fail) or a line error; the session goes on.
@@ -56,9 +40,9 @@ async fn serial_port(
     control: ControlChanged<'static>,
 ) {
     loop {
-        port_opened(&mut rx, &control).await;
+        usb::port_opened(&mut rx, &control).await;
         tx.reset();
-        select(vox_demo_device::run_link(&mut rx, &mut tx), port_closed(&control)).await;
+        select(vox_demo_device::run_link(&mut rx, &mut tx), usb::port_closed(&control)).await;
     }
 }
 
@@ -96,9 +80,7 @@ async fn main(spawner: Spawner) {
     let class = CdcAcmClass::new(&mut builder, STATE.init(State::new()), MAX_PACKET);
     let device = builder.build();
 
-    let (sender, receiver, control) = class.split_with_control();
-    let rx = receiver.into_buffered(READ_BUF.init([0; MAX_PACKET as usize]));
-    let tx = PacketWriter::new(sender);
+    let (rx, tx, control) = usb::cdc_acm_stream(class, READ_BUF.init([0; MAX_PACKET as usize]));
 
     spawner.spawn(usb_device(device).unwrap_or_else(|_| halt()));
     spawner.spawn(serial_port(rx, tx, control).unwrap_or_else(|_| halt()));

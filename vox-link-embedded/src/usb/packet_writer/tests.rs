@@ -162,8 +162,12 @@ type Pipe = BytePipe<CriticalSectionRawMutex, 4096>;
 /// `make_writer`'s writer, and says whether the peer received it.
 fn frame_of_one_full_packet_arrives<'p, W: Write>(to_host: &'p Pipe, make_writer: impl FnOnce(Host<'p>) -> W) -> bool {
     let unused = Pipe::new();
-    let (device, device_runner) = FramedLinkStorage::<CriticalSectionRawMutex, 2, MTU>::new_shared();
-    let (host, host_runner) = FramedLinkStorage::<CriticalSectionRawMutex, 2, MTU>::new_shared();
+    // Static storage (no allocator needed): attached again on each call,
+    // once the previous call's links and runners are gone.
+    static DEVICE: FramedLinkStorage<CriticalSectionRawMutex, 2, MTU> = FramedLinkStorage::new();
+    static HOST: FramedLinkStorage<CriticalSectionRawMutex, 2, MTU> = FramedLinkStorage::new();
+    let (device, device_runner) = DEVICE.attach().unwrap();
+    let (host, host_runner) = HOST.attach().unwrap();
     let (device_tx, _device_rx) = device.split();
     let (_host_tx, mut host_rx) = host.split();
     let mut writer = make_writer(Host { transfer: Vec::new(), to_reader: to_host });
