@@ -157,6 +157,10 @@ async fn stalled_after(polls: usize) {
 
 type Pipe = BytePipe<CriticalSectionRawMutex, 4096>;
 
+/// Polls after which a frame that has not arrived is held back (it arrives
+/// within a few dozen when nothing holds it).
+const STALL_POLLS: usize = 10_000;
+
 /// Sends one payload whose frame is exactly one full packet (58 bytes:
 /// code byte + 58 + CRC + delimiter = 64) from a framed link writing to
 /// `make_writer`'s writer, and says whether the peer received it.
@@ -188,7 +192,7 @@ fn frame_of_one_full_packet_arrives<'p, W: Write>(to_host: &'p Pipe, make_writer
         host_runner.run(&mut host_reader, &mut host_writer),
     );
     block_on(async {
-        match select(select(work, runners), stalled_after(100_000)).await {
+        match select(select(work, runners), stalled_after(STALL_POLLS)).await {
             Either::First(Either::First(())) => true,
             Either::First(Either::Second(_)) => panic!("a runner ended"),
             Either::Second(()) => false,
@@ -198,6 +202,9 @@ fn frame_of_one_full_packet_arrives<'p, W: Write>(to_host: &'p Pipe, make_writer
 
 // r[verify board.usb]
 #[test]
+// Safe code only, and the stuck case spins its stall detector: too slow
+// under Miri (the runner's slot handling is checked there by its own test).
+#[cfg_attr(miri, ignore)]
 fn a_frame_ending_on_a_packet_boundary_is_not_held_back() {
     let mut wire = [0u8; 80];
     let n = crate::framed::codec::encode_frame(&[0x41; 58], &mut wire).unwrap();
