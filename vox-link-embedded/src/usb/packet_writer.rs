@@ -55,8 +55,11 @@ pub struct PacketWriter<S: PacketSink, const N: usize = 64> {
 }
 
 impl<S: PacketSink, const N: usize> PacketWriter<S, N> {
+    const NOT_EMPTY: () = assert!(N > 0, "a packet buffer of 0 bytes");
+
     /// A writer on `sink`.
     pub const fn new(sink: S) -> Self {
+        let () = Self::NOT_EMPTY;
         Self { sink, buf: [0; N], len: 0, open: false }
     }
 
