@@ -12,6 +12,12 @@ use {defmt_rtt as _, panic_probe as _};
 /// Baud rate of the `uart` binary (as the host's `demo --port` opens ports).
 pub const BAUD: u32 = 115_200;
 
+/// The device's sessions, the same task in both binaries.
+#[embassy_executor::task]
+pub async fn sessions() {
+    vox_demo_device::sessions().await
+}
+
 /// Stops the firmware: a task could not be spawned (a bug in the binary).
 pub fn halt() -> ! {
     loop {

@@ -9,7 +9,7 @@ use embassy_rp::bind_interrupts;
 use embassy_rp::peripherals::UART0;
 use embassy_rp::uart::{BufferedInterruptHandler, BufferedUart, BufferedUartRx, BufferedUartTx, Config};
 use static_cell::StaticCell;
-use vox_firmware_rp2040::{BAUD, halt};
+use vox_firmware_rp2040::{BAUD, halt, sessions};
 
 bind_interrupts!(struct Irqs {
     UART0_IRQ => BufferedInterruptHandler<UART0>;
@@ -19,11 +19,6 @@ bind_interrupts!(struct Irqs {
 #[embassy_executor::task]
 async fn serial_port(rx: BufferedUartRx, tx: BufferedUartTx) {
     vox_demo_device::serial_port(rx, tx).await
-}
-
-#[embassy_executor::task]
-async fn sessions() {
-    vox_demo_device::sessions().await
 }
 
 #[embassy_executor::main]

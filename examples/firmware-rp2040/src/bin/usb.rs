@@ -13,7 +13,7 @@ use embassy_rp::usb::{Driver, InterruptHandler};
 use embassy_usb::class::cdc_acm::{CdcAcmClass, ControlChanged, State};
 use embassy_usb::{Builder, UsbDevice};
 use static_cell::StaticCell;
-use vox_firmware_rp2040::halt;
+use vox_firmware_rp2040::{halt, sessions};
 use vox_link_embedded::usb::{self, CdcAcmReader, CdcAcmWriter};
 
 bind_interrupts!(struct Irqs {
@@ -44,11 +44,6 @@ async fn serial_port(
         tx.reset();
         select(vox_demo_device::run_link(&mut rx, &mut tx), usb::port_closed(&control)).await;
     }
-}
-
-#[embassy_executor::task]
-async fn sessions() {
-    vox_demo_device::sessions().await
 }
 
 #[embassy_executor::main]
