@@ -6,7 +6,7 @@ use crate::framed_tcp::ExampleLink;
 use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_bare::{BareAcceptor, BareAcceptorRunner, BareConduit, BareError, CountedLink};
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, answer, sensor_value};
-use vox_link_embedded::host::{TcpListenerSource, TokioDelay, spawn_framed};
+use vox_link_embedded::host::{TcpListenerSource, TokioClock, spawn_framed};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, SessionRole};
 
 /// The server's conduit: a bare conduit on a connection the acceptor
@@ -26,8 +26,8 @@ pub const HANDSHAKE_TIMEOUT_MS: u32 = 2_000;
 /// limits) and its runner, to spawn.
 pub fn acceptor(
     listener: TcpListener,
-) -> (BareAcceptor<ExampleLink, DemoFamily>, BareAcceptorRunner<TcpListenerSource, DemoFamily, TokioDelay, PENDING>) {
-    BareAcceptor::new(TcpListenerSource::new(listener), TokioDelay, HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS)
+) -> (BareAcceptor<ExampleLink, DemoFamily>, BareAcceptorRunner<TcpListenerSource, DemoFamily, TokioClock, PENDING>) {
+    BareAcceptor::new(TcpListenerSource::new(listener), TokioClock, HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS)
 }
 
 /// Dials a bare conduit, refused typed (schema, mode, version) or
@@ -35,7 +35,7 @@ pub fn acceptor(
 pub async fn dial(addr: std::net::SocketAddr) -> Result<ClientConduit, BareError> {
     let stream = TcpStream::connect(addr).await.map_err(|e| BareError::Link(LinkError::Io(e.kind().into())))?;
     let (link, _runner) = spawn_framed(stream).map_err(BareError::Link)?;
-    BareConduit::connect_within(link, SessionRole::Initiator, TokioDelay, HANDSHAKE_TIMEOUT_MS).await
+    BareConduit::connect_within(link, SessionRole::Initiator, TokioClock, HANDSHAKE_TIMEOUT_MS).await
 }
 
 /// Serves one conduit like a device: answers every request and streams

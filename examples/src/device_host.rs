@@ -17,7 +17,7 @@ use vox_conduit_stable::{
     StableStatsHandle, StableStorage, StableTx,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
-use vox_link_embedded::host::TokioDelay;
+use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{FramedLink, FramedLinkStorage, framed::FramedStats};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError};
 
@@ -215,7 +215,7 @@ impl HostSession {
         let links = port.links.clone();
         Self::start_with(move |driver: HostDriver| async move {
             let rng = ChaCha20Rng::from_os_rng();
-            driver.run(links.receiver(), rng, TokioDelay).await
+            driver.run(links.receiver(), rng, TokioClock).await
         })
     }
 
@@ -229,7 +229,7 @@ impl HostSession {
         <S::Link as vox_types::Link>::Rx: Send,
     {
         Self::start_with(move |driver: HostDriver| async move {
-            driver.run(source, ChaCha20Rng::from_os_rng(), TokioDelay).await
+            driver.run(source, ChaCha20Rng::from_os_rng(), TokioClock).await
         })
     }
 

@@ -14,7 +14,7 @@ use vox_conduit_stable::{
     ConfigError, LinkChannel, SessionError, StableConduit, StableConfig, StableStats, StableStatsHandle, StableStorage,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
-use vox_link_embedded::host::TokioDelay;
+use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{
     FramedLink, FramedLinkStorage,
     framed::FramedStats,
@@ -249,12 +249,12 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
         let links = host_links.clone();
         tokio::spawn(async move {
             let rng = ChaCha20Rng::from_os_rng();
-            host_driver.run(links.receiver(), rng, TokioDelay).await
+            host_driver.run(links.receiver(), rng, TokioClock).await
         })
     };
     let device_task = {
         let links = device_links.clone();
-        tokio::spawn(async move { device_driver.run(links.receiver(), TokioDelay).await })
+        tokio::spawn(async move { device_driver.run(links.receiver(), TokioClock).await })
     };
 
     let (to_device, to_host, bad) = (AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0));

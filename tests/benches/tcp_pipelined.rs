@@ -13,7 +13,7 @@ use vox_conduit_bare::BareConduit;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
 use vox_link_embedded::host::{TcpDialer, TcpLink, TcpListenerSource, spawn_framed};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
-use vox_tests::stable_harness::{TokioDelay, rng};
+use vox_tests::stable_harness::{TokioClock, rng};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
 
 const N: u32 = 50_000;
@@ -72,8 +72,8 @@ async fn stable() -> Duration {
     let config = StableConfig { ack_every: 16, ..StableConfig::DEFAULT };
     let (c, cd) = Stable::initiator(Arc::new(Storage::new()), config).unwrap();
     let (s, sd) = Stable::acceptor(Arc::new(Storage::new()), config).unwrap();
-    let d1 = tokio::spawn(cd.run(TcpDialer::new(addr), TokioDelay));
-    let d2 = tokio::spawn(sd.run(TcpListenerSource::new(listener), rng(1), TokioDelay));
+    let d1 = tokio::spawn(cd.run(TcpDialer::new(addr), TokioClock));
+    let d2 = tokio::spawn(sd.run(TcpListenerSource::new(listener), rng(1), TokioClock));
     tokio::spawn(server(s));
     let t = client(c).await;
     d1.abort();

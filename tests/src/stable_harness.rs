@@ -13,7 +13,7 @@ use vox_conduit_stable::{
 use vox_link_embedded::sim::{FaultPlan, memory_link_source};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
-pub use vox_link_embedded::host::TokioDelay;
+pub use vox_link_embedded::host::TokioClock;
 
 /// A seeded CSPRNG for resume keys.
 pub fn rng(seed: u64) -> ChaCha20Rng {
@@ -126,8 +126,8 @@ async fn exchange_with(na: u32, nb: u32, schedule: Vec<(FaultPlan, FaultPlan)>) 
     let (a, a_driver) = initiator();
     let (b, b_driver) = acceptor();
     let (ha, hb) = (a.stats_handle(), b.stats_handle());
-    let a_task = tokio::spawn(a_driver.run(dialer, TokioDelay));
-    let b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
+    let a_task = tokio::spawn(a_driver.run(dialer, TokioClock));
+    let b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioClock));
     let run = async { tokio::join!(side(a, a_task, na), side(b, b_task, nb)) };
     match tokio::time::timeout(Duration::from_secs(20), run).await {
         Ok(r) => r,

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_bare::BareAcceptor;
 use vox_examples::bare_tcp::{HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, acceptor, dial, run_client, serve};
-use vox_link_embedded::host::{TcpLink, TcpListenerSource, TokioDelay};
+use vox_link_embedded::host::{TcpLink, TcpListenerSource, TokioClock};
 use vox_tests::conduit_kit::KitFamily;
 use vox_types::{ConduitAcceptor, ConduitMode, MsgFamily, Prologue, SessionRole};
 
@@ -35,7 +35,7 @@ async fn idle_stalled_and_garbage_connections_delay_no_legitimate_client() {
     // A larger cap for this test: the hostile connections must not fill it.
     let (mut acceptor, runner) = BareAcceptor::<TcpLink, vox_demo_protocol::DemoFamily>::new::<_, _, 64>(
         TcpListenerSource::new(listener),
-        TokioDelay,
+        TokioClock,
         HANDSHAKE_TIMEOUT_MS,
         1024,
     );

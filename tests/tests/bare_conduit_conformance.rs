@@ -10,8 +10,8 @@ use vox_tests::bare_harness::BareHarness;
 use vox_tests::conduit_kit::{self, KitFamily, kit_msg, send_msg};
 use vox_tests::framed_harness::{self, MTU, spawn_thread, spawn_tokio};
 use vox_types::{
-    Conduit, ConduitMode, ConduitRx, ConduitTx, ConduitTxPermit, HandshakeError, Link, LinkError, MsgFamily, Prologue,
-    PrologueError, SchemaFingerprint, SessionRole, exchange_prologue,
+    Conduit, ConduitError, ConduitMode, ConduitRx, ConduitTx, ConduitTxPermit, ErrorKind, HandshakeError, Link,
+    LinkError, MsgFamily, Prologue, PrologueError, SchemaFingerprint, SessionRole, exchange_prologue,
 };
 
 type Mem = MemoryLink<CriticalSectionRawMutex, 4, 256>;
@@ -94,6 +94,7 @@ impl<T: vox_types::LinkTx, R: vox_types::LinkRx> Link for ReassembledLink<T, R> 
 }
 
 // r[verify bare.dies]
+// r[verify found.error-kind]
 #[test]
 fn conduit_reports_the_link_failure_and_stays_dead() {
     futures::executor::block_on(async {
@@ -113,6 +114,9 @@ fn conduit_reports_the_link_failure_and_stays_dead() {
             assert!(matches!(brx.recv().await, Err(BareError::Link(LinkError::Reset))));
         }
         assert!(matches!(btx.reserve().await, Err(BareError::Link(LinkError::Reset))));
+        // What a layer above any conduit sees: the link is lost.
+        assert_eq!(btx.reserve().await.err().map(|e| e.kind()), Some(ErrorKind::LinkLost));
+        assert_eq!(brx.recv().await.err().map(|e| e.kind()), Some(ErrorKind::LinkLost));
     });
 }
 
@@ -174,7 +178,8 @@ fn prologue_refusals_are_typed_on_both_sides() {
             let feed = vox_tests::link_kit::send(&btx, first);
             let (ra, fed) = futures::join!(BareConduit::<_, KitFamily>::connect(a, SessionRole::Initiator), feed);
             fed.unwrap();
-            assert_eq!(ra.err(), Some(BareError::Handshake(HandshakeError::Prologue(expected))));
+            assert_eq!(ra.as_ref().err(), Some(&BareError::Handshake(HandshakeError::Prologue(expected))));
+            assert_eq!(ra.err().map(|e| e.kind()), Some(ErrorKind::Refused));
         }
         let (a, b) = MemPair::new_shared();
         drop(b);
@@ -186,15 +191,11 @@ fn prologue_refusals_are_typed_on_both_sides() {
 /// A silent peer: the optional timer bounds the wait.
 #[tokio::test(flavor = "current_thread")]
 async fn silent_peer_times_out_with_the_application_timer() {
-    struct TokioDelay;
-    impl embedded_hal_async::delay::DelayNs for TokioDelay {
-        async fn delay_ns(&mut self, ns: u32) {
-            tokio::time::sleep(std::time::Duration::from_nanos(u64::from(ns))).await;
-        }
-    }
+    use vox_link_embedded::host::TokioClock;
     let (a, _b) = MemPair::new_shared();
-    let r = BareConduit::<_, KitFamily>::connect_within(a, SessionRole::Initiator, TokioDelay, 50).await;
-    assert_eq!(r.err(), Some(BareError::Handshake(HandshakeError::TimedOut)));
+    let r = BareConduit::<_, KitFamily>::connect_within(a, SessionRole::Initiator, TokioClock, 50).await;
+    assert_eq!(r.as_ref().err(), Some(&BareError::Handshake(HandshakeError::TimedOut)));
+    assert_eq!(r.err().map(|e| e.kind()), Some(ErrorKind::LinkLost), "a silent peer may answer next time");
 }
 
 #[test]

@@ -225,7 +225,7 @@ async fn a_host_of_another_schema_is_refused_by_the_device_and_the_device_stops(
     .unwrap();
     let links = serial.links.clone();
     let host = tokio::spawn(async move {
-        driver.run(links.receiver(), vox_tests::stable_harness::rng(5), vox_link_embedded::host::TokioDelay).await
+        driver.run(links.receiver(), vox_tests::stable_harness::rng(5), vox_link_embedded::host::TokioClock).await
     });
     let qemu =
         Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, QEMU_LIMIT, true).await.unwrap();

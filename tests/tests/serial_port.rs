@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableStorage};
-use vox_link_embedded::host::{Backoff, NoDrain, SerialPortSource, TcpLink, TokioDelay, spawn_framed_stream};
+use vox_link_embedded::host::{Backoff, NoDrain, SerialPortSource, TcpLink, TokioClock, spawn_framed_stream};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::rng;
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource};
@@ -88,14 +88,14 @@ async fn a_session_survives_a_garbled_frame_and_an_unplug_over_a_serial_port() {
     let opens = Arc::new(AtomicU32::new(0));
     let (host, hd) = StableConduit::<KitFamily, Storage>::acceptor(Arc::new(Storage::new()), config).unwrap();
     let host_stats = host.stats_handle();
-    tokio::spawn(hd.run(Counted(source, opens.clone()), rng(4), TokioDelay));
+    tokio::spawn(hd.run(Counted(source, opens.clone()), rng(4), TokioClock));
 
     // The device: a stable initiator over the pty's master, one framed
     // link per plug-in.
     let device_links: Arc<LinkChannel<M, TcpLink>> = Arc::new(LinkChannel::new());
     let (dev, dd) = StableConduit::<KitFamily, Storage>::initiator(Arc::new(Storage::new()), config).unwrap();
     let links = device_links.clone();
-    tokio::spawn(async move { dd.run(links.receiver(), TokioDelay).await });
+    tokio::spawn(async move { dd.run(links.receiver(), TokioClock).await });
     let Device { master, _slave: slave, .. } = device;
     let (master_r, master_w) = tokio::io::split(NoDrain(master));
     let (garble_tx, mut garble_rx) = tokio::sync::mpsc::unbounded_channel::<()>();

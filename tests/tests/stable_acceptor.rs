@@ -18,7 +18,7 @@ use vox_link_embedded::{
     sim::{FaultPlan, memory_link_source},
 };
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
-use vox_tests::stable_harness::{FAST, SharedDialer, TestStable, TestStorage, TokioDelay, initiator, rng};
+use vox_tests::stable_harness::{FAST, SharedDialer, TestStable, TestStorage, TokioClock, initiator, rng};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource};
 
 type Mem = MemoryLink<CriticalSectionRawMutex, 4, 256>;
@@ -45,7 +45,7 @@ fn memory_acceptor<L: LinkSource<Link = Mem> + Send + 'static>(
 ) -> tokio::sync::mpsc::UnboundedReceiver<TestStable> {
     let (mut acceptor, runner) =
         StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new::<_, _, 2, 16>(
-            listener, TokioDelay, FAST,
+            listener, TokioClock, FAST,
         )
         .unwrap();
     tokio::spawn(runner.run());
@@ -54,7 +54,7 @@ fn memory_acceptor<L: LinkSource<Link = Mem> + Send + 'static>(
         let mut seed = 100;
         while let Ok((conduit, driver, links)) = acceptor.accept().await {
             seed += 1;
-            tokio::spawn(driver.run(links, rng(seed), TokioDelay));
+            tokio::spawn(driver.run(links, rng(seed), TokioClock));
             if accepted_tx.send(conduit).is_err() {
                 break;
             }
@@ -76,7 +76,7 @@ async fn sessions_are_routed_by_key_a_full_table_refuses_and_an_idle_session_exp
     // Session 1: its first link dies mid-stream; it resumes through the
     // acceptor, which routes the new link to the same session.
     let (i1, d1) = initiator();
-    let i1_task = tokio::spawn(d1.run(dialer.clone(), TokioDelay));
+    let i1_task = tokio::spawn(d1.run(dialer.clone(), TokioClock));
     let (i1tx, _i1rx) = i1.split();
     let c1 = accepted.recv().await.unwrap();
     let c1_stats = c1.stats_handle();
@@ -87,7 +87,7 @@ async fn sessions_are_routed_by_key_a_full_table_refuses_and_an_idle_session_exp
 
     // Session 2 fills the table.
     let (i2, d2) = initiator();
-    let _i2_task = tokio::spawn(d2.run(dialer.clone(), TokioDelay));
+    let _i2_task = tokio::spawn(d2.run(dialer.clone(), TokioClock));
     let (i2tx, _i2rx) = i2.split();
     let c2 = accepted.recv().await.unwrap();
     let (_c2tx, mut c2rx) = c2.split();
@@ -96,7 +96,7 @@ async fn sessions_are_routed_by_key_a_full_table_refuses_and_an_idle_session_exp
     // Session 3: both sessions are live, so it is refused on the wire.
     let (_i3, d3) = initiator();
     let refused =
-        tokio::time::timeout(Duration::from_secs(2), d3.run(dialer.clone(), TokioDelay)).await.expect("quick");
+        tokio::time::timeout(Duration::from_secs(2), d3.run(dialer.clone(), TokioClock)).await.expect("quick");
     assert_eq!(refused, Err(SessionError::Rejected(RejectReason::TableFull)));
     tokio::join!(send_range(&i1tx, 30..35), recv_range(&mut c1rx, 30..35));
 
@@ -107,7 +107,7 @@ async fn sessions_are_routed_by_key_a_full_table_refuses_and_an_idle_session_exp
     dialer.0.lock().await.kill_current();
     tokio::time::sleep(Duration::from_millis(u64::from(FAST.timeout_ms) * 2)).await;
     let (i4, d4) = initiator();
-    let _i4_task = tokio::spawn(d4.run(dialer.clone(), TokioDelay));
+    let _i4_task = tokio::spawn(d4.run(dialer.clone(), TokioClock));
     let (i4tx, _i4rx) = i4.split();
     let c4 = accepted.recv().await.unwrap();
     let (_c4tx, mut c4rx) = c4.split();
@@ -125,16 +125,16 @@ async fn a_server_that_accepts_once_then_only_serves_survives_ten_link_cuts() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>(cuts);
     let (mut acceptor, runner) =
         StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new::<_, _, 2, 16>(
-            listener, TokioDelay, FAST,
+            listener, TokioClock, FAST,
         )
         .unwrap();
     tokio::spawn(runner.run());
     let (client, cd) = initiator();
     let client_stats = client.stats_handle();
-    tokio::spawn(cd.run(dialer, TokioDelay));
+    tokio::spawn(cd.run(dialer, TokioClock));
     // One accept, and never again.
     let (server, sd, links): Accepted = acceptor.accept().await.unwrap();
-    tokio::spawn(sd.run(links, rng(3), TokioDelay));
+    tokio::spawn(sd.run(links, rng(3), TokioClock));
     let (ctx, _crx) = client.split();
     let (_stx, mut srx) = server.split();
     tokio::join!(send_range(&ctx, 0..400), recv_range(&mut srx, 0..400));
@@ -150,7 +150,7 @@ async fn a_hundred_anonymous_hellos_against_a_full_table_are_refused_and_live_se
     let mut live = Vec::new();
     for _ in 0..2 {
         let (i, d) = initiator();
-        tokio::spawn(d.run(dialer.clone(), TokioDelay));
+        tokio::spawn(d.run(dialer.clone(), TokioClock));
         let (itx, _irx) = i.split();
         let (_ctx, mut crx) = accepted.recv().await.unwrap().split();
         tokio::join!(send_range(&itx, 0..3), recv_range(&mut crx, 0..3));
@@ -159,7 +159,7 @@ async fn a_hundred_anonymous_hellos_against_a_full_table_are_refused_and_live_se
     let mut refusals = Vec::new();
     for _ in 0..100 {
         let (_i, d) = initiator();
-        refusals.push(tokio::spawn(d.run(dialer.clone(), TokioDelay)));
+        refusals.push(tokio::spawn(d.run(dialer.clone(), TokioClock)));
     }
     for r in refusals {
         let r = tokio::time::timeout(Duration::from_secs(5), r).await.expect("quick").unwrap();
@@ -188,14 +188,14 @@ async fn idle_stalled_and_garbage_connections_delay_no_legitimate_client() {
     let (mut acceptor, runner) =
         StableAcceptor::<KitFamily, HostStorage, CriticalSectionRawMutex, _>::new::<_, _, 8, 64>(
             TcpListenerSource::new(listener),
-            TokioDelay,
+            TokioClock,
             config,
         )
         .unwrap();
     tokio::spawn(runner.run());
     tokio::spawn(async move {
         while let Ok((conduit, driver, links)) = acceptor.accept().await {
-            tokio::spawn(driver.run(links, rng(9), TokioDelay));
+            tokio::spawn(driver.run(links, rng(9), TokioClock));
             tokio::spawn(async move {
                 let (tx, mut rx) = conduit.split();
                 while let Ok(Some(m)) = rx.recv().await {
@@ -237,7 +237,7 @@ async fn idle_stalled_and_garbage_connections_delay_no_legitimate_client() {
     let (client, cd) =
         StableConduit::<KitFamily, HostStorage>::initiator(Arc::new(HostStorage::new()), config).unwrap();
     let started = Instant::now();
-    tokio::spawn(cd.run(TcpDialer::new(addr), TokioDelay));
+    tokio::spawn(cd.run(TcpDialer::new(addr), TokioClock));
     let (ctx, mut crx) = client.split();
     ctx.reserve().await.unwrap().send(kit_msg(1, "hello")).unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), crx.recv()).await.expect("a reply").unwrap().unwrap();

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_stable::{StableConduit, StableConfig};
 use vox_demo_protocol::{DemoFamily, DemoMsg};
 use vox_examples::serial_line::{LineConfig, LineReport, run_line};
-use vox_link_embedded::host::TokioDelay;
+use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::host::{TcpDialer, TcpListenerSource};
 use vox_tests::stable_harness::rng;
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
@@ -137,8 +137,8 @@ async fn loopback_tcp_through_a_cutting_proxy_loses_nothing() {
     let (host, host_driver) = C::acceptor(std::sync::Arc::new(S::new()), config).unwrap();
     let (device, device_driver) = C::initiator(std::sync::Arc::new(S::new()), config).unwrap();
     let (hs, ds) = (host.stats_handle(), device.stats_handle());
-    let host_task = tokio::spawn(host_driver.run(TcpListenerSource::new(server), rng(1), TokioDelay));
-    let device_task = tokio::spawn(device_driver.run(TcpDialer::new(proxy_addr), TokioDelay));
+    let host_task = tokio::spawn(host_driver.run(TcpListenerSource::new(server), rng(1), TokioClock));
+    let device_task = tokio::spawn(device_driver.run(TcpDialer::new(proxy_addr), TokioClock));
 
     async fn send_then_close(tx: impl ConduitTx<Msg = DemoFamily>) {
         for seq in 0..N {

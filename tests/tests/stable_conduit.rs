@@ -42,7 +42,7 @@ async fn one_kill_mid_stream_is_invisible() {
 async fn the_stable_receiver_is_a_stream() {
     use futures::StreamExt;
     use vox_tests::conduit_kit::{KitFamily, kit_msg};
-    use vox_tests::stable_harness::{TokioDelay, acceptor, initiator, rng};
+    use vox_tests::stable_harness::{TokioClock, acceptor, initiator, rng};
     use vox_types::{Conduit, ConduitTx, ConduitTxPermit};
     let (dialer, listener) = vox_link_embedded::sim::memory_link_source::<
         embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
@@ -51,8 +51,8 @@ async fn the_stable_receiver_is_a_stream() {
     >([]);
     let (a, ad) = initiator();
     let (b, bd) = acceptor();
-    tokio::spawn(ad.run(dialer, TokioDelay));
-    tokio::spawn(bd.run(listener, rng(1), TokioDelay));
+    tokio::spawn(ad.run(dialer, TokioClock));
+    tokio::spawn(bd.run(listener, rng(1), TokioClock));
     let (atx, _arx) = a.split();
     let (_btx, brx) = b.split();
     let send = async {
@@ -73,7 +73,7 @@ async fn the_stable_receiver_is_a_stream() {
 async fn the_stable_stream_yields_the_sessions_end_once_then_ends() {
     use futures::StreamExt;
     use vox_conduit_stable::{RecvError, SessionError};
-    use vox_tests::stable_harness::{TokioDelay, initiator};
+    use vox_tests::stable_harness::{TokioClock, initiator};
     use vox_types::{Conduit, LinkError, LinkSource};
     struct Exhausted;
     impl LinkSource for Exhausted {
@@ -83,7 +83,7 @@ async fn the_stable_stream_yields_the_sessions_end_once_then_ends() {
         }
     }
     let (a, ad) = initiator();
-    tokio::spawn(ad.run(Exhausted, TokioDelay));
+    tokio::spawn(ad.run(Exhausted, TokioClock));
     let (_atx, mut arx) = a.split();
     let first = tokio::time::timeout(std::time::Duration::from_secs(5), arx.next()).await.expect("in time");
     assert!(matches!(first, Some(Err(RecvError::Session(SessionError::SourceClosed)))), "{:?}", first.map(|r| r.err()));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use vox_conduit_stable::{ConfigError, SessionError, StableConduit, StableConfig, StableStorage};
 use vox_link_embedded::sim::memory_link_source;
 use vox_tests::conduit_kit::KitFamily;
-use vox_tests::stable_harness::{FAST, TestStable, TestStorage, TokioDelay, rng};
+use vox_tests::stable_harness::{FAST, TestStable, TestStorage, TokioClock, rng};
 use vox_types::LinkRx;
 
 // r[verify stable.config.check]
@@ -73,7 +73,7 @@ async fn a_data_frame_larger_than_the_link_is_refused_before_anything_is_sent() 
     let (dialer, mut listener) = memory_link_source::<CriticalSectionRawMutex, 4, 1024>([]);
     let (conduit, driver) = StableConduit::<KitFamily, Big>::acceptor(Arc::new(Big::new()), config).unwrap();
     let stats = conduit.stats_handle();
-    let ended = tokio::time::timeout(Duration::from_secs(1), driver.run(dialer, rng(1), TokioDelay)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(1), driver.run(dialer, rng(1), TokioClock)).await;
     let expected = ConfigError::LinkTooSmall { needed: 3000 + vox_conduit_stable::wire::MAX_HEADER, max_payload: 1024 };
     assert_eq!(ended.expect("at once"), Err(SessionError::Config(expected)));
     assert_eq!(stats.get().frames_sent, 0, "nothing was sent");

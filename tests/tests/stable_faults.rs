@@ -14,10 +14,10 @@ use vox_link_embedded::{
 };
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{
-    BYTES, FAST, FRAMES, RX, SharedDialer, SideReport, TokioDelay, acceptor, exchange, exchange_asym, initiator, rng,
+    BYTES, FAST, FRAMES, RX, SharedDialer, SideReport, TokioClock, acceptor, exchange, exchange_asym, initiator, rng,
     text_for,
 };
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource};
+use vox_types::{Conduit, ConduitError, ConduitRx, ConduitTx, ConduitTxPermit, ErrorKind, LinkError, LinkSource};
 
 type Mem = MemoryLink<CriticalSectionRawMutex, 4, 256>;
 
@@ -127,8 +127,8 @@ async fn acceptor_restart_is_session_lost_for_the_initiator() {
     let dialer = SharedDialer(Arc::new(tokio::sync::Mutex::new(dialer)));
     let (a, a_driver) = initiator();
     let (b1, b1_driver) = acceptor();
-    let a_task = tokio::spawn(a_driver.run(dialer.clone(), TokioDelay));
-    let b1_task = tokio::spawn(b1_driver.run(SharedListener(listener.clone()), rng(2), TokioDelay));
+    let a_task = tokio::spawn(a_driver.run(dialer.clone(), TokioClock));
+    let b1_task = tokio::spawn(b1_driver.run(SharedListener(listener.clone()), rng(2), TokioClock));
     let (atx, mut arx) = a.split();
     let (_b1tx, mut b1rx) = b1.split();
     send_ids(&atx, 0..5).await;
@@ -139,12 +139,15 @@ async fn acceptor_restart_is_session_lost_for_the_initiator() {
     let _ = b1_task.await;
     drop((_b1tx, b1rx));
     let (b2, b2_driver) = acceptor();
-    let _b2_task = tokio::spawn(b2_driver.run(SharedListener(listener), rng(3), TokioDelay));
+    let _b2_task = tokio::spawn(b2_driver.run(SharedListener(listener), rng(3), TokioClock));
     dialer.0.lock().await.kill_current();
 
     let lost = tokio::time::timeout(Duration::from_secs(5), arx.recv()).await.expect("in time");
-    assert_eq!(lost.err(), Some(RecvError::Session(SessionError::SessionLost)));
+    assert_eq!(lost.as_ref().err(), Some(&RecvError::Session(SessionError::SessionLost)));
     assert!(matches!(atx.reserve().await, Err(SendError::Session(SessionError::SessionLost))));
+    // r[verify found.error-kind]
+    assert_eq!(lost.err().map(|e| e.kind()), Some(ErrorKind::SessionLost), "what a layer above sees");
+    assert_eq!(atx.reserve().await.err().map(|e| e.kind()), Some(ErrorKind::SessionLost));
     assert_eq!(a_task.await.unwrap(), Err(SessionError::SessionLost));
     drop(b2);
 }
@@ -155,8 +158,8 @@ async fn initiator_restart_is_session_lost_for_the_acceptor() {
     let dialer = SharedDialer(Arc::new(tokio::sync::Mutex::new(dialer)));
     let (a1, a1_driver) = initiator();
     let (b, b_driver) = acceptor();
-    let a1_task = tokio::spawn(a1_driver.run(dialer.clone(), TokioDelay));
-    let b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
+    let a1_task = tokio::spawn(a1_driver.run(dialer.clone(), TokioClock));
+    let b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioClock));
     let (a1tx, _a1rx) = a1.split();
     let (btx, mut brx) = b.split();
     send_ids(&a1tx, 0..5).await;
@@ -167,7 +170,7 @@ async fn initiator_restart_is_session_lost_for_the_acceptor() {
     let _ = a1_task.await;
     dialer.0.lock().await.kill_current();
     let (a2, a2_driver) = initiator();
-    let _a2_task = tokio::spawn(a2_driver.run(dialer, TokioDelay));
+    let _a2_task = tokio::spawn(a2_driver.run(dialer, TokioClock));
 
     let lost = tokio::time::timeout(Duration::from_secs(5), brx.recv()).await.expect("in time");
     assert_eq!(lost.err(), Some(RecvError::Session(SessionError::SessionLost)));
@@ -184,8 +187,8 @@ async fn a_full_replay_buffer_makes_reserve_wait_then_proceed() {
     let (a, a_driver) = initiator();
     let (b, b_driver) = acceptor();
     let stats = a.stats_handle();
-    let _a_task = tokio::spawn(a_driver.run(dialer, TokioDelay));
-    let _b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
+    let _a_task = tokio::spawn(a_driver.run(dialer, TokioClock));
+    let _b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioClock));
     let (atx, _arx) = a.split();
     let (_btx, mut brx) = b.split();
     // Nothing is reported sent before the first handshake: `reserve`
@@ -240,8 +243,8 @@ async fn a_silent_attachment_times_out_and_idle_peers_keep_alive() {
     let (a, a_driver) = initiator();
     let (b, b_driver) = acceptor();
     let (sa, sb) = (a.stats_handle(), b.stats_handle());
-    let _a_task = tokio::spawn(a_driver.run(source, TokioDelay));
-    let _b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioDelay));
+    let _a_task = tokio::spawn(a_driver.run(source, TokioClock));
+    let _b_task = tokio::spawn(b_driver.run(listener, rng(2), TokioClock));
     let (atx, _arx) = a.split();
     let (_btx, mut brx) = b.split();
     send_ids(&atx, 0..3).await;

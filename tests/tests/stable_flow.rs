@@ -11,7 +11,7 @@ use vox_conduit_stable::{StableConduit, StableConfig, StableStats, StableStorage
 use vox_link_embedded::host::{TcpDialer, TcpListenerSource};
 use vox_link_embedded::sim::memory_link_source;
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
-use vox_tests::stable_harness::{FAST, FRAMES, RX, TestStable, TokioDelay, acceptor, initiator, rng};
+use vox_tests::stable_harness::{FAST, FRAMES, RX, TestStable, TokioClock, acceptor, initiator, rng};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 /// The bound of the test storage (`TestStorage`: 8 replay entries, 4
@@ -72,8 +72,8 @@ fn memory_pair() -> Pair {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let (client, cd) = initiator();
     let (server, sd) = acceptor();
-    tokio::spawn(cd.run(dialer, TokioDelay));
-    tokio::spawn(sd.run(listener, rng(2), TokioDelay));
+    tokio::spawn(cd.run(dialer, TokioClock));
+    tokio::spawn(sd.run(listener, rng(2), TokioClock));
     Pair { client, server }
 }
 
@@ -159,8 +159,8 @@ async fn tcp_pair() -> (HostConduit, HostConduit) {
     let config = StableConfig { ack_every: 16, ..StableConfig::DEFAULT };
     let (client, cd) = HostConduit::initiator(Arc::new(HostStorage::new()), config).unwrap();
     let (server, sd) = HostConduit::acceptor(Arc::new(HostStorage::new()), config).unwrap();
-    tokio::spawn(cd.run(TcpDialer::new(addr), TokioDelay));
-    tokio::spawn(sd.run(TcpListenerSource::new(listener), rng(3), TokioDelay));
+    tokio::spawn(cd.run(TcpDialer::new(addr), TokioClock));
+    tokio::spawn(sd.run(TcpListenerSource::new(listener), rng(3), TokioClock));
     (client, server)
 }
 

@@ -10,8 +10,11 @@ use vox_conduit_stable::{SendError, SessionError, StableAcceptor, StableConduit}
 use vox_demo_protocol::DemoFamily;
 use vox_link_embedded::{MemoryLink, sim::memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
-use vox_tests::stable_harness::{FAST, TestStorage, TokioDelay, acceptor, initiator, rng, send_prologue_of_version};
-use vox_types::{ConduitTx, HandshakeError, Link, LinkRx, LinkSource, MsgFamily, Prologue, PrologueError, SessionRole};
+use vox_tests::stable_harness::{FAST, TestStorage, TokioClock, acceptor, initiator, rng, send_prologue_of_version};
+use vox_types::{
+    ConduitError, ConduitTx, ErrorKind, HandshakeError, Link, LinkRx, LinkSource, MsgFamily, Prologue, PrologueError,
+    SessionRole,
+};
 
 type Demo = StableConduit<DemoFamily, TestStorage>;
 /// Within one round trip on a memory link, with margin for a loaded machine.
@@ -27,8 +30,8 @@ async fn a_schema_mismatch_ends_both_sides_with_both_fingerprints() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let (kit, kit_driver) = initiator();
     let (demo, demo_driver) = Demo::acceptor(Arc::new(TestStorage::new()), FAST).unwrap();
-    let a = tokio::spawn(kit_driver.run(dialer, TokioDelay));
-    let b = tokio::spawn(demo_driver.run(listener, rng(1), TokioDelay));
+    let a = tokio::spawn(kit_driver.run(dialer, TokioClock));
+    let b = tokio::spawn(demo_driver.run(listener, rng(1), TokioClock));
     let (ka, kb) = tokio::time::timeout(QUICK, async { (a.await.unwrap(), b.await.unwrap()) }).await.expect("quick");
     let (ka, kb) = (ka.unwrap_err(), kb.unwrap_err());
     assert!(schema_mismatch(&ka) && schema_mismatch(&kb), "{ka:?} / {kb:?}");
@@ -47,13 +50,13 @@ async fn a_schema_mismatch_through_the_acceptor_reaches_the_initiator() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let (mut acceptor, runner) =
         StableAcceptor::<DemoFamily, TestStorage, CriticalSectionRawMutex, _>::new::<_, _, 4, 8>(
-            listener, TokioDelay, FAST,
+            listener, TokioClock, FAST,
         )
         .unwrap();
     tokio::spawn(runner.run());
     tokio::spawn(async move { while acceptor.accept().await.is_ok() {} });
     let (_kit, kit_driver) = initiator();
-    let end = tokio::time::timeout(QUICK, kit_driver.run(dialer, TokioDelay)).await.expect("quick");
+    let end = tokio::time::timeout(QUICK, kit_driver.run(dialer, TokioClock)).await.expect("quick");
     assert!(matches!(&end, Err(e) if schema_mismatch(e)), "{end:?}");
 }
 
@@ -61,7 +64,7 @@ async fn a_schema_mismatch_through_the_acceptor_reaches_the_initiator() {
 async fn a_bare_peer_and_a_stable_peer_refuse_each_other_for_the_mode() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let (_stable, driver) = acceptor();
-    let stable = tokio::spawn(driver.run(listener, rng(1), TokioDelay));
+    let stable = tokio::spawn(driver.run(listener, rng(1), TokioClock));
     let mut dialer = dialer;
     let link = dialer.next_link().await.unwrap();
     let bare = tokio::time::timeout(QUICK, BareConduit::<_, KitFamily>::connect(link, SessionRole::Initiator))
@@ -77,7 +80,7 @@ async fn a_bare_peer_and_a_stable_peer_refuse_each_other_for_the_mode() {
 async fn a_peer_of_another_version_is_refused_and_gets_our_version_back() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let (_stable, driver) = acceptor();
-    let stable = tokio::spawn(driver.run(listener, rng(1), TokioDelay));
+    let stable = tokio::spawn(driver.run(listener, rng(1), TokioClock));
     let mut dialer = dialer;
     let link: MemoryLink<CriticalSectionRawMutex, 4, 256> = dialer.next_link().await.unwrap();
     let (tx, mut rx) = link.split();
@@ -88,6 +91,7 @@ async fn a_peer_of_another_version_is_refused_and_gets_our_version_back() {
     let stable = tokio::time::timeout(QUICK, stable).await.expect("quick").unwrap();
     let expected = PrologueError::UnsupportedVersion { found: 2, supported: 1 };
     assert_eq!(stable, Err(SessionError::Refused(HandshakeError::Prologue(expected))));
+    assert_eq!(stable.err().map(|e| e.kind()), Some(ErrorKind::Refused));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +99,8 @@ async fn two_initiators_refuse_each_other_for_the_role() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let (a, ad) = initiator();
     let (b, bd) = initiator();
-    let ta = tokio::spawn(ad.run(dialer, TokioDelay));
-    let tb = tokio::spawn(bd.run(listener, TokioDelay));
+    let ta = tokio::spawn(ad.run(dialer, TokioClock));
+    let tb = tokio::spawn(bd.run(listener, TokioClock));
     let (ra, rb) = tokio::time::timeout(QUICK, async { (ta.await.unwrap(), tb.await.unwrap()) }).await.expect("quick");
     let role = |r: &Result<(), SessionError>| {
         matches!(r, Err(SessionError::Refused(HandshakeError::Prologue(PrologueError::RoleConflict { .. }))))

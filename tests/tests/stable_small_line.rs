@@ -14,7 +14,7 @@ use vox_link_embedded::{
     FramedLink, FramedLinkStorage,
     sim::{BytePipe, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
 };
-use vox_tests::stable_harness::TokioDelay;
+use vox_tests::stable_harness::TokioClock;
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 type M = CriticalSectionRawMutex;
@@ -91,8 +91,8 @@ async fn small_buffers_noisy_line_static_links() {
     let (sa, sb) = (a.stats_handle(), b.stats_handle());
     let ports = select(serial_port(link_a, links_a, ba, ab, 1, 300), serial_port(link_b, links_b, ab, ba, 2, 300));
     let drivers = join(
-        driver_a.run(links_a.receiver(), TokioDelay),
-        driver_b.run(links_b.receiver(), ChaCha8Rng::seed_from_u64(2), TokioDelay),
+        driver_a.run(links_a.receiver(), TokioClock),
+        driver_b.run(links_b.receiver(), ChaCha8Rng::seed_from_u64(2), TokioClock),
     );
     let work = join(drivers, join(exchange(a, 1000), exchange(b, 1000)));
     let limited = tokio::time::timeout(Duration::from_secs(30), select(work, ports)).await;

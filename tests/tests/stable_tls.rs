@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
 use vox_examples::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
 use vox_examples::tls::{TlsDialer, TlsListener, self_signed};
-use vox_link_embedded::host::TokioDelay;
+use vox_link_embedded::host::TokioClock;
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::rng;
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource};
@@ -32,8 +32,8 @@ async fn a_stable_conduit_over_tls_survives_reconnects_and_loses_nothing() {
     let (host, hd) = StableConduit::<KitFamily, Storage>::acceptor(Arc::new(Storage::new()), config).unwrap();
     let (device, dd) = StableConduit::<KitFamily, Storage>::initiator(Arc::new(Storage::new()), config).unwrap();
     let (hs, ds) = (host.stats_handle(), device.stats_handle());
-    let host_task = tokio::spawn(hd.run(TlsListener::new(server, cert.clone(), key).unwrap(), rng(1), TokioDelay));
-    let device_task = tokio::spawn(dd.run(TlsDialer::new(proxy_addr, cert).unwrap(), TokioDelay));
+    let host_task = tokio::spawn(hd.run(TlsListener::new(server, cert.clone(), key).unwrap(), rng(1), TokioClock));
+    let device_task = tokio::spawn(dd.run(TlsDialer::new(proxy_addr, cert).unwrap(), TokioClock));
 
     async fn send_then_close(tx: impl ConduitTx<Msg = KitFamily>) {
         for id in 0..N {

@@ -25,11 +25,10 @@ use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
-use embedded_hal_async::delay::DelayNs;
 use heapless::Deque;
 use vox_types::{
-    AcceptEvent, Backing, ConduitAcceptor, HandshakeError, Link, LinkError, LinkRx, LinkSource, LinkTx, MaybeSend,
-    MsgFamily, PendingHandshakes, SessionRole,
+    AcceptEvent, Backing, Clock, ConduitAcceptor, HandshakeError, Link, LinkError, LinkRx, LinkSource, LinkTx,
+    MaybeSend, MsgFamily, PendingHandshakes, SessionRole,
 };
 
 /// Accepted conduits waiting for `accept` at most.
@@ -143,7 +142,7 @@ pub struct BareAcceptor<L: Link, F: MsgFamily> {
 /// The runner of a [`BareAcceptor`]: spawn it (or join it).
 pub struct BareAcceptorRunner<S: LinkSource, F: MsgFamily, D, const PENDING: usize> {
     source: S,
-    delay: D,
+    clock: D,
     timeout_ms: u32,
     max_connections: usize,
     shared: SharedRef<BareConduit<CountedLink<S::Link>, F>>,
@@ -162,18 +161,18 @@ where
     F: MsgFamily + 'static,
 {
     /// An acceptor on `source` and its runner: `PENDING` handshakes at once,
-    /// each within `timeout_ms` of `delay`, at most `max_connections` links
+    /// each within `timeout_ms` of `clock`, at most `max_connections` links
     /// held.
     #[allow(clippy::new_ret_no_self)]
     pub fn new<S, D, const PENDING: usize>(
         source: S,
-        delay: D,
+        clock: D,
         timeout_ms: u32,
         max_connections: usize,
     ) -> BareAcceptorParts<S, F, D, PENDING>
     where
         S: LinkSource<Link = L>,
-        D: DelayNs + Clone,
+        D: Clock + Clone,
     {
         let shared = Arc::new(Mutex::new(RefCell::new(Shared {
             queue: Deque::new(),
@@ -184,7 +183,7 @@ where
         let held: Held = Arc::new(Mutex::new(Cell::new(0)));
         let runner = BareAcceptorRunner {
             source,
-            delay,
+            clock,
             timeout_ms,
             max_connections,
             shared: shared.clone(),
@@ -236,13 +235,13 @@ where
     <S::Link as Link>::Tx: 'static,
     <S::Link as Link>::Rx: 'static,
     F: MsgFamily + 'static,
-    D: DelayNs + Clone,
+    D: Clock + Clone,
 {
     /// Runs until the link source closes.
     pub async fn run(self) -> LinkError {
-        let Self { mut source, delay, timeout_ms, max_connections, shared, held } = self;
+        let Self { mut source, clock, timeout_ms, max_connections, shared, held } = self;
         let handshake = |link: CountedLink<S::Link>| {
-            BareConduit::<_, F>::connect_within(link, SessionRole::Acceptor, delay.clone(), timeout_ms)
+            BareConduit::<_, F>::connect_within(link, SessionRole::Acceptor, clock.clone(), timeout_ms)
         };
         let mut pending = PendingHandshakes::for_maker(&handshake, PENDING);
         let ended = loop {

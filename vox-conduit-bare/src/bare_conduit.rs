@@ -3,8 +3,9 @@
 use crate::{BareError, BareRx, BareTx};
 use core::marker::PhantomData;
 use embassy_futures::select::{Either, select};
-use embedded_hal_async::delay::DelayNs;
-use vox_types::{Conduit, ConduitMode, HandshakeError, Link, MsgFamily, Prologue, SessionRole, exchange_prologue};
+use vox_types::{
+    Clock, Conduit, ConduitMode, HandshakeError, Link, MsgFamily, Prologue, SessionRole, exchange_prologue,
+};
 
 /// Typed messages of family `F` over link `L`; dies with the link.
 pub struct BareConduit<L: Link, F: MsgFamily> {
@@ -32,15 +33,16 @@ impl<L: Link, F: MsgFamily> BareConduit<L, F> {
     }
 
     /// [`connect`](Self::connect), failing with
-    /// [`HandshakeError::TimedOut`] after `timeout_ms` milliseconds of the
-    /// application's timer.
+    /// [`HandshakeError::TimedOut`] after `timeout_ms` milliseconds of
+    /// `clock`.
     pub async fn connect_within(
         link: L,
         role: SessionRole,
-        mut delay: impl DelayNs,
+        clock: impl Clock,
         timeout_ms: u32,
     ) -> Result<Self, BareError> {
-        match select(Self::connect(link, role), delay.delay_ms(timeout_ms)).await {
+        let deadline = clock.now() + core::time::Duration::from_millis(u64::from(timeout_ms));
+        match select(Self::connect(link, role), clock.sleep_until(deadline)).await {
             Either::First(result) => result,
             Either::Second(()) => Err(BareError::Handshake(HandshakeError::TimedOut)),
         }

@@ -1,7 +1,7 @@
 //! `BareError`: why a bare conduit operation failed.
 
 use core::fmt;
-use vox_types::{HandshakeError, LinkError};
+use vox_types::{ConduitError, ErrorKind, HandshakeError, LinkError};
 
 /// Why a [`BareConduit`](crate::BareConduit) operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,26 @@ impl fmt::Display for BareError {
 }
 
 impl core::error::Error for BareError {}
+
+impl ConduitError for BareError {
+    /// `LinkLost` (or the link's own kind: `Closed`, `TooLarge`) for a
+    /// link failure or a handshake that timed out, `Refused` for a refused
+    /// prologue, `Closed` for a peer that closed before its prologue,
+    /// `Decode`, `TooLarge` and `Other` (encoding) otherwise. A bare conduit has no session: it
+    /// never reports `SessionLost`.
+    // r[impl found.error-kind]
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Handshake(HandshakeError::Link(e)) | Self::Link(e) => e.kind(),
+            Self::Handshake(HandshakeError::Prologue(_)) => ErrorKind::Refused,
+            Self::Handshake(HandshakeError::PeerClosed) => ErrorKind::Closed,
+            Self::Handshake(_) => ErrorKind::LinkLost,
+            Self::Decode { .. } => ErrorKind::Decode,
+            Self::Encode { error: postcard::Error::SerializeBufferFull, .. } => ErrorKind::TooLarge,
+            Self::Encode { .. } => ErrorKind::Other,
+        }
+    }
+}
 
 impl From<LinkError> for BareError {
     fn from(e: LinkError) -> Self {

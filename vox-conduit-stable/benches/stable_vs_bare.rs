@@ -40,11 +40,16 @@ fn msg(id: u32) -> Sample<'static> {
     Sample { id: 100_000 + id, name: "sensor/temperature", data: &DATA }
 }
 
+/// A clock on tokio's time (the library's `TokioClock` needs the `tokio`
+/// feature, which would turn on `send` for this crate's tests).
 #[derive(Clone, Copy)]
-struct TokioDelay;
-impl embedded_hal_async::delay::DelayNs for TokioDelay {
-    async fn delay_ns(&mut self, ns: u32) {
-        tokio::time::sleep(Duration::from_nanos(u64::from(ns))).await;
+struct TokioClock(tokio::time::Instant);
+impl vox_types::Clock for TokioClock {
+    fn now(&self) -> vox_types::Instant {
+        vox_types::Instant::from_millis(self.0.elapsed().as_millis() as u64)
+    }
+    fn sleep_until(&self, at: vox_types::Instant) -> impl Future<Output = ()> + vox_types::MaybeSend {
+        tokio::time::sleep_until(self.0 + Duration::from_millis(at.as_millis()))
     }
 }
 
@@ -86,8 +91,9 @@ async fn stable_run(
     let (a, ad) = Stable::initiator(std::sync::Arc::new(Storage::new()), config).unwrap();
     let (b, bd) = Stable::acceptor(std::sync::Arc::new(Storage::new()), config).unwrap();
     let (stats, peer) = (a.stats_handle(), b.stats_handle());
-    let ta = tokio::spawn(ad.run(dialer, TokioDelay));
-    let tb = tokio::spawn(bd.run(listener, ChaCha20Rng::seed_from_u64(2), TokioDelay));
+    let clock = TokioClock(tokio::time::Instant::now());
+    let ta = tokio::spawn(ad.run(dialer, clock));
+    let tb = tokio::spawn(bd.run(listener, ChaCha20Rng::seed_from_u64(2), clock));
     let start = Instant::now();
     pump(a, b, count).await;
     let elapsed = start.elapsed();

@@ -1,6 +1,7 @@
 //! `StableDriver`: the future that runs a stable conduit. Plumbing only:
 //! it takes links from a link source, moves frames between them and the
-//! session core ([`crate::session`]), and keeps the core's clock.
+//! session core ([`crate::session`]), and tells the core the time from the
+//! injected [`Clock`].
 
 use crate::session::{Detach, Outgoing};
 use crate::stable_storage::{Locked, StableStore};
@@ -10,10 +11,10 @@ use core::future::poll_fn;
 use core::marker::PhantomData;
 use core::task::Poll;
 use embassy_futures::select::{Either, Either3, select, select3};
-use embedded_hal_async::delay::DelayNs;
 use rand_core::CryptoRng;
 use vox_types::{
-    Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, SessionRole, StorageRef, WriteSlot,
+    Clock, Instant, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, SessionRole, StorageRef,
+    WriteSlot,
 };
 
 /// Role marker of a driver that dials: [`StableDriver::run`] needs no
@@ -58,9 +59,13 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Initiator> {
     /// Runs the session: takes links from `source` one after another until
     /// both directions are closed and acknowledged (`Ok`), or the session
     /// ends ([`SessionError::SessionLost`], a refusal, an exhausted
-    /// source). `delay` times acks, keepalives and the silence timeout.
-    pub async fn run<L: LinkSource, D: DelayNs + Clone>(self, source: L, delay: D) -> Result<(), SessionError> {
-        self.drive(source, || None, delay).await
+    /// source). `clock` times acks, keepalives and the silence timeout.
+    ///
+    /// Lend the source (`run(&mut source, clock)`) to keep it for the
+    /// next session: a listener, dialer or serial port then serves
+    /// sessions one after another.
+    pub async fn run<L: LinkSource, C: Clock + Clone>(self, source: L, clock: C) -> Result<(), SessionError> {
+        self.drive(source, || None, clock).await
     }
 }
 
@@ -68,18 +73,18 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
     /// Runs the session (see the initiator's `run`); `rng` makes a new
     /// resume key for every attachment.
     // r[impl stable.resume-key]
-    pub async fn run<L: LinkSource, R: CryptoRng, D: DelayNs + Clone>(
+    pub async fn run<L: LinkSource, R: CryptoRng, C: Clock + Clone>(
         self,
         source: L,
         mut rng: R,
-        delay: D,
+        clock: C,
     ) -> Result<(), SessionError> {
         let keys = move || {
             let mut key: ResumeKey = [0; KEY_LEN];
             rng.fill_bytes(&mut key);
             Some(key)
         };
-        self.drive(source, keys, delay).await
+        self.drive(source, keys, clock).await
     }
 }
 
@@ -121,13 +126,22 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         .await
     }
 
-    async fn drive<L: LinkSource, D: DelayNs + Clone>(
+    async fn drive<L: LinkSource, C: Clock + Clone>(
         self,
         mut source: L,
         mut keys: impl FnMut() -> Option<ResumeKey>,
-        delay: D,
+        clock: C,
     ) -> Result<(), SessionError> {
-        let clock = self.clock(delay.clone());
+        // The core's time is the clock's, in milliseconds; the session's
+        // silence is counted from now.
+        {
+            let start = clock.now().as_millis();
+            self.with(|l| {
+                *l.now = start;
+                l.session.state.start_clock(start);
+            });
+        }
+        let ticks = self.tick(clock.clone());
         let serve = async {
             loop {
                 if let Some(outcome) = self.outcome() {
@@ -141,7 +155,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     }
                     Either::First(Err(_)) => {
                         let retry = self.with(|l| l.session.state.config().retry_delay_ms);
-                        delay.clone().delay_ms(retry).await;
+                        clock.sleep_until(clock.now().add_millis(u64::from(retry))).await;
                         continue;
                     }
                     Either::Second(outcome) => return outcome,
@@ -155,7 +169,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 }
             }
         };
-        let Either::First(result) = select(serve, clock).await;
+        let Either::First(result) = select(serve, ticks).await;
         match &result {
             Ok(()) => state_info!("stable: session finished"),
             Err(_e) => state_warn!("stable: session ended: {}", _e),
@@ -163,16 +177,22 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         result
     }
 
-    /// The core's clock: advances by a tick and lets the core check its
-    /// deadlines. (`DelayNs` has no "now", so time is counted in ticks.)
-    async fn clock<D: DelayNs>(&self, mut delay: D) -> ! {
-        let cfg = self.with(|l| *l.session.state.config());
-        let tick = cfg.ack_delay_ms.min(cfg.keepalive_ms).min(cfg.timeout_ms / 4).max(1);
+    /// Lets the core check its deadlines every tick, telling it the
+    /// clock's time, so timers never drift. Each tick is a deadline one
+    /// tick after the time last told: a late wake-up does not delay the
+    /// next one, and a long stall is not caught up tick by tick.
+    async fn tick<C: Clock>(&self, clock: C) -> ! {
+        let tick = {
+            let cfg = self.with(|l| *l.session.state.config());
+            cfg.ack_delay_ms.min(cfg.keepalive_ms).min(cfg.timeout_ms / 4).max(1)
+        };
         loop {
-            delay.delay_ms(tick).await;
+            let last = self.with(|l| *l.now);
+            clock.sleep_until(Instant::from_millis(last).add_millis(u64::from(tick))).await;
+            let now = clock.now().as_millis();
             self.with(|l| {
-                *l.now += u64::from(tick);
-                l.session.on_tick_as(R::ROLE, *l.now);
+                *l.now = now;
+                l.session.on_tick_as(R::ROLE, now);
             });
         }
     }

@@ -7,7 +7,7 @@ use crate::ConfigError;
 use crate::session::Violation;
 use crate::wire::RejectReason;
 use core::fmt;
-use vox_types::HandshakeError;
+use vox_types::{ConduitError, ErrorKind, HandshakeError};
 
 /// Why a session ended. The driver returns it; every later `reserve`,
 /// `send` and `recv` reports it. Link failures never appear here: the
@@ -52,6 +52,21 @@ impl fmt::Display for SessionError {
 
 impl core::error::Error for SessionError {}
 
+impl ConduitError for SessionError {
+    /// `SessionLost` for a lost session or an exhausted link source (no
+    /// link will reach the peer again), `Refused` for a refusal, a
+    /// rejection or a configuration the link cannot carry, `Other` for a
+    /// protocol violation. Never `LinkLost`: the conduit outlives links.
+    // r[impl found.error-kind]
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::SessionLost | Self::SourceClosed => ErrorKind::SessionLost,
+            Self::Refused(_) | Self::Rejected(_) | Self::Config(_) => ErrorKind::Refused,
+            Self::Violation(_) => ErrorKind::Other,
+        }
+    }
+}
+
 /// Why `reserve` or `send` failed; nothing was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -90,6 +105,18 @@ impl fmt::Display for SendError {
 
 impl core::error::Error for SendError {}
 
+impl ConduitError for SendError {
+    /// The session's kind, or `Closed`, `TooLarge`, `Other` (encoding).
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Session(e) => e.kind(),
+            Self::Closed => ErrorKind::Closed,
+            Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::Encode { .. } => ErrorKind::Other,
+        }
+    }
+}
+
 impl From<SessionError> for SendError {
     fn from(e: SessionError) -> Self {
         Self::Session(e)
@@ -124,6 +151,16 @@ impl fmt::Display for RecvError {
 }
 
 impl core::error::Error for RecvError {}
+
+impl ConduitError for RecvError {
+    /// The session's kind, or `Decode`.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Session(e) => e.kind(),
+            Self::Decode { .. } => ErrorKind::Decode,
+        }
+    }
+}
 
 impl From<SessionError> for RecvError {
     fn from(e: SessionError) -> Self {

@@ -20,7 +20,7 @@
 //!
 //! // A configuration that cannot work with this storage is refused here.
 //! let (conduit, driver) = StableConduit::<PingFamily, Storage>::initiator(&STORAGE, StableConfig::DEFAULT)?;
-//! // spawn(driver.run(link_source, delay)); then split the conduit and
+//! // spawn(driver.run(link_source, clock)); then split the conduit and
 //! // `tx.reserve().await?.send(msg)?` / `rx.recv().await?`.
 //! # drop((conduit, driver));
 //! # Ok::<(), vox_conduit_stable::ConfigError>(())

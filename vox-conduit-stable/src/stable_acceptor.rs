@@ -41,10 +41,9 @@ use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
-use embedded_hal_async::delay::DelayNs;
 use heapless::Deque;
 use vox_types::{
-    AcceptEvent, ConduitMode, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MaybeSend, MaybeSync,
+    AcceptEvent, Clock, ConduitMode, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MaybeSend, MaybeSync,
     MsgFamily, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole, StorageRef, WriteSlot,
 };
 
@@ -90,7 +89,7 @@ where
     M: RawMutex + 'static,
 {
     source: S,
-    delay: D,
+    clock: D,
     config: StableConfig,
     queue: QueueRef<F, St, M, S::Link>,
 }
@@ -129,12 +128,12 @@ where
     #[allow(clippy::new_ret_no_self)]
     pub fn new<S, D, const N: usize, const PENDING: usize>(
         source: S,
-        delay: D,
+        clock: D,
         config: StableConfig,
     ) -> Result<AcceptorParts<S, F, St, M, D, N, PENDING>, ConfigError>
     where
         S: LinkSource<Link = L>,
-        D: DelayNs + Clone,
+        D: Clock + Clone,
     {
         // Checks the configuration against the storage type too.
         StableConduit::<F, St>::acceptor(Arc::new(St::default()), config)?;
@@ -143,11 +142,11 @@ where
             closed: false,
             waker: WakerRegistration::new(),
         })));
-        Ok((Self { queue: queue.clone() }, AcceptorRunner { source, delay, config, queue }))
+        Ok((Self { queue: queue.clone() }, AcceptorRunner { source, clock, config, queue }))
     }
 
     /// The next new session: its conduit, its driver, and the link source
-    /// to run the driver on (`driver.run(links, rng, delay)`).
+    /// to run the driver on (`driver.run(links, rng, clock)`).
     /// [`SessionError::SourceClosed`] once the runner stopped.
     pub async fn accept(&mut self) -> Result<AcceptedSession<F, St, M, L>, SessionError> {
         poll_fn(|cx| {
@@ -188,9 +187,9 @@ fn reject(link: impl Link, reason: RejectReason) {
 /// Reads the initiator's prologue and hello (skipping stale frames) within
 /// `timeout_ms`, answering prologues, and returns the link primed with
 /// both; `None` for a link that failed, timed out or was refused.
-async fn read_hello<L: Link, D: DelayNs>(
+async fn read_hello<L: Link, D: Clock>(
     link: L,
-    mut delay: D,
+    clock: D,
     timeout_ms: u32,
     local: Prologue,
 ) -> Option<(AcceptedLink<L>, Hello)> {
@@ -228,7 +227,8 @@ async fn read_hello<L: Link, D: DelayNs>(
             }
         }
     };
-    let (pending, hello) = match select(read, delay.delay_ms(timeout_ms)).await {
+    let deadline = clock.now() + core::time::Duration::from_millis(u64::from(timeout_ms));
+    let (pending, hello) = match select(read, clock.sleep_until(deadline)).await {
         Either::First(found) => found?,
         Either::Second(()) => return None,
     };
@@ -242,7 +242,7 @@ where
     F: MsgFamily,
     St: StableStore + Default + 'static,
     M: RawMutex + MaybeSend + MaybeSync + 'static,
-    D: DelayNs + Clone,
+    D: Clock + Clone,
 {
     /// Runs the acceptor until its link source closes
     /// ([`SessionError::SourceClosed`]). Sessions already accepted go on
@@ -250,12 +250,12 @@ where
     // r[impl stable.acceptor.concurrent]
     // r[impl stable.acceptor.routing]
     pub async fn run(self) -> SessionError {
-        let Self { mut source, delay, config, queue } = self;
+        let Self { mut source, clock, config, queue } = self;
         let local = Prologue::new(ConduitMode::Stable, SessionRole::Acceptor, F::FINGERPRINT);
         let timeout_ms = config.timeout_ms;
         let mut sessions: Vec<Session<St, M, S::Link>> = Vec::with_capacity(N);
         let mut born = 0u64;
-        let handshake = |link| read_hello(link, delay.clone(), timeout_ms, local);
+        let handshake = |link| read_hello(link, clock.clone(), timeout_ms, local);
         let mut pending = PendingHandshakes::for_maker(&handshake, PENDING);
         let ended = loop {
             match pending.next(&mut source).await {

@@ -255,12 +255,20 @@ mod tests {
     struct Blob<'a>(u32, &'a [u8]);
     vox_types::msg_family!(BlobFamily => Blob<'a>);
 
-    /// A timer that only yields: time advances one tick per poll round.
-    #[derive(Clone)]
-    struct YieldDelay;
-    impl embedded_hal_async::delay::DelayNs for YieldDelay {
-        async fn delay_ns(&mut self, _ns: u32) {
-            embassy_futures::yield_now().await;
+    /// A clock whose sleeps only yield once, then jump time to their
+    /// deadline.
+    #[derive(Clone, Default)]
+    struct YieldClock(Arc<core::sync::atomic::AtomicU64>);
+    impl vox_types::Clock for YieldClock {
+        fn now(&self) -> vox_types::Instant {
+            vox_types::Instant::from_millis(self.0.load(core::sync::atomic::Ordering::Relaxed))
+        }
+        fn sleep_until(&self, at: vox_types::Instant) -> impl Future<Output = ()> + vox_types::MaybeSend {
+            let time = self.0.clone();
+            async move {
+                embassy_futures::yield_now().await;
+                time.fetch_max(at.as_millis(), core::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
@@ -308,7 +316,10 @@ mod tests {
                 }
             }
         };
-        let drivers = embassy_futures::select::select(ad.run(dialer, YieldDelay), bd.run(listener, rng, YieldDelay));
+        let drivers = embassy_futures::select::select(
+            ad.run(dialer, YieldClock::default()),
+            bd.run(listener, rng, YieldClock::default()),
+        );
         let app = embassy_futures::join::join(send, receive);
         match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
             embassy_futures::select::Either::First(_) => {}

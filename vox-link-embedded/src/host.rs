@@ -1,16 +1,19 @@
 //! Host adapters on tokio (feature `tokio`): framed links over TCP through
-//! `embedded-io-adapters`, a reconnecting dialer and a listener as link
-//! sources, and the `DelayNs` a stable conduit's driver needs.
+//! `embedded-io-adapters`, a reconnecting dialer (over one or several
+//! addresses) and a listener as link sources, and the [`Clock`] every
+//! driver and acceptor takes ([`TokioClock`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), vox_types::LinkError> {
-//! use vox_link_embedded::host::{TcpDialer, TokioDelay};
-//! use vox_types::LinkSource;
+//! use vox_link_embedded::host::{TcpDialer, TokioClock};
+//! use vox_types::{Clock, LinkSource};
 //!
-//! // Dials again (with backoff) whenever a link is asked for.
-//! let mut dialer = TcpDialer::new("127.0.0.1:7000".parse().unwrap());
+//! // Dials again (with backoff) whenever a link is asked for: the first
+//! // gateway, or the next one when it does not answer.
+//! let mut dialer = TcpDialer::new("127.0.0.1:7000".parse().unwrap())
+//!     .or_else("127.0.0.1:7001".parse().unwrap());
 //! let link = dialer.next_link().await?;
-//! # drop((link, TokioDelay));
+//! # drop((link, TokioClock.now()));
 //! # Ok(())
 //! # }
 //! ```
@@ -21,21 +24,54 @@ pub use crate::serial_port_source::{NoDrain, SerialPortSource};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_adapters::tokio_1::FromTokio;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
+use std::vec::Vec;
 use tokio::net::{TcpListener, TcpStream};
-use vox_types::{LinkError, LinkSource};
+use vox_types::{Clock, Instant, LinkError, LinkSource, MaybeSend};
 
-/// `embedded_hal_async::delay::DelayNs` on tokio's clock.
+/// The [`Clock`] on tokio's time (paused and advanced with tokio's test
+/// utilities too). Its epoch is the first reading in the process, shared
+/// by every `TokioClock`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use vox_link_embedded::host::TokioClock;
+/// use vox_types::Clock;
+///
+/// let start = TokioClock.now();
+/// TokioClock.sleep(Duration::from_millis(5)).await;
+/// assert!(TokioClock.now() - start >= Duration::from_millis(5));
+/// # }
+/// ```
+// r[impl time.clock]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TokioDelay;
+pub struct TokioClock;
 
-impl embedded_hal_async::delay::DelayNs for TokioDelay {
-    async fn delay_ns(&mut self, ns: u32) {
-        tokio::time::sleep(Duration::from_nanos(u64::from(ns))).await;
+impl TokioClock {
+    fn epoch() -> tokio::time::Instant {
+        static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
+        *EPOCH.get_or_init(tokio::time::Instant::now)
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        let since = tokio::time::Instant::now().saturating_duration_since(Self::epoch());
+        Instant::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     }
 
-    async fn delay_ms(&mut self, ms: u32) {
-        tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {
+        let deadline = Self::epoch().checked_add(Duration::from_millis(at.as_millis()));
+        async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                // Beyond what tokio can represent: never.
+                None => core::future::pending().await,
+            }
+        }
     }
 }
 
@@ -99,8 +135,9 @@ pub struct Backoff {
     pub initial: Duration,
     /// The longest wait.
     pub max: Duration,
-    /// Failures in a row before `next_link` returns the error; `None`:
-    /// never give up.
+    /// Failures in a row before `next_link` returns the error (for a
+    /// dialer over several addresses: failed rounds, each trying every
+    /// address once); `None`: never give up.
     pub give_up_after: Option<u32>,
 }
 
@@ -120,12 +157,29 @@ impl Default for Backoff {
     }
 }
 
-/// A link source that dials `addr` for every new link (a reconnecting TCP
-/// client), retrying with [`Backoff`] until it connects or gives up.
+/// A link source that dials for every new link (a reconnecting TCP
+/// client): the addresses in order, the next one when one fails; after a
+/// round in which all failed, it waits as [`Backoff`] says and starts
+/// again from the first. With [`Backoff::give_up_after`] it stops after
+/// that many failed rounds with [`LinkError::GaveUp`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), vox_types::LinkError> {
+/// use vox_link_embedded::host::TcpDialer;
+/// use vox_types::LinkSource;
+///
+/// // Two gateways: the second serves while the first is down.
+/// let mut dialer = TcpDialer::new("10.0.0.1:7000".parse().unwrap()).or_else("10.0.0.2:7000".parse().unwrap());
+/// let _link = dialer.next_link().await?;
+/// # Ok(())
+/// # }
+/// ```
 // r[impl host.tcp]
+// r[impl found.dialer-list]
 pub struct TcpDialer<const SLOTS: usize = 8, const MTU: usize = 1024> {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     backoff: Backoff,
+    last_connected: Option<SocketAddr>,
 }
 
 impl TcpDialer {
@@ -139,7 +193,20 @@ impl TcpDialer {
 impl<const SLOTS: usize, const MTU: usize> TcpDialer<SLOTS, MTU> {
     /// Dials `addr` for links of `SLOTS` slots of `MTU` bytes.
     pub fn sized(addr: SocketAddr) -> Self {
-        Self { addr, backoff: Backoff::DEFAULT }
+        Self { addrs: std::vec![addr], backoff: Backoff::DEFAULT, last_connected: None }
+    }
+
+    /// Dials `addrs` in order (the next on failure) for links of `SLOTS`
+    /// slots of `MTU` bytes; an empty list gives up at once.
+    pub fn with_addrs(addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        Self { addrs: addrs.into_iter().collect(), backoff: Backoff::DEFAULT, last_connected: None }
+    }
+
+    /// Adds `addr` after the addresses already listed: dialed when they
+    /// all fail.
+    pub fn or_else(mut self, addr: SocketAddr) -> Self {
+        self.addrs.push(addr);
+        self
     }
 
     /// Dials with `backoff` instead.
@@ -147,26 +214,46 @@ impl<const SLOTS: usize, const MTU: usize> TcpDialer<SLOTS, MTU> {
         self.backoff = backoff;
         self
     }
+
+    /// The addresses, in the order they are tried.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The address of the last successful connection.
+    pub fn last_connected(&self) -> Option<SocketAddr> {
+        self.last_connected
+    }
 }
 
 impl<const SLOTS: usize, const MTU: usize> LinkSource for TcpDialer<SLOTS, MTU> {
     type Link = TcpLink<SLOTS, MTU>;
 
-    /// Connects, retrying with backoff; the error of the last attempt once
-    /// the backoff gives up. Cancel-safe.
+    /// Connects to the first address that accepts, round after round with
+    /// backoff between rounds; [`LinkError::GaveUp`] once the backoff
+    /// gives up. Cancel-safe.
     async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
-        let mut failures = 0u32;
+        let mut rounds = 0u32;
+        let mut attempts = 0u32;
         loop {
-            match TcpStream::connect(self.addr).await {
-                Ok(stream) => return Ok(spawn_framed(stream)?.0),
-                Err(e) => {
-                    failures += 1;
-                    if self.backoff.give_up_after.is_some_and(|n| failures >= n) {
-                        return Err(io(e));
+            let mut last = embedded_io_async::ErrorKind::NotConnected;
+            for &addr in &self.addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        self.last_connected = Some(addr);
+                        return Ok(spawn_framed(stream)?.0);
                     }
-                    tokio::time::sleep(self.backoff.wait(failures - 1)).await;
+                    Err(e) => {
+                        attempts = attempts.saturating_add(1);
+                        last = e.kind().into();
+                    }
                 }
             }
+            rounds += 1;
+            if self.addrs.is_empty() || self.backoff.give_up_after.is_some_and(|n| rounds >= n) {
+                return Err(LinkError::GaveUp { attempts, last });
+            }
+            tokio::time::sleep(self.backoff.wait(rounds - 1)).await;
         }
     }
 }
@@ -209,6 +296,7 @@ impl<const SLOTS: usize, const MTU: usize> LinkSource for TcpListenerSource<SLOT
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::ToString;
     use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
 
     // r[verify host.tcp]
@@ -240,6 +328,32 @@ mod tests {
             Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2), give_up_after: Some(3) };
         let mut dialer = TcpDialer::new(addr).with_backoff(backoff);
         let r = dialer.next_link().await;
-        assert!(matches!(r, Err(LinkError::Io(_))), "{:?}", r.err());
+        assert!(matches!(r, Err(LinkError::GaveUp { attempts: 3, .. })), "{:?}", r.err());
+    }
+
+    // r[verify found.dialer-list]
+    #[tokio::test]
+    async fn a_dialer_over_several_addresses_reaches_the_live_one_and_gives_up_typed() {
+        // The first address is dead (bound, then closed); the second listens.
+        let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = listener.local_addr().unwrap();
+        let backoff =
+            Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2), give_up_after: Some(2) };
+        let mut dialer = TcpDialer::new(dead).or_else(live).with_backoff(backoff);
+        assert_eq!(dialer.addrs(), &[dead, live]);
+        let mut source = TcpListenerSource::new(listener);
+        for _ in 0..3 {
+            let (client, _server) = tokio::join!(dialer.next_link(), source.next_link());
+            assert!(client.is_ok(), "the live gateway serves every time");
+            assert_eq!(dialer.last_connected(), Some(live));
+        }
+        drop(source);
+        // Both dead now: two rounds of two attempts, then a typed give-up.
+        let r = dialer.next_link().await;
+        assert!(matches!(r, Err(LinkError::GaveUp { attempts: 4, .. })), "{:?}", r.err());
+        assert!(r.err().unwrap().to_string().contains("gave up"));
+        let r = TcpDialer::<8, 1024>::with_addrs([]).next_link().await;
+        assert!(matches!(r, Err(LinkError::GaveUp { attempts: 0, .. })), "{:?}", r.err());
     }
 }

@@ -1,6 +1,6 @@
 //! The `Conduit` traits: typed messages over a link (the user's seed shape).
 
-use crate::{MaybeSend, MsgFamily, SelfRef};
+use crate::{ConduitError, MaybeSend, MsgFamily, SelfRef};
 use core::future::Future;
 
 /// Bidirectional typed transport. Wraps a [`Link`](crate::Link) and owns
@@ -36,7 +36,7 @@ pub trait ConduitTx {
     where
         Self: 'a;
     /// Why reserving or closing failed.
-    type Error: core::error::Error + MaybeSend + 'static;
+    type Error: ConduitError + MaybeSend + 'static;
 
     /// Reserves capacity for one outbound message.
     ///
@@ -55,7 +55,7 @@ pub trait ConduitTxPermit {
     /// The message family carried.
     type Msg: MsgFamily;
     /// Why encoding or sending failed; nothing was sent then.
-    type Error: core::error::Error + MaybeSend + 'static;
+    type Error: ConduitError + MaybeSend + 'static;
 
     /// Encodes and commits `item`; consumes the permit.
     fn send(self, item: <Self::Msg as MsgFamily>::Msg<'_>) -> Result<(), Self::Error>;
@@ -72,7 +72,7 @@ pub trait ConduitRx {
     /// The message family carried.
     type Msg: MsgFamily;
     /// Why receiving failed.
-    type Error: core::error::Error + MaybeSend + 'static;
+    type Error: ConduitError + MaybeSend + 'static;
 
     /// Receives and decodes the next message; `Ok(None)` when the peer has
     /// closed.
@@ -84,7 +84,7 @@ pub trait ConduitAcceptor {
     /// The conduit type produced.
     type Conduit: Conduit;
     /// Why accepting failed.
-    type Error: core::error::Error + MaybeSend + 'static;
+    type Error: ConduitError + MaybeSend + 'static;
 
     /// Waits for the next inbound conduit.
     fn accept(&mut self) -> impl Future<Output = Result<Self::Conduit, Self::Error>> + MaybeSend + '_;

@@ -12,6 +12,7 @@
 //! | `send`  | [`MaybeSend`]/[`MaybeSync`] mean `Send`/`Sync` |
 //! | `defmt` | `defmt::Format` on errors and state types |
 //! | `facet` | [`FacetFamily::shape`] for host tooling |
+//! | `embassy-time` | [`EmbassyClock`]: the [`Clock`] of embassy-time (firmware) |
 // r[impl types.no-std]
 // r[impl types.features]
 // r[impl port.targets]
@@ -24,7 +25,9 @@ extern crate alloc;
 extern crate std;
 
 mod backing;
+mod clock;
 mod conduit;
+mod error_kind;
 mod fingerprint;
 mod link;
 mod link_error;
@@ -41,7 +44,11 @@ mod session_role;
 mod storage_ref;
 
 pub use backing::{Backing, BackingVTable};
+#[cfg(feature = "embassy-time")]
+pub use clock::EmbassyClock;
+pub use clock::{Clock, Instant};
 pub use conduit::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, RecvResult};
+pub use error_kind::{ConduitError, ErrorKind};
 pub use fingerprint::SchemaFingerprint;
 pub use link::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
 pub use link_error::LinkError;

@@ -30,6 +30,16 @@ pub enum LinkError {
     Malformed,
     /// The underlying byte stream failed.
     Io(embedded_io::ErrorKind),
+    /// A link source stopped trying to make a link: a dialer's backoff
+    /// gave up after `attempts` failed connection attempts (every address
+    /// of every round counted); `last` is the last attempt's error. A
+    /// later call starts over.
+    GaveUp {
+        /// Failed attempts before giving up.
+        attempts: u32,
+        /// What the last attempt failed with.
+        last: embedded_io::ErrorKind,
+    },
 }
 
 impl fmt::Display for LinkError {
@@ -44,6 +54,9 @@ impl fmt::Display for LinkError {
             Self::Oversized => f.write_str("received frame exceeds the link maximum payload"),
             Self::Malformed => f.write_str("received frame is malformed (bad COBS or too short)"),
             Self::Io(kind) => write!(f, "byte stream error: {kind:?}"),
+            Self::GaveUp { attempts, last } => {
+                write!(f, "gave up making a link after {attempts} failed attempts (last: {last:?})")
+            }
         }
     }
 }
@@ -59,7 +72,7 @@ impl From<LinkError> for std::io::Error {
             LinkError::Closed => K::BrokenPipe,
             LinkError::Reset => K::ConnectionReset,
             LinkError::CrcMismatch | LinkError::Oversized | LinkError::Malformed => K::InvalidData,
-            LinkError::Io(k) => k.into(),
+            LinkError::Io(k) | LinkError::GaveUp { last: k, .. } => k.into(),
         };
         std::io::Error::new(kind, e)
     }

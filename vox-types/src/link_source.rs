@@ -23,3 +23,15 @@ pub trait LinkSource {
     /// the handshake to the acceptor's deadline instead).
     fn next_link(&mut self) -> impl Future<Output = Result<Self::Link, LinkError>> + MaybeSend + '_;
 }
+
+/// A source lent to a driver serves it and stays with its owner: one
+/// listener, dialer or serial port serves sessions one after another
+/// (`driver.run(&mut source, clock)`), with no rebinding in between.
+// r[impl found.source-reuse]
+impl<S: LinkSource + ?Sized> LinkSource for &mut S {
+    type Link = S::Link;
+
+    fn next_link(&mut self) -> impl Future<Output = Result<Self::Link, LinkError>> + MaybeSend + '_ {
+        (**self).next_link()
+    }
+}

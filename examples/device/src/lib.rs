@@ -1,31 +1,43 @@
-//! The demo device's application, the same on every board: a task that
-//! keeps a [`FramedLink`] attached to the board's byte stream (a UART, or
-//! USB CDC-ACM), and sessions of a [`StableConduit`] (initiator) that
-//! answer the host's requests and stream telemetry. Plain loops: the
-//! conduit's flow control needs no request window, no skip rule and no
-//! second link storage.
+//! The demo device's application, the same on every board and in a host
+//! process: a task that keeps a [`FramedLink`] attached to the board's
+//! byte stream (a UART, or USB CDC-ACM), and sessions of a
+//! [`StableConduit`] (initiator) that answer the host's requests and
+//! stream telemetry. Plain loops: the conduit's flow control needs no
+//! request window, no skip rule and no second link storage.
 //!
-//! A firmware spawns [`serial_port`] (or calls [`run_link`] in its own loop,
-//! e.g. once per USB connection) and [`sessions`]; it supplies the time
-//! driver, the executor and the byte stream.
+//! Everything the application needs is passed in: where its state lives
+//! (a [`DeviceMemory`]: [`StaticMemory`] on a board, [`SharedMemory`] per
+//! device in a host process) and the [`Clock`] (`EmbassyClock` on a board,
+//! a simulated clock in tests).
+//!
+//! A firmware spawns [`serial_port`] (or calls [`run_link`] in its own
+//! loop, e.g. once per USB connection) and [`sessions`]; it supplies the
+//! time driver, the executor and the byte stream. A host process runs
+//! [`run`] per device; dropping its future stops the device, and running
+//! it again on fresh memory reboots it.
 #![no_std]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
 
 #[macro_use]
 mod log;
 
+use core::time::Duration;
 use embassy_futures::select::{Either, select};
-use embassy_time::{Delay, Duration, Ticker, Timer};
 use embedded_io_async::{Read, Write};
 use vox_conduit_stable::{LinkChannel, RecvError, SendError, SessionError, StableConduit, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, answer};
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+/// A board's clock: embassy-time (the firmware supplies its time driver).
+pub use vox_types::EmbassyClock;
+use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, StorageRef};
 
 /// Every lock is taken in thread mode only (never from an interrupt), so
 /// the cheapest mutex does; no interrupt is ever masked by the conduit.
 #[cfg(target_os = "none")]
 pub type DeviceMutex = embassy_sync::blocking_mutex::raw::ThreadModeRawMutex;
-/// Host builds (checks only): a mutex that exists there.
+/// Host builds (a device in a host process): a mutex that exists there.
 #[cfg(not(target_os = "none"))]
 pub type DeviceMutex = embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 /// Largest frame payload on the UART.
@@ -45,29 +57,115 @@ pub const RX_MSGS: usize = 8;
 
 /// The framed link on the UART.
 pub type UartLink = FramedLink<DeviceMutex, LINK_SLOTS, MTU>;
+/// The UART link's storage (its slots and statistics).
+pub type UartLinkStorage = FramedLinkStorage<DeviceMutex, LINK_SLOTS, MTU>;
+/// Hands each new link on the byte stream to the conduit.
+pub type Links = LinkChannel<DeviceMutex, UartLink>;
 /// The device's conduit storage.
 pub type DeviceStorage = StableStorage<DeviceMutex, REPLAY_BYTES, REPLAY_MSGS, RX_BYTES, RX_MSGS>;
 /// The device's conduit.
 pub type DeviceConduit = StableConduit<DemoFamily, DeviceStorage>;
 
-static LINK_STORAGE: FramedLinkStorage<DeviceMutex, LINK_SLOTS, MTU> = FramedLinkStorage::new();
-static LINKS: LinkChannel<DeviceMutex, UartLink> = LinkChannel::new();
+/// Where a device's state lives: its link storage, the channel that hands
+/// links to the conduit, and the conduit's storage. Cheap to clone (a
+/// unit struct, or shared handles): each task keeps a copy.
+pub trait DeviceMemory: Clone {
+    /// The UART link's storage.
+    fn link(&self) -> StorageRef<UartLinkStorage>;
+    /// The channel from the byte-stream task to the sessions.
+    fn links(&self) -> &Links;
+    /// The conduit's storage.
+    fn conduit(&self) -> StorageRef<DeviceStorage>;
+}
+
+static LINK_STORAGE: UartLinkStorage = FramedLinkStorage::new();
+static LINKS: Links = LinkChannel::new();
 static CONDUIT_STORAGE: DeviceStorage = StableStorage::new();
+
+/// A board's memory: the crate's `static`s (one device per program; no
+/// allocator). Costs nothing at run time: a unit struct.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StaticMemory;
+
+impl DeviceMemory for StaticMemory {
+    fn link(&self) -> StorageRef<UartLinkStorage> {
+        StorageRef::Static(&LINK_STORAGE)
+    }
+    fn links(&self) -> &Links {
+        &LINKS
+    }
+    fn conduit(&self) -> StorageRef<DeviceStorage> {
+        StorageRef::Static(&CONDUIT_STORAGE)
+    }
+}
+
+/// A device's memory on the heap (feature `alloc`): one per device, so
+/// many devices run in one host process; dropped with its last clone, so
+/// a reboot (new memory, the old futures dropped) forgets everything, as
+/// a real one does.
+#[cfg(feature = "alloc")]
+#[derive(Clone)]
+pub struct SharedMemory {
+    link: alloc::sync::Arc<UartLinkStorage>,
+    links: alloc::sync::Arc<Links>,
+    conduit: alloc::sync::Arc<DeviceStorage>,
+}
+
+#[cfg(feature = "alloc")]
+impl SharedMemory {
+    /// Fresh memory: a device that just booted.
+    pub fn new() -> Self {
+        use alloc::sync::Arc;
+        Self { link: Arc::new(FramedLinkStorage::new()), links: Arc::new(LinkChannel::new()), conduit: Arc::default() }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Default for SharedMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl DeviceMemory for SharedMemory {
+    fn link(&self) -> StorageRef<UartLinkStorage> {
+        StorageRef::Shared(self.link.clone())
+    }
+    fn links(&self) -> &Links {
+        &self.links
+    }
+    fn conduit(&self) -> StorageRef<DeviceStorage> {
+        StorageRef::Shared(self.conduit.clone())
+    }
+}
 
 /// How often the device sends a telemetry sample.
 pub const TELEMETRY_PERIOD: Duration = Duration::from_millis(20);
+
+/// Milliseconds to wait before trying again to attach a link while the
+/// previous one is still held.
+const ATTACH_RETRY_MS: u64 = 1;
+
+/// The whole device on one byte stream: [`serial_port`] and [`sessions`]
+/// together. Never returns; drop it to stop the device.
+pub async fn run<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: R, tx: W) -> ! {
+    match select(serial_port(memory.clone(), &clock, rx, tx), sessions(memory, &clock)).await {
+        Either::First(never) | Either::Second(never) => never,
+    }
+}
 
 /// Keeps a framed link on a byte stream that is always there (a UART):
 /// what [`run_link`] does, again and again, each new link on the same
 /// stream. Written out flat rather than calling `run_link`: the nested
 /// future costs 240 B of flash on a Cortex-M3.
-pub async fn serial_port<R: Read, W: Write>(mut rx: R, mut tx: W) -> ! {
+pub async fn serial_port<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, mut rx: R, mut tx: W) -> ! {
     loop {
-        let Some((link, runner)) = LINK_STORAGE.attach() else {
-            Timer::after_millis(1).await;
+        let Some((link, runner)) = FramedLinkStorage::attach_in(memory.link()) else {
+            clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
             continue;
         };
-        LINKS.offer(link).await;
+        memory.links().offer(link).await;
         let ended = runner.run(&mut rx, &mut tx).await;
         info!("link ended: {}", ended);
     }
@@ -77,14 +175,14 @@ pub async fn serial_port<R: Read, W: Write>(mut rx: R, mut tx: W) -> ! {
 /// dropped the previous one), hand it to the conduit, and run it until it
 /// dies (a line error, or the stream going away: a USB host closing the
 /// port). The session outlives it and resumes on the next link.
-pub async fn run_link<R: Read, W: Write>(rx: &mut R, tx: &mut W) {
+pub async fn run_link<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: &mut R, tx: &mut W) {
     let (link, runner) = loop {
-        match LINK_STORAGE.attach() {
+        match FramedLinkStorage::attach_in(memory.link()) {
             Some(attached) => break attached,
-            None => Timer::after_millis(1).await,
+            None => clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await,
         }
     };
-    LINKS.offer(link).await;
+    memory.links().offer(link).await;
     let ended = runner.run(rx, tx).await;
     info!("link ended: {}", ended);
 }
@@ -92,12 +190,12 @@ pub async fn run_link<R: Read, W: Write>(rx: &mut R, tx: &mut W) {
 // r[impl port.firmware]
 /// Runs sessions one after another: a session ends when the host forgets it
 /// (it restarted) and a new one starts.
-pub async fn sessions() -> ! {
+pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) -> ! {
     let mut session = 0u32;
     loop {
         session = session.wrapping_add(1);
         info!("session {}: connecting", session);
-        let (conduit, driver) = match DeviceConduit::initiator(&CONDUIT_STORAGE, UART_CONFIG) {
+        let (conduit, driver) = match DeviceConduit::initiator(memory.conduit(), UART_CONFIG) {
             Ok(made) => made,
             Err(e) => {
                 // The configuration cannot work with this storage: say so
@@ -107,7 +205,9 @@ pub async fn sessions() -> ! {
             }
         };
         // An initiator makes no resume keys: no random numbers needed.
-        let (driven, served) = embassy_futures::join::join(driver.run(LINKS.receiver(), Delay), serve(conduit)).await;
+        let (driven, served) =
+            embassy_futures::join::join(driver.run(memory.links().receiver(), clock.clone()), serve(conduit, &clock))
+                .await;
         warn!("session {} ended: driver {}, application {}", session, driven, served);
         if let Err(SessionError::Refused(_) | SessionError::Config(_)) = driven {
             // The host speaks another schema, mode, version or role (or the
@@ -143,7 +243,7 @@ impl From<SendError> for Stopped {
 
 /// Answers requests and streams telemetry until the session ends: two
 /// plain loops on one conduit.
-pub async fn serve(conduit: DeviceConduit) -> Result<(), Stopped> {
+pub async fn serve<C: Clock>(conduit: DeviceConduit, clock: C) -> Result<(), Stopped> {
     let (tx, mut rx) = conduit.split();
     let answering = async {
         let mut outputs = 0u32;
@@ -155,10 +255,12 @@ pub async fn serve(conduit: DeviceConduit) -> Result<(), Stopped> {
         Ok(())
     };
     let telemetry = async {
-        let mut ticker = Ticker::every(TELEMETRY_PERIOD);
+        // Deadlines on the clock: a late sample does not delay the next.
+        let mut next = clock.now();
         let mut seq = 0u32;
         loop {
-            ticker.next().await;
+            next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
+            clock.sleep_until(next).await;
             let millivolts = 3300 - (seq % 64) as u16;
             tx.reserve().await?.send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" })?;
             seq = seq.wrapping_add(1);

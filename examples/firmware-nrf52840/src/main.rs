@@ -9,6 +9,7 @@ use embassy_executor::Spawner;
 use embassy_nrf::buffered_uarte::{self, BufferedUarte, BufferedUarteRx, BufferedUarteTx};
 use embassy_nrf::{bind_interrupts, peripherals, uarte};
 use static_cell::StaticCell;
+use vox_demo_device::{EmbassyClock, StaticMemory};
 
 #[cfg(not(feature = "defmt"))]
 use panic_halt as _;
@@ -22,12 +23,12 @@ bind_interrupts!(struct Irqs {
 // r[impl board.second]
 #[embassy_executor::task]
 async fn serial_port(rx: BufferedUarteRx<'static>, tx: BufferedUarteTx<'static>) {
-    vox_demo_device::serial_port(rx, tx).await
+    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
 }
 
 #[embassy_executor::task]
 async fn sessions() {
-    vox_demo_device::sessions().await
+    vox_demo_device::sessions(StaticMemory, EmbassyClock).await
 }
 
 /// Stops the firmware: a task could not be spawned (a bug in this file).

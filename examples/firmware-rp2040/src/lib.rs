@@ -15,7 +15,7 @@ pub const BAUD: u32 = 115_200;
 /// The device's sessions, the same task in both binaries.
 #[embassy_executor::task]
 pub async fn sessions() {
-    vox_demo_device::sessions().await
+    vox_demo_device::sessions(vox_demo_device::StaticMemory, vox_demo_device::EmbassyClock).await
 }
 
 /// Stops the firmware: a task could not be spawned (a bug in the binary).

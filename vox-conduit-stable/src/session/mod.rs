@@ -550,6 +550,13 @@ impl SessionState {
         now.saturating_sub(self.last_rx)
     }
 
+    /// The driver's clock starts at `now`: the session has been silent
+    /// since then, not since the clock's epoch.
+    pub fn start_clock(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.last_tx = now;
+    }
+
     /// Whether a link is attached (handshake or data phase).
     pub fn has_link(&self) -> bool {
         self.phase != Phase::Detached

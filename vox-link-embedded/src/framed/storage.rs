@@ -53,7 +53,29 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStor
     ///
     /// Statistics keep counting across attachments.
     pub fn attach(&'static self) -> Option<(FramedLink<M, SLOTS, MTU>, FramedRunner<M, SLOTS, MTU>)> {
-        self.try_reopen().then(|| Self::ends(StorageRef::Static(self)))
+        Self::attach_in(self)
+    }
+
+    /// [`attach`](Self::attach) for storage in a `static` or an `Arc`:
+    /// the same storage serves link after link, wherever it lives (one
+    /// `Arc` per device lets many devices share a process).
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use vox_link_embedded::FramedLinkStorage;
+    ///
+    /// // Or `Arc::new(FramedLinkStorage::new())` (feature `alloc`).
+    /// static STORAGE: FramedLinkStorage<CriticalSectionRawMutex, 2, 64> = FramedLinkStorage::new();
+    /// let (link, runner) = FramedLinkStorage::attach_in(&STORAGE).unwrap();
+    /// assert!(FramedLinkStorage::attach_in(&STORAGE).is_none(), "one link at a time");
+    /// drop((link, runner));
+    /// assert!(FramedLinkStorage::attach_in(&STORAGE).is_some(), "then the next");
+    /// ```
+    pub fn attach_in(
+        storage: impl Into<StorageRef<Self>>,
+    ) -> Option<(FramedLink<M, SLOTS, MTU>, FramedRunner<M, SLOTS, MTU>)> {
+        let storage = storage.into();
+        storage.try_reopen().then(|| Self::ends(storage))
     }
 
     /// Counters since the storage was created.

@@ -9,6 +9,7 @@ use embassy_rp::bind_interrupts;
 use embassy_rp::peripherals::UART0;
 use embassy_rp::uart::{BufferedInterruptHandler, BufferedUart, BufferedUartRx, BufferedUartTx, Config};
 use static_cell::StaticCell;
+use vox_demo_device::{EmbassyClock, StaticMemory};
 use vox_firmware_rp2040::{BAUD, halt, sessions};
 
 bind_interrupts!(struct Irqs {
@@ -18,7 +19,7 @@ bind_interrupts!(struct Irqs {
 // r[impl board.uart]
 #[embassy_executor::task]
 async fn serial_port(rx: BufferedUartRx, tx: BufferedUartTx) {
-    vox_demo_device::serial_port(rx, tx).await
+    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
 }
 
 #[embassy_executor::main]

@@ -13,6 +13,7 @@ use embassy_rp::usb::{Driver, InterruptHandler};
 use embassy_usb::class::cdc_acm::{CdcAcmClass, ControlChanged, State};
 use embassy_usb::{Builder, UsbDevice};
 use static_cell::StaticCell;
+use vox_demo_device::{EmbassyClock, StaticMemory};
 use vox_firmware_rp2040::{halt, sessions};
 use vox_link_embedded::usb::{self, CdcAcmReader, CdcAcmWriter};
 
@@ -42,7 +43,7 @@ async fn serial_port(
     loop {
         usb::port_opened(&mut rx, &control).await;
         tx.reset();
-        select(vox_demo_device::run_link(&mut rx, &mut tx), usb::port_closed(&control)).await;
+        select(vox_demo_device::run_link(StaticMemory, EmbassyClock, &mut rx, &mut tx), usb::port_closed(&control)).await;
     }
 }
 

@@ -6,16 +6,17 @@
 use embassy_executor::Spawner;
 use static_cell::StaticCell;
 use vox_firmware::board::{self, UartRx, UartTx};
+use vox_demo_device::{EmbassyClock, StaticMemory};
 use vox_firmware::executor::WfiExecutor;
 
 #[embassy_executor::task]
 async fn serial_port(rx: UartRx, tx: UartTx) {
-    vox_demo_device::serial_port(rx, tx).await
+    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
 }
 
 #[embassy_executor::task]
 async fn sessions() {
-    vox_demo_device::sessions().await
+    vox_demo_device::sessions(StaticMemory, EmbassyClock).await
 }
 
 #[cortex_m_rt::entry]

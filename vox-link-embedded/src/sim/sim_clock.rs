@@ -1,0 +1,232 @@
+//! `SimClock`: a simulated [`Clock`] for deterministic tests. Time stands
+//! still until the test moves it, usually straight to the next deadline
+//! anyone waits for, so a minute of protocol time runs in microseconds and
+//! every run of a seed is the same.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use vox_types::{Clock, Instant, MaybeSend};
+
+struct Sleeper {
+    at: Instant,
+    id: u64,
+    waker: Waker,
+}
+
+struct State {
+    now: Instant,
+    /// Futures waiting, in no order.
+    sleepers: Vec<Sleeper>,
+    next_id: u64,
+}
+
+/// A clock that moves only when told: [`advance_to_next`](Self::advance_to_next)
+/// jumps to the earliest deadline a [`sleep_until`](Clock::sleep_until)
+/// future waits for and wakes it (ties in the order they started waiting).
+/// Clones share one time line.
+///
+/// A test runs its futures until none can make progress, then advances
+/// the clock, and repeats:
+///
+/// ```
+/// use core::time::Duration;
+/// use vox_link_embedded::sim::SimClock;
+/// use vox_types::{Clock, Instant};
+///
+/// let clock = SimClock::new();
+/// let mut sleep = Box::pin(clock.sleep(Duration::from_secs(30)));
+/// let waker = core::task::Waker::noop();
+/// let mut cx = core::task::Context::from_waker(&waker);
+/// assert!(sleep.as_mut().poll(&mut cx).is_pending());
+/// // Nothing else to do: jump straight to the deadline, no real waiting.
+/// assert_eq!(clock.advance_to_next(), Some(Instant::from_millis(30_000)));
+/// assert!(sleep.as_mut().poll(&mut cx).is_ready());
+/// assert_eq!(clock.advance_to_next(), None, "nobody waits any more");
+/// # use core::future::Future;
+/// ```
+#[derive(Clone)]
+pub struct SimClock {
+    state: Arc<Mutex<CriticalSectionRawMutex, RefCell<State>>>,
+}
+
+impl SimClock {
+    /// A clock at its epoch ([`Instant::ZERO`]).
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(RefCell::new(State { now: Instant::ZERO, sleepers: Vec::new(), next_id: 0 }))),
+        }
+    }
+
+    /// The earliest deadline anyone waits for.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.state.lock(|s| s.borrow().sleepers.iter().map(|w| w.at).min())
+    }
+
+    /// Futures waiting on this clock now.
+    pub fn sleepers(&self) -> usize {
+        self.state.lock(|s| s.borrow().sleepers.len())
+    }
+
+    /// Moves time to the earliest deadline anyone waits for (never
+    /// backwards) and wakes every sleeper due then; returns the new time,
+    /// or `None` (time unchanged) when nobody waits.
+    pub fn advance_to_next(&self) -> Option<Instant> {
+        let next = self.next_deadline()?;
+        let to = next.max(self.now());
+        self.set(to);
+        Some(to)
+    }
+
+    /// Moves time forward by `d`, waking every sleeper due by then.
+    pub fn advance(&self, d: Duration) {
+        self.set(self.now() + d);
+    }
+
+    /// Moves time to `to` (never backwards) and wakes the sleepers due.
+    fn set(&self, to: Instant) {
+        let mut due: Vec<(Instant, u64, Waker)> = Vec::new();
+        self.state.lock(|s| {
+            let mut s = s.borrow_mut();
+            s.now = s.now.max(to);
+            let now = s.now;
+            s.sleepers.retain_mut(|w| {
+                if w.at <= now {
+                    due.push((w.at, w.id, w.waker.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+        });
+        // Deterministic order: by deadline, then by when they started waiting.
+        due.sort_by_key(|&(at, id, _)| (at, id));
+        for (_, _, waker) in due {
+            waker.wake();
+        }
+    }
+}
+
+impl Default for SimClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for SimClock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimClock").field("now", &self.now()).field("sleepers", &self.sleepers()).finish()
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Instant {
+        self.state.lock(|s| s.borrow().now)
+    }
+
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {
+        SimSleep { clock: self.clone(), at, id: None }
+    }
+}
+
+/// The future of [`SimClock`]'s `sleep_until`.
+struct SimSleep {
+    clock: SimClock,
+    at: Instant,
+    /// Its entry among the sleepers, once it waits.
+    id: Option<u64>,
+}
+
+impl Future for SimSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let (at, id) = (this.at, this.id);
+        let registered = this.clock.state.lock(|s| {
+            let mut s = s.borrow_mut();
+            if s.now >= at {
+                s.sleepers.retain(|w| Some(w.id) != id);
+                return None;
+            }
+            match id.and_then(|id| s.sleepers.iter_mut().find(|w| w.id == id)) {
+                Some(w) => {
+                    w.waker.clone_from(cx.waker());
+                    id
+                }
+                None => {
+                    let id = s.next_id;
+                    s.next_id += 1;
+                    s.sleepers.push(Sleeper { at, id, waker: cx.waker().clone() });
+                    Some(id)
+                }
+            }
+        });
+        match registered {
+            None => {
+                this.id = None;
+                Poll::Ready(())
+            }
+            Some(id) => {
+                this.id = Some(id);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for SimSleep {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.clock.state.lock(|s| s.borrow_mut().sleepers.retain(|w| w.id != id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::pin::pin;
+
+    fn poll(f: Pin<&mut impl Future<Output = ()>>) -> bool {
+        f.poll(&mut Context::from_waker(Waker::noop())).is_ready()
+    }
+
+    // r[verify time.clock]
+    #[test]
+    fn sleepers_wake_in_deadline_order_and_time_jumps_without_waiting() {
+        let clock = SimClock::new();
+        let mut late = pin!(clock.sleep_until(Instant::from_millis(20)));
+        let mut early = pin!(clock.sleep(Duration::from_millis(5)));
+        let mut past = pin!(clock.sleep_until(Instant::ZERO));
+        assert!(poll(past.as_mut()), "a deadline already reached completes at once");
+        assert!(!poll(late.as_mut()) && !poll(early.as_mut()));
+        assert!(!poll(late.as_mut()), "polling again keeps one entry");
+        assert_eq!(clock.sleepers(), 2);
+        assert_eq!(clock.advance_to_next(), Some(Instant::from_millis(5)));
+        assert!(poll(early.as_mut()) && !poll(late.as_mut()));
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(clock.now(), Instant::from_millis(105));
+        assert!(poll(late.as_mut()));
+        assert_eq!(clock.sleepers(), 0);
+    }
+
+    #[test]
+    fn a_dropped_sleeper_stops_waiting() {
+        let clock = SimClock::new();
+        {
+            let mut s = pin!(clock.sleep(Duration::from_secs(1)));
+            assert!(!poll(s.as_mut()));
+            assert_eq!(clock.sleepers(), 1);
+        }
+        assert_eq!(clock.sleepers(), 0);
+        assert_eq!(clock.advance_to_next(), None);
+        assert_eq!(clock.now(), Instant::ZERO);
+    }
+}

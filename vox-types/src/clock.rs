@@ -1,0 +1,189 @@
+//! `Clock`: the one injected source of time. It tells the current
+//! monotonic [`Instant`] and gives a future that completes at a given
+//! instant, so timers are deadlines (never ticks) and a test can swap in a
+//! simulated clock.
+
+use crate::MaybeSend;
+use core::future::Future;
+use core::ops::{Add, Sub};
+use core::time::Duration;
+
+/// A point on a [`Clock`]'s monotonic time line, in milliseconds since the
+/// clock's own epoch (its boot, or its creation). Instants of different
+/// clocks are not comparable.
+///
+/// Milliseconds are the unit of every timer in the protocol, and they cost
+/// no division on a firmware whose time driver ticks at 1 kHz (a 64-bit
+/// division pulls about 900 B of flash into a Cortex-M firmware).
+///
+/// ```
+/// use core::time::Duration;
+/// use vox_types::Instant;
+///
+/// let t = Instant::from_millis(1_500);
+/// assert_eq!((t + Duration::from_millis(250)).as_millis(), 1_750);
+/// assert_eq!(t - Instant::from_millis(500), Duration::from_secs(1));
+/// assert_eq!(t.millis_since(Instant::from_millis(500)), 1_000);
+/// // Earlier minus later saturates at zero.
+/// assert_eq!(Instant::ZERO - t, Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The clock's epoch.
+    pub const ZERO: Self = Self(0);
+    /// The farthest instant: a deadline that never comes.
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// The instant `millis` milliseconds after the epoch.
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(millis)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// `millis` milliseconds later (saturating at [`Instant::MAX`]).
+    pub const fn add_millis(self, millis: u64) -> Self {
+        Self(self.0.saturating_add(millis))
+    }
+
+    /// Milliseconds from `earlier` to `self`; zero if `earlier` is later.
+    pub const fn millis_since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Whole milliseconds of `d` are added (a sub-millisecond rest is
+/// dropped); saturates at [`Instant::MAX`].
+impl Add<Duration> for Instant {
+    type Output = Self;
+    fn add(self, d: Duration) -> Self {
+        let millis = d.as_secs().saturating_mul(1_000).saturating_add(u64::from(d.subsec_millis()));
+        self.add_millis(millis)
+    }
+}
+
+/// Saturates at zero.
+impl Sub for Instant {
+    type Output = Duration;
+    fn sub(self, earlier: Self) -> Duration {
+        Duration::from_millis(self.millis_since(earlier))
+    }
+}
+
+/// The time every component takes instead of reading a global: the current
+/// instant, and a future that completes at a given one.
+///
+/// Implementations: [`EmbassyClock`] (feature `embassy-time`, firmware),
+/// `vox_link_embedded::host::TokioClock` (feature `tokio`, hosts) and
+/// `vox_link_embedded::sim::SimClock` (tests: time moves only when the
+/// test advances it, to the next deadline, with no real sleeping).
+///
+/// A clock is cheap to clone (a unit struct, or a shared handle), so each
+/// component keeps its own copy. Writing one for another executor or HAL
+/// takes two methods:
+///
+/// ```
+/// use core::future::Future;
+/// use vox_types::{Clock, Instant};
+///
+/// /// A clock that is always at its epoch: every deadline has passed.
+/// #[derive(Clone, Copy)]
+/// struct Frozen;
+///
+/// impl Clock for Frozen {
+///     fn now(&self) -> Instant {
+///         Instant::ZERO
+///     }
+///     fn sleep_until(&self, _at: Instant) -> impl Future<Output = ()> {
+///         core::future::ready(())
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let clock = Frozen;
+/// clock.sleep(core::time::Duration::from_secs(1)).await;
+/// assert_eq!(clock.now(), Instant::ZERO);
+/// # });
+/// ```
+// r[impl time.clock]
+pub trait Clock {
+    /// The current instant. Monotonic: never less than an earlier reading.
+    fn now(&self) -> Instant;
+
+    /// Completes once [`now`](Self::now) is at or past `at` (at once for
+    /// an instant already past). Cancel-safe: dropping it just stops
+    /// waiting.
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend;
+
+    /// Completes `d` from now: `sleep_until(now() + d)`.
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> + MaybeSend {
+        self.sleep_until(self.now() + d)
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {
+        (**self).sleep_until(at)
+    }
+}
+
+/// The [`Clock`] of embassy-time (feature `embassy-time`): the firmware's
+/// time driver, so an idle device sleeps until the next deadline. Its
+/// epoch is the device's boot.
+#[cfg(feature = "embassy-time")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbassyClock;
+
+#[cfg(feature = "embassy-time")]
+impl Clock for EmbassyClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        Instant(embassy_time::Instant::now().as_millis())
+    }
+
+    #[inline]
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {
+        embassy_time::Timer::at(embassy_time::Instant::from_millis(at.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_add_and_subtract_without_overflow() {
+        let t = Instant::from_millis(10);
+        assert_eq!(t + Duration::from_millis(5), Instant::from_millis(15));
+        assert_eq!(t + Duration::from_micros(2_999), Instant::from_millis(12), "whole milliseconds");
+        assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
+        assert_eq!(t + Duration::MAX, Instant::MAX);
+        assert_eq!(Instant::from_millis(15) - t, Duration::from_millis(5));
+        assert_eq!(t - Instant::from_millis(15), Duration::ZERO);
+        assert_eq!(t.add_millis(u64::MAX), Instant::MAX);
+        assert_eq!(Instant::from_millis(15).millis_since(t), 5);
+    }
+
+    #[cfg(feature = "embassy-time")]
+    #[test]
+    fn the_embassy_clock_tells_embassy_time() {
+        let clock = EmbassyClock;
+        let start = clock.now();
+        futures::executor::block_on(clock.sleep(Duration::from_millis(20)));
+        let slept = clock.now().millis_since(start);
+        assert!(slept >= 20, "slept {slept} ms");
+        let ours = clock.now().as_millis();
+        let theirs = embassy_time::Instant::now().as_millis();
+        assert!(theirs >= ours && theirs - ours < 1_000);
+    }
+}
