@@ -1,15 +1,19 @@
 //! The host side of the demo protocol against a real device (the firmware
-//! in QEMU): framed links on the TCP connection from the device's UART, a
-//! `StableConduit` acceptor, and a check of every reply and telemetry
-//! sample.
+//! in QEMU, a board, or the device application in this process): framed
+//! links on the byte stream from the device's UART, a `StableConduit`
+//! acceptor, and a check of every reply and telemetry sample. Time comes
+//! from the injected clock (tokio's, or a simulated one).
 
+use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_adapters::tokio_1::FromTokio;
+use embedded_io_async::{Read, Write};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use vox_conduit_stable::{
@@ -19,17 +23,19 @@ use vox_conduit_stable::{
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{FramedLink, FramedLinkStorage, framed::FramedStats};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError};
+use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource};
 
-type M = CriticalSectionRawMutex;
 const HOST_SLOTS: usize = 8;
 /// The host's framed link on the device's UART stream.
 pub type HostLink = FramedLink<M, HOST_SLOTS, UART_MTU>;
+/// The host's framed-link mutex.
+pub type M = CriticalSectionRawMutex;
 /// The host's conduit storage: 4 KiB / 64 messages of replay, 4 KiB / 64
 /// messages of receive ring.
 type HostStorage = StableStorage<M, 4096, 64, 4096, 64>;
 type HostConduit = StableConduit<DemoFamily, HostStorage>;
-type HostDriver = vox_conduit_stable::StableDriver<DemoFamily, HostStorage, vox_conduit_stable::Acceptor>;
+/// The driver of a [`HostSession`].
+pub type HostDriver = vox_conduit_stable::StableDriver<DemoFamily, HostStorage, vox_conduit_stable::Acceptor>;
 
 /// Why an exercise stopped before its work was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,36 +102,9 @@ impl TcpSerialPort {
             me.connections.fetch_add(1, Ordering::Relaxed);
             let (r, w) = stream.into_split();
             let (mut reader, mut writer) = (FromTokio::new(r), FromTokio::new(w));
-            loop {
-                let (link, runner) = FramedLinkStorage::<M, HOST_SLOTS, UART_MTU>::new_shared();
-                let stats = runner.stats_handle();
-                me.links.offer(link).await;
-                let ended = runner.run(&mut reader, &mut writer).await;
-                me.add_framed(stats.get());
-                // The stream ended (EOF) or failed: wait for the device to
-                // connect again. Anything else ended only the link (the
-                // conduit dropped or closed it): attach again to the same
-                // stream.
-                if matches!(ended, Err(LinkError::Reset | LinkError::Io(_))) {
-                    break;
-                }
-            }
+            // The stream ended or failed: wait for the device to connect again.
+            serve_byte_stream(&me.links, &mut reader, &mut writer, &me.framed).await;
         }
-    }
-
-    fn add_framed(&self, s: FramedStats) {
-        let mut t = self.framed.lock().unwrap_or_else(|e| e.into_inner());
-        t.frames_sent += s.frames_sent;
-        t.frames_received += s.frames_received;
-        t.payload_bytes_sent += s.payload_bytes_sent;
-        t.payload_bytes_received += s.payload_bytes_received;
-        t.wire_bytes_sent += s.wire_bytes_sent;
-        t.wire_bytes_received += s.wire_bytes_received;
-        t.crc_errors += s.crc_errors;
-        t.malformed_frames += s.malformed_frames;
-        t.oversize_frames += s.oversize_frames;
-        t.resyncs += s.resyncs;
-        t.discarded_bytes += s.discarded_bytes;
     }
 
     /// Connections the device made so far.
@@ -137,6 +116,45 @@ impl TcpSerialPort {
     pub fn framed(&self) -> FramedStats {
         *self.framed.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Keeps a framed link on the host's end of a device's byte stream: a
+/// fresh link after every link death, each offered to the conduit through
+/// `links`, until the stream itself ends (EOF) or fails; adds each link's
+/// counters to `totals`.
+pub async fn serve_byte_stream<R: Read, W: Write>(
+    links: &LinkChannel<M, HostLink>,
+    reader: &mut R,
+    writer: &mut W,
+    totals: &Mutex<FramedStats>,
+) {
+    loop {
+        let (link, runner) = FramedLinkStorage::<M, HOST_SLOTS, UART_MTU>::new_shared();
+        let stats = runner.stats_handle();
+        links.offer(link).await;
+        let ended = runner.run(&mut *reader, &mut *writer).await;
+        add_framed(totals, stats.get());
+        // Anything but the stream's end ended only the link (a line error,
+        // or the conduit dropped it): attach again to the same stream.
+        if matches!(ended, Err(LinkError::Reset | LinkError::Io(_))) {
+            return;
+        }
+    }
+}
+
+fn add_framed(totals: &Mutex<FramedStats>, s: FramedStats) {
+    let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+    t.frames_sent += s.frames_sent;
+    t.frames_received += s.frames_received;
+    t.payload_bytes_sent += s.payload_bytes_sent;
+    t.payload_bytes_received += s.payload_bytes_received;
+    t.wire_bytes_sent += s.wire_bytes_sent;
+    t.wire_bytes_received += s.wire_bytes_received;
+    t.crc_errors += s.crc_errors;
+    t.malformed_frames += s.malformed_frames;
+    t.oversize_frames += s.oversize_frames;
+    t.resyncs += s.resyncs;
+    t.discarded_bytes += s.discarded_bytes;
 }
 
 impl Drop for TcpSerialPort {
@@ -187,12 +205,15 @@ pub struct ExerciseReport {
     pub ended: Option<Stopped>,
 }
 
-/// One session with the device: the host's conduit (acceptor role).
-pub struct HostSession {
+/// One session with the device: the host's conduit (acceptor role), on
+/// clock `C`.
+pub struct HostSession<C: Clock = TokioClock> {
     tx: StableTx<DemoFamily, HostStorage>,
     rx: StableRx<DemoFamily, HostStorage>,
     stats: StableStatsHandle<HostStorage>,
-    driver: JoinHandle<Result<(), SessionError>>,
+    /// The driver's task, when the session spawned it on tokio.
+    driver: Option<JoinHandle<Result<(), SessionError>>>,
+    clock: C,
     next_id: u32,
     next_telemetry: u32,
     /// The device's pin state as the host expects it.
@@ -213,7 +234,7 @@ impl HostSession {
     /// storage cannot serve is refused.
     pub fn start(port: &TcpSerialPort) -> Result<Self, ConfigError> {
         let links = port.links.clone();
-        Self::start_with(move |driver: HostDriver| async move {
+        Self::spawn_with(move |driver: HostDriver| async move {
             let rng = ChaCha20Rng::from_os_rng();
             driver.run(links.receiver(), rng, TokioClock).await
         })
@@ -223,25 +244,35 @@ impl HostSession {
     /// as a board's `/dev/ttyACM0`).
     pub fn start_on<S>(source: S) -> Result<Self, ConfigError>
     where
-        S: vox_types::LinkSource + Send + 'static,
+        S: LinkSource + Send + 'static,
         S::Link: Send,
         <S::Link as vox_types::Link>::Tx: Send,
         <S::Link as vox_types::Link>::Rx: Send,
     {
-        Self::start_with(move |driver: HostDriver| async move {
+        Self::spawn_with(move |driver: HostDriver| async move {
             driver.run(source, ChaCha20Rng::from_os_rng(), TokioClock).await
         })
     }
 
-    fn start_with<R>(run: impl FnOnce(HostDriver) -> R) -> Result<Self, ConfigError>
+    fn spawn_with<R>(run: impl FnOnce(HostDriver) -> R) -> Result<Self, ConfigError>
     where
-        R: std::future::Future<Output = Result<(), SessionError>> + Send + 'static,
+        R: Future<Output = Result<(), SessionError>> + Send + 'static,
     {
+        let (mut session, driver) = HostSession::new(TokioClock)?;
+        session.driver = Some(tokio::spawn(run(driver)));
+        Ok(session)
+    }
+}
+
+impl<C: Clock + Clone> HostSession<C> {
+    /// A new session on `clock` and its driver, for any executor: run
+    /// `driver.run(links, rng, clock)` beside the session (a simulation
+    /// polls it with the device in the same process).
+    pub fn new(clock: C) -> Result<(Self, HostDriver), ConfigError> {
         let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG)?;
         let stats = conduit.stats_handle();
-        let driver = tokio::spawn(run(driver));
         let (tx, rx) = conduit.split();
-        Ok(Self { tx, rx, stats, driver, next_id: 0, next_telemetry: 0, outputs: 0 })
+        Ok((Self { tx, rx, stats, driver: None, clock, next_id: 0, next_telemetry: 0, outputs: 0 }, driver))
     }
 
     /// Counters of the host's conduit.
@@ -265,7 +296,8 @@ impl HostSession {
             elapsed: Duration::ZERO,
             ended: None,
         };
-        let start = Instant::now();
+        let clock = self.clock.clone();
+        let start = clock.now();
         let tx = &self.tx;
         let in_flight = tokio::sync::Semaphore::new(work.window.max(1) as usize);
         let send = async {
@@ -302,7 +334,7 @@ impl HostSession {
                         in_flight.add_permits(1);
                         next_reply = id.wrapping_add(1);
                         if next_reply == end {
-                            report.elapsed = start.elapsed();
+                            report.elapsed = clock.now() - start;
                         }
                     }
                     DemoMsg::Telemetry { seq, .. } => {
@@ -316,20 +348,18 @@ impl HostSession {
             }
             Ok(())
         };
-        let outcome = tokio::time::timeout(work.limit, async {
+        let work_done = async {
             let (sent, received) = tokio::join!(send, receive);
             sent.and(received)
-        })
-        .await;
+        };
+        let outcome = select(work_done, clock.sleep(work.limit)).await;
         self.next_id = end;
         report.telemetry = self.next_telemetry;
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => report.ended = Some(e),
-            Err(_) => {}
+        if let Either::First(Err(e)) = outcome {
+            report.ended = Some(e);
         }
         if report.elapsed.is_zero() {
-            report.elapsed = start.elapsed();
+            report.elapsed = clock.now() - start;
         }
         report
     }
@@ -338,7 +368,7 @@ impl HostSession {
     /// `limit`; returns the error, or `None` on timeout.
     pub async fn until_ended(&mut self, limit: Duration) -> Option<Stopped> {
         let rx = &mut self.rx;
-        tokio::time::timeout(limit, async {
+        let ended = async {
             loop {
                 match rx.recv().await {
                     Ok(Some(_)) => {}
@@ -346,14 +376,18 @@ impl HostSession {
                     Err(e) => return e.into(),
                 }
             }
-        })
-        .await
-        .ok()
+        };
+        match select(ended, self.clock.sleep(limit)).await {
+            Either::First(stopped) => Some(stopped),
+            Either::Second(()) => None,
+        }
     }
 }
 
-impl Drop for HostSession {
+impl<C: Clock> Drop for HostSession<C> {
     fn drop(&mut self) {
-        self.driver.abort();
+        if let Some(driver) = &self.driver {
+            driver.abort();
+        }
     }
 }

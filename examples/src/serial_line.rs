@@ -4,7 +4,7 @@
 //! test.
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use embedded_io_async::{ErrorType, Write};
+use embedded_io_async::Write;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{
     FramedLink, FramedLinkStorage,
     framed::FramedStats,
-    sim::{BytePipe, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
+    sim::{BytePipe, LineCutter, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
 };
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
@@ -86,46 +86,6 @@ pub struct LineReport {
     pub cuts: u32,
     /// Wall time.
     pub elapsed: Duration,
-}
-
-/// Loses a burst of bytes about every `every` frames: a cable pulled and
-/// pushed back.
-struct LineCutter<W> {
-    inner: W,
-    every: u32,
-    frames: u32,
-    cutting: u32,
-    cuts: Arc<AtomicU32>,
-}
-
-impl<W: ErrorType> ErrorType for LineCutter<W> {
-    type Error = W::Error;
-}
-
-impl<W: Write> Write for LineCutter<W> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, W::Error> {
-        let mut out = Vec::with_capacity(buf.len());
-        for &b in buf {
-            if self.cutting > 0 {
-                self.cutting -= 1;
-                continue;
-            }
-            if b == 0 && self.every > 0 {
-                self.frames += 1;
-                if self.frames.is_multiple_of(self.every) {
-                    self.cutting = 12;
-                    self.cuts.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            out.push(b);
-        }
-        self.inner.write_all(&out).await?;
-        Ok(buf.len())
-    }
-
-    async fn flush(&mut self) -> Result<(), W::Error> {
-        self.inner.flush().await
-    }
 }
 
 #[derive(Default)]
@@ -216,15 +176,11 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
     let config = StableConfig { timeout_ms: 400, keepalive_ms: 100, linger_ms: 1200, ..StableConfig::DEFAULT };
     let (to_device_line, to_host_line) = (Arc::new(Line::new()), Arc::new(Line::new()));
     let rates = NoiseRates { flip_ppm: cfg.noise_ppm / 3, drop_ppm: cfg.noise_ppm / 3, insert_ppm: cfg.noise_ppm / 3 };
-    let cuts = Arc::new(AtomicU32::new(0));
     let totals = Arc::new(FramedTotals::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = |line: &Arc<Line>, seed: u64| LineCutter {
-        inner: NoisyWriter::new(PipeWriter(line.clone()), rates, seed),
-        every: cfg.cut_every_frames,
-        frames: 0,
-        cutting: 0,
-        cuts: cuts.clone(),
+    // A cut loses 12 bytes: the frame after it fails its CRC.
+    let writer = |line: &Arc<Line>, seed: u64| {
+        LineCutter::new(NoisyWriter::new(PipeWriter(line.clone()), rates, seed), cfg.cut_every_frames, 12)
     };
     let (host_links, device_links) = (Arc::new(LinkChannel::new()), Arc::new(LinkChannel::new()));
     let host_port = tokio::spawn(serial_port(
@@ -319,9 +275,11 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
     }
     stop.store(true, Ordering::Relaxed);
     let mut noise = NoiseCounts::default();
+    let mut cuts = 0;
     for port in [host_port, device_port] {
         if let Ok(Ok(w)) = tokio::time::timeout(Duration::from_secs(2), port).await {
-            let n = w.inner.counts();
+            cuts += w.cuts();
+            let n = w.inner().counts();
             noise.flipped += n.flipped;
             noise.dropped += n.dropped;
             noise.inserted += n.inserted;
@@ -339,7 +297,7 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
         device: device_stats.get(),
         framed,
         noise,
-        cuts: cuts.load(Ordering::Relaxed),
+        cuts,
         elapsed,
     })
 }

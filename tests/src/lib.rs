@@ -5,5 +5,6 @@ pub mod bare_harness;
 pub mod conduit_kit;
 pub mod framed_harness;
 pub mod link_kit;
+pub mod sim_runtime;
 pub mod stable_harness;
 pub mod stream_faults;

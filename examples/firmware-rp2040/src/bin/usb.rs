@@ -43,7 +43,8 @@ async fn serial_port(
     loop {
         usb::port_opened(&mut rx, &control).await;
         tx.reset();
-        select(vox_demo_device::run_link(StaticMemory, EmbassyClock, &mut rx, &mut tx), usb::port_closed(&control)).await;
+        select(vox_demo_device::run_link(StaticMemory, EmbassyClock, &mut rx, &mut tx), usb::port_closed(&control))
+            .await;
     }
 }
 

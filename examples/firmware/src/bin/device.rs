@@ -5,8 +5,8 @@
 
 use embassy_executor::Spawner;
 use static_cell::StaticCell;
-use vox_firmware::board::{self, UartRx, UartTx};
 use vox_demo_device::{EmbassyClock, StaticMemory};
+use vox_firmware::board::{self, UartRx, UartTx};
 use vox_firmware::executor::WfiExecutor;
 
 #[embassy_executor::task]

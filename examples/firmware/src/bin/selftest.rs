@@ -9,11 +9,12 @@ use embassy_executor::Spawner;
 use embassy_futures::join::join;
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::ThreadModeRawMutex;
-use embassy_time::{Delay, Instant, Timer};
+use embassy_time::{Instant, Timer};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use static_cell::StaticCell;
 use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableStorage};
+use vox_demo_device::EmbassyClock;
 use vox_demo_protocol::{DemoFamily, DemoMsg};
 use vox_firmware::board;
 use vox_firmware::executor::WfiExecutor;
@@ -161,8 +162,8 @@ async fn stable_over_noisy_cut_line() -> bool {
         serial_port(&LINK_B, &LINKS_B, &PIPE_AB, &PIPE_BA, 2, 230),
     );
     let drivers = join(
-        driver_a.run(LINKS_A.receiver(), Delay),
-        driver_b.run(LINKS_B.receiver(), ChaCha8Rng::seed_from_u64(2), Delay),
+        driver_a.run(LINKS_A.receiver(), EmbassyClock),
+        driver_b.run(LINKS_B.receiver(), ChaCha8Rng::seed_from_u64(2), EmbassyClock),
     );
     let started = Instant::now();
     let work = join(drivers, join(exchange(a), exchange(b)));
