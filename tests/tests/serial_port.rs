@@ -163,5 +163,5 @@ async fn a_port_that_never_appears_is_a_typed_error_after_the_give_up() {
     let backoff = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2), give_up_after: Some(3) };
     let mut source = SerialPortSource::new("/nonexistent/vox-tty", 115_200).with_backoff(backoff);
     let r = tokio::time::timeout(Duration::from_secs(5), source.next_link()).await.expect("quick");
-    assert!(matches!(r, Err(LinkError::Io(_))), "{:?}", r.err());
+    assert!(matches!(r, Err(LinkError::GaveUp { attempts: 3, .. })), "{:?}", r.err());
 }

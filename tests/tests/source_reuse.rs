@@ -54,5 +54,20 @@ async fn three_sessions_in_a_row_on_one_listener_and_one_dialer() {
         assert_eq!(host_end, Ok(()), "session {session}: the host's driver finished");
         assert_eq!(device_end, Ok(()), "session {session}: the device's driver finished");
     }
-    assert_eq!(listener.local_addr().unwrap(), addr, "the same listener, never rebound");
+}
+
+/// A dialer whose backoff gives up ends the session with a typed error
+/// instead of being asked again forever.
+// r[verify found.dialer-list]
+#[tokio::test(flavor = "current_thread")]
+async fn a_dialer_that_gives_up_ends_the_session() {
+    use vox_conduit_stable::SessionError;
+    use vox_link_embedded::host::Backoff;
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let backoff = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2), give_up_after: Some(2) };
+    let mut dialer = TcpDialer::new(dead).with_backoff(backoff);
+    let (_device, driver) =
+        StableConduit::<KitFamily, Storage>::initiator(Arc::new(Storage::new()), StableConfig::DEFAULT).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), driver.run(&mut dialer, TokioClock)).await;
+    assert_eq!(ended.expect("the driver ends"), Err(SessionError::SourceClosed));
 }

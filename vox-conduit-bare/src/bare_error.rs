@@ -58,7 +58,8 @@ impl ConduitError for BareError {
             Self::Handshake(HandshakeError::Link(e)) | Self::Link(e) => e.kind(),
             Self::Handshake(HandshakeError::Prologue(_)) => ErrorKind::Refused,
             Self::Handshake(HandshakeError::PeerClosed) => ErrorKind::Closed,
-            Self::Handshake(_) => ErrorKind::LinkLost,
+            Self::Handshake(HandshakeError::TimedOut) => ErrorKind::LinkLost,
+            Self::Handshake(_) => ErrorKind::Other,
             Self::Decode { .. } => ErrorKind::Decode,
             Self::Encode { error: postcard::Error::SerializeBufferFull, .. } => ErrorKind::TooLarge,
             Self::Encode { .. } => ErrorKind::Other,
@@ -75,5 +76,34 @@ impl From<LinkError> for BareError {
 impl From<HandshakeError> for BareError {
     fn from(e: HandshakeError) -> Self {
         Self::Handshake(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vox_types::PrologueError;
+
+    // r[verify found.error-kind]
+    #[test]
+    fn every_error_has_the_kind_a_layer_above_needs() {
+        let refused = PrologueError::UnsupportedVersion { found: 9, supported: 1 };
+        let encode = |error| BareError::Encode { family: "F", error };
+        let cases = [
+            (BareError::Link(LinkError::Reset), ErrorKind::LinkLost),
+            (BareError::Link(LinkError::CrcMismatch), ErrorKind::LinkLost),
+            (BareError::Link(LinkError::Closed), ErrorKind::Closed),
+            (BareError::Link(LinkError::TooLarge { len: 9, max: 8 }), ErrorKind::TooLarge),
+            (BareError::Handshake(HandshakeError::Link(LinkError::Reset)), ErrorKind::LinkLost),
+            (BareError::Handshake(HandshakeError::Prologue(refused)), ErrorKind::Refused),
+            (BareError::Handshake(HandshakeError::PeerClosed), ErrorKind::Closed),
+            (BareError::Handshake(HandshakeError::TimedOut), ErrorKind::LinkLost),
+            (BareError::Decode { family: "F", error: postcard::Error::DeserializeUnexpectedEnd }, ErrorKind::Decode),
+            (encode(postcard::Error::SerializeBufferFull), ErrorKind::TooLarge),
+            (encode(postcard::Error::SerdeSerCustom), ErrorKind::Other),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+        }
     }
 }

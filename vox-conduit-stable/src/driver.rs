@@ -149,7 +149,9 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 }
                 let link = match select(source.next_link(), self.over()).await {
                     Either::First(Ok(link)) => link,
-                    Either::First(Err(LinkError::Closed)) => {
+                    // A source that gave up (a dialer's backoff ran out) is
+                    // as final as a closed one.
+                    Either::First(Err(LinkError::Closed | LinkError::GaveUp { .. })) => {
                         self.with(|l| l.session.state.source_closed());
                         continue;
                     }

@@ -28,7 +28,8 @@ pub enum SessionError {
     /// The acceptor refused a new session on the wire (its table is full
     /// of live sessions, or its application takes no new ones).
     Rejected(RejectReason),
-    /// The link source is exhausted: no more links will come.
+    /// The link source is exhausted: no more links will come (it closed,
+    /// or gave up: [`LinkError::GaveUp`](vox_types::LinkError::GaveUp)).
     SourceClosed,
     /// The configuration cannot work with the link attached (a data frame
     /// would not fit its payload); nothing was sent on it.
@@ -53,16 +54,16 @@ impl fmt::Display for SessionError {
 impl core::error::Error for SessionError {}
 
 impl ConduitError for SessionError {
-    /// `SessionLost` for a lost session or an exhausted link source (no
-    /// link will reach the peer again), `Refused` for a refusal, a
-    /// rejection or a configuration the link cannot carry, `Other` for a
-    /// protocol violation. Never `LinkLost`: the conduit outlives links.
+    /// `SessionLost` for a lost session, an exhausted link source (no
+    /// link will reach the peer again) or a protocol violation (the
+    /// session ended with messages in flight), `Refused` for a refusal, a
+    /// rejection or a configuration the link cannot carry. Never
+    /// `LinkLost`: the conduit outlives links.
     // r[impl found.error-kind]
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::SessionLost | Self::SourceClosed => ErrorKind::SessionLost,
+            Self::SessionLost | Self::SourceClosed | Self::Violation(_) => ErrorKind::SessionLost,
             Self::Refused(_) | Self::Rejected(_) | Self::Config(_) => ErrorKind::Refused,
-            Self::Violation(_) => ErrorKind::Other,
         }
     }
 }
@@ -184,6 +185,39 @@ impl RecvError {
         match self {
             Self::Session(e) => Some(e),
             Self::Decode { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::FrameKind;
+    use vox_types::PrologueError;
+
+    // r[verify found.error-kind]
+    #[test]
+    fn every_error_has_the_kind_a_layer_above_needs() {
+        let violation = Violation::AckAhead { frame: FrameKind::Data, ack: 9, sent: 2 };
+        let refused = HandshakeError::Prologue(PrologueError::UnsupportedVersion { found: 9, supported: 1 });
+        let encode = postcard::Error::SerdeSerCustom;
+        let decode = postcard::Error::DeserializeUnexpectedEnd;
+        let cases: [(&dyn ConduitError, ErrorKind); 12] = [
+            (&SessionError::SessionLost, ErrorKind::SessionLost),
+            (&SessionError::SourceClosed, ErrorKind::SessionLost),
+            (&SessionError::Violation(violation), ErrorKind::SessionLost),
+            (&SessionError::Refused(refused), ErrorKind::Refused),
+            (&SessionError::Rejected(RejectReason::TableFull), ErrorKind::Refused),
+            (&SessionError::Config(ConfigError::AckEveryZero), ErrorKind::Refused),
+            (&SendError::Session(SessionError::SessionLost), ErrorKind::SessionLost),
+            (&SendError::Closed, ErrorKind::Closed),
+            (&SendError::TooLarge { max: 8 }, ErrorKind::TooLarge),
+            (&SendError::Encode { family: "F", error: encode }, ErrorKind::Other),
+            (&RecvError::Session(SessionError::SourceClosed), ErrorKind::SessionLost),
+            (&RecvError::Decode { family: "F", error: decode }, ErrorKind::Decode),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
         }
     }
 }

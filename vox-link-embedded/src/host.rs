@@ -11,7 +11,7 @@
 //! // Dials again (with backoff) whenever a link is asked for: the first
 //! // gateway, or the next one when it does not answer.
 //! let mut dialer = TcpDialer::new("127.0.0.1:7000".parse().unwrap())
-//!     .or_else("127.0.0.1:7001".parse().unwrap());
+//!     .with_fallback("127.0.0.1:7001".parse().unwrap());
 //! let link = dialer.next_link().await?;
 //! # drop((link, TokioClock.now()));
 //! # Ok(())
@@ -169,7 +169,7 @@ impl Default for Backoff {
 /// use vox_types::LinkSource;
 ///
 /// // Two gateways: the second serves while the first is down.
-/// let mut dialer = TcpDialer::new("10.0.0.1:7000".parse().unwrap()).or_else("10.0.0.2:7000".parse().unwrap());
+/// let mut dialer = TcpDialer::new("10.0.0.1:7000".parse().unwrap()).with_fallback("10.0.0.2:7000".parse().unwrap());
 /// let _link = dialer.next_link().await?;
 /// # Ok(())
 /// # }
@@ -179,8 +179,14 @@ impl Default for Backoff {
 pub struct TcpDialer<const SLOTS: usize = 8, const MTU: usize = 1024> {
     addrs: Vec<SocketAddr>,
     backoff: Backoff,
+    connect_timeout: Duration,
     last_connected: Option<SocketAddr>,
 }
+
+/// How long one connection attempt may take before the next address is
+/// tried (a gateway whose host is gone drops the attempt silently, and
+/// the system would wait about two minutes).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl TcpDialer {
     /// Dials `addr` for links of 8 slots of 1 KiB each way, with the
@@ -193,18 +199,38 @@ impl TcpDialer {
 impl<const SLOTS: usize, const MTU: usize> TcpDialer<SLOTS, MTU> {
     /// Dials `addr` for links of `SLOTS` slots of `MTU` bytes.
     pub fn sized(addr: SocketAddr) -> Self {
-        Self { addrs: std::vec![addr], backoff: Backoff::DEFAULT, last_connected: None }
+        Self::with_addrs([addr])
     }
 
     /// Dials `addrs` in order (the next on failure) for links of `SLOTS`
     /// slots of `MTU` bytes; an empty list gives up at once.
+    ///
+    /// ```
+    /// use vox_link_embedded::host::TcpDialer;
+    ///
+    /// let gateways = ["127.0.0.1:7000".parse().unwrap(), "127.0.0.1:7001".parse().unwrap()];
+    /// let dialer = TcpDialer::<8, 1024>::with_addrs(gateways);
+    /// assert_eq!(dialer.addrs(), &gateways);
+    /// ```
     pub fn with_addrs(addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
-        Self { addrs: addrs.into_iter().collect(), backoff: Backoff::DEFAULT, last_connected: None }
+        Self {
+            addrs: addrs.into_iter().collect(),
+            backoff: Backoff::DEFAULT,
+            connect_timeout: CONNECT_TIMEOUT,
+            last_connected: None,
+        }
+    }
+
+    /// Gives up on one connection attempt after `timeout` (default
+    /// [`CONNECT_TIMEOUT`]) and tries the next address.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
     }
 
     /// Adds `addr` after the addresses already listed: dialed when they
     /// all fail.
-    pub fn or_else(mut self, addr: SocketAddr) -> Self {
+    pub fn with_fallback(mut self, addr: SocketAddr) -> Self {
         self.addrs.push(addr);
         self
     }
@@ -229,25 +255,31 @@ impl<const SLOTS: usize, const MTU: usize> TcpDialer<SLOTS, MTU> {
 impl<const SLOTS: usize, const MTU: usize> LinkSource for TcpDialer<SLOTS, MTU> {
     type Link = TcpLink<SLOTS, MTU>;
 
-    /// Connects to the first address that accepts, round after round with
-    /// backoff between rounds; [`LinkError::GaveUp`] once the backoff
-    /// gives up. Cancel-safe.
+    /// Connects to the first address that accepts (each attempt within the
+    /// connect timeout), round after round with backoff between rounds;
+    /// [`LinkError::GaveUp`] once the backoff gives up (after at least
+    /// one round). Cancel-safe.
     async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
         let mut rounds = 0u32;
         let mut attempts = 0u32;
         loop {
             let mut last = embedded_io_async::ErrorKind::NotConnected;
             for &addr in &self.addrs {
-                match TcpStream::connect(addr).await {
-                    Ok(stream) => {
+                let attempt = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await;
+                let failed = match attempt.map(|connected| connected.map(spawn_framed)) {
+                    Ok(Ok(Ok((link, _runner)))) => {
                         self.last_connected = Some(addr);
-                        return Ok(spawn_framed(stream)?.0);
+                        return Ok(link);
                     }
-                    Err(e) => {
-                        attempts = attempts.saturating_add(1);
-                        last = e.kind().into();
-                    }
-                }
+                    Ok(Ok(Err(e))) => match e {
+                        LinkError::Io(kind) => kind,
+                        _ => embedded_io_async::ErrorKind::Other,
+                    },
+                    Ok(Err(e)) => e.kind().into(),
+                    Err(_elapsed) => embedded_io_async::ErrorKind::TimedOut,
+                };
+                attempts = attempts.saturating_add(1);
+                last = failed;
             }
             rounds += 1;
             if self.addrs.is_empty() || self.backoff.give_up_after.is_some_and(|n| rounds >= n) {
@@ -340,7 +372,7 @@ mod tests {
         let live = listener.local_addr().unwrap();
         let backoff =
             Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2), give_up_after: Some(2) };
-        let mut dialer = TcpDialer::new(dead).or_else(live).with_backoff(backoff);
+        let mut dialer = TcpDialer::new(dead).with_fallback(live).with_backoff(backoff);
         assert_eq!(dialer.addrs(), &[dead, live]);
         let mut source = TcpListenerSource::new(listener);
         for _ in 0..3 {

@@ -74,7 +74,8 @@ impl<const SLOTS: usize, const MTU: usize> SerialPortSource<SLOTS, MTU> {
                 Err(e) => {
                     failures += 1;
                     if self.backoff.give_up_after.is_some_and(|n| failures >= n) {
-                        return Err(LinkError::Io(std::io::Error::from(e).kind().into()));
+                        let last = std::io::Error::from(e).kind().into();
+                        return Err(LinkError::GaveUp { attempts: failures, last });
                     }
                     tokio::time::sleep(self.backoff.wait(failures - 1)).await;
                 }

@@ -58,12 +58,13 @@ impl Instant {
     }
 }
 
-/// Whole milliseconds of `d` are added (a sub-millisecond rest is
-/// dropped); saturates at [`Instant::MAX`].
+/// `d` rounded up to whole milliseconds is added (a deadline is never
+/// earlier than asked); saturates at [`Instant::MAX`].
 impl Add<Duration> for Instant {
     type Output = Self;
     fn add(self, d: Duration) -> Self {
-        let millis = d.as_secs().saturating_mul(1_000).saturating_add(u64::from(d.subsec_millis()));
+        let part = u64::from(!d.subsec_nanos().is_multiple_of(1_000_000));
+        let millis = d.as_secs().saturating_mul(1_000).saturating_add(u64::from(d.subsec_millis()) + part);
         self.add_millis(millis)
     }
 }
@@ -85,30 +86,40 @@ impl Sub for Instant {
 /// test advances it, to the next deadline, with no real sleeping).
 ///
 /// A clock is cheap to clone (a unit struct, or a shared handle), so each
-/// component keeps its own copy. Writing one for another executor or HAL
-/// takes two methods:
+/// component keeps its own copy. Its resolution is a millisecond: `now()`
+/// reads whole milliseconds, so a `sleep(d)` may end up to a millisecond
+/// before `d` of real time has passed, never later than the executor
+/// wakes it. [`Instant::MAX`] is a deadline that never comes.
+///
+/// Writing one for another executor or HAL takes two methods; a
+/// `sleep_until` must not complete before `now()` has reached its
+/// instant:
 ///
 /// ```
 /// use core::future::Future;
-/// use vox_types::{Clock, Instant};
+/// use core::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use vox_types::{Clock, Instant, MaybeSend};
 ///
-/// /// A clock that is always at its epoch: every deadline has passed.
-/// #[derive(Clone, Copy)]
-/// struct Frozen;
+/// /// A test clock: every sleep completes at once by moving time to its
+/// /// deadline.
+/// #[derive(Clone, Default)]
+/// struct Jumping(Arc<AtomicU64>);
 ///
-/// impl Clock for Frozen {
+/// impl Clock for Jumping {
 ///     fn now(&self) -> Instant {
-///         Instant::ZERO
+///         Instant::from_millis(self.0.load(Ordering::Relaxed))
 ///     }
-///     fn sleep_until(&self, _at: Instant) -> impl Future<Output = ()> {
+///     fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {
+///         self.0.fetch_max(at.as_millis(), Ordering::Relaxed);
 ///         core::future::ready(())
 ///     }
 /// }
 ///
 /// # futures::executor::block_on(async {
-/// let clock = Frozen;
+/// let clock = Jumping::default();
 /// clock.sleep(core::time::Duration::from_secs(1)).await;
-/// assert_eq!(clock.now(), Instant::ZERO);
+/// assert_eq!(clock.now(), Instant::from_millis(1_000));
 /// # });
 /// ```
 // r[impl time.clock]
@@ -139,7 +150,18 @@ impl<C: Clock + ?Sized> Clock for &C {
 
 /// The [`Clock`] of embassy-time (feature `embassy-time`): the firmware's
 /// time driver, so an idle device sleeps until the next deadline. Its
-/// epoch is the device's boot.
+/// epoch is the device's boot. At a 1 kHz tick it converts nothing; at
+/// other tick rates a deadline is rounded up to the next tick.
+///
+/// ```no_run
+/// use vox_types::{Clock, EmbassyClock};
+/// # async fn demo() {
+/// // The firmware links an embassy time driver; then:
+/// let clock = EmbassyClock;
+/// clock.sleep(core::time::Duration::from_millis(20)).await;
+/// let _uptime_ms = clock.now().as_millis();
+/// # }
+/// ```
 #[cfg(feature = "embassy-time")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EmbassyClock;
@@ -153,7 +175,16 @@ impl Clock for EmbassyClock {
 
     #[inline]
     fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {
-        embassy_time::Timer::at(embassy_time::Instant::from_millis(at.0))
+        // `Instant::MAX` never comes (nor does anything past the tick
+        // counter's range: about 584,000 years at 1 MHz).
+        let deadline = match embassy_time::Instant::try_from_millis(at.0) {
+            // Rounded up: the timer never fires while `now()` still reads
+            // less than `at` (nothing to do at 1 kHz, where both are exact).
+            Some(t) if t.as_millis() < at.0 => embassy_time::Instant::from_ticks(t.as_ticks().saturating_add(1)),
+            Some(t) => t,
+            None => embassy_time::Instant::MAX,
+        };
+        embassy_time::Timer::at(deadline)
     }
 }
 
@@ -165,7 +196,9 @@ mod tests {
     fn instants_add_and_subtract_without_overflow() {
         let t = Instant::from_millis(10);
         assert_eq!(t + Duration::from_millis(5), Instant::from_millis(15));
-        assert_eq!(t + Duration::from_micros(2_999), Instant::from_millis(12), "whole milliseconds");
+        assert_eq!(t + Duration::from_micros(2_999), Instant::from_millis(13), "rounded up");
+        assert_eq!(t + Duration::from_micros(3_000), Instant::from_millis(13));
+        assert_eq!(t + Duration::from_nanos(1), Instant::from_millis(11), "never earlier than asked");
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
         assert_eq!(t + Duration::MAX, Instant::MAX);
         assert_eq!(Instant::from_millis(15) - t, Duration::from_millis(5));
@@ -185,5 +218,12 @@ mod tests {
         let ours = clock.now().as_millis();
         let theirs = embassy_time::Instant::now().as_millis();
         assert!(theirs >= ours && theirs - ours < 1_000);
+        // A deadline past the tick counter's range never comes (no
+        // overflow, no early wake).
+        let never = clock.sleep_until(Instant::MAX);
+        let mut never = core::pin::pin!(never);
+        let waker = core::task::Waker::noop();
+        let polled = never.as_mut().poll(&mut core::task::Context::from_waker(waker));
+        assert!(polled.is_pending());
     }
 }

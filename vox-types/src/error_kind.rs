@@ -5,8 +5,13 @@
 use crate::LinkError;
 use core::fmt;
 
-/// What happened, as a layer above a conduit needs to know it (calls
-/// decide from it whether a request may have run and whether to retry).
+/// What happened, as a layer above a conduit needs to know it: whether a
+/// new link, a new session or nothing will help.
+///
+/// No kind says that a message committed before the error was *not*
+/// delivered: once `send` returned `Ok`, the peer may have it, whatever
+/// fails later. A layer above (calls) decides "may have run" from what it
+/// committed, and the kind from what to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -27,9 +32,11 @@ pub enum ErrorKind {
     /// A message is larger than the conduit or link carries; nothing was
     /// sent.
     TooLarge,
-    /// The peer or the configuration refused the conduit (another schema,
-    /// mode, role or protocol version, a full table, a link too small for
-    /// the configuration). Trying again the same way fails the same way.
+    /// The peer or the configuration refused the conduit or a new session
+    /// (another schema, mode, role or protocol version; an acceptor whose
+    /// table is full or that is busy; a link too small for the
+    /// configuration). Trying again unchanged fails the same way, unless
+    /// the peer's state changes (a table with room again).
     Refused,
     /// Anything else (an encoding error, a protocol violation).
     Other,

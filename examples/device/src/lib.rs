@@ -69,6 +69,7 @@ pub type DeviceConduit = StableConduit<DemoFamily, DeviceStorage>;
 /// Where a device's state lives: its link storage, the channel that hands
 /// links to the conduit, and the conduit's storage. Cheap to clone (a
 /// unit struct, or shared handles): each task keeps a copy.
+// r[impl found.device-host]
 pub trait DeviceMemory: Clone {
     /// The UART link's storage.
     fn link(&self) -> StorageRef<UartLinkStorage>;

@@ -552,7 +552,7 @@ impl SessionState {
 
     /// The driver's clock starts at `now`: the session has been silent
     /// since then, not since the clock's epoch.
-    pub fn start_clock(&mut self, now: Instant) {
+    pub(crate) fn start_clock(&mut self, now: Instant) {
         self.last_rx = now;
         self.last_tx = now;
     }

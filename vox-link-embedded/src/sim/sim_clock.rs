@@ -217,6 +217,54 @@ mod tests {
         assert_eq!(clock.sleepers(), 0);
     }
 
+    /// Counts its wakes.
+    struct Counter(std::sync::atomic::AtomicU32);
+    impl std::task::Wake for Counter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_latest_waker_is_woken_and_ties_wake_in_the_order_they_waited() {
+        let clock = SimClock::new();
+        let (first, second) = (Arc::new(Counter(0.into())), Arc::new(Counter(0.into())));
+        let order = Arc::new(std::sync::Mutex::new(std::vec::Vec::new()));
+        let mut a = pin!(clock.sleep_until(Instant::from_millis(7)));
+        let mut b = pin!(clock.sleep_until(Instant::from_millis(7)));
+        let poll_with = |f: Pin<&mut _>, w: &Arc<Counter>| {
+            let waker = Waker::from(w.clone());
+            Future::poll(f, &mut Context::from_waker(&waker)).is_ready()
+        };
+        assert!(!poll_with(a.as_mut(), &first));
+        assert!(!poll_with(b.as_mut(), &first));
+        // `a` is polled again with another waker: only that one is woken.
+        assert!(!poll_with(a.as_mut(), &second));
+        clock.advance_to_next();
+        assert_eq!(first.0.load(core::sync::atomic::Ordering::Relaxed), 1, "b's waker");
+        assert_eq!(second.0.load(core::sync::atomic::Ordering::Relaxed), 1, "a's newest waker, not its first");
+        // Ties: woken in the order they started waiting.
+        let log = |name: &'static str| {
+            let order = order.clone();
+            Waker::from(Arc::new(Logger(name, order)))
+        };
+        struct Logger(&'static str, Arc<std::sync::Mutex<std::vec::Vec<&'static str>>>);
+        impl std::task::Wake for Logger {
+            fn wake(self: Arc<Self>) {
+                self.1.lock().unwrap().push(self.0);
+            }
+        }
+        let mut c = pin!(clock.sleep_until(Instant::from_millis(9)));
+        let mut d = pin!(clock.sleep_until(Instant::from_millis(9)));
+        let mut e = pin!(clock.sleep_until(Instant::from_millis(8)));
+        for (f, name) in [(c.as_mut(), "c"), (d.as_mut(), "d")] {
+            assert!(Future::poll(f, &mut Context::from_waker(&log(name))).is_pending());
+        }
+        assert!(Future::poll(e.as_mut(), &mut Context::from_waker(&log("e"))).is_pending());
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(*order.lock().unwrap(), ["e", "c", "d"], "by deadline, then by when they waited");
+    }
+
     #[test]
     fn a_dropped_sleeper_stops_waiting() {
         let clock = SimClock::new();
