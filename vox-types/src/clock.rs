@@ -209,6 +209,8 @@ mod tests {
 
     #[cfg(feature = "embassy-time")]
     #[test]
+    // embassy-time's std driver runs a thread that never ends.
+    #[cfg_attr(miri, ignore)]
     fn the_embassy_clock_tells_embassy_time() {
         let clock = EmbassyClock;
         let start = clock.now();
