@@ -148,46 +148,6 @@ impl<C: Clock + ?Sized> Clock for &C {
     }
 }
 
-/// The [`Clock`] of embassy-time (feature `embassy-time`): the firmware's
-/// time driver, so an idle device sleeps until the next deadline. Its
-/// epoch is the device's boot. At a 1 kHz tick it converts nothing; at
-/// other tick rates a deadline is rounded up to the next tick.
-///
-/// ```no_run
-/// use vox_types::{Clock, EmbassyClock};
-/// # async fn demo() {
-/// // The firmware links an embassy time driver; then:
-/// let clock = EmbassyClock;
-/// clock.sleep(core::time::Duration::from_millis(20)).await;
-/// let _uptime_ms = clock.now().as_millis();
-/// # }
-/// ```
-#[cfg(feature = "embassy-time")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EmbassyClock;
-
-#[cfg(feature = "embassy-time")]
-impl Clock for EmbassyClock {
-    #[inline]
-    fn now(&self) -> Instant {
-        Instant(embassy_time::Instant::now().as_millis())
-    }
-
-    #[inline]
-    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {
-        // `Instant::MAX` never comes (nor does anything past the tick
-        // counter's range: about 584,000 years at 1 MHz).
-        let deadline = match embassy_time::Instant::try_from_millis(at.0) {
-            // Rounded up: the timer never fires while `now()` still reads
-            // less than `at` (nothing to do at 1 kHz, where both are exact).
-            Some(t) if t.as_millis() < at.0 => embassy_time::Instant::from_ticks(t.as_ticks().saturating_add(1)),
-            Some(t) => t,
-            None => embassy_time::Instant::MAX,
-        };
-        embassy_time::Timer::at(deadline)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,27 +165,5 @@ mod tests {
         assert_eq!(t - Instant::from_millis(15), Duration::ZERO);
         assert_eq!(t.add_millis(u64::MAX), Instant::MAX);
         assert_eq!(Instant::from_millis(15).millis_since(t), 5);
-    }
-
-    #[cfg(feature = "embassy-time")]
-    #[test]
-    // embassy-time's std driver runs a thread that never ends.
-    #[cfg_attr(miri, ignore)]
-    fn the_embassy_clock_tells_embassy_time() {
-        let clock = EmbassyClock;
-        let start = clock.now();
-        futures::executor::block_on(clock.sleep(Duration::from_millis(20)));
-        let slept = clock.now().millis_since(start);
-        assert!(slept >= 20, "slept {slept} ms");
-        let ours = clock.now().as_millis();
-        let theirs = embassy_time::Instant::now().as_millis();
-        assert!(theirs >= ours && theirs - ours < 1_000);
-        // A deadline past the tick counter's range never comes (no
-        // overflow, no early wake).
-        let never = clock.sleep_until(Instant::MAX);
-        let mut never = core::pin::pin!(never);
-        let waker = core::task::Waker::noop();
-        let polled = never.as_mut().poll(&mut core::task::Context::from_waker(waker));
-        assert!(polled.is_pending());
     }
 }

@@ -27,6 +27,8 @@ extern crate std;
 mod backing;
 mod clock;
 mod conduit;
+#[cfg(any(feature = "embassy-time", test))]
+mod embassy_clock;
 mod error_kind;
 mod fingerprint;
 mod link;
@@ -44,10 +46,10 @@ mod session_role;
 mod storage_ref;
 
 pub use backing::{Backing, BackingVTable};
-#[cfg(feature = "embassy-time")]
-pub use clock::EmbassyClock;
 pub use clock::{Clock, Instant};
 pub use conduit::{Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, RecvResult};
+#[cfg(feature = "embassy-time")]
+pub use embassy_clock::EmbassyClock;
 pub use error_kind::{ConduitError, ErrorKind};
 pub use fingerprint::SchemaFingerprint;
 pub use link::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
