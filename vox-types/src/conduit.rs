@@ -12,6 +12,11 @@ use core::future::Future;
 ///
 /// Implementations: `BareConduit` (link + postcard; dies with its link) and
 /// `StableConduit` (plus seq/ack/replay; survives link loss).
+///
+/// Every error type of a conduit implements [`ConduitError`], whose
+/// [`kind`](ConduitError::kind) tells a layer above (calls, topics) what
+/// happened without knowing the conduit: a conduit of your own implements
+/// it with one `match`.
 pub trait Conduit {
     /// The message family carried.
     type Msg: MsgFamily;
