@@ -80,7 +80,7 @@ impl Sub for Instant {
 /// The time every component takes instead of reading a global: the current
 /// instant, and a future that completes at a given one.
 ///
-/// Implementations: [`EmbassyClock`] (feature `embassy-time`, firmware),
+/// Implementations: [`EmbassyClock`](crate::EmbassyClock) (feature `embassy-time`, firmware),
 /// `vox_link_embedded::host::TokioClock` (feature `tokio`, hosts) and
 /// `vox_link_embedded::sim::SimClock` (tests: time moves only when the
 /// test advances it, to the next deadline, with no real sleeping).
