@@ -68,6 +68,10 @@ done
 step "host tests, whole workspace, all features (the QEMU firmware tests build the firmware)"
 cargo test --workspace --all-features
 
+step "Python: the second implementation's codecs against docs/PROTOCOL.md (standard library only)"
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "python3 >= 3.11 is needed")'
+python3 -m unittest discover -s python/tests -t python
+
 step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line) and the README demo"
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
 cargo test --release -p vox-conduit-stable --test simulation -- --nocapture

@@ -7,7 +7,6 @@
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_adapters::tokio_1::FromTokio;
-use embedded_io_async::{Read, Write};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::future::Future;
@@ -22,12 +21,14 @@ use vox_conduit_stable::{
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
 use vox_link_embedded::host::TokioClock;
-use vox_link_embedded::{FramedLink, FramedLinkStorage, framed::FramedStats};
-use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, LinkSource};
+use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, framed::FramedStats};
+use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource};
 
 const HOST_SLOTS: usize = 8;
 /// The host's framed link on the device's UART stream.
 pub type HostLink = FramedLink<M, HOST_SLOTS, UART_MTU>;
+/// The storage of [`HostLink`]s.
+pub type HostLinkStorage = FramedLinkStorage<M, HOST_SLOTS, UART_MTU>;
 /// The host's framed-link mutex.
 pub type M = CriticalSectionRawMutex;
 /// The host's conduit storage: 4 KiB / 64 messages of replay, 4 KiB / 64
@@ -77,7 +78,9 @@ pub struct TcpSerialPort {
     /// Where the conduit takes its links from.
     pub links: Arc<LinkChannel<M, HostLink>>,
     connections: AtomicU32,
-    framed: Mutex<FramedStats>,
+    /// The links' storage, reused for every link of every connection: its
+    /// counters add up across all of them.
+    storage: Arc<HostLinkStorage>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -87,7 +90,7 @@ impl TcpSerialPort {
         let port = Arc::new(Self {
             links: Arc::new(LinkChannel::new()),
             connections: AtomicU32::new(0),
-            framed: Mutex::new(FramedStats::default()),
+            storage: Arc::new(FramedLinkStorage::new()),
             task: Mutex::new(None),
         });
         let task = tokio::spawn(Self::serve(Arc::downgrade(&port), listener));
@@ -103,7 +106,9 @@ impl TcpSerialPort {
             let (r, w) = stream.into_split();
             let (mut reader, mut writer) = (FromTokio::new(r), FromTokio::new(w));
             // The stream ended or failed: wait for the device to connect again.
-            serve_byte_stream(&me.links, &mut reader, &mut writer, &me.framed).await;
+            FramedPort::new(me.storage.clone())
+                .serve(&mut reader, &mut writer, &TokioClock, |link| me.links.offer(link))
+                .await;
         }
     }
 
@@ -114,47 +119,8 @@ impl TcpSerialPort {
 
     /// Framed-link counters of the links that ended so far.
     pub fn framed(&self) -> FramedStats {
-        *self.framed.lock().unwrap_or_else(|e| e.into_inner())
+        self.storage.stats()
     }
-}
-
-/// Keeps a framed link on the host's end of a device's byte stream: a
-/// fresh link after every link death, each offered to the conduit through
-/// `links`, until the stream itself ends (EOF) or fails; adds each link's
-/// counters to `totals`.
-pub async fn serve_byte_stream<R: Read, W: Write>(
-    links: &LinkChannel<M, HostLink>,
-    reader: &mut R,
-    writer: &mut W,
-    totals: &Mutex<FramedStats>,
-) {
-    loop {
-        let (link, runner) = FramedLinkStorage::<M, HOST_SLOTS, UART_MTU>::new_shared();
-        let stats = runner.stats_handle();
-        links.offer(link).await;
-        let ended = runner.run(&mut *reader, &mut *writer).await;
-        add_framed(totals, stats.get());
-        // Anything but the stream's end ended only the link (a line error,
-        // or the conduit dropped it): attach again to the same stream.
-        if matches!(ended, Err(LinkError::Reset | LinkError::Io(_))) {
-            return;
-        }
-    }
-}
-
-fn add_framed(totals: &Mutex<FramedStats>, s: FramedStats) {
-    let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
-    t.frames_sent += s.frames_sent;
-    t.frames_received += s.frames_received;
-    t.payload_bytes_sent += s.payload_bytes_sent;
-    t.payload_bytes_received += s.payload_bytes_received;
-    t.wire_bytes_sent += s.wire_bytes_sent;
-    t.wire_bytes_received += s.wire_bytes_received;
-    t.crc_errors += s.crc_errors;
-    t.malformed_frames += s.malformed_frames;
-    t.oversize_frames += s.oversize_frames;
-    t.resyncs += s.resyncs;
-    t.discarded_bytes += s.discarded_bytes;
 }
 
 impl Drop for TcpSerialPort {

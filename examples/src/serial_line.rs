@@ -16,7 +16,7 @@ use vox_conduit_stable::{
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{
-    FramedLink, FramedLinkStorage,
+    FramedLink, FramedLinkStorage, FramedPort,
     framed::FramedStats,
     sim::{BytePipe, LineCutter, NoiseCounts, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
 };
@@ -88,47 +88,27 @@ pub struct LineReport {
     pub elapsed: Duration,
 }
 
-#[derive(Default)]
-struct FramedTotals {
-    stats: std::sync::Mutex<FramedStats>,
-}
+/// The framed links' storage on one end of the line, reused for every
+/// link: its counters add up across them.
+type PortStorage = FramedLinkStorage<M, 4, 256>;
 
-impl FramedTotals {
-    fn add(&self, s: FramedStats) {
-        let mut t = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        t.frames_sent += s.frames_sent;
-        t.frames_received += s.frames_received;
-        t.wire_bytes_sent += s.wire_bytes_sent;
-        t.payload_bytes_sent += s.payload_bytes_sent;
-        t.crc_errors += s.crc_errors;
-        t.malformed_frames += s.malformed_frames;
-        t.oversize_frames += s.oversize_frames;
-        t.resyncs += s.resyncs;
-    }
-}
-
-/// One end of the serial port: attaches a fresh framed link to the same
-/// byte stream whenever the previous one died, and hands it to the conduit.
+/// One end of the serial port: a fresh framed link on the same byte stream
+/// whenever the previous one died, handed to the conduit, until `stop`.
 async fn serial_port<W: Write>(
     channel: Arc<LinkChannel<M, SerialLink>>,
     mut reader: PipeReader<Arc<Line>>,
     mut writer: W,
-    totals: Arc<FramedTotals>,
+    storage: Arc<PortStorage>,
     stop: Arc<AtomicBool>,
 ) -> W {
-    while !stop.load(Ordering::Relaxed) {
-        let (link, runner) = FramedLinkStorage::<M, 4, 256>::new_shared();
-        let stats = runner.stats_handle();
-        channel.offer(link).await;
-        let run = runner.run(&mut reader, &mut writer);
-        let stopped = async {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        let _ = embassy_futures::select::select(run, stopped).await;
-        totals.add(stats.get());
-    }
+    let port = FramedPort::new(storage);
+    let serving = port.serve(&mut reader, &mut writer, &TokioClock, |link| channel.offer(link));
+    let stopped = async {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let _ = embassy_futures::select::select(serving, stopped).await;
     writer
 }
 
@@ -176,7 +156,7 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
     let config = StableConfig { timeout_ms: 400, keepalive_ms: 100, linger_ms: 1200, ..StableConfig::DEFAULT };
     let (to_device_line, to_host_line) = (Arc::new(Line::new()), Arc::new(Line::new()));
     let rates = NoiseRates { flip_ppm: cfg.noise_ppm / 3, drop_ppm: cfg.noise_ppm / 3, insert_ppm: cfg.noise_ppm / 3 };
-    let totals = Arc::new(FramedTotals::default());
+    let (host_storage, device_storage) = (Arc::new(PortStorage::new()), Arc::new(PortStorage::new()));
     let stop = Arc::new(AtomicBool::new(false));
     // A cut loses 12 bytes: the frame after it fails its CRC.
     let writer = |line: &Arc<Line>, seed: u64| {
@@ -187,14 +167,14 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
         host_links.clone(),
         PipeReader(to_host_line.clone()),
         writer(&to_device_line, cfg.seed),
-        totals.clone(),
+        host_storage.clone(),
         stop.clone(),
     ));
     let device_port = tokio::spawn(serial_port(
         device_links.clone(),
         PipeReader(to_device_line.clone()),
         writer(&to_host_line, cfg.seed ^ 0x9E37),
-        totals.clone(),
+        device_storage.clone(),
         stop.clone(),
     ));
 
@@ -285,7 +265,8 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
             noise.inserted += n.inserted;
         }
     }
-    let framed = *totals.stats.lock().unwrap_or_else(|e| e.into_inner());
+    let mut framed = host_storage.stats();
+    framed += device_storage.stats();
     Ok(LineReport {
         sent: cfg.messages,
         delivered_to_device: to_device.load(Ordering::Relaxed),

@@ -12,11 +12,12 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use futures::future::RemoteHandle;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use vox_conduit_stable::{LinkChannel, SessionError, StableStats};
 use vox_demo_device::SharedMemory;
-use vox_examples::device_host::{ExerciseReport, HostLink, HostSession, M, Stopped, Workload, serve_byte_stream};
+use vox_examples::device_host::{ExerciseReport, HostLink, HostLinkStorage, HostSession, M, Stopped, Workload};
+use vox_link_embedded::FramedPort;
 use vox_link_embedded::framed::FramedStats;
 use vox_link_embedded::sim::{BytePipe, LineCutter, NoiseRates, NoisyWriter, PipeReader, PipeWriter, SimClock};
 use vox_tests::sim_runtime::{SimHandle, SimRuntime, SimStopped};
@@ -57,14 +58,14 @@ fn boot_device(rt: &SimHandle, wire: &Wire, seed: u64) -> RemoteHandle<()> {
 }
 
 /// The host's end of the line: framed links on the byte stream, handed to
-/// the sessions through the returned channel.
-fn host_port(rt: &SimHandle, wire: &Wire, seed: u64) -> (Links, Arc<Mutex<FramedStats>>) {
+/// the sessions through the returned channel; the storage's counters.
+fn host_port(rt: &SimHandle, wire: &Wire, seed: u64) -> (Links, Arc<HostLinkStorage>) {
     let links: Links = Arc::new(LinkChannel::new());
-    let totals = Arc::new(Mutex::new(FramedStats::default()));
+    let storage = Arc::new(HostLinkStorage::new());
     let (mut reader, mut writer) = (PipeReader(wire.to_host.clone()), noisy(&wire.to_device, seed));
-    let (l, t) = (links.clone(), totals.clone());
-    rt.spawn(async move { serve_byte_stream(&l, &mut reader, &mut writer, &t).await }).forget();
-    (links, totals)
+    let (l, port, clock) = (links.clone(), FramedPort::new(storage.clone()), rt.clock());
+    rt.spawn(async move { port.serve(&mut reader, &mut writer, &clock, |link| l.offer(link)).await }).forget();
+    (links, storage)
 }
 
 /// A host session on `links`, its driver spawned.
@@ -129,7 +130,7 @@ fn reboot_run(seed: u64) -> Result<Outcome, SimStopped> {
             Either::Second(ended) => panic!("the second session's driver ended: {ended:?}"),
         };
         assert_clean("after the reboot", &report, REQUESTS);
-        let framed = *framed.lock().unwrap();
+        let framed = framed.stats();
         Outcome { end: h.clock().now(), before, after: second.stats(), framed }
     };
     rt.run(main, SIM_LIMIT)

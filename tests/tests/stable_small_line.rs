@@ -11,7 +11,7 @@ use std::time::Duration;
 use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg};
 use vox_link_embedded::{
-    FramedLink, FramedLinkStorage,
+    FramedLink, FramedLinkStorage, FramedPort,
     sim::{BytePipe, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
 };
 use vox_tests::stable_harness::TokioClock;
@@ -47,14 +47,8 @@ async fn serial_port(
 ) {
     let mut reader = PipeReader(from);
     let mut writer = NoisyWriter::new(PipeWriter(to), NoiseRates::uniform(noise_ppm), seed);
-    loop {
-        let Some((link, runner)) = storage.attach() else {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            continue;
-        };
-        links.offer(link).await;
-        let _ = runner.run(&mut reader, &mut writer).await;
-    }
+    // A byte pipe never fails: this serves for as long as the test runs.
+    let _ = FramedPort::new(storage).serve(&mut reader, &mut writer, &TokioClock, |link| links.offer(link)).await;
 }
 
 async fn exchange(conduit: TestConduit, n: u32) -> u32 {

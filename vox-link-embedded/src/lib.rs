@@ -28,5 +28,5 @@ mod serial_port_source;
 pub mod sim;
 pub mod usb;
 
-pub use framed::{FramedLink, FramedLinkStorage, FramedRunner};
+pub use framed::{FramedLink, FramedLinkStorage, FramedPort, FramedRunner};
 pub use memory::{MemoryLink, MemoryLinkPair};

@@ -36,13 +36,16 @@
 //! spawn it on embassy or tokio, or `join` it with the application. The link
 //! halves talk to it through embassy-sync primitives. It returns when the
 //! link ends (error, or both directions finished), leaving the byte stream
-//! to the caller, who may attach a new link to it.
+//! to the caller, who may attach a new link to it. [`FramedPort`] does
+//! that, link after link, on one byte stream.
 
 pub mod codec;
+mod port;
 mod runner;
 mod stats;
 mod storage;
 
+pub use port::FramedPort;
 pub use runner::{FramedRunner, FramedStatsHandle};
 pub use stats::FramedStats;
 pub use storage::FramedLinkStorage;

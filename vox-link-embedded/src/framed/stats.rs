@@ -28,3 +28,42 @@ pub struct FramedStats {
     /// Bytes discarded while resynchronising.
     pub discarded_bytes: u64,
 }
+
+/// Adds counters of another link (or port): totals over many links, each
+/// count saturating.
+///
+/// ```
+/// use vox_link_embedded::framed::FramedStats;
+///
+/// let mut total = FramedStats { frames_sent: 2, crc_errors: 1, ..FramedStats::default() };
+/// total += FramedStats { frames_sent: 3, ..FramedStats::default() };
+/// assert_eq!((total.frames_sent, total.crc_errors), (5, 1));
+/// ```
+impl core::ops::AddAssign for FramedStats {
+    fn add_assign(&mut self, other: Self) {
+        let Self {
+            frames_sent,
+            payload_bytes_sent,
+            wire_bytes_sent,
+            frames_received,
+            payload_bytes_received,
+            wire_bytes_received,
+            crc_errors,
+            oversize_frames,
+            malformed_frames,
+            resyncs,
+            discarded_bytes,
+        } = other;
+        self.frames_sent = self.frames_sent.saturating_add(frames_sent);
+        self.payload_bytes_sent = self.payload_bytes_sent.saturating_add(payload_bytes_sent);
+        self.wire_bytes_sent = self.wire_bytes_sent.saturating_add(wire_bytes_sent);
+        self.frames_received = self.frames_received.saturating_add(frames_received);
+        self.payload_bytes_received = self.payload_bytes_received.saturating_add(payload_bytes_received);
+        self.wire_bytes_received = self.wire_bytes_received.saturating_add(wire_bytes_received);
+        self.crc_errors = self.crc_errors.saturating_add(crc_errors);
+        self.oversize_frames = self.oversize_frames.saturating_add(oversize_frames);
+        self.malformed_frames = self.malformed_frames.saturating_add(malformed_frames);
+        self.resyncs = self.resyncs.saturating_add(resyncs);
+        self.discarded_bytes = self.discarded_bytes.saturating_add(discarded_bytes);
+    }
+}

@@ -40,24 +40,27 @@ impl<'d, D: Driver<'d>> PacketSink for Sender<'d, D> {
 /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 /// use embassy_usb::class::cdc_acm::CdcAcmClass;
 /// use embassy_usb::driver::Driver;
-/// use vox_link_embedded::FramedLinkStorage;
+/// use vox_link_embedded::{FramedLinkStorage, FramedPort};
 /// use vox_link_embedded::usb::{cdc_acm_stream, port_closed, port_opened};
+/// use vox_types::Clock;
 ///
 /// async fn serve_port<'d, D: Driver<'d>>(
 ///     class: CdcAcmClass<'d, D>,
 ///     read_buf: &'d mut [u8],
 ///     storage: &'static FramedLinkStorage<NoopRawMutex, 2, 256>,
+///     clock: impl Clock,
 /// ) {
 ///     let (mut rx, mut tx, control) = cdc_acm_stream(class, read_buf);
+///     let port = FramedPort::new(storage);
 ///     loop {
 ///         port_opened(&mut rx, &control).await;
 ///         tx.reset();
-///         // Attached once the conduit has dropped the previous link.
-///         let Some((link, runner)) = storage.attach() else { continue };
-///         // ... hand `link` to the conduit's link channel here ...
-///         # drop(link);
-///         // A close or an unplug ends this link; the session goes on.
-///         select(runner.run(&mut rx, &mut tx), port_closed(&control)).await;
+///         // One link per opening, attached once the conduit has dropped
+///         // the previous one; hand it to the conduit's link channel
+///         // (`|link| links.offer(link)`). A close or an unplug ends this
+///         // link; the session goes on.
+///         let one_link = port.run_link(&mut rx, &mut tx, &clock, |link| async move { drop(link) });
+///         select(one_link, port_closed(&control)).await;
 ///     }
 /// }
 /// ```

@@ -1,0 +1,22 @@
+"""vox_embedded: a Python implementation of the vox-embedded wire protocol,
+written from docs/PROTOCOL.md (version 1).
+
+This first slice holds the codecs only, no I/O and no state machines:
+
+* :mod:`vox_embedded.postcard`: the encoding primitives (section 1);
+* :mod:`vox_embedded.framing`: the framed link codec (section 2);
+* :mod:`vox_embedded.prologue`: the link prologue and its checks (section 3);
+* :mod:`vox_embedded.stable_frames`: the stable conduit's frames (section 6).
+
+Every decoder raises (or, for the frame decoder, reports) only subclasses
+of :class:`vox_embedded.errors.VoxError` on bad peer bytes.
+"""
+
+from __future__ import annotations
+
+from .errors import VoxError
+
+__all__ = ["VoxError", "PROTOCOL_VERSION"]
+
+#: The protocol version this package speaks.
+PROTOCOL_VERSION = 1

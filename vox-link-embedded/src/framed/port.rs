@@ -1,0 +1,121 @@
+//! `FramedPort`: keeps a framed link on one byte stream, link after link:
+//! attach a fresh link to the port's storage, hand it over, run it until
+//! it dies, and again; the storage's statistics add up across links.
+
+use super::{FramedLink, FramedLinkStorage, FramedStats};
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embedded_io_async::{Read, Write};
+use vox_types::{Clock, LinkError, StorageRef};
+
+/// Milliseconds to wait before trying again to attach while the previous
+/// link's halves are still alive (the conduit drops a dead link at once,
+/// so this is rare and short).
+const ATTACH_RETRY_MS: u64 = 1;
+
+/// One byte stream (a UART, a USB CDC-ACM connection, a socket) and the
+/// storage of the framed links that run on it, one at a time. No
+/// allocator, no executor: its methods are futures the application runs.
+///
+/// - [`serve`](Self::serve): links one after another until the stream
+///   itself ends or fails (a UART never does; a socket does).
+/// - [`run_link`](Self::run_link): one link (one USB connection).
+/// - [`stats`](Self::stats): counters summed over every link so far.
+///
+/// Each new link is handed to `offer`, typically a conduit's link source
+/// (`|link| links.offer(link)` on a `LinkChannel`).
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use vox_link_embedded::FramedPort;
+/// use vox_link_embedded::framed::FramedLinkStorage;
+///
+/// static STORAGE: FramedLinkStorage<CriticalSectionRawMutex, 2, 256> = FramedLinkStorage::new();
+/// let port = FramedPort::new(&STORAGE);
+/// // In the firmware's serial-port task, with the UART's halves and a
+/// // clock: `port.serve(&mut uart_rx, &mut uart_tx, &clock, |link| links.offer(link)).await`.
+/// assert_eq!(port.stats().frames_sent, 0);
+/// ```
+pub struct FramedPort<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
+    storage: StorageRef<FramedLinkStorage<M, SLOTS, MTU>>,
+}
+
+impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, SLOTS, MTU> {
+    /// A port whose links live in `storage` (a `static`, or an `Arc` with
+    /// `alloc`).
+    pub fn new(storage: impl Into<StorageRef<FramedLinkStorage<M, SLOTS, MTU>>>) -> Self {
+        Self { storage: storage.into() }
+    }
+
+    /// Counters of every link that ran on this port's storage.
+    pub fn stats(&self) -> FramedStats {
+        self.storage.stats()
+    }
+
+    /// Serves links on the stream until the stream ends or fails
+    /// ([`LinkError::Reset`] or [`LinkError::Io`], returned): after any
+    /// other end of a link (a corrupt frame, the conduit dropping it) a
+    /// fresh link is attached and offered, resynchronising at the next
+    /// frame delimiter. Drop the future to stop.
+    ///
+    /// The loop is written out here rather than calling
+    /// [`run_link`](Self::run_link): a nested future costs a Cortex-M
+    /// firmware about 240 B of flash.
+    // r[impl framed.io]
+    pub async fn serve<R, W, C, F, O>(&self, rx: &mut R, tx: &mut W, clock: &C, mut offer: F) -> LinkError
+    where
+        R: Read,
+        W: Write,
+        C: Clock,
+        F: FnMut(FramedLink<M, SLOTS, MTU>) -> O,
+        O: Future<Output = ()>,
+    {
+        loop {
+            let Some((link, runner)) = FramedLinkStorage::attach_in(self.storage.clone()) else {
+                clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+                continue;
+            };
+            offer(link).await;
+            match runner.run(rx, tx).await {
+                Err(e @ (LinkError::Reset | LinkError::Io(_))) => return e,
+                _ended => link_ended(&_ended),
+            }
+        }
+    }
+
+    /// One link on the stream: waits until the previous link's halves are
+    /// gone, hands a fresh link to `offer`, and runs it until it ends (how
+    /// is returned). For a stream that comes and goes, such as a USB port
+    /// the host opens and closes: one `run_link` per opening.
+    pub async fn run_link<R, W, C, O>(
+        &self,
+        rx: &mut R,
+        tx: &mut W,
+        clock: &C,
+        offer: impl FnOnce(FramedLink<M, SLOTS, MTU>) -> O,
+    ) -> Result<(), LinkError>
+    where
+        R: Read,
+        W: Write,
+        C: Clock,
+        O: Future<Output = ()>,
+    {
+        let (link, runner) = loop {
+            match FramedLinkStorage::attach_in(self.storage.clone()) {
+                Some(attached) => break attached,
+                None => clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await,
+            }
+        };
+        offer(link).await;
+        let ended = runner.run(rx, tx).await;
+        link_ended(&ended);
+        ended
+    }
+}
+
+#[cfg(feature = "defmt")]
+fn link_ended(ended: &Result<(), LinkError>) {
+    defmt::info!("framed link ended: {}", ended);
+}
+
+#[cfg(not(feature = "defmt"))]
+fn link_ended(_ended: &Result<(), LinkError>) {}
