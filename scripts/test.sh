@@ -72,12 +72,13 @@ step "Python: the second implementation's codecs against docs/PROTOCOL.md (stand
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "python3 >= 3.11 is needed")'
 python3 -m unittest discover -s python/tests -t python
 
-step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line) and the README demo"
+step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line), the README demo, the gateway example"
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
 cargo test --release -p vox-conduit-stable --test simulation -- --nocapture
 cargo run --release -p vox-examples --bin demo -- --messages 2000
 cargo run --release -p vox-examples --bin demo -- --messages 200000 --time-limit 120
 cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
+cargo run --release -p vox-examples --bin gateway -- 64 100
 
 step "MSRV $MSRV: check the workspace and the firmware, test vox-types"
 cargo "+$MSRV" check --quiet --workspace --all-targets --all-features
@@ -91,5 +92,16 @@ step "Miri: vox-types, the in-memory link, the stable conduit's lent receive rin
 cargo +nightly miri test -p vox-types --all-features
 cargo +nightly miri test -p vox-link-embedded --features std
 cargo +nightly miri test -p vox-conduit-stable --lib -- stable_storage session::tests
+
+step "crates.io: cargo package (verified, default then all features) of the library crates; serial on Windows and macOS"
+package_args=()
+for krate in "${LIBRARY_CRATES[@]}"; do package_args+=(-p "$krate"); done
+cargo package --quiet --allow-dirty --target-dir /tmp/pkg-target "${package_args[@]}"
+cargo package --quiet --allow-dirty --all-features --target-dir /tmp/pkg-target "${package_args[@]}"
+rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin >/dev/null 2>&1 ||
+  rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin
+for target in x86_64-pc-windows-gnu x86_64-apple-darwin; do
+  cargo check --quiet -p vox-link-embedded --features serial --target "$target" --target-dir /tmp/xcheck-target
+done
 
 step "all checks passed in $((SECONDS - started)) s"

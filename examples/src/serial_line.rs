@@ -7,6 +7,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_async::Write;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -43,7 +44,8 @@ pub struct LineConfig {
     pub cut_every_frames: u32,
     /// Seed of the noise.
     pub seed: u64,
-    /// Print a live progress line.
+    /// Print progress on stderr: a line redrawn in place on a terminal,
+    /// a plain line every two seconds otherwise (a log, a pipe).
     pub progress: bool,
     /// Give up after this long; `None`: [`LineConfig::default_limit`].
     pub time_limit: Option<Duration>,
@@ -143,7 +145,7 @@ async fn receive_all(rx: &mut impl ConduitRx<Msg = DemoFamily>, counter: &Atomic
 fn progress_line(sent: u32, to_device: u32, to_host: u32, host: &Stats, device: &Stats, start: Instant) -> String {
     let (h, d) = (host.get(), device.get());
     format!(
-        "\r  host->device {to_device:>7}/{sent}  device->host {to_host:>7}/{sent}  reattachments {:>4}  replays {:>5}  {:>5.1} s",
+        "  host->device {to_device:>7}/{sent}  device->host {to_host:>7}/{sent}  reattachments {:>4}  replays {:>5}  {:>5.1} s",
         h.reattachments + d.reattachments,
         h.replays + d.replays,
         start.elapsed().as_secs_f64()
@@ -213,9 +215,12 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
             receive_all(&mut device_rx, &to_device, &bad)
         );
     };
+    // Redrawn in place only on a terminal: a log gets whole lines.
+    let terminal = std::io::stderr().is_terminal();
     let progress = async {
+        let every = if terminal { Duration::from_millis(200) } else { Duration::from_secs(2) };
         loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(every).await;
             if cfg.progress {
                 let line = progress_line(
                     cfg.messages,
@@ -225,7 +230,11 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
                     &device_stats,
                     start,
                 );
-                eprint!("{line}");
+                if terminal {
+                    eprint!("\r{line}");
+                } else {
+                    eprintln!("{line}");
+                }
             }
         }
     };
@@ -242,7 +251,8 @@ pub async fn run_line(cfg: LineConfig) -> Result<LineReport, ConfigError> {
     let device_result = tokio::time::timeout(Duration::from_secs(5), device_task).await.ok().and_then(Result::ok);
     if cfg.progress {
         eprintln!(
-            "{}",
+            "{}{}",
+            if terminal { "\r" } else { "" },
             progress_line(
                 cfg.messages,
                 to_device.load(Ordering::Relaxed),

@@ -6,6 +6,17 @@
 //! send:     reserve → serialized_size → alloc(exactly that) → postcard::to_slice in the slot → commit
 //! receive:  link payload → SelfRef<Msg<'static>> whose &str / &[u8] point into the payload
 //! ```
+//!
+//! Every feature is off by default; `#![no_std]` and no allocator without
+//! them.
+//!
+//! | feature | effect |
+//! |---------|--------|
+//! | `alloc` | `BareAcceptor`: concurrent handshakes under a deadline, a cap on connections held; `Arc` backings in vox-types |
+//! | `std`   | host builds: std's `critical-section` and `std::io::Error` conversions; implies `alloc` |
+//! | `send`  | `MaybeSend`/`MaybeSync` mean `Send`/`Sync` (multi-threaded executors such as tokio) |
+//! | `defmt` | `defmt::Format` on [`BareError`] and the vox-types errors |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // r[impl port.targets]
 #![no_std]
 

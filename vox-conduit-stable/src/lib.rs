@@ -29,6 +29,18 @@
 //! The wire format of one link payload (postcard): see [`wire`] and
 //! `docs/PROTOCOL.md`.
 //!
+//! # Feature flags
+//!
+//! Every feature is off by default; `#![no_std]` and no allocator without
+//! them.
+//!
+//! | feature | effect |
+//! |---------|--------|
+//! | `alloc` | [`StableStorage`] in an `Arc`; `StableAcceptor` (concurrent handshakes, sessions routed by resume key) and `SharedLinkChannel` |
+//! | `std`   | host builds: std's `critical-section` and `std::io::Error` conversions; implies `alloc` |
+//! | `send`  | `MaybeSend`/`MaybeSync` mean `Send`/`Sync` (multi-threaded executors such as tokio) |
+//! | `defmt` | `defmt::Format` on errors; session state changes (attached, reattached, link lost, ended) logged with defmt |
+//!
 //! # Threat model
 //!
 //! A resume key (16 random bytes, new at every handshake) **names** a
@@ -51,6 +63,7 @@
 //! way across 4 cut connections, and a relay with another certificate
 //! refused). A serial line or USB cable between a host and its device is
 //! usually trusted as it is.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // r[impl host.threat-model]
 // r[impl port.targets]
 #![no_std]

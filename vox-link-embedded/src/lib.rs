@@ -10,6 +10,22 @@
 //!   the host (with `embassy-usb`: on embassy-usb's CDC-ACM class).
 //! - `host` (feature `tokio`): TCP and serial-port link sources and a
 //!   timer, for host programs.
+//!
+//! Every feature is off by default; `#![no_std]` and no allocator without
+//! them.
+//!
+//! | feature | effect |
+//! |---------|--------|
+//! | `alloc` | `Arc`-backed link storage (`new_shared` on [`MemoryLinkPair`] and [`FramedLinkStorage`]); [`sim`]'s memory link sources and `SimClock` |
+//! | `std`   | host builds: std's `critical-section` and `std::io::Error` conversions; implies `alloc` and `fast-codec` |
+//! | `send`  | `MaybeSend`/`MaybeSync` mean `Send`/`Sync` (multi-threaded executors such as tokio) |
+//! | `defmt` | `defmt::Format` on errors and [`FramedStats`](framed::FramedStats); [`FramedPort`] logs how each link ended |
+//! | `small-crc` | the frame CRC without its 1 KiB table (small flash) |
+//! | `fast-codec` | host speed for the frame codec: `crc32fast` and `memchr`, 4 KiB runner buffers; implied by `std` |
+//! | `tokio` | module `host`: TCP dialer and listener link sources, framed links on tokio byte streams, `TokioClock`; implies `std` and `send` |
+//! | `embassy-usb` | `usb::cdc_acm_stream`: a reader and a packet writer on embassy-usb's CDC-ACM class |
+//! | `serial` | `host::SerialPortSource`: a serial-port link source on tokio-serial; implies `tokio` |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // r[impl port.targets]
 #![no_std]
 

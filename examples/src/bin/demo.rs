@@ -12,7 +12,7 @@
 
 use vox_examples::qemu::Board;
 use vox_examples::qemu_demo::{run_port_demo, run_qemu_demo};
-use vox_examples::serial_line::{LineConfig, run_line};
+use vox_examples::serial_line::{LineConfig, LineReport, run_line};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -130,7 +130,7 @@ async fn main() {
         format!("{}/{}/{}", r.noise.flipped, r.noise.dropped, r.noise.inserted),
         f64::from(r.delivered_to_device + r.delivered_to_host) / secs
     );
-    println!("\nsessions ended: host {:?}, device {:?}; {:.2} s", r.host_result, r.device_result, secs);
+    print_summary(&r, lost, secs);
     if std::env::var_os("VOX_DEMO_DEBUG").is_some() {
         println!("host   {:?}\ndevice {:?}\nframed {:?}", r.host, r.device, r.framed);
     }
@@ -138,17 +138,67 @@ async fn main() {
         && r.misordered_or_duplicated == 0
         && r.host_result == Some(Ok(()))
         && r.device_result == Some(Ok(()));
-    if !ok {
-        let limit = cfg.time_limit.unwrap_or_else(|| cfg.default_limit());
-        if r.elapsed >= limit && r.misordered_or_duplicated == 0 {
-            eprintln!(
-                "demo stopped at its time limit of {} s before every message arrived (nothing out of order); \
-                 give it more with --time-limit SECONDS",
-                limit.as_secs()
-            );
-        } else {
-            eprintln!("demo FAILED");
-        }
-        std::process::exit(1);
+    if ok {
+        println!("PASS: every message arrived exactly once and in order, and both sessions finished.");
+        return;
     }
+    let limit = cfg.time_limit.unwrap_or_else(|| cfg.default_limit());
+    if r.elapsed >= limit && r.misordered_or_duplicated == 0 {
+        println!(
+            "FAIL: the demo stopped at its time limit of {} s before every message arrived (none out of order); \
+             give it more with --time-limit SECONDS.",
+            limit.as_secs()
+        );
+    } else {
+        println!(
+            "FAIL: {lost} messages lost, {} out of order or twice; sessions ended {}.",
+            r.misordered_or_duplicated,
+            ended(&r)
+        );
+    }
+    std::process::exit(1);
+}
+
+/// How the two sessions ended, in words.
+fn ended(r: &LineReport) -> String {
+    let one = |e: &Option<Result<(), vox_conduit_stable::SessionError>>| match e {
+        Some(Ok(())) => "finished".to_string(),
+        Some(Err(e)) => format!("with an error ({e})"),
+        None => "still running".to_string(),
+    };
+    format!("host {}, device {}", one(&r.host_result), one(&r.device_result))
+}
+
+/// The last lines: what happened, in sentences.
+fn print_summary(r: &LineReport, lost: u64, secs: f64) {
+    let delivered = u64::from(r.delivered_to_device) + u64::from(r.delivered_to_host);
+    let faults = u64::from(r.cuts) + u64::from(r.framed.crc_errors) + u64::from(r.framed.malformed_frames);
+    println!();
+    println!(
+        "{} messages sent ({} each way), {delivered} delivered exactly once and in order, {lost} lost.",
+        2 * u64::from(r.sent),
+        r.sent
+    );
+    println!(
+        "The line was cut {} times and noise hit {} bytes ({} flipped, {} dropped, {} inserted), so {} frames \
+         arrived corrupt. The conduits reattached {} times: a corrupt frame ends the link under both sides, and \
+         each side counts its own reattachment (about two per corrupt frame).",
+        r.cuts,
+        r.noise.flipped + r.noise.dropped + r.noise.inserted,
+        r.noise.flipped,
+        r.noise.dropped,
+        r.noise.inserted,
+        u64::from(r.framed.crc_errors) + u64::from(r.framed.malformed_frames),
+        r.host.reattachments + r.device.reattachments
+    );
+    if faults > 0 {
+        println!(
+            "Replays: {} data frames sent again after a reattachment, because the peer had not acknowledged \
+             them; gaps: {} frames that skipped a sequence number (a frame lost inside a link), each ending that \
+             link so the replay fills the hole.",
+            r.host.replays + r.device.replays,
+            r.host.gaps + r.device.gaps
+        );
+    }
+    println!("Rate: {:.0} messages/s over {secs:.2} s; sessions ended: {}.", delivered as f64 / secs, ended(r));
 }
