@@ -1,5 +1,5 @@
 //! Conduit conformance kit: executor-agnostic async checks of every
-//! `conduit.*` rule of SPEC §6, written once against the `Conduit` traits.
+//! `conduit.*` requirement of the conduit contract, written once against the `Conduit` traits.
 
 use futures::FutureExt;
 use postcard_schema::Schema;

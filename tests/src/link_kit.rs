@@ -1,5 +1,5 @@
 //! Link conformance kit: executor-agnostic async checks of every `link.*`
-//! rule of SPEC §2, written once against the `Link` traits.
+//! rule of the link contract (the `link.*` requirements), written once against the `Link` traits.
 //!
 //! An implementation provides a [`LinkHarness`]; [`check_all`] runs every
 //! check on fresh pairs. The checks use only `futures` combinators, so they

@@ -141,7 +141,8 @@ pub enum ConfigError {
     /// The largest data frame (`max_message` plus
     /// [`MAX_HEADER`](crate::wire::MAX_HEADER)) does not fit the link's
     /// payload. Found when a link is attached, before anything is sent on
-    /// it.
+    /// it (or, on a link whose maximum payload is smaller than it said,
+    /// when a frame does not fit).
     LinkTooSmall {
         /// Bytes a data frame may need.
         needed: usize,

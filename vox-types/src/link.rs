@@ -6,7 +6,7 @@ use core::task::{Context, Poll};
 
 /// A bidirectional carrier of whole payloads (frames) of bytes.
 ///
-/// Rules every implementation follows (SPEC §2): one committed payload is
+/// Rules every implementation follows (the link contract): one committed payload is
 /// received as exactly one payload, in commit order, without duplicates;
 /// zero-length payloads are payloads; a graceful close is seen by the peer as
 /// end-of-stream after every earlier payload; after an Rx error the link is

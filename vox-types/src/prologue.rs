@@ -1,4 +1,4 @@
-//! The link prologue: first payload each way on a fresh link (SPEC §5).
+//! The link prologue: first payload each way on a fresh link (`docs/PROTOCOL.md` §3).
 //!
 //! Wire layout (postcard): magic `[u8; 4]` = `b"VOXE"`, protocol version
 //! (`u16` varint), mode (`u8`: 0 bare, 1 stable), role (`u8`: 0 initiator,
