@@ -4,7 +4,7 @@
 
 use crate::framed_tcp::ExampleLink;
 use tokio::net::{TcpListener, TcpStream};
-use vox_conduit_bare::{BareAcceptor, BareAcceptorRunner, BareConduit, BareError, CountedLink};
+use vox_conduit_bare::{BareAcceptor, BareAcceptorRunner, BareConduit, ConnectError, CountedLink};
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, answer, sensor_value};
 use vox_link_embedded::host::{TcpListenerSource, TokioClock, spawn_framed};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, SessionRole};
@@ -14,6 +14,9 @@ use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkError, Sessi
 pub type ServerConduit = BareConduit<CountedLink<ExampleLink>, DemoFamily>;
 /// The client's conduit.
 pub type ClientConduit = BareConduit<ExampleLink, DemoFamily>;
+
+/// Any error of the example's loops (sending, receiving).
+pub type ExampleError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Handshakes at once at most.
 pub const PENDING: usize = 32;
@@ -32,15 +35,15 @@ pub fn acceptor(
 
 /// Dials a bare conduit, refused typed (schema, mode, version) or
 /// bounded by the handshake timeout.
-pub async fn dial(addr: std::net::SocketAddr) -> Result<ClientConduit, BareError> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| BareError::Link(LinkError::Io(e.kind().into())))?;
-    let (link, _runner) = spawn_framed(stream).map_err(BareError::Link)?;
+pub async fn dial(addr: std::net::SocketAddr) -> Result<ClientConduit, ConnectError> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| ConnectError::Link(LinkError::Io(e.kind().into())))?;
+    let (link, _runner) = spawn_framed(stream)?;
     BareConduit::connect_within(link, SessionRole::Initiator, TokioClock, HANDSHAKE_TIMEOUT_MS).await
 }
 
 /// Serves one conduit like a device: answers every request and streams
 /// `telemetry` samples alongside. Returns when the host closes.
-pub async fn serve(conduit: ServerConduit, telemetry: u32) -> Result<(), BareError> {
+pub async fn serve(conduit: ServerConduit, telemetry: u32) -> Result<(), ExampleError> {
     let (tx, mut rx) = conduit.split();
     let answer = async {
         let mut outputs = 0u32;
@@ -49,14 +52,14 @@ pub async fn serve(conduit: ServerConduit, telemetry: u32) -> Result<(), BareErr
                 tx.reserve().await?.send(reply)?;
             }
         }
-        Ok::<_, BareError>(())
+        Ok::<_, ExampleError>(())
     };
     let stream = async {
         for seq in 0..telemetry {
             let sample = DemoMsg::Telemetry { seq, millivolts: 3300 - (seq % 100) as u16, label: "vbat" };
             tx.reserve().await?.send(sample)?;
         }
-        Ok::<_, BareError>(())
+        Ok::<_, ExampleError>(())
     };
     let (answered, streamed) = tokio::join!(answer, stream);
     answered.and(streamed)
@@ -82,7 +85,7 @@ pub struct ClientReport {
 
 /// Sends `requests` commands (pipelined), checks every reply, and counts
 /// `telemetry` samples; closes when both are complete.
-pub async fn run_client(conduit: ClientConduit, requests: u32, telemetry: u32) -> Result<ClientReport, BareError> {
+pub async fn run_client(conduit: ClientConduit, requests: u32, telemetry: u32) -> Result<ClientReport, ExampleError> {
     let (tx, mut rx) = conduit.split();
     let payload = |id: u32| -> Vec<u8> { id.to_le_bytes().repeat(1 + (id as usize % 8)) };
     let send = async {
@@ -90,7 +93,7 @@ pub async fn run_client(conduit: ClientConduit, requests: u32, telemetry: u32) -
             let echo = payload(id);
             tx.reserve().await?.send(DemoMsg::Request { id, command: command(id, &echo) })?;
         }
-        Ok::<_, BareError>(())
+        Ok::<_, ExampleError>(())
     };
     let receive = async {
         let mut report = ClientReport { replies: 0, telemetry: 0 };
@@ -115,7 +118,7 @@ pub async fn run_client(conduit: ClientConduit, requests: u32, telemetry: u32) -
                 DemoMsg::Request { .. } => {}
             }
         }
-        Ok::<_, BareError>(report)
+        Ok::<_, ExampleError>(report)
     };
     let (sent, report) = tokio::join!(send, receive);
     sent?;

@@ -116,7 +116,7 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     // A client beyond the cap gets a typed error at once, not a hang.
     let refused = tokio::time::timeout(Duration::from_secs(5), dial(addr)).await.expect("at once");
     assert!(
-        matches!(refused, Err(vox_conduit_bare::BareError::Handshake(_) | vox_conduit_bare::BareError::Link(_))),
+        matches!(refused, Err(vox_conduit_bare::ConnectError::Refused(_) | vox_conduit_bare::ConnectError::Link(_))),
         "typed: {:?}",
         refused.err()
     );

@@ -4,7 +4,7 @@
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use futures::FutureExt;
-use vox_conduit_bare::{BareConduit, BareError};
+use vox_conduit_bare::{BareConduit, ConnectError, RecvError, SendError};
 use vox_link_embedded::{MemoryLink, MemoryLinkPair, sim::FaultPlan};
 use vox_tests::bare_harness::BareHarness;
 use vox_tests::conduit_kit::{self, KitFamily, kit_msg, send_msg};
@@ -105,15 +105,15 @@ fn conduit_reports_the_link_failure_and_stays_dead() {
         for id in 0..3 {
             send_msg(&atx, kit_msg(id, "x")).await; // the third is lost with the link
         }
-        assert!(matches!(atx.reserve().await, Err(BareError::Link(LinkError::Reset))));
-        assert!(matches!(atx.reserve().await, Err(BareError::Link(LinkError::Reset))), "stays dead");
+        assert!(matches!(atx.reserve().await, Err(SendError::Link(LinkError::Reset))));
+        assert!(matches!(atx.reserve().await, Err(SendError::Link(LinkError::Reset))), "stays dead");
         for id in 0..2 {
             conduit_kit::expect_msg(&mut brx, &kit_msg(id, "x")).await;
         }
         for _ in 0..3 {
-            assert!(matches!(brx.recv().await, Err(BareError::Link(LinkError::Reset))));
+            assert!(matches!(brx.recv().await, Err(RecvError::Link(LinkError::Reset))));
         }
-        assert!(matches!(btx.reserve().await, Err(BareError::Link(LinkError::Reset))));
+        assert!(matches!(btx.reserve().await, Err(SendError::Link(LinkError::Reset))));
         // What a layer above any conduit sees: the link is lost.
         assert_eq!(btx.reserve().await.err().map(|e| e.kind()), Some(ErrorKind::LinkLost));
         assert_eq!(brx.recv().await.err().map(|e| e.kind()), Some(ErrorKind::LinkLost));
@@ -122,7 +122,7 @@ fn conduit_reports_the_link_failure_and_stays_dead() {
 
 #[test]
 fn errors_are_sent_on_both_halves_and_display_plainly() {
-    let e = BareError::Decode { family: "KitMsg", error: postcard::Error::DeserializeUnexpectedEnd };
+    let e = RecvError::Decode { family: "KitMsg", error: postcard::Error::DeserializeUnexpectedEnd };
     assert!(e.to_string().contains("not a valid KitMsg message"));
     futures::executor::block_on(async {
         let (a, b) = connected().await;
@@ -151,7 +151,7 @@ fn prologue_refusals_are_typed_on_both_sides() {
         let (kit, other) = (KitFamily::FINGERPRINT, OtherFamily::FINGERPRINT);
         assert_ne!(kit, other);
         let expect = |local: SchemaFingerprint, peer: SchemaFingerprint| {
-            BareError::Handshake(HandshakeError::Prologue(PrologueError::SchemaMismatch { local, peer }))
+            ConnectError::Refused(PrologueError::SchemaMismatch { local, peer })
         };
         assert_eq!(ra.err(), Some(expect(kit, other)));
         assert_eq!(rb.err(), Some(expect(other, kit)));
@@ -165,7 +165,7 @@ fn prologue_refusals_are_typed_on_both_sides() {
             exchange_prologue(&btx, &mut brx, &stable)
         );
         let mismatch = PrologueError::ModeMismatch { local: ConduitMode::Bare, peer: ConduitMode::Stable };
-        assert_eq!(ra.err(), Some(BareError::Handshake(HandshakeError::Prologue(mismatch))));
+        assert_eq!(ra.err(), Some(ConnectError::Refused(mismatch)));
         assert!(matches!(rb, Err(HandshakeError::Prologue(PrologueError::ModeMismatch { .. }))));
 
         // Garbage, another version, silence then close: typed errors.
@@ -178,13 +178,13 @@ fn prologue_refusals_are_typed_on_both_sides() {
             let feed = vox_tests::link_kit::send(&btx, first);
             let (ra, fed) = futures::join!(BareConduit::<_, KitFamily>::connect(a, SessionRole::Initiator), feed);
             fed.unwrap();
-            assert_eq!(ra.as_ref().err(), Some(&BareError::Handshake(HandshakeError::Prologue(expected))));
+            assert_eq!(ra.as_ref().err(), Some(&ConnectError::Refused(expected)));
             assert_eq!(ra.err().map(|e| e.kind()), Some(ErrorKind::Refused));
         }
         let (a, b) = MemPair::new_shared();
         drop(b);
         let ra = BareConduit::<_, KitFamily>::connect(a, SessionRole::Initiator).await;
-        assert!(matches!(ra.err(), Some(BareError::Handshake(HandshakeError::Link(_) | HandshakeError::PeerClosed))));
+        assert!(matches!(ra.err(), Some(ConnectError::Link(_) | ConnectError::PeerClosed)));
     });
 }
 
@@ -194,7 +194,7 @@ async fn silent_peer_times_out_with_the_application_timer() {
     use vox_link_embedded::host::TokioClock;
     let (a, _b) = MemPair::new_shared();
     let r = BareConduit::<_, KitFamily>::connect_within(a, SessionRole::Initiator, TokioClock, 50).await;
-    assert_eq!(r.as_ref().err(), Some(&BareError::Handshake(HandshakeError::TimedOut)));
+    assert_eq!(r.as_ref().err(), Some(&ConnectError::TimedOut));
     assert_eq!(r.err().map(|e| e.kind()), Some(ErrorKind::LinkLost), "a silent peer may answer next time");
 }
 
@@ -275,7 +275,7 @@ fn the_bare_stream_yields_a_link_failure_once_then_ends() {
             items.push(item.map(|m| m.get::<KitFamily>().id));
         }
         assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 2, "{items:?}");
-        assert!(matches!(items.last(), Some(Err(BareError::Link(_)))), "one error, then the end: {items:?}");
+        assert!(matches!(items.last(), Some(Err(RecvError::Link(_)))), "one error, then the end: {items:?}");
         assert!(brx.next().await.is_none());
     });
 }

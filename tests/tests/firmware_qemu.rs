@@ -275,7 +275,7 @@ async fn assert_device_refused(qemu: Qemu, elf: &std::path::Path, what: &str) {
 /// A bare host against the stable device: both refuse the mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_host_and_the_stable_device_refuse_each_other_for_the_mode() {
-    use vox_types::{HandshakeError, PrologueError};
+    use vox_types::PrologueError;
     let (serial, qemu, elf) = refusing_device().await;
     let mut links = serial.links.receiver();
     let link = vox_types::LinkSource::next_link(&mut links).await.unwrap();
@@ -291,10 +291,7 @@ async fn a_bare_host_and_the_stable_device_refuse_each_other_for_the_mode() {
     .expect("in time");
     let took = started.elapsed();
     assert!(
-        matches!(
-            &bare,
-            Err(vox_conduit_bare::BareError::Handshake(HandshakeError::Prologue(PrologueError::ModeMismatch { .. })))
-        ),
+        matches!(&bare, Err(vox_conduit_bare::ConnectError::Refused(PrologueError::ModeMismatch { .. }))),
         "{:?}",
         bare.err()
     );

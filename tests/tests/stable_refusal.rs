@@ -5,7 +5,7 @@
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use std::sync::Arc;
 use std::time::Duration;
-use vox_conduit_bare::{BareConduit, BareError};
+use vox_conduit_bare::{BareConduit, ConnectError};
 use vox_conduit_stable::{SendError, SessionError, StableAcceptor, StableConduit};
 use vox_demo_protocol::DemoFamily;
 use vox_link_embedded::{MemoryLink, sim::memory_link_source};
@@ -71,7 +71,11 @@ async fn a_bare_peer_and_a_stable_peer_refuse_each_other_for_the_mode() {
         .await
         .expect("quick");
     let mode = |e: &HandshakeError| matches!(e, HandshakeError::Prologue(PrologueError::ModeMismatch { .. }));
-    assert!(matches!(&bare, Err(BareError::Handshake(e)) if mode(e)), "bare: {:?}", bare.err());
+    assert!(
+        matches!(&bare, Err(ConnectError::Refused(e)) if mode(&HandshakeError::Prologue(*e))),
+        "bare: {:?}",
+        bare.err()
+    );
     let stable = tokio::time::timeout(QUICK, stable).await.expect("quick").unwrap();
     assert!(matches!(&stable, Err(SessionError::Refused(e)) if mode(e)), "stable: {stable:?}");
 }

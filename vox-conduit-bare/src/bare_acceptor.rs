@@ -17,7 +17,7 @@
 //! - At most 4 accepted conduits wait for [`BareAcceptor::accept`]; a
 //!   conduit beyond that is closed (counted as `busy`).
 
-use crate::{BareConduit, BareError};
+use crate::{BareConduit, ConnectError};
 use alloc::sync::Arc;
 use core::cell::{Cell, RefCell};
 use core::future::{Future, poll_fn};
@@ -27,8 +27,8 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
 use heapless::Deque;
 use vox_types::{
-    AcceptEvent, Backing, Clock, ConduitAcceptor, HandshakeError, Link, LinkError, LinkRx, LinkSource, LinkTx,
-    MaybeSend, MsgFamily, PendingHandshakes, SessionRole,
+    AcceptEvent, Backing, Clock, ConduitAcceptor, Link, LinkError, LinkRx, LinkSource, LinkTx, MaybeSend, MsgFamily,
+    PendingHandshakes, SessionRole,
 };
 
 /// Accepted conduits waiting for `accept` at most.
@@ -163,6 +163,32 @@ where
     /// An acceptor on `source` and its runner: `PENDING` handshakes at once,
     /// each within `timeout_ms` of `clock`, at most `max_connections` links
     /// held.
+    ///
+    /// ```
+    /// use embassy_futures::select::{Either, select};
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use vox_conduit_bare::{BareAcceptor, BareConduit};
+    /// use vox_link_embedded::sim::{SimClock, memory_link_source};
+    /// use vox_types::{ConduitAcceptor, LinkSource, SessionRole};
+    /// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+    /// # struct Ping(u32);
+    /// # vox_types::msg_family!(PingFamily => Ping);
+    ///
+    /// let (mut dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+    /// // 4 handshakes at once, each within 1 s, at most 16 connections held.
+    /// let (mut acceptor, runner) =
+    ///     BareAcceptor::<_, PingFamily>::new::<_, _, 4>(listener, SimClock::new(), 1_000, 16);
+    /// futures::executor::block_on(async {
+    ///     let client = async {
+    ///         let link = dialer.next_link().await.unwrap();
+    ///         BareConduit::<_, PingFamily>::connect(link, SessionRole::Initiator).await
+    ///     };
+    ///     let serving = select(runner.run(), async { futures::join!(acceptor.accept(), client) });
+    ///     let Either::Second((accepted, client)) = serving.await else { panic!("the runner stopped") };
+    ///     assert!(accepted.is_ok() && client.is_ok());
+    ///     assert_eq!(acceptor.stats().accepted, 1);
+    /// });
+    /// ```
     #[allow(clippy::new_ret_no_self)]
     pub fn new<S, D, const PENDING: usize>(
         source: S,
@@ -207,11 +233,11 @@ where
     Self: MaybeSend,
 {
     type Conduit = BareConduit<CountedLink<L>, F>;
-    type Error = BareError;
+    type Error = ConnectError;
 
     /// The next accepted conduit (its prologues exchanged);
     /// `Link(Closed)` once the runner stopped.
-    fn accept(&mut self) -> impl Future<Output = Result<Self::Conduit, BareError>> + MaybeSend + '_ {
+    fn accept(&mut self) -> impl Future<Output = Result<Self::Conduit, ConnectError>> + MaybeSend + '_ {
         poll_fn(|cx| {
             self.shared.lock(|s| {
                 let mut s = s.borrow_mut();
@@ -219,7 +245,7 @@ where
                     return Poll::Ready(Ok(c));
                 }
                 if s.closed {
-                    return Poll::Ready(Err(BareError::Link(LinkError::Closed)));
+                    return Poll::Ready(Err(ConnectError::Link(LinkError::Closed)));
                 }
                 s.waker.register(cx.waker());
                 Poll::Pending
@@ -283,7 +309,7 @@ where
                                     Some(unqueued)
                                 }
                             },
-                            Err(BareError::Handshake(HandshakeError::TimedOut)) => {
+                            Err(ConnectError::TimedOut) => {
                                 s.stats.timed_out += 1;
                                 None
                             }

@@ -1,11 +1,9 @@
 //! `BareConduit`: connects a link with the prologue and splits into halves.
 
-use crate::{BareError, BareRx, BareTx};
+use crate::{BareRx, BareTx, ConnectError};
 use core::marker::PhantomData;
 use embassy_futures::select::{Either, select};
-use vox_types::{
-    Clock, Conduit, ConduitMode, HandshakeError, Link, MsgFamily, Prologue, SessionRole, exchange_prologue,
-};
+use vox_types::{Clock, Conduit, ConduitMode, Link, MsgFamily, Prologue, SessionRole, exchange_prologue};
 
 /// Typed messages of family `F` over link `L`; dies with the link.
 pub struct BareConduit<L: Link, F: MsgFamily> {
@@ -25,7 +23,7 @@ impl<L: Link, F: MsgFamily> BareConduit<L, F> {
     /// [`connect_within`](Self::connect_within) for a time limit.
     // r[impl prologue.mode]
     // r[impl prologue.schema]
-    pub async fn connect(link: L, role: SessionRole) -> Result<Self, BareError> {
+    pub async fn connect(link: L, role: SessionRole) -> Result<Self, ConnectError> {
         let (tx, mut rx) = link.split();
         let local = Prologue::new(ConduitMode::Bare, role, F::FINGERPRINT);
         let peer = exchange_prologue(&tx, &mut rx, &local).await?;
@@ -33,18 +31,41 @@ impl<L: Link, F: MsgFamily> BareConduit<L, F> {
     }
 
     /// [`connect`](Self::connect), failing with
-    /// [`HandshakeError::TimedOut`] after `timeout_ms` milliseconds of
+    /// [`ConnectError::TimedOut`] after `timeout_ms` milliseconds of
     /// `clock`.
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use vox_conduit_bare::{BareConduit, ConnectError};
+    /// use vox_link_embedded::MemoryLinkPair;
+    /// use vox_link_embedded::sim::SimClock;
+    /// use vox_types::SessionRole;
+    /// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+    /// # struct Ping(u32);
+    /// # vox_types::msg_family!(PingFamily => Ping);
+    ///
+    /// // A peer that never speaks: the handshake gives up at its deadline.
+    /// let (link, _silent) = MemoryLinkPair::<CriticalSectionRawMutex, 2, 64>::new_shared();
+    /// let clock = SimClock::new();
+    /// let connecting = BareConduit::<_, PingFamily>::connect_within(link, SessionRole::Initiator, clock.clone(), 500);
+    /// let mut connecting = core::pin::pin!(connecting);
+    /// let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// assert!(connecting.as_mut().poll(&mut cx).is_pending());
+    /// clock.advance_to_next(); // 500 ms later, without waiting
+    /// let refused = connecting.as_mut().poll(&mut cx);
+    /// assert!(matches!(refused, core::task::Poll::Ready(Err(ConnectError::TimedOut))));
+    /// # use core::future::Future;
+    /// ```
     pub async fn connect_within(
         link: L,
         role: SessionRole,
         clock: impl Clock,
         timeout_ms: u32,
-    ) -> Result<Self, BareError> {
+    ) -> Result<Self, ConnectError> {
         let deadline = clock.now() + core::time::Duration::from_millis(u64::from(timeout_ms));
         match select(Self::connect(link, role), clock.sleep_until(deadline)).await {
             Either::First(result) => result,
-            Either::Second(()) => Err(BareError::Handshake(HandshakeError::TimedOut)),
+            Either::Second(()) => Err(ConnectError::TimedOut),
         }
     }
 

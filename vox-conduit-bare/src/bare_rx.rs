@@ -1,6 +1,6 @@
 //! `BareRx`: the receiving half, decoding zero-copy into `SelfRef`.
 
-use crate::BareError;
+use crate::RecvError;
 use crate::bare_conduit::Family;
 use core::task::{Context, Poll};
 use vox_types::{ConduitRx, LinkError, LinkRx, MsgFamily, RecvResult, SelfRef, decode_message};
@@ -27,15 +27,15 @@ where
     F: MsgFamily,
 {
     type Msg = F;
-    type Error = BareError;
+    type Error = RecvError;
 
     /// The next message, its borrowed fields pointing into the received
     /// payload; `Ok(None)` once the peer closed. A payload that does not
-    /// decode is [`BareError::Decode`] and the conduit stays usable; a link
-    /// failure is [`BareError::Link`], now and on every later call.
+    /// decode is [`RecvError::Decode`] and the conduit stays usable; a link
+    /// failure is [`RecvError::Link`], now and on every later call.
     // r[impl conduit.recv]
     // r[impl conduit.zero-copy]
-    async fn recv(&mut self) -> RecvResult<F, BareError> {
+    async fn recv(&mut self) -> RecvResult<F, RecvError> {
         core::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 }
@@ -43,9 +43,9 @@ where
 impl<R: LinkRx, F: MsgFamily> BareRx<R, F> {
     /// The poll form of [`recv`](ConduitRx::recv), for a hand-written
     /// future or a [`Stream`](futures_core::Stream).
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<RecvResult<F, BareError>> {
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<RecvResult<F, RecvError>> {
         if let Some(e) = self.dead {
-            return Poll::Ready(Err(BareError::Link(e)));
+            return Poll::Ready(Err(RecvError::Link(e)));
         }
         let backing = match self.link.poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
@@ -53,7 +53,7 @@ impl<R: LinkRx, F: MsgFamily> BareRx<R, F> {
             Poll::Ready(Ok(None)) => return Poll::Ready(Ok(None)),
             Poll::Ready(Err(e)) => {
                 self.dead = Some(e);
-                return Poll::Ready(Err(BareError::Link(e)));
+                return Poll::Ready(Err(RecvError::Link(e)));
             }
         };
         Poll::Ready(SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some))
@@ -66,7 +66,7 @@ impl<R: LinkRx, F: MsgFamily> BareRx<R, F> {
 /// it does after the peer closed.
 // r[impl host.stream]
 impl<R: LinkRx + Unpin, F: MsgFamily> futures_core::Stream for BareRx<R, F> {
-    type Item = Result<SelfRef<F::Msg<'static>>, BareError>;
+    type Item = Result<SelfRef<F::Msg<'static>>, RecvError>;
 
     fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -74,12 +74,12 @@ impl<R: LinkRx + Unpin, F: MsgFamily> futures_core::Stream for BareRx<R, F> {
             return Poll::Ready(None);
         }
         let item = core::task::ready!(this.poll_recv(cx));
-        this.stream_done = matches!(item, Ok(None) | Err(BareError::Link(_) | BareError::Handshake(_)));
+        this.stream_done = matches!(item, Ok(None) | Err(RecvError::Link(_)));
         Poll::Ready(item.transpose())
     }
 }
 
-/// Decodes a whole payload into a [`BareError::Decode`] naming the family.
-fn decode_exact<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, BareError> {
-    decode_message::<F>(bytes).map_err(|error| BareError::Decode { family: F::NAME, error })
+/// Decodes a whole payload into a [`RecvError::Decode`] naming the family.
+fn decode_exact<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, RecvError> {
+    decode_message::<F>(bytes).map_err(|error| RecvError::Decode { family: F::NAME, error })
 }

@@ -1,7 +1,7 @@
 //! `BareTx` / `BarePermit`: the sending half, encoding straight into the
 //! link's write slot.
 
-use crate::BareError;
+use crate::SendError;
 use crate::bare_conduit::Family;
 use core::cell::Cell;
 use embassy_sync::blocking_mutex::Mutex;
@@ -40,23 +40,23 @@ where
         = BarePermit<'a, T, F>
     where
         Self: 'a;
-    type Error = BareError;
+    type Error = SendError;
 
     // r[impl conduit.permit]
-    async fn reserve(&self) -> Result<Self::Permit<'_>, BareError> {
+    async fn reserve(&self) -> Result<Self::Permit<'_>, SendError> {
         if let Some(e) = self.dead.get() {
-            return Err(BareError::Link(e));
+            return Err(SendError::Link(e));
         }
         match self.link.reserve().await {
             Ok(permit) => Ok(BarePermit { permit, _family: Family::default() }),
             Err(e) => {
                 self.dead.set(e);
-                Err(BareError::Link(e))
+                Err(SendError::Link(e))
             }
         }
     }
 
-    async fn close(self) -> Result<(), BareError> {
+    async fn close(self) -> Result<(), SendError> {
         Ok(self.link.close().await?)
     }
 }
@@ -67,7 +67,7 @@ where
     F: MsgFamily,
 {
     type Msg = F;
-    type Error = BareError;
+    type Error = SendError;
 
     /// Computes the postcard size, allocates exactly that in the link's
     /// slot, encodes in place and commits. On any error nothing is sent and
@@ -75,8 +75,8 @@ where
     // r[impl conduit.permit.send]
     // r[impl conduit.zero-copy]
     // r[impl bare.postcard]
-    fn send(self, item: F::Msg<'_>) -> Result<(), BareError> {
-        let encode_error = |error| BareError::Encode { family: F::NAME, error };
+    fn send(self, item: F::Msg<'_>) -> Result<(), SendError> {
+        let encode_error = |error| SendError::Encode { family: F::NAME, error };
         let len = postcard::experimental::serialized_size(&item).map_err(encode_error)?;
         let mut slot = self.permit.alloc(len)?;
         postcard::to_slice(&item, slot.as_mut_slice()).map_err(encode_error)?;

@@ -6,14 +6,14 @@ use vox_examples::bare_tcp::{acceptor, dial, run_client, serve};
 use vox_types::ConduitAcceptor;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let (mut acceptor, runner) = acceptor(listener);
         tokio::spawn(runner.run());
         let conduit = acceptor.accept().await?;
-        serve(conduit, 5_000).await.map_err(Into::<Box<dyn std::error::Error + Send + Sync>>::into)
+        serve(conduit, 5_000).await
     });
     let start = std::time::Instant::now();
     let report = run_client(dial(addr).await?, 10_000, 5_000).await?;
