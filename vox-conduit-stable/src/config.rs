@@ -62,6 +62,18 @@ impl StableConfig {
     /// keepalive interval and the ack delay (else a quiet but healthy
     /// link is declared dead); a linger time of at least one timeout (the
     /// peer's last ack may need a reattachment).
+    ///
+    /// ```
+    /// use vox_conduit_stable::{ConfigError, StableConfig};
+    ///
+    /// // A keepalive slower than the silence timeout: a quiet but healthy
+    /// // link would be declared dead.
+    /// let config = StableConfig { keepalive_ms: 2_000, ..StableConfig::DEFAULT };
+    /// let refused = ConfigError::KeepaliveNotBelowTimeout { keepalive_ms: 2_000, timeout_ms: 1_000 };
+    /// assert_eq!(config.check(), Err(refused));
+    /// // `const`: a firmware can refuse its configuration at compile time.
+    /// const _: () = assert!(StableConfig::DEFAULT.check().is_ok());
+    /// ```
     // r[impl stable.config.check]
     pub const fn check(&self) -> Result<(), ConfigError> {
         if self.ack_every == 0 {

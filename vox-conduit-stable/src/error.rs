@@ -69,6 +69,53 @@ impl ConduitError for SessionError {
 }
 
 /// Why `reserve` or `send` failed; nothing was sent.
+///
+/// A message that does not fit [`StableConfig::max_message`](crate::StableConfig::max_message)
+/// is refused by `send`, and the conduit goes on:
+///
+/// ```
+/// use vox_conduit_stable::{SendError, StableConfig};
+/// use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+/// # use embassy_futures::join::join;
+/// # use embassy_futures::select::{Either, select};
+/// # use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// # use std::sync::Arc;
+/// # use vox_conduit_stable::{StableConduit, StableStorage};
+/// # use vox_link_embedded::sim::{SimClock, memory_link_source};
+/// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+/// # struct Note<'a>(&'a str);
+/// # vox_types::msg_family!(NoteFamily => Note<'a>);
+/// # type Storage = StableStorage<CriticalSectionRawMutex, 1024, 8, 1024, 8>;
+/// # type Notes = StableConduit<NoteFamily, Storage>;
+/// # let config = StableConfig::DEFAULT;
+/// # let (device, device_driver) = Notes::initiator(Arc::new(Storage::new()), config).unwrap();
+/// # let (host, host_driver) = Notes::acceptor(Arc::new(Storage::new()), config).unwrap();
+/// # let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
+/// # let rng: rand_chacha::ChaCha8Rng = rand_core::SeedableRng::seed_from_u64(7);
+/// # let clock = SimClock::new();
+///
+/// let device_app = async {
+///     let (tx, _rx) = device.split();
+///     let long = "x".repeat(300);
+///     match tx.reserve().await?.send(Note(&long)) {
+///         Err(SendError::TooLarge { max }) => assert_eq!(max, StableConfig::DEFAULT.max_message),
+///         other => panic!("unexpected: {other:?}"),
+///     }
+///     tx.reserve().await?.send(Note("short"))
+/// };
+/// let host_app = async {
+///     let (_tx, mut rx) = host.split();
+///     let msg = rx.recv().await.unwrap().unwrap();
+///     assert_eq!(msg.get::<NoteFamily>().0, "short", "the long one was never sent");
+/// };
+/// # let drivers = join(device_driver.run(dialer, clock.clone()), host_driver.run(listener, rng, clock.clone()));
+/// # let apps = join(device_app, host_app);
+/// # let Either::First((sent, ())) = futures::executor::block_on(select(apps, drivers)) else {
+/// #     panic!("a driver ended first");
+/// # };
+/// # sent?;
+/// # Ok::<(), SendError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -125,6 +172,41 @@ impl From<SessionError> for SendError {
 }
 
 /// Why `recv` failed.
+///
+/// A session whose link source closes before any link came ends; every
+/// operation on its conduit then reports why:
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use futures::executor::block_on;
+/// use std::sync::Arc;
+/// use vox_conduit_stable::{RecvError, SendError, SessionError, StableConduit, StableConfig, StableStorage};
+/// use vox_link_embedded::sim::{SimClock, memory_link_source};
+/// use vox_types::{Conduit, ConduitError, ConduitRx, ConduitTx, ErrorKind};
+/// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+/// # struct Ping(u32);
+/// # vox_types::msg_family!(PingFamily => Ping);
+///
+/// type Storage = StableStorage<CriticalSectionRawMutex, 1024, 8, 1024, 8>;
+/// let storage = Arc::new(Storage::new());
+/// let (conduit, driver) = StableConduit::<PingFamily, Storage>::initiator(storage, StableConfig::DEFAULT)?;
+/// let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 256>([]);
+/// drop(dialer); // no link will ever come
+/// assert_eq!(block_on(driver.run(listener, SimClock::new())), Err(SessionError::SourceClosed));
+///
+/// let (tx, mut rx) = conduit.split();
+/// match block_on(rx.recv()) {
+///     Err(RecvError::Session(e)) => assert_eq!(e, SessionError::SourceClosed),
+///     Err(RecvError::Decode { family, .. }) => panic!("a bad {family} message; the conduit goes on"),
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// let Err(e) = block_on(tx.reserve()) else { panic!("nothing can be sent") };
+/// assert_eq!(e.session(), Some(&SessionError::SourceClosed));
+/// assert_eq!(e, SendError::Session(SessionError::SourceClosed));
+/// // What a layer above does with it: start a new session.
+/// assert_eq!(e.kind(), ErrorKind::SessionLost);
+/// # Ok::<(), vox_conduit_stable::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

@@ -7,6 +7,30 @@ use vox_types::{Link, LinkError, LinkSource, MaybeSend, MaybeSync};
 
 /// Hands links from the application to a stable conduit's driver, one at
 /// a time. Usable in a `static`.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use futures::executor::block_on;
+/// use vox_conduit_stable::LinkChannel;
+/// use vox_link_embedded::{MemoryLink, MemoryLinkPair};
+/// use vox_types::{Link, LinkSource, LinkTx};
+///
+/// type Mem = MemoryLink<CriticalSectionRawMutex, 2, 64>;
+/// let links = LinkChannel::<CriticalSectionRawMutex, Mem>::new();
+/// // A firmware offers each new link from its serial-port task
+/// // (`FramedPort::serve(.., |link| links.offer(link))`).
+/// let (first, _peer) = MemoryLinkPair::new_shared();
+/// block_on(links.offer(first));
+/// let (second, _peer) = MemoryLinkPair::new_shared();
+/// let second = links.try_offer(second).unwrap_err(); // one at a time
+///
+/// // The driver takes them: `driver.run(links.receiver(), clock)`.
+/// let mut source = links.receiver();
+/// let (tx, _rx) = block_on(source.next_link())?.split();
+/// assert_eq!(tx.max_payload(), 64);
+/// assert!(links.try_offer(second).is_ok(), "room again");
+/// # Ok::<(), vox_types::LinkError>(())
+/// ```
 pub struct LinkChannel<M: RawMutex, L> {
     links: Channel<M, L, 1>,
 }

@@ -125,6 +125,52 @@ where
 {
     /// An acceptor on `source`, and the runner that must run for it. The
     /// configuration is checked here, before any link is taken.
+    ///
+    /// A host that accepts a device's session over in-memory links:
+    ///
+    /// ```
+    /// use embassy_futures::join::join;
+    /// use embassy_futures::select::{Either, select};
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use std::sync::Arc;
+    /// use vox_conduit_stable::{StableAcceptor, StableConduit, StableConfig, StableStorage};
+    /// use vox_link_embedded::MemoryLink;
+    /// use vox_link_embedded::sim::{SimClock, memory_link_source};
+    /// use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+    /// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+    /// # struct Ping(u32);
+    /// # vox_types::msg_family!(PingFamily => Ping);
+    ///
+    /// type Storage = StableStorage<CriticalSectionRawMutex, 1024, 8, 1024, 8>;
+    /// type Mem = MemoryLink<CriticalSectionRawMutex, 4, 256>;
+    /// type Acceptor = StableAcceptor<PingFamily, Storage, CriticalSectionRawMutex, Mem>;
+    /// let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
+    /// let (clock, config) = (SimClock::new(), StableConfig::DEFAULT);
+    /// // Up to 8 sessions, 2 handshakes at once.
+    /// let (mut acceptor, runner) = Acceptor::new::<_, _, 8, 2>(listener, clock.clone(), config)?;
+    /// let storage = Arc::new(Storage::new());
+    /// let (device, device_driver) = StableConduit::<PingFamily, Storage>::initiator(storage, config)?;
+    ///
+    /// let host = async {
+    ///     // A new session: its conduit, its driver and the links routed to it.
+    ///     let (conduit, driver, links) = acceptor.accept().await.unwrap();
+    ///     let rng: rand_chacha::ChaCha8Rng = rand_core::SeedableRng::seed_from_u64(7);
+    ///     let (_tx, mut rx) = conduit.split();
+    ///     let read = async { rx.recv().await.unwrap().unwrap().get::<PingFamily>().0 };
+    ///     match select(read, driver.run(links, rng, clock.clone())).await {
+    ///         Either::First(n) => n,
+    ///         Either::Second(ended) => panic!("{ended:?}"),
+    ///     }
+    /// };
+    /// let device_app = async {
+    ///     let (tx, _rx) = device.split();
+    ///     tx.reserve().await.unwrap().send(Ping(42)).unwrap();
+    /// };
+    /// let background = join(runner.run(), join(device_driver.run(dialer, clock.clone()), device_app));
+    /// let Either::First(got) = futures::executor::block_on(select(host, background)) else { unreachable!() };
+    /// assert_eq!(got, 42);
+    /// # Ok::<(), vox_conduit_stable::ConfigError>(())
+    /// ```
     #[allow(clippy::new_ret_no_self)]
     pub fn new<S, D, const N: usize, const PENDING: usize>(
         source: S,

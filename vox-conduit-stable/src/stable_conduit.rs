@@ -15,6 +15,56 @@ use vox_types::{
 /// failures, on storage `S` (a [`StableStorage`](crate::StableStorage)).
 /// Made together with the [`StableDriver`] that must run for it to move.
 ///
+/// A device and a host over in-memory links, on one thread; a
+/// `vox_link_embedded::sim::SimClock` that nobody advances is enough,
+/// since only timers (acks, keepalives, timeouts) need time:
+///
+/// ```
+/// use embassy_futures::join::join4;
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use std::sync::Arc;
+/// use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
+/// use vox_link_embedded::sim::{SimClock, memory_link_source};
+/// use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema, Debug, PartialEq)]
+/// struct Reading<'a> { sensor: u8, label: &'a str }
+/// vox_types::msg_family!(ReadingFamily => Reading<'a>);
+///
+/// type Storage = StableStorage<CriticalSectionRawMutex, 1024, 8, 1024, 8>;
+/// type Readings = StableConduit<ReadingFamily, Storage>;
+/// let config = StableConfig::DEFAULT;
+/// let (device, device_driver) = Readings::initiator(Arc::new(Storage::new()), config)?;
+/// let (host, host_driver) = Readings::acceptor(Arc::new(Storage::new()), config)?;
+/// // A dialer and a listener of memory links (each MTU fits a message and its header).
+/// let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
+/// let rng: rand_chacha::ChaCha8Rng = rand_core::SeedableRng::seed_from_u64(7);
+/// let clock = SimClock::new();
+///
+/// let device_app = async {
+///     let (tx, mut rx) = device.split();
+///     tx.reserve().await.unwrap().send(Reading { sensor: 3, label: "temp" }).unwrap();
+///     drop(tx); // closes this direction after the message
+///     assert!(rx.recv().await.unwrap().is_none(), "the host closed too");
+/// };
+/// let host_app = async {
+///     let (tx, mut rx) = host.split();
+///     let msg = rx.recv().await.unwrap().unwrap();
+///     assert_eq!(msg.get::<ReadingFamily>(), &Reading { sensor: 3, label: "temp" });
+///     drop(tx);
+///     assert!(rx.recv().await.unwrap().is_none());
+/// };
+/// let (device_end, host_end, (), ()) = futures::executor::block_on(join4(
+///     device_driver.run(dialer, clock.clone()),
+///     host_driver.run(listener, rng, clock.clone()),
+///     device_app,
+///     host_app,
+/// ));
+/// // Both directions closed and acknowledged: both drivers finish.
+/// assert_eq!((device_end, host_end), (Ok(()), Ok(())));
+/// # Ok::<(), vox_conduit_stable::ConfigError>(())
+/// ```
+///
 /// # Liveness
 ///
 /// Flow control is by credit: a side sends a message only when its peer's

@@ -1,6 +1,63 @@
 //! `StableStats`: counters of a stable conduit, readable by the application.
 
 /// Counters of a [`StableConduit`](crate::StableConduit) since it was made.
+///
+/// A session whose first link dies after three payloads from the device
+/// (its prologue, its hello and one message; the next is lost) resumes on
+/// the next link:
+///
+/// ```
+/// use embassy_futures::join::join4;
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use std::sync::Arc;
+/// use vox_conduit_stable::{StableConduit, StableConfig, StableStats, StableStorage};
+/// use vox_link_embedded::sim::{FaultPlan, SimClock, memory_link_source};
+/// use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+/// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+/// # struct Count(u32);
+/// # vox_types::msg_family!(CountFamily => Count);
+/// # type Storage = StableStorage<CriticalSectionRawMutex, 1024, 8, 1024, 8>;
+/// # let rng: rand_chacha::ChaCha8Rng = rand_core::SeedableRng::seed_from_u64(7);
+///
+/// let cut = [(FaultPlan::kill_after(3), FaultPlan::NONE)];
+/// let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>(cut);
+/// let config = StableConfig::DEFAULT;
+/// let (device, device_driver) = StableConduit::<CountFamily, Storage>::initiator(Arc::new(Storage::new()), config)?;
+/// let (host, host_driver) = StableConduit::<CountFamily, Storage>::acceptor(Arc::new(Storage::new()), config)?;
+/// let (device_stats, host_stats) = (device.stats_handle(), host.stats_handle());
+/// assert_eq!(device_stats.get(), StableStats::ZERO);
+///
+/// let device_app = async {
+///     let (tx, mut rx) = device.split();
+///     for n in 0..5 {
+///         tx.reserve().await.unwrap().send(Count(n)).unwrap();
+///     }
+///     drop(tx);
+///     assert!(rx.recv().await.unwrap().is_none());
+/// };
+/// let host_app = async {
+///     let (tx, mut rx) = host.split();
+///     for n in 0..5 {
+///         assert_eq!(rx.recv().await.unwrap().unwrap().get::<CountFamily>().0, n, "once, in order");
+///     }
+///     drop(tx);
+///     assert!(rx.recv().await.unwrap().is_none());
+/// };
+/// let clock = SimClock::new();
+/// let (device_end, host_end, (), ()) = futures::executor::block_on(join4(
+///     device_driver.run(dialer, clock.clone()),
+///     host_driver.run(listener, rng, clock.clone()),
+///     device_app,
+///     host_app,
+/// ));
+/// assert_eq!((device_end, host_end), (Ok(()), Ok(())));
+/// let (device, host) = (device_stats.get(), host_stats.get());
+/// assert_eq!((device.reattachments, host.reattachments), (1, 1));
+/// assert_eq!(host.messages_delivered, 5);
+/// assert_eq!(device.replays, 1, "the message lost with the link went again");
+/// assert_eq!(device.replay_frames, 0, "everything acknowledged");
+/// # Ok::<(), vox_conduit_stable::ConfigError>(())
+/// ```
 // r[impl stable.stats]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -53,6 +53,22 @@ impl<const SLOTS: usize, const MTU: usize> SerialPortSource<SLOTS, MTU> {
     }
 
     /// Reopens with `backoff` instead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use vox_link_embedded::host::{Backoff, SerialPortSource};
+    /// use vox_types::{LinkError, LinkSource};
+    ///
+    /// let backoff = Backoff { initial: Duration::from_millis(1), give_up_after: Some(3), ..Backoff::DEFAULT };
+    /// let mut port = SerialPortSource::new("/dev/vox-no-such-port", 115_200).with_backoff(backoff);
+    /// // No such device: three tries, then the typed error.
+    /// let r = port.next_link().await;
+    /// assert!(matches!(r, Err(LinkError::GaveUp { attempts: 3, .. })));
+    /// assert_eq!(port.opens(), 0);
+    /// # }
+    /// ```
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

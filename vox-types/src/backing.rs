@@ -22,6 +22,17 @@ pub struct BackingVTable {
 /// The bytes never move while the `Backing` exists, even when the `Backing`
 /// itself is moved, so values decoded from them may borrow them (see
 /// [`SelfRef`](crate::SelfRef)).
+///
+/// ```
+/// use vox_types::Backing;
+///
+/// let frame = Backing::from_static(b"hdr:body");
+/// assert_eq!(frame.len(), 8);
+/// // A view of part of the bytes, on the same storage.
+/// let body = frame.narrow(4, 4).unwrap();
+/// assert_eq!(body.as_bytes(), b"body");
+/// assert!(body.narrow(2, 3).is_none(), "outside the view");
+/// ```
 pub struct Backing {
     ptr: NonNull<u8>,
     len: usize,

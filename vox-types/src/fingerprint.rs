@@ -17,6 +17,26 @@ const FINGERPRINT_PATH: &str = "vox.msg";
 
 /// A 64-bit fingerprint of a message type's schema (names, field order,
 /// types), equal on every target for the same Rust type definition.
+///
+/// ```
+/// use vox_types::SchemaFingerprint;
+///
+/// mod v1 {
+///     #[derive(postcard_schema::Schema)]
+///     pub struct Reading { pub id: u32 }
+/// }
+/// mod v2 {
+///     #[derive(postcard_schema::Schema)]
+///     pub struct Reading { pub id: u64 }
+/// }
+///
+/// // A compile-time constant, also on a no-alloc MCU.
+/// const V1: SchemaFingerprint = SchemaFingerprint::of::<v1::Reading>();
+/// assert_eq!(V1, SchemaFingerprint::of::<v1::Reading>());
+/// assert_ne!(V1, SchemaFingerprint::of::<v2::Reading>(), "a field's type changed");
+/// assert_eq!(V1.as_u64().to_be_bytes(), V1.0);
+/// assert_eq!(format!("{V1}"), format!("{:016x}", V1.as_u64()));
+/// ```
 // r[impl prologue.schema]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -12,6 +12,30 @@ use serde::{Deserialize, Serialize};
 ///
 /// Messages are encoded with serde `postcard`. Implement it with
 /// [`msg_family!`](crate::msg_family), which also writes [`reborrow`](Self::reborrow).
+///
+/// ```
+/// use postcard_schema::Schema;
+/// use serde::{Deserialize, Serialize};
+/// use vox_types::{MsgFamily, SchemaFingerprint, decode_message};
+///
+/// #[derive(Serialize, Deserialize, Schema, Debug, PartialEq)]
+/// pub struct Reading<'a> { pub sensor: u8, pub label: &'a str }
+/// vox_types::msg_family!(pub ReadingFamily => Reading<'a>);
+///
+/// assert_eq!(ReadingFamily::NAME, "Reading");
+/// const FINGERPRINT: SchemaFingerprint = ReadingFamily::FINGERPRINT;
+/// assert_eq!(FINGERPRINT, SchemaFingerprint::of::<Reading<'static>>());
+///
+/// // Sending encodes a `Msg<'a>` that borrows the caller's data...
+/// let label = String::from("t");
+/// let msg: <ReadingFamily as MsgFamily>::Msg<'_> = Reading { sensor: 3, label: &label };
+/// let mut buf = [0u8; 16];
+/// let wire = postcard::to_slice(&msg, &mut buf)?;
+/// assert_eq!(wire, &[3, 1, b't']);
+/// // ...receiving decodes one that borrows the frame.
+/// assert_eq!(decode_message::<ReadingFamily>(wire)?, msg);
+/// # Ok::<(), postcard::Error>(())
+/// ```
 // r[impl types.msg-family]
 pub trait MsgFamily: 'static {
     /// The message type at lifetime `'a`.
@@ -34,6 +58,14 @@ pub trait MsgFamily: 'static {
 
 /// Decodes one whole message of family `F` from `bytes`; trailing bytes
 /// are an error ([`postcard::Error::DeserializeBadEncoding`]), not ignored.
+///
+/// ```
+/// use vox_types::decode_message;
+///
+/// vox_types::msg_family!(CountFamily => u16);
+/// assert_eq!(decode_message::<CountFamily>(&[0xAC, 0x02]), Ok(300));
+/// assert_eq!(decode_message::<CountFamily>(&[0xAC, 0x02, 0]), Err(postcard::Error::DeserializeBadEncoding));
+/// ```
 pub fn decode_message<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, postcard::Error> {
     let (msg, rest) = postcard::take_from_bytes::<F::Msg<'_>>(bytes)?;
     if rest.is_empty() { Ok(msg) } else { Err(postcard::Error::DeserializeBadEncoding) }

@@ -57,6 +57,24 @@ const fn role_from_wire(b: u8) -> Option<SessionRole> {
 }
 
 /// What each side announces first on a fresh link.
+///
+/// ```
+/// use vox_types::{ConduitMode, PROLOGUE_MAX_LEN, Prologue, PrologueError, SchemaFingerprint, SessionRole};
+///
+/// let fingerprint = SchemaFingerprint::of::<u32>();
+/// let ours = Prologue::new(ConduitMode::Stable, SessionRole::Initiator, fingerprint);
+/// let mut buf = [0u8; PROLOGUE_MAX_LEN];
+/// let n = ours.encode(&mut buf)?;
+/// assert_eq!(&buf[..4], b"VOXE");
+/// assert_eq!(Prologue::decode(&buf[..n])?, ours);
+/// assert_eq!(Prologue::decode(&buf[..n - 1]), Err(PrologueError::Truncated));
+///
+/// // The peer must run the same mode and schema, in the other role.
+/// let peer = Prologue::new(ConduitMode::Stable, SessionRole::Acceptor, fingerprint);
+/// assert_eq!(ours.check_peer(&peer), Ok(()));
+/// assert_eq!(ours.check_peer(&ours), Err(PrologueError::RoleConflict { role: SessionRole::Initiator }));
+/// # Ok::<(), PrologueError>(())
+/// ```
 // r[impl prologue.first]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -11,6 +11,26 @@ use core::mem::ManuallyDrop;
 /// value is only reachable through [`get`](Self::get), which hands it out
 /// at the lifetime of the `&self` borrow, never at `'static`. The value is
 /// dropped before the backing.
+///
+/// ```
+/// use postcard_schema::Schema;
+/// use serde::{Deserialize, Serialize};
+/// use vox_types::{Backing, SelfRef, decode_message};
+///
+/// #[derive(Serialize, Deserialize, Schema, Debug, PartialEq)]
+/// struct Note<'a> { id: u16, text: &'a str }
+/// vox_types::msg_family!(NoteFamily => Note<'a>);
+///
+/// // A received payload: postcard bytes in a link's slot (here, a static).
+/// static WIRE: [u8; 4] = [7, 2, b'h', b'i'];
+/// let note: SelfRef<Note<'static>> =
+///     SelfRef::try_new::<NoteFamily, _>(Backing::from_static(&WIRE), decode_message::<NoteFamily>)?;
+/// let n = note.get::<NoteFamily>();
+/// assert_eq!(n, &Note { id: 7, text: "hi" });
+/// // `text` borrows the backing's bytes: nothing was copied.
+/// assert!(note.backing().as_bytes().as_ptr_range().contains(&n.text.as_ptr()));
+/// # Ok::<(), postcard::Error>(())
+/// ```
 // r[impl types.selfref]
 pub struct SelfRef<T: 'static> {
     // Never exposed at its stated `'static` lifetime.

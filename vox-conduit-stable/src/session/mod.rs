@@ -614,6 +614,33 @@ impl SessionState {
 
 /// A [`SessionState`] with the buffers it works on. Every operation of
 /// the protocol is a method here.
+///
+/// ```
+/// use vox_conduit_stable::StableConfig;
+/// use vox_conduit_stable::session::{Outgoing, SessionStorage};
+/// use vox_types::{PROLOGUE_MAGIC, SchemaFingerprint, SessionRole};
+///
+/// let mut store = SessionStorage::<512, 4, 512, 4>::new(
+///     SessionRole::Initiator,
+///     StableConfig::DEFAULT,
+///     SchemaFingerprint::of::<u32>(),
+/// );
+/// let (mut session, _rx_bytes) = store.parts();
+/// // Nothing can be sent before the first handshake.
+/// assert_eq!(session.try_reserve(), Ok(false));
+/// // On a new link, the prologue goes first, then the session waits for
+/// // the peer's.
+/// session.attach(0, None);
+/// let mut first = Vec::new();
+/// let sent = session.transmit(0, |out| {
+///     assert!(matches!(out, Outgoing::Prologue(_)));
+///     first.resize(out.len(), 0);
+///     out.encode(&mut first)
+/// });
+/// assert_eq!(sent, Some(Ok(())));
+/// assert!(first.starts_with(&PROLOGUE_MAGIC));
+/// assert!(!session.wants_transmit());
+/// ```
 pub struct Session<'a> {
     /// The state.
     pub state: &'a mut SessionState,
@@ -1429,6 +1456,58 @@ enum Kind {
 /// A session with buffers it owns: for tests, simulations and drivers of
 /// your own. `TXB`/`TXN`: replay bytes and entries; `RXB`/`RXN`: receive
 /// bytes and entries.
+///
+/// Two sessions fed each other's frames by hand, at explicit times, with
+/// no link, task or clock:
+///
+/// ```
+/// use vox_conduit_stable::StableConfig;
+/// use vox_conduit_stable::session::SessionStorage;
+/// use vox_types::{SchemaFingerprint, SessionRole};
+///
+/// type Store = SessionStorage<512, 4, 512, 4>;
+/// const FP: SchemaFingerprint = SchemaFingerprint::of::<[u8]>();
+/// let mut device = Store::new(SessionRole::Initiator, StableConfig::DEFAULT, FP);
+/// let mut host = Store::new(SessionRole::Acceptor, StableConfig::DEFAULT, FP);
+///
+/// /// Hands every frame `from` wants to send to `to`; returns how many.
+/// fn deliver(from: &mut Store, to: &mut Store, now: u64) -> usize {
+///     let (mut frame, mut len, mut sent) = ([0u8; 512], 0, 0);
+///     while let Some(written) = from.parts().0.transmit(now, |out| {
+///         len = out.len();
+///         out.encode(&mut frame[..len])
+///     }) {
+///         written.unwrap();
+///         let (mut session, rx_bytes) = to.parts();
+///         session.on_receive(now, &frame[..len], |at, msg| rx_bytes[at..at + msg.len()].copy_from_slice(msg));
+///         sent += 1;
+///     }
+///     sent
+/// }
+/// let pump = |device: &mut Store, host: &mut Store, now| {
+///     while deliver(device, host, now) + deliver(host, device, now) > 0 {}
+/// };
+///
+/// // A new link: prologues and hellos (the acceptor brings a resume key).
+/// device.parts().0.attach(0, None);
+/// host.parts().0.attach(0, Some([7; 16]));
+/// pump(&mut device, &mut host, 1);
+///
+/// // The device's application sends one message...
+/// let (mut session, _) = device.parts();
+/// assert_eq!(session.try_reserve(), Ok(true));
+/// session.push_message(|buf| { buf[..5].copy_from_slice(b"hello"); Ok(5) })?;
+/// session.end_reserve();
+/// pump(&mut device, &mut host, 2);
+///
+/// // ...and the host's takes it from its receive ring, then frees it.
+/// let (mut session, rx_bytes) = host.parts();
+/// let msg = session.pop_received().unwrap();
+/// assert_eq!(&rx_bytes[msg.start..msg.start + msg.len], b"hello");
+/// session.release(msg.token);
+/// assert_eq!(host.state.stats().messages_delivered, 1);
+/// # Ok::<(), vox_conduit_stable::SendError>(())
+/// ```
 pub struct SessionStorage<const TXB: usize, const TXN: usize, const RXB: usize, const RXN: usize> {
     /// The state.
     pub state: SessionState,

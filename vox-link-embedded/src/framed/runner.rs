@@ -32,7 +32,23 @@ const ENCODE_BUF: usize = 16 * MIN_ENCODE_BUF;
 const ENCODE_BUF: usize = MIN_ENCODE_BUF;
 
 /// Drives a [`FramedLink`](super::FramedLink)'s byte stream; see
-/// [`FramedRunner::run`].
+/// [`FramedRunner::run`]. A runner that stops (finished, failed or
+/// dropped) ends its link; its statistics stay readable.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use futures::executor::block_on;
+/// use vox_link_embedded::FramedLinkStorage;
+/// use vox_types::{Link, LinkError, LinkRx};
+///
+/// static STORAGE: FramedLinkStorage<CriticalSectionRawMutex, 2, 64> = FramedLinkStorage::new();
+/// let (link, runner) = STORAGE.attach().unwrap();
+/// let stats = runner.stats_handle();
+/// let (_tx, mut rx) = link.split();
+/// drop(runner);
+/// assert_eq!(block_on(rx.recv()), Err(LinkError::Reset));
+/// assert_eq!(stats.get().frames_received, 0);
+/// ```
 pub struct FramedRunner<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<FramedLinkStorage<M, SLOTS, MTU>>,
 }
@@ -100,6 +116,49 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedRunner<M
     /// `reader` and `writer` are the two directions of the stream (a split
     /// UART or socket). On return the stream may sit mid-frame; a new link
     /// attached to it resynchronises at the next delimiter.
+    ///
+    /// Two framed links over a pair of in-memory byte pipes (a UART's two
+    /// wires), each runner joined with its application:
+    ///
+    /// ```
+    /// use embassy_futures::join::join4;
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use vox_link_embedded::FramedLinkStorage;
+    /// use vox_link_embedded::sim::{BytePipe, PipeReader, PipeWriter};
+    /// use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
+    ///
+    /// type Storage = FramedLinkStorage<CriticalSectionRawMutex, 2, 64>;
+    /// type Pipe = BytePipe<CriticalSectionRawMutex, 64>;
+    /// static DEVICE: Storage = FramedLinkStorage::new();
+    /// static HOST: Storage = FramedLinkStorage::new();
+    /// let (to_host, to_device) = (Pipe::new(), Pipe::new());
+    /// let (device, device_runner) = DEVICE.attach().unwrap();
+    /// let (host, host_runner) = HOST.attach().unwrap();
+    ///
+    /// let device_app = async {
+    ///     let (tx, _rx) = device.split();
+    ///     let mut slot = tx.reserve().await?.alloc(5)?;
+    ///     slot.as_mut_slice().copy_from_slice(b"hello");
+    ///     slot.commit();
+    ///     tx.close().await // the host reads end-of-stream after it
+    /// };
+    /// let host_app = async {
+    ///     let (tx, mut rx) = host.split();
+    ///     assert_eq!(rx.recv().await?.unwrap().as_bytes(), b"hello");
+    ///     assert!(rx.recv().await?.is_none());
+    ///     tx.close().await
+    /// };
+    /// let (device_end, host_end, device_run, host_run) = futures::executor::block_on(join4(
+    ///     device_app,
+    ///     host_app,
+    ///     device_runner.run(&mut PipeReader(&to_device), &mut PipeWriter(&to_host)),
+    ///     host_runner.run(&mut PipeReader(&to_host), &mut PipeWriter(&to_device)),
+    /// ));
+    /// assert_eq!((device_end, host_end), (Ok(()), Ok(())));
+    /// // Both directions finished gracefully.
+    /// assert_eq!((device_run, host_run), (Ok(()), Ok(())));
+    /// assert_eq!((DEVICE.stats().frames_sent, HOST.stats().frames_received), (1, 1));
+    /// ```
     // r[impl framed.runtime]
     pub async fn run<R: Read, W: Write>(self, reader: &mut R, writer: &mut W) -> Result<(), LinkError> {
         let storage = &*self.storage;

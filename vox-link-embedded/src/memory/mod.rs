@@ -29,6 +29,31 @@ struct Faults {
 /// `M` is the embassy-sync raw mutex guarding it: `CriticalSectionRawMutex`
 /// to share across threads or interrupts, `NoopRawMutex` on a single-core
 /// executor.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use futures::executor::block_on;
+/// use vox_link_embedded::MemoryLinkPair;
+/// use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
+///
+/// // Two slots of up to 32 bytes each way; no allocator.
+/// static PAIR: MemoryLinkPair<CriticalSectionRawMutex, 2, 32> = MemoryLinkPair::new();
+/// let (a, b) = PAIR.split();
+/// let (a_tx, _a_rx) = a.split();
+/// let (_b_tx, mut b_rx) = b.split();
+///
+/// let mut slot = block_on(a_tx.reserve())?.alloc(4)?;
+/// slot.as_mut_slice().copy_from_slice(b"ping");
+/// slot.commit();
+/// let got = block_on(b_rx.recv())?.unwrap();
+/// assert_eq!(got.as_bytes(), b"ping");
+/// // The receiver holds the sender's slot itself, not a copy...
+/// assert_eq!(PAIR.slots_in_use(), 1);
+/// drop(got);
+/// // ...until it drops the payload.
+/// assert_eq!(PAIR.slots_in_use(), 0);
+/// # Ok::<(), vox_types::LinkError>(())
+/// ```
 // r[impl memlink.pair]
 pub struct MemoryLinkPair<M: RawMutex, const SLOTS: usize, const MTU: usize> {
     queues: [SlotQueue<M, SLOTS, MTU>; 2],
@@ -131,6 +156,25 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Default for Me
 #[cfg(feature = "alloc")]
 impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryLinkPair<M, SLOTS, MTU> {
     /// Fresh heap storage, split into its ends A and B.
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use futures::executor::block_on;
+    /// use vox_link_embedded::MemoryLinkPair;
+    /// use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
+    ///
+    /// let (a, b) = MemoryLinkPair::<CriticalSectionRawMutex, 4, 128>::new_shared();
+    /// let (a_tx, a_rx) = a.split();
+    /// let (b_tx, mut b_rx) = b.split();
+    /// let mut slot = block_on(a_tx.reserve())?.alloc(4)?;
+    /// slot.as_mut_slice().copy_from_slice(b"keep");
+    /// slot.commit();
+    /// let kept = block_on(b_rx.recv())?.unwrap();
+    /// drop((a_tx, a_rx, b_tx, b_rx));
+    /// // A received payload keeps the heap storage alive.
+    /// assert_eq!(kept.as_bytes(), b"keep");
+    /// # Ok::<(), vox_types::LinkError>(())
+    /// ```
     pub fn new_shared() -> (MemoryLink<M, SLOTS, MTU>, MemoryLink<M, SLOTS, MTU>) {
         Self::new_shared_with_faults(FaultPlan::NONE, FaultPlan::NONE).0
     }
@@ -157,6 +201,25 @@ queue_link_types! {
     MemoryLinkPair;
     /// One end of an in-memory link: split it into its halves with
     /// [`Link::split`](vox_types::Link::split).
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use futures::executor::block_on;
+    /// use vox_link_embedded::{MemoryLink, MemoryLinkPair};
+    /// use vox_types::{Link, LinkError, LinkRx, LinkTx};
+    ///
+    /// static PAIR: MemoryLinkPair<CriticalSectionRawMutex, 2, 32> = MemoryLinkPair::new();
+    /// let (a, b): (MemoryLink<_, 2, 32>, MemoryLink<_, 2, 32>) = PAIR.split();
+    /// let (a_tx, mut a_rx) = a.split();
+    /// let (b_tx, mut b_rx) = b.split();
+    /// // Closed gracefully, a direction ends with end-of-stream...
+    /// block_on(a_tx.close())?;
+    /// assert!(block_on(b_rx.recv())?.is_none());
+    /// // ...dropped, with an error.
+    /// drop(b_tx);
+    /// assert_eq!(block_on(a_rx.recv()), Err(LinkError::Closed));
+    /// # Ok::<(), LinkError>(())
+    /// ```
     link MemoryLink;
     /// Sending half of a [`MemoryLink`]. [`close`](vox_types::LinkTx::close)
     /// ends the direction gracefully (the peer reads end-of-stream after

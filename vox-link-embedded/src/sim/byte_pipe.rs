@@ -20,6 +20,25 @@ struct PipeState<const N: usize> {
 
 /// A one-way byte stream holding at most `N` bytes in flight. Writes wait
 /// while it is full, reads while it is empty.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use embedded_io_async::{Read, Write};
+/// use vox_link_embedded::sim::{BytePipe, PipeReader, PipeWriter};
+///
+/// # futures::executor::block_on(async {
+/// let wire = BytePipe::<CriticalSectionRawMutex, 16>::new();
+/// let (mut rx, mut tx) = (PipeReader(&wire), PipeWriter(&wire));
+/// tx.write_all(b"abc").await.unwrap();
+/// assert_eq!(wire.len(), 3);
+/// wire.close();
+/// let mut buf = [0u8; 16];
+/// let n = rx.read(&mut buf).await.unwrap();
+/// assert_eq!(&buf[..n], b"abc");
+/// // Closed and drained: end of file.
+/// assert_eq!(rx.read(&mut buf).await.unwrap(), 0);
+/// # });
+/// ```
 pub struct BytePipe<M: RawMutex, const N: usize> {
     state: Mutex<M, RefCell<PipeState<N>>>,
 }

@@ -41,6 +41,39 @@ pub struct MemoryListener<M: RawMutex + 'static, const SLOTS: usize, const MTU: 
 
 /// A dialer and a listener of fresh in-memory links. The n-th pair gets the
 /// n-th entry of `schedule`, and no faults once it runs out.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use vox_link_embedded::sim::{FaultPlan, memory_link_source};
+/// use vox_types::{Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, WriteSlot};
+///
+/// async fn send(tx: &impl LinkTx, byte: u8) -> Result<(), LinkError> {
+///     let mut slot = tx.reserve().await?.alloc(1)?;
+///     slot.as_mut_slice()[0] = byte;
+///     slot.commit();
+///     Ok(())
+/// }
+///
+/// # futures::executor::block_on(async {
+/// // The first link dies at the dialer's first payload; the next is clean.
+/// let schedule = [(FaultPlan::kill_after(0), FaultPlan::NONE)];
+/// let (mut dialer, mut listener) = memory_link_source::<CriticalSectionRawMutex, 4, 64>(schedule);
+/// // Both sides are link sources, as a stable conduit's drivers want.
+/// let (tx, _rx) = dialer.next_link().await?.split();
+/// let (_tx, mut rx) = listener.next_link().await?.split();
+/// send(&tx, 1).await?;
+/// assert_eq!(rx.recv().await, Err(LinkError::Reset));
+///
+/// let (tx, _rx) = dialer.next_link().await?.split();
+/// let (_tx, mut rx) = listener.next_link().await?.split();
+/// send(&tx, 2).await?;
+/// assert_eq!(rx.recv().await?.unwrap().as_bytes(), [2]);
+/// assert_eq!(dialer.links_made(), 2);
+/// drop(dialer);
+/// assert_eq!(listener.accept().await.err(), Some(LinkError::Closed), "no dialer, no more links");
+/// # Ok::<(), LinkError>(())
+/// # }).unwrap();
+/// ```
 // r[impl memlink.faults]
 pub fn memory_link_source<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize>(
     schedule: impl IntoIterator<Item = (FaultPlan, FaultPlan)>,

@@ -33,6 +33,22 @@ pub struct NoiseCounts {
 }
 
 /// A writer that corrupts what passes through it.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use embedded_io_async::Write;
+/// use vox_link_embedded::sim::{NoiseRates, NoisyWriter};
+///
+/// let mut out = [0u8; 8];
+/// // Every byte gets one bit flipped; nothing dropped or inserted.
+/// let rates = NoiseRates { flip_ppm: 1_000_000, ..NoiseRates::default() };
+/// let mut line = NoisyWriter::new(&mut out[..], rates, 7);
+/// line.write_all(&[0; 8]).await.unwrap();
+/// assert_eq!(line.counts().flipped, 8);
+/// drop(line);
+/// assert!(out.iter().all(|b| b.count_ones() == 1));
+/// # });
+/// ```
 pub struct NoisyWriter<W> {
     inner: W,
     rates: NoiseRates,
