@@ -117,7 +117,8 @@ impl TcpSerialPort {
         self.connections.load(Ordering::Relaxed)
     }
 
-    /// Framed-link counters of the links that ended so far.
+    /// Framed-link counters of every link so far (the current one
+    /// included).
     pub fn framed(&self) -> FramedStats {
         self.storage.stats()
     }

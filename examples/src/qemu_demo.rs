@@ -42,6 +42,9 @@ fn print_round(name: &str, r: &ExerciseReport) {
         r.elapsed.as_secs_f64(),
         f64::from(r.replies) / r.elapsed.as_secs_f64().max(1e-9)
     );
+    if let Some(e) = &r.ended {
+        println!("  ({name}: the session ended early: {e})");
+    }
 }
 
 /// Runs the demo against the firmware on `board`; `Err` says what failed.

@@ -63,7 +63,10 @@ async fn three_sessions_in_a_row_on_one_listener_and_one_dialer() {
 async fn a_dialer_that_gives_up_ends_the_session() {
     use vox_conduit_stable::SessionError;
     use vox_link_embedded::host::Backoff;
-    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    // Bound but not listening: refused at once, the port held.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = held.local_addr().unwrap();
     let backoff = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2), give_up_after: Some(2) };
     let mut dialer = TcpDialer::new(dead).with_backoff(backoff);
     let (_device, driver) =

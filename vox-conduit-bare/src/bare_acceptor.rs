@@ -139,6 +139,10 @@ pub struct BareAcceptor<L: Link, F: MsgFamily> {
     held: Held,
 }
 
+/// Milliseconds to wait after the link source failed (transiently)
+/// before asking it again.
+const SOURCE_RETRY_MS: u64 = 50;
+
 /// The runner of a [`BareAcceptor`]: spawn it (or join it).
 pub struct BareAcceptorRunner<S: LinkSource, F: MsgFamily, D, const PENDING: usize> {
     source: S,
@@ -290,8 +294,10 @@ where
                         shared.lock(|s| s.borrow_mut().stats.evicted += 1);
                     }
                 }
-                AcceptEvent::Link(Err(LinkError::Closed)) => break LinkError::Closed,
-                AcceptEvent::Link(Err(_)) => {}
+                AcceptEvent::Link(Err(e @ (LinkError::Closed | LinkError::GaveUp { .. }))) => break e,
+                // A transient failure (a full file table, say): wait before
+                // asking again rather than spin.
+                AcceptEvent::Link(Err(_)) => clock.sleep_until(clock.now().add_millis(SOURCE_RETRY_MS)).await,
                 AcceptEvent::Handshake(handshaken) => {
                     // A conduit the queue has no room for is dropped after
                     // the lock (its drop gives its connection back).

@@ -59,16 +59,15 @@ impl fmt::Display for ConnectError {
 impl core::error::Error for ConnectError {}
 
 impl ConduitError for ConnectError {
-    /// `LinkLost` for a link failure or a silent peer (another attempt may
-    /// succeed), `Refused` for a refused prologue, `Closed` for a peer that
-    /// closed first.
+    /// `LinkLost` for a link failure, a silent peer or a peer that closed
+    /// first (another attempt may succeed), `Refused` for a refused
+    /// prologue.
     // r[impl found.error-kind]
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Link(e) => e.kind(),
             Self::Refused(_) => ErrorKind::Refused,
-            Self::PeerClosed => ErrorKind::Closed,
-            Self::TimedOut => ErrorKind::LinkLost,
+            Self::PeerClosed | Self::TimedOut => ErrorKind::LinkLost,
         }
     }
 }
@@ -116,8 +115,8 @@ impl fmt::Display for SendError {
 impl core::error::Error for SendError {}
 
 impl ConduitError for SendError {
-    /// The link's kind (`LinkLost`, `Closed`, `TooLarge`), or `TooLarge`
-    /// and `Other` for an encoding error.
+    /// The link's kind (`LinkLost`, `TooLarge`), or `TooLarge` and
+    /// `Other` for an encoding error.
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Link(e) => e.kind(),
@@ -190,7 +189,7 @@ mod tests {
         let decode = RecvError::Decode { family: "F", error: postcard::Error::DeserializeUnexpectedEnd };
         let cases: [(&dyn ConduitError, ErrorKind); 12] = [
             (&SendError::Link(LinkError::Reset), ErrorKind::LinkLost),
-            (&SendError::Link(LinkError::Closed), ErrorKind::Closed),
+            (&SendError::Link(LinkError::Closed), ErrorKind::LinkLost),
             (&SendError::Link(LinkError::TooLarge { len: 9, max: 8 }), ErrorKind::TooLarge),
             (&encode(postcard::Error::SerializeBufferFull), ErrorKind::TooLarge),
             (&encode(postcard::Error::SerdeSerCustom), ErrorKind::Other),
@@ -198,7 +197,7 @@ mod tests {
             (&decode, ErrorKind::Decode),
             (&ConnectError::Link(LinkError::Reset), ErrorKind::LinkLost),
             (&ConnectError::Refused(refused), ErrorKind::Refused),
-            (&ConnectError::PeerClosed, ErrorKind::Closed),
+            (&ConnectError::PeerClosed, ErrorKind::LinkLost),
             (&ConnectError::TimedOut, ErrorKind::LinkLost),
             (&ConnectError::from(HandshakeError::Prologue(refused)), ErrorKind::Refused),
         ];

@@ -307,8 +307,14 @@ where
             match pending.next(&mut source).await {
                 // A full set drops its oldest handshake (and link).
                 AcceptEvent::Link(Ok(link)) => drop(pending.push(handshake(link))),
-                AcceptEvent::Link(Err(LinkError::Closed)) => break SessionError::SourceClosed,
-                AcceptEvent::Link(Err(_)) => {}
+                AcceptEvent::Link(Err(LinkError::Closed | LinkError::GaveUp { .. })) => {
+                    break SessionError::SourceClosed;
+                }
+                // A transient failure (a full file table, say): wait before
+                // asking again rather than spin.
+                AcceptEvent::Link(Err(_)) => {
+                    clock.sleep_until(clock.now().add_millis(u64::from(config.retry_delay_ms))).await;
+                }
                 AcceptEvent::Handshake(None) => {}
                 AcceptEvent::Handshake(Some((link, hello))) => match hello.key {
                     Some(key) => {

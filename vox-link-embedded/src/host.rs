@@ -30,9 +30,10 @@ use std::vec::Vec;
 use tokio::net::{TcpListener, TcpStream};
 use vox_types::{Clock, Instant, LinkError, LinkSource, MaybeSend};
 
-/// The [`Clock`] on tokio's time (paused and advanced with tokio's test
-/// utilities too). Its epoch is the first reading in the process, shared
-/// by every `TokioClock`.
+/// The [`Clock`] on tokio's time. Its epoch is the first reading in the
+/// process, shared by every `TokioClock`; tokio's paused test time works
+/// within one runtime (runtimes whose paused clocks disagree would see
+/// each other's time offset).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -383,6 +384,15 @@ mod tests {
     use std::string::ToString;
     use vox_types::{Link, LinkRx, LinkTx, LinkTxPermit, WriteSlot};
 
+    /// An address whose port is bound but not listening: connecting is
+    /// refused at once, and the port stays taken while the socket lives.
+    fn dead_address() -> (tokio::net::TcpSocket, SocketAddr) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        (socket, addr)
+    }
+
     // r[verify host.tcp]
     #[tokio::test]
     async fn a_dialer_waits_for_its_listener_with_backoff_and_links_carry_payloads() {
@@ -407,7 +417,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_dialer_that_gives_up_returns_the_typed_error() {
-        let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        // Bound but not listening: refused, and no other test can take the port.
+        let (_held, addr) = dead_address();
         let backoff =
             Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(2), give_up_after: Some(3) };
         let mut dialer = TcpDialer::new(addr).with_backoff(backoff);
@@ -418,8 +429,8 @@ mod tests {
     // r[verify found.dialer-list]
     #[tokio::test]
     async fn a_dialer_over_several_addresses_reaches_the_live_one_and_gives_up_typed() {
-        // The first address is dead (bound, then closed); the second listens.
-        let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        // The first address is dead (bound, not listening); the second listens.
+        let (_held, dead) = dead_address();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let live = listener.local_addr().unwrap();
         let backoff =

@@ -24,7 +24,8 @@ pub enum ErrorKind {
     /// will reach it again. Messages not yet acknowledged may or may not
     /// have been delivered.
     SessionLost,
-    /// This side or the peer closed the conduit in order.
+    /// This side closed the conduit (or its sending direction), in order;
+    /// a peer's orderly close is not an error (`recv` gives `Ok(None)`).
     Closed,
     /// A received message is not a valid message of the family; the
     /// conduit may still be usable.
@@ -94,12 +95,12 @@ pub trait ConduitError: core::error::Error {
 }
 
 impl ConduitError for LinkError {
-    /// `TooLarge` for a payload over the link's maximum, `Closed` for a
-    /// closed link, `LinkLost` for everything else (the link is dead).
+    /// `TooLarge` for a payload over the link's maximum, `LinkLost` for
+    /// everything else: the link is dead (a peer that dropped its half
+    /// without closing, `Closed`, included).
     fn kind(&self) -> ErrorKind {
         match self {
             Self::TooLarge { .. } => ErrorKind::TooLarge,
-            Self::Closed => ErrorKind::Closed,
             _ => ErrorKind::LinkLost,
         }
     }
@@ -119,7 +120,7 @@ mod tests {
     #[test]
     fn link_errors_have_kinds() {
         assert_eq!(LinkError::TooLarge { len: 2, max: 1 }.kind(), ErrorKind::TooLarge);
-        assert_eq!(LinkError::Closed.kind(), ErrorKind::Closed);
+        assert_eq!(LinkError::Closed.kind(), ErrorKind::LinkLost, "a dead link, whoever dropped it");
         assert_eq!(LinkError::Reset.kind(), ErrorKind::LinkLost);
         assert_eq!(LinkError::CrcMismatch.kind(), ErrorKind::LinkLost);
         assert_eq!(std::string::ToString::to_string(&ErrorKind::SessionLost), "session lost");

@@ -32,8 +32,9 @@ pub enum LinkError {
     Io(embedded_io::ErrorKind),
     /// A link source stopped trying to make a link: a dialer's backoff
     /// gave up after `attempts` failed connection attempts (every address
-    /// of every round counted); `last` is the last attempt's error. A
-    /// later call starts over.
+    /// of every round counted); `last` is the last attempt's error. Final
+    /// for a driver or acceptor on that source (the session ends); a later
+    /// call of the source itself starts over.
     GaveUp {
         /// Failed attempts before giving up.
         attempts: u32,

@@ -66,8 +66,10 @@ pub trait LinkSource {
     type Link: Link;
 
     /// The next fresh link. [`LinkError::Closed`] means the source is
-    /// exhausted for good; any other error is transient and the caller may
-    /// retry later.
+    /// exhausted for good, and [`LinkError::GaveUp`] that it stopped
+    /// trying (a dialer's backoff ran out): drivers and acceptors end on
+    /// both. Any other error is transient and the caller may retry later
+    /// (they wait a moment first).
     ///
     /// Should be cancel-safe: dropping the future before it completes must
     /// lose no link. The stable and bare acceptors' runners drop an

@@ -175,9 +175,10 @@ fn print_summary(r: &LineReport, lost: u64, secs: f64) {
     let faults = u64::from(r.cuts) + u64::from(r.framed.crc_errors) + u64::from(r.framed.malformed_frames);
     println!();
     println!(
-        "{} messages sent ({} each way), {delivered} delivered exactly once and in order, {lost} lost.",
+        "{} messages sent ({} each way), {delivered} delivered, {lost} lost, {} out of order or twice.",
         2 * u64::from(r.sent),
-        r.sent
+        r.sent,
+        r.misordered_or_duplicated
     );
     println!(
         "The line was cut {} times and noise hit {} bytes ({} flipped, {} dropped, {} inserted), so {} frames \

@@ -63,6 +63,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>());
     let devices = args.next().transpose()?.unwrap_or(16);
     let requests = args.next().transpose()?.unwrap_or(200);
+    if devices as usize > TABLE {
+        return Err(format!("at most {TABLE} devices: the gateway's table holds {TABLE} sessions").into());
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let gateway = listener.local_addr()?;
@@ -72,32 +75,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         CONFIG,
     )?;
     tokio::spawn(runner.run());
-    for _ in 0..devices {
-        tokio::spawn(device(gateway));
-    }
+    let devices_done: Vec<_> = (0..devices).map(|_| tokio::spawn(device(gateway))).collect();
 
     // The host: for each device that connects, a task that sends requests
-    // and checks that each reply answers its request, in order.
+    // and checks that each reply answers its request, in order. A device
+    // that fails never connects: the run is bounded.
     let start = std::time::Instant::now();
-    let mut hosts = Vec::new();
-    for _ in 0..devices {
-        let (conduit, driver, links) = acceptor.accept().await?;
-        tokio::spawn(driver.run(links, ChaCha20Rng::from_os_rng(), TokioClock));
-        hosts.push(tokio::spawn(async move {
-            let (tx, mut rx) = conduit.split();
-            for id in 0..requests {
-                tx.reserve().await?.send(DemoMsg::Request { id, command: Command::ReadSensor { sensor: 1 } })?;
-                match rx.recv().await?.as_ref().map(|m| m.get::<DemoFamily>()) {
-                    Some(DemoMsg::Reply { id: got, .. }) if *got == id => {}
-                    other => return Err(format!("request {id}: got {other:?}").into()),
+    let run = async {
+        let mut hosts = Vec::new();
+        for _ in 0..devices {
+            let (conduit, driver, links) = acceptor.accept().await?;
+            tokio::spawn(driver.run(links, ChaCha20Rng::from_os_rng(), TokioClock));
+            hosts.push(tokio::spawn(async move {
+                let (tx, mut rx) = conduit.split();
+                for id in 0..requests {
+                    tx.reserve().await?.send(DemoMsg::Request { id, command: Command::ReadSensor { sensor: 1 } })?;
+                    match rx.recv().await?.as_ref().map(|m| m.get::<DemoFamily>()) {
+                        Some(DemoMsg::Reply { id: got, .. }) if *got == id => {}
+                        other => return Err(format!("request {id}: got {other:?}").into()),
+                    }
                 }
-            }
-            Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(requests)
-        }));
-    }
-    let mut answered = 0;
-    for host in hosts {
-        answered += host.await??;
+                Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(requests)
+            }));
+        }
+        let mut answered = 0;
+        for host in hosts {
+            answered += host.await??;
+        }
+        Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(answered)
+    };
+    let answered = match tokio::time::timeout(std::time::Duration::from_secs(60), run).await {
+        Ok(answered) => answered?,
+        Err(_) => return Err("the devices were not all served within 60 s".into()),
+    };
+    for device in devices_done {
+        device.await??;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(

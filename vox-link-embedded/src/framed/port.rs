@@ -17,7 +17,7 @@ const ATTACH_RETRY_MS: u64 = 1;
 /// allocator, no executor: its methods are futures the application runs.
 ///
 /// - [`serve`](Self::serve): links one after another until the stream
-///   itself ends or fails (a UART never does; a socket does).
+///   itself ends (a socket's end or reset; a UART's never ends it).
 /// - [`run_link`](Self::run_link): one link (one USB connection).
 /// - [`stats`](Self::stats): counters summed over every link so far.
 ///
@@ -51,15 +51,17 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
         self.storage.stats()
     }
 
-    /// Serves links on the stream until the stream ends or fails
-    /// ([`LinkError::Reset`] or [`LinkError::Io`], returned): after any
-    /// other end of a link (a corrupt frame, the conduit dropping it) a
-    /// fresh link is attached and offered, resynchronising at the next
-    /// frame delimiter. Drop the future to stop.
+    /// Serves links on the stream until the stream itself ends (returned:
+    /// [`LinkError::Reset`] for its end of file, or an I/O error that says
+    /// the connection is gone: reset, aborted, not connected, broken
+    /// pipe). After any other end of a link (a corrupt frame, a UART's
+    /// framing or overrun error, the conduit dropping the link) a fresh
+    /// link is attached and offered, resynchronising at the next frame
+    /// delimiter; a link that ended without reading a byte is followed by
+    /// a short wait, so nothing spins. Drop the future to stop.
     ///
     /// The loop is written out here rather than calling
-    /// [`run_link`](Self::run_link): a nested future costs a Cortex-M
-    /// firmware about 240 B of flash.
+    /// [`run_link`](Self::run_link), one future fewer.
     // r[impl framed.io]
     pub async fn serve<R, W, C, F, O>(&self, rx: &mut R, tx: &mut W, clock: &C, mut offer: F) -> LinkError
     where
@@ -75,9 +77,15 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
                 continue;
             };
             offer(link).await;
-            match runner.run(rx, tx).await {
-                Err(e @ (LinkError::Reset | LinkError::Io(_))) => return e,
-                _ended => link_ended(&_ended),
+            let read_before = self.storage.stats().wire_bytes_received;
+            let ended = runner.run(rx, tx).await;
+            link_ended(&ended);
+            match ended {
+                Err(e) if stream_ended(&e) => return e,
+                _ if self.storage.stats().wire_bytes_received == read_before => {
+                    clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+                }
+                _ => {}
             }
         }
     }
@@ -106,10 +114,26 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
             }
         };
         offer(link).await;
+        let read_before = self.storage.stats().wire_bytes_received;
         let ended = runner.run(rx, tx).await;
         link_ended(&ended);
+        if self.storage.stats().wire_bytes_received == read_before {
+            // Nothing was read: a caller calling again at once must not spin.
+            clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+        }
         ended
     }
+}
+
+/// Whether a link's end is the byte stream's own: its end of file, or an
+/// I/O error saying the connection is gone. A UART's framing, parity or
+/// overrun errors are not: they end one link.
+fn stream_ended(e: &LinkError) -> bool {
+    use embedded_io_async::ErrorKind as K;
+    matches!(
+        e,
+        LinkError::Reset | LinkError::Io(K::ConnectionReset | K::ConnectionAborted | K::NotConnected | K::BrokenPipe)
+    )
 }
 
 #[cfg(feature = "defmt")]

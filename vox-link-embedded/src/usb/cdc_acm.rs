@@ -40,7 +40,8 @@ impl<'d, D: Driver<'d>> PacketSink for Sender<'d, D> {
 /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 /// use embassy_usb::class::cdc_acm::CdcAcmClass;
 /// use embassy_usb::driver::Driver;
-/// use vox_link_embedded::{FramedLinkStorage, FramedPort};
+/// use embassy_sync::channel::Channel;
+/// use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort};
 /// use vox_link_embedded::usb::{cdc_acm_stream, port_closed, port_opened};
 /// use vox_types::Clock;
 ///
@@ -48,6 +49,9 @@ impl<'d, D: Driver<'d>> PacketSink for Sender<'d, D> {
 ///     class: CdcAcmClass<'d, D>,
 ///     read_buf: &'d mut [u8],
 ///     storage: &'static FramedLinkStorage<NoopRawMutex, 2, 256>,
+///     // Where the conduit takes its links (a `LinkChannel` of
+///     // vox-conduit-stable does the same).
+///     links: &Channel<NoopRawMutex, FramedLink<NoopRawMutex, 2, 256>, 1>,
 ///     clock: impl Clock,
 /// ) {
 ///     let (mut rx, mut tx, control) = cdc_acm_stream(class, read_buf);
@@ -56,10 +60,9 @@ impl<'d, D: Driver<'d>> PacketSink for Sender<'d, D> {
 ///         port_opened(&mut rx, &control).await;
 ///         tx.reset();
 ///         // One link per opening, attached once the conduit has dropped
-///         // the previous one; hand it to the conduit's link channel
-///         // (`|link| links.offer(link)`). A close or an unplug ends this
-///         // link; the session goes on.
-///         let one_link = port.run_link(&mut rx, &mut tx, &clock, |link| async move { drop(link) });
+///         // the previous one, and handed to it. A close or an unplug
+///         // ends this link; the session goes on.
+///         let one_link = port.run_link(&mut rx, &mut tx, &clock, |link| links.send(link));
 ///         select(one_link, port_closed(&control)).await;
 ///     }
 /// }
