@@ -16,10 +16,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use vox_conduit_stable::{
-    ConfigError, LinkChannel, RecvError, SendError, SessionError, StableConduit, StableRx, StableStats,
-    StableStatsHandle, StableStorage, StableTx,
+    ConfigError, RecvError, SendError, SessionError, StableConduit, StableRx, StableStats, StableStatsHandle,
+    StableStorage, StableTx,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
+use vox_link_embedded::LinkChannel;
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, framed::FramedStats};
 use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource};

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use vox_conduit_stable::{
-    ConfigError, LinkChannel, SessionError, StableConduit, StableConfig, StableStats, StableStatsHandle, StableStorage,
+    ConfigError, SessionError, StableConduit, StableConfig, StableStats, StableStatsHandle, StableStorage,
 };
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg};
+use vox_link_embedded::LinkChannel;
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{
     FramedLink, FramedLinkStorage, FramedPort,

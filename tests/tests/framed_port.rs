@@ -4,8 +4,8 @@
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use std::sync::Arc;
 use std::time::Duration;
-use vox_conduit_stable::LinkChannel;
 use vox_link_embedded::FramedPort;
+use vox_link_embedded::LinkChannel;
 use vox_link_embedded::framed::{FramedLink, FramedLinkStorage, FramedStats};
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::sim::{BytePipe, PipeReader, PipeWriter};

@@ -8,8 +8,9 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::time::Duration;
-use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableStorage};
+use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg};
+use vox_link_embedded::LinkChannel;
 use vox_link_embedded::{
     FramedLink, FramedLinkStorage, FramedPort,
     sim::{BytePipe, NoiseRates, NoisyWriter, PipeReader, PipeWriter},

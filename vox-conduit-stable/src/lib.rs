@@ -36,7 +36,7 @@
 //!
 //! | feature | effect |
 //! |---------|--------|
-//! | `alloc` | [`StableStorage`] in an `Arc`; `StableAcceptor` (concurrent handshakes, sessions routed by resume key) and `SharedLinkChannel` |
+//! | `alloc` | [`StableStorage`] in an `Arc`; `StableAcceptor` (concurrent handshakes, sessions routed by resume key) |
 //! | `std`   | host builds: std's `critical-section` and `std::io::Error` conversions; implies `alloc` |
 //! | `send`  | `MaybeSend`/`MaybeSync` mean `Send`/`Sync` (multi-threaded executors such as tokio) |
 //! | `defmt` | `defmt::Format` on errors; session state changes (attached, reattached, link lost, ended) logged with defmt |
@@ -78,7 +78,6 @@ mod state_log;
 mod config;
 mod driver;
 mod error;
-mod link_channel;
 mod primed_link;
 pub mod session;
 #[cfg(feature = "alloc")]
@@ -91,9 +90,6 @@ pub mod wire;
 pub use config::{ConfigError, StableConfig};
 pub use driver::{Acceptor, Initiator, Role, StableDriver};
 pub use error::{RecvError, SendError, SessionError};
-#[cfg(feature = "alloc")]
-pub use link_channel::SharedLinkChannel;
-pub use link_channel::{LinkChannel, LinkChannelReceiver};
 pub use primed_link::{PrimedLink, PrimedRx};
 #[cfg(feature = "alloc")]
 pub use stable_acceptor::{AcceptedLink, AcceptedSession, AcceptorParts, AcceptorRunner, SessionLinks, StableAcceptor};

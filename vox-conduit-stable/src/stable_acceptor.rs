@@ -24,14 +24,14 @@
 //!   an unknown key gets `Reject(SessionUnknown)`.
 //!
 //! Without an allocator, run one [`StableConduit::acceptor`] on a
-//! [`LinkChannel`](crate::LinkChannel) instead (one session at a time).
+//! `vox_link_embedded::LinkChannel` instead (one session at a time).
 
 use crate::driver::write_out;
 use crate::primed_link::PrimedLink;
 use crate::session::Outgoing;
 use crate::stable_storage::StableStore;
 use crate::wire::{Hello, RejectReason, WireFrame};
-use crate::{Acceptor, ConfigError, SessionError, SharedLinkChannel, StableConduit, StableConfig, StableDriver};
+use crate::{Acceptor, ConfigError, SessionError, StableConduit, StableConfig, StableDriver};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -42,6 +42,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
 use heapless::Deque;
+use vox_link_embedded::SharedLinkChannel;
 use vox_types::{
     AcceptEvent, Clock, ConduitMode, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MaybeSend, MaybeSync,
     MsgFamily, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole, StorageRef, WriteSlot,

@@ -4,6 +4,8 @@
 //!   `embedded-io-async` byte stream (UART, USB CDC-ACM, TCP), its runner,
 //!   statistics and the sans-I/O frame codec.
 //! - [`memory`]: [`MemoryLink`], an in-memory link pair between two tasks.
+//! - [`LinkChannel`]: a link source the application feeds (a new link
+//!   on the same serial port after each link death).
 //! - [`sim`]: stand-ins for tests and self-tests: byte pipes, a noisy
 //!   serial line, memory-link faults and link sources.
 //! - [`usb`]: a USB CDC-ACM byte stream that never holds a frame back in
@@ -16,7 +18,7 @@
 //!
 //! | feature | effect |
 //! |---------|--------|
-//! | `alloc` | `Arc`-backed link storage (`new_shared` on [`MemoryLinkPair`] and [`FramedLinkStorage`]); [`sim`]'s memory link sources and `SimClock` |
+//! | `alloc` | `Arc`-backed link storage (`new_shared` on [`MemoryLinkPair`] and [`FramedLinkStorage`]), `SharedLinkChannel`; [`sim`]'s memory link sources and `SimClock` |
 //! | `std`   | host builds: std's `critical-section` and `std::io::Error` conversions; implies `alloc` and `fast-codec` |
 //! | `send`  | `MaybeSend`/`MaybeSync` mean `Send`/`Sync` (multi-threaded executors such as tokio) |
 //! | `defmt` | `defmt::Format` on errors and [`FramedStats`](framed::FramedStats); [`FramedPort`] logs how each link ended |
@@ -37,6 +39,7 @@ extern crate std;
 pub mod framed;
 #[cfg(feature = "tokio")]
 pub mod host;
+mod link_channel;
 pub mod memory;
 mod queue;
 #[cfg(feature = "serial")]
@@ -45,4 +48,7 @@ pub mod sim;
 pub mod usb;
 
 pub use framed::{FramedLink, FramedLinkStorage, FramedPort, FramedRunner};
+#[cfg(feature = "alloc")]
+pub use link_channel::SharedLinkChannel;
+pub use link_channel::{LinkChannel, LinkChannelReceiver};
 pub use memory::{MemoryLink, MemoryLinkPair};

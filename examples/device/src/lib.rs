@@ -26,8 +26,9 @@ mod log;
 use core::time::Duration;
 use embassy_futures::select::{Either, select};
 use embedded_io_async::{Read, Write};
-use vox_conduit_stable::{LinkChannel, RecvError, SendError, SessionError, StableConduit, StableStorage};
+use vox_conduit_stable::{RecvError, SendError, SessionError, StableConduit, StableStorage};
 use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, answer};
+use vox_link_embedded::LinkChannel;
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
 /// A board's clock: embassy-time (the firmware supplies its time driver).
 pub use vox_types::EmbassyClock;

@@ -13,11 +13,12 @@ use embassy_time::{Instant, Timer};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use static_cell::StaticCell;
-use vox_conduit_stable::{LinkChannel, StableConduit, StableConfig, StableStorage};
+use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
 use vox_demo_device::EmbassyClock;
 use vox_demo_protocol::{DemoFamily, DemoMsg};
 use vox_firmware::board;
 use vox_firmware::executor::WfiExecutor;
+use vox_link_embedded::LinkChannel;
 use vox_link_embedded::{
     FramedLink, FramedLinkStorage,
     framed::codec::{Decoded, FrameDecoder, encode_frame},

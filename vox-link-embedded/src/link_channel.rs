@@ -5,23 +5,24 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::channel::Channel;
 use vox_types::{Link, LinkError, LinkSource, MaybeSend, MaybeSync};
 
-/// Hands links from the application to a stable conduit's driver, one at
-/// a time. Usable in a `static`.
+/// Hands links from the application to whoever takes them as a
+/// [`LinkSource`] (a stable conduit's driver), one at a time. Usable in a
+/// `static`.
 ///
 /// ```
 /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 /// use futures::executor::block_on;
-/// use vox_conduit_stable::LinkChannel;
-/// use vox_link_embedded::{MemoryLink, MemoryLinkPair};
+/// use vox_link_embedded::{LinkChannel, MemoryLink, MemoryLinkPair};
 /// use vox_types::{Link, LinkSource, LinkTx};
 ///
 /// type Mem = MemoryLink<CriticalSectionRawMutex, 2, 64>;
+/// static PAIRS: [MemoryLinkPair<CriticalSectionRawMutex, 2, 64>; 2] = [MemoryLinkPair::new(), MemoryLinkPair::new()];
 /// let links = LinkChannel::<CriticalSectionRawMutex, Mem>::new();
 /// // A firmware offers each new link from its serial-port task
 /// // (`FramedPort::serve(.., |link| links.offer(link))`).
-/// let (first, _peer) = MemoryLinkPair::new_shared();
+/// let (first, _peer) = PAIRS[0].split();
 /// block_on(links.offer(first));
-/// let (second, _peer) = MemoryLinkPair::new_shared();
+/// let (second, _peer) = PAIRS[1].split();
 /// let second = links.try_offer(second).unwrap_err(); // one at a time
 ///
 /// // The driver takes them: `driver.run(links.receiver(), clock)`.
@@ -57,7 +58,7 @@ impl<M: RawMutex, L> LinkChannel<M, L> {
         self.links.try_receive().ok()
     }
 
-    /// The source side, for [`StableDriver::run`](crate::StableDriver::run).
+    /// The source side: what a stable conduit's driver runs on.
     pub fn receiver(&self) -> LinkChannelReceiver<'_, M, L> {
         LinkChannelReceiver { channel: self }
     }
