@@ -6,6 +6,25 @@ use embassy_futures::select::{Either, select};
 use vox_types::{Clock, Conduit, ConduitMode, Link, MsgFamily, Prologue, SessionRole, exchange_prologue};
 
 /// Typed messages of family `F` over link `L`; dies with the link.
+///
+/// # Liveness
+///
+/// An application with a sending task and a receiving task never stalls.
+/// One task that sends `N` requests before reading any reply, against a
+/// server that answers each request before reading the next, completes
+/// only while every request and reply fits in the links between them:
+///
+/// ```text
+/// N <= SLOTS(client -> server) + SLOTS(server -> client)
+/// ```
+///
+/// link slots (the request the server holds while it waits to send
+/// counts among the first; `tests/tests/bare_stall_bound.rs` sits on it:
+/// `2 x SLOTS` complete, one more stalls). Over a framed link on a byte
+/// stream the runners' buffers and, over TCP, the operating system's
+/// socket buffers hold more, in bytes rather than messages. Beyond the
+/// bound both sides wait on each other for ever, silently: read replies
+/// in another task (or interleave sends and receives) when you pipeline.
 pub struct BareConduit<L: Link, F: MsgFamily> {
     tx: BareTx<L::Tx, F>,
     rx: BareRx<L::Rx, F>,
