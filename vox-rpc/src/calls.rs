@@ -1,0 +1,645 @@
+//! `Calls`: the fixed table of this side's calls in flight, shared by the
+//! callers ([`Client`](crate::Client)) and the rpc runner that sends their
+//! requests and routes the answers back. Sans-I/O: the runner feeds it
+//! frames and time; callers wait on their own entry.
+
+use crate::clock_sync::ClockSync;
+use crate::wire::{Frame, Request};
+use crate::{Body, EndpointKey, Refusal};
+use core::cell::RefCell;
+use core::task::{Context, Poll, Waker};
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::waitqueue::WakerRegistration;
+use heapless::{Deque, Vec};
+use vox_types::{ErrorKind, Instant};
+
+/// A call's id on the wire: `generation << slot_bits | slot`, where
+/// `slot_bits` is the number of bits that hold `N - 1` (0 for one entry).
+///
+/// The generation (16 bits) grows each time the slot is freed, so an
+/// answer to an abandoned call never matches the slot's next call; the
+/// side is the direction (a request carries the sender's id, an answer
+/// the receiver's), so the two sides' ids never meet.
+// r[impl rpc.ids]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CallId {
+    /// The entry in the table.
+    pub slot: u16,
+    /// How many times that entry was freed before (wrapping).
+    pub generation: u16,
+}
+
+impl CallId {
+    /// Bits of the slot in a table of `n` entries.
+    pub const fn slot_bits(n: usize) -> u32 {
+        if n <= 1 { 0 } else { usize::BITS - (n - 1).leading_zeros() }
+    }
+
+    /// The wire form in a table of `n` entries.
+    pub const fn encode(self, n: usize) -> u32 {
+        ((self.generation as u32) << Self::slot_bits(n)) | self.slot as u32
+    }
+
+    /// The id of wire form `id` in a table of `n` entries (`None` when it
+    /// cannot be one of its ids).
+    pub const fn decode(id: u32, n: usize) -> Option<Self> {
+        let bits = Self::slot_bits(n);
+        let slot = id & ((1u32 << bits) - 1);
+        let generation = id >> bits;
+        if generation > u16::MAX as u32 || slot as usize >= n {
+            return None;
+        }
+        Some(Self { slot: slot as u16, generation: generation as u16 })
+    }
+}
+
+/// Counters of a [`Calls`] table, over every session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CallStats {
+    /// Requests committed to a conduit.
+    pub sent: u32,
+    /// Answers matched to the call waiting for them.
+    pub answered: u32,
+    /// Answers that came after their call was dropped or timed out (never
+    /// delivered to another call).
+    pub late_answers: u32,
+    /// Answers whose id matches no call ever sent in this session.
+    pub unexpected_answers: u32,
+    /// Cancels sent for committed calls that were dropped.
+    pub cancels: u32,
+    /// Cancels not sent because the cancel queue was full.
+    pub cancels_dropped: u32,
+}
+
+/// What ended a call, as the table records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Reply,
+    Failed,
+    Refused(Refusal),
+    /// Never committed: the peer does not list the endpoint.
+    Unknown,
+    /// The request's frame does not fit the conduit: never committed.
+    TooLarge,
+    /// The response does not fit the entry: it ran.
+    TooBig,
+    Lost {
+        kind: ErrorKind,
+        committed: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    /// A caller is encoding its request.
+    Claimed,
+    Queued {
+        seq: u32,
+        key: EndpointKey,
+        deadline: Instant,
+    },
+    Sent,
+    Answered(Answer),
+}
+
+struct Entry<const BUF: usize> {
+    state: State,
+    generation: u16,
+    waker: WakerRegistration,
+    len: usize,
+    buf: [u8; BUF],
+}
+
+impl<const BUF: usize> Entry<BUF> {
+    const FREE: Self =
+        Self { state: State::Free, generation: 0, waker: WakerRegistration::new(), len: 0, buf: [0; BUF] };
+}
+
+/// What this side knows of the session's peer.
+struct Peer<const PEER: usize> {
+    /// The peer's greeting arrived.
+    greeted: bool,
+    endpoints: Vec<EndpointKey, PEER>,
+    /// Endpoints the peer listed beyond `PEER` (unknown to this side).
+    endpoints_ignored: u16,
+    max_in_flight: u16,
+    fingerprint: u32,
+    /// Requests committed and not yet answered.
+    unanswered: u16,
+    /// The absolute deadline (peer's clock) of the last request sent.
+    last_deadline: i64,
+    sync: ClockSync,
+    /// The session under way (0: none yet).
+    session: u32,
+}
+
+impl<const PEER: usize> Peer<PEER> {
+    const NONE: Self = Self {
+        greeted: false,
+        endpoints: Vec::new(),
+        endpoints_ignored: 0,
+        max_in_flight: 0,
+        fingerprint: 0,
+        unanswered: 0,
+        last_deadline: 0,
+        sync: ClockSync::new(),
+        session: 0,
+    };
+}
+
+struct Table<const N: usize, const BUF: usize, const PEER: usize> {
+    entries: [Entry<BUF>; N],
+    next_seq: u32,
+    /// Callers waiting for a free entry, in order (ticket, waker).
+    waiters: Deque<(u32, Waker), N>,
+    /// Callers beyond `waiters`' room share this one slot.
+    overflow: WakerRegistration,
+    next_ticket: u32,
+    runner: WakerRegistration,
+    /// Ids of committed calls that were dropped: the runner sends a
+    /// cancel for each.
+    cancels: Deque<u32, N>,
+    peer: Peer<PEER>,
+    stats: CallStats,
+}
+
+/// The table of this side's calls in flight: `N` entries (at most 65,536),
+/// each with a `BUF`-byte buffer that holds the encoded request until it is
+/// sent and the encoded answer until the caller decodes it; `PEER` is how
+/// many of the peer's endpoints this side can address.
+///
+/// RAM: `N × (BUF + 40)` bytes plus `N × 12` for waiting callers and `PEER
+/// × 4` (on a 32-bit MCU; the figures are checked by the `firmware_size`
+/// bench). Put it in a `static` on a device, in an `Arc` on a host; a
+/// [`Client`](crate::Client) reaches it through a
+/// [`StorageRef`](vox_types::StorageRef).
+// r[impl rpc.inflight]
+pub struct Calls<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize = 16> {
+    table: Mutex<M, RefCell<Table<N, BUF, PEER>>>,
+}
+
+impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Default for Calls<M, N, BUF, PEER> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, N, BUF, PEER> {
+    const ASSERT: () = assert!(N >= 1 && N <= 1 << 16, "a Calls table has 1 to 65,536 entries");
+
+    /// An empty table.
+    pub const fn new() -> Self {
+        let () = Self::ASSERT;
+        Self {
+            table: Mutex::new(RefCell::new(Table {
+                entries: [Entry::FREE; N],
+                next_seq: 0,
+                waiters: Deque::new(),
+                overflow: WakerRegistration::new(),
+                next_ticket: 0,
+                runner: WakerRegistration::new(),
+                cancels: Deque::new(),
+                peer: Peer::NONE,
+                stats: CallStats {
+                    sent: 0,
+                    answered: 0,
+                    late_answers: 0,
+                    unexpected_answers: 0,
+                    cancels: 0,
+                    cancels_dropped: 0,
+                },
+            })),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Table<N, BUF, PEER>) -> R) -> R {
+        self.table.lock(|t| f(&mut t.borrow_mut()))
+    }
+
+    /// Counters over every session.
+    pub fn stats(&self) -> CallStats {
+        self.with(|t| t.stats)
+    }
+
+    /// The bound ε (ms) on how late after a call's deadline the peer may
+    /// still start it, at `now`: half the best clock sample's round trip,
+    /// plus 1 ms of resolution, plus 100 ppm drift since that sample.
+    /// `None` until the session's first sample.
+    // r[impl rpc.deadline]
+    pub fn epsilon(&self, now: Instant) -> Option<u64> {
+        self.with(|t| t.peer.sync.epsilon(now))
+    }
+
+    /// What this side knows of the peer of the session under way.
+    pub fn peer(&self) -> Option<PeerInfo> {
+        self.with(|t| {
+            t.peer.greeted.then(|| PeerInfo {
+                session: t.peer.session,
+                endpoints: t.peer.endpoints.len() as u16 + t.peer.endpoints_ignored,
+                max_in_flight: t.peer.max_in_flight,
+                fingerprint: t.peer.fingerprint,
+            })
+        })
+    }
+
+    /// Whether the peer of the session under way serves `key`.
+    pub fn peer_serves(&self, key: EndpointKey) -> bool {
+        self.with(|t| t.peer.endpoints.contains(&key))
+    }
+
+    // ---- callers ----
+
+    /// Claims a free entry, or queues the caller (`ticket`) until one frees.
+    pub(crate) fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<CallId> {
+        self.with(|t| {
+            if let Some(slot) = t.entries.iter().position(|e| e.state == State::Free) {
+                if let Some(mine) = ticket.take() {
+                    t.remove_waiter(mine);
+                }
+                let entry = t.entry(slot);
+                entry.state = State::Claimed;
+                return Poll::Ready(CallId { slot: slot as u16, generation: entry.generation });
+            }
+            match *ticket {
+                Some(mine) => {
+                    if let Some(w) = t.waiters.iter_mut().find(|(k, _)| *k == mine) {
+                        w.1.clone_from(cx.waker());
+                    } else {
+                        // Woken (and taken off the queue) but beaten to the
+                        // entry: wait again, at the back.
+                        *ticket = t.enqueue_waiter(cx.waker());
+                    }
+                }
+                None => *ticket = t.enqueue_waiter(cx.waker()),
+            }
+            Poll::Pending
+        })
+    }
+
+    /// A caller that waited for an entry gave up.
+    pub(crate) fn stop_waiting(&self, ticket: u32) {
+        self.with(|t| {
+            t.remove_waiter(ticket);
+            // It may have been woken for an entry it will not take now.
+            if t.entries.iter().any(|e| e.state == State::Free) {
+                t.wake_one_waiter();
+            }
+        });
+    }
+
+    /// Encodes the request into the claimed entry and queues it for the
+    /// runner. On an encoding failure the entry is freed.
+    pub(crate) fn queue(
+        &self,
+        id: CallId,
+        key: EndpointKey,
+        deadline: Instant,
+        encode: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> bool {
+        self.with(|t| {
+            let seq = t.next_seq;
+            let entry = t.entry(id.slot as usize);
+            match encode(&mut entry.buf) {
+                Some(len) => {
+                    entry.len = len;
+                    entry.state = State::Queued { seq, key, deadline };
+                    t.next_seq = seq.wrapping_add(1);
+                    t.runner.wake();
+                    true
+                }
+                None => {
+                    t.free(id.slot as usize);
+                    false
+                }
+            }
+        })
+    }
+
+    /// The call's answer, once there is one; registers the caller's waker.
+    pub(crate) fn poll_answer(&self, id: CallId, cx: &mut Context<'_>) -> Poll<()> {
+        self.with(|t| {
+            let entry = t.entry(id.slot as usize);
+            if entry.generation == id.generation && matches!(entry.state, State::Answered(_)) {
+                Poll::Ready(())
+            } else {
+                entry.waker.register(cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Takes the call's answer and frees the entry at once: the answer's
+    /// bytes are copied into `out` (at least `BUF` long). `None` when the
+    /// call has no answer yet: then the call is given up (see
+    /// [`abandon`](Self::abandon)) and `committed` says whether its
+    /// request was sent.
+    pub(crate) fn finish(&self, id: CallId, out: &mut [u8]) -> Finished {
+        self.with(|t| {
+            let entry = t.entry(id.slot as usize);
+            if entry.generation != id.generation {
+                return Finished::Gone;
+            }
+            let finished = match entry.state {
+                State::Answered(answer) => {
+                    let len = entry.len.min(out.len());
+                    if let (Some(dst), Some(src)) = (out.get_mut(..len), entry.buf.get(..len)) {
+                        dst.copy_from_slice(src);
+                    }
+                    Finished::Answer(answer, len)
+                }
+                State::Sent => Finished::Pending { committed: true },
+                State::Free | State::Claimed | State::Queued { .. } => Finished::Pending { committed: false },
+            };
+            if let Finished::Pending { committed: true } = finished {
+                t.cancel(id);
+            }
+            t.free(id.slot as usize);
+            finished
+        })
+    }
+
+    /// The caller dropped the call: frees its entry at once; a committed
+    /// request gets a best-effort cancel.
+    // r[impl rpc.cancel]
+    pub(crate) fn abandon(&self, id: CallId) {
+        self.with(|t| {
+            let entry = t.entry(id.slot as usize);
+            if entry.generation != id.generation || entry.state == State::Free {
+                return;
+            }
+            if entry.state == State::Sent {
+                t.cancel(id);
+            }
+            t.free(id.slot as usize);
+        });
+    }
+
+    // ---- the runner ----
+
+    /// Registers the runner's waker: woken when a request is queued or a
+    /// cancel is due.
+    pub(crate) fn register_runner(&self, waker: &Waker) {
+        self.with(|t| t.runner.register(waker));
+    }
+
+    /// A new session starts: forget the last peer.
+    pub(crate) fn session_started(&self) -> u32 {
+        self.with(|t| {
+            let session = t.peer.session.wrapping_add(1);
+            t.peer = Peer::NONE;
+            t.peer.session = session;
+            t.cancels.clear();
+            session
+        })
+    }
+
+    /// The session ended with an error of `kind`: every committed call
+    /// resolves at once; queued ones wait for the next session (or their
+    /// deadline).
+    pub(crate) fn session_ended(&self, kind: ErrorKind) {
+        self.with(|t| {
+            for entry in t.entries.iter_mut() {
+                if entry.state == State::Sent {
+                    entry.state = State::Answered(Answer::Lost { kind, committed: true });
+                    entry.len = 0;
+                    entry.waker.wake();
+                }
+            }
+            t.peer.greeted = false;
+            t.peer.sync = ClockSync::new();
+            t.cancels.clear();
+        });
+    }
+
+    /// The peer's greeting.
+    pub(crate) fn greeted(&self, endpoints: &[u8], max_in_flight: u16, fingerprint: u32) {
+        self.with(|t| {
+            t.peer.endpoints.clear();
+            t.peer.endpoints_ignored = 0;
+            for key in crate::wire::keys(endpoints) {
+                if t.peer.endpoints.push(key).is_err() {
+                    t.peer.endpoints_ignored = t.peer.endpoints_ignored.saturating_add(1);
+                }
+            }
+            t.peer.max_in_flight = max_in_flight;
+            t.peer.fingerprint = fingerprint;
+            t.peer.greeted = true;
+            t.runner.wake();
+        });
+    }
+
+    /// A clock sample (our `t0`, `t3`; the peer's `t1`, `t2`).
+    pub(crate) fn clock_sample(&self, t0: u64, t1: u64, t2: u64, t3: Instant) {
+        self.with(|t| {
+            t.peer.sync.sample(t0, t1, t2, t3);
+            t.runner.wake();
+        });
+    }
+
+    /// Clock samples taken in this session.
+    pub(crate) fn clock_samples(&self) -> u32 {
+        self.with(|t| t.peer.sync.samples())
+    }
+
+    /// Whether a request is ready to go (greeting and a clock sample
+    /// arrived, room in the peer's window). Calls to endpoints the peer
+    /// does not list are answered `Unknown` here (never sent).
+    pub(crate) fn request_ready(&self) -> bool {
+        self.with(|t| t.next_queued().is_some())
+    }
+
+    /// Sends the oldest queued request through `send`: `Ok(true)` when one
+    /// was committed. A frame the conduit finds too large resolves its call
+    /// (never sent) and `Ok(false)` is returned; any other error is the
+    /// conduit's and is returned.
+    pub(crate) fn send_request<E: vox_types::ConduitError>(
+        &self,
+        send: impl FnOnce(Frame<'_>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        self.with(|t| {
+            let Some((slot, index, deadline)) = t.next_queued() else { return Ok(false) };
+            let Some(deadline) = t.peer.sync.to_peer(deadline) else { return Ok(false) };
+            let delta = deadline.wrapping_sub(t.peer.last_deadline);
+            let id = CallId { slot: slot as u16, generation: t.entry(slot).generation }.encode(N);
+            let entry = t.entry(slot);
+            let body = entry.buf.get(..entry.len).unwrap_or(&[]);
+            let frame = Frame::Request(Request { id, endpoint: index, deadline: delta, body: Body::Bytes(body) });
+            match send(frame) {
+                Ok(()) => {
+                    entry.state = State::Sent;
+                    t.peer.last_deadline = deadline;
+                    t.peer.unanswered = t.peer.unanswered.saturating_add(1);
+                    t.stats.sent = t.stats.sent.wrapping_add(1);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == ErrorKind::TooLarge => {
+                    entry.state = State::Answered(Answer::TooLarge);
+                    entry.waker.wake();
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// The next cancel to send.
+    pub(crate) fn pop_cancel(&self) -> Option<u32> {
+        self.with(|t| t.cancels.pop_front())
+    }
+
+    /// Whether a cancel is waiting.
+    pub(crate) fn cancel_ready(&self) -> bool {
+        self.with(|t| !t.cancels.is_empty())
+    }
+
+    /// An answer to call `id` arrived: a reply, a handler error (`body`)
+    /// or a refusal. Wakes the caller; counts an answer nobody waits for.
+    pub(crate) fn answer(&self, id: u32, answer: Answer, body: &[u8]) {
+        self.with(|t| {
+            if t.peer.unanswered == 0 {
+                t.stats.unexpected_answers = t.stats.unexpected_answers.wrapping_add(1);
+                return;
+            }
+            t.peer.unanswered -= 1;
+            t.runner.wake();
+            let matched = CallId::decode(id, N).filter(|id| {
+                let entry = t.entry(id.slot as usize);
+                entry.generation == id.generation && entry.state == State::Sent
+            });
+            let Some(id) = matched else {
+                t.stats.late_answers = t.stats.late_answers.wrapping_add(1);
+                return;
+            };
+            t.stats.answered = t.stats.answered.wrapping_add(1);
+            let entry = t.entry(id.slot as usize);
+            match entry.buf.get_mut(..body.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(body);
+                    entry.len = body.len();
+                    entry.state = State::Answered(answer);
+                }
+                None => {
+                    entry.len = 0;
+                    entry.state = State::Answered(Answer::TooBig);
+                }
+            }
+            entry.waker.wake();
+        });
+    }
+}
+
+/// What [`Calls::finish`] found.
+pub(crate) enum Finished {
+    /// The answer, its bytes copied out (this many).
+    Answer(Answer, usize),
+    /// No answer yet; the call was given up.
+    Pending { committed: bool },
+    /// The entry was freed already (cannot happen through `Client`).
+    Gone,
+}
+
+/// What a side knows of its peer, from the peer's greeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PeerInfo {
+    /// The session under way, counted from 1 on this table.
+    pub session: u32,
+    /// Endpoints the peer serves.
+    pub endpoints: u16,
+    /// Requests the peer holds room for.
+    pub max_in_flight: u16,
+    /// Hash of the peer's endpoint and topic keys (reported, not enforced).
+    pub fingerprint: u32,
+}
+
+impl<const N: usize, const BUF: usize, const PEER: usize> Table<N, BUF, PEER> {
+    // Slots come from this table or from `CallId::decode` (both below
+    // `N`); anything else is clamped to 0, which exists because `N >= 1` is
+    // checked at compile time: this indexing cannot panic.
+    #[allow(clippy::indexing_slicing)]
+    fn entry(&mut self, slot: usize) -> &mut Entry<BUF> {
+        &mut self.entries[if slot < N { slot } else { 0 }]
+    }
+
+    fn free(&mut self, slot: usize) {
+        let entry = self.entry(slot);
+        entry.state = State::Free;
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.len = 0;
+        self.wake_one_waiter();
+    }
+
+    fn cancel(&mut self, id: CallId) {
+        if self.cancels.push_back(id.encode(N)).is_ok() {
+            self.runner.wake();
+        } else {
+            self.stats.cancels_dropped = self.stats.cancels_dropped.wrapping_add(1);
+        }
+    }
+
+    fn wake_one_waiter(&mut self) {
+        match self.waiters.pop_front() {
+            Some((_, waker)) => waker.wake(),
+            None => self.overflow.wake(),
+        }
+    }
+
+    fn enqueue_waiter(&mut self, waker: &Waker) -> Option<u32> {
+        let ticket = self.next_ticket;
+        self.next_ticket = ticket.wrapping_add(1);
+        match self.waiters.push_back((ticket, waker.clone())) {
+            Ok(()) => Some(ticket),
+            Err(_) => {
+                self.overflow.register(waker);
+                None
+            }
+        }
+    }
+
+    fn remove_waiter(&mut self, ticket: u32) {
+        let n = self.waiters.len();
+        for _ in 0..n {
+            if let Some(w) = self.waiters.pop_front()
+                && w.0 != ticket
+            {
+                let _ = self.waiters.push_back(w);
+            }
+        }
+    }
+
+    /// The oldest queued call that can go now: (slot, the endpoint's index
+    /// at the peer, deadline). Resolves calls to endpoints the peer lacks.
+    fn next_queued(&mut self) -> Option<(usize, u16, Instant)> {
+        if !self.peer.greeted
+            || self.peer.sync.to_peer(Instant::from_millis(0)).is_none()
+            || self.peer.unanswered >= self.peer.max_in_flight
+        {
+            return None;
+        }
+        loop {
+            let (slot, key, deadline) = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| match e.state {
+                    State::Queued { seq, key, deadline } => Some((seq, i, key, deadline)),
+                    _ => None,
+                })
+                .min_by_key(|&(seq, ..)| seq.wrapping_sub(self.next_seq))
+                .map(|(_, i, key, deadline)| (i, key, deadline))?;
+            match self.peer.endpoints.iter().position(|k| *k == key) {
+                Some(index) => return Some((slot, index as u16, deadline)),
+                None => {
+                    let entry = self.entry(slot);
+                    entry.state = State::Answered(Answer::Unknown);
+                    entry.len = 0;
+                    entry.waker.wake();
+                }
+            }
+        }
+    }
+}

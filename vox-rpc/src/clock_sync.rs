@@ -1,0 +1,116 @@
+//! `ClockSync`: the peer's clock offset from NTP-style samples, the one
+//! with the smallest error bound kept, and that bound (ε).
+
+use vox_types::Instant;
+
+/// How fast two clocks may drift apart, in parts per million: 100 ppm
+/// (two crystals of ±50 ppm). ε grows by this much of a sample's age.
+pub const DRIFT_PPM: u64 = 100;
+
+/// The peer's clock as this side knows it.
+///
+/// A sample is four times: `t0` (our clock, query sent), `t1` (peer's,
+/// query arrived), `t2` (peer's, answer sent), `t3` (ours, answer
+/// arrived). The offset (peer − ours) is `((t1 − t0) + (t2 − t3)) / 2`,
+/// off by at most half the round trip `(t3 − t0) − (t2 − t1)`, plus a
+/// millisecond for each clock's resolution, plus the drift since. Samples
+/// delayed by a link cut have a long round trip and lose to better ones.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClockSync {
+    best: Option<Sample>,
+    samples: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Peer clock minus ours, ms.
+    offset: i64,
+    /// Error bound when taken, ms.
+    error: u64,
+    /// Our clock when taken.
+    at: Instant,
+}
+
+impl ClockSync {
+    /// No sample yet.
+    pub const fn new() -> Self {
+        Self { best: None, samples: 0 }
+    }
+
+    /// Takes a sample; keeps it if its error bound now is smaller than the
+    /// kept one's.
+    pub fn sample(&mut self, t0: u64, t1: u64, t2: u64, t3: Instant) -> bool {
+        let t3 = t3.as_millis();
+        if t3 < t0 || t2 < t1 {
+            return false;
+        }
+        let rtt = (t3 - t0).saturating_sub(t2 - t1);
+        let offset = ((t1 as i128 - t0 as i128) + (t2 as i128 - t3 as i128)) / 2;
+        let Ok(offset) = i64::try_from(offset) else { return false };
+        // Half the round trip, rounded up, and one ms of resolution.
+        let error = rtt.div_ceil(2) + 1;
+        self.samples = self.samples.saturating_add(1);
+        let now = Instant::from_millis(t3);
+        let better = self.epsilon(now).is_none_or(|kept| error <= kept);
+        if better {
+            self.best = Some(Sample { offset, error, at: now });
+        }
+        better
+    }
+
+    /// Samples taken so far (kept or not).
+    pub fn samples(&self) -> u32 {
+        self.samples
+    }
+
+    /// The bound on the offset's error at `now` (ms): the kept sample's,
+    /// grown by the drift since. `None` before the first sample.
+    pub fn epsilon(&self, now: Instant) -> Option<u64> {
+        self.best.map(|s| s.error + (now.millis_since(s.at) * DRIFT_PPM).div_ceil(1_000_000))
+    }
+
+    /// `ours` (our clock) in the peer's clock, or `None` before the first
+    /// sample.
+    pub fn to_peer(&self, ours: Instant) -> Option<i64> {
+        self.best.map(|s| (ours.as_millis() as i64).saturating_add(s.offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_and_bound_from_a_symmetric_exchange() {
+        let mut sync = ClockSync::new();
+        assert_eq!(sync.epsilon(Instant::from_millis(0)), None);
+        // Peer is 1000 ms ahead; 4 ms each way; 2 ms in the peer.
+        assert!(sync.sample(100, 1104, 1106, Instant::from_millis(110)));
+        assert_eq!(sync.to_peer(Instant::from_millis(200)), Some(1200));
+        // rtt 8 → 4 + 1.
+        assert_eq!(sync.epsilon(Instant::from_millis(110)), Some(5));
+        // 30 s later the drift adds 3 ms.
+        assert_eq!(sync.epsilon(Instant::from_millis(30_110)), Some(8));
+    }
+
+    #[test]
+    fn a_sample_delayed_by_a_cut_loses_to_a_fast_one() {
+        let mut sync = ClockSync::new();
+        assert!(sync.sample(100, 1104, 1104, Instant::from_millis(108)));
+        // Answer held 1.2 s in a replay ring: its offset is off by ~600 ms.
+        assert!(!sync.sample(200, 1204, 1204, Instant::from_millis(1408)));
+        assert_eq!(sync.to_peer(Instant::from_millis(0)), Some(1000));
+        // Asymmetric but fast: kept, and the true offset within its bound.
+        assert!(sync.sample(2000, 3001, 3001, Instant::from_millis(2004)));
+        let off = sync.to_peer(Instant::from_millis(0)).unwrap();
+        assert!((off - 1000).unsigned_abs() <= sync.epsilon(Instant::from_millis(2004)).unwrap());
+    }
+
+    #[test]
+    fn impossible_samples_are_ignored() {
+        let mut sync = ClockSync::new();
+        assert!(!sync.sample(100, 50, 40, Instant::from_millis(120)));
+        assert!(!sync.sample(100, 50, 60, Instant::from_millis(90)));
+        assert_eq!(sync.epsilon(Instant::from_millis(0)), None);
+    }
+}

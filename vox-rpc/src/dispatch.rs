@@ -1,0 +1,363 @@
+//! `Dispatch`: the chain of handlers a [`Server`](crate::Server) routes
+//! requests to, built one endpoint at a time; plain handlers answer at
+//! once, async handlers run in storage of their own (no allocator, no
+//! executor: the rpc runner polls them).
+
+use crate::body::Postcard;
+use crate::{EncodeBody, Endpoint, EndpointKey, Refusal};
+use core::future::Future;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use serde::de::DeserializeOwned;
+
+/// A handler's outcome, ready to encode into the answer frame.
+pub enum Outcome<'r> {
+    /// The response.
+    Reply(&'r (dyn EncodeBody + Sync)),
+    /// The handler's own error.
+    Failed(&'r (dyn EncodeBody + Sync)),
+    /// The caller cancelled the request after it started: its outcome is
+    /// dropped.
+    Cancelled,
+}
+
+/// What became of a request handed to [`Dispatch::handle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// A plain handler ran and its outcome went to `respond`.
+    Answered,
+    /// An async handler started; its outcome comes from
+    /// [`Dispatch::take_done`].
+    Started,
+    /// A plain handler needs a way to answer at once (`respond`), and none
+    /// was given: hold the request and try again with one.
+    NeedsPermit,
+    /// Not run.
+    Refused(Refusal),
+}
+
+/// Routes requests to handlers. Implemented by [`Nil`] (no endpoint),
+/// [`Plain`] and [`Async`] (one endpoint each, in front of the rest); you
+/// build it with [`Server::serve`](crate::Server::serve) and
+/// [`Server::serve_async`](crate::Server::serve_async).
+pub trait Dispatch {
+    /// Endpoints served.
+    const COUNT: usize;
+    /// The key of endpoint `index`.
+    fn key(index: usize) -> Option<EndpointKey>;
+    /// The name of endpoint `index`.
+    fn name(index: usize) -> Option<&'static str>;
+    /// Hands request `id` (the caller's id) for endpoint `index` to its
+    /// handler.
+    fn handle(
+        self: Pin<&mut Self>,
+        index: usize,
+        id: u32,
+        body: &[u8],
+        respond: Option<&mut dyn FnMut(Outcome<'_>)>,
+    ) -> Handled;
+    /// Polls every running async handler; `true` when one has an outcome.
+    fn poll_runs(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool;
+    /// Hands one finished outcome (with its request's id) to `respond` and
+    /// frees its place; `false` when none is finished.
+    fn take_done(self: Pin<&mut Self>, respond: &mut dyn FnMut(u32, Outcome<'_>)) -> bool;
+    /// The caller of request `id` gave up: its outcome will be
+    /// [`Outcome::Cancelled`]. `false` when no run has that id.
+    fn cancel(self: Pin<&mut Self>, id: u32) -> bool;
+    /// Drops every run (a session ended: nobody waits for their outcomes).
+    fn reset(self: Pin<&mut Self>);
+}
+
+/// No endpoint: the end of every chain.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Nil;
+
+impl Dispatch for Nil {
+    const COUNT: usize = 0;
+    fn key(_: usize) -> Option<EndpointKey> {
+        None
+    }
+    fn name(_: usize) -> Option<&'static str> {
+        None
+    }
+    fn handle(self: Pin<&mut Self>, _: usize, _: u32, _: &[u8], _: Option<&mut dyn FnMut(Outcome<'_>)>) -> Handled {
+        Handled::Refused(Refusal::Unknown)
+    }
+    fn poll_runs(self: Pin<&mut Self>, _: &mut Context<'_>) -> bool {
+        false
+    }
+    fn take_done(self: Pin<&mut Self>, _: &mut dyn FnMut(u32, Outcome<'_>)) -> bool {
+        false
+    }
+    fn cancel(self: Pin<&mut Self>, _: u32) -> bool {
+        false
+    }
+    fn reset(self: Pin<&mut Self>) {}
+}
+
+/// Decodes a whole request body; trailing bytes are an error.
+fn decode<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
+    match postcard::take_from_bytes::<T>(body) {
+        Ok((value, [])) => Some(value),
+        _ => None,
+    }
+}
+
+/// The request a plain handler gets: `E`'s request type, borrowing the
+/// received frame for `'a` (dereference it, or take it with
+/// [`into_inner`](Self::into_inner)).
+///
+/// (A wrapper rather than `E::Req<'a>` itself: a closure bound `for<'a>
+/// FnMut(E::Req<'a>) -> E::Resp<'a>` cannot be written in Rust, because
+/// `'a` would appear only inside projections.)
+pub struct Req<'a, E: Endpoint>(E::Req<'a>, PhantomData<&'a ()>);
+
+impl<'a, E: Endpoint> Req<'a, E> {
+    /// The request.
+    pub fn into_inner(self) -> E::Req<'a> {
+        self.0
+    }
+}
+
+impl<'a, E: Endpoint> core::ops::Deref for Req<'a, E> {
+    type Target = E::Req<'a>;
+    fn deref(&self) -> &E::Req<'a> {
+        &self.0
+    }
+}
+
+/// Endpoint `E` answered by a plain handler `F`, in front of `Next`.
+///
+/// The handler gets the request borrowing the received frame and may
+/// answer with a response borrowing it back (an echo copies nothing); it
+/// runs once the rpc runner holds a way to send the answer, so the answer
+/// is encoded straight into the conduit. It never runs concurrently with
+/// itself, so it takes no RAM of its own.
+pub struct Plain<E, F, Next> {
+    handler: F,
+    next: Next,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+impl<E, F, Next> Plain<E, F, Next> {
+    pub(crate) fn new(handler: F, next: Next) -> Self {
+        Self { handler, next, _endpoint: PhantomData }
+    }
+
+    fn project(self: Pin<&mut Self>) -> (&mut F, Pin<&mut Next>) {
+        // SAFETY: `next` is pinned structurally (never moved out while
+        // `self` is pinned: no method moves it); `handler` is not pinned
+        // (only ever used through `&mut`, never pinned).
+        unsafe {
+            let this = self.get_unchecked_mut();
+            (&mut this.handler, Pin::new_unchecked(&mut this.next))
+        }
+    }
+}
+
+impl<E, F, Next> Dispatch for Plain<E, F, Next>
+where
+    E: Endpoint,
+    F: for<'a> FnMut(Req<'a, E>) -> Result<E::Resp<'a>, E::Err<'a>>,
+    Next: Dispatch,
+{
+    const COUNT: usize = Next::COUNT + 1;
+    fn key(index: usize) -> Option<EndpointKey> {
+        if index == 0 { Some(E::KEY) } else { Next::key(index - 1) }
+    }
+    fn name(index: usize) -> Option<&'static str> {
+        if index == 0 { Some(E::NAME) } else { Next::name(index - 1) }
+    }
+    fn handle(
+        self: Pin<&mut Self>,
+        index: usize,
+        id: u32,
+        body: &[u8],
+        respond: Option<&mut dyn FnMut(Outcome<'_>)>,
+    ) -> Handled {
+        let (handler, next) = self.project();
+        if index != 0 {
+            return next.handle(index - 1, id, body, respond);
+        }
+        let Some(respond) = respond else { return Handled::NeedsPermit };
+        let Some(request) = decode::<E::Req<'_>>(body) else { return Handled::Refused(Refusal::Undecodable) };
+        match handler(Req(request, PhantomData)) {
+            Ok(response) => respond(Outcome::Reply(&Postcard(&response))),
+            Err(error) => respond(Outcome::Failed(&Postcard(&error))),
+        }
+        Handled::Answered
+    }
+    fn poll_runs(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        self.project().1.poll_runs(cx)
+    }
+    fn take_done(self: Pin<&mut Self>, respond: &mut dyn FnMut(u32, Outcome<'_>)) -> bool {
+        self.project().1.take_done(respond)
+    }
+    fn cancel(self: Pin<&mut Self>, id: u32) -> bool {
+        self.project().1.cancel(id)
+    }
+    fn reset(self: Pin<&mut Self>) {
+        self.project().1.reset();
+    }
+}
+
+/// One place of an async endpoint.
+enum Run<Fut: Future> {
+    Idle,
+    Running { id: u32, cancelled: bool, future: Fut },
+    Done { id: u32, cancelled: bool, outcome: Fut::Output },
+}
+
+/// Endpoint `E` answered by an async handler `F`, at most `K` requests at
+/// once, in front of `Next`.
+///
+/// The request is decoded into an owned value (`E::Req<'static>` must own
+/// its data) so the received frame is released before the handler awaits
+/// anything. A request beyond `K` is refused `Busy` at once. RAM: `K ×
+/// (size of F's future + size of its output + 8)` bytes, in the server.
+pub struct Async<E, F, Fut: Future, Next, const K: usize> {
+    handler: F,
+    runs: [Run<Fut>; K],
+    next: Next,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+impl<E, F, Fut: Future, Next, const K: usize> Async<E, F, Fut, Next, K> {
+    pub(crate) fn new(handler: F, next: Next) -> Self {
+        Self { handler, runs: [const { Run::Idle }; K], next, _endpoint: PhantomData }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn project(self: Pin<&mut Self>) -> (&mut F, Pin<&mut [Run<Fut>; K]>, Pin<&mut Next>) {
+        // SAFETY: `runs` and `next` are pinned structurally: nothing moves
+        // them out while `self` is pinned (a run's future is only ever
+        // replaced in place, which drops it where it lies); `handler` is
+        // never pinned.
+        unsafe {
+            let this = self.get_unchecked_mut();
+            (&mut this.handler, Pin::new_unchecked(&mut this.runs), Pin::new_unchecked(&mut this.next))
+        }
+    }
+}
+
+/// The place `i` of a pinned array of runs, pinned.
+fn run_at<Fut: Future, const K: usize>(runs: Pin<&mut [Run<Fut>; K]>, i: usize) -> Option<Pin<&mut Run<Fut>>> {
+    // SAFETY: an element of a pinned array is pinned (structural); it is
+    // not moved here.
+    unsafe { runs.get_unchecked_mut().get_mut(i).map(|r| Pin::new_unchecked(r)) }
+}
+
+impl<E, F, Fut, Next, const K: usize> Dispatch for Async<E, F, Fut, Next, K>
+where
+    E: Endpoint,
+    E::Req<'static>: DeserializeOwned,
+    F: FnMut(E::Req<'static>) -> Fut,
+    Fut: Future<Output = Result<E::Resp<'static>, E::Err<'static>>>,
+    Next: Dispatch,
+{
+    const COUNT: usize = Next::COUNT + 1;
+    fn key(index: usize) -> Option<EndpointKey> {
+        if index == 0 { Some(E::KEY) } else { Next::key(index - 1) }
+    }
+    fn name(index: usize) -> Option<&'static str> {
+        if index == 0 { Some(E::NAME) } else { Next::name(index - 1) }
+    }
+    fn handle(
+        self: Pin<&mut Self>,
+        index: usize,
+        id: u32,
+        body: &[u8],
+        respond: Option<&mut dyn FnMut(Outcome<'_>)>,
+    ) -> Handled {
+        let (handler, mut runs, next) = self.project();
+        if index != 0 {
+            return next.handle(index - 1, id, body, respond);
+        }
+        let Some(idle) = runs.iter().position(|r| matches!(r, Run::Idle)) else {
+            return Handled::Refused(Refusal::Busy);
+        };
+        let Some(request) = decode::<E::Req<'static>>(body) else { return Handled::Refused(Refusal::Undecodable) };
+        if let Some(mut place) = run_at(runs.as_mut(), idle) {
+            place.set(Run::Running { id, cancelled: false, future: handler(request) });
+        }
+        Handled::Started
+    }
+    fn poll_runs(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        let (_, mut runs, next) = self.project();
+        let mut done = false;
+        for i in 0..K {
+            let Some(mut place) = run_at(runs.as_mut(), i) else { continue };
+            // SAFETY: the future is pinned structurally inside its pinned
+            // place; it is polled where it lies and replaced in place.
+            let polled = unsafe {
+                match place.as_mut().get_unchecked_mut() {
+                    Run::Running { id, cancelled, future } => match Pin::new_unchecked(future).poll(cx) {
+                        Poll::Ready(outcome) => Some((*id, *cancelled, outcome)),
+                        Poll::Pending => None,
+                    },
+                    Run::Idle => None,
+                    Run::Done { .. } => {
+                        done = true;
+                        None
+                    }
+                }
+            };
+            if let Some((id, cancelled, outcome)) = polled {
+                place.set(Run::Done { id, cancelled, outcome });
+                done = true;
+            }
+        }
+        next.poll_runs(cx) || done
+    }
+    fn take_done(self: Pin<&mut Self>, respond: &mut dyn FnMut(u32, Outcome<'_>)) -> bool {
+        let (_, mut runs, next) = self.project();
+        for i in 0..K {
+            let Some(mut place) = run_at(runs.as_mut(), i) else { continue };
+            let answered = match &*place {
+                Run::Done { id, cancelled: true, .. } => {
+                    respond(*id, Outcome::Cancelled);
+                    true
+                }
+                Run::Done { id, outcome: Ok(response), .. } => {
+                    respond(*id, Outcome::Reply(&Postcard(response)));
+                    true
+                }
+                Run::Done { id, outcome: Err(error), .. } => {
+                    respond(*id, Outcome::Failed(&Postcard(error)));
+                    true
+                }
+                Run::Idle | Run::Running { .. } => false,
+            };
+            if answered {
+                place.set(Run::Idle);
+                return true;
+            }
+        }
+        next.take_done(respond)
+    }
+    fn cancel(self: Pin<&mut Self>, target: u32) -> bool {
+        let (_, mut runs, next) = self.project();
+        for i in 0..K {
+            let Some(place) = run_at(runs.as_mut(), i) else { continue };
+            // SAFETY: only the `cancelled` flag changes; nothing moves.
+            match unsafe { place.get_unchecked_mut() } {
+                Run::Running { id, cancelled, .. } | Run::Done { id, cancelled, .. } if *id == target => {
+                    *cancelled = true;
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        next.cancel(target)
+    }
+    fn reset(self: Pin<&mut Self>) {
+        let (_, mut runs, next) = self.project();
+        for i in 0..K {
+            if let Some(mut place) = run_at(runs.as_mut(), i) {
+                place.set(Run::Idle);
+            }
+        }
+        next.reset();
+    }
+}

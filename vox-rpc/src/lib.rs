@@ -1,0 +1,96 @@
+//! Calls over any vox conduit: a deadline on every call that holds when a
+//! request is replayed after a link cut, typed outcomes that say whether a
+//! request may have run, and both sides serving and calling at once.
+//! `#![no_std]`, no allocator needed.
+//!
+//! ```text
+//! declare!      endpoints once, for both sides (keys: hash of name + schemas)
+//! Server        the endpoints this side serves: plain or async handlers
+//! Calls         a fixed table of this side's calls in flight (a static, or an Arc)
+//! Client        makes calls through the table, from any task, each with a deadline
+//! run           one session on a conduit: sends and receives every frame
+//! ```
+//!
+//! Over a [`BareConduit`](https://docs.rs/vox-conduit-bare) on an
+//! in-memory link pair (a `StableConduit` over a UART works the same way,
+//! and survives link cuts):
+//!
+//! ```
+//! use core::time::Duration;
+//! use embassy_futures::{join::join3, select::select};
+//! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as M;
+//! use vox_conduit_bare::BareConduit;
+//! use vox_link_embedded::MemoryLinkPair;
+//! use vox_link_embedded::host::TokioClock;
+//! use vox_rpc::{Calls, Client, RpcFamily, Server};
+//! use vox_types::SessionRole;
+//!
+//! vox_rpc::declare! {
+//!     /// Reads a sensor.
+//!     pub endpoint ReadSensor = "read_sensor": u8 => i32;
+//! }
+//!
+//! static PAIR: MemoryLinkPair<M, 4, 128> = MemoryLinkPair::new();
+//! static HOST_CALLS: Calls<M, 8, 64> = Calls::new();
+//! static DEVICE_CALLS: Calls<M, 1, 16> = Calls::new();
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (a, b) = PAIR.split();
+//! let (host, device) = join(
+//!     BareConduit::<_, RpcFamily>::connect(a, SessionRole::Acceptor),
+//!     BareConduit::<_, RpcFamily>::connect(b, SessionRole::Initiator),
+//! ).await;
+//! # use embassy_futures::join::join;
+//! // The device serves; the host serves nothing.
+//! let mut device_server = core::pin::pin!(Server::new().serve::<ReadSensor, _>(|sensor| Ok(i32::from(*sensor) * 10)));
+//! let mut host_server = core::pin::pin!(Server::new());
+//! let client = Client::new(&HOST_CALLS, TokioClock);
+//! let calling = async {
+//!     let value = client.call::<ReadSensor>(4, Duration::from_millis(200)).await;
+//!     assert_eq!(value, Ok(40));
+//! };
+//! let sessions = join(
+//!     vox_rpc::run(host?, &HOST_CALLS, host_server.as_mut(), TokioClock),
+//!     vox_rpc::run(device?, &DEVICE_CALLS, device_server.as_mut(), TokioClock),
+//! );
+//! select(calling, sessions).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! | feature | effect |
+//! |---------|--------|
+//! | `alloc` | (reserved) |
+//! | `std`   | implies `alloc` |
+//! | `send`  | futures and handles are `Send` where their parts are |
+//! | `defmt` | `defmt::Format` on errors and counters |
+// r[impl rpc.crate]
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod body;
+mod calls;
+mod client;
+mod clock_sync;
+mod dispatch;
+#[doc(hidden)]
+pub mod endpoint;
+mod outcome;
+mod runner;
+mod server;
+mod wire;
+
+pub use body::{Body, EncodeBody, Postcard};
+pub use calls::{CallId, CallStats, Calls, PeerInfo};
+pub use client::Client;
+pub use clock_sync::{ClockSync, DRIFT_PPM};
+pub use dispatch::{Async, Dispatch, Handled, Nil, Outcome, Plain, Req};
+pub use endpoint::{Endpoint, EndpointKey, NoError, Topic};
+pub use outcome::CallError;
+pub use runner::{RESYNC_MS, RunError, run};
+pub use server::{ServeStats, Server};
+pub use wire::{Frame, Hello, PROTOCOL_VERSION, Refusal, Request, RpcFamily, keys};

@@ -1,0 +1,460 @@
+//! `run`: one rpc session over a conduit. One future moves every frame:
+//! it sends the greeting, clock samples, this side's requests, answers and
+//! cancels through a single permit it holds, and routes what it receives.
+//! It never holds a received frame across an await, and never stops
+//! receiving to wait for its own sending half.
+
+use crate::calls::Answer;
+use crate::dispatch::{Handled, Outcome};
+use crate::server::{Owed, Parts};
+use crate::wire::{Frame, Hello, PROTOCOL_VERSION, RpcFamily};
+use crate::{Body, Calls, Dispatch, EncodeBody, Refusal, Server};
+use core::fmt;
+use core::future::{pending, poll_fn};
+use core::pin::{Pin, pin};
+use core::task::Poll;
+use embassy_futures::select::{Either4, select4};
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use vox_types::{Clock, Conduit, ConduitError, ConduitRx, ConduitTx, ConduitTxPermit, ErrorKind, Instant};
+
+/// Clock samples taken at connect, back to back, to find a short round
+/// trip.
+const SAMPLES_AT_CONNECT: u32 = 4;
+/// Time between clock samples after those (ms).
+pub const RESYNC_MS: u64 = 30_000;
+
+/// Why an rpc session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RunError {
+    /// The conduit failed (what kind: a bare conduit's link, a stable
+    /// conduit's session, ...).
+    Conduit(ErrorKind),
+    /// The peer speaks another version of the rpc envelope.
+    Version {
+        /// Ours.
+        ours: u16,
+        /// The peer's.
+        theirs: u16,
+    },
+    /// The peer broke the protocol (the message says how).
+    Violation(&'static str),
+}
+
+impl RunError {
+    /// The kind of failure, for calls pending when the session ended.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Conduit(kind) => *kind,
+            Self::Version { .. } => ErrorKind::Refused,
+            Self::Violation(_) => ErrorKind::Other,
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conduit(kind) => write!(f, "the conduit failed: {kind}"),
+            Self::Version { ours, theirs } => {
+                write!(f, "the peer speaks rpc envelope version {theirs}, this side {ours}")
+            }
+            Self::Violation(what) => write!(f, "the peer broke the rpc protocol: {what}"),
+        }
+    }
+}
+
+impl core::error::Error for RunError {}
+
+/// Runs one rpc session on `conduit`: this side's calls (from `calls`)
+/// go out, the peer's requests go to `server`, until the conduit ends.
+/// `Ok(())` when the peer closed its direction in order.
+///
+/// Every call committed and not answered when it ends resolves at once
+/// ("may have run": `SessionLost`, or `LinkLost` on a bare conduit);
+/// calls not yet sent stay queued for the next session on the same table
+/// (or their deadline). Run it again with a new conduit for a new
+/// session; `server` keeps its handlers and forgets what it owed.
+///
+/// `clock` must be the one the [`Client`](crate::Client)s use.
+// r[impl rpc.symmetric]
+// r[impl rpc.exactly-once]
+pub async fn run<Co, M, const N: usize, const BUF: usize, const PEER: usize, D, const Q: usize, const A: usize, C>(
+    conduit: Co,
+    calls: &Calls<M, N, BUF, PEER>,
+    mut server: Pin<&mut Server<D, Q, A>>,
+    clock: C,
+) -> Result<(), RunError>
+where
+    Co: Conduit<Msg = RpcFamily>,
+    M: RawMutex,
+    D: Dispatch,
+    C: Clock,
+{
+    let (tx, mut rx) = conduit.split();
+    calls.session_started();
+    server.as_mut().parts().reset();
+    let ended = session(tx, &mut rx, calls, server.as_mut(), &clock).await;
+    calls.session_ended(ended.map_or_else(|e| e.kind(), |()| ErrorKind::SessionLost));
+    server.as_mut().parts().reset();
+    ended
+}
+
+async fn session<Tx, Rx, M, const N: usize, const BUF: usize, const PEER: usize, D, const Q: usize, const A: usize, C>(
+    tx: Tx,
+    rx: &mut Rx,
+    calls: &Calls<M, N, BUF, PEER>,
+    server: Pin<&mut Server<D, Q, A>>,
+    clock: &C,
+) -> Result<(), RunError>
+where
+    Tx: ConduitTx<Msg = RpcFamily>,
+    Rx: ConduitRx<Msg = RpcFamily>,
+    M: RawMutex,
+    D: Dispatch,
+    C: Clock,
+{
+    let mut session = Session {
+        calls,
+        server,
+        clock,
+        greeted: false,
+        hello_sent: false,
+        time_reply: None,
+        query_at: None,
+        query_out: false,
+    };
+    let mut permit = None;
+    loop {
+        let received = {
+            let mut recv = pin!(rx.recv());
+            loop {
+                if let Some(p) = permit.take() {
+                    match session.send_next(p) {
+                        Step::Sent => continue,
+                        Step::Idle(p) => permit = Some(p),
+                        Step::Failed(e) => return Err(e),
+                    }
+                }
+                let hold = permit.is_some();
+                // A query due now is sent at the top of the loop, once a
+                // permit is held; the timer only waits for later ones.
+                let now = clock.now();
+                let query_at =
+                    if session.query_out || !session.greeted { None } else { session.query_at.filter(|at| *at > now) };
+                let reserve = async { if hold { pending().await } else { tx.reserve().await } };
+                let timer = async {
+                    match query_at {
+                        Some(at) => clock.sleep_until(at).await,
+                        None => pending().await,
+                    }
+                };
+                let calls_ref = session.calls;
+                let server_ref = &mut session.server;
+                let activity = poll_fn(|cx| {
+                    calls_ref.register_runner(cx.waker());
+                    let done = server_ref.as_mut().parts().dispatch.poll_runs(cx);
+                    if hold && (done || calls_ref.cancel_ready() || calls_ref.request_ready()) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                });
+                match select4(recv.as_mut(), reserve, timer, activity).await {
+                    Either4::First(received) => break received,
+                    Either4::Second(Ok(p)) => permit = Some(p),
+                    Either4::Second(Err(e)) => return Err(RunError::Conduit(e.kind())),
+                    Either4::Third(()) | Either4::Fourth(()) => {}
+                }
+            }
+        };
+        match received {
+            Ok(Some(msg)) => {
+                session.on_frame(msg.get::<RpcFamily>(), &mut permit)?;
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(RunError::Conduit(e.kind())),
+        }
+    }
+}
+
+enum Step<P> {
+    Sent,
+    Idle(P),
+    Failed(RunError),
+}
+
+struct Session<
+    's,
+    'p,
+    M: RawMutex,
+    const N: usize,
+    const BUF: usize,
+    const PEER: usize,
+    D,
+    const Q: usize,
+    const A: usize,
+    C,
+> {
+    calls: &'s Calls<M, N, BUF, PEER>,
+    server: Pin<&'p mut Server<D, Q, A>>,
+    clock: &'s C,
+    /// The peer's greeting arrived.
+    greeted: bool,
+    hello_sent: bool,
+    /// A clock query to answer: (its t0, our clock when it arrived).
+    time_reply: Option<(u64, u64)>,
+    /// When to send the next clock query.
+    query_at: Option<Instant>,
+    /// A clock query is out.
+    query_out: bool,
+}
+
+/// This side's endpoint keys, 4 bytes each, for the greeting.
+struct KeyList<D>(core::marker::PhantomData<fn() -> D>);
+
+impl<D: Dispatch> EncodeBody for KeyList<D> {
+    fn encoded_len(&self) -> Option<usize> {
+        Some(D::COUNT * 4)
+    }
+    fn encode(&self, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        (0..D::COUNT).all(|i| D::key(i).is_some_and(|k| sink(&k.0.to_le_bytes())))
+    }
+}
+
+/// The service fingerprint: FNV-1a over the keys, in order.
+fn fingerprint<D: Dispatch>() -> u32 {
+    let mut hash = 0x811c_9dc5u32;
+    for key in (0..D::COUNT).filter_map(D::key) {
+        for byte in key.0.to_le_bytes() {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+    }
+    hash
+}
+
+impl<
+    M: RawMutex,
+    const N: usize,
+    const BUF: usize,
+    const PEER: usize,
+    D: Dispatch,
+    const Q: usize,
+    const A: usize,
+    C: Clock,
+> Session<'_, '_, M, N, BUF, PEER, D, Q, A, C>
+{
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Sends the most urgent frame owed, if any.
+    fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P) -> Step<P> {
+        if !self.hello_sent {
+            let keys = KeyList::<D>(core::marker::PhantomData);
+            let hello = Hello {
+                version: PROTOCOL_VERSION,
+                max_in_flight: Q as u16,
+                fingerprint: fingerprint::<D>(),
+                endpoints: Body::Value(&keys),
+                topics: Body::Bytes(&[]),
+            };
+            self.hello_sent = true;
+            return sent(permit.send(Frame::Hello(hello)));
+        }
+        if let Some((t0, t1)) = self.time_reply.take() {
+            let t2 = self.now().as_millis();
+            return sent(permit.send(Frame::TimeReply { t0, t1, t2 }));
+        }
+        if self.greeted && !self.query_out && self.query_at.is_some_and(|at| at <= self.now()) {
+            self.query_out = true;
+            self.query_at = None;
+            return sent(permit.send(Frame::TimeQuery { t0: self.now().as_millis() }));
+        }
+        let now = self.now();
+        let mut parts = self.server.as_mut().parts();
+        if let Some(owed) = parts.owed.pop_front() {
+            let step = match owed {
+                Owed::Refuse { id, why } => sent(permit.send(Frame::Refused { id, why })),
+                Owed::NoReply { id } => sent(permit.send(Frame::NoReply { id })),
+                Owed::Deferred { id, deadline, .. } if (now.as_millis() as i64) > deadline => {
+                    parts.stats.expired = parts.stats.expired.wrapping_add(1);
+                    sent(permit.send(Frame::Refused { id, why: Refusal::Expired }))
+                }
+                Owed::Deferred { id, index, start, len, .. } => {
+                    let body = parts.arena.get(start..start + len).unwrap_or(&[]);
+                    let mut permit = Some(permit);
+                    let mut result = Ok(());
+                    let handled = parts.dispatch.as_mut().handle(
+                        usize::from(index),
+                        id,
+                        body,
+                        Some(&mut |outcome| result = answer(&mut permit, id, outcome)),
+                    );
+                    finish_plain(&mut parts, handled, id, permit, result)
+                }
+            };
+            parts.compact();
+            return step;
+        }
+        let mut permit = Some(permit);
+        let mut result = Ok(());
+        let mut done_id = 0;
+        if parts.dispatch.as_mut().take_done(&mut |id, outcome| {
+            done_id = id;
+            result = answer(&mut permit, id, outcome);
+        }) {
+            return finish_plain(&mut parts, Handled::Answered, done_id, None, result);
+        }
+        let Some(permit) = permit else { return Step::Sent };
+        if let Some(id) = self.calls.pop_cancel() {
+            return sent(permit.send(Frame::Cancel { id }));
+        }
+        if !self.calls.request_ready() {
+            return Step::Idle(permit);
+        }
+        match self.calls.send_request(|frame| permit.send(frame)) {
+            Ok(_) => Step::Sent,
+            Err(e) => Step::Failed(RunError::Conduit(e.kind())),
+        }
+    }
+
+    /// Handles one received frame (released when this returns).
+    fn on_frame<P: ConduitTxPermit<Msg = RpcFamily>>(
+        &mut self,
+        frame: &Frame<'_>,
+        permit: &mut Option<P>,
+    ) -> Result<(), RunError> {
+        let now = self.now();
+        match *frame {
+            Frame::Hello(ref hello) => {
+                if hello.version != PROTOCOL_VERSION {
+                    return Err(RunError::Version { ours: PROTOCOL_VERSION, theirs: hello.version });
+                }
+                if self.greeted {
+                    return Err(RunError::Violation("a second greeting"));
+                }
+                let endpoints = hello.endpoints.bytes().unwrap_or(&[]);
+                self.calls.greeted(endpoints, hello.max_in_flight, hello.fingerprint);
+                self.greeted = true;
+                self.query_at = Some(now);
+            }
+            _ if !self.greeted => return Err(RunError::Violation("a frame before the greeting")),
+            Frame::TimeQuery { t0 } => self.time_reply = Some((t0, now.as_millis())),
+            Frame::TimeReply { t0, t1, t2 } => {
+                self.calls.clock_sample(t0, t1, t2, now);
+                self.query_out = false;
+                self.query_at =
+                    Some(if self.calls.clock_samples() < SAMPLES_AT_CONNECT { now } else { now.add_millis(RESYNC_MS) });
+            }
+            Frame::Request(ref request) => {
+                let mut parts = self.server.as_mut().parts();
+                let deadline = parts.last_deadline.wrapping_add(request.deadline);
+                *parts.last_deadline = deadline;
+                let id = request.id;
+                let body = request.body.bytes().unwrap_or(&[]);
+                let index = usize::from(request.endpoint);
+                let room = if index >= D::COUNT {
+                    parts.refuse(id, Refusal::Unknown)
+                } else if (now.as_millis() as i64) > deadline {
+                    parts.refuse(id, Refusal::Expired)
+                } else {
+                    match permit.take() {
+                        Some(p) => {
+                            let mut p = Some(p);
+                            let mut result = Ok(());
+                            let handled = parts.dispatch.as_mut().handle(
+                                index,
+                                id,
+                                body,
+                                Some(&mut |outcome| result = answer(&mut p, id, outcome)),
+                            );
+                            // An unused permit stays for the next frame.
+                            match finish_plain(&mut parts, handled, id, p, result) {
+                                Step::Idle(p) => {
+                                    *permit = Some(p);
+                                    true
+                                }
+                                Step::Sent => true,
+                                Step::Failed(RunError::Violation(_)) => false,
+                                Step::Failed(e) => return Err(e),
+                            }
+                        }
+                        None => match parts.dispatch.as_mut().handle(index, id, body, None) {
+                            Handled::NeedsPermit => parts.defer(id, request.endpoint, deadline, body),
+                            Handled::Started | Handled::Answered => true,
+                            Handled::Refused(why) => parts.refuse(id, why),
+                        },
+                    }
+                };
+                if !room {
+                    return Err(RunError::Violation("more requests unanswered than the window allows"));
+                }
+            }
+            Frame::Reply { id, body } => self.calls.answer(id, Answer::Reply, body.bytes().unwrap_or(&[])),
+            Frame::Failed { id, body } => self.calls.answer(id, Answer::Failed, body.bytes().unwrap_or(&[])),
+            Frame::Refused { id, why } => self.calls.answer(id, Answer::Refused(why), &[]),
+            Frame::NoReply { id } => self.calls.answer(id, Answer::TooBig, &[]),
+            Frame::Cancel { id } => self.server.as_mut().parts().cancel(id),
+        }
+        Ok(())
+    }
+}
+
+/// Sends a handler's outcome as the answer to `id` with the permit.
+fn answer<P: ConduitTxPermit<Msg = RpcFamily>>(
+    permit: &mut Option<P>,
+    id: u32,
+    outcome: Outcome<'_>,
+) -> Result<(), ErrorKind> {
+    let Some(p) = permit.take() else { return Err(ErrorKind::Other) };
+    let frame = match outcome {
+        Outcome::Reply(body) => Frame::Reply { id, body: Body::Value(body) },
+        Outcome::Failed(body) => Frame::Failed { id, body: Body::Value(body) },
+        Outcome::Cancelled => Frame::Refused { id, why: Refusal::Cancelled },
+    };
+    p.send(frame).map_err(|e| e.kind())
+}
+
+/// What a plain handler's run means for the runner: the answer was sent
+/// (or owed as "no reply" when it does not fit), or the request was
+/// refused (owed), or the permit is still there.
+fn finish_plain<D: Dispatch, P, const Q: usize, const A: usize>(
+    parts: &mut Parts<'_, D, Q, A>,
+    handled: Handled,
+    id: u32,
+    permit: Option<P>,
+    result: Result<(), ErrorKind>,
+) -> Step<P> {
+    match handled {
+        Handled::Answered => {
+            parts.stats.ran = parts.stats.ran.wrapping_add(1);
+            match result {
+                Ok(()) => Step::Sent,
+                // The response does not fit the conduit: it ran, say so.
+                Err(ErrorKind::TooLarge) => {
+                    if parts.owed.push_front(Owed::NoReply { id }).is_ok() {
+                        Step::Sent
+                    } else {
+                        Step::Failed(RunError::Violation("more requests unanswered than the window allows"))
+                    }
+                }
+                Err(kind) => Step::Failed(RunError::Conduit(kind)),
+            }
+        }
+        Handled::Refused(why) => {
+            if !parts.refuse(id, why) {
+                return Step::Failed(RunError::Violation("more requests unanswered than the window allows"));
+            }
+            permit.map_or(Step::Sent, Step::Idle)
+        }
+        Handled::Started | Handled::NeedsPermit => permit.map_or(Step::Sent, Step::Idle),
+    }
+}
+
+fn sent<P, E: ConduitError>(result: Result<(), E>) -> Step<P> {
+    match result {
+        Ok(()) => Step::Sent,
+        Err(e) => Step::Failed(RunError::Conduit(e.kind())),
+    }
+}

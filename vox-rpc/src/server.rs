@@ -1,0 +1,250 @@
+//! `Server`: the endpoints this side serves, and the room it holds for
+//! requests it cannot answer at once (refusals to send, requests waiting
+//! for the conduit).
+
+use crate::dispatch::{Async, Plain, Req};
+use crate::{Dispatch, Endpoint, Nil, Refusal};
+use core::future::Future;
+use core::pin::Pin;
+use heapless::Deque;
+use serde::de::DeserializeOwned;
+
+/// Counters of a [`Server`], over every session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ServeStats {
+    /// Requests whose handler ran (plain or async).
+    pub ran: u32,
+    /// Plain requests held until the conduit had room to answer.
+    pub deferred: u32,
+    /// Refused: deadline passed.
+    pub expired: u32,
+    /// Refused: the endpoint or the server was full.
+    pub busy: u32,
+    /// Refused: no such endpoint.
+    pub unknown: u32,
+    /// Refused: the body did not decode.
+    pub undecodable: u32,
+    /// Requests the caller cancelled (skipped, or their outcome dropped).
+    pub cancelled: u32,
+}
+
+/// An answer this side still owes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owed {
+    Refuse {
+        id: u32,
+        why: Refusal,
+    },
+    NoReply {
+        id: u32,
+    },
+    /// A plain request held in the arena until a permit comes.
+    Deferred {
+        id: u32,
+        index: u16,
+        deadline: i64,
+        start: usize,
+        len: usize,
+    },
+}
+
+/// The endpoints this side serves (built with [`serve`](Self::serve) and
+/// [`serve_async`](Self::serve_async)), and room for `Q` requests it owes
+/// an answer, with `ARENA` bytes to hold plain requests until the conduit
+/// has room for their answers.
+///
+/// `Q` is what this side advertises at connect: the peer keeps at most
+/// `Q` requests unanswered (exceeding it is a protocol violation that ends
+/// the session). A plain request that arrives while the conduit has no
+/// room is copied into the arena; with no room there either it is refused
+/// `Busy` (it did not run). The receiving side never waits on its own
+/// sending half.
+///
+/// RAM: `Q × 24 + ARENA` bytes, plus each async endpoint's places (see
+/// [`Async`]); plain handlers take none.
+///
+/// ```
+/// use vox_rpc::Server;
+///
+/// vox_rpc::declare! {
+///     pub endpoint Double = "double": u32 => u32;
+///     pub endpoint Greet = "greet": &'a str => (), &'a str;
+/// }
+/// let server = Server::new()
+///     .serve::<Double, _>(|n| Ok(*n * 2))
+///     .serve::<Greet, _>(|name| if name.is_empty() { Err("who?") } else { Ok(()) });
+/// # let _ = server;
+/// ```
+// r[impl rpc.serve]
+pub struct Server<D, const Q: usize = 4, const ARENA: usize = 128> {
+    pub(crate) dispatch: D,
+    pub(crate) owed: Deque<Owed, Q>,
+    pub(crate) arena: [u8; ARENA],
+    pub(crate) arena_used: usize,
+    /// The absolute deadline of the last request received (the base of
+    /// the next one's delta).
+    pub(crate) last_deadline: i64,
+    pub(crate) stats: ServeStats,
+}
+
+impl Server<Nil> {
+    /// A server with no endpoint yet, room for 4 requests owed and a
+    /// 128-byte arena.
+    pub const fn new() -> Self {
+        Self::with_room()
+    }
+}
+
+impl Default for Server<Nil> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const Q: usize, const ARENA: usize> Server<Nil, Q, ARENA> {
+    /// A server with no endpoint yet, room for `Q` requests owed and an
+    /// `ARENA`-byte arena: `Server::<_, 8, 512>::with_room()`.
+    pub const fn with_room() -> Self {
+        const { assert!(Q >= 1 && Q <= u16::MAX as usize, "a server holds room for 1 to 65,535 requests") };
+        Self { dispatch: Nil, owed: Deque::new(), arena: [0; ARENA], arena_used: 0, last_deadline: 0, stats: ZERO }
+    }
+}
+
+const ZERO: ServeStats =
+    ServeStats { ran: 0, deferred: 0, expired: 0, busy: 0, unknown: 0, undecodable: 0, cancelled: 0 };
+
+impl<D: Dispatch, const Q: usize, const ARENA: usize> Server<D, Q, ARENA> {
+    /// Adds endpoint `E`, answered by a plain handler: request in (it may
+    /// borrow the received frame), response or the handler's error out.
+    pub fn serve<E, F>(self, handler: F) -> Server<Plain<E, F, D>, Q, ARENA>
+    where
+        E: Endpoint,
+        F: for<'a> FnMut(Req<'a, E>) -> Result<E::Resp<'a>, E::Err<'a>>,
+    {
+        self.with_dispatch(|d| Plain::new(handler, d))
+    }
+
+    /// Adds endpoint `E`, answered by an async handler, at most `K`
+    /// requests at once (beyond: `Busy` at once). The request is owned
+    /// (decoded out of the frame, which is released before the handler
+    /// runs).
+    pub fn serve_async<E, const K: usize, F, Fut>(self, handler: F) -> Server<Async<E, F, Fut, D, K>, Q, ARENA>
+    where
+        E: Endpoint,
+        E::Req<'static>: DeserializeOwned,
+        F: FnMut(E::Req<'static>) -> Fut,
+        Fut: Future<Output = Result<E::Resp<'static>, E::Err<'static>>>,
+    {
+        self.with_dispatch(|d| Async::new(handler, d))
+    }
+
+    fn with_dispatch<D2>(self, f: impl FnOnce(D) -> D2) -> Server<D2, Q, ARENA> {
+        Server {
+            dispatch: f(self.dispatch),
+            owed: self.owed,
+            arena: self.arena,
+            arena_used: self.arena_used,
+            last_deadline: self.last_deadline,
+            stats: self.stats,
+        }
+    }
+
+    /// Counters over every session.
+    pub fn stats(&self) -> ServeStats {
+        self.stats
+    }
+
+    /// The names and keys of the endpoints served, in the order the peer
+    /// addresses them.
+    pub fn endpoints() -> impl Iterator<Item = (&'static str, crate::EndpointKey)> {
+        (0..D::COUNT).filter_map(|i| Some((D::name(i)?, D::key(i)?)))
+    }
+
+    pub(crate) fn parts(self: Pin<&mut Self>) -> Parts<'_, D, Q, ARENA> {
+        // SAFETY: only `dispatch` is pinned structurally (it may hold
+        // handler futures); it is never moved out while `self` is pinned.
+        // The other fields are plain data, never pinned.
+        unsafe {
+            let this = self.get_unchecked_mut();
+            Parts {
+                dispatch: Pin::new_unchecked(&mut this.dispatch),
+                owed: &mut this.owed,
+                arena: &mut this.arena,
+                arena_used: &mut this.arena_used,
+                last_deadline: &mut this.last_deadline,
+                stats: &mut this.stats,
+            }
+        }
+    }
+}
+
+/// The fields of a pinned [`Server`], for the runner.
+pub(crate) struct Parts<'s, D, const Q: usize, const ARENA: usize> {
+    pub dispatch: Pin<&'s mut D>,
+    pub owed: &'s mut Deque<Owed, Q>,
+    pub arena: &'s mut [u8; ARENA],
+    pub arena_used: &'s mut usize,
+    pub last_deadline: &'s mut i64,
+    pub stats: &'s mut ServeStats,
+}
+
+impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
+    /// Owes a refusal; `false` when there is no room (the peer exceeded
+    /// the window it was given).
+    pub fn refuse(&mut self, id: u32, why: Refusal) -> bool {
+        let counter = match why {
+            Refusal::Expired => &mut self.stats.expired,
+            Refusal::Busy => &mut self.stats.busy,
+            Refusal::Unknown => &mut self.stats.unknown,
+            Refusal::Undecodable => &mut self.stats.undecodable,
+            Refusal::Cancelled => &mut self.stats.cancelled,
+        };
+        *counter = counter.wrapping_add(1);
+        self.owed.push_back(Owed::Refuse { id, why }).is_ok()
+    }
+
+    /// Holds a plain request in the arena until a permit comes, or refuses
+    /// it `Busy` when the arena is full; `false` when there is no room to
+    /// owe anything (a violation).
+    pub fn defer(&mut self, id: u32, index: u16, deadline: i64, body: &[u8]) -> bool {
+        if self.owed.is_full() {
+            return false;
+        }
+        let start = *self.arena_used;
+        let Some(place) = self.arena.get_mut(start..start + body.len()) else {
+            return self.refuse(id, Refusal::Busy);
+        };
+        place.copy_from_slice(body);
+        *self.arena_used = start + body.len();
+        self.stats.deferred = self.stats.deferred.wrapping_add(1);
+        self.owed.push_back(Owed::Deferred { id, index, deadline, start, len: body.len() }).is_ok()
+    }
+
+    /// The peer cancelled request `id`: a held one is skipped, a running
+    /// one's outcome dropped.
+    pub fn cancel(&mut self, id: u32) {
+        let held = self.owed.iter_mut().find(|o| matches!(o, Owed::Deferred { id: d, .. } if *d == id));
+        if let Some(owed) = held {
+            *owed = Owed::Refuse { id, why: Refusal::Cancelled };
+            self.stats.cancelled = self.stats.cancelled.wrapping_add(1);
+        } else if self.dispatch.as_mut().cancel(id) {
+            self.stats.cancelled = self.stats.cancelled.wrapping_add(1);
+        }
+    }
+
+    /// Frees the arena once nothing in it is owed.
+    pub fn compact(&mut self) {
+        if !self.owed.iter().any(|o| matches!(o, Owed::Deferred { .. })) {
+            *self.arena_used = 0;
+        }
+    }
+
+    /// Forgets everything owed (a new session).
+    pub fn reset(&mut self) {
+        self.owed.clear();
+        *self.arena_used = 0;
+        *self.last_deadline = 0;
+        self.dispatch.as_mut().reset();
+    }
+}

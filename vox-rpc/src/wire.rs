@@ -1,0 +1,163 @@
+//! The frames the rpc layer sends over a conduit: the connect greeting,
+//! clock samples, requests, their one answer each, and cancels.
+//! `docs/PROTOCOL.md` ("Calls") describes every field.
+
+use crate::Body;
+use postcard_schema::Schema;
+use serde::{Deserialize, Serialize};
+
+/// Version of the rpc envelope. Both sides send it in [`Hello`]; a peer
+/// with another version is refused (the only refusal at connect besides
+/// the conduit's own).
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// One rpc frame: the message family ([`RpcFamily`]) of the conduit under
+/// the rpc layer.
+// r[impl rpc.ids]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Schema)]
+pub enum Frame<'a> {
+    /// A call: run endpoint `endpoint` (an index into the receiver's
+    /// [`Hello::endpoints`]) on `body`, unless its deadline has passed.
+    Request(#[serde(borrow)] Request<'a>),
+    /// The call `id` (an id of the receiver's own calls) succeeded: `body`
+    /// is the endpoint's response.
+    Reply {
+        /// The caller's id.
+        id: u32,
+        /// The response, postcard-encoded.
+        #[serde(borrow)]
+        body: Body<'a>,
+    },
+    /// The call `id` ran and its handler failed: `body` is the endpoint's
+    /// error type.
+    Failed {
+        /// The caller's id.
+        id: u32,
+        /// The handler's error, postcard-encoded.
+        #[serde(borrow)]
+        body: Body<'a>,
+    },
+    /// The call `id` did not run, and never will.
+    Refused {
+        /// The caller's id.
+        id: u32,
+        /// Why.
+        why: Refusal,
+    },
+    /// The call `id` ran, but its response could not be sent (it does not
+    /// fit the conduit).
+    NoReply {
+        /// The caller's id.
+        id: u32,
+    },
+    /// The caller gave up on call `id`: skip it if it has not started.
+    Cancel {
+        /// The caller's id.
+        id: u32,
+    },
+    /// First frame each way.
+    Hello(#[serde(borrow)] Hello<'a>),
+    /// A clock sample request: `t0` is the sender's clock (ms).
+    TimeQuery {
+        /// The sender's clock when it sent this.
+        t0: u64,
+    },
+    /// The answer to a [`Frame::TimeQuery`].
+    TimeReply {
+        /// The query's `t0`.
+        t0: u64,
+        /// The answerer's clock when the query arrived.
+        t1: u64,
+        /// The answerer's clock when it sent this.
+        t2: u64,
+    },
+}
+
+/// A call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Schema)]
+pub struct Request<'a> {
+    /// The caller's id: `generation << slot_bits | slot` (see
+    /// [`CallId`](crate::CallId)). Requests and answers travel in opposite
+    /// directions, so the two sides' ids never meet.
+    pub id: u32,
+    /// The endpoint: its index in the receiver's [`Hello::endpoints`].
+    pub endpoint: u16,
+    /// The deadline in the receiver's clock (ms), as the difference to the
+    /// deadline of the previous request in this direction (0 before the
+    /// first): requests arrive in order, exactly once, so the sum is the
+    /// absolute deadline, and the bytes mean the same when replayed.
+    pub deadline: i64,
+    /// The request, postcard-encoded.
+    #[serde(borrow)]
+    pub body: Body<'a>,
+}
+
+/// Why a request was refused: each of them guarantees that it did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Schema)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Refusal {
+    /// Its deadline had passed when the server could start it.
+    Expired,
+    /// The endpoint runs as many requests as it may, or the server had no
+    /// room to hold it.
+    Busy,
+    /// The server has no such endpoint (or a different version of it).
+    Unknown,
+    /// The body does not decode as the endpoint's request type.
+    Undecodable,
+    /// The caller cancelled it before it started (or after: the reply was
+    /// dropped). Callers never see it: they gave up already.
+    Cancelled,
+}
+
+/// The greeting each side sends first.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Schema)]
+pub struct Hello<'a> {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub version: u16,
+    /// Requests the sender holds room for: the peer keeps at most this
+    /// many unanswered.
+    pub max_in_flight: u16,
+    /// Hash of the sender's endpoint and topic keys (reported, not
+    /// enforced).
+    pub fingerprint: u32,
+    /// The keys of the endpoints the sender serves, 4 bytes each (little
+    /// endian); a request names one by its index here.
+    #[serde(borrow)]
+    pub endpoints: Body<'a>,
+    /// The keys of the topics the sender publishes, 4 bytes each.
+    #[serde(borrow)]
+    pub topics: Body<'a>,
+}
+
+vox_types::msg_family!(
+    /// The message family of a conduit that carries calls.
+    pub RpcFamily => Frame<'a>
+);
+
+/// Every key of a list of 4-byte little-endian keys (a received
+/// [`Hello::endpoints`]); a trailing partial key is ignored.
+pub fn keys(list: &[u8]) -> impl Iterator<Item = crate::EndpointKey> + '_ {
+    list.chunks_exact(4).filter_map(|k| k.try_into().ok().map(|k| crate::EndpointKey(u32::from_le_bytes(k))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_a_list_are_little_endian_and_ignore_a_partial_tail() {
+        let list = [1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 9];
+        let got: std::vec::Vec<_> = keys(&list).collect();
+        assert_eq!(got, [crate::EndpointKey(1), crate::EndpointKey(u32::MAX)]);
+    }
+
+    #[test]
+    fn a_small_request_costs_a_few_bytes() {
+        let body = [2u8, 1];
+        let frame = Frame::Request(Request { id: 5, endpoint: 0, deadline: -20, body: Body::Bytes(&body) });
+        let wire = postcard::to_allocvec(&frame).unwrap();
+        // tag, id, endpoint, deadline (zigzag), length, body
+        assert_eq!(wire, [0, 5, 0, 39, 2, 2, 1]);
+    }
+}
