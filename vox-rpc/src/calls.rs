@@ -488,7 +488,11 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
 
     /// The next cancel to send.
     pub(crate) fn pop_cancel(&self) -> Option<u32> {
-        self.with(|t| t.cancels.pop_front())
+        self.with(|t| {
+            let id = t.cancels.pop_front()?;
+            t.stats.cancels = t.stats.cancels.wrapping_add(1);
+            Some(id)
+        })
     }
 
     /// Whether a cancel is waiting.
