@@ -170,7 +170,23 @@ where
         };
         match received {
             Ok(Some(msg)) => {
-                session.on_frame(msg.get::<RpcFamily>(), &mut permit)?;
+                let handled = session.on_frame(msg.get::<RpcFamily>(), &mut permit);
+                drop(msg);
+                if let Err(e @ RunError::Version { .. }) = handled
+                    && !session.hello_sent
+                {
+                    // Refuse loudly: the peer learns our version from our
+                    // greeting before this side goes.
+                    let permit = match permit.take() {
+                        Some(p) => Ok(p),
+                        None => tx.reserve().await,
+                    };
+                    if let Ok(p) = permit {
+                        let _ = session.send_next(p);
+                    }
+                    return Err(e);
+                }
+                handled?;
             }
             Ok(None) => return Ok(()),
             Err(e) => return Err(RunError::Conduit(e.kind())),
