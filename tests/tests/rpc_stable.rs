@@ -15,7 +15,7 @@ use vox_link_embedded::sim::{MemoryDialer, MemoryListener, SimClock, memory_link
 use vox_rpc::{CallError, Calls, Client, RpcFamily, Server};
 use vox_tests::sim_runtime::{SimHandle, SimRuntime};
 use vox_tests::stable_harness::{FAST, rng};
-use vox_types::{Clock, Instant, LinkError, LinkSource, MaybeSend};
+use vox_types::{Clock, Instant, LinkError, LinkSource};
 
 vox_rpc::declare! {
     pub endpoint Double = "double": u32 => u32;
@@ -40,11 +40,9 @@ struct GatedDialer {
 
 impl LinkSource for GatedDialer {
     type Link = MemoryLink<M, 4, 256>;
-    fn next_link(&mut self) -> impl std::future::Future<Output = Result<Self::Link, LinkError>> + MaybeSend + '_ {
-        async move {
-            self.clock.sleep_until(Instant::from_millis(self.open_at.load(Ordering::SeqCst))).await;
-            Ok(self.inner.lock().unwrap().connect())
-        }
+    async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
+        self.clock.sleep_until(Instant::from_millis(self.open_at.load(Ordering::SeqCst))).await;
+        Ok(self.inner.lock().unwrap().connect())
     }
 }
 
