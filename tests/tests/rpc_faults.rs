@@ -77,7 +77,7 @@ async fn caller(client: RpcClient, clock: SimClock, seed: u64, first: u64, calls
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     for nonce in first..first + calls {
         let timeout = Duration::from_millis(u64::from(5 + r.next_u32() % 300));
-        let result = if r.next_u32() % 3 == 0 {
+        let result = if r.next_u32().is_multiple_of(3) {
             let ms = (r.next_u32() % 120) as u16;
             client.call::<RunLater>((nonce, ms), timeout).await
         } else {
@@ -89,7 +89,7 @@ async fn caller(client: RpcClient, clock: SimClock, seed: u64, first: u64, calls
 }
 
 fn plan(r: &mut ChaCha8Rng) -> FaultPlan {
-    let at = |r: &mut ChaCha8Rng| (r.next_u32() % 4 == 0).then(|| r.next_u32() % 60);
+    let at = |r: &mut ChaCha8Rng| r.next_u32().is_multiple_of(4).then(|| r.next_u32() % 60);
     FaultPlan { kill_after: at(r), drop: at(r), corrupt: at(r), duplicate: at(r) }
 }
 
