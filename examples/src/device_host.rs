@@ -1,13 +1,15 @@
-//! The host side of the demo protocol against a real device (the firmware
-//! in QEMU, a board, or the device application in this process): framed
-//! links on the byte stream from the device's UART, a `StableConduit`
-//! acceptor, and a check of every reply and telemetry sample. Time comes
-//! from the injected clock (tokio's, or a simulated one).
+//! The host side of the demo against a real device (the firmware in QEMU,
+//! a board, or the device application in this process): framed links on
+//! the byte stream from the device's UART, a `StableConduit` acceptor
+//! carrying calls (`vox-rpc`), and a check of every answer and telemetry
+//! sample. Time comes from the injected clock (tokio's, or a simulated
+//! one).
 
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embedded_io_adapters::tokio_1::FromTokio;
 use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::CryptoRng;
 use rand_chacha::rand_core::SeedableRng;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,15 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use vox_conduit_stable::{
-    ConfigError, RecvError, SendError, SessionError, StableConduit, StableRx, StableStats, StableStatsHandle,
-    StableStorage, StableTx,
-};
-use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Outcome, UART_CONFIG, UART_MTU, device_reply};
+use vox_conduit_stable::{ConfigError, SessionError, StableConduit, StableStats, StableStatsHandle, StableStorage};
+use vox_demo_protocol::{Echo, HostTime, Pin, ReadSensor, Report, SetOutput, UART_CONFIG, UART_MTU, sensor_value};
 use vox_link_embedded::LinkChannel;
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, framed::FramedStats};
-use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource};
+use vox_rpc::{CallError, Calls, Client, RpcFamily, Server};
+use vox_types::{Clock, LinkSource};
 
 const HOST_SLOTS: usize = 8;
 /// The host's framed link on the device's UART stream.
@@ -35,9 +35,12 @@ pub type M = CriticalSectionRawMutex;
 /// The host's conduit storage: 4 KiB / 64 messages of replay, 4 KiB / 64
 /// messages of receive ring.
 type HostStorage = StableStorage<M, 4096, 64, 4096, 64>;
-type HostConduit = StableConduit<DemoFamily, HostStorage>;
-/// The driver of a [`HostSession`].
-pub type HostDriver = vox_conduit_stable::StableDriver<DemoFamily, HostStorage, vox_conduit_stable::Acceptor>;
+type HostConduit = StableConduit<RpcFamily, HostStorage>;
+type StableDriver = vox_conduit_stable::StableDriver<RpcFamily, HostStorage, vox_conduit_stable::Acceptor>;
+/// The host's calls in flight: 64 entries of 256 bytes.
+pub type HostCalls = Calls<M, 64, 256, 16>;
+/// A client of the device, on clock `C`.
+pub type DeviceClient<C> = Client<M, 64, 256, 16, C>;
 
 /// Why an exercise stopped before its work was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,18 +51,6 @@ pub enum Stopped {
     PeerClosed,
     /// Sending or receiving failed otherwise.
     Failed(String),
-}
-
-impl From<SendError> for Stopped {
-    fn from(e: SendError) -> Self {
-        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(*s))
-    }
-}
-
-impl From<RecvError> for Stopped {
-    fn from(e: RecvError) -> Self {
-        e.session().map_or_else(|| Self::Failed(e.to_string()), |s| Self::Session(*s))
-    }
 }
 
 impl std::fmt::Display for Stopped {
@@ -133,67 +124,124 @@ impl Drop for TcpSerialPort {
     }
 }
 
+/// The telemetry samples of one session, as the host's `Report` handler
+/// checks them: numbered from 0, each once, in order.
+#[derive(Debug, Default)]
+struct Telemetry {
+    next: AtomicU32,
+    wrong: AtomicU32,
+}
+
+/// How the session ended, once it has.
+type Ended = embassy_sync::signal::Signal<M, Result<(), SessionError>>;
+
+/// Runs one session of a [`HostSession`]: the stable conduit's driver and
+/// the calls over it. Run it beside the session (a simulation polls it
+/// with the device in the same process).
+pub struct HostDriver {
+    driver: StableDriver,
+    conduit: HostConduit,
+    calls: Arc<HostCalls>,
+    telemetry: Arc<Telemetry>,
+    ended: Arc<Ended>,
+}
+
+impl HostDriver {
+    /// Runs the session on links from `source` until it ends; `rng` makes
+    /// resume keys.
+    pub async fn run<L: LinkSource, R: CryptoRng, C: Clock + Clone>(
+        self,
+        source: L,
+        rng: R,
+        clock: C,
+    ) -> Result<(), SessionError> {
+        let telemetry = self.telemetry.clone();
+        let time = clock.clone();
+        let mut server = std::pin::pin!(
+            Server::new()
+                .serve::<Report, _>(move |sample| {
+                    let expected = telemetry.next.swap(sample.seq.wrapping_add(1), Ordering::Relaxed);
+                    if sample.seq != expected {
+                        telemetry.wrong.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+                .serve::<HostTime, _>(move |_| Ok(time.now().as_millis()))
+        );
+        let (driven, _) = embassy_futures::join::join(
+            self.driver.run(source, rng, clock.clone()),
+            vox_rpc::run(self.conduit, &*self.calls, server.as_mut(), clock),
+        )
+        .await;
+        self.ended.signal(driven);
+        driven
+    }
+}
+
 /// What [`HostSession::exercise`] asks of the device.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
-    /// Requests to send (ids continue across calls).
+    /// Calls to make (ids continue across runs).
     pub requests: u32,
-    /// Payload length of echo requests.
+    /// Payload length of echo calls.
     pub echo_len: usize,
-    /// Only echo requests (a throughput run) instead of a mix of set-output,
+    /// Only echo calls (a throughput run) instead of a mix of set-output,
     /// read-sensor and echo.
     pub only_echo: bool,
     /// Wait until at least this many telemetry samples arrived in all.
     pub min_telemetry: u32,
-    /// Requests in flight at most (the test's load; the conduit needs no
-    /// limit).
+    /// Calls in flight at once (one task each).
     pub window: u32,
-    /// Give up after this long.
+    /// Give up after this long (also each call's deadline).
     pub limit: Duration,
 }
 
 /// What happened during [`HostSession::exercise`].
 #[derive(Debug, Clone)]
 pub struct ExerciseReport {
-    /// Requests sent.
+    /// Calls made.
     pub requests: u32,
-    /// Correct replies, in order, once each.
+    /// Correct answers.
     pub replies: u32,
     /// Telemetry samples received in this session so far, in order, once
     /// each.
     pub telemetry: u32,
-    /// Replies or samples out of order, duplicated or with a wrong
-    /// outcome (must be 0).
+    /// Wrong answers, failed calls, or samples out of order or repeated
+    /// (must be 0).
     pub wrong: u32,
     /// Echo payload bytes that came back.
     pub echoed_bytes: u64,
-    /// From the first request to the last reply.
+    /// From the first call to the last answer.
     pub elapsed: Duration,
     /// Why the session ended during the run, if it did.
     pub ended: Option<Stopped>,
 }
 
-/// One session with the device: the host's conduit (acceptor role), on
-/// clock `C`.
+/// One session with the device: the host's conduit (acceptor role) and a
+/// client of the device's endpoints, on clock `C`.
 pub struct HostSession<C: Clock = TokioClock> {
-    tx: StableTx<DemoFamily, HostStorage>,
-    rx: StableRx<DemoFamily, HostStorage>,
+    client: DeviceClient<C>,
     stats: StableStatsHandle<HostStorage>,
+    telemetry: Arc<Telemetry>,
+    ended: Arc<Ended>,
     /// The driver's task, when the session spawned it on tokio.
     driver: Option<JoinHandle<Result<(), SessionError>>>,
     clock: C,
     next_id: u32,
-    next_telemetry: u32,
-    /// The device's pin state as the host expects it.
-    outputs: u32,
 }
 
-/// The request with id `id`: a deterministic mix of the three commands.
-fn command_for(id: u32, payload: &[u8], only_echo: bool) -> Command<'_> {
+/// The call with id `id`: a deterministic mix of the three endpoints.
+enum Call<'p> {
+    SetOutput(Pin),
+    ReadSensor(u8),
+    Echo(&'p [u8]),
+}
+
+fn call_for(id: u32, payload: &[u8], only_echo: bool) -> Call<'_> {
     match if only_echo { 2 } else { id % 3 } {
-        0 => Command::SetOutput { pin: (id % 40) as u8, high: id.is_multiple_of(2) },
-        1 => Command::ReadSensor { sensor: (id % 8) as u8 },
-        _ => Command::Echo(payload.get(..(id as usize % (payload.len() + 1)).max(1)).unwrap_or(payload)),
+        0 => Call::SetOutput(Pin { pin: (id % 40) as u8, high: id.is_multiple_of(2) }),
+        1 => Call::ReadSensor((id % 8) as u8),
+        _ => Call::Echo(payload.get(..(id as usize % (payload.len() + 1)).max(1)).unwrap_or(payload)),
     }
 }
 
@@ -234,13 +282,23 @@ impl HostSession {
 
 impl<C: Clock + Clone> HostSession<C> {
     /// A new session on `clock` and its driver, for any executor: run
-    /// `driver.run(links, rng, clock)` beside the session (a simulation
-    /// polls it with the device in the same process).
+    /// `driver.run(links, rng, clock)` beside the session.
     pub fn new(clock: C) -> Result<(Self, HostDriver), ConfigError> {
         let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG)?;
         let stats = conduit.stats_handle();
-        let (tx, rx) = conduit.split();
-        Ok((Self { tx, rx, stats, driver: None, clock, next_id: 0, next_telemetry: 0, outputs: 0 }, driver))
+        let calls = Arc::new(HostCalls::new());
+        let telemetry = Arc::new(Telemetry::default());
+        let ended = Arc::new(Ended::new());
+        let session = Self {
+            client: Client::new(calls.clone(), clock.clone()),
+            stats,
+            telemetry: telemetry.clone(),
+            ended: ended.clone(),
+            driver: None,
+            clock,
+            next_id: 0,
+        };
+        Ok((session, HostDriver { driver, conduit, calls, telemetry, ended }))
     }
 
     /// Counters of the host's conduit.
@@ -248,105 +306,100 @@ impl<C: Clock + Clone> HostSession<C> {
         self.stats.get()
     }
 
-    /// Sends `work.requests` requests while receiving, and checks that every
-    /// reply is the device's correct answer, once and in order, and that
-    /// telemetry sequence numbers have no gap and no repeat.
+    /// A client of the device's endpoints (clone it into many tasks).
+    pub fn client(&self) -> &DeviceClient<C> {
+        &self.client
+    }
+
+    /// Makes `work.requests` calls, `work.window` at once, and checks that
+    /// every answer is the device's correct one, and that telemetry
+    /// sequence numbers have no gap and no repeat.
     pub async fn exercise(&mut self, work: Workload) -> ExerciseReport {
         let payload: Vec<u8> = (0..work.echo_len).map(|i| (i * 7 + 3) as u8).collect();
         let first = self.next_id;
         let end = first + work.requests;
-        let mut report = ExerciseReport {
-            requests: work.requests,
-            replies: 0,
-            telemetry: self.next_telemetry,
-            wrong: 0,
-            echoed_bytes: 0,
-            elapsed: Duration::ZERO,
-            ended: None,
-        };
+        let next = std::cell::Cell::new(first);
+        let replies = std::cell::Cell::new(0u32);
+        let wrong = std::cell::Cell::new(0u32);
+        let echoed = std::cell::Cell::new(0u64);
+        let failed: std::cell::RefCell<Option<CallError>> = std::cell::RefCell::new(None);
         let clock = self.clock.clone();
         let start = clock.now();
-        let tx = &self.tx;
-        let in_flight = tokio::sync::Semaphore::new(work.window.max(1) as usize);
-        let send = async {
-            for id in first..end {
-                if let Ok(permit) = in_flight.acquire().await {
-                    // Given back by the receiving loop when the reply comes.
-                    permit.forget();
+        let client = &self.client;
+        let worker = || async {
+            loop {
+                let id = next.get();
+                if id >= end {
+                    return;
                 }
-                let command = command_for(id, &payload, work.only_echo);
-                tx.reserve().await?.send(DemoMsg::Request { id, command })?;
-            }
-            Ok::<(), Stopped>(())
-        };
-        let (rx, outputs, next_telemetry) = (&mut self.rx, &mut self.outputs, &mut self.next_telemetry);
-        let receive = async {
-            let mut next_reply = first;
-            while next_reply < end || *next_telemetry < work.min_telemetry {
-                let msg = match rx.recv().await {
-                    Ok(Some(msg)) => msg,
-                    Ok(None) => return Err(Stopped::PeerClosed),
-                    Err(e) => return Err(e.into()),
+                next.set(id + 1);
+                let ok = match call_for(id, &payload, work.only_echo) {
+                    Call::SetOutput(pin) => {
+                        let expected: Result<(), String> =
+                            if pin.pin < 32 { Ok(()) } else { Err("no such pin".to_owned()) };
+                        let got = client.call_with::<SetOutput, _>(pin, work.limit, |r| r.map_err(str::to_owned)).await;
+                        got.map_err(|e| *failed.borrow_mut() = Some(e)).is_ok_and(|g| g == expected)
+                    }
+                    Call::ReadSensor(sensor) => {
+                        let got = client.call::<ReadSensor>(sensor, work.limit).await;
+                        got.map_err(|e| *failed.borrow_mut() = Some(e.map_handler(|n| match n {})))
+                            .is_ok_and(|v| v == sensor_value(sensor))
+                    }
+                    Call::Echo(bytes) => {
+                        let got =
+                            client.call_with::<Echo, _>(bytes, work.limit, |r| r.is_ok_and(|back| back == bytes)).await;
+                        if got == Ok(true) {
+                            echoed.set(echoed.get() + bytes.len() as u64);
+                        }
+                        got.map_err(|e| *failed.borrow_mut() = Some(e)).unwrap_or(false)
+                    }
                 };
-                match msg.get::<DemoFamily>() {
-                    DemoMsg::Reply { id, outcome } => {
-                        let expected = device_reply(&command_for(next_reply, &payload, work.only_echo), outputs);
-                        if *id == next_reply && *outcome == expected {
-                            report.replies += 1;
-                            if let Outcome::Echo(bytes) = outcome {
-                                report.echoed_bytes += bytes.len() as u64;
-                            }
-                        } else {
-                            report.wrong += 1;
-                        }
-                        in_flight.add_permits(1);
-                        next_reply = id.wrapping_add(1);
-                        if next_reply == end {
-                            report.elapsed = clock.now() - start;
-                        }
-                    }
-                    DemoMsg::Telemetry { seq, .. } => {
-                        if *seq != *next_telemetry {
-                            report.wrong += 1;
-                        }
-                        *next_telemetry = seq.wrapping_add(1);
-                    }
-                    DemoMsg::Request { .. } => report.wrong += 1,
-                }
+                if ok { replies.set(replies.get() + 1) } else { wrong.set(wrong.get() + 1) }
             }
-            Ok(())
+        };
+        let workers = futures::future::join_all((0..work.window.max(1)).map(|_| worker()));
+        let telemetry = &self.telemetry;
+        let samples = async {
+            while telemetry.next.load(Ordering::Relaxed) < work.min_telemetry {
+                clock.sleep(Duration::from_millis(10)).await;
+            }
         };
         let work_done = async {
-            let (sent, received) = tokio::join!(send, receive);
-            sent.and(received)
+            workers.await;
+            let elapsed = clock.now() - start;
+            samples.await;
+            elapsed
         };
-        let outcome = select(work_done, clock.sleep(work.limit)).await;
+        let (elapsed, timed_out) = match select(work_done, clock.sleep(work.limit)).await {
+            Either::First(elapsed) => (elapsed, false),
+            Either::Second(()) => (clock.now() - start, true),
+        };
         self.next_id = end;
-        report.telemetry = self.next_telemetry;
-        if let Either::First(Err(e)) = outcome {
-            report.ended = Some(e);
+        let lost =
+            failed.into_inner().filter(|e| matches!(e, CallError::SessionLost { .. } | CallError::LinkLost { .. }));
+        let ended = match (lost, self.ended.try_take()) {
+            (_, Some(Err(e))) => Some(Stopped::Session(e)),
+            (Some(e), _) => Some(Stopped::Failed(e.to_string())),
+            _ if timed_out => Some(Stopped::Failed(format!("the work did not finish within {:?}", work.limit))),
+            _ => None,
+        };
+        ExerciseReport {
+            requests: work.requests,
+            replies: replies.get(),
+            telemetry: self.telemetry.next.load(Ordering::Relaxed),
+            wrong: wrong.get() + self.telemetry.wrong.load(Ordering::Relaxed),
+            echoed_bytes: echoed.get(),
+            elapsed,
+            ended,
         }
-        if report.elapsed.is_zero() {
-            report.elapsed = clock.now() - start;
-        }
-        report
     }
 
-    /// Receives (and drops) messages until the session fails, at most
-    /// `limit`; returns the error, or `None` on timeout.
+    /// Waits until the session ends, at most `limit`; returns why, or
+    /// `None` on timeout.
     pub async fn until_ended(&mut self, limit: Duration) -> Option<Stopped> {
-        let rx = &mut self.rx;
-        let ended = async {
-            loop {
-                match rx.recv().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Stopped::PeerClosed,
-                    Err(e) => return e.into(),
-                }
-            }
-        };
-        match select(ended, self.clock.sleep(limit)).await {
-            Either::First(stopped) => Some(stopped),
+        match select(self.ended.wait(), self.clock.sleep(limit)).await {
+            Either::First(Err(e)) => Some(Stopped::Session(e)),
+            Either::First(Ok(())) => Some(Stopped::PeerClosed),
             Either::Second(()) => None,
         }
     }

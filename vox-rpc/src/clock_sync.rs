@@ -39,16 +39,22 @@ impl ClockSync {
 
     /// Takes a sample; keeps it if its error bound now is smaller than the
     /// kept one's.
+    ///
+    /// (Integer arithmetic in `i64` and `u32` only: a 128-bit or 64-bit
+    /// division would pull about 1 KiB of library code into a Cortex-M
+    /// firmware.)
     pub fn sample(&mut self, t0: u64, t1: u64, t2: u64, t3: Instant) -> bool {
         let t3 = t3.as_millis();
         if t3 < t0 || t2 < t1 {
             return false;
         }
         let rtt = (t3 - t0).saturating_sub(t2 - t1);
-        let offset = ((t1 as i128 - t0 as i128) + (t2 as i128 - t3 as i128)) / 2;
-        let Ok(offset) = i64::try_from(offset) else { return false };
+        // Times are ms since boot: far below 2^62, so the differences fit.
+        let there = (t1 as i64).wrapping_sub(t0 as i64);
+        let back = (t2 as i64).wrapping_sub(t3 as i64);
+        let offset = there.wrapping_add(back) >> 1;
         // Half the round trip, rounded up, and one ms of resolution.
-        let error = rtt.div_ceil(2) + 1;
+        let error = (rtt >> 1) + (rtt & 1) + 1;
         self.samples = self.samples.saturating_add(1);
         let now = Instant::from_millis(t3);
         let better = self.epsilon(now).is_none_or(|kept| error <= kept);
@@ -66,7 +72,12 @@ impl ClockSync {
     /// The bound on the offset's error at `now` (ms): the kept sample's,
     /// grown by the drift since. `None` before the first sample.
     pub fn epsilon(&self, now: Instant) -> Option<u64> {
-        self.best.map(|s| s.error + (now.millis_since(s.at) * DRIFT_PPM).div_ceil(1_000_000))
+        // 100 ppm is 1 ms per 10 s; ages beyond 49 days are capped.
+        const MS_PER_DRIFT_MS: u32 = (1_000_000 / DRIFT_PPM) as u32;
+        self.best.map(|s| {
+            let age = u32::try_from(now.millis_since(s.at)).unwrap_or(u32::MAX);
+            s.error + u64::from(age.div_ceil(MS_PER_DRIFT_MS))
+        })
     }
 
     /// `ours` (our clock) in the peer's clock, or `None` before the first

@@ -1,9 +1,9 @@
 //! The demo device's application, the same on every board and in a host
 //! process: a task that keeps a [`FramedLink`] attached to the board's
 //! byte stream (a UART, or USB CDC-ACM), and sessions of a
-//! [`StableConduit`] (initiator) that answer the host's requests and
-//! stream telemetry. Plain loops: the conduit's flow control needs no
-//! request window, no skip rule and no second link storage.
+//! [`StableConduit`] (initiator) carrying calls ([`vox_rpc`]): the device
+//! serves the host's calls (`SetOutput`, `ReadSensor`, `Echo`) and calls
+//! the host (its clock once per session, a telemetry sample every 20 ms).
 //!
 //! Everything the application needs is passed in: where its state lives
 //! (a [`DeviceMemory`]: [`StaticMemory`] on a board, [`SharedMemory`] per
@@ -26,13 +26,14 @@ mod log;
 use core::time::Duration;
 use embassy_futures::select::{Either, select};
 use embedded_io_async::{Read, Write};
-use vox_conduit_stable::{RecvError, SendError, SessionError, StableConduit, StableStorage};
-use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, UART_MTU, answer};
+use vox_conduit_stable::{SessionError, StableConduit, StableStorage};
+use vox_demo_protocol::{Echo, HostTime, ReadSensor, Report, Sample, SetOutput, UART_CONFIG, UART_MTU};
 use vox_link_embedded::LinkChannel;
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
+use vox_rpc::{Calls, Client, RpcFamily, Server};
 /// A board's clock: embassy-time (the firmware supplies its time driver).
 pub use vox_types::EmbassyClock;
-use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, StorageRef};
+use vox_types::{Clock, StorageRef};
 
 /// Every lock is taken in thread mode only (never from an interrupt), so
 /// the cheapest mutex does; no interrupt is ever masked by the conduit.
@@ -64,8 +65,16 @@ pub type UartLinkStorage = FramedLinkStorage<DeviceMutex, LINK_SLOTS, MTU>;
 pub type Links = LinkChannel<DeviceMutex, UartLink>;
 /// The device's conduit storage.
 pub type DeviceStorage = StableStorage<DeviceMutex, REPLAY_BYTES, REPLAY_MSGS, RX_BYTES, RX_MSGS>;
-/// The device's conduit.
-pub type DeviceConduit = StableConduit<DemoFamily, DeviceStorage>;
+/// The device's conduit: rpc frames.
+pub type DeviceConduit = StableConduit<RpcFamily, DeviceStorage>;
+/// The device's calls to the host: one at a time (a telemetry sample, the
+/// host's clock), answers of up to 24 bytes, up to 4 host endpoints.
+pub type DeviceCalls = Calls<DeviceMutex, 1, 24, 4>;
+/// Requests of the host the device holds room for (the host keeps at most
+/// this many unanswered).
+pub const SERVE_ROOM: usize = 4;
+/// Bytes to hold requests until the UART has room for their answers.
+pub const SERVE_ARENA: usize = 64;
 
 /// Where a device's state lives: its link storage, the channel that hands
 /// links to the conduit, and the conduit's storage. Cheap to clone (a
@@ -78,11 +87,14 @@ pub trait DeviceMemory: Clone {
     fn links(&self) -> &Links;
     /// The conduit's storage.
     fn conduit(&self) -> StorageRef<DeviceStorage>;
+    /// The table of the device's calls to the host.
+    fn calls(&self) -> StorageRef<DeviceCalls>;
 }
 
 static LINK_STORAGE: UartLinkStorage = FramedLinkStorage::new();
 static LINKS: Links = LinkChannel::new();
 static CONDUIT_STORAGE: DeviceStorage = StableStorage::new();
+static CALLS: DeviceCalls = Calls::new();
 
 /// A board's memory: the crate's `static`s (one device per program; no
 /// allocator). Costs nothing at run time: a unit struct.
@@ -99,6 +111,9 @@ impl DeviceMemory for StaticMemory {
     fn conduit(&self) -> StorageRef<DeviceStorage> {
         StorageRef::Static(&CONDUIT_STORAGE)
     }
+    fn calls(&self) -> StorageRef<DeviceCalls> {
+        StorageRef::Static(&CALLS)
+    }
 }
 
 /// A device's memory on the heap (feature `alloc`): one per device, so
@@ -111,6 +126,7 @@ pub struct SharedMemory {
     link: alloc::sync::Arc<UartLinkStorage>,
     links: alloc::sync::Arc<Links>,
     conduit: alloc::sync::Arc<DeviceStorage>,
+    calls: alloc::sync::Arc<DeviceCalls>,
 }
 
 #[cfg(feature = "alloc")]
@@ -118,7 +134,12 @@ impl SharedMemory {
     /// Fresh memory: a device that just booted.
     pub fn new() -> Self {
         use alloc::sync::Arc;
-        Self { link: Arc::new(FramedLinkStorage::new()), links: Arc::new(LinkChannel::new()), conduit: Arc::default() }
+        Self {
+            link: Arc::new(FramedLinkStorage::new()),
+            links: Arc::new(LinkChannel::new()),
+            conduit: Arc::default(),
+            calls: Arc::default(),
+        }
     }
 }
 
@@ -139,6 +160,9 @@ impl DeviceMemory for SharedMemory {
     }
     fn conduit(&self) -> StorageRef<DeviceStorage> {
         StorageRef::Shared(self.conduit.clone())
+    }
+    fn calls(&self) -> StorageRef<DeviceCalls> {
+        StorageRef::Shared(self.calls.clone())
     }
 }
 
@@ -193,6 +217,15 @@ pub async fn run_link<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, c
 /// Runs sessions one after another: a session ends when the host forgets it
 /// (it restarted) and a new one starts.
 pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) -> ! {
+    let mut outputs = 0u32;
+    let mut server = core::pin::pin!(
+        Server::<_, SERVE_ROOM, SERVE_ARENA>::with_room()
+            .serve::<SetOutput, _>(|pin| vox_demo_protocol::set_output(&mut outputs, *pin))
+            .serve::<ReadSensor, _>(|sensor| Ok(vox_demo_protocol::sensor_value(*sensor)))
+            .serve::<Echo, _>(|bytes| Ok(bytes.into_inner()))
+    );
+    let calls = memory.calls();
+    let client = Client::new(calls.clone(), clock.clone());
     let mut session = 0u32;
     loop {
         session = session.wrapping_add(1);
@@ -207,10 +240,15 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
             }
         };
         // An initiator makes no resume keys: no random numbers needed.
-        let (driven, served) =
-            embassy_futures::join::join(driver.run(memory.links().receiver(), clock.clone()), serve(conduit, &clock))
-                .await;
-        warn!("session {} ended: driver {}, application {}", session, driven, served);
+        let running = embassy_futures::join::join(
+            driver.run(memory.links().receiver(), clock.clone()),
+            vox_rpc::run(conduit, &calls, server.as_mut(), clock.clone()),
+        );
+        let (driven, served) = match select(running, call_the_host(&client, &clock)).await {
+            Either::First(ended) => ended,
+            Either::Second(never) => match never {},
+        };
+        warn!("session {} ended: driver {}, calls {}", session, driven, served);
         if let Err(SessionError::Refused(_) | SessionError::Config(_)) = driven {
             // The host speaks another schema, mode, version or role (or the
             // link cannot carry our frames): a new session would end the
@@ -221,54 +259,29 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
     }
 }
 
-/// Why the application stopped.
-#[derive(Debug)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Stopped {
-    /// Receiving failed (the session ended).
-    Recv(RecvError),
-    /// Sending failed (the session ended).
-    Send(SendError),
-}
+/// How long the device gives the host to answer a call.
+const HOST_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl From<RecvError> for Stopped {
-    fn from(e: RecvError) -> Self {
-        Self::Recv(e)
+/// The device's calls to the host: its clock once, then a telemetry sample
+/// every [`TELEMETRY_PERIOD`], each the next `seq`.
+async fn call_the_host<C: Clock, const N: usize, const BUF: usize, const PEER: usize>(
+    client: &Client<DeviceMutex, N, BUF, PEER, C>,
+    clock: &C,
+) -> core::convert::Infallible {
+    match client.call::<HostTime>((), HOST_CALL_TIMEOUT).await {
+        Ok(ms) => info!("the host's clock: {} ms", ms),
+        Err(e) => warn!("asking the host's clock failed: {}", e),
     }
-}
-
-impl From<SendError> for Stopped {
-    fn from(e: SendError) -> Self {
-        Self::Send(e)
-    }
-}
-
-/// Answers requests and streams telemetry until the session ends: two
-/// plain loops on one conduit.
-pub async fn serve<C: Clock>(conduit: DeviceConduit, clock: C) -> Result<(), Stopped> {
-    let (tx, mut rx) = conduit.split();
-    let answering = async {
-        let mut outputs = 0u32;
-        while let Some(msg) = rx.recv().await? {
-            if let Some(reply) = answer(msg.get::<DemoFamily>(), &mut outputs) {
-                tx.reserve().await?.send(reply)?;
-            }
+    // Deadlines on the clock: a late sample does not delay the next.
+    let mut next = clock.now();
+    let mut seq = 0u32;
+    loop {
+        next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
+        clock.sleep_until(next).await;
+        let sample = Sample { seq, millivolts: 3300 - (seq % 64) as u16, label: "vbat" };
+        if let Err(e) = client.call::<Report>(sample, HOST_CALL_TIMEOUT).await {
+            warn!("telemetry sample {} failed: {}", seq, e);
         }
-        Ok(())
-    };
-    let telemetry = async {
-        // Deadlines on the clock: a late sample does not delay the next.
-        let mut next = clock.now();
-        let mut seq = 0u32;
-        loop {
-            next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
-            clock.sleep_until(next).await;
-            let millivolts = 3300 - (seq % 64) as u16;
-            tx.reserve().await?.send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" })?;
-            seq = seq.wrapping_add(1);
-        }
-    };
-    match select(answering, telemetry).await {
-        Either::First(r) | Either::Second(r) => r,
+        seq = seq.wrapping_add(1);
     }
 }

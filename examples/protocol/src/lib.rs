@@ -1,12 +1,60 @@
-//! The demo's message family, shared by the host and the device firmware:
-//! host commands, device replies and a device telemetry stream. `no_std`,
+//! What the demo's host and device say to each other, shared by both:
+//! the endpoints each side serves (declared once with `vox_rpc::declare!`),
+//! and the message family of the hand-written protocol they replace (kept
+//! for the conduit demos and as the baseline of the benchmarks). `no_std`,
 //! borrowed fields for zero-copy receive.
 #![no_std]
 
 use postcard_schema::Schema;
 use serde::{Deserialize, Serialize};
 
-/// Every message either side sends.
+/// A pin to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Schema)]
+pub struct Pin {
+    /// Pin number.
+    pub pin: u8,
+    /// High or low.
+    pub high: bool,
+}
+
+/// A telemetry sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Schema)]
+pub struct Sample<'a> {
+    /// Sample number, from 0 in each session.
+    pub seq: u32,
+    /// Supply voltage.
+    pub millivolts: u16,
+    /// Which rail.
+    pub label: &'a str,
+}
+
+vox_rpc::declare! {
+    /// Host → device: drives an output pin; fails for a pin the device lacks.
+    pub endpoint SetOutput = "demo/set_output": Pin => (), &'a str;
+    /// Host → device: reads a sensor.
+    pub endpoint ReadSensor = "demo/read_sensor": u8 => i32;
+    /// Host → device: sends the bytes back (borrowed both ways).
+    pub endpoint Echo = "demo/echo": &'a [u8] => &'a [u8];
+    /// Device → host: a telemetry sample (a call until topics come).
+    pub endpoint Report = "demo/report": Sample<'a> => ();
+    /// Device → host: the host's clock (ms since it started).
+    pub endpoint HostTime = "demo/host_time": () => u64;
+}
+
+/// What the device does for [`SetOutput`]: `outputs` is the pin state.
+pub fn set_output(outputs: &mut u32, Pin { pin, high }: Pin) -> Result<(), &'static str> {
+    if pin >= 32 {
+        return Err("no such pin");
+    }
+    if high {
+        *outputs |= 1 << pin;
+    } else {
+        *outputs &= !(1 << pin);
+    }
+    Ok(())
+}
+
+/// Every message either side sends (the hand-written protocol).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Schema)]
 pub enum DemoMsg<'a> {
     /// Host → device: a command to run.
