@@ -4,6 +4,10 @@
 //! `echo` firmware (same board support, executor and time driver, no
 //! conduit stack). The difference is the conduit stack's cost.
 //!
+//! The `device` serves its endpoints through `vox-rpc`; `device_hand` is
+//! the same application with the request matching written by hand (the
+//! protocol it replaced): their difference is what `vox-rpc` adds.
+//!
 //! Then the real boards' firmware (embassy HALs), the same device
 //! application: RP2040 over UART and over USB CDC-ACM, nRF52840 over UART,
 //! beside postcard-rpc's figures.
@@ -25,18 +29,32 @@ fn qemu_footprint(bin: &str, board: Board) -> (u64, u64) {
 fn main() {
     println!("| board | firmware | flash (B) | static RAM (B) |");
     println!("|-------|----------|----------:|---------------:|");
+    let mut adds = Vec::new();
     for board in [Board::Lm3s6965, Board::Microbit] {
         let device = qemu_footprint("device", board);
+        let hand = qemu_footprint("device_hand", board);
         let echo = qemu_footprint("echo", board);
-        for (name, (flash, ram)) in [("device", device), ("echo (no conduit)", echo)] {
+        for (name, (flash, ram)) in
+            [("device (vox-rpc)", device), ("device_hand (hand-written requests)", hand), ("echo (no conduit)", echo)]
+        {
             println!("| {} | {name} | {flash} | {ram} |", board.machine());
         }
+        adds.push((board, device.0 as i64 - hand.0 as i64, device.1 as i64 - hand.1 as i64));
         println!(
             "| {} | conduit stack | {} | {} |",
             board.machine(),
             device.0.saturating_sub(echo.0),
             device.1.saturating_sub(echo.1)
         );
+    }
+    println!();
+    for (board, flash, ram) in adds {
+        let line = format!("vox-rpc adds: {flash} B flash, {ram} B static RAM");
+        if board == Board::Lm3s6965 {
+            println!("{line}");
+        } else {
+            println!("{line} ({}, Cortex-M0)", board.machine());
+        }
     }
     println!();
     println!("Real boards (the same device application on embassy HALs):");

@@ -1,0 +1,79 @@
+//! The demo device as it was before `vox-rpc`: the same link, conduit and
+//! memory, with the request matching and dispatch written by hand on the
+//! `DemoMsg` message family. Kept only as the baseline of the benchmarks
+//! (`firmware_size` prints what `vox-rpc` adds over it); the host side of
+//! this protocol lives in the benchmarks too.
+#![no_std]
+#![no_main]
+
+use embassy_executor::Spawner;
+use embassy_futures::select::{Either, select};
+use static_cell::StaticCell;
+use vox_conduit_stable::{SessionError, StableConduit};
+use vox_demo_device::{DeviceMemory, DeviceStorage, EmbassyClock, StaticMemory, TELEMETRY_PERIOD};
+use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, answer};
+use vox_firmware::board::{self, UartRx, UartTx};
+use vox_firmware::executor::WfiExecutor;
+use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+
+type HandConduit = StableConduit<DemoFamily, DeviceStorage>;
+
+#[embassy_executor::task]
+async fn serial_port(rx: UartRx, tx: UartTx) {
+    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
+}
+
+#[embassy_executor::task]
+async fn sessions() {
+    let memory = StaticMemory;
+    loop {
+        let Ok((conduit, driver)) = HandConduit::initiator(memory.conduit(), UART_CONFIG) else {
+            return core::future::pending().await;
+        };
+        let (driven, _) =
+            embassy_futures::join::join(driver.run(memory.links().receiver(), EmbassyClock), serve(conduit)).await;
+        if let Err(SessionError::Refused(_) | SessionError::Config(_)) = driven {
+            // Refused by the host: a new session would end the same way.
+            core::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Answers requests and streams telemetry until the session ends.
+async fn serve(conduit: HandConduit) -> Result<(), ()> {
+    let (tx, mut rx) = conduit.split();
+    let answering = async {
+        let mut outputs = 0u32;
+        while let Some(msg) = rx.recv().await.map_err(drop)? {
+            if let Some(reply) = answer(msg.get::<DemoFamily>(), &mut outputs) {
+                tx.reserve().await.map_err(drop)?.send(reply).map_err(drop)?;
+            }
+        }
+        Ok(())
+    };
+    let telemetry = async {
+        let clock = EmbassyClock;
+        let mut next = clock.now();
+        let mut seq = 0u32;
+        loop {
+            next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
+            clock.sleep_until(next).await;
+            let millivolts = 3300 - (seq % 64) as u16;
+            tx.reserve().await.map_err(drop)?.send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" }).map_err(drop)?;
+            seq = seq.wrapping_add(1);
+        }
+    };
+    match select(answering, telemetry).await {
+        Either::First(r) | Either::Second(r) => r,
+    }
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
+    let (rx, tx) = board::init();
+    EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
+        spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+        spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+    })
+}
