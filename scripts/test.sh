@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 THUMB_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf)
-LIBRARY_CRATES=(vox-types vox-link-embedded vox-conduit-bare vox-conduit-stable)
+LIBRARY_CRATES=(vox-types vox-link-embedded vox-conduit-bare vox-conduit-stable vox-rpc)
 
 started=$SECONDS
 step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
@@ -88,10 +88,11 @@ for dir in examples/firmware "${BOARD_CRATES[@]}"; do
   (cd "$dir" && cargo "+$MSRV" check --quiet --release --bins)
 done
 
-step "Miri: vox-types, the in-memory link, the stable conduit's lent receive ring and its session core"
+step "Miri: vox-types, the in-memory link, the stable conduit's lent receive ring and its session core, vox-rpc (its pinned handler runs)"
 cargo +nightly miri test -p vox-types --all-features
 cargo +nightly miri test -p vox-link-embedded --features std
 cargo +nightly miri test -p vox-conduit-stable --lib -- stable_storage session::tests
+cargo +nightly miri test -p vox-rpc --lib
 
 step "crates.io: cargo package (verified, default then all features) of the library crates; serial on Windows and macOS"
 package_args=()

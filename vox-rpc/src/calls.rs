@@ -92,7 +92,7 @@ pub(crate) enum Answer {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum State {
     Free,
     /// A caller is encoding its request.
@@ -256,7 +256,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
     /// Claims a free entry, or queues the caller (`ticket`) until one frees.
     pub(crate) fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<CallId> {
         self.with(|t| {
-            if let Some(slot) = t.entries.iter().position(|e| e.state == State::Free) {
+            if let Some(slot) = t.entries.iter().position(|e| matches!(e.state, State::Free)) {
                 if let Some(mine) = ticket.take() {
                     t.remove_waiter(mine);
                 }
@@ -285,7 +285,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
         self.with(|t| {
             t.remove_waiter(ticket);
             // It may have been woken for an entry it will not take now.
-            if t.entries.iter().any(|e| e.state == State::Free) {
+            if t.entries.iter().any(|e| matches!(e.state, State::Free)) {
                 t.wake_one_waiter();
             }
         });
@@ -298,7 +298,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
         id: CallId,
         key: EndpointKey,
         deadline: Instant,
-        encode: impl FnOnce(&mut [u8]) -> Option<usize>,
+        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
     ) -> bool {
         self.with(|t| {
             let seq = t.next_seq;
@@ -337,11 +337,11 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
     /// call has no answer yet: then the call is given up (see
     /// [`abandon`](Self::abandon)) and `committed` says whether its
     /// request was sent.
-    pub(crate) fn finish(&self, id: CallId, out: &mut [u8]) -> Finished {
+    pub(crate) fn finish(&self, id: CallId, out: &mut [u8; BUF]) -> Finished {
         self.with(|t| {
             let entry = t.entry(id.slot as usize);
             if entry.generation != id.generation {
-                return Finished::Gone;
+                return Finished::Gone(true);
             }
             let finished = match entry.state {
                 State::Answered(answer) => {
@@ -368,10 +368,10 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
     pub(crate) fn abandon(&self, id: CallId) {
         self.with(|t| {
             let entry = t.entry(id.slot as usize);
-            if entry.generation != id.generation || entry.state == State::Free {
+            if entry.generation != id.generation || matches!(entry.state, State::Free) {
                 return;
             }
-            if entry.state == State::Sent {
+            if matches!(entry.state, State::Sent) {
                 t.cancel(id);
             }
             t.free(id.slot as usize);
@@ -403,7 +403,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
     pub(crate) fn session_ended(&self, kind: ErrorKind) {
         self.with(|t| {
             for entry in t.entries.iter_mut() {
-                if entry.state == State::Sent {
+                if matches!(entry.state, State::Sent) {
                     entry.state = State::Answered(Answer::Lost { kind, committed: true });
                     entry.len = 0;
                     entry.waker.wake();
@@ -512,7 +512,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
             t.runner.wake();
             let matched = CallId::decode(id, N).filter(|id| {
                 let entry = t.entry(id.slot as usize);
-                entry.generation == id.generation && entry.state == State::Sent
+                entry.generation == id.generation && matches!(entry.state, State::Sent)
             });
             let Some(id) = matched else {
                 t.stats.late_answers = t.stats.late_answers.wrapping_add(1);
@@ -543,7 +543,7 @@ pub(crate) enum Finished {
     /// No answer yet; the call was given up.
     Pending { committed: bool },
     /// The entry was freed already (cannot happen through `Client`).
-    Gone,
+    Gone(bool),
 }
 
 /// What a side knows of its peer, from the peer's greeting.

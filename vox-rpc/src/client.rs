@@ -3,9 +3,10 @@
 
 use crate::calls::{Answer, CallId, Finished};
 use crate::{CallError, Calls, Endpoint, EndpointKey};
-use core::future::poll_fn;
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use core::task::Poll;
 use core::time::Duration;
-use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,7 +66,7 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
         E::Resp<'static>: DeserializeOwned,
         E::Err<'static>: DeserializeOwned,
     {
-        let deadline = self.clock.now() + timeout;
+        let deadline = deadline_after(self.clock.now(), timeout);
         self.call_raw(E::KEY, &request, deadline, |answer, bytes| match answer {
             Ok(()) => postcard::from_bytes::<E::Resp<'static>>(bytes).map_err(|_| CallError::BadResponse),
             Err(()) => {
@@ -87,7 +88,7 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
     where
         E: Endpoint,
     {
-        let deadline = self.clock.now() + timeout;
+        let deadline = deadline_after(self.clock.now(), timeout);
         self.call_raw(E::KEY, &request, deadline, |answer, bytes| match answer {
             Ok(()) => postcard::from_bytes::<E::Resp<'_>>(bytes).map(|r| f(Ok(r))).map_err(|_| CallError::BadResponse),
             Err(()) => postcard::from_bytes::<E::Err<'_>>(bytes).map(|e| f(Err(e))).map_err(|_| CallError::BadResponse),
@@ -102,66 +103,87 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
         deadline: Instant,
         decode: impl FnOnce(Result<(), ()>, &[u8]) -> Result<R, CallError<H>>,
     ) -> Result<R, CallError<H>> {
-        // 1. An entry.
-        let mut waiting = Waiting { calls: &self.calls, ticket: None };
-        let claimed =
-            select(poll_fn(|cx| self.calls.poll_claim(&mut waiting.ticket, cx)), self.clock.sleep_until(deadline));
-        let id = match claimed.await {
-            Either::First(id) => id,
-            Either::Second(()) => return Err(CallError::Timeout { committed: false }),
-        };
-        drop(waiting);
-        let mut call = InFlight { calls: &self.calls, id: Some(id) };
-        // 2. The request, encoded into the entry.
-        if !self.calls.queue(id, key, deadline, |buf| postcard::to_slice(request, buf).ok().map(|b| b.len())) {
-            call.id = None;
-            return Err(CallError::TooLarge);
-        }
-        // 3. The answer, or the deadline.
-        let _ = select(poll_fn(|cx| self.calls.poll_answer(id, cx)), self.clock.sleep_until(deadline)).await;
-        call.id = None;
         let mut bytes = [0u8; BUF];
-        match self.calls.finish(id, &mut bytes) {
-            Finished::Answer(answer, len) => {
-                let bytes = bytes.get(..len).unwrap_or(&[]);
-                match answer {
-                    Answer::Reply => decode(Ok(()), bytes),
-                    Answer::Failed => decode(Err(()), bytes),
-                    Answer::Refused(why) => Err(CallError::refused(why)),
-                    Answer::Unknown => Err(CallError::Unknown),
-                    Answer::TooLarge => Err(CallError::TooLarge),
-                    Answer::TooBig => Err(CallError::BadResponse),
-                    Answer::Lost { kind, committed } => Err(CallError::lost(kind, committed)),
+        let mut encode = |buf: &mut [u8]| postcard::to_slice(request, buf).ok().map(|b| b.len());
+        let (answer, len) = match self.exchange(key, deadline, &mut encode, &mut bytes).await {
+            Ok(answered) => answered,
+            Err(e) => return Err(e.map_handler(|n| match n {})),
+        };
+        let bytes = bytes.get(..len).unwrap_or(&[]);
+        match answer {
+            Answer::Reply => decode(Ok(()), bytes),
+            Answer::Failed => decode(Err(()), bytes),
+            Answer::Refused(why) => Err(CallError::refused(why)),
+            Answer::Unknown => Err(CallError::Unknown),
+            Answer::TooLarge => Err(CallError::TooLarge),
+            Answer::TooBig => Err(CallError::BadResponse),
+            Answer::Lost { kind, committed } => Err(CallError::lost(kind, committed)),
+        }
+    }
+
+    /// The part of a call that does not depend on its types (one copy in
+    /// a firmware however many endpoints it calls): an entry, the request
+    /// encoded into it by `encode`, the answer copied into `out`; all of it
+    /// under one timer.
+    async fn exchange(
+        &self,
+        key: EndpointKey,
+        deadline: Instant,
+        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+        out: &mut [u8; BUF],
+    ) -> Result<(Answer, usize), CallError> {
+        let calls = &*self.calls;
+        let mut call = CallGuard { calls, ticket: None, id: None };
+        let mut timer = pin!(self.clock.sleep_until(deadline));
+        let answered = poll_fn(|cx| {
+            if call.id.is_none() {
+                // 1. An entry, then the request encoded into it.
+                let Poll::Ready(id) = calls.poll_claim(&mut call.ticket, cx) else {
+                    return timer.as_mut().poll(cx).map(|()| false);
+                };
+                if !calls.queue(id, key, deadline, encode) {
+                    return Poll::Ready(true);
                 }
+                call.id = Some(id);
             }
-            Finished::Pending { committed } => Err(CallError::Timeout { committed }),
-            Finished::Gone => Err(CallError::Timeout { committed: true }),
+            // 2. The answer, or the deadline.
+            match call.id {
+                Some(id) if calls.poll_answer(id, cx).is_pending() => timer.as_mut().poll(cx).map(|()| true),
+                _ => Poll::Ready(true),
+            }
+        })
+        .await;
+        let Some(id) = call.id.take() else {
+            return Err(if answered { CallError::TooLarge } else { CallError::Timeout { committed: false } });
+        };
+        match calls.finish(id, out) {
+            Finished::Answer(answer, len) => Ok((answer, len)),
+            Finished::Pending { committed } | Finished::Gone(committed) => Err(CallError::Timeout { committed }),
         }
     }
 }
 
-/// A caller waiting for a free entry; leaves the queue when dropped.
-struct Waiting<'c, M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> {
-    calls: &'c Calls<M, N, BUF, PEER>,
-    ticket: Option<u32>,
+/// `timeout` from `now`, in whole milliseconds rounded up (without the
+/// 128-bit arithmetic of `Duration::as_millis`).
+fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    let millis = timeout.as_secs().saturating_mul(1000) + u64::from(timeout.subsec_nanos().div_ceil(1_000_000));
+    now.add_millis(millis)
 }
 
-impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Drop for Waiting<'_, M, N, BUF, PEER> {
+/// A call waiting for an entry (`ticket`) or holding one (`id`): when
+/// dropped, it leaves the queue, or frees its entry at once (a committed
+/// request gets a best-effort cancel).
+struct CallGuard<'c, M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> {
+    calls: &'c Calls<M, N, BUF, PEER>,
+    ticket: Option<u32>,
+    id: Option<CallId>,
+}
+
+impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Drop for CallGuard<'_, M, N, BUF, PEER> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.calls.stop_waiting(ticket);
         }
-    }
-}
-
-/// A call holding an entry; a dropped call frees it at once.
-struct InFlight<'c, M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> {
-    calls: &'c Calls<M, N, BUF, PEER>,
-    id: Option<CallId>,
-}
-
-impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Drop for InFlight<'_, M, N, BUF, PEER> {
-    fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             self.calls.abandon(id);
         }

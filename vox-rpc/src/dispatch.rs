@@ -361,3 +361,121 @@ where
         next.reset();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Server;
+    use core::cell::Cell;
+    use core::task::Waker;
+    use std::vec;
+    use std::vec::Vec;
+
+    crate::declare! {
+        pub endpoint Double = "double": u32 => u32;
+        pub endpoint Later = "later": u32 => u32, u8;
+    }
+
+    /// A future that is ready on its second poll and reads its own state
+    /// there (moved or freed storage would show under Miri).
+    struct TwoPolls {
+        value: u32,
+        polled: bool,
+        drops: &'static std::thread::LocalKey<Cell<u32>>,
+    }
+
+    impl Future for TwoPolls {
+        type Output = Result<u32, u8>;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            if self.polled {
+                Poll::Ready(if self.value == 0 { Err(7) } else { Ok(self.value) })
+            } else {
+                self.polled = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    impl Drop for TwoPolls {
+        fn drop(&mut self) {
+            self.drops.with(|d| d.set(d.get() + 1));
+        }
+    }
+
+    std::thread_local!(static DROPS: Cell<u32> = const { Cell::new(0) });
+
+    fn outcomes<D: Dispatch>(mut d: Pin<&mut D>) -> Vec<(u32, &'static str, Vec<u8>)> {
+        let mut out = Vec::new();
+        while d.as_mut().take_done(&mut |id, outcome| {
+            let (kind, bytes) = match outcome {
+                Outcome::Reply(b) => ("reply", encode(b)),
+                Outcome::Failed(b) => ("failed", encode(b)),
+                Outcome::Cancelled => ("cancelled", Vec::new()),
+            };
+            out.push((id, kind, bytes));
+        }) {}
+        out
+    }
+
+    fn encode(body: &(dyn EncodeBody + Sync)) -> Vec<u8> {
+        let mut v = Vec::new();
+        assert!(body.encode(&mut |piece| {
+            v.extend_from_slice(piece);
+            true
+        }));
+        assert_eq!(Some(v.len()), body.encoded_len());
+        v
+    }
+
+    // r[verify rpc.serve]
+    #[test]
+    fn async_runs_are_polled_in_place_bounded_and_dropped_on_reset() {
+        let server = Server::new().serve::<Double, _>(|n| Ok(*n * 2)).serve_async::<Later, 2, _, _>(|n| TwoPolls {
+            value: n,
+            polled: false,
+            drops: &DROPS,
+        });
+        let mut server = core::pin::pin!(server);
+        let mut d = server.as_mut().parts().dispatch;
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let body = |n: u32| postcard::to_allocvec(&n).unwrap();
+        // Index 0 is the last endpoint added (`Later`), 1 is `Double`.
+        assert_eq!(d.as_mut().handle(0, 10, &body(5), None), Handled::Started);
+        assert_eq!(d.as_mut().handle(0, 11, &body(0), None), Handled::Started);
+        assert_eq!(d.as_mut().handle(0, 12, &body(9), None), Handled::Refused(Refusal::Busy), "two places only");
+        assert_eq!(d.as_mut().handle(0, 13, &[0xff; 6], None), Handled::Refused(Refusal::Busy));
+        assert_eq!(d.as_mut().handle(1, 14, &body(4), None), Handled::NeedsPermit);
+        let mut replied = None;
+        assert_eq!(
+            d.as_mut().handle(1, 14, &body(4), Some(&mut |o| replied = Some(matches!(o, Outcome::Reply(_))))),
+            Handled::Answered
+        );
+        assert_eq!(replied, Some(true));
+        assert_eq!(d.as_mut().handle(2, 15, &body(4), None), Handled::Refused(Refusal::Unknown));
+        // First poll: both pending; second: both done.
+        assert!(!d.as_mut().poll_runs(&mut cx));
+        assert!(d.as_mut().cancel(11));
+        assert!(!d.as_mut().cancel(99));
+        assert!(d.as_mut().poll_runs(&mut cx));
+        let done = outcomes(d.as_mut());
+        assert_eq!(done, [(10, "reply", vec![5]), (11, "cancelled", vec![])]);
+        assert_eq!(DROPS.with(Cell::get), 2, "finished runs are dropped in place");
+        // A run in progress is dropped by a reset, in place.
+        assert_eq!(d.as_mut().handle(0, 20, &body(0), None), Handled::Started);
+        assert!(!d.as_mut().poll_runs(&mut cx));
+        d.as_mut().reset();
+        assert_eq!(DROPS.with(Cell::get), 3);
+        assert!(outcomes(d.as_mut()).is_empty());
+        // A handler error is the endpoint's error type.
+        assert_eq!(d.as_mut().handle(0, 21, &body(0), None), Handled::Started);
+        assert!(!d.as_mut().poll_runs(&mut cx));
+        assert!(d.as_mut().poll_runs(&mut cx));
+        assert_eq!(outcomes(d.as_mut()), [(21, "failed", vec![7])]);
+        assert_eq!(
+            Server::<Plain<Double, fn(Req<'_, Double>) -> Result<u32, crate::NoError>, Nil>>::endpoints().count(),
+            1
+        );
+    }
+}
