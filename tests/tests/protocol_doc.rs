@@ -16,6 +16,8 @@ enum Example {
     Frame(WireFrame<'static>),
     /// A link frame (COBS + CRC + delimiter) carrying these payload bytes.
     Framed(&'static [u8]),
+    /// An rpc frame (§12), postcard-encoded.
+    Rpc(vox_rpc::Frame<'static>),
 }
 
 fn examples() -> Vec<(&'static str, Example)> {
@@ -38,6 +40,27 @@ fn examples() -> Vec<(&'static str, Example)> {
         ("close", Frame(WireFrame::Close { seq: 10, ack: 6 })),
         ("framed-data", Framed(&[0x02, 0x05, 0x03, 0x08, 0x80, 0x04, 0x03, 0x01, 0x02, 0x03])),
         ("framed-empty", Framed(&[])),
+        (
+            "rpc-request",
+            Rpc(vox_rpc::Frame::Request(vox_rpc::Request {
+                id: 130,
+                endpoint: 1,
+                deadline: 1200,
+                body: vox_rpc::Body::Bytes(&[0x15]),
+            })),
+        ),
+        ("rpc-reply", Rpc(vox_rpc::Frame::Reply { id: 130, body: vox_rpc::Body::Bytes(&[0x2a]) })),
+        (
+            "rpc-hello",
+            Rpc(vox_rpc::Frame::Hello(vox_rpc::Hello {
+                version: 1,
+                max_in_flight: 4,
+                fingerprint: 0x0102_0304,
+                endpoints: vox_rpc::Body::Bytes(&[0xaa, 0xbb, 0xcc, 0xdd]),
+                topics: vox_rpc::Body::Bytes(&[]),
+            })),
+        ),
+        ("rpc-refused-expired", Rpc(vox_rpc::Frame::Refused { id: 3, why: vox_rpc::Refusal::Expired })),
     ]
 }
 
@@ -58,6 +81,7 @@ fn encode(e: &Example) -> Vec<u8> {
             let n = encode_frame(payload, &mut buf).unwrap();
             buf[..n].to_vec()
         }
+        Example::Rpc(f) => postcard::to_allocvec(f).unwrap(),
     }
 }
 
@@ -66,6 +90,10 @@ fn decodes_back(e: &Example, bytes: &[u8]) {
     match e {
         Example::Prologue(p) => assert_eq!(Prologue::decode(bytes).unwrap(), *p),
         Example::Frame(f) => assert_eq!(WireFrame::decode(bytes).unwrap(), *f),
+        Example::Rpc(f) => {
+            let back: vox_rpc::Frame<'_> = postcard::from_bytes(bytes).unwrap();
+            assert_eq!(postcard::to_allocvec(&back).unwrap(), postcard::to_allocvec(f).unwrap());
+        }
         Example::Framed(payload) => {
             // A receiver starts by discarding up to a delimiter.
             let mut dec = FrameDecoder::resyncing();

@@ -17,8 +17,8 @@ pub enum Outcome<'r> {
     Reply(&'r (dyn EncodeBody + Sync)),
     /// The handler's own error.
     Failed(&'r (dyn EncodeBody + Sync)),
-    /// The caller cancelled the request after it started: its outcome is
-    /// dropped.
+    /// The caller cancelled the request after it started: it ran, and its
+    /// outcome is dropped (answered `NoReply`).
     Cancelled,
 }
 

@@ -427,7 +427,8 @@ fn answer<P: ConduitTxPermit<Msg = RpcFamily>>(
     let frame = match outcome {
         Outcome::Reply(body) => Frame::Reply { id, body: Body::Value(body) },
         Outcome::Failed(body) => Frame::Failed { id, body: Body::Value(body) },
-        Outcome::Cancelled => Frame::Refused { id, why: Refusal::Cancelled },
+        // It ran: not a refusal (every refusal means "did not run").
+        Outcome::Cancelled => Frame::NoReply { id },
     };
     p.send(frame).map_err(|e| e.kind())
 }

@@ -44,8 +44,8 @@ pub enum Frame<'a> {
         /// Why.
         why: Refusal,
     },
-    /// The call `id` ran, but its response could not be sent (it does not
-    /// fit the conduit).
+    /// The call `id` ran, but its response is not sent: it does not fit
+    /// the conduit, or the caller cancelled the call while it ran.
     NoReply {
         /// The caller's id.
         id: u32,
@@ -105,8 +105,8 @@ pub enum Refusal {
     Unknown,
     /// The body does not decode as the endpoint's request type.
     Undecodable,
-    /// The caller cancelled it before it started (or after: the reply was
-    /// dropped). Callers never see it: they gave up already.
+    /// The caller cancelled it before it started. Callers never see it:
+    /// they gave up already.
     Cancelled,
 }
 
@@ -159,5 +159,37 @@ mod tests {
         let wire = postcard::to_allocvec(&frame).unwrap();
         // tag, id, endpoint, deadline (zigzag), length, body
         assert_eq!(wire, [0, 5, 0, 39, 2, 2, 1]);
+    }
+}
+
+#[cfg(test)]
+mod frozen {
+    use super::*;
+    use vox_types::MsgFamily;
+
+    /// The envelope's schema fingerprint (sent in the link prologue) and
+    /// the bytes of the examples in `docs/PROTOCOL.md` §12. A change here
+    /// is a wire change: bump [`PROTOCOL_VERSION`] and update the document.
+    #[test]
+    fn the_envelope_and_the_documented_examples_are_frozen() {
+        assert_eq!(std::format!("{}", RpcFamily::FINGERPRINT), "d7c7e31c6dbf4c8a");
+        let hello = Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            max_in_flight: 4,
+            fingerprint: 0x0102_0304,
+            endpoints: Body::Bytes(&[0xaa, 0xbb, 0xcc, 0xdd]),
+            topics: Body::Bytes(&[]),
+        });
+        let bytes = |f: &Frame<'_>| postcard::to_allocvec(f).unwrap();
+        assert_eq!(bytes(&hello), [0x06, 0x01, 0x04, 0x84, 0x86, 0x88, 0x08, 0x04, 0xaa, 0xbb, 0xcc, 0xdd, 0x00]);
+        assert_eq!(bytes(&Frame::TimeQuery { t0: 1000 }), [0x07, 0xe8, 0x07]);
+        assert_eq!(bytes(&Frame::TimeReply { t0: 1000, t1: 5, t2: 6 }), [0x08, 0xe8, 0x07, 0x05, 0x06]);
+        let request = Frame::Request(Request { id: 130, endpoint: 1, deadline: 1200, body: Body::Bytes(&[21]) });
+        assert_eq!(bytes(&request), [0x00, 0x82, 0x01, 0x01, 0xe0, 0x12, 0x01, 0x15]);
+        assert_eq!(bytes(&Frame::Reply { id: 130, body: Body::Bytes(&[42]) }), [0x01, 0x82, 0x01, 0x01, 0x2a]);
+        assert_eq!(bytes(&Frame::Failed { id: 7, body: Body::Bytes(&[]) }), [0x02, 0x07, 0x00]);
+        assert_eq!(bytes(&Frame::Refused { id: 3, why: Refusal::Expired }), [0x03, 0x03, 0x00]);
+        assert_eq!(bytes(&Frame::NoReply { id: 3 }), [0x04, 0x03]);
+        assert_eq!(bytes(&Frame::Cancel { id: 3 }), [0x05, 0x03]);
     }
 }
