@@ -40,7 +40,7 @@ type StableDriver = vox_conduit_stable::StableDriver<RpcFamily, HostStorage, vox
 /// The host's calls in flight: 64 entries of 256 bytes.
 pub type HostCalls = Calls<M, 64, 256, 16>;
 /// A client of the device, on clock `C`.
-pub type DeviceClient<C> = Client<M, 64, 256, 16, C>;
+pub type DeviceClient<C> = Client<HostCalls, C>;
 
 /// Why an exercise stopped before its work was done.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,7 +38,7 @@ mod v2 {
 }
 
 type Table<const N: usize> = Calls<M, N, 256>;
-type HostClient<const N: usize> = Client<M, N, 256, 16, SimClock>;
+type HostClient<const N: usize> = Client<Table<N>, SimClock>;
 
 const MS: Duration = Duration::from_millis(1);
 

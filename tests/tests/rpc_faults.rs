@@ -33,7 +33,7 @@ vox_rpc::declare! {
 type Storage = StableStorage<M, 2048, 16, 2048, 16>;
 type Rpc = StableConduit<RpcFamily, Storage>;
 type Table = Calls<M, 4, 64>;
-type RpcClient = Client<M, 4, 64, 16, SimClock>;
+type RpcClient = Client<Table, SimClock>;
 type Log = Arc<Mutex<HashMap<u64, u32>>>;
 type Outcomes = Arc<Mutex<Vec<(u64, Result<u64, CallError>)>>>;
 

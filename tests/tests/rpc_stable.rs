@@ -48,7 +48,7 @@ impl LinkSource for GatedDialer {
 
 struct Rig {
     handle: SimHandle,
-    host: Client<M, 8, 64, 16, SimClock>,
+    host: Client<Table, SimClock>,
     /// Runs of the device's handlers (every boot).
     ran: Arc<Mutex<Vec<u32>>>,
     dialer: SharedDialer,
@@ -216,5 +216,5 @@ fn a_device_reboot_resolves_pending_calls_at_once_and_the_client_goes_on() {
 
 fn _assert_send_and_clone() {
     fn is<T: Send + Sync + Clone>() {}
-    is::<Client<M, 8, 64, 16, SimClock>>();
+    is::<Client<Table, SimClock>>();
 }

@@ -75,8 +75,9 @@ pub struct CallStats {
 }
 
 /// What ended a call, as the table records it.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Answer {
+pub enum Answer {
     Reply,
     Failed,
     Refused(Refusal),
@@ -151,11 +152,11 @@ impl<const PEER: usize> Peer<PEER> {
     };
 }
 
-struct Table<const N: usize, const BUF: usize, const PEER: usize> {
+struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> {
     entries: [Entry<BUF>; N],
     next_seq: u32,
     /// Callers waiting for a free entry, in order (ticket, waker).
-    waiters: Deque<(u32, Waker), N>,
+    waiters: Deque<(u32, Waker), WAIT>,
     /// Callers beyond `waiters`' room share this one slot.
     overflow: WakerRegistration,
     next_ticket: u32,
@@ -170,25 +171,29 @@ struct Table<const N: usize, const BUF: usize, const PEER: usize> {
 /// The table of this side's calls in flight: `N` entries (at most 65,536),
 /// each with a `BUF`-byte buffer that holds the encoded request until it is
 /// sent and the encoded answer until the caller decodes it; `PEER` is how
-/// many of the peer's endpoints this side can address.
+/// many of the peer's endpoints this side can address; `WAIT` how many
+/// callers wait for a free entry in order, each woken once, when an entry
+/// is theirs (more than `WAIT` waiting callers share one waker slot
+/// beyond those).
 ///
-/// RAM: `N × (BUF + 40)` bytes plus `N × 12` for waiting callers and `PEER
-/// × 4` (on a 32-bit MCU; the figures are checked by the `firmware_size`
-/// bench). Put it in a `static` on a device, in an `Arc` on a host; a
-/// [`Client`](crate::Client) reaches it through a
-/// [`StorageRef`](vox_types::StorageRef).
+/// RAM: `N × (BUF + 40) + WAIT × 12 + PEER × 4 + 120` bytes on a 32-bit
+/// MCU (the `firmware_size` bench measures it). Put it in a `static` on a
+/// device, in an `Arc` on a host; a [`Client`](crate::Client) reaches it
+/// through a [`StorageRef`](vox_types::StorageRef).
 // r[impl rpc.inflight]
-pub struct Calls<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize = 16> {
-    table: Mutex<M, RefCell<Table<N, BUF, PEER>>>,
+pub struct Calls<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize = 16, const WAIT: usize = 8> {
+    table: Mutex<M, RefCell<Table<N, BUF, PEER, WAIT>>>,
 }
 
-impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Default for Calls<M, N, BUF, PEER> {
+impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Default
+    for Calls<M, N, BUF, PEER, WAIT>
+{
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, N, BUF, PEER> {
+impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Calls<M, N, BUF, PEER, WAIT> {
     const ASSERT: () = assert!(N >= 1 && N <= 1 << 16, "a Calls table has 1 to 65,536 entries");
 
     /// An empty table.
@@ -216,7 +221,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Table<N, BUF, PEER>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Table<N, BUF, PEER, WAIT>) -> R) -> R {
         self.table.lock(|t| f(&mut t.borrow_mut()))
     }
 
@@ -332,21 +337,21 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
         })
     }
 
-    /// Takes the call's answer and frees the entry at once: the answer's
-    /// bytes are copied into `out` (at least `BUF` long). `None` when the
-    /// call has no answer yet: then the call is given up (see
-    /// [`abandon`](Self::abandon)) and `committed` says whether its
-    /// request was sent.
-    pub(crate) fn finish(&self, id: CallId, out: &mut [u8; BUF]) -> Finished {
-        self.with(|t| {
+    /// Takes the call's answer and frees the entry at once; `f` gets what
+    /// was found and the answer's bytes (copied out: `f` runs with the
+    /// table unlocked). With no answer yet the call is given up (see
+    /// [`abandon`](Self::abandon)).
+    pub(crate) fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8])) {
+        let mut bytes = [0u8; BUF];
+        let finished = self.with(|t| {
             let entry = t.entry(id.slot as usize);
             if entry.generation != id.generation {
                 return Finished::Gone(true);
             }
             let finished = match entry.state {
                 State::Answered(answer) => {
-                    let len = entry.len.min(out.len());
-                    if let (Some(dst), Some(src)) = (out.get_mut(..len), entry.buf.get(..len)) {
+                    let len = entry.len.min(BUF);
+                    if let (Some(dst), Some(src)) = (bytes.get_mut(..len), entry.buf.get(..len)) {
                         dst.copy_from_slice(src);
                     }
                     Finished::Answer(answer, len)
@@ -359,7 +364,12 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
             }
             t.free(id.slot as usize);
             finished
-        })
+        });
+        let len = match finished {
+            Finished::Answer(_, len) => len,
+            _ => 0,
+        };
+        f(finished, bytes.get(..len).unwrap_or(&[]));
     }
 
     /// The caller dropped the call: frees its entry at once; a committed
@@ -536,8 +546,77 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Calls<M, 
     }
 }
 
+/// A [`Calls`] table, whatever its sizes: what a [`Client`](crate::Client)
+/// needs of it. Sealed: implemented by [`Calls`] only.
+pub trait CallTable: sealed::Sealed + 'static {
+    /// The bound ε (ms) on how late after a call's deadline the peer may
+    /// still start it, at `now` (see [`Calls::epsilon`]).
+    fn epsilon(&self, now: Instant) -> Option<u64>;
+    #[doc(hidden)]
+    fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<CallId>;
+    #[doc(hidden)]
+    fn stop_waiting(&self, ticket: u32);
+    #[doc(hidden)]
+    fn queue(
+        &self,
+        id: CallId,
+        key: EndpointKey,
+        deadline: Instant,
+        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> bool;
+    #[doc(hidden)]
+    fn poll_answer(&self, id: CallId, cx: &mut Context<'_>) -> Poll<()>;
+    #[doc(hidden)]
+    fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8]));
+    #[doc(hidden)]
+    fn abandon(&self, id: CallId);
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> sealed::Sealed
+    for Calls<M, N, BUF, PEER, WAIT>
+{
+}
+
+impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> CallTable
+    for Calls<M, N, BUF, PEER, WAIT>
+{
+    fn epsilon(&self, now: Instant) -> Option<u64> {
+        Calls::epsilon(self, now)
+    }
+    fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<CallId> {
+        Calls::poll_claim(self, ticket, cx)
+    }
+    fn stop_waiting(&self, ticket: u32) {
+        Calls::stop_waiting(self, ticket)
+    }
+    fn queue(
+        &self,
+        id: CallId,
+        key: EndpointKey,
+        deadline: Instant,
+        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> bool {
+        Calls::queue(self, id, key, deadline, encode)
+    }
+    fn poll_answer(&self, id: CallId, cx: &mut Context<'_>) -> Poll<()> {
+        Calls::poll_answer(self, id, cx)
+    }
+    fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8])) {
+        Calls::finish(self, id, f)
+    }
+    fn abandon(&self, id: CallId) {
+        Calls::abandon(self, id)
+    }
+}
+
 /// What [`Calls::finish`] found.
-pub(crate) enum Finished {
+#[derive(Clone, Copy)]
+#[doc(hidden)]
+pub enum Finished {
     /// The answer, its bytes copied out (this many).
     Answer(Answer, usize),
     /// No answer yet; the call was given up.
@@ -560,7 +639,7 @@ pub struct PeerInfo {
     pub fingerprint: u32,
 }
 
-impl<const N: usize, const BUF: usize, const PEER: usize> Table<N, BUF, PEER> {
+impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Table<N, BUF, PEER, WAIT> {
     // Slots come from this table or from `CallId::decode` (both below
     // `N`); anything else is clamped to 0, which exists because `N >= 1` is
     // checked at compile time: this indexing cannot panic.
@@ -645,5 +724,74 @@ impl<const N: usize, const BUF: usize, const PEER: usize> Table<N, BUF, PEER> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as M;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::task::Wake;
+
+    struct Counter(AtomicU32);
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(AtomicU32::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    // r[verify rpc.inflight]
+    #[test]
+    fn a_freed_entry_wakes_one_waiting_caller_in_order_and_the_others_sleep() {
+        let calls: Calls<M, 1, 8, 4, 4> = Calls::new();
+        let (_, w0) = waker();
+        let mut t0 = None;
+        let Poll::Ready(held) = calls.poll_claim(&mut t0, &mut Context::from_waker(&w0)) else { panic!("free") };
+        // Three callers wait, each with its own waker.
+        let counters: std::vec::Vec<_> = (0..3).map(|_| waker()).collect();
+        let mut tickets = [None, None, None];
+        for ((_, w), t) in counters.iter().zip(tickets.iter_mut()) {
+            assert!(calls.poll_claim(t, &mut Context::from_waker(w)).is_pending());
+        }
+        // Polling a waiter again does not wake the others (no ping-pong).
+        assert!(calls.poll_claim(&mut tickets[1], &mut Context::from_waker(&counters[1].1)).is_pending());
+        assert!(counters.iter().all(|(c, _)| c.0.load(Ordering::SeqCst) == 0));
+        // The entry frees: only the first waiter is woken; it takes it.
+        calls.abandon(held);
+        let woken: std::vec::Vec<u32> = counters.iter().map(|(c, _)| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken, [1, 0, 0]);
+        let Poll::Ready(next) = calls.poll_claim(&mut tickets[0], &mut Context::from_waker(&counters[0].1)) else {
+            panic!("the woken caller gets the entry")
+        };
+        assert_eq!(next.slot, held.slot);
+        assert_eq!(next.generation, held.generation.wrapping_add(1), "a new generation");
+        // A waiter that gives up passes nothing on while the entry is held...
+        calls.stop_waiting(tickets[1].take().unwrap());
+        assert_eq!(counters[2].0.0.load(Ordering::SeqCst), 0);
+        // ...and the next free wakes the last one.
+        calls.abandon(next);
+        assert_eq!(counters[2].0.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn ids_carry_slot_and_generation_and_reject_what_no_table_entry_could_be() {
+        let id = CallId { slot: 5, generation: 0xbeef };
+        assert_eq!(CallId::slot_bits(1), 0);
+        assert_eq!(CallId::slot_bits(8), 3);
+        assert_eq!(CallId::slot_bits(9), 4);
+        assert_eq!(CallId::decode(id.encode(8), 8), Some(id));
+        assert_eq!(CallId::decode(6, 6), None, "slot 6 of a 6-entry table");
+        assert_eq!(CallId::decode(u32::MAX, 8), None, "a generation beyond 16 bits");
+        assert_eq!(
+            CallId::decode(CallId { slot: 0, generation: 7 }.encode(1), 1),
+            Some(CallId { slot: 0, generation: 7 })
+        );
     }
 }

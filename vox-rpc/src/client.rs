@@ -1,47 +1,49 @@
-//! `Client`: makes calls through a [`Calls`] table, from any number of
-//! tasks, each with a deadline.
+//! `Client`: makes calls through a [`Calls`](crate::Calls) table, from any
+//! number of tasks, each with a deadline.
 
-use crate::calls::{Answer, CallId, Finished};
-use crate::{CallError, Calls, Endpoint, EndpointKey};
+use crate::calls::{Answer, CallId, CallTable, Finished};
+use crate::{CallError, Endpoint, EndpointKey};
 use core::future::{Future, poll_fn};
 use core::pin::pin;
 use core::task::Poll;
 use core::time::Duration;
-use embassy_sync::blocking_mutex::raw::RawMutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vox_types::{Clock, Instant, StorageRef};
 
-/// Makes calls to the peer: cheap to clone (a reference to the table and
-/// the clock); on a host with an `Arc`'d table and a `Send` clock it is
-/// `Clone + Send + Sync` and outlives sessions (calls pending when a
-/// session ends resolve at once; later calls go to the next session).
+/// Makes calls to the peer through table `T` (a [`Calls`](crate::Calls)),
+/// on clock `C`: cheap to clone (a reference to the table and the clock).
+/// On a host, with the table in an `Arc` and a `Send` clock, it is
+/// `Clone + Send + Sync`, shared by any number of tasks, and outlives sessions:
+/// calls pending when a session ends resolve at once, later calls go to
+/// the next session run on the same table, and no id or answer of the old
+/// session reaches them.
 ///
 /// Every call has a deadline. A call first waits for a free entry of the
-/// table (under its deadline), then for the session to be ready and the
-/// peer's window to have room, then for the answer.
+/// table, then for the session to be ready and the peer's window to have
+/// room, then for the answer: all of it under the deadline.
 // r[impl rpc.call]
-pub struct Client<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize, C> {
-    calls: StorageRef<Calls<M, N, BUF, PEER>>,
+// r[impl rpc.host]
+pub struct Client<T: CallTable, C> {
+    calls: StorageRef<T>,
     clock: C,
 }
 
-impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize, C: Clone> Clone
-    for Client<M, N, BUF, PEER, C>
-{
+impl<T: CallTable, C: Clone> Clone for Client<T, C> {
     fn clone(&self) -> Self {
         Self { calls: self.calls.clone(), clock: self.clock.clone() }
     }
 }
 
-impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize, C: Clock> Client<M, N, BUF, PEER, C> {
-    /// A client of `calls` on `clock` (the same clock as the runner's).
-    pub fn new(calls: impl Into<StorageRef<Calls<M, N, BUF, PEER>>>, clock: C) -> Self {
+impl<T: CallTable, C: Clock> Client<T, C> {
+    /// A client of `calls` (a `&'static` table or an `Arc`) on `clock`
+    /// (the runner's clock).
+    pub fn new(calls: impl Into<StorageRef<T>>, clock: C) -> Self {
         Self { calls: calls.into(), clock }
     }
 
     /// The table.
-    pub fn calls(&self) -> &Calls<M, N, BUF, PEER> {
+    pub fn calls(&self) -> &T {
         &self.calls
     }
 
@@ -96,42 +98,43 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
         .await
     }
 
-    async fn call_raw<T: Serialize + ?Sized, R, H>(
+    async fn call_raw<Q: Serialize + ?Sized, R, H>(
         &self,
         key: EndpointKey,
-        request: &T,
+        request: &Q,
         deadline: Instant,
         decode: impl FnOnce(Result<(), ()>, &[u8]) -> Result<R, CallError<H>>,
     ) -> Result<R, CallError<H>> {
-        let mut bytes = [0u8; BUF];
         let mut encode = |buf: &mut [u8]| postcard::to_slice(request, buf).ok().map(|b| b.len());
-        let (answer, len) = match self.exchange(key, deadline, &mut encode, &mut bytes).await {
-            Ok(answered) => answered,
-            Err(e) => return Err(e.map_handler(|n| match n {})),
-        };
-        let bytes = bytes.get(..len).unwrap_or(&[]);
-        match answer {
-            Answer::Reply => decode(Ok(()), bytes),
-            Answer::Failed => decode(Err(()), bytes),
-            Answer::Refused(why) => Err(CallError::refused(why)),
-            Answer::Unknown => Err(CallError::Unknown),
-            Answer::TooLarge => Err(CallError::TooLarge),
-            Answer::TooBig => Err(CallError::BadResponse),
-            Answer::Lost { kind, committed } => Err(CallError::lost(kind, committed)),
-        }
+        let id = self.exchange(key, deadline, &mut encode).await?;
+        let mut decode = Some(decode);
+        let mut result = Err(CallError::Timeout { committed: true });
+        self.calls.finish(id, &mut |finished, bytes| {
+            let Some(decode) = decode.take() else { return };
+            result = match finished {
+                Finished::Answer(Answer::Reply, _) => decode(Ok(()), bytes),
+                Finished::Answer(Answer::Failed, _) => decode(Err(()), bytes),
+                Finished::Answer(Answer::Refused(why), _) => Err(CallError::refused(why)),
+                Finished::Answer(Answer::Unknown, _) => Err(CallError::Unknown),
+                Finished::Answer(Answer::TooLarge, _) => Err(CallError::TooLarge),
+                Finished::Answer(Answer::TooBig, _) => Err(CallError::BadResponse),
+                Finished::Answer(Answer::Lost { kind, committed }, _) => Err(CallError::lost(kind, committed)),
+                Finished::Pending { committed } | Finished::Gone(committed) => Err(CallError::Timeout { committed }),
+            };
+        });
+        result
     }
 
     /// The part of a call that does not depend on its types (one copy in
     /// a firmware however many endpoints it calls): an entry, the request
-    /// encoded into it by `encode`, the answer copied into `out`; all of it
-    /// under one timer.
-    async fn exchange(
+    /// encoded into it by `encode`, then the answer or the deadline; all
+    /// under one timer. The entry holds the answer for `finish`.
+    async fn exchange<H>(
         &self,
         key: EndpointKey,
         deadline: Instant,
         encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
-        out: &mut [u8; BUF],
-    ) -> Result<(Answer, usize), CallError> {
+    ) -> Result<CallId, CallError<H>> {
         let calls = &*self.calls;
         let mut call = CallGuard { calls, ticket: None, id: None };
         let mut timer = pin!(self.clock.sleep_until(deadline));
@@ -153,12 +156,10 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
             }
         })
         .await;
-        let Some(id) = call.id.take() else {
-            return Err(if answered { CallError::TooLarge } else { CallError::Timeout { committed: false } });
-        };
-        match calls.finish(id, out) {
-            Finished::Answer(answer, len) => Ok((answer, len)),
-            Finished::Pending { committed } | Finished::Gone(committed) => Err(CallError::Timeout { committed }),
+        match call.id.take() {
+            Some(id) => Ok(id),
+            None if answered => Err(CallError::TooLarge),
+            None => Err(CallError::Timeout { committed: false }),
         }
     }
 }
@@ -173,13 +174,13 @@ fn deadline_after(now: Instant, timeout: Duration) -> Instant {
 /// A call waiting for an entry (`ticket`) or holding one (`id`): when
 /// dropped, it leaves the queue, or frees its entry at once (a committed
 /// request gets a best-effort cancel).
-struct CallGuard<'c, M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> {
-    calls: &'c Calls<M, N, BUF, PEER>,
+struct CallGuard<'c, T: CallTable> {
+    calls: &'c T,
     ticket: Option<u32>,
     id: Option<CallId>,
 }
 
-impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize> Drop for CallGuard<'_, M, N, BUF, PEER> {
+impl<T: CallTable> Drop for CallGuard<'_, T> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.calls.stop_waiting(ticket);

@@ -85,7 +85,7 @@ mod server;
 mod wire;
 
 pub use body::{Body, EncodeBody, Postcard};
-pub use calls::{CallId, CallStats, Calls, PeerInfo};
+pub use calls::{CallId, CallStats, CallTable, Calls, PeerInfo};
 pub use client::Client;
 pub use clock_sync::{ClockSync, DRIFT_PPM};
 pub use dispatch::{Async, Dispatch, Handled, Nil, Outcome, Plain, Req};

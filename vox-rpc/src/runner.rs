@@ -79,9 +79,20 @@ impl core::error::Error for RunError {}
 /// `clock` must be the one the [`Client`](crate::Client)s use.
 // r[impl rpc.symmetric]
 // r[impl rpc.exactly-once]
-pub async fn run<Co, M, const N: usize, const BUF: usize, const PEER: usize, D, const Q: usize, const A: usize, C>(
+pub async fn run<
+    Co,
+    M,
+    const N: usize,
+    const BUF: usize,
+    const PEER: usize,
+    const WAIT: usize,
+    D,
+    const Q: usize,
+    const A: usize,
+    C,
+>(
     conduit: Co,
-    calls: &Calls<M, N, BUF, PEER>,
+    calls: &Calls<M, N, BUF, PEER, WAIT>,
     mut server: Pin<&mut Server<D, Q, A>>,
     clock: C,
 ) -> Result<(), RunError>
@@ -100,10 +111,22 @@ where
     ended
 }
 
-async fn session<Tx, Rx, M, const N: usize, const BUF: usize, const PEER: usize, D, const Q: usize, const A: usize, C>(
+async fn session<
+    Tx,
+    Rx,
+    M,
+    const N: usize,
+    const BUF: usize,
+    const PEER: usize,
+    const WAIT: usize,
+    D,
+    const Q: usize,
+    const A: usize,
+    C,
+>(
     tx: Tx,
     rx: &mut Rx,
-    calls: &Calls<M, N, BUF, PEER>,
+    calls: &Calls<M, N, BUF, PEER, WAIT>,
     server: Pin<&mut Server<D, Q, A>>,
     clock: &C,
 ) -> Result<(), RunError>
@@ -207,12 +230,13 @@ struct Session<
     const N: usize,
     const BUF: usize,
     const PEER: usize,
+    const WAIT: usize,
     D,
     const Q: usize,
     const A: usize,
     C,
 > {
-    calls: &'s Calls<M, N, BUF, PEER>,
+    calls: &'s Calls<M, N, BUF, PEER, WAIT>,
     server: Pin<&'p mut Server<D, Q, A>>,
     clock: &'s C,
     /// The peer's greeting arrived.
@@ -254,11 +278,12 @@ impl<
     const N: usize,
     const BUF: usize,
     const PEER: usize,
+    const WAIT: usize,
     D: Dispatch,
     const Q: usize,
     const A: usize,
     C: Clock,
-> Session<'_, '_, M, N, BUF, PEER, D, Q, A, C>
+> Session<'_, '_, M, N, BUF, PEER, WAIT, D, Q, A, C>
 {
     fn now(&self) -> Instant {
         self.clock.now()

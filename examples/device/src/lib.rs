@@ -68,8 +68,9 @@ pub type DeviceStorage = StableStorage<DeviceMutex, REPLAY_BYTES, REPLAY_MSGS, R
 /// The device's conduit: rpc frames.
 pub type DeviceConduit = StableConduit<RpcFamily, DeviceStorage>;
 /// The device's calls to the host: one at a time (a telemetry sample, the
-/// host's clock), answers of up to 24 bytes, up to 4 host endpoints.
-pub type DeviceCalls = Calls<DeviceMutex, 1, 24, 4>;
+/// host's clock), answers of up to 24 bytes, up to 4 host endpoints, 2
+/// callers waiting in order.
+pub type DeviceCalls = Calls<DeviceMutex, 1, 24, 4, 2>;
 /// Requests of the host the device holds room for (the host keeps at most
 /// this many unanswered).
 pub const SERVE_ROOM: usize = 4;
@@ -264,10 +265,7 @@ const HOST_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The device's calls to the host: its clock once, then a telemetry sample
 /// every [`TELEMETRY_PERIOD`], each the next `seq`.
-async fn call_the_host<C: Clock, const N: usize, const BUF: usize, const PEER: usize>(
-    client: &Client<DeviceMutex, N, BUF, PEER, C>,
-    clock: &C,
-) -> core::convert::Infallible {
+async fn call_the_host<C: Clock>(client: &Client<DeviceCalls, C>, clock: &C) -> core::convert::Infallible {
     match client.call::<HostTime>((), HOST_CALL_TIMEOUT).await {
         Ok(ms) => info!("the host's clock: {} ms", ms),
         Err(e) => warn!("asking the host's clock failed: {}", e),
