@@ -4,6 +4,7 @@
 //! frames and time; callers wait on their own entry.
 
 use crate::clock_sync::ClockSync;
+use crate::wire::RpcFamily;
 use crate::wire::{Frame, Request};
 use crate::{Body, EndpointKey, Refusal};
 use core::cell::RefCell;
@@ -12,7 +13,7 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
 use heapless::{Deque, Vec};
-use vox_types::{ErrorKind, Instant};
+use vox_types::{ConduitError, ConduitTxPermit, ErrorKind, Instant};
 
 /// A call's id on the wire: `generation << slot_bits | slot`, where
 /// `slot_bits` is the number of bits that hold `N - 1` (0 for one entry).
@@ -303,7 +304,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
         id: CallId,
         key: EndpointKey,
         deadline: Instant,
-        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+        encode: &mut (dyn FnMut(&mut [u8]) -> Option<usize> + Send),
     ) -> bool {
         self.with(|t| {
             let seq = t.next_seq;
@@ -390,10 +391,13 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
 
     // ---- the runner ----
 
-    /// Registers the runner's waker: woken when a request is queued or a
-    /// cancel is due.
-    pub(crate) fn register_runner(&self, waker: &Waker) {
-        self.with(|t| t.runner.register(waker));
+    /// Registers the runner's waker (woken when a request is queued or a
+    /// cancel is due) and says whether one is waiting now: one lock.
+    pub(crate) fn runner_work(&self, waker: &Waker) -> bool {
+        self.with(|t| {
+            t.runner.register(waker);
+            !t.cancels.is_empty() || t.next_queued().is_some()
+        })
     }
 
     /// A new session starts: forget the last peer.
@@ -455,59 +459,42 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
         self.with(|t| t.peer.sync.samples())
     }
 
-    /// Whether a request is ready to go (greeting and a clock sample
-    /// arrived, room in the peer's window). Calls to endpoints the peer
-    /// does not list are answered `Unknown` here (never sent).
-    pub(crate) fn request_ready(&self) -> bool {
-        self.with(|t| t.next_queued().is_some())
-    }
-
-    /// Sends the oldest queued request through `send`: `Ok(true)` when one
-    /// was committed. A frame the conduit finds too large resolves its call
-    /// (never sent) and `Ok(false)` is returned; any other error is the
-    /// conduit's and is returned.
-    pub(crate) fn send_request<E: vox_types::ConduitError>(
-        &self,
-        send: impl FnOnce(Frame<'_>) -> Result<(), E>,
-    ) -> Result<bool, E> {
+    /// Sends this side's most urgent frame with `permit`, in one lock: a
+    /// cancel, else the oldest queued request that can go (greeting and a
+    /// clock sample arrived, room in the peer's window); calls to
+    /// endpoints the peer does not list are answered `Unknown` on the way
+    /// (never sent). `Ok(Some(permit))`: nothing to send. A request the
+    /// conduit finds too large resolves its call (never sent); any other
+    /// error is the conduit's.
+    pub(crate) fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&self, permit: P) -> Result<Option<P>, P::Error> {
         self.with(|t| {
-            let Some((slot, index, deadline)) = t.next_queued() else { return Ok(false) };
-            let Some(deadline) = t.peer.sync.to_peer(deadline) else { return Ok(false) };
+            if let Some(id) = t.cancels.pop_front() {
+                t.stats.cancels = t.stats.cancels.wrapping_add(1);
+                return permit.send(Frame::Cancel { id }).map(|()| None);
+            }
+            let Some((slot, index, deadline)) = t.next_queued() else { return Ok(Some(permit)) };
+            let Some(deadline) = t.peer.sync.to_peer(deadline) else { return Ok(Some(permit)) };
             let delta = deadline.wrapping_sub(t.peer.last_deadline);
             let id = CallId { slot: slot as u16, generation: t.entry(slot).generation }.encode(N);
             let entry = t.entry(slot);
             let body = entry.buf.get(..entry.len).unwrap_or(&[]);
             let frame = Frame::Request(Request { id, endpoint: index, deadline: delta, body: Body::Bytes(body) });
-            match send(frame) {
+            match permit.send(frame) {
                 Ok(()) => {
                     entry.state = State::Sent;
                     t.peer.last_deadline = deadline;
                     t.peer.unanswered = t.peer.unanswered.saturating_add(1);
                     t.stats.sent = t.stats.sent.wrapping_add(1);
-                    Ok(true)
+                    Ok(None)
                 }
                 Err(e) if e.kind() == ErrorKind::TooLarge => {
                     entry.state = State::Answered(Answer::TooLarge);
                     entry.waker.wake();
-                    Ok(false)
+                    Ok(None)
                 }
                 Err(e) => Err(e),
             }
         })
-    }
-
-    /// The next cancel to send.
-    pub(crate) fn pop_cancel(&self) -> Option<u32> {
-        self.with(|t| {
-            let id = t.cancels.pop_front()?;
-            t.stats.cancels = t.stats.cancels.wrapping_add(1);
-            Some(id)
-        })
-    }
-
-    /// Whether a cancel is waiting.
-    pub(crate) fn cancel_ready(&self) -> bool {
-        self.with(|t| !t.cancels.is_empty())
     }
 
     /// An answer to call `id` arrived: a reply, a handler error (`body`)
@@ -562,7 +549,7 @@ pub trait CallTable: sealed::Sealed + 'static {
         id: CallId,
         key: EndpointKey,
         deadline: Instant,
-        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+        encode: &mut (dyn FnMut(&mut [u8]) -> Option<usize> + Send),
     ) -> bool;
     #[doc(hidden)]
     fn poll_answer(&self, id: CallId, cx: &mut Context<'_>) -> Poll<()>;
@@ -598,7 +585,7 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
         id: CallId,
         key: EndpointKey,
         deadline: Instant,
-        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+        encode: &mut (dyn FnMut(&mut [u8]) -> Option<usize> + Send),
     ) -> bool {
         Calls::queue(self, id, key, deadline, encode)
     }

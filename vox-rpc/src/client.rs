@@ -98,7 +98,7 @@ impl<T: CallTable, C: Clock> Client<T, C> {
         .await
     }
 
-    async fn call_raw<Q: Serialize + ?Sized, R, H>(
+    async fn call_raw<Q: Serialize + Sync + ?Sized, R, H>(
         &self,
         key: EndpointKey,
         request: &Q,
@@ -133,7 +133,7 @@ impl<T: CallTable, C: Clock> Client<T, C> {
         &self,
         key: EndpointKey,
         deadline: Instant,
-        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+        encode: &mut (dyn FnMut(&mut [u8]) -> Option<usize> + Send),
     ) -> Result<CallId, CallError<H>> {
         let calls = &*self.calls;
         let mut call = CallGuard { calls, ticket: None, id: None };

@@ -140,7 +140,6 @@ where
     let mut session = Session {
         calls,
         server,
-        clock,
         greeted: false,
         hello_sent: false,
         time_reply: None,
@@ -148,12 +147,17 @@ where
         query_out: false,
     };
     let mut permit = None;
+    // The clock-sample timer lives across turns of the loop: it is made
+    // again only when its deadline changes (every 30 s), not on every turn.
+    let mut timer = pin!(if false { Some(clock.sleep_until(Instant::ZERO)) } else { None });
+    let mut timer_at = None;
     loop {
         let received = {
             let mut recv = pin!(rx.recv());
             loop {
+                let now = clock.now();
                 if let Some(p) = permit.take() {
-                    match session.send_next(p) {
+                    match session.send_next(p, now) {
                         Step::Sent => continue,
                         Step::Idle(p) => permit = Some(p),
                         Step::Failed(e) => return Err(e),
@@ -162,38 +166,40 @@ where
                 let hold = permit.is_some();
                 // A query due now is sent at the top of the loop, once a
                 // permit is held; the timer only waits for later ones.
-                let now = clock.now();
                 let query_at =
                     if session.query_out || !session.greeted { None } else { session.query_at.filter(|at| *at > now) };
+                if query_at != timer_at {
+                    timer.set(query_at.map(|at| clock.sleep_until(at)));
+                    timer_at = query_at;
+                }
                 let reserve = async { if hold { pending().await } else { tx.reserve().await } };
-                let timer = async {
-                    match query_at {
-                        Some(at) => clock.sleep_until(at).await,
-                        None => pending().await,
-                    }
-                };
+                let timer_ref = &mut timer;
+                let waiting = poll_fn(|cx| match timer_ref.as_mut().as_pin_mut() {
+                    Some(t) => t.poll(cx),
+                    None => Poll::Pending,
+                });
                 let calls_ref = session.calls;
                 let server_ref = &mut session.server;
                 let activity = poll_fn(|cx| {
-                    calls_ref.register_runner(cx.waker());
                     let done = server_ref.as_mut().parts().dispatch.poll_runs(cx);
-                    if hold && (done || calls_ref.cancel_ready() || calls_ref.request_ready()) {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
+                    let work = calls_ref.runner_work(cx.waker());
+                    if hold && (done || work) { Poll::Ready(()) } else { Poll::Pending }
                 });
-                match select4(recv.as_mut(), reserve, timer, activity).await {
+                match select4(recv.as_mut(), reserve, waiting, activity).await {
                     Either4::First(received) => break received,
                     Either4::Second(Ok(p)) => permit = Some(p),
                     Either4::Second(Err(e)) => return Err(RunError::Conduit(e.kind())),
-                    Either4::Third(()) | Either4::Fourth(()) => {}
+                    Either4::Third(()) => {
+                        timer.set(None);
+                        timer_at = None;
+                    }
+                    Either4::Fourth(()) => {}
                 }
             }
         };
         match received {
             Ok(Some(msg)) => {
-                let handled = session.on_frame(msg.get::<RpcFamily>(), &mut permit);
+                let handled = session.on_frame(msg.get::<RpcFamily>(), &mut permit, clock.now());
                 drop(msg);
                 if let Err(e @ RunError::Version { .. }) = handled
                     && !session.hello_sent
@@ -205,7 +211,7 @@ where
                         None => tx.reserve().await,
                     };
                     if let Ok(p) = permit {
-                        let _ = session.send_next(p);
+                        let _ = session.send_next(p, clock.now());
                     }
                     return Err(e);
                 }
@@ -234,11 +240,9 @@ struct Session<
     D,
     const Q: usize,
     const A: usize,
-    C,
 > {
     calls: &'s Calls<M, N, BUF, PEER, WAIT>,
     server: Pin<&'p mut Server<D, Q, A>>,
-    clock: &'s C,
     /// The peer's greeting arrived.
     greeted: bool,
     hello_sent: bool,
@@ -282,15 +286,10 @@ impl<
     D: Dispatch,
     const Q: usize,
     const A: usize,
-    C: Clock,
-> Session<'_, '_, M, N, BUF, PEER, WAIT, D, Q, A, C>
+> Session<'_, '_, M, N, BUF, PEER, WAIT, D, Q, A>
 {
-    fn now(&self) -> Instant {
-        self.clock.now()
-    }
-
     /// Sends the most urgent frame owed, if any.
-    fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P) -> Step<P> {
+    fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P, now: Instant) -> Step<P> {
         if !self.hello_sent {
             let keys = KeyList::<D>(core::marker::PhantomData);
             let hello = Hello {
@@ -304,15 +303,14 @@ impl<
             return sent(permit.send(Frame::Hello(hello)));
         }
         if let Some((t0, t1)) = self.time_reply.take() {
-            let t2 = self.now().as_millis();
+            let t2 = now.as_millis();
             return sent(permit.send(Frame::TimeReply { t0, t1, t2 }));
         }
-        if self.greeted && !self.query_out && self.query_at.is_some_and(|at| at <= self.now()) {
+        if self.greeted && !self.query_out && self.query_at.is_some_and(|at| at <= now) {
             self.query_out = true;
             self.query_at = None;
-            return sent(permit.send(Frame::TimeQuery { t0: self.now().as_millis() }));
+            return sent(permit.send(Frame::TimeQuery { t0: now.as_millis() }));
         }
-        let now = self.now();
         let mut parts = self.server.as_mut().parts();
         if let Some(owed) = parts.owed.pop_front() {
             let step = match owed {
@@ -348,14 +346,9 @@ impl<
             return finish_plain(&mut parts, Handled::Answered, done_id, None, result);
         }
         let Some(permit) = permit else { return Step::Sent };
-        if let Some(id) = self.calls.pop_cancel() {
-            return sent(permit.send(Frame::Cancel { id }));
-        }
-        if !self.calls.request_ready() {
-            return Step::Idle(permit);
-        }
-        match self.calls.send_request(|frame| permit.send(frame)) {
-            Ok(_) => Step::Sent,
+        match self.calls.send_next(permit) {
+            Ok(Some(permit)) => Step::Idle(permit),
+            Ok(None) => Step::Sent,
             Err(e) => Step::Failed(RunError::Conduit(e.kind())),
         }
     }
@@ -365,8 +358,8 @@ impl<
         &mut self,
         frame: &Frame<'_>,
         permit: &mut Option<P>,
+        now: Instant,
     ) -> Result<(), RunError> {
-        let now = self.now();
         match *frame {
             Frame::Hello(ref hello) => {
                 if hello.version != PROTOCOL_VERSION {
