@@ -72,13 +72,14 @@ step "Python: the second implementation's codecs against docs/PROTOCOL.md (stand
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "python3 >= 3.11 is needed")'
 python3 -m unittest discover -s python/tests -t python
 
-step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line), the README demo, the gateway example"
+step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line), the README demo, the gateway and calls examples"
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
 cargo test --release -p vox-conduit-stable --test simulation -- --nocapture
 cargo run --release -p vox-examples --bin demo -- --messages 2000
 cargo run --release -p vox-examples --bin demo -- --messages 200000 --time-limit 120
 cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
 cargo run --release -p vox-examples --bin gateway -- 64 100
+cargo run --release -p vox-examples --bin calls
 
 step "MSRV $MSRV: check the workspace and the firmware, test vox-types"
 cargo "+$MSRV" check --quiet --workspace --all-targets --all-features

@@ -65,6 +65,7 @@
 //! | `std`   | implies `alloc` |
 //! | `send`  | futures and handles are `Send` where their parts are |
 //! | `defmt` | `defmt::Format` on errors and counters |
+//! | `stable` | [`initiator_sessions`] / [`acceptor_sessions`]: calls over stable sessions, one after another |
 // r[impl rpc.crate]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -82,6 +83,8 @@ pub mod endpoint;
 mod outcome;
 mod runner;
 mod server;
+#[cfg(feature = "stable")]
+mod stable_sessions;
 mod wire;
 
 pub use body::{Body, EncodeBody, Postcard};
@@ -93,4 +96,6 @@ pub use endpoint::{Endpoint, EndpointKey, NoError, Topic};
 pub use outcome::CallError;
 pub use runner::{RESYNC_MS, RunError, run};
 pub use server::{ServeStats, Server};
+#[cfg(feature = "stable")]
+pub use stable_sessions::{acceptor_sessions, initiator_sessions};
 pub use wire::{Frame, Hello, PROTOCOL_VERSION, Refusal, Request, RpcFamily, keys};

@@ -20,12 +20,12 @@ use rand_chacha::rand_core::SeedableRng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use vox_conduit_stable::{StableConduit, StableStorage};
+use vox_conduit_stable::StableStorage;
 use vox_demo_protocol::{HostTime, ReadSensor, Report, UART_CONFIG, UART_MTU, sensor_value};
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::sim::{BytePipe, PipeReader, PipeWriter};
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, SharedLinkChannel};
-use vox_rpc::{CallError, Calls, Client, RpcFamily, Server};
+use vox_rpc::{CallError, Calls, Client, Server};
 use vox_types::Clock;
 
 // ---- the wire: a serial line that can be cut (a stand-in for a UART) ----
@@ -71,24 +71,18 @@ fn boot(to_device: &Arc<Line>, to_host: &Arc<Line>, cut: &Arc<AtomicBool>) -> to
 }
 
 // ANCHOR: device
-type DeviceLink = FramedLink<M, 2, UART_MTU>;
-
-/// The device: a framed link kept on its UART (`rx`, `tx`), and sessions
-/// one after another serving `ReadSensor` (the demo device also calls the
-/// host: see `vox-demo-device`).
+/// The device: a framed link kept on its UART (`rx`, `tx`), and stable
+/// sessions one after another serving `ReadSensor` (the demo device also
+/// calls the host: see `vox-demo-device`). On a board, `static`s replace
+/// the `Arc`s.
 async fn device(mut rx: impl Read + Send, mut tx: impl Write + Send) {
-    let (links, calls) = (SharedLinkChannel::<M, DeviceLink>::new(), Calls::<M, 1, 24>::new());
-    let port = FramedPort::new(Arc::new(FramedLinkStorage::new()));
+    let (links, calls) = (SharedLinkChannel::<M, _>::new(), Calls::<M, 1, 24>::new());
+    let storage = Arc::new(StableStorage::<M, 1024, 16, 512, 8>::new());
+    let port = FramedPort::new(Arc::new(FramedLinkStorage::<M, 2, UART_MTU>::new()));
     let uart = port.serve(&mut rx, &mut tx, &TokioClock, |link| links.offer(link));
-    let mut server = std::pin::pin!(Server::new().serve::<ReadSensor, _>(|sensor| Ok(sensor_value(*sensor))));
-    let sessions = async {
-        let storage = Arc::new(StableStorage::<M, 1024, 16, 512, 8>::new());
-        while let Ok((conduit, driver)) = StableConduit::<RpcFamily, _>::initiator(storage.clone(), UART_CONFIG) {
-            let calls = vox_rpc::run(conduit, &calls, server.as_mut(), TokioClock);
-            let _ = tokio::join!(driver.run(links.clone(), TokioClock), calls);
-        }
-    };
-    tokio::select! { _ = uart => {}, () = sessions => {} }
+    let server = std::pin::pin!(Server::new().serve::<ReadSensor, _>(|sensor| Ok(sensor_value(*sensor))));
+    let sessions = vox_rpc::initiator_sessions(storage, UART_CONFIG, links.clone(), &calls, server, TokioClock);
+    tokio::select! { _ = uart => {}, _ = sessions => {} }
 }
 // ANCHOR_END: device
 
@@ -115,24 +109,19 @@ impl Tally {
 }
 
 // ANCHOR: host
-type Storage = StableStorage<M, 4096, 64, 4096, 64>;
-
-/// The host: sessions with the device one after another on the same links
-/// and the same table of calls (a reboot ends one, the next begins), and 8
-/// tasks calling until `stop`, each call with a 200 ms deadline.
-async fn host(mut links: SharedLinkChannel<M, HostLink>, stop: Arc<AtomicBool>) -> Vec<Tally> {
+/// The host: stable sessions with the device one after another on the
+/// same links and the same table of calls (a reboot ends one, the next
+/// begins), and 8 tasks calling until `stop`, each call with a 200 ms
+/// deadline.
+async fn host(links: SharedLinkChannel<M, HostLink>, stop: Arc<AtomicBool>) -> Vec<Tally> {
     let calls = Arc::new(Calls::<M, 64, 256>::new());
     let client = Client::new(calls.clone(), TokioClock);
     tokio::spawn(async move {
-        let mut server = std::pin::pin!(
-            Server::new().serve::<HostTime, _>(|_| Ok(TokioClock.now().as_millis())).serve::<Report, _>(|_| Ok(()))
-        );
-        while let Ok((conduit, driver)) = StableConduit::<RpcFamily, _>::acceptor(Arc::new(Storage::new()), UART_CONFIG)
-        {
-            let rng = ChaCha20Rng::from_os_rng();
-            let calls = vox_rpc::run(conduit, &*calls, server.as_mut(), TokioClock);
-            let _ = tokio::join!(driver.run(&mut links, rng, TokioClock), calls);
-        }
+        let storage = Arc::new(StableStorage::<M, 4096, 64, 4096, 64>::new());
+        let server =
+            Server::new().serve::<HostTime, _>(|_| Ok(TokioClock.now().as_millis())).serve::<Report, _>(|_| Ok(()));
+        let rng = ChaCha20Rng::from_os_rng;
+        vox_rpc::acceptor_sessions(storage, UART_CONFIG, links, rng, &*calls, std::pin::pin!(server), TokioClock).await
     });
     let tasks = (0..8u8).map(|sensor| {
         let (client, stop) = (client.clone(), stop.clone());

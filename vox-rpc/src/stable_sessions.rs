@@ -1,0 +1,134 @@
+//! Calls over stable sessions, one after another (feature `stable`): the
+//! loop every device and host writes around [`run`](crate::run), in the
+//! library: a new session after each one ends, on the same storage, link
+//! source, table of calls and server, until a new session cannot help.
+
+use crate::{Calls, Dispatch, RpcFamily, Server};
+use core::pin::Pin;
+use embassy_futures::join::join;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use rand_core::CryptoRng;
+use vox_conduit_stable::{SessionError, StableConduit, StableConfig, StableStore};
+use vox_types::{Clock, LinkSource, MaybeSend, MaybeSync, StorageRef};
+
+/// Whether a session's end leaves nothing for a new one to do: the peer
+/// refused us (another schema, mode, version or role), the configuration
+/// cannot work, or the link source is exhausted.
+fn final_end(ended: &Result<(), SessionError>) -> Option<SessionError> {
+    match ended {
+        Err(e @ (SessionError::Refused(_) | SessionError::Config(_) | SessionError::SourceClosed)) => Some(*e),
+        _ => None,
+    }
+}
+
+/// The dialing side (a device): stable sessions on `storage` (reset for
+/// each), links from `links`, one after another, each carrying calls from
+/// `calls` and to `server` (see [`run`](crate::run)); returns the error
+/// after which a new session cannot help (a refusal, a configuration the
+/// storage cannot serve, an exhausted link source).
+///
+/// ```no_run
+/// # use core::pin::pin;
+/// # use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as M;
+/// # use vox_conduit_stable::{StableConfig, StableStorage};
+/// # use vox_link_embedded::{FramedLink, SharedLinkChannel};
+/// # use vox_link_embedded::host::TokioClock;
+/// # use vox_rpc::{Calls, Server};
+/// vox_rpc::declare! { pub endpoint Double = "double": u32 => u32; }
+///
+/// static STORAGE: StableStorage<M, 1024, 16, 512, 8> = StableStorage::new();
+/// static CALLS: Calls<M, 1, 24> = Calls::new();
+///
+/// # async fn device(links: SharedLinkChannel<M, FramedLink<M, 2, 256>>) {
+/// let server = pin!(Server::new().serve::<Double, _>(|n| Ok(*n * 2)));
+/// let why = vox_rpc::initiator_sessions(&STORAGE, StableConfig::DEFAULT, links, &CALLS, server, TokioClock).await;
+/// # }
+/// ```
+pub async fn initiator_sessions<
+    S,
+    L,
+    M,
+    const N: usize,
+    const BUF: usize,
+    const PEER: usize,
+    const WAIT: usize,
+    D,
+    const Q: usize,
+    const A: usize,
+    C,
+>(
+    storage: impl Into<StorageRef<S>>,
+    config: StableConfig,
+    mut links: L,
+    calls: &Calls<M, N, BUF, PEER, WAIT>,
+    mut server: Pin<&mut Server<D, Q, A>>,
+    clock: C,
+) -> SessionError
+where
+    S: StableStore + MaybeSend + MaybeSync + 'static,
+    L: LinkSource,
+    M: RawMutex,
+    D: Dispatch,
+    C: Clock + Clone,
+{
+    let storage = storage.into();
+    loop {
+        let (conduit, driver) = match StableConduit::<RpcFamily, S>::initiator(storage.clone(), config) {
+            Ok(made) => made,
+            Err(e) => return SessionError::Config(e),
+        };
+        let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
+        let (ended, _) = join(driver.run(&mut links, clock.clone()), running).await;
+        if let Some(e) = final_end(&ended) {
+            return e;
+        }
+    }
+}
+
+/// The listening side (a host talking to one device): like
+/// [`initiator_sessions`], and `rng` makes the random number generator
+/// that makes each session's resume keys (a CSPRNG, e.g.
+/// `ChaCha20Rng::from_os_rng`).
+pub async fn acceptor_sessions<
+    S,
+    L,
+    R,
+    M,
+    const N: usize,
+    const BUF: usize,
+    const PEER: usize,
+    const WAIT: usize,
+    D,
+    const Q: usize,
+    const A: usize,
+    C,
+>(
+    storage: impl Into<StorageRef<S>>,
+    config: StableConfig,
+    mut links: L,
+    mut rng: impl FnMut() -> R,
+    calls: &Calls<M, N, BUF, PEER, WAIT>,
+    mut server: Pin<&mut Server<D, Q, A>>,
+    clock: C,
+) -> SessionError
+where
+    S: StableStore + MaybeSend + MaybeSync + 'static,
+    L: LinkSource,
+    R: CryptoRng,
+    M: RawMutex,
+    D: Dispatch,
+    C: Clock + Clone,
+{
+    let storage = storage.into();
+    loop {
+        let (conduit, driver) = match StableConduit::<RpcFamily, S>::acceptor(storage.clone(), config) {
+            Ok(made) => made,
+            Err(e) => return SessionError::Config(e),
+        };
+        let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
+        let (ended, _) = join(driver.run(&mut links, rng(), clock.clone()), running).await;
+        if let Some(e) = final_end(&ended) {
+            return e;
+        }
+    }
+}
