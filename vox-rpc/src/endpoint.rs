@@ -223,3 +223,44 @@ macro_rules! __declare_one {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::declare! {
+        /// One line each, both sides.
+        pub endpoint Get = "get": u8 => u32;
+        pub endpoint GetWide = "get_wide": u16 => u32;
+        pub endpoint Fails = "fails": () => (), &'a str;
+        pub topic Temp = "temp": i16;
+    }
+
+    mod renamed {
+        crate::declare! { pub endpoint Get = "get2": u8 => u32; }
+    }
+    mod retyped {
+        crate::declare! { pub endpoint Get = "get": u16 => u32; }
+    }
+
+    // r[verify rpc.endpoint]
+    // r[verify rpc.keys]
+    #[test]
+    fn keys_hash_the_name_and_every_type_and_duplicates_are_refused() {
+        let keys = [Get::KEY, GetWide::KEY, Fails::KEY, <Temp as Topic>::KEY];
+        for (i, a) in keys.iter().enumerate() {
+            for b in keys.iter().skip(i + 1) {
+                assert_ne!(a, b);
+            }
+        }
+        assert_ne!(Get::KEY, renamed::Get::KEY, "the name is in the key");
+        assert_ne!(Get::KEY, retyped::Get::KEY, "the request type is in the key");
+        assert_eq!(Get::KEY, EndpointKey::endpoint::<u8, u32, NoError>("get"), "the same declaration, the same key");
+        assert_eq!(Fails::NAME, "fails");
+        // The check `declare!` runs at compile time (see the compile_fail
+        // example of `declare!`), here at run time.
+        assert!(std::panic::catch_unwind(|| assert_unique(&["a", "b", "a"], &[1, 2, 3])).is_err());
+        assert!(std::panic::catch_unwind(|| assert_unique(&["a", "b"], &[7, 7])).is_err());
+        assert_unique(&["a", "b"], &[1, 2]);
+    }
+}
