@@ -10,10 +10,9 @@ use crate::server::{Owed, Parts};
 use crate::wire::{Frame, Hello, PROTOCOL_VERSION, RpcFamily};
 use crate::{Body, Calls, Dispatch, EncodeBody, Refusal, Server};
 use core::fmt;
-use core::future::{pending, poll_fn};
+use core::future::{Future, poll_fn};
 use core::pin::{Pin, pin};
 use core::task::Poll;
-use embassy_futures::select::{Either4, select4};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use vox_types::{Clock, Conduit, ConduitError, ConduitRx, ConduitTx, ConduitTxPermit, ErrorKind, Instant};
 
@@ -147,10 +146,12 @@ where
         query_out: false,
     };
     let mut permit = None;
-    // The clock-sample timer lives across turns of the loop: it is made
-    // again only when its deadline changes (every 30 s), not on every turn.
+    // The clock-sample timer and a pending reservation live across turns
+    // of the loop: the timer is made again only when its deadline changes
+    // (every 30 s), the reservation only after a permit was used.
     let mut timer = pin!(if false { Some(clock.sleep_until(Instant::ZERO)) } else { None });
     let mut timer_at = None;
+    let mut reserving = pin!(if false { Some(tx.reserve()) } else { None });
     loop {
         let received = {
             let mut recv = pin!(rx.recv());
@@ -163,7 +164,6 @@ where
                         Step::Failed(e) => return Err(e),
                     }
                 }
-                let hold = permit.is_some();
                 // A query due now is sent at the top of the loop, once a
                 // permit is held; the timer only waits for later ones.
                 let query_at =
@@ -172,28 +172,40 @@ where
                     timer.set(query_at.map(|at| clock.sleep_until(at)));
                     timer_at = query_at;
                 }
-                let reserve = async { if hold { pending().await } else { tx.reserve().await } };
-                let timer_ref = &mut timer;
-                let waiting = poll_fn(|cx| match timer_ref.as_mut().as_pin_mut() {
-                    Some(t) => t.poll(cx),
-                    None => Poll::Pending,
-                });
-                let calls_ref = session.calls;
-                let server_ref = &mut session.server;
-                let activity = poll_fn(|cx| {
-                    let done = server_ref.as_mut().parts().dispatch.poll_runs(cx);
-                    let work = calls_ref.runner_work(cx.waker());
-                    if hold && (done || work) { Poll::Ready(()) } else { Poll::Pending }
-                });
-                match select4(recv.as_mut(), reserve, waiting, activity).await {
-                    Either4::First(received) => break received,
-                    Either4::Second(Ok(p)) => permit = Some(p),
-                    Either4::Second(Err(e)) => return Err(RunError::Conduit(e.kind())),
-                    Either4::Third(()) => {
-                        timer.set(None);
-                        timer_at = None;
+                if permit.is_none() && reserving.is_none() {
+                    reserving.set(Some(tx.reserve()));
+                }
+                let hold = permit.is_some();
+                let (calls, server) = (session.calls, &mut session.server);
+                // One wait for everything: a frame, a permit, the timer, a
+                // call queued or a handler done.
+                let event = poll_fn(|cx| {
+                    if let Poll::Ready(received) = recv.as_mut().poll(cx) {
+                        return Poll::Ready(Event::Received(received));
                     }
-                    Either4::Fourth(()) => {}
+                    if let Some(reserve) = reserving.as_mut().as_pin_mut()
+                        && let Poll::Ready(reserved) = reserve.poll(cx)
+                    {
+                        reserving.set(None);
+                        return Poll::Ready(Event::Reserved(reserved));
+                    }
+                    if let Some(t) = timer.as_mut().as_pin_mut()
+                        && t.poll(cx).is_ready()
+                    {
+                        timer.set(None);
+                        return Poll::Ready(Event::Timer);
+                    }
+                    let done = server.as_mut().parts().dispatch.poll_runs(cx);
+                    let work = calls.runner_work(cx.waker());
+                    if hold && (done || work) { Poll::Ready(Event::Work) } else { Poll::Pending }
+                })
+                .await;
+                match event {
+                    Event::Received(received) => break received,
+                    Event::Reserved(Ok(p)) => permit = Some(p),
+                    Event::Reserved(Err(e)) => return Err(RunError::Conduit(e.kind())),
+                    Event::Timer => timer_at = None,
+                    Event::Work => {}
                 }
             }
         };
@@ -221,6 +233,14 @@ where
             Err(e) => return Err(RunError::Conduit(e.kind())),
         }
     }
+}
+
+/// What ended a wait of the runner.
+enum Event<R, P> {
+    Received(R),
+    Reserved(P),
+    Timer,
+    Work,
 }
 
 enum Step<P> {
