@@ -17,7 +17,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use embassy_futures::{join::join3, select::select};
+//! use embassy_futures::select::{Either, select};
 //! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as M;
 //! use vox_conduit_bare::BareConduit;
 //! use vox_link_embedded::MemoryLinkPair;
@@ -46,15 +46,15 @@
 //! let mut device_server = core::pin::pin!(Server::new().serve::<ReadSensor, _>(|sensor| Ok(i32::from(*sensor) * 10)));
 //! let mut host_server = core::pin::pin!(Server::new());
 //! let client = Client::new(&HOST_CALLS, TokioClock);
-//! let calling = async {
-//!     let value = client.call::<ReadSensor>(4, Duration::from_millis(200)).await;
-//!     assert_eq!(value, Ok(40));
-//! };
+//! let calling = async { client.call::<ReadSensor>(4, Duration::from_millis(200)).await };
 //! let sessions = join(
 //!     vox_rpc::run(host?, &HOST_CALLS, host_server.as_mut(), TokioClock),
 //!     vox_rpc::run(device?, &DEVICE_CALLS, device_server.as_mut(), TokioClock),
 //! );
-//! select(calling, sessions).await;
+//! match select(calling, sessions).await {
+//!     Either::First(value) => assert_eq!(value, Ok(40)),
+//!     Either::Second(ended) => panic!("the sessions ended first: {ended:?}"),
+//! }
 //! # Ok(())
 //! # }
 //! ```
