@@ -22,6 +22,14 @@ use vox_types::{Clock, Instant, StorageRef};
 /// Every call has a deadline. A call first waits for a free entry of the
 /// table, then for the session to be ready and the peer's window to have
 /// room, then for the answer: all of it under the deadline.
+///
+/// **Cancelling.** Dropping a call's future frees its entry at once. If
+/// its request was already sent, a cancel follows (best effort): the
+/// server skips the request if it has not started it. Cancelling after
+/// the request was sent does **not** undo a call that already started or
+/// finished: treat it as "may have run". An answer that arrives after the
+/// call was dropped is counted ([`CallStats::late_answers`](crate::CallStats))
+/// and never given to another call.
 // r[impl rpc.call]
 // r[impl rpc.host]
 pub struct Client<T: CallTable, C> {

@@ -59,7 +59,11 @@ async fn serve(conduit: HandConduit) -> Result<(), ()> {
             next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
             clock.sleep_until(next).await;
             let millivolts = 3300 - (seq % 64) as u16;
-            tx.reserve().await.map_err(drop)?.send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" }).map_err(drop)?;
+            tx.reserve()
+                .await
+                .map_err(drop)?
+                .send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" })
+                .map_err(drop)?;
             seq = seq.wrapping_add(1);
         }
     };
