@@ -97,6 +97,11 @@ pub enum Answer {
 #[derive(Debug, Clone, Copy)]
 enum State {
     Free,
+    /// Freed and handed to the waiting caller with this ticket: only it
+    /// may claim the entry (no newcomer takes it first).
+    Handed {
+        ticket: u32,
+    },
     /// A caller is encoding its request.
     Claimed,
     Queued {
@@ -158,8 +163,6 @@ struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: us
     next_seq: u32,
     /// Callers waiting for a free entry, in order (ticket, waker).
     waiters: Deque<(u32, Waker), WAIT>,
-    /// Callers beyond `waiters`' room share this one slot.
-    overflow: WakerRegistration,
     next_ticket: u32,
     runner: WakerRegistration,
     /// Ids of committed calls that were dropped: the runner sends a
@@ -173,9 +176,9 @@ struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: us
 /// each with a `BUF`-byte buffer that holds the encoded request until it is
 /// sent and the encoded answer until the caller decodes it; `PEER` is how
 /// many of the peer's endpoints this side can address; `WAIT` how many
-/// callers wait for a free entry in order, each woken once, when an entry
-/// is theirs (more than `WAIT` waiting callers share one waker slot
-/// beyond those).
+/// callers may wait for an entry: in order, each woken once, when an
+/// entry is handed to it (a caller beyond `WAIT` waiting ones fails at
+/// once with [`CallError::Busy`](crate::CallError::Busy), not sent).
 ///
 /// RAM: `N × (BUF + 40) + WAIT × 12 + PEER × 4 + 120` bytes on a 32-bit
 /// MCU (the `firmware_size` bench measures it). Put it in a `static` on a
@@ -205,7 +208,6 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
                 entries: [Entry::FREE; N],
                 next_seq: 0,
                 waiters: Deque::new(),
-                overflow: WakerRegistration::new(),
                 next_ticket: 0,
                 runner: WakerRegistration::new(),
                 cancels: Deque::new(),
@@ -259,40 +261,51 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
 
     // ---- callers ----
 
-    /// Claims a free entry, or queues the caller (`ticket`) until one frees.
-    pub(crate) fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<CallId> {
+    /// Claims a free entry, or queues the caller (`ticket`) until one is
+    /// handed to it, in order. `Err` when `WAIT` callers wait already.
+    pub(crate) fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<Result<CallId, ()>> {
         self.with(|t| {
-            if let Some(slot) = t.entries.iter().position(|e| matches!(e.state, State::Free)) {
-                if let Some(mine) = ticket.take() {
-                    t.remove_waiter(mine);
+            let slot = match *ticket {
+                Some(mine) => {
+                    t.entries.iter().position(|e| matches!(e.state, State::Handed { ticket } if ticket == mine))
                 }
+                // A newcomer takes a free entry only when nobody waits
+                // (entries freed while callers wait are handed to them).
+                None => t.entries.iter().position(|e| matches!(e.state, State::Free)),
+            };
+            if let Some(slot) = slot {
+                *ticket = None;
                 let entry = t.entry(slot);
                 entry.state = State::Claimed;
-                return Poll::Ready(CallId { slot: slot as u16, generation: entry.generation });
+                return Poll::Ready(Ok(CallId { slot: slot as u16, generation: entry.generation }));
             }
             match *ticket {
                 Some(mine) => {
                     if let Some(w) = t.waiters.iter_mut().find(|(k, _)| *k == mine) {
                         w.1.clone_from(cx.waker());
-                    } else {
-                        // Woken (and taken off the queue) but beaten to the
-                        // entry: wait again, at the back.
-                        *ticket = t.enqueue_waiter(cx.waker());
                     }
                 }
-                None => *ticket = t.enqueue_waiter(cx.waker()),
+                None => {
+                    let mine = t.next_ticket;
+                    if t.waiters.push_back((mine, cx.waker().clone())).is_err() {
+                        return Poll::Ready(Err(()));
+                    }
+                    t.next_ticket = mine.wrapping_add(1);
+                    *ticket = Some(mine);
+                }
             }
             Poll::Pending
         })
     }
 
-    /// A caller that waited for an entry gave up.
+    /// A caller that waited for an entry gave up: it leaves the queue, and
+    /// an entry already handed to it goes to the next caller waiting.
     pub(crate) fn stop_waiting(&self, ticket: u32) {
         self.with(|t| {
             t.remove_waiter(ticket);
-            // It may have been woken for an entry it will not take now.
-            if t.entries.iter().any(|e| matches!(e.state, State::Free)) {
-                t.wake_one_waiter();
+            let handed = t.entries.iter().position(|e| matches!(e.state, State::Handed { ticket: k } if k == ticket));
+            if let Some(slot) = handed {
+                t.hand_on(slot);
             }
         });
     }
@@ -358,7 +371,9 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
                     Finished::Answer(answer, len)
                 }
                 State::Sent => Finished::Pending { committed: true },
-                State::Free | State::Claimed | State::Queued { .. } => Finished::Pending { committed: false },
+                State::Free | State::Handed { .. } | State::Claimed | State::Queued { .. } => {
+                    Finished::Pending { committed: false }
+                }
             };
             if let Finished::Pending { committed: true } = finished {
                 t.cancel(id);
@@ -379,7 +394,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
     pub(crate) fn abandon(&self, id: CallId) {
         self.with(|t| {
             let entry = t.entry(id.slot as usize);
-            if entry.generation != id.generation || matches!(entry.state, State::Free) {
+            if entry.generation != id.generation || matches!(entry.state, State::Free | State::Handed { .. }) {
                 return;
             }
             if matches!(entry.state, State::Sent) {
@@ -540,7 +555,7 @@ pub trait CallTable: sealed::Sealed + 'static {
     /// still start it, at `now` (see [`Calls::epsilon`]).
     fn epsilon(&self, now: Instant) -> Option<u64>;
     #[doc(hidden)]
-    fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<CallId>;
+    fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<Result<CallId, ()>>;
     #[doc(hidden)]
     fn stop_waiting(&self, ticket: u32);
     #[doc(hidden)]
@@ -574,7 +589,7 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
     fn epsilon(&self, now: Instant) -> Option<u64> {
         Calls::epsilon(self, now)
     }
-    fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<CallId> {
+    fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<Result<CallId, ()>> {
         Calls::poll_claim(self, ticket, cx)
     }
     fn stop_waiting(&self, ticket: u32) {
@@ -637,10 +652,22 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
 
     fn free(&mut self, slot: usize) {
         let entry = self.entry(slot);
-        entry.state = State::Free;
         entry.generation = entry.generation.wrapping_add(1);
         entry.len = 0;
-        self.wake_one_waiter();
+        self.hand_on(slot);
+    }
+
+    /// The entry goes to the first caller waiting (woken, once), or is free.
+    fn hand_on(&mut self, slot: usize) {
+        let next = self.waiters.pop_front();
+        let entry = self.entry(slot);
+        match next {
+            Some((ticket, waker)) => {
+                entry.state = State::Handed { ticket };
+                waker.wake();
+            }
+            None => entry.state = State::Free,
+        }
     }
 
     fn cancel(&mut self, id: CallId) {
@@ -648,25 +675,6 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
             self.runner.wake();
         } else {
             self.stats.cancels_dropped = self.stats.cancels_dropped.wrapping_add(1);
-        }
-    }
-
-    fn wake_one_waiter(&mut self) {
-        match self.waiters.pop_front() {
-            Some((_, waker)) => waker.wake(),
-            None => self.overflow.wake(),
-        }
-    }
-
-    fn enqueue_waiter(&mut self, waker: &Waker) -> Option<u32> {
-        let ticket = self.next_ticket;
-        self.next_ticket = ticket.wrapping_add(1);
-        match self.waiters.push_back((ticket, waker.clone())) {
-            Ok(()) => Some(ticket),
-            Err(_) => {
-                self.overflow.register(waker);
-                None
-            }
         }
     }
 
@@ -736,35 +744,46 @@ mod tests {
 
     // r[verify rpc.inflight]
     #[test]
-    fn a_freed_entry_wakes_one_waiting_caller_in_order_and_the_others_sleep() {
-        let calls: Calls<M, 1, 8, 4, 4> = Calls::new();
+    fn a_freed_entry_goes_to_the_first_waiting_caller_and_the_others_sleep() {
+        let calls: Calls<M, 1, 8, 4, 3> = Calls::new();
+        let claim = |t: &mut Option<u32>, w: &Waker| calls.poll_claim(t, &mut Context::from_waker(w));
         let (_, w0) = waker();
         let mut t0 = None;
-        let Poll::Ready(held) = calls.poll_claim(&mut t0, &mut Context::from_waker(&w0)) else { panic!("free") };
+        let Poll::Ready(Ok(held)) = claim(&mut t0, &w0) else { panic!("free") };
         // Three callers wait, each with its own waker.
         let counters: std::vec::Vec<_> = (0..3).map(|_| waker()).collect();
         let mut tickets = [None, None, None];
         for ((_, w), t) in counters.iter().zip(tickets.iter_mut()) {
-            assert!(calls.poll_claim(t, &mut Context::from_waker(w)).is_pending());
+            assert!(claim(t, w).is_pending());
         }
-        // Polling a waiter again does not wake the others (no ping-pong).
-        assert!(calls.poll_claim(&mut tickets[1], &mut Context::from_waker(&counters[1].1)).is_pending());
+        // A fourth is beyond WAIT: refused at once, nothing sent.
+        let (c4, w4) = waker();
+        assert_eq!(claim(&mut None, &w4), Poll::Ready(Err(())));
+        // Polling a waiter again wakes nobody (no ping-pong).
+        assert!(claim(&mut tickets[1], &counters[1].1).is_pending());
         assert!(counters.iter().all(|(c, _)| c.0.load(Ordering::SeqCst) == 0));
-        // The entry frees: only the first waiter is woken; it takes it.
+        // The entry frees: it is handed to the first waiter, woken once.
         calls.abandon(held);
         let woken: std::vec::Vec<u32> = counters.iter().map(|(c, _)| c.0.load(Ordering::SeqCst)).collect();
         assert_eq!(woken, [1, 0, 0]);
-        let Poll::Ready(next) = calls.poll_claim(&mut tickets[0], &mut Context::from_waker(&counters[0].1)) else {
+        // A newcomer cannot take it first: it waits behind the others.
+        let mut t4 = None;
+        assert!(claim(&mut t4, &w4).is_pending());
+        let Poll::Ready(Ok(next)) = claim(&mut tickets[0], &counters[0].1) else {
             panic!("the woken caller gets the entry")
         };
         assert_eq!(next.slot, held.slot);
         assert_eq!(next.generation, held.generation.wrapping_add(1), "a new generation");
-        // A waiter that gives up passes nothing on while the entry is held...
+        // A waiter that gives up leaves the queue; the next free goes on to
+        // the one after it.
         calls.stop_waiting(tickets[1].take().unwrap());
-        assert_eq!(counters[2].0.0.load(Ordering::SeqCst), 0);
-        // ...and the next free wakes the last one.
         calls.abandon(next);
+        assert_eq!(counters[1].0.0.load(Ordering::SeqCst), 0);
         assert_eq!(counters[2].0.0.load(Ordering::SeqCst), 1);
+        // Handed to a caller that then gives up: it goes on to the next.
+        calls.stop_waiting(tickets[2].take().unwrap());
+        assert_eq!(c4.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(claim(&mut t4, &w4), Poll::Ready(Ok(_))));
     }
 
     #[test]

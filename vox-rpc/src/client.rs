@@ -149,33 +149,49 @@ impl<T: CallTable, C: Clock> Client<T, C> {
         let answered = poll_fn(|cx| {
             if call.id.is_none() {
                 // 1. An entry, then the request encoded into it.
-                let Poll::Ready(id) = calls.poll_claim(&mut call.ticket, cx) else {
-                    return timer.as_mut().poll(cx).map(|()| false);
+                let id = match calls.poll_claim(&mut call.ticket, cx) {
+                    Poll::Ready(Ok(id)) => id,
+                    // `WAIT` callers wait already.
+                    Poll::Ready(Err(())) => return Poll::Ready(Exchange::Full),
+                    Poll::Pending => return timer.as_mut().poll(cx).map(|()| Exchange::TimedOut),
                 };
                 if !calls.queue(id, key, deadline, encode) {
-                    return Poll::Ready(true);
+                    return Poll::Ready(Exchange::TooLarge);
                 }
                 call.id = Some(id);
             }
             // 2. The answer, or the deadline.
             match call.id {
-                Some(id) if calls.poll_answer(id, cx).is_pending() => timer.as_mut().poll(cx).map(|()| true),
-                _ => Poll::Ready(true),
+                Some(id) if calls.poll_answer(id, cx).is_pending() => {
+                    timer.as_mut().poll(cx).map(|()| Exchange::TimedOut)
+                }
+                _ => Poll::Ready(Exchange::Answered),
             }
         })
         .await;
-        match call.id.take() {
-            Some(id) => Ok(id),
-            None if answered => Err(CallError::TooLarge),
-            None => Err(CallError::Timeout { committed: false }),
+        match (call.id.take(), answered) {
+            (Some(id), _) => Ok(id),
+            (None, Exchange::TooLarge) => Err(CallError::TooLarge),
+            (None, Exchange::Full) => Err(CallError::Busy),
+            (None, _) => Err(CallError::Timeout { committed: false }),
         }
     }
+}
+
+/// How the wait of a call ended.
+enum Exchange {
+    Answered,
+    TimedOut,
+    TooLarge,
+    /// No entry, and `WAIT` callers wait already.
+    Full,
 }
 
 /// `timeout` from `now`, in whole milliseconds rounded up (without the
 /// 128-bit arithmetic of `Duration::as_millis`).
 fn deadline_after(now: Instant, timeout: Duration) -> Instant {
-    let millis = timeout.as_secs().saturating_mul(1000) + u64::from(timeout.subsec_nanos().div_ceil(1_000_000));
+    let millis =
+        timeout.as_secs().saturating_mul(1000).saturating_add(u64::from(timeout.subsec_nanos().div_ceil(1_000_000)));
     now.add_millis(millis)
 }
 

@@ -13,7 +13,7 @@ pub const DRIFT_PPM: u64 = 100;
 /// query arrived), `t2` (peer's, answer sent), `t3` (ours, answer
 /// arrived). The offset (peer − ours) is `((t1 − t0) + (t2 − t3)) / 2`,
 /// off by at most half the round trip `(t3 − t0) − (t2 − t1)`, plus a
-/// millisecond for each clock's resolution, plus the drift since. Samples
+/// few milliseconds for the clocks' resolution, plus the drift since. Samples
 /// delayed by a link cut have a long round trip and lose to better ones.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClockSync {
@@ -53,8 +53,12 @@ impl ClockSync {
         let there = (t1 as i64).wrapping_sub(t0 as i64);
         let back = (t2 as i64).wrapping_sub(t3 as i64);
         let offset = there.wrapping_add(back) >> 1;
-        // Half the round trip, rounded up, and one ms of resolution.
-        let error = (rtt >> 1) + (rtt & 1) + 1;
+        // Half the round trip, rounded up, and 3 ms of resolution: each of
+        // the four whole-ms readings may be up to 1 ms early (the two
+        // differences: up to ±1 ms on the offset, and the round trip up to
+        // 2 ms longer than measured: +1 ms on its half), and the server's
+        // own whole-ms clock lets it start up to 1 ms after the deadline.
+        let error = (rtt >> 1) + (rtt & 1) + 3;
         self.samples = self.samples.saturating_add(1);
         let now = Instant::from_millis(t3);
         let better = self.epsilon(now).is_none_or(|kept| error <= kept);
@@ -83,7 +87,8 @@ impl ClockSync {
     /// `ours` (our clock) in the peer's clock, or `None` before the first
     /// sample.
     pub fn to_peer(&self, ours: Instant) -> Option<i64> {
-        self.best.map(|s| (ours.as_millis() as i64).saturating_add(s.offset))
+        let ours = i64::try_from(ours.as_millis()).unwrap_or(i64::MAX);
+        self.best.map(|s| ours.saturating_add(s.offset))
     }
 }
 
@@ -98,10 +103,12 @@ mod tests {
         // Peer is 1000 ms ahead; 4 ms each way; 2 ms in the peer.
         assert!(sync.sample(100, 1104, 1106, Instant::from_millis(110)));
         assert_eq!(sync.to_peer(Instant::from_millis(200)), Some(1200));
-        // rtt 8 → 4 + 1.
-        assert_eq!(sync.epsilon(Instant::from_millis(110)), Some(5));
+        // rtt 8 → 4 + 3.
+        assert_eq!(sync.epsilon(Instant::from_millis(110)), Some(7));
         // 30 s later the drift adds 3 ms.
-        assert_eq!(sync.epsilon(Instant::from_millis(30_110)), Some(8));
+        assert_eq!(sync.epsilon(Instant::from_millis(30_110)), Some(10));
+        // A deadline far away stays far away.
+        assert_eq!(sync.to_peer(Instant::MAX), Some(i64::MAX));
     }
 
     #[test]

@@ -97,5 +97,5 @@ pub use outcome::CallError;
 pub use runner::{RESYNC_MS, RunError, run};
 pub use server::{ServeStats, Server};
 #[cfg(feature = "stable")]
-pub use stable_sessions::{acceptor_sessions, initiator_sessions};
+pub use stable_sessions::{SessionsEnded, acceptor_sessions, initiator_sessions};
 pub use wire::{Frame, Hello, PROTOCOL_VERSION, Refusal, Request, RpcFamily, keys};

@@ -31,7 +31,9 @@ pub enum CallError<H = crate::NoError> {
     /// request. Did not run.
     Expired,
     /// The endpoint was running as many requests as it may, or the server
-    /// had no room to hold the request. Did not run.
+    /// had no room to hold the request; or, on this side, every entry of
+    /// the table was taken and `WAIT` callers waited already (nothing was
+    /// sent). Did not run.
     Busy,
     /// The peer does not serve this endpoint (or serves another version of
     /// it: another name or other types). Did not run.

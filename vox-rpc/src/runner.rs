@@ -41,6 +41,13 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// Whether a new session with the same peer would end the same way:
+    /// another envelope version, a protocol violation, or a greeting too
+    /// large for the conduit (too many endpoints).
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Version { .. } | Self::Violation(_) | Self::Conduit(ErrorKind::TooLarge))
+    }
+
     /// The kind of failure, for calls pending when the session ended.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -104,10 +111,28 @@ where
     let (tx, mut rx) = conduit.split();
     calls.session_started();
     server.as_mut().parts().reset();
+    // If this future is dropped mid-session, the calls it committed still
+    // resolve at once (as "may have run").
+    let mut guard = SessionGuard { calls, kind: ErrorKind::SessionLost };
     let ended = session(tx, &mut rx, calls, server.as_mut(), &clock).await;
-    calls.session_ended(ended.map_or_else(|e| e.kind(), |()| ErrorKind::SessionLost));
+    guard.kind = ended.map_or_else(|e| e.kind(), |()| ErrorKind::SessionLost);
+    drop(guard);
     server.as_mut().parts().reset();
     ended
+}
+
+/// Ends the session on the table when dropped: committed calls resolve.
+struct SessionGuard<'c, M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> {
+    calls: &'c Calls<M, N, BUF, PEER, WAIT>,
+    kind: ErrorKind,
+}
+
+impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Drop
+    for SessionGuard<'_, M, N, BUF, PEER, WAIT>
+{
+    fn drop(&mut self) {
+        self.calls.session_ended(self.kind);
+    }
 }
 
 async fn session<
@@ -195,9 +220,11 @@ where
                         timer.set(None);
                         return Poll::Ready(Event::Timer);
                     }
-                    let done = server.as_mut().parts().dispatch.poll_runs(cx);
+                    let mut parts = server.as_mut().parts();
+                    let done = parts.dispatch.as_mut().poll_runs(cx);
+                    let owed = !parts.owed.is_empty();
                     let work = calls.runner_work(cx.waker());
-                    if hold && (done || work) { Poll::Ready(Event::Work) } else { Poll::Pending }
+                    if hold && (done || owed || work) { Poll::Ready(Event::Work) } else { Poll::Pending }
                 })
                 .await;
                 match event {

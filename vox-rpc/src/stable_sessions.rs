@@ -3,7 +3,8 @@
 //! library: a new session after each one ends, on the same storage, link
 //! source, table of calls and server, until a new session cannot help.
 
-use crate::{Calls, Dispatch, RpcFamily, Server};
+use crate::{Calls, Dispatch, RpcFamily, RunError, Server};
+use core::fmt;
 use core::pin::Pin;
 use embassy_futures::join::join;
 use embassy_sync::blocking_mutex::raw::RawMutex;
@@ -11,21 +12,47 @@ use rand_core::CryptoRng;
 use vox_conduit_stable::{SessionError, StableConduit, StableConfig, StableStore};
 use vox_types::{Clock, LinkSource, MaybeSend, MaybeSync, StorageRef};
 
-/// Whether a session's end leaves nothing for a new one to do: the peer
-/// refused us (another schema, mode, version or role), the configuration
-/// cannot work, or the link source is exhausted.
-fn final_end(ended: &Result<(), SessionError>) -> Option<SessionError> {
-    match ended {
-        Err(e @ (SessionError::Refused(_) | SessionError::Config(_) | SessionError::SourceClosed)) => Some(*e),
+/// Why sessions stopped: a new one would end the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SessionsEnded {
+    /// The conduit: the peer refused us (another schema, mode, version or
+    /// role), the configuration cannot work with the storage, or the link
+    /// source is exhausted.
+    Session(SessionError),
+    /// The calls: the peer speaks another rpc envelope version, broke the
+    /// protocol, or this side's greeting does not fit the conduit.
+    Calls(RunError),
+}
+
+impl fmt::Display for SessionsEnded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Session(e) => e.fmt(f),
+            Self::Calls(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for SessionsEnded {}
+
+/// Whether a session's end leaves nothing for a new one to do.
+fn final_end(session: Result<(), SessionError>, calls: Result<(), RunError>) -> Option<SessionsEnded> {
+    match (session, calls) {
+        (Err(e @ (SessionError::Refused(_) | SessionError::Config(_) | SessionError::SourceClosed)), _) => {
+            Some(SessionsEnded::Session(e))
+        }
+        (_, Err(e)) if e.is_final() => Some(SessionsEnded::Calls(e)),
         _ => None,
     }
 }
 
 /// The dialing side (a device): stable sessions on `storage` (reset for
 /// each), links from `links`, one after another, each carrying calls from
-/// `calls` and to `server` (see [`run`](crate::run)); returns the error
-/// after which a new session cannot help (a refusal, a configuration the
-/// storage cannot serve, an exhausted link source).
+/// `calls` and to `server` (see [`run`](crate::run)); returns why a new
+/// session cannot help (a refusal, a configuration the storage cannot
+/// serve, an exhausted link source, another rpc envelope version, a peer
+/// that broke the protocol).
 ///
 /// ```no_run
 /// # use core::pin::pin;
@@ -63,7 +90,7 @@ pub async fn initiator_sessions<
     calls: &Calls<M, N, BUF, PEER, WAIT>,
     mut server: Pin<&mut Server<D, Q, A>>,
     clock: C,
-) -> SessionError
+) -> SessionsEnded
 where
     S: StableStore + MaybeSend + MaybeSync + 'static,
     L: LinkSource,
@@ -75,11 +102,11 @@ where
     loop {
         let (conduit, driver) = match StableConduit::<RpcFamily, S>::initiator(storage.clone(), config) {
             Ok(made) => made,
-            Err(e) => return SessionError::Config(e),
+            Err(e) => return SessionsEnded::Session(SessionError::Config(e)),
         };
         let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
-        let (ended, _) = join(driver.run(&mut links, clock.clone()), running).await;
-        if let Some(e) = final_end(&ended) {
+        let (session, calls) = join(driver.run(&mut links, clock.clone()), running).await;
+        if let Some(e) = final_end(session, calls) {
             return e;
         }
     }
@@ -110,7 +137,7 @@ pub async fn acceptor_sessions<
     calls: &Calls<M, N, BUF, PEER, WAIT>,
     mut server: Pin<&mut Server<D, Q, A>>,
     clock: C,
-) -> SessionError
+) -> SessionsEnded
 where
     S: StableStore + MaybeSend + MaybeSync + 'static,
     L: LinkSource,
@@ -123,11 +150,11 @@ where
     loop {
         let (conduit, driver) = match StableConduit::<RpcFamily, S>::acceptor(storage.clone(), config) {
             Ok(made) => made,
-            Err(e) => return SessionError::Config(e),
+            Err(e) => return SessionsEnded::Session(SessionError::Config(e)),
         };
         let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
-        let (ended, _) = join(driver.run(&mut links, rng(), clock.clone()), running).await;
-        if let Some(e) = final_end(&ended) {
+        let (session, calls) = join(driver.run(&mut links, rng(), clock.clone()), running).await;
+        if let Some(e) = final_end(session, calls) {
             return e;
         }
     }

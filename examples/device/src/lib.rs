@@ -250,10 +250,12 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
             Either::Second(never) => match never {},
         };
         warn!("session {} ended: driver {}, calls {}", session, driven, served);
-        if let Err(SessionError::Refused(_) | SessionError::Config(_)) = driven {
-            // The host speaks another schema, mode, version or role (or the
-            // link cannot carry our frames): a new session would end the
-            // same way. Say so once and stop.
+        if matches!(driven, Err(SessionError::Refused(_) | SessionError::Config(_)))
+            || served.is_err_and(|e| e.is_final())
+        {
+            // The host speaks another schema, mode, version or role, or
+            // another rpc envelope (or the link cannot carry our frames): a
+            // new session would end the same way. Say so once and stop.
             warn!("session {}: refused by the host; not retrying", session);
             core::future::pending::<()>().await;
         }
