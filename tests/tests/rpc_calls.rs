@@ -28,6 +28,8 @@ vox_rpc::declare! {
     pub endpoint Echo = "echo": &'a [u8] => &'a [u8];
     /// The host's clock (the device calls the host).
     pub endpoint HostTime = "host_time": () => u64;
+    /// `n` bytes (a response larger than the link for a large `n`).
+    pub endpoint Fill = "fill": u16 => Vec<u8>;
 }
 
 /// `Double` as a newer peer declares it: the same name, other types.
@@ -75,7 +77,7 @@ fn pair<const N: usize>(rt: &SimHandle) -> Pair<N> {
         let (calls, clock, ran, ended) = (device_calls.clone(), clock.clone(), ran.clone(), ended.clone());
         rt.spawn(async move {
             let conduit = BareConduit::<_, RpcFamily>::connect(b, SessionRole::Initiator).await.unwrap();
-            let (log1, log2, log3, log4) = (ran.clone(), ran.clone(), ran.clone(), ran.clone());
+            let (log1, log2, log3, log4, log5) = (ran.clone(), ran.clone(), ran.clone(), ran.clone(), ran.clone());
             let sleeper = clock.clone();
             let mut server = pin!(
                 Server::new()
@@ -86,6 +88,10 @@ fn pair<const N: usize>(rt: &SimHandle) -> Pair<N> {
                     .serve::<Fail, _>(move |n| {
                         log2.borrow_mut().push(("fail", u32::from(*n)));
                         Err("always")
+                    })
+                    .serve::<Fill, _>(move |n| {
+                        log5.borrow_mut().push(("fill", u32::from(*n)));
+                        Ok(vec![7u8; usize::from(*n)])
                     })
                     .serve::<Echo, _>(move |bytes| {
                         log3.borrow_mut().push(("echo", bytes.len() as u32));
@@ -156,7 +162,7 @@ fn an_endpoint_changed_on_one_side_is_unknown_and_the_others_keep_working() {
             assert_eq!(p.host.call::<Double>(21, 200 * MS).await, Ok(42));
             assert_eq!(*p.ran.borrow(), [("double", 21)]);
             let peer = p.host.calls().peer().unwrap();
-            assert_eq!(peer.endpoints, 5);
+            assert_eq!(peer.endpoints, 6);
             assert!(p.host.calls().peer_serves(<Slow as vox_rpc::Endpoint>::KEY));
         })
     })
@@ -286,6 +292,27 @@ fn on_a_bare_conduit_link_loss_resolves_pending_calls_as_link_lost() {
             assert_eq!(after, Err(CallError::Timeout { committed: false }));
             assert_eq!(p.ended.borrow().len(), 2);
             assert!(p.ended.borrow().iter().all(|r| matches!(r, Err(RunError::Conduit(_)))));
+        })
+    })
+}
+
+// r[verify rpc.outcome]
+#[test]
+fn a_request_too_large_is_never_sent_and_a_response_too_large_says_the_call_ran() {
+    run_sim(|rt| {
+        Box::pin(async move {
+            let p = pair::<4>(&rt);
+            let big = [1u8; 300];
+            let e = p.host.call_with::<Echo, _>(&big, 200 * MS, |_| ()).await.unwrap_err();
+            assert_eq!(e, CallError::TooLarge);
+            assert!(!e.may_have_run());
+            // The link carries 256 bytes: the 1,000-byte response is not
+            // sent, and the caller learns that the call ran.
+            let e = p.host.call::<Fill>(1000, 200 * MS).await.unwrap_err();
+            assert_eq!(e, CallError::BadResponse);
+            assert!(e.may_have_run());
+            assert_eq!(p.host.call::<Fill>(3, 200 * MS).await, Ok(vec![7, 7, 7]));
+            assert_eq!(*p.ran.borrow(), [("fill", 1000), ("fill", 3)]);
         })
     })
 }

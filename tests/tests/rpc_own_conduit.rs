@@ -143,3 +143,34 @@ async fn calls_run_over_a_conduit_of_the_users_own() {
     }
     .await;
 }
+
+// r[verify rpc.exactly-once]
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_the_runner_resolves_its_committed_calls_at_once() {
+    let (a, b) = pair();
+    let a_calls: Arc<Calls<M, 4, 32>> = Arc::new(Calls::new());
+    let b_calls: Arc<Calls<M, 4, 32>> = Arc::new(Calls::new());
+    let a_client = Client::new(a_calls.clone(), TokioClock);
+    let a_runner = {
+        let calls = a_calls.clone();
+        tokio::spawn(async move {
+            let mut server = pin!(Server::new());
+            vox_rpc::run(a, &*calls, server.as_mut(), TokioClock).await
+        })
+    };
+    let _b_runner = tokio::spawn(async move {
+        let mut server = pin!(Server::new().serve_async::<Nap, 1, _, _>(|n| async move {
+            tokio::time::sleep(Duration::from_millis(u64::from(n))).await;
+            Ok(n)
+        }));
+        vox_rpc::run(b, &*b_calls, server.as_mut(), TokioClock).await
+    });
+    assert_eq!(a_client.call::<Nap>(1, Duration::from_millis(500)).await, Ok(1));
+    let started = std::time::Instant::now();
+    let (lost, ()) = tokio::join!(a_client.call::<Nap>(2_000, Duration::from_secs(5)), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a_runner.abort();
+    });
+    assert_eq!(lost, Err(CallError::SessionLost { committed: true }));
+    assert!(started.elapsed() < Duration::from_secs(1), "resolved when the runner was dropped");
+}

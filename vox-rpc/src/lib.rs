@@ -61,7 +61,7 @@
 //!
 //! | feature | effect |
 //! |---------|--------|
-//! | `alloc` | (reserved) |
+//! | `alloc` | `Vec`, `String` and `Box` in endpoint types (postcard-schema's schemas for them) |
 //! | `std`   | implies `alloc` |
 //! | `send`  | futures and handles are `Send` where their parts are |
 //! | `defmt` | `defmt::Format` on errors and counters |

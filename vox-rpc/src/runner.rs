@@ -380,7 +380,6 @@ impl<
                     finish_plain(&mut parts, handled, id, permit, result)
                 }
             };
-            parts.compact();
             return step;
         }
         let mut permit = Some(permit);

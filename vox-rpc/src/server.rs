@@ -81,7 +81,6 @@ pub struct Server<D, const Q: usize = 4, const ARENA: usize = 128> {
     pub(crate) dispatch: D,
     pub(crate) owed: Deque<Owed, Q>,
     pub(crate) arena: [u8; ARENA],
-    pub(crate) arena_used: usize,
     /// The absolute deadline of the last request received (the base of
     /// the next one's delta).
     pub(crate) last_deadline: i64,
@@ -107,7 +106,7 @@ impl<const Q: usize, const ARENA: usize> Server<Nil, Q, ARENA> {
     /// `ARENA`-byte arena: `Server::<_, 8, 512>::with_room()`.
     pub const fn with_room() -> Self {
         const { assert!(Q >= 1 && Q <= u16::MAX as usize, "a server holds room for 1 to 65,535 requests") };
-        Self { dispatch: Nil, owed: Deque::new(), arena: [0; ARENA], arena_used: 0, last_deadline: 0, stats: ZERO }
+        Self { dispatch: Nil, owed: Deque::new(), arena: [0; ARENA], last_deadline: 0, stats: ZERO }
     }
 }
 
@@ -144,7 +143,6 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Server<D, Q, ARENA> {
             dispatch: f(self.dispatch),
             owed: self.owed,
             arena: self.arena,
-            arena_used: self.arena_used,
             last_deadline: self.last_deadline,
             stats: self.stats,
         }
@@ -171,7 +169,6 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Server<D, Q, ARENA> {
                 dispatch: Pin::new_unchecked(&mut this.dispatch),
                 owed: &mut this.owed,
                 arena: &mut this.arena,
-                arena_used: &mut this.arena_used,
                 last_deadline: &mut this.last_deadline,
                 stats: &mut this.stats,
             }
@@ -184,7 +181,6 @@ pub(crate) struct Parts<'s, D, const Q: usize, const ARENA: usize> {
     pub dispatch: Pin<&'s mut D>,
     pub owed: &'s mut Deque<Owed, Q>,
     pub arena: &'s mut [u8; ARENA],
-    pub arena_used: &'s mut usize,
     pub last_deadline: &'s mut i64,
     pub stats: &'s mut ServeStats,
 }
@@ -211,14 +207,55 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
         if self.owed.is_full() {
             return false;
         }
-        let start = *self.arena_used;
-        let Some(place) = self.arena.get_mut(start..start + body.len()) else {
+        let Some(start) = self.place(body.len()) else {
             return self.refuse(id, Refusal::Busy);
         };
-        place.copy_from_slice(body);
-        *self.arena_used = start + body.len();
+        if let Some(place) = self.arena.get_mut(start..start + body.len()) {
+            place.copy_from_slice(body);
+        }
         self.stats.deferred = self.stats.deferred.wrapping_add(1);
         self.owed.push_back(Owed::Deferred { id, index, deadline, start, len: body.len() }).is_ok()
+    }
+
+    /// Where `len` bytes go in the arena, a ring: held requests leave it in
+    /// the order they came (first in, first out), so the live bytes run
+    /// from the oldest held request's start to the newest's end, wrapping
+    /// at the arena's end; `None` when they do not fit.
+    fn place(&self, len: usize) -> Option<usize> {
+        if len == 0 {
+            return Some(0);
+        }
+        let mut held = self.owed.iter().filter_map(|o| match *o {
+            Owed::Deferred { start, len, .. } if len > 0 => Some((start, len)),
+            _ => None,
+        });
+        let Some((head, _)) = held.next() else { return (len <= ARENA).then_some(0) };
+        let (last, last_len) = held.last().unwrap_or((head, 0));
+        let tail = if last_len == 0 { self.end_of(head) } else { last + last_len };
+        if last >= head {
+            // [head, tail) is used: after it, or else before head.
+            if ARENA - tail >= len {
+                Some(tail)
+            } else if head >= len {
+                Some(0)
+            } else {
+                None
+            }
+        } else {
+            // Wrapped: [head, ARENA) and [0, tail) are used.
+            (head - tail >= len).then_some(tail)
+        }
+    }
+
+    /// The end of the held request that starts at `start`.
+    fn end_of(&self, start: usize) -> usize {
+        self.owed
+            .iter()
+            .find_map(|o| match *o {
+                Owed::Deferred { start: s, len, .. } if s == start && len > 0 => Some(s + len),
+                _ => None,
+            })
+            .unwrap_or(start)
     }
 
     /// The peer cancelled request `id`: a held one is skipped, a running
@@ -233,18 +270,61 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
         }
     }
 
-    /// Frees the arena once nothing in it is owed.
-    pub fn compact(&mut self) {
-        if !self.owed.iter().any(|o| matches!(o, Owed::Deferred { .. })) {
-            *self.arena_used = 0;
-        }
-    }
-
     /// Forgets everything owed (a new session).
     pub fn reset(&mut self) {
         self.owed.clear();
-        *self.arena_used = 0;
         *self.last_deadline = 0;
         self.dispatch.as_mut().reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn starts<D: Dispatch, const Q: usize, const A: usize>(parts: &Parts<'_, D, Q, A>) -> std::vec::Vec<(u32, usize)> {
+        parts
+            .owed
+            .iter()
+            .map(|o| match *o {
+                Owed::Deferred { id, start, .. } => (id, start),
+                Owed::Refuse { id, .. } | Owed::NoReply { id } => (id, usize::MAX),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn held_requests_use_the_arena_as_a_ring_and_busy_only_when_it_is_full() {
+        let mut server = core::pin::pin!(Server::<Nil, 4, 16>::with_room());
+        let mut p = server.as_mut().parts();
+        assert!(p.defer(1, 0, 0, &[1; 6]));
+        assert!(p.defer(2, 0, 0, &[2; 6]));
+        // 4 bytes left at the end: a 6-byte request does not fit anywhere.
+        assert!(p.defer(3, 0, 0, &[3; 6]));
+        assert_eq!(starts(&p), [(1, 0), (2, 6), (3, usize::MAX)], "refused Busy, owed as a refusal");
+        assert_eq!(p.stats.busy, 1);
+        // The first is answered: its 6 bytes at the start come free, and
+        // the next request wraps there.
+        p.owed.pop_front();
+        assert!(p.defer(4, 0, 0, &[4; 5]));
+        assert_eq!(starts(&p), [(2, 6), (3, usize::MAX), (4, 0)]);
+        assert_eq!(p.arena.get(..5), Some(&[4u8; 5][..]));
+        // Wrapped: between the newest's end (5) and the oldest's start (6)
+        // one byte is free; a second one does not fit.
+        p.owed.pop_front();
+        p.owed.pop_front();
+        assert!(p.defer(5, 0, 0, &[5; 1]));
+        assert_eq!(starts(&p), [(4, 0), (5, 5)]);
+        assert!(p.defer(6, 0, 0, &[]), "an empty body needs no room");
+        assert!(p.defer(7, 0, 0, &[7; 10]));
+        assert_eq!(starts(&p), [(4, 0), (5, 5), (6, 0), (7, 6)]);
+        // Room for four owed answers: a fifth request is a violation.
+        assert!(!p.defer(8, 0, 0, &[8]));
+        assert!(!p.refuse(8, Refusal::Busy));
+        // A cancel skips a held request; a reset forgets everything.
+        p.cancel(5);
+        assert_eq!(starts(&p), [(4, 0), (5, usize::MAX), (6, 0), (7, 6)]);
+        p.reset();
+        assert!(p.owed.is_empty());
     }
 }
