@@ -64,19 +64,115 @@ class Varints(unittest.TestCase):
                 postcard.encode_u32(bad)
         with self.assertRaises(ValueError):
             postcard.encode_u8(256)
+        for bad in (-1, 2**64):
+            with self.subTest(bad=bad), self.assertRaises(ValueError):
+                postcard.encode_u64(bad)
+        for bad in (-(2**63) - 1, 2**63):
+            with self.subTest(bad=bad), self.assertRaises(ValueError):
+                postcard.encode_i64(bad)
+        for bad_type in (True, 1.0, "1"):
+            with self.subTest(bad_type=bad_type), self.assertRaises(ValueError):
+                postcard.encode_i64(bad_type)  # type: ignore[arg-type]
         with self.assertRaises(ValueError):
-            postcard.encode_varint(1, 64)
+            postcard.encode_varint(1, 8)
+        with self.assertRaises(ValueError):
+            Reader(b"\x00").varint(128)
 
     def test_random_values_round_trip(self) -> None:
         for seed in seeds():
             with self.subTest(seed=seed):
                 r = rng(seed)
                 for _ in range(500):
-                    bits = r.choice((16, 32))
+                    bits = r.choice((16, 32, 64))
                     v = r.getrandbits(r.randrange(1, bits + 1))
                     enc = postcard.encode_varint(v, bits)
                     rd = Reader(enc + b"\x99")
                     self.assertEqual(rd.varint(bits), v)
+                    self.assertEqual(rd.remaining, 1)
+
+
+class SixtyFourBits(unittest.TestCase):
+    """``u64`` and zigzag ``i64``, used by the rpc frames (section 12.1)."""
+
+    def test_known_u64_encodings(self) -> None:
+        cases = {
+            0: "00",
+            0x7F: "7f",
+            2**32 - 1: "ff ff ff ff 0f",
+            2**32: "80 80 80 80 10",
+            2**56: "80 80 80 80 80 80 80 80 01",
+            2**63: "80 80 80 80 80 80 80 80 80 01",
+            2**64 - 1: "ff ff ff ff ff ff ff ff ff 01",
+        }
+        for value, hx in cases.items():
+            with self.subTest(value=value):
+                self.assertEqual(postcard.encode_u64(value).hex(" "), hx)
+                self.assertEqual(Reader(bytes.fromhex(hx)).u64(), value)
+                self.assertEqual(postcard.varint_len(value), len(bytes.fromhex(hx)))
+
+    def test_known_i64_encodings(self) -> None:
+        cases = {
+            0: "00",
+            -1: "01",
+            1: "02",
+            -2: "03",
+            63: "7e",
+            -64: "7f",
+            64: "80 01",
+            1200: "e0 12",
+            -1200: "df 12",
+            2**63 - 1: "fe ff ff ff ff ff ff ff ff 01",
+            -(2**63): "ff ff ff ff ff ff ff ff ff 01",
+        }
+        for value, hx in cases.items():
+            with self.subTest(value=value):
+                self.assertEqual(postcard.encode_i64(value).hex(" "), hx)
+                self.assertEqual(Reader(bytes.fromhex(hx)).i64(), value)
+
+    def test_zigzag_is_the_documented_formula(self) -> None:
+        for n in (0, 1, -1, 2, -2, 1200, -1200, 2**62, -(2**62), 2**63 - 1, -(2**63)):
+            with self.subTest(n=n):
+                # (n << 1) ^ (n >> 63) on 64-bit two's complement.
+                expected = ((n << 1) ^ (n >> 63)) & postcard.U64_MAX
+                self.assertEqual(postcard.zigzag_encode(n), expected)
+                self.assertEqual(postcard.zigzag_decode(expected), n)
+        with self.assertRaises(ValueError):
+            postcard.zigzag_decode(2**64)
+        with self.assertRaises(ValueError):
+            postcard.zigzag_decode(-1)
+
+    def test_limits_of_the_width(self) -> None:
+        # u64: at most 10 bytes, the tenth at most 01.
+        for hx in (
+            "ff ff ff ff ff ff ff ff ff 02",
+            "80 80 80 80 80 80 80 80 80 80 00",
+            "ff ff ff ff ff ff ff ff ff 81",
+        ):
+            with self.subTest(hx=hx):
+                with self.assertRaises(MalformedInput):
+                    Reader(bytes.fromhex(hx)).u64()
+                with self.assertRaises(MalformedInput):
+                    Reader(bytes.fromhex(hx)).i64()
+        self.assertEqual(Reader(bytes.fromhex("80 80 80 80 80 80 80 80 80 00")).u64(), 0)
+        for hx in ("", "80", "ff ff ff ff ff ff ff ff ff"):
+            with self.subTest(hx=hx):
+                with self.assertRaises(TruncatedInput):
+                    Reader(bytes.fromhex(hx)).u64()
+                with self.assertRaises(TruncatedInput):
+                    Reader(bytes.fromhex(hx)).i64()
+
+    def test_random_values_round_trip(self) -> None:
+        for seed in seeds():
+            with self.subTest(seed=seed):
+                r = rng(seed)
+                for _ in range(500):
+                    n = r.getrandbits(r.randrange(1, 65))
+                    s = n - (1 << 63) if r.random() < 0.5 else n >> 1
+                    if r.random() < 0.5:
+                        s = -s - 1
+                    rd = Reader(postcard.encode_u64(n) + postcard.encode_i64(s) + b"\x99")
+                    self.assertEqual(rd.u64(), n)
+                    self.assertEqual(rd.i64(), s)
                     self.assertEqual(rd.remaining, 1)
 
 
@@ -121,7 +217,7 @@ class OtherPrimitives(unittest.TestCase):
                     rd = Reader(data)
                     try:
                         for _ in range(8):
-                            op = r.randrange(6)
+                            op = r.randrange(8)
                             if op == 0:
                                 rd.u8()
                             elif op == 1:
@@ -132,6 +228,10 @@ class OtherPrimitives(unittest.TestCase):
                                 rd.bool()
                             elif op == 4:
                                 rd.byte_slice()
+                            elif op == 5:
+                                rd.u64()
+                            elif op == 6:
+                                rd.i64()
                             else:
                                 rd.fixed(r.randrange(0, 5))
                         rd.finish()

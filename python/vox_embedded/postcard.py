@@ -1,6 +1,7 @@
 """Encoding primitives of the wire protocol (docs/PROTOCOL.md, section 1).
 
-Structured data is postcard 1.x. The document defines these encodings:
+Structured data is postcard 1.x. The document defines these encodings
+(``u64`` and ``i64`` in section 12.1, for the rpc frames):
 
 ========================  ==============================================
 type                      encoding
@@ -10,6 +11,9 @@ type                      encoding
                           first; at most 3 bytes for ``u16`` (the third at
                           most ``0x03``), 5 for ``u32`` (the fifth at most
                           ``0x0F``); longer or larger encodings are malformed
+``u64``                   the same, at most 10 bytes (the tenth at most
+                          ``0x01``)
+``i64``                   zigzag (``(n << 1) ^ (n >> 63)``), then as ``u64``
 ``bool``                  ``00`` or ``01``; anything else is malformed
 ``Option<T>``             ``00``, or ``01`` followed by ``T``
 ``[u8; N]``               the ``N`` bytes
@@ -18,8 +22,9 @@ struct, tuple             the fields in order
 enum                      the variant index as a varint, then its fields
 ========================  ==============================================
 
-Signed integers (postcard's zigzag encoding) are not used by the protocol
-and are not provided.
+The document gives no length limit for the ``u64`` varint; the one here is
+postcard's (see PROTOCOL_GAPS.md). ``i16`` and ``i32`` are not used by the
+protocol and are not provided.
 
 Decoding goes through :class:`Reader`, which raises only
 :class:`TruncatedInput` (the bytes ended inside a value) or
@@ -38,10 +43,17 @@ __all__ = [
     "MalformedInput",
     "U16_MAX",
     "U32_MAX",
+    "U64_MAX",
+    "I64_MIN",
+    "I64_MAX",
     "encode_u8",
     "encode_varint",
     "encode_u16",
     "encode_u32",
+    "encode_u64",
+    "encode_i64",
+    "zigzag_encode",
+    "zigzag_decode",
     "encode_bool",
     "encode_byte_slice",
     "varint_len",
@@ -50,6 +62,12 @@ __all__ = [
 
 U16_MAX = 0xFFFF
 U32_MAX = 0xFFFF_FFFF
+U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+I64_MIN = -(1 << 63)
+I64_MAX = (1 << 63) - 1
+
+#: The unsigned varint widths the protocol uses.
+_VARINT_BITS = (16, 32, 64)
 
 
 class PostcardError(VoxError):
@@ -79,13 +97,13 @@ def encode_u8(value: int) -> bytes:
 
 
 def encode_varint(value: int, bits: int) -> bytes:
-    """Encodes an unsigned integer of ``bits`` bits (16 or 32) as a varint.
+    """Encodes an unsigned integer of ``bits`` bits (16, 32 or 64) as a varint.
 
     Seven bits per byte, least significant group first, the high bit set on
     every byte but the last; the shortest encoding (the one every encoder
     writes).
     """
-    if bits not in (16, 32):
+    if bits not in _VARINT_BITS:
         raise ValueError(f"the protocol has no u{bits} varint")
     _check_range(value, bits)
     out = bytearray()
@@ -104,6 +122,35 @@ def encode_u16(value: int) -> bytes:
 def encode_u32(value: int) -> bytes:
     """Encodes a ``u32`` varint (1 to 5 bytes)."""
     return encode_varint(value, 32)
+
+
+def encode_u64(value: int) -> bytes:
+    """Encodes a ``u64`` varint (1 to 10 bytes)."""
+    return encode_varint(value, 64)
+
+
+def zigzag_encode(value: int) -> int:
+    """Maps an ``i64`` to the ``u64`` postcard writes for it:
+    ``(n << 1) ^ (n >> 63)`` (0, -1, 1, -2, ... become 0, 1, 2, 3, ...).
+
+    Raises ``ValueError`` for a value outside ``i64``.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if not I64_MIN <= value <= I64_MAX:
+        raise ValueError(f"{value} does not fit in i64")
+    return (value << 1) ^ (value >> 63)
+
+
+def zigzag_decode(value: int) -> int:
+    """The inverse of :func:`zigzag_encode`, for any ``u64``."""
+    _check_range(value, 64)
+    return (value >> 1) ^ -(value & 1)
+
+
+def encode_i64(value: int) -> bytes:
+    """Encodes an ``i64``: zigzag, then a ``u64`` varint (1 to 10 bytes)."""
+    return encode_u64(zigzag_encode(value))
 
 
 def varint_len(value: int) -> int:
@@ -164,7 +211,7 @@ class Reader:
         return b
 
     def varint(self, bits: int) -> int:
-        """Reads a varint of a ``bits``-bit unsigned type (16 or 32).
+        """Reads a varint of a ``bits``-bit unsigned type (16, 32 or 64).
 
         An encoding longer than the type allows, or whose last possible byte
         holds bits beyond the type, is :class:`MalformedInput`; running out of
@@ -172,7 +219,7 @@ class Reader:
         within the length limit (``81 00`` for 1) are accepted, as the Rust
         peer does (see PROTOCOL_GAPS.md).
         """
-        if bits not in (16, 32):
+        if bits not in _VARINT_BITS:
             raise ValueError(f"the protocol has no u{bits} varint")
         max_len = (bits + 6) // 7
         last_max = (1 << (bits - 7 * (max_len - 1))) - 1
@@ -197,6 +244,14 @@ class Reader:
     def u32(self) -> int:
         """Reads a ``u32`` varint."""
         return self.varint(32)
+
+    def u64(self) -> int:
+        """Reads a ``u64`` varint."""
+        return self.varint(64)
+
+    def i64(self) -> int:
+        """Reads an ``i64``: a ``u64`` varint, then zigzag decoded."""
+        return zigzag_decode(self.varint(64))
 
     def bool(self) -> bool:
         """Reads a ``bool``: ``00`` or ``01``, anything else is malformed."""

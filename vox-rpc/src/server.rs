@@ -230,7 +230,7 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
             _ => None,
         });
         let Some((head, _)) = held.next() else { return (len <= ARENA).then_some(0) };
-        let (last, last_len) = held.last().unwrap_or((head, 0));
+        let (last, last_len) = held.next_back().unwrap_or((head, 0));
         let tail = if last_len == 0 { self.end_of(head) } else { last + last_len };
         if last >= head {
             // [head, tail) is used: after it, or else before head.
