@@ -316,3 +316,41 @@ fn a_request_too_large_is_never_sent_and_a_response_too_large_says_the_call_ran(
         })
     })
 }
+
+// r[verify rpc.keys]
+#[test]
+fn the_built_in_describe_call_lists_a_peers_endpoints_with_names_and_keys() {
+    use vox_rpc::{Endpoint, Kind};
+    run_sim(|rt| {
+        Box::pin(async move {
+            let p = pair::<4>(&rt);
+            let mut listed = Vec::new();
+            p.host
+                .describe(200 * MS, &mut |e| {
+                    assert_eq!(e.kind, Kind::Endpoint);
+                    listed.push((e.name.to_owned(), e.key));
+                })
+                .await
+                .unwrap();
+            listed.sort();
+            let mut expected: Vec<(String, vox_rpc::EndpointKey)> = [
+                (Double::NAME, Double::KEY),
+                (Fail::NAME, Fail::KEY),
+                (Slow::NAME, Slow::KEY),
+                (Nap::NAME, Nap::KEY),
+                (Echo::NAME, Echo::KEY),
+                (Fill::NAME, Fill::KEY),
+            ]
+            .into_iter()
+            .map(|(n, k)| (n.to_owned(), k))
+            .collect();
+            expected.sort();
+            assert_eq!(listed, expected);
+            // The device asks the host, which serves one endpoint.
+            let mut host = Vec::new();
+            p.device.describe(200 * MS, &mut |e| host.push(e.name.to_owned())).await.unwrap();
+            assert_eq!(host, ["host_time"]);
+            assert!(p.ran.borrow().is_empty(), "no handler ran");
+        })
+    })
+}

@@ -180,8 +180,9 @@ struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: us
 /// entry is handed to it (a caller beyond `WAIT` waiting ones fails at
 /// once with [`CallError::Busy`](crate::CallError::Busy), not sent).
 ///
-/// RAM: `N × (BUF + 40) + WAIT × 12 + PEER × 4 + 120` bytes on a 32-bit
-/// MCU (the `firmware_size` bench measures it). Put it in a `static` on a
+/// RAM: about `N × (BUF + 48) + WAIT × 12 + PEER × 4 + 140` bytes on a
+/// 32-bit MCU (the demo device's `Calls<_, 1, 24, 4, 2>`: 248 B, as the
+/// `firmware_size` bench's symbols show). Put it in a `static` on a
 /// device, in an `Arc` on a host; a [`Client`](crate::Client) reaches it
 /// through a [`StorageRef`](vox_types::StorageRef).
 // r[impl rpc.inflight]
@@ -709,6 +710,9 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
                 })
                 .min_by_key(|&(seq, ..)| seq.wrapping_sub(self.next_seq))
                 .map(|(_, i, key, deadline)| (i, key, deadline))?;
+            if key == crate::describe::DESCRIBE_KEY {
+                return Some((slot, crate::describe::DESCRIBE, deadline));
+            }
             match self.peer.endpoints.iter().position(|k| *k == key) {
                 Some(index) => return Some((slot, index as u16, deadline)),
                 None => {

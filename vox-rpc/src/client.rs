@@ -106,6 +106,26 @@ impl<T: CallTable, C: Clock> Client<T, C> {
         .await
     }
 
+    /// Asks the peer for the list of its endpoints and topics, with their
+    /// names and keys (for tooling: the built-in describe call); `f` gets
+    /// each entry, borrowing the answer.
+    ///
+    /// ```no_run
+    /// # async fn f(client: vox_rpc::Client<vox_rpc::Calls<embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 4, 256>, vox_link_embedded::host::TokioClock>) {
+    /// client.describe(core::time::Duration::from_secs(1), &mut |entry| {
+    ///     println!("{:?} {} {}", entry.kind, entry.key, entry.name);
+    /// }).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn describe(&self, timeout: Duration, f: &mut dyn FnMut(crate::Described<'_>)) -> Result<(), CallError> {
+        let deadline = deadline_after(self.clock.now(), timeout);
+        self.call_raw(crate::describe::DESCRIBE_KEY, &(), deadline, |answer, bytes| match answer {
+            Ok(()) if crate::describe::each(bytes, f) => Ok(()),
+            _ => Err(CallError::BadResponse),
+        })
+        .await
+    }
+
     async fn call_raw<Q: Serialize + Sync + ?Sized, R, H>(
         &self,
         key: EndpointKey,

@@ -100,6 +100,9 @@ impl core::fmt::Display for NoError {
 pub const fn assert_unique(names: &[&str], keys: &[u32]) {
     let mut i = 0;
     while i < names.len() {
+        if keys[i] == 0 {
+            panic!("vox_rpc::declare!: an entry's key is 0, reserved for the built-in describe call; rename it");
+        }
         let mut j = i + 1;
         while j < names.len() {
             if str_eq(names[i], names[j]) {

@@ -77,6 +77,7 @@ mod body;
 mod calls;
 mod client;
 mod clock_sync;
+mod describe;
 mod dispatch;
 #[doc(hidden)]
 pub mod endpoint;
@@ -91,6 +92,7 @@ pub use body::{Body, EncodeBody, Postcard};
 pub use calls::{CallId, CallStats, CallTable, Calls, PeerInfo};
 pub use client::Client;
 pub use clock_sync::{ClockSync, DRIFT_PPM};
+pub use describe::{DESCRIBE, Described, Kind};
 pub use dispatch::{Async, Dispatch, Handled, Nil, Outcome, Plain, Req};
 pub use endpoint::{Endpoint, EndpointKey, NoError, Topic};
 pub use outcome::CallError;

@@ -5,6 +5,7 @@
 //! receiving to wait for its own sending half.
 
 use crate::calls::Answer;
+use crate::describe;
 use crate::dispatch::{Handled, Outcome};
 use crate::server::{Owed, Parts};
 use crate::wire::{Frame, Hello, PROTOCOL_VERSION, RpcFamily};
@@ -371,7 +372,8 @@ impl<
                     let body = parts.arena.get(start..start + len).unwrap_or(&[]);
                     let mut permit = Some(permit);
                     let mut result = Ok(());
-                    let handled = parts.dispatch.as_mut().handle(
+                    let handled = describe::handle(
+                        parts.dispatch.as_mut(),
                         usize::from(index),
                         id,
                         body,
@@ -434,7 +436,7 @@ impl<
                 let id = request.id;
                 let body = request.body.bytes().unwrap_or(&[]);
                 let index = usize::from(request.endpoint);
-                let room = if index >= D::COUNT {
+                let room = if index >= D::COUNT && request.endpoint != describe::DESCRIBE {
                     parts.refuse(id, Refusal::Unknown)
                 } else if (now.as_millis() as i64) > deadline {
                     parts.refuse(id, Refusal::Expired)
@@ -443,7 +445,8 @@ impl<
                         Some(p) => {
                             let mut p = Some(p);
                             let mut result = Ok(());
-                            let handled = parts.dispatch.as_mut().handle(
+                            let handled = describe::handle(
+                                parts.dispatch.as_mut(),
                                 index,
                                 id,
                                 body,
@@ -460,7 +463,7 @@ impl<
                                 Step::Failed(e) => return Err(e),
                             }
                         }
-                        None => match parts.dispatch.as_mut().handle(index, id, body, None) {
+                        None => match describe::handle(parts.dispatch.as_mut(), index, id, body, None) {
                             Handled::NeedsPermit => parts.defer(id, request.endpoint, deadline, body),
                             Handled::Started | Handled::Answered => true,
                             Handled::Refused(why) => parts.refuse(id, why),
