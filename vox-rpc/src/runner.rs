@@ -19,7 +19,7 @@ use vox_types::{Clock, Conduit, ConduitError, ConduitRx, ConduitTx, ConduitTxPer
 
 /// Clock samples taken at connect, back to back, to find a short round
 /// trip.
-const SAMPLES_AT_CONNECT: u32 = 4;
+const SAMPLES_AT_CONNECT: u32 = 8;
 /// Time between clock samples after those (ms).
 pub const RESYNC_MS: u64 = 30_000;
 
