@@ -6,7 +6,9 @@ This first slice holds the codecs only, no I/O and no state machines:
 * :mod:`vox_embedded.postcard`: the encoding primitives (section 1);
 * :mod:`vox_embedded.framing`: the framed link codec (section 2);
 * :mod:`vox_embedded.prologue`: the link prologue and its checks (section 3);
-* :mod:`vox_embedded.stable_frames`: the stable conduit's frames (section 6).
+* :mod:`vox_embedded.stable_frames`: the stable conduit's frames (section 6);
+* :mod:`vox_embedded.rpc_frames`: the frames of calls, clock samples and the
+  service fingerprint (section 12).
 
 Every decoder raises (or, for the frame decoder, reports) only subclasses
 of :class:`vox_embedded.errors.VoxError` on bad peer bytes.
