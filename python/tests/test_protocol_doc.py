@@ -58,11 +58,10 @@ EXAMPLES: dict[str, Example] = {
     # after the previous request's; its reply 42.
     "rpc-request": rpc_frames.Request(id=130, endpoint=1, deadline=1200, body=b"\x15"),
     "rpc-reply": rpc_frames.Reply(id=130, body=b"\x2a"),
-    # Version 1, Q = 4, fingerprint 0x01020304 (as the document gives it, not
-    # the FNV-1a of the key list: see PROTOCOL_GAPS.md), one endpoint
-    # 0xddccbbaa, no topics.
+    # Version 1, Q = 4, one endpoint 0xddccbbaa and its fingerprint
+    # 0x5b8c0245, no topics.
     "rpc-hello": rpc_frames.Hello(
-        version=1, max_in_flight=4, fingerprint=0x01020304, endpoints=[0xDDCCBBAA], topics=[]
+        version=1, max_in_flight=4, fingerprint=0x5B8C0245, endpoints=[0xDDCCBBAA], topics=[]
     ),
     "rpc-refused-expired": rpc_frames.Refused(id=3, why=Refusal.EXPIRED),
 }

@@ -289,9 +289,11 @@ class ClockSamples(unittest.TestCase):
         self.assertEqual(rf.clock_sample(7, 7, 7, 7), (0, 0))
         self.assertEqual(rf.clock_sample(0, 2**64 - 1, 2**64 - 1, 0), (2**64 - 1, 0))
 
-    def test_inconsistent_readings_are_returned_as_computed(self) -> None:
+    def test_impossible_readings_are_dropped(self) -> None:
         # The peer claims it held the query longer than the round trip took.
-        self.assertEqual(rf.clock_sample(0, 10, 30, 5), (17, -15))
+        self.assertIsNone(rf.clock_sample(0, 10, 30, 5))
+        self.assertIsNone(rf.clock_sample(10, 5, 6, 9), "t3 < t0")
+        self.assertIsNone(rf.clock_sample(0, 6, 5, 9), "t2 < t1")
 
     def test_error_bound(self) -> None:
         # ceil(rtt / 2) + 3.
@@ -317,7 +319,9 @@ class ClockSamples(unittest.TestCase):
                     t1 = t0 + there + offset
                     t2 = t1 + hold
                     t3 = t2 - offset + back
-                    got_offset, rtt = rf.clock_sample(t0, t1, t2, t3)
+                    sample = rf.clock_sample(t0, t1, t2, t3)
+                    assert sample is not None
+                    got_offset, rtt = sample
                     self.assertEqual(rtt, there + back)
                     self.assertEqual(got_offset, math.floor(Fraction(t1 - t0 + t2 - t3, 2)))
                     self.assertLess(abs(got_offset - offset), rf.error_bound(rtt))
@@ -419,14 +423,12 @@ class Fingerprint(unittest.TestCase):
         self.assertNotEqual(rf.service_fingerprint([1, 2]), rf.service_fingerprint([2, 1]))
         self.assertEqual(rf.service_fingerprint(iter([1, 2])), rf.fnv1a32(bytes.fromhex("01000000 02000000")))
 
-    def test_the_hello_example_does_not_carry_its_own_fingerprint(self) -> None:
-        """The document's rpc-hello has fingerprint 0x01020304 for the key
-        0xddccbbaa (PROTOCOL_GAPS.md); a fingerprint is reported, never
-        enforced, so it decodes all the same."""
-        hello = rf.decode_frame(bytes.fromhex("06 01 04 84 86 88 08 04 aa bb cc dd 00"))
+    def test_the_hello_example_carries_its_own_fingerprint(self) -> None:
+        """The document's rpc-hello: the key 0xddccbbaa and its FNV-1a
+        fingerprint (G17, fixed in the document)."""
+        hello = rf.decode_frame(bytes.fromhex("06 01 04 c5 84 b0 dc 05 04 aa bb cc dd 00"))
         assert isinstance(hello, Hello)
-        self.assertEqual(hello.fingerprint, 0x01020304)
-        self.assertNotEqual(rf.service_fingerprint(hello.endpoints), hello.fingerprint)
+        self.assertEqual(hello.fingerprint, rf.service_fingerprint(hello.endpoints))
 
     def test_keys_must_be_u32(self) -> None:
         for bad in ([2**32], [-1], [True], ["a"]):

@@ -405,8 +405,9 @@ def _check_u64(name: str, value: int) -> None:
         raise ValueError(f"{name} = {value!r} is not a u64 clock reading")
 
 
-def clock_sample(t0: int, t1: int, t2: int, t3: int) -> tuple[int, int]:
-    """One clock sample (section 12.3), as ``(offset_ms, rtt_ms)``.
+def clock_sample(t0: int, t1: int, t2: int, t3: int) -> tuple[int, int] | None:
+    """One clock sample (section 12.3), as ``(offset_ms, rtt_ms)``, or
+    ``None`` for an impossible one, which a side drops.
 
     ``t0`` is the asker's clock when it sent ``TimeQuery``, ``t1`` and
     ``t2`` the peer's clock when the query arrived and when it sent
@@ -416,16 +417,15 @@ def clock_sample(t0: int, t1: int, t2: int, t3: int) -> tuple[int, int]:
     * ``offset = (t1 - t0 + t2 - t3) / 2``, peer minus asker, rounded toward
       minus infinity.
 
-    Computed on unbounded integers: with readings that are not in that
-    order (``t3 < t0`` or ``t2 < t1``, which only a wrong peer or clock
-    gives) the round trip may come out negative; the document does not say
-    what a side does with such a sample (see PROTOCOL_GAPS.md), so it is
-    returned as computed. Raises ``ValueError`` for a reading that is not a
-    ``u64``.
+    Impossible: ``t3 < t0``, ``t2 < t1`` or a negative round trip (only a
+    wrong or hostile peer gives them). Raises ``ValueError`` for a reading
+    that is not a ``u64``.
     """
     for name, value in (("t0", t0), ("t1", t1), ("t2", t2), ("t3", t3)):
         _check_u64(name, value)
     rtt = (t3 - t0) - (t2 - t1)
+    if t3 < t0 or t2 < t1 or rtt < 0:
+        return None
     offset = (t1 - t0 + t2 - t3) // 2
     return offset, rtt
 

@@ -55,7 +55,7 @@ fn examples() -> Vec<(&'static str, Example)> {
             Rpc(vox_rpc::Frame::Hello(vox_rpc::Hello {
                 version: 1,
                 max_in_flight: 4,
-                fingerprint: 0x0102_0304,
+                fingerprint: 0x5b8c_0245,
                 endpoints: vox_rpc::Body::Bytes(&[0xaa, 0xbb, 0xcc, 0xdd]),
                 topics: vox_rpc::Body::Bytes(&[]),
             })),

@@ -45,10 +45,11 @@ impl ClockSync {
     /// firmware.)
     pub fn sample(&mut self, t0: u64, t1: u64, t2: u64, t3: Instant) -> bool {
         let t3 = t3.as_millis();
-        if t3 < t0 || t2 < t1 {
+        // Impossible (a wrong or hostile peer): dropped, not clamped.
+        if t3 < t0 || t2 < t1 || t2 - t1 > t3 - t0 {
             return false;
         }
-        let rtt = (t3 - t0).saturating_sub(t2 - t1);
+        let rtt = (t3 - t0) - (t2 - t1);
         // Times are ms since boot: far below 2^62, so the differences fit.
         let there = (t1 as i64).wrapping_sub(t0 as i64);
         let back = (t2 as i64).wrapping_sub(t3 as i64);
@@ -129,6 +130,8 @@ mod tests {
         let mut sync = ClockSync::new();
         assert!(!sync.sample(100, 50, 40, Instant::from_millis(120)));
         assert!(!sync.sample(100, 50, 60, Instant::from_millis(90)));
+        // The peer claims to have held the query longer than the round trip.
+        assert!(!sync.sample(100, 50, 70, Instant::from_millis(110)));
         assert_eq!(sync.epsilon(Instant::from_millis(0)), None);
     }
 }

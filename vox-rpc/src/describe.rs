@@ -84,7 +84,12 @@ pub(crate) fn each(mut bytes: &[u8], f: &mut dyn FnMut(Described<'_>)) -> bool {
             return false;
         };
         bytes = rest;
-        let kind = if kind == 1 { Kind::Topic } else { Kind::Endpoint };
+        let kind = match kind {
+            0 => Kind::Endpoint,
+            1 => Kind::Topic,
+            // Reserved: skipped.
+            _ => continue,
+        };
         f(Described { kind, key: EndpointKey(key), name });
     }
     bytes.is_empty()

@@ -417,6 +417,9 @@ impl<
                     return Err(RunError::Violation("a second greeting"));
                 }
                 let endpoints = hello.endpoints.bytes().unwrap_or(&[]);
+                if endpoints.len() % 4 != 0 {
+                    return Err(RunError::Violation("a key list whose length is not a multiple of 4"));
+                }
                 self.calls.greeted(endpoints, hello.max_in_flight, hello.fingerprint);
                 self.greeted = true;
                 self.query_at = Some(now);

@@ -176,12 +176,12 @@ mod frozen {
         let hello = Frame::Hello(Hello {
             version: PROTOCOL_VERSION,
             max_in_flight: 4,
-            fingerprint: 0x0102_0304,
+            fingerprint: 0x5b8c_0245,
             endpoints: Body::Bytes(&[0xaa, 0xbb, 0xcc, 0xdd]),
             topics: Body::Bytes(&[]),
         });
         let bytes = |f: &Frame<'_>| postcard::to_allocvec(f).unwrap();
-        assert_eq!(bytes(&hello), [0x06, 0x01, 0x04, 0x84, 0x86, 0x88, 0x08, 0x04, 0xaa, 0xbb, 0xcc, 0xdd, 0x00]);
+        assert_eq!(bytes(&hello), [0x06, 0x01, 0x04, 0xc5, 0x84, 0xb0, 0xdc, 0x05, 0x04, 0xaa, 0xbb, 0xcc, 0xdd, 0x00]);
         assert_eq!(bytes(&Frame::TimeQuery { t0: 1000 }), [0x07, 0xe8, 0x07]);
         assert_eq!(bytes(&Frame::TimeReply { t0: 1000, t1: 5, t2: 6 }), [0x08, 0xe8, 0x07, 0x05, 0x06]);
         let request = Frame::Request(Request { id: 130, endpoint: 1, deadline: 1200, body: Body::Bytes(&[21]) });
