@@ -49,7 +49,9 @@ fn final_end(session: Result<(), SessionError>, calls: Result<(), RunError>) -> 
 
 /// The dialing side (a device): stable sessions on `storage` (reset for
 /// each), links from `links`, one after another, each carrying calls from
-/// `calls` and to `server` (see [`run`](crate::run)); returns why a new
+/// `calls` and to `server` (see [`run`](crate::run)), waiting
+/// `config.retry_delay_ms` after a session that failed (a busy acceptor
+/// refused it, the peer restarted); returns why a new
 /// session cannot help (a refusal, a configuration the storage cannot
 /// serve, an exhausted link source, another rpc envelope version, a peer
 /// that broke the protocol).
@@ -106,8 +108,13 @@ where
         };
         let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
         let (session, calls) = join(driver.run(&mut links, clock.clone()), running).await;
+        let failed = session.is_err();
         if let Some(e) = final_end(session, calls) {
             return e;
+        }
+        if failed {
+            // A busy acceptor, a lost session: a moment before the next.
+            clock.sleep_until(clock.now().add_millis(u64::from(config.retry_delay_ms))).await;
         }
     }
 }
@@ -154,8 +161,12 @@ where
         };
         let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
         let (session, calls) = join(driver.run(&mut links, rng(), clock.clone()), running).await;
+        let failed = session.is_err();
         if let Some(e) = final_end(session, calls) {
             return e;
+        }
+        if failed {
+            clock.sleep_until(clock.now().add_millis(u64::from(config.retry_delay_ms))).await;
         }
     }
 }

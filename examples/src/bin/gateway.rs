@@ -4,19 +4,22 @@
 //! resume key from its CSPRNG, routes a device's new connection to its
 //! session, and refuses newcomers when its table is full of live ones).
 //!
-//! Here the devices are tasks of this program (the demo's device
-//! protocol over `TcpDialer`s); a real one runs `vox-demo-device`.
+//! Here the devices are tasks of this program (serving the demo's
+//! `ReadSensor` through `vox-rpc` over `TcpDialer`s); a real one runs
+//! `vox-demo-device`. The host calls each device through its own table of
+//! calls.
 //! `cargo run --release -p vox-examples --bin gateway [-- DEVICES REQUESTS]`
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use std::pin::pin;
 use std::sync::Arc;
-use vox_conduit_stable::wire::RejectReason;
-use vox_conduit_stable::{SessionError, StableAcceptor, StableConduit, StableConfig, StableStorage};
-use vox_demo_protocol::{Command, DemoFamily, DemoMsg, answer};
+use std::time::Duration;
+use vox_conduit_stable::{StableAcceptor, StableConfig, StableStorage};
+use vox_demo_protocol::{ReadSensor, sensor_value};
 use vox_link_embedded::host::{TcpDialer, TcpLink, TcpListenerSource, TokioClock};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+use vox_rpc::{Calls, Client, RpcFamily, Server, SessionsEnded};
 
 type M = CriticalSectionRawMutex;
 /// Every session's storage: 4 KiB / 32 messages of replay and of receive ring.
@@ -25,35 +28,16 @@ type Storage = StableStorage<M, 4096, 32, 4096, 32>;
 const TABLE: usize = 64;
 const PENDING: usize = 32;
 
-/// A device: dials the gateway and answers every request until the host
-/// closes; the conduit reattaches by itself if the connection drops. A
-/// gateway that is busy (too many devices waiting for its `accept`)
-/// refuses the session on the wire: the device tries again.
-async fn device(gateway: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    loop {
-        let (conduit, driver) = StableConduit::<DemoFamily, Storage>::initiator(Arc::new(Storage::new()), CONFIG)?;
-        let (tx, mut rx) = conduit.split();
-        // Owns both halves: dropping them at its end closes the session.
-        let serve = async move {
-            let mut outputs = 0;
-            while let Some(request) = rx.recv().await? {
-                if let Some(reply) = answer(request.get::<DemoFamily>(), &mut outputs) {
-                    tx.reserve().await?.send(reply)?;
-                }
-            }
-            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-        };
-        let (driven, served) = tokio::join!(driver.run(TcpDialer::new(gateway), TokioClock), serve);
-        match driven {
-            Err(SessionError::Rejected(RejectReason::Busy)) => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            driven => {
-                driven?;
-                return served;
-            }
-        }
-    }
+/// A device: dials the gateway and serves `ReadSensor`, session after
+/// session (the conduit reattaches by itself if the connection drops; a
+/// gateway that is busy, with too many devices waiting for its `accept`,
+/// refuses the session on the wire, and the device tries again a moment
+/// later).
+async fn device(gateway: std::net::SocketAddr) -> SessionsEnded {
+    let calls = Calls::<M, 1, 16>::new();
+    let server = pin!(Server::new().serve::<ReadSensor, _>(|sensor| Ok(sensor_value(*sensor))));
+    let storage = Arc::new(Storage::new());
+    vox_rpc::initiator_sessions(storage, CONFIG, TcpDialer::new(gateway), &calls, server, TokioClock).await
 }
 
 const CONFIG: StableConfig = StableConfig::DEFAULT;
@@ -69,30 +53,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let gateway = listener.local_addr()?;
-    let (mut acceptor, runner) = StableAcceptor::<DemoFamily, Storage, M, TcpLink>::new::<_, _, TABLE, PENDING>(
+    let (mut acceptor, runner) = StableAcceptor::<RpcFamily, Storage, M, TcpLink>::new::<_, _, TABLE, PENDING>(
         TcpListenerSource::new(listener),
         TokioClock,
         CONFIG,
     )?;
     tokio::spawn(runner.run());
-    let devices_done: Vec<_> = (0..devices).map(|_| tokio::spawn(device(gateway))).collect();
+    for _ in 0..devices {
+        tokio::spawn(device(gateway));
+    }
 
-    // The host: for each device that connects, a task that sends requests
-    // and checks that each reply answers its request, in order. A device
-    // that fails never connects: the run is bounded.
+    // The host: for each device that connects, its session (the conduit's
+    // driver and the calls over it) and a task that calls it and checks
+    // every answer. A device that fails never connects: the run is
+    // bounded.
     let start = std::time::Instant::now();
     let run = async {
         let mut hosts = Vec::new();
         for _ in 0..devices {
             let (conduit, driver, links) = acceptor.accept().await?;
             tokio::spawn(driver.run(links, ChaCha20Rng::from_os_rng(), TokioClock));
+            let calls = Arc::new(Calls::<M, 4, 64>::new());
+            let client = Client::new(calls.clone(), TokioClock);
+            tokio::spawn(async move { vox_rpc::run(conduit, &*calls, pin!(Server::new()), TokioClock).await });
             hosts.push(tokio::spawn(async move {
-                let (tx, mut rx) = conduit.split();
-                for id in 0..requests {
-                    tx.reserve().await?.send(DemoMsg::Request { id, command: Command::ReadSensor { sensor: 1 } })?;
-                    match rx.recv().await?.as_ref().map(|m| m.get::<DemoFamily>()) {
-                        Some(DemoMsg::Reply { id: got, .. }) if *got == id => {}
-                        other => return Err(format!("request {id}: got {other:?}").into()),
+                for sensor in (0..requests).map(|i| (i % 8) as u8) {
+                    let value = client.call::<ReadSensor>(sensor, Duration::from_secs(5)).await?;
+                    if value != sensor_value(sensor) {
+                        return Err(format!("sensor {sensor}: got {value}").into());
                     }
                 }
                 Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(requests)
@@ -104,17 +92,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(answered)
     };
-    let answered = match tokio::time::timeout(std::time::Duration::from_secs(60), run).await {
+    let answered = match tokio::time::timeout(Duration::from_secs(60), run).await {
         Ok(answered) => answered?,
         Err(_) => return Err("the devices were not all served within 60 s".into()),
     };
-    for device in devices_done {
-        device.await??;
-    }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{devices} devices, {answered} requests answered in order through one StableAcceptor in {secs:.2} s \
-         ({:.0} requests/s)",
+        "{devices} devices, {answered} calls answered through vox-rpc over one StableAcceptor in {secs:.2} s \
+         ({:.0} calls/s)",
         f64::from(answered) / secs
     );
     Ok(())
