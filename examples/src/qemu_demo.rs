@@ -83,6 +83,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     let mut second = HostSession::start_on(serial(&by_id)).map_err(|e| e.to_string())?;
     let two = second.exercise(Workload { requests: requests / 4, ..work }).await;
     print_round("after a device reboot", &two);
+    let epsilon = second.client().epsilon();
     println!(
         "\nthe host saw the reboot as: {}",
         ended.as_ref().map_or_else(|| "nothing (timeout)".to_string(), |e| format!("{e:?} ({e})"))
@@ -90,6 +91,10 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     println!(
         "first session: {} frames sent, {} received, {} acks, {} reattachments",
         stats.frames_sent, stats.frames_received, stats.acks_sent, stats.reattachments
+    );
+    println!(
+        "the device may start a call at most {} after its deadline (the clock bound ε the host measured)",
+        epsilon.map_or_else(|| "an unknown time".to_string(), |e| format!("{e} ms"))
     );
     drop((second, qemu));
     let _ = std::fs::remove_dir_all(&dir);

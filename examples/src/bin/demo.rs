@@ -56,7 +56,9 @@ async fn main() {
             _ => Board::Lm3s6965,
         };
         let requests = arg(&args, "--requests", 5_000) as u32;
-        println!("vox-embedded demo: host <-> firmware in QEMU, StableConduit over FramedLink over the emulated UART");
+        println!(
+            "vox-embedded demo: host <-> firmware in QEMU, calls (vox-rpc) over StableConduit over FramedLink over the emulated UART"
+        );
         if let Err(e) = run_qemu_demo(board, requests).await {
             eprintln!("demo FAILED: {e}");
             std::process::exit(1);
