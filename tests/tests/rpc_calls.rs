@@ -354,3 +354,24 @@ fn the_built_in_describe_call_lists_a_peers_endpoints_with_names_and_keys() {
         })
     })
 }
+
+// r[verify rpc.deadline]
+#[test]
+fn clock_samples_come_at_connect_then_every_30_s_on_the_timer() {
+    run_sim(|rt| {
+        Box::pin(async move {
+            let p = pair::<4>(&rt);
+            let clock = rt.clock();
+            assert_eq!(p.host.call::<Double>(1, 200 * MS).await, Ok(2));
+            let start = clock.now();
+            clock.sleep(100 * MS).await;
+            assert_eq!(p.host.calls().clock_samples(), 8, "a burst at connect");
+            // Idle for 65 s: two resyncs, on the timer alone.
+            clock.sleep(Duration::from_secs(65)).await;
+            assert_eq!(p.host.calls().clock_samples(), 10);
+            assert_eq!(p.device.calls().clock_samples(), 10);
+            assert!(clock.now().millis_since(start) >= 65_000);
+            assert_eq!(p.host.call::<Double>(2, 200 * MS).await, Ok(4));
+        })
+    })
+}

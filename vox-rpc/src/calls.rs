@@ -470,8 +470,9 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
         });
     }
 
-    /// Clock samples taken in this session.
-    pub(crate) fn clock_samples(&self) -> u32 {
+    /// Clock samples taken in the session under way: 8 at its start, then
+    /// one every 30 s.
+    pub fn clock_samples(&self) -> u32 {
         self.with(|t| t.peer.sync.samples())
     }
 

@@ -165,10 +165,12 @@ where
     let mut session = Session {
         calls,
         server,
+        clock,
         greeted: false,
         hello_sent: false,
         time_reply: None,
         query_at: None,
+        query_due: false,
         query_out: false,
     };
     let mut permit = None;
@@ -182,18 +184,17 @@ where
         let received = {
             let mut recv = pin!(rx.recv());
             loop {
-                let now = clock.now();
                 if let Some(p) = permit.take() {
-                    match session.send_next(p, now) {
+                    match session.send_next(p) {
                         Step::Sent => continue,
                         Step::Idle(p) => permit = Some(p),
                         Step::Failed(e) => return Err(e),
                     }
                 }
-                // A query due now is sent at the top of the loop, once a
-                // permit is held; the timer only waits for later ones.
-                let query_at =
-                    if session.query_out || !session.greeted { None } else { session.query_at.filter(|at| *at > now) };
+                // A query due is sent at the top of the loop, once a permit
+                // is held; the timer waits for a later one. (No clock
+                // reading on an ordinary turn: only what is due reads it.)
+                let query_at = if session.query_out || session.query_due { None } else { session.query_at };
                 if query_at != timer_at {
                     timer.set(query_at.map(|at| clock.sleep_until(at)));
                     timer_at = query_at;
@@ -232,14 +233,18 @@ where
                     Event::Received(received) => break received,
                     Event::Reserved(Ok(p)) => permit = Some(p),
                     Event::Reserved(Err(e)) => return Err(RunError::Conduit(e.kind())),
-                    Event::Timer => timer_at = None,
+                    Event::Timer => {
+                        timer_at = None;
+                        session.query_at = None;
+                        session.query_due = true;
+                    }
                     Event::Work => {}
                 }
             }
         };
         match received {
             Ok(Some(msg)) => {
-                let handled = session.on_frame(msg.get::<RpcFamily>(), &mut permit, clock.now());
+                let handled = session.on_frame(msg.get::<RpcFamily>(), &mut permit);
                 drop(msg);
                 if let Err(e @ RunError::Version { .. }) = handled
                     && !session.hello_sent
@@ -251,7 +256,7 @@ where
                         None => tx.reserve().await,
                     };
                     if let Ok(p) = permit {
-                        let _ = session.send_next(p, clock.now());
+                        let _ = session.send_next(p);
                     }
                     return Err(e);
                 }
@@ -288,16 +293,20 @@ struct Session<
     D,
     const Q: usize,
     const A: usize,
+    C,
 > {
     calls: &'s Calls<M, N, BUF, PEER, WAIT>,
     server: Pin<&'p mut Server<D, Q, A>>,
+    clock: &'s C,
     /// The peer's greeting arrived.
     greeted: bool,
     hello_sent: bool,
     /// A clock query to answer: (its t0, our clock when it arrived).
     time_reply: Option<(u64, u64)>,
-    /// When to send the next clock query.
+    /// When the next clock query is due (the timer waits for it).
     query_at: Option<Instant>,
+    /// A clock query is due now.
+    query_due: bool,
     /// A clock query is out.
     query_out: bool,
 }
@@ -334,10 +343,11 @@ impl<
     D: Dispatch,
     const Q: usize,
     const A: usize,
-> Session<'_, '_, M, N, BUF, PEER, WAIT, D, Q, A>
+    C: Clock,
+> Session<'_, '_, M, N, BUF, PEER, WAIT, D, Q, A, C>
 {
     /// Sends the most urgent frame owed, if any.
-    fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P, now: Instant) -> Step<P> {
+    fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P) -> Step<P> {
         if !self.hello_sent {
             let keys = KeyList::<D>(core::marker::PhantomData);
             let hello = Hello {
@@ -351,20 +361,20 @@ impl<
             return sent(permit.send(Frame::Hello(hello)));
         }
         if let Some((t0, t1)) = self.time_reply.take() {
-            let t2 = now.as_millis();
+            let t2 = self.clock.now().as_millis();
             return sent(permit.send(Frame::TimeReply { t0, t1, t2 }));
         }
-        if self.greeted && !self.query_out && self.query_at.is_some_and(|at| at <= now) {
+        if self.greeted && !self.query_out && self.query_due {
             self.query_out = true;
-            self.query_at = None;
-            return sent(permit.send(Frame::TimeQuery { t0: now.as_millis() }));
+            self.query_due = false;
+            return sent(permit.send(Frame::TimeQuery { t0: self.clock.now().as_millis() }));
         }
         let mut parts = self.server.as_mut().parts();
         if let Some(owed) = parts.owed.pop_front() {
             let step = match owed {
                 Owed::Refuse { id, why } => sent(permit.send(Frame::Refused { id, why })),
                 Owed::NoReply { id } => sent(permit.send(Frame::NoReply { id })),
-                Owed::Deferred { id, deadline, .. } if (now.as_millis() as i64) > deadline => {
+                Owed::Deferred { id, deadline, .. } if (self.clock.now().as_millis() as i64) > deadline => {
                     parts.stats.expired = parts.stats.expired.wrapping_add(1);
                     sent(permit.send(Frame::Refused { id, why: Refusal::Expired }))
                 }
@@ -406,7 +416,6 @@ impl<
         &mut self,
         frame: &Frame<'_>,
         permit: &mut Option<P>,
-        now: Instant,
     ) -> Result<(), RunError> {
         match *frame {
             Frame::Hello(ref hello) => {
@@ -422,15 +431,19 @@ impl<
                 }
                 self.calls.greeted(endpoints, hello.max_in_flight, hello.fingerprint);
                 self.greeted = true;
-                self.query_at = Some(now);
+                self.query_due = true;
             }
             _ if !self.greeted => return Err(RunError::Violation("a frame before the greeting")),
-            Frame::TimeQuery { t0 } => self.time_reply = Some((t0, now.as_millis())),
+            Frame::TimeQuery { t0 } => self.time_reply = Some((t0, self.clock.now().as_millis())),
             Frame::TimeReply { t0, t1, t2 } => {
+                let now = self.clock.now();
                 self.calls.clock_sample(t0, t1, t2, now);
                 self.query_out = false;
-                self.query_at =
-                    Some(if self.calls.clock_samples() < SAMPLES_AT_CONNECT { now } else { now.add_millis(RESYNC_MS) });
+                if self.calls.clock_samples() < SAMPLES_AT_CONNECT {
+                    self.query_due = true;
+                } else {
+                    self.query_at = Some(now.add_millis(RESYNC_MS));
+                }
             }
             Frame::Request(ref request) => {
                 let mut parts = self.server.as_mut().parts();
@@ -441,7 +454,7 @@ impl<
                 let index = usize::from(request.endpoint);
                 let room = if index >= D::COUNT && request.endpoint != describe::DESCRIBE {
                     parts.refuse(id, Refusal::Unknown)
-                } else if (now.as_millis() as i64) > deadline {
+                } else if (self.clock.now().as_millis() as i64) > deadline {
                     parts.refuse(id, Refusal::Expired)
                 } else {
                     match permit.take() {
