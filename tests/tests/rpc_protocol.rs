@@ -93,7 +93,7 @@ fn every_request_is_answered_and_only_a_valid_one_in_time_runs() {
         let greeting = next(&tx, &mut rx, 0).await.unwrap();
         assert_eq!(
             greeting,
-            format!("Hello version 1 room 2 keys [{:?}]", Double::KEY),
+            format!("Hello version {} room 2 keys [{:?}]", vox_rpc::PROTOCOL_VERSION, Double::KEY),
             "the device lists its one endpoint"
         );
         // Deadlines are deltas from the previous request's: start at 1 s.
@@ -120,9 +120,9 @@ fn another_envelope_version_ends_the_session_with_a_typed_error() {
         send(&tx, hello(99, 4)).await;
         // The device greets (with its version), then ends.
         let greeting = next(&tx, &mut rx, 0).await.unwrap();
-        assert!(greeting.starts_with("Hello version 1 "), "{greeting}");
+        assert!(greeting.starts_with(&format!("Hello version {} ", vox_rpc::PROTOCOL_VERSION)), "{greeting}");
         while rx.recv().await.is_ok_and(|m| m.is_some()) {}
-        assert_eq!(*ended.borrow(), Some(Err(RunError::Version { ours: 1, theirs: 99 })));
+        assert_eq!(*ended.borrow(), Some(Err(RunError::Version { ours: vox_rpc::PROTOCOL_VERSION, theirs: 99 })));
         assert!(ran.lock().unwrap().is_empty());
     });
 }

@@ -4,6 +4,7 @@
 //! executor: the rpc runner polls them).
 
 use crate::body::Postcard;
+use crate::topic::{PublicationState, SubscriptionState};
 use crate::{EncodeBody, Endpoint, EndpointKey, Refusal};
 use core::future::Future;
 use core::marker::PhantomData;
@@ -67,6 +68,18 @@ pub trait Dispatch {
     fn cancel(self: Pin<&mut Self>, id: u32) -> bool;
     /// Drops every run (a session ended: nobody waits for their outcomes).
     fn reset(self: Pin<&mut Self>);
+    /// Topics published.
+    const PUBS: usize = 0;
+    /// Publication `index`.
+    fn publication(&self, _index: usize) -> Option<&dyn PublicationState> {
+        None
+    }
+    /// Topics subscribed to.
+    const SUBS: usize = 0;
+    /// Subscription `index`.
+    fn subscription(&self, _index: usize) -> Option<&dyn SubscriptionState> {
+        None
+    }
 }
 
 /// No endpoint: the end of every chain.
@@ -199,6 +212,14 @@ where
     }
     fn reset(self: Pin<&mut Self>) {
         self.project().1.reset();
+    }
+    const PUBS: usize = Next::PUBS;
+    fn publication(&self, index: usize) -> Option<&dyn PublicationState> {
+        self.next.publication(index)
+    }
+    const SUBS: usize = Next::SUBS;
+    fn subscription(&self, index: usize) -> Option<&dyn SubscriptionState> {
+        self.next.subscription(index)
     }
 }
 
@@ -359,6 +380,107 @@ where
             }
         }
         next.reset();
+    }
+    const PUBS: usize = Next::PUBS;
+    fn publication(&self, index: usize) -> Option<&dyn PublicationState> {
+        self.next.publication(index)
+    }
+    const SUBS: usize = Next::SUBS;
+    fn subscription(&self, index: usize) -> Option<&dyn SubscriptionState> {
+        self.next.subscription(index)
+    }
+}
+
+/// A topic this side publishes (`P`, a [`Publication`](crate::Publication)),
+/// in front of `Next`.
+pub struct Publish<'p, P: ?Sized, Next> {
+    publication: &'p P,
+    next: Next,
+}
+
+impl<'p, P: ?Sized, Next> Publish<'p, P, Next> {
+    pub(crate) fn new(publication: &'p P, next: Next) -> Self {
+        Self { publication, next }
+    }
+    fn next(self: Pin<&mut Self>) -> Pin<&mut Next> {
+        // SAFETY: `next` is pinned structurally (never moved out while
+        // `self` is pinned); the reference beside it is not pinned.
+        unsafe { self.map_unchecked_mut(|s| &mut s.next) }
+    }
+}
+
+/// A topic of the peer this side subscribes to (`S`, a
+/// [`Subscription`](crate::Subscription)), in front of `Next`.
+pub struct Subscribe<'s, S: ?Sized, Next> {
+    subscription: &'s S,
+    next: Next,
+}
+
+impl<'s, S: ?Sized, Next> Subscribe<'s, S, Next> {
+    pub(crate) fn new(subscription: &'s S, next: Next) -> Self {
+        Self { subscription, next }
+    }
+    fn next(self: Pin<&mut Self>) -> Pin<&mut Next> {
+        // SAFETY: as for `Publish`.
+        unsafe { self.map_unchecked_mut(|s| &mut s.next) }
+    }
+}
+
+/// Forwards every endpoint method of `Dispatch` to `next`.
+macro_rules! forward_endpoints {
+    () => {
+        const COUNT: usize = Next::COUNT;
+        fn key(index: usize) -> Option<EndpointKey> {
+            Next::key(index)
+        }
+        fn name(index: usize) -> Option<&'static str> {
+            Next::name(index)
+        }
+        fn handle(
+            self: Pin<&mut Self>,
+            index: usize,
+            id: u32,
+            body: &[u8],
+            respond: Option<&mut dyn FnMut(Outcome<'_>)>,
+        ) -> Handled {
+            self.next().handle(index, id, body, respond)
+        }
+        fn poll_runs(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+            self.next().poll_runs(cx)
+        }
+        fn take_done(self: Pin<&mut Self>, respond: &mut dyn FnMut(u32, Outcome<'_>)) -> bool {
+            self.next().take_done(respond)
+        }
+        fn cancel(self: Pin<&mut Self>, id: u32) -> bool {
+            self.next().cancel(id)
+        }
+        fn reset(self: Pin<&mut Self>) {
+            self.next().reset()
+        }
+    };
+}
+
+impl<P: PublicationState, Next: Dispatch> Dispatch for Publish<'_, P, Next> {
+    forward_endpoints!();
+    const PUBS: usize = Next::PUBS + 1;
+    fn publication(&self, index: usize) -> Option<&dyn PublicationState> {
+        if index == 0 { Some(self.publication) } else { self.next.publication(index - 1) }
+    }
+    const SUBS: usize = Next::SUBS;
+    fn subscription(&self, index: usize) -> Option<&dyn SubscriptionState> {
+        self.next.subscription(index)
+    }
+}
+
+impl<S: SubscriptionState, Next: Dispatch> Dispatch for Subscribe<'_, S, Next> {
+    forward_endpoints!();
+    const PUBS: usize = Next::PUBS;
+    fn publication(&self, index: usize) -> Option<&dyn PublicationState> {
+        self.next.publication(index)
+    }
+    const SUBS: usize = Next::SUBS + 1;
+    fn subscription(&self, index: usize) -> Option<&dyn SubscriptionState> {
+        if index == 0 { Some(self.subscription) } else { self.next.subscription(index - 1) }
     }
 }
 

@@ -86,6 +86,7 @@ mod runner;
 mod server;
 #[cfg(feature = "stable")]
 mod stable_sessions;
+mod topic;
 mod wire;
 
 pub use body::{Body, EncodeBody, Postcard};
@@ -93,11 +94,15 @@ pub use calls::{CallId, CallStats, CallTable, Calls, PeerInfo};
 pub use client::Client;
 pub use clock_sync::{ClockSync, DRIFT_PPM};
 pub use describe::{DESCRIBE, Described, Kind};
-pub use dispatch::{Async, Dispatch, Handled, Nil, Outcome, Plain, Req};
+pub use dispatch::{Async, Dispatch, Handled, Nil, Outcome, Plain, Publish, Req, Subscribe};
 pub use endpoint::{Endpoint, EndpointKey, NoError, Topic};
 pub use outcome::CallError;
 pub use runner::{RESYNC_MS, RunError, run};
 pub use server::{ServeStats, Server};
 #[cfg(feature = "stable")]
 pub use stable_sessions::{SessionsEnded, acceptor_sessions, initiator_sessions};
+pub use topic::{
+    Delivery, Publication, PublicationState, PublishError, PublishStats, Received, Samples, SubscribeStats,
+    Subscription, SubscriptionState,
+};
 pub use wire::{Frame, Hello, PROTOCOL_VERSION, Refusal, Request, RpcFamily, keys};

@@ -20,6 +20,10 @@ use vox_types::{Clock, Conduit, ConduitError, ConduitRx, ConduitTx, ConduitTxPer
 /// Clock samples taken at connect, back to back, to find a short round
 /// trip.
 const SAMPLES_AT_CONNECT: u32 = 8;
+/// Subscriptions a side holds at most.
+pub const MAX_SUBSCRIPTIONS: usize = 32;
+/// Topics a side publishes at most.
+pub const MAX_PUBLICATIONS: usize = 32;
 /// Time between clock samples after those (ms).
 pub const RESYNC_MS: u64 = 30_000;
 
@@ -172,7 +176,10 @@ where
         query_at: None,
         query_due: false,
         query_out: false,
+        peer_topic_of: heapless::Vec::new(),
+        subscribe_due: 0,
     };
+    session.topics_started();
     let mut permit = None;
     // The clock-sample timer and a pending reservation live across turns
     // of the loop: the timer is made again only when its deadline changes
@@ -203,6 +210,7 @@ where
                     reserving.set(Some(tx.reserve()));
                 }
                 let hold = permit.is_some();
+                let (peer_topics, subscribe_due) = (&session.peer_topic_of, session.subscribe_due);
                 let (calls, server) = (session.calls, &mut session.server);
                 // One wait for everything: a frame, a permit, the timer, a
                 // call queued or a handler done.
@@ -226,7 +234,8 @@ where
                     let done = parts.dispatch.as_mut().poll_runs(cx);
                     let owed = !parts.owed.is_empty();
                     let work = calls.runner_work(cx.waker());
-                    if hold && (done || owed || work) { Poll::Ready(Event::Work) } else { Poll::Pending }
+                    let topics = topics_ready(server.as_ref(), peer_topics, subscribe_due, cx.waker());
+                    if hold && (done || owed || work || topics) { Poll::Ready(Event::Work) } else { Poll::Pending }
                 })
                 .await;
                 match event {
@@ -266,6 +275,29 @@ where
             Err(e) => return Err(RunError::Conduit(e.kind())),
         }
     }
+}
+
+/// Whether a topic has a frame to send; registers the runner's waker with
+/// every topic.
+fn topics_ready<D: Dispatch, const Q: usize, const A: usize>(
+    server: Pin<&Server<D, Q, A>>,
+    peer_topic_of: &[Option<u16>],
+    subscribe_due: u32,
+    waker: &core::task::Waker,
+) -> bool {
+    let dispatch = &server.get_ref().dispatch;
+    let mut ready = subscribe_due != 0;
+    for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
+        if let (Some(Some(_)), Some(s)) = (peer_topic_of.get(i), dispatch.subscription(i)) {
+            ready |= s.credit_ready(waker);
+        }
+    }
+    for i in 0..D::PUBS.min(MAX_PUBLICATIONS) {
+        if let Some(p) = dispatch.publication(i) {
+            ready |= p.ready(waker);
+        }
+    }
+    ready
 }
 
 /// What ended a wait of the runner.
@@ -309,6 +341,11 @@ struct Session<
     query_due: bool,
     /// A clock query is out.
     query_out: bool,
+    /// For each local subscription, its topic's index in the peer's
+    /// greeting (`None`: the peer does not publish it).
+    peer_topic_of: heapless::Vec<Option<u16>, MAX_SUBSCRIPTIONS>,
+    /// Subscriptions whose `Subscribe` is still to send (a bit each).
+    subscribe_due: u32,
 }
 
 /// This side's endpoint keys, 4 bytes each, for the greeting.
@@ -350,12 +387,21 @@ impl<
     fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P) -> Step<P> {
         if !self.hello_sent {
             let keys = KeyList::<D>(core::marker::PhantomData);
+            let mut topics = [0u8; 4 * MAX_PUBLICATIONS];
+            let dispatch = &self.server.as_ref().get_ref().dispatch;
+            let mut len = 0;
+            for i in 0..D::PUBS.min(MAX_PUBLICATIONS) {
+                if let (Some(p), Some(place)) = (dispatch.publication(i), topics.get_mut(len..len + 4)) {
+                    place.copy_from_slice(&p.key().0.to_le_bytes());
+                    len += 4;
+                }
+            }
             let hello = Hello {
                 version: PROTOCOL_VERSION,
                 max_in_flight: Q as u16,
                 fingerprint: fingerprint::<D>(),
                 endpoints: Body::Value(&keys),
-                topics: Body::Bytes(&[]),
+                topics: Body::Bytes(topics.get(..len).unwrap_or(&[])),
             };
             self.hello_sent = true;
             return sent(permit.send(Frame::Hello(hello)));
@@ -404,10 +450,67 @@ impl<
             return finish_plain(&mut parts, Handled::Answered, done_id, None, result);
         }
         let Some(permit) = permit else { return Step::Sent };
-        match self.calls.send_next(permit) {
-            Ok(Some(permit)) => Step::Idle(permit),
-            Ok(None) => Step::Sent,
-            Err(e) => Step::Failed(RunError::Conduit(e.kind())),
+        // Topics' control frames: they unblock the peer.
+        if self.subscribe_due != 0 {
+            let i = self.subscribe_due.trailing_zeros() as usize;
+            self.subscribe_due &= !(1 << i);
+            let dispatch = &self.server.as_ref().get_ref().dispatch;
+            if let (Some(Some(topic)), Some(sub)) = (self.peer_topic_of.get(i), dispatch.subscription(i)) {
+                return sent(permit.send(Frame::Subscribe { topic: *topic, window: sub.window() }));
+            }
+            return Step::Idle(permit);
+        }
+        let noop = core::task::Waker::noop();
+        for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
+            let dispatch = &self.server.as_ref().get_ref().dispatch;
+            let (Some(Some(topic)), Some(sub)) = (self.peer_topic_of.get(i), dispatch.subscription(i)) else {
+                continue;
+            };
+            if let Some(next) = sub.take_credit(noop) {
+                return sent(permit.send(Frame::Credit { topic: *topic, next }));
+            }
+        }
+        // Calls go before samples.
+        let permit = match self.calls.send_next(permit) {
+            Ok(Some(permit)) => permit,
+            Ok(None) => return Step::Sent,
+            Err(e) => return Step::Failed(RunError::Conduit(e.kind())),
+        };
+        let mut permit = Some(permit);
+        let mut result = Ok(());
+        for i in 0..D::PUBS.min(MAX_PUBLICATIONS) {
+            let dispatch = &self.server.as_ref().get_ref().dispatch;
+            let Some(publication) = dispatch.publication(i) else { continue };
+            let topic = i as u16;
+            let sent_one = publication.send_next(&mut |seq, dup, bytes| match permit.take() {
+                Some(p) => {
+                    result = p.send(Frame::Sample { topic, seq, dup, body: Body::Bytes(bytes) }).map_err(|e| e.kind());
+                    result.is_ok()
+                }
+                None => false,
+            });
+            if sent_one || permit.is_none() {
+                return match result {
+                    Ok(()) => Step::Sent,
+                    Err(kind) => Step::Failed(RunError::Conduit(kind)),
+                };
+            }
+        }
+        permit.map_or(Step::Sent, Step::Idle)
+    }
+
+    /// A session starts: topics forget the last one.
+    fn topics_started(&mut self) {
+        let dispatch = &self.server.as_ref().get_ref().dispatch;
+        for i in 0..D::PUBS {
+            if let Some(p) = dispatch.publication(i) {
+                p.on_session();
+            }
+        }
+        for i in 0..D::SUBS {
+            if let Some(s) = dispatch.subscription(i) {
+                s.on_session();
+            }
         }
     }
 
@@ -429,9 +532,23 @@ impl<
                 if endpoints.len() % 4 != 0 {
                     return Err(RunError::Violation("a key list whose length is not a multiple of 4"));
                 }
+                let topics = hello.topics.bytes().unwrap_or(&[]);
+                if topics.len() % 4 != 0 {
+                    return Err(RunError::Violation("a key list whose length is not a multiple of 4"));
+                }
                 self.calls.greeted(endpoints, hello.max_in_flight, hello.fingerprint);
                 self.greeted = true;
                 self.query_due = true;
+                let dispatch = &self.server.as_ref().get_ref().dispatch;
+                self.peer_topic_of.clear();
+                for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
+                    let key = dispatch.subscription(i).map(|s| s.key());
+                    let at = crate::wire::keys(topics).position(|k| Some(k) == key).map(|j| j as u16);
+                    if at.is_some() {
+                        self.subscribe_due |= 1 << i;
+                    }
+                    let _ = self.peer_topic_of.push(at);
+                }
             }
             _ if !self.greeted => return Err(RunError::Violation("a frame before the greeting")),
             Frame::TimeQuery { t0 } => self.time_reply = Some((t0, self.clock.now().as_millis())),
@@ -495,6 +612,28 @@ impl<
             Frame::Refused { id, why } => self.calls.answer(id, Answer::Refused(why), &[]),
             Frame::NoReply { id } => self.calls.answer(id, Answer::TooBig, &[]),
             Frame::Cancel { id } => self.server.as_mut().parts().cancel(id),
+            Frame::Subscribe { topic, window } => {
+                match self.server.as_ref().get_ref().dispatch.publication(usize::from(topic)) {
+                    Some(p) => p.on_subscribe(window),
+                    None => return Err(RunError::Violation("a subscription to a topic not published")),
+                }
+            }
+            Frame::Credit { topic, next } => {
+                match self.server.as_ref().get_ref().dispatch.publication(usize::from(topic)) {
+                    Some(p) => p.on_credit(next),
+                    None => return Err(RunError::Violation("a credit for a topic not published")),
+                }
+            }
+            Frame::Sample { topic, seq, dup, body } => {
+                let local = self.peer_topic_of.iter().position(|t| *t == Some(topic));
+                let dispatch = &self.server.as_ref().get_ref().dispatch;
+                let Some(sub) = local.and_then(|i| dispatch.subscription(i)) else {
+                    return Err(RunError::Violation("a sample of a topic not subscribed"));
+                };
+                if !sub.on_sample(seq, dup, body.bytes().unwrap_or(&[])) {
+                    return Err(RunError::Violation("more samples than the credit window allows"));
+                }
+            }
         }
         Ok(())
     }

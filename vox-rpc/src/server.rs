@@ -2,7 +2,8 @@
 //! requests it cannot answer at once (refusals to send, requests waiting
 //! for the conduit).
 
-use crate::dispatch::{Async, Plain, Req};
+use crate::dispatch::{Async, Plain, Publish, Req, Subscribe};
+use crate::topic::{PublicationState, SubscriptionState};
 use crate::{Dispatch, Endpoint, Nil, Refusal};
 use core::future::Future;
 use core::pin::Pin;
@@ -136,6 +137,17 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Server<D, Q, ARENA> {
         Fut: Future<Output = Result<E::Resp<'static>, E::Err<'static>>>,
     {
         self.with_dispatch(|d| Async::new(handler, d))
+    }
+
+    /// Adds a topic this side publishes: the peer may subscribe to it.
+    pub fn publish<'p, P: PublicationState>(self, publication: &'p P) -> Server<Publish<'p, P, D>, Q, ARENA> {
+        self.with_dispatch(|d| Publish::new(publication, d))
+    }
+
+    /// Adds a topic of the peer this side subscribes to (in every session
+    /// whose peer publishes it).
+    pub fn subscribe<'s, S: SubscriptionState>(self, subscription: &'s S) -> Server<Subscribe<'s, S, D>, Q, ARENA> {
+        self.with_dispatch(|d| Subscribe::new(subscription, d))
     }
 
     fn with_dispatch<D2>(self, f: impl FnOnce(D) -> D2) -> Server<D2, Q, ARENA> {

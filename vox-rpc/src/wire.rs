@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the rpc envelope. Both sides send it in [`Hello`]; a peer
 /// with another version is refused (the only refusal at connect besides
-/// the conduit's own).
-pub const PROTOCOL_VERSION: u16 = 1;
+/// the conduit's own). Version 2 added topics (`Subscribe`, `Sample`,
+/// `Credit`).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// One rpc frame: the message family ([`RpcFamily`]) of the conduit under
 /// the rpc layer.
@@ -70,6 +71,35 @@ pub enum Frame<'a> {
         t1: u64,
         /// The answerer's clock when it sent this.
         t2: u64,
+    },
+    /// Send me topic `topic` (an index into the receiver's
+    /// [`Hello::topics`]), at most `window` samples ahead of my credit.
+    Subscribe {
+        /// The topic: its index in the receiver's greeting.
+        topic: u16,
+        /// Samples the sender holds room for.
+        window: u16,
+    },
+    /// A sample of topic `topic` (an index into the sender's
+    /// [`Hello::topics`]).
+    Sample {
+        /// The topic: its index in the sender's greeting.
+        topic: u16,
+        /// The publisher's sequence number (per topic, across sessions).
+        seq: u32,
+        /// Sent before, in an earlier session: possibly a duplicate.
+        dup: bool,
+        /// The sample, postcard-encoded.
+        #[serde(borrow)]
+        body: Body<'a>,
+    },
+    /// Every sample of topic `topic` (an index into the receiver's
+    /// [`Hello::topics`]) before `next` is consumed.
+    Credit {
+        /// The topic: its index in the receiver's greeting.
+        topic: u16,
+        /// The first sample not yet consumed.
+        next: u32,
     },
 }
 
@@ -172,7 +202,7 @@ mod frozen {
     /// is a wire change: bump [`PROTOCOL_VERSION`] and update the document.
     #[test]
     fn the_envelope_and_the_documented_examples_are_frozen() {
-        assert_eq!(std::format!("{}", RpcFamily::FINGERPRINT), "d7c7e31c6dbf4c8a");
+        assert_eq!(std::format!("{}", RpcFamily::FINGERPRINT), "e6d4bdeaf275080b");
         let hello = Frame::Hello(Hello {
             version: PROTOCOL_VERSION,
             max_in_flight: 4,
@@ -181,7 +211,11 @@ mod frozen {
             topics: Body::Bytes(&[]),
         });
         let bytes = |f: &Frame<'_>| postcard::to_allocvec(f).unwrap();
-        assert_eq!(bytes(&hello), [0x06, 0x01, 0x04, 0xc5, 0x84, 0xb0, 0xdc, 0x05, 0x04, 0xaa, 0xbb, 0xcc, 0xdd, 0x00]);
+        assert_eq!(bytes(&hello), [0x06, 0x02, 0x04, 0xc5, 0x84, 0xb0, 0xdc, 0x05, 0x04, 0xaa, 0xbb, 0xcc, 0xdd, 0x00]);
+        assert_eq!(bytes(&Frame::Subscribe { topic: 0, window: 8 }), [0x09, 0x00, 0x08]);
+        let sample = Frame::Sample { topic: 1, seq: 300, dup: true, body: Body::Bytes(&[0x07]) };
+        assert_eq!(bytes(&sample), [0x0a, 0x01, 0xac, 0x02, 0x01, 0x01, 0x07]);
+        assert_eq!(bytes(&Frame::Credit { topic: 1, next: 301 }), [0x0b, 0x01, 0xad, 0x02]);
         assert_eq!(bytes(&Frame::TimeQuery { t0: 1000 }), [0x07, 0xe8, 0x07]);
         assert_eq!(bytes(&Frame::TimeReply { t0: 1000, t1: 5, t2: 6 }), [0x08, 0xe8, 0x07, 0x05, 0x06]);
         let request = Frame::Request(Request { id: 130, endpoint: 1, deadline: 1200, body: Body::Bytes(&[21]) });

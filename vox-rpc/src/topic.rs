@@ -1,0 +1,646 @@
+//! Topics: a side publishes samples (`Publication`), the peer subscribes
+//! (`Subscription`, a `futures_core::Stream`). Reliable topics are paced
+//! by the subscriber's credit, granted when it has consumed a sample, and
+//! samples never credited are sent again after a session loss, marked as
+//! possible duplicates; latest-only topics keep only the newest unsent
+//! sample; lossy rings (a log) drop the oldest when full. Every drop is
+//! counted.
+
+use crate::Topic;
+use core::cell::RefCell;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::waitqueue::WakerRegistration;
+
+/// How a publication treats a full buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Delivery {
+    /// Every sample reaches the subscriber: `publish` waits while the
+    /// buffer holds `N` samples not yet credited (a slow subscriber blocks
+    /// only its publisher). Kept across session losses and sent again,
+    /// marked as possible duplicates.
+    Reliable,
+    /// Only the newest unsent sample is kept: publishing replaces it (the
+    /// replaced one is counted as dropped). At most `N - 1` sent samples
+    /// wait for credit.
+    Latest,
+    /// A ring: a full buffer drops its oldest sample (counted); publishing
+    /// never waits (a log).
+    Lossy,
+}
+
+/// Counters of a publication.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PublishStats {
+    /// Samples published.
+    pub published: u32,
+    /// Samples dropped before the subscriber credited them (latest-only
+    /// replaced, lossy overwritten, too large).
+    pub dropped: u32,
+    /// Samples sent again in a later session (possible duplicates).
+    pub resent: u32,
+}
+
+#[derive(Clone, Copy)]
+struct PubEntry<const BUF: usize> {
+    seq: u32,
+    len: u16,
+    /// Sent in the session under way.
+    sent: bool,
+    /// Sent in any session (a resend is a possible duplicate).
+    ever_sent: bool,
+    bytes: [u8; BUF],
+}
+
+struct PubRing<const N: usize, const BUF: usize> {
+    entries: [Option<PubEntry<BUF>>; N],
+    /// Index of the oldest entry.
+    head: usize,
+    count: usize,
+    next_seq: u32,
+    /// The subscriber's window (None: nobody subscribed this session).
+    window: Option<u16>,
+    /// Samples before this one are credited.
+    credited: u32,
+    stats: PublishStats,
+    publisher: WakerRegistration,
+    runner: WakerRegistration,
+}
+
+impl<const N: usize, const BUF: usize> PubRing<N, BUF> {
+    fn at(&mut self, i: usize) -> Option<&mut PubEntry<BUF>> {
+        let idx = (self.head + i) % N;
+        self.entries.get_mut(idx).and_then(Option::as_mut)
+    }
+
+    fn pop_front(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        if let Some(e) = self.entries.get_mut(self.head) {
+            *e = None;
+        }
+        self.head = (self.head + 1) % N;
+        self.count -= 1;
+        self.publisher.wake();
+    }
+
+    fn push(&mut self, entry: PubEntry<BUF>) {
+        let idx = (self.head + self.count) % N;
+        if let Some(e) = self.entries.get_mut(idx) {
+            *e = Some(entry);
+            self.count += 1;
+        }
+        self.runner.wake();
+    }
+}
+
+/// A topic this side publishes: a buffer of `N` encoded samples of up to
+/// `BUF` bytes each, delivered as [`Delivery`] says. Put it in a `static`
+/// (or an `Arc`), add it to the [`Server`](crate::Server) with
+/// [`publish`](crate::Server::publish), and publish from any task (a
+/// [`Delivery::Lossy`] or `Latest` one from an interrupt too, with an
+/// interrupt-safe mutex `M`).
+///
+/// RAM: `N × (BUF + 12) + 48` bytes.
+// r[impl rpc.topic]
+pub struct Publication<T: Topic, M: RawMutex, const N: usize, const BUF: usize> {
+    ring: Mutex<M, RefCell<PubRing<N, BUF>>>,
+    delivery: Delivery,
+    _topic: PhantomData<fn() -> T>,
+}
+
+/// A sample could not be published: the buffer is full (a reliable topic
+/// whose subscriber has not credited `N` samples) or the sample does not
+/// encode into `BUF` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PublishError {
+    /// The buffer is full (reliable topics only).
+    Full,
+    /// The sample does not encode into the buffer's entries.
+    TooLarge,
+}
+
+impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, N, BUF> {
+    /// An empty publication.
+    pub const fn new(delivery: Delivery) -> Self {
+        const { assert!(N >= 1 && BUF <= u16::MAX as usize, "a publication holds at least one sample") };
+        Self {
+            ring: Mutex::new(RefCell::new(PubRing {
+                entries: [None; N],
+                head: 0,
+                count: 0,
+                next_seq: 0,
+                window: None,
+                credited: 0,
+                stats: PublishStats { published: 0, dropped: 0, resent: 0 },
+                publisher: WakerRegistration::new(),
+                runner: WakerRegistration::new(),
+            })),
+            delivery,
+            _topic: PhantomData,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut PubRing<N, BUF>) -> R) -> R {
+        self.ring.lock(|r| f(&mut r.borrow_mut()))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PublishStats {
+        self.with(|r| r.stats)
+    }
+
+    /// Samples held (not yet credited by the subscriber).
+    pub fn held(&self) -> usize {
+        self.with(|r| r.count)
+    }
+
+    /// Publishes `msg` without waiting: a reliable topic with a full
+    /// buffer refuses it ([`PublishError::Full`]); the other kinds make
+    /// room (counted).
+    pub fn try_publish(&self, msg: &T::Msg<'_>) -> Result<(), PublishError> {
+        let mut bytes = [0u8; BUF];
+        let len = match postcard::to_slice(msg, &mut bytes) {
+            Ok(b) => b.len(),
+            Err(_) => {
+                self.with(|r| r.stats.dropped = r.stats.dropped.wrapping_add(1));
+                return Err(PublishError::TooLarge);
+            }
+        };
+        let delivery = self.delivery;
+        self.with(|r| {
+            if delivery == Delivery::Latest {
+                // The newest unsent sample is replaced.
+                for i in 0..r.count {
+                    if let Some(e) = r.at(i)
+                        && !e.sent
+                        && !e.ever_sent
+                    {
+                        e.bytes = bytes;
+                        e.len = len as u16;
+                        r.stats.dropped = r.stats.dropped.wrapping_add(1);
+                        r.stats.published = r.stats.published.wrapping_add(1);
+                        r.runner.wake();
+                        return Ok(());
+                    }
+                }
+            }
+            if r.count == N {
+                if delivery == Delivery::Reliable {
+                    return Err(PublishError::Full);
+                }
+                r.pop_front();
+                r.stats.dropped = r.stats.dropped.wrapping_add(1);
+            }
+            let seq = r.next_seq;
+            r.next_seq = seq.wrapping_add(1);
+            r.stats.published = r.stats.published.wrapping_add(1);
+            r.push(PubEntry { seq, len: len as u16, sent: false, ever_sent: false, bytes });
+            Ok(())
+        })
+    }
+
+    /// Publishes `msg`, waiting while a reliable topic's buffer is full
+    /// (until the subscriber credits a sample).
+    pub async fn publish(&self, msg: &T::Msg<'_>) -> Result<(), PublishError> {
+        core::future::poll_fn(|cx| match self.try_publish(msg) {
+            Err(PublishError::Full) => {
+                self.with(|r| r.publisher.register(cx.waker()));
+                // Credited meanwhile?
+                match self.try_publish(msg) {
+                    Err(PublishError::Full) => Poll::Pending,
+                    done => Poll::Ready(done),
+                }
+            }
+            done => Poll::Ready(done),
+        })
+        .await
+    }
+}
+
+/// What the runner needs of a publication, whatever its types.
+pub trait PublicationState {
+    /// The topic's key.
+    fn key(&self) -> crate::EndpointKey;
+    /// The topic's name.
+    fn name(&self) -> &'static str;
+    /// A session starts: nobody is subscribed; everything held is to be
+    /// sent again (as possible duplicates).
+    fn on_session(&self);
+    /// The peer subscribed with this credit window.
+    fn on_subscribe(&self, window: u16);
+    /// The peer consumed every sample before `next`.
+    fn on_credit(&self, next: u32);
+    /// Registers the runner's waker; whether a sample can be sent now.
+    fn ready(&self, runner: &Waker) -> bool;
+    /// Hands the next sample that may go to `send` (seq, possible
+    /// duplicate, bytes); `false` when none may.
+    fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool;
+}
+
+impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState for Publication<T, M, N, BUF> {
+    fn key(&self) -> crate::EndpointKey {
+        T::KEY
+    }
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+    fn on_session(&self) {
+        self.with(|r| {
+            r.window = None;
+            for i in 0..r.count {
+                if let Some(e) = r.at(i) {
+                    e.sent = false;
+                }
+            }
+            let next_seq = r.next_seq;
+            r.credited = r.at(0).map_or(next_seq, |e| e.seq);
+        });
+    }
+
+    fn on_subscribe(&self, window: u16) {
+        self.with(|r| {
+            r.window = Some(window);
+            r.runner.wake();
+        });
+    }
+
+    fn on_credit(&self, next: u32) {
+        self.with(|r| {
+            while let Some(e) = r.at(0) {
+                // Sequence numbers wrap: "before" by the signed distance.
+                if (next.wrapping_sub(e.seq) as i32) > 0 {
+                    r.pop_front();
+                } else {
+                    break;
+                }
+            }
+            if (next.wrapping_sub(r.credited) as i32) > 0 {
+                r.credited = next;
+            }
+            r.runner.wake();
+        });
+    }
+
+    fn ready(&self, runner: &Waker) -> bool {
+        self.with(|r| {
+            r.runner.register(runner);
+            next_sendable(r).is_some()
+        })
+    }
+
+    fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool {
+        self.with(|r| {
+            let Some(i) = next_sendable(r) else { return false };
+            let Some(e) = r.at(i) else { return false };
+            let (seq, dup) = (e.seq, e.ever_sent);
+            let sent = send(seq, dup, e.bytes.get(..usize::from(e.len)).unwrap_or(&[]));
+            if sent {
+                e.sent = true;
+                e.ever_sent = true;
+                if dup {
+                    r.stats.resent = r.stats.resent.wrapping_add(1);
+                }
+            }
+            sent
+        })
+    }
+}
+
+/// The first held sample not yet sent in this session, if the
+/// subscriber's window lets it go.
+fn next_sendable<const N: usize, const BUF: usize>(r: &mut PubRing<N, BUF>) -> Option<usize> {
+    let window = r.window?;
+    let credited = r.credited;
+    (0..r.count).find_map(|i| {
+        let e = r.at(i)?;
+        let ahead = e.seq.wrapping_sub(credited);
+        (!e.sent && ahead < u32::from(window)).then_some(i)
+    })
+}
+
+// ---------------------------------------------------------------- subscriber
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Arrived, not yet handed to the consumer.
+    Waiting,
+    /// Handed out; credited when the consumer drops it.
+    Out,
+    /// Consumed.
+    Done,
+}
+
+#[derive(Clone, Copy)]
+struct SubEntry<const BUF: usize> {
+    seq: u32,
+    dup: bool,
+    held: Held,
+    len: u16,
+    bytes: [u8; BUF],
+}
+
+struct SubRing<const W: usize, const BUF: usize> {
+    entries: [Option<SubEntry<BUF>>; W],
+    head: usize,
+    count: usize,
+    /// The session the entries belong to.
+    epoch: u32,
+    /// The next sequence number expected (gaps are lost samples).
+    expected: Option<u32>,
+    /// A credit to send: every sample before this one is consumed.
+    credit_due: Option<u32>,
+    stats: SubscribeStats,
+    consumer: WakerRegistration,
+    runner: WakerRegistration,
+}
+
+/// Counters of a subscription.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SubscribeStats {
+    /// Samples received.
+    pub received: u32,
+    /// Samples the publisher dropped (gaps in the sequence numbers).
+    pub lost: u32,
+    /// Samples marked as possible duplicates.
+    pub duplicates: u32,
+}
+
+impl<const W: usize, const BUF: usize> SubRing<W, BUF> {
+    fn at(&mut self, i: usize) -> Option<&mut SubEntry<BUF>> {
+        let idx = (self.head + i) % W;
+        self.entries.get_mut(idx).and_then(Option::as_mut)
+    }
+
+    /// Drops consumed samples from the front and owes the credit.
+    fn advance(&mut self) {
+        let mut moved = false;
+        while let Some(e) = self.at(0) {
+            if e.held != Held::Done {
+                break;
+            }
+            let next = e.seq.wrapping_add(1);
+            if let Some(slot) = self.entries.get_mut(self.head) {
+                *slot = None;
+            }
+            self.head = (self.head + 1) % W;
+            self.count -= 1;
+            self.credit_due = Some(next);
+            moved = true;
+        }
+        if moved {
+            self.runner.wake();
+        }
+    }
+}
+
+/// A topic of the peer this side subscribes to: room for `W` samples of
+/// up to `BUF` bytes (the credit window it grants). Put it in a `static`
+/// (or an `Arc`), add it to the [`Server`](crate::Server) with
+/// [`subscribe`](crate::Server::subscribe), and read it with
+/// [`samples`](Self::samples), a `futures_core::Stream`.
+///
+/// RAM: `W × (BUF + 12) + 64` bytes.
+pub struct Subscription<T: Topic, M: RawMutex, const W: usize, const BUF: usize> {
+    ring: Mutex<M, RefCell<SubRing<W, BUF>>>,
+    _topic: PhantomData<fn() -> T>,
+}
+
+impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Default for Subscription<T, M, W, BUF> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Subscription<T, M, W, BUF> {
+    /// An empty subscription.
+    pub const fn new() -> Self {
+        const { assert!(W >= 1 && W <= u16::MAX as usize && BUF <= u16::MAX as usize, "a window of 1 to 65,535") };
+        Self {
+            ring: Mutex::new(RefCell::new(SubRing {
+                entries: [None; W],
+                head: 0,
+                count: 0,
+                epoch: 0,
+                expected: None,
+                credit_due: None,
+                stats: SubscribeStats { received: 0, lost: 0, duplicates: 0 },
+                consumer: WakerRegistration::new(),
+                runner: WakerRegistration::new(),
+            })),
+            _topic: PhantomData,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut SubRing<W, BUF>) -> R) -> R {
+        self.ring.lock(|r| f(&mut r.borrow_mut()))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SubscribeStats {
+        self.with(|r| r.stats)
+    }
+
+    /// The samples, as a `futures_core::Stream` (never ending: sessions
+    /// come and go under it).
+    pub fn samples(&self) -> Samples<'_, T, M, W, BUF> {
+        Samples { sub: self }
+    }
+
+    fn poll_sample(&self, cx: &mut Context<'_>) -> Poll<Received<'_, T, M, W, BUF>> {
+        self.with(|r| {
+            for i in 0..r.count {
+                let epoch = r.epoch;
+                if let Some(e) = r.at(i)
+                    && e.held == Held::Waiting
+                {
+                    e.held = Held::Out;
+                    return Poll::Ready(Received {
+                        sub: self,
+                        epoch,
+                        seq: e.seq,
+                        dup: e.dup,
+                        len: usize::from(e.len),
+                        bytes: e.bytes,
+                    });
+                }
+            }
+            r.consumer.register(cx.waker());
+            Poll::Pending
+        })
+    }
+
+    fn consumed(&self, epoch: u32, seq: u32) {
+        self.with(|r| {
+            if r.epoch != epoch {
+                return;
+            }
+            for i in 0..r.count {
+                if let Some(e) = r.at(i)
+                    && e.seq == seq
+                {
+                    e.held = Held::Done;
+                }
+            }
+            r.advance();
+        });
+    }
+}
+
+/// What the runner needs of a subscription, whatever its types.
+pub trait SubscriptionState {
+    /// The topic's key.
+    fn key(&self) -> crate::EndpointKey;
+    /// A session starts: samples not yet handed out are forgotten (the
+    /// publisher sends them again).
+    fn on_session(&self);
+    /// The credit window this side grants.
+    fn window(&self) -> u16;
+    /// A sample arrived; `false` when it exceeds the window (a violation).
+    fn on_sample(&self, seq: u32, dup: bool, body: &[u8]) -> bool;
+    /// Registers the runner's waker; the credit to send, if one is owed.
+    fn take_credit(&self, runner: &Waker) -> Option<u32>;
+    /// Registers the runner's waker; whether a credit is owed.
+    fn credit_ready(&self, runner: &Waker) -> bool;
+}
+
+impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> SubscriptionState for Subscription<T, M, W, BUF> {
+    fn key(&self) -> crate::EndpointKey {
+        T::KEY
+    }
+    fn on_session(&self) {
+        self.with(|r| {
+            r.epoch = r.epoch.wrapping_add(1);
+            r.entries = [None; W];
+            r.head = 0;
+            r.count = 0;
+            r.expected = None;
+            r.credit_due = None;
+        });
+    }
+
+    fn window(&self) -> u16 {
+        W as u16
+    }
+
+    fn on_sample(&self, seq: u32, dup: bool, body: &[u8]) -> bool {
+        self.with(|r| {
+            if r.count == W {
+                return false;
+            }
+            if let Some(expected) = r.expected {
+                let gap = seq.wrapping_sub(expected);
+                if (gap as i32) > 0 {
+                    r.stats.lost = r.stats.lost.wrapping_add(gap);
+                }
+            }
+            r.expected = Some(seq.wrapping_add(1));
+            r.stats.received = r.stats.received.wrapping_add(1);
+            if dup {
+                r.stats.duplicates = r.stats.duplicates.wrapping_add(1);
+            }
+            let mut bytes = [0u8; BUF];
+            let len = match bytes.get_mut(..body.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(body);
+                    body.len()
+                }
+                // Too large for this side's entries: delivered empty (its
+                // `get` fails), and credited like any other.
+                None => 0,
+            };
+            let idx = (r.head + r.count) % W;
+            if let Some(slot) = r.entries.get_mut(idx) {
+                *slot = Some(SubEntry { seq, dup, held: Held::Waiting, len: len as u16, bytes });
+                r.count += 1;
+            }
+            r.consumer.wake();
+            true
+        })
+    }
+
+    fn take_credit(&self, runner: &Waker) -> Option<u32> {
+        self.with(|r| {
+            if !runner.will_wake(Waker::noop()) {
+                r.runner.register(runner);
+            }
+            r.credit_due.take()
+        })
+    }
+
+    fn credit_ready(&self, runner: &Waker) -> bool {
+        self.with(|r| {
+            r.runner.register(runner);
+            r.credit_due.is_some()
+        })
+    }
+}
+
+/// The samples of a [`Subscription`], as a `futures_core::Stream`.
+pub struct Samples<'s, T: Topic, M: RawMutex, const W: usize, const BUF: usize> {
+    sub: &'s Subscription<T, M, W, BUF>,
+}
+
+impl<'s, T: Topic, M: RawMutex, const W: usize, const BUF: usize> futures_core::Stream for Samples<'s, T, M, W, BUF> {
+    type Item = Received<'s, T, M, W, BUF>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.sub.poll_sample(cx).map(Some)
+    }
+}
+
+impl<'s, T: Topic, M: RawMutex, const W: usize, const BUF: usize> Samples<'s, T, M, W, BUF> {
+    /// The next sample.
+    pub async fn next(&mut self) -> Received<'s, T, M, W, BUF> {
+        let sub = self.sub;
+        core::future::poll_fn(|cx| sub.poll_sample(cx)).await
+    }
+}
+
+/// A received sample: its bytes (copied out of the conduit at once), its
+/// sequence number and whether it may be a duplicate. Dropping it grants
+/// the publisher credit for it: keep it until the sample is safe (a
+/// broker bridge drops it once the broker has it).
+pub struct Received<'s, T: Topic, M: RawMutex, const W: usize, const BUF: usize> {
+    sub: &'s Subscription<T, M, W, BUF>,
+    epoch: u32,
+    seq: u32,
+    dup: bool,
+    len: usize,
+    bytes: [u8; BUF],
+}
+
+impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Received<'_, T, M, W, BUF> {
+    /// The sample, decoded (borrowing this value); `None` when it does not
+    /// decode as the topic's type.
+    pub fn get(&self) -> Option<T::Msg<'_>> {
+        let bytes = self.bytes.get(..self.len)?;
+        match postcard::take_from_bytes::<T::Msg<'_>>(bytes) {
+            Ok((msg, [])) => Some(msg),
+            _ => None,
+        }
+    }
+
+    /// The publisher's sequence number of the sample.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Sent again after a session loss: the subscriber may have had it.
+    pub fn possibly_duplicate(&self) -> bool {
+        self.dup
+    }
+}
+
+impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Drop for Received<'_, T, M, W, BUF> {
+    fn drop(&mut self) {
+        self.sub.consumed(self.epoch, self.seq);
+    }
+}
