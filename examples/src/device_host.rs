@@ -18,11 +18,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use vox_conduit_stable::{ConfigError, SessionError, StableConduit, StableStats, StableStatsHandle, StableStorage};
-use vox_demo_protocol::{Echo, HostTime, Pin, ReadSensor, Report, SetOutput, UART_CONFIG, UART_MTU, sensor_value};
+use vox_demo_protocol::{
+    Echo, HostTime, Log, Pin, ReadSensor, SetOutput, Telemetry, UART_CONFIG, UART_MTU, sensor_value,
+};
 use vox_link_embedded::LinkChannel;
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, framed::FramedStats};
-use vox_rpc::{CallError, Calls, Client, RpcFamily, Server};
+use vox_rpc::{CallError, Calls, Client, RpcFamily, Server, Subscription};
 use vox_types::{Clock, LinkSource};
 
 const HOST_SLOTS: usize = 8;
@@ -124,13 +126,19 @@ impl Drop for TcpSerialPort {
     }
 }
 
-/// The telemetry samples of one session, as the host's `Report` handler
-/// checks them: numbered from 0, each once, in order.
+/// The telemetry samples of one session, as the host checks them:
+/// numbered from 0, each once, in order (a sample marked as a possible
+/// duplicate may repeat an earlier one).
 #[derive(Debug, Default)]
-struct Telemetry {
+struct Telemetry_ {
     next: AtomicU32,
     wrong: AtomicU32,
 }
+
+/// The host's subscription to the device's telemetry (room for 8 samples).
+pub type TelemetrySubscription = Subscription<Telemetry, M, 8, 32>;
+/// The host's subscription to the device's log (room for 8 lines).
+pub type LogSubscription = Subscription<Log, M, 8, 64>;
 
 /// How the session ended, once it has.
 type Ended = embassy_sync::signal::Signal<M, Result<(), SessionError>>;
@@ -142,7 +150,10 @@ pub struct HostDriver {
     driver: StableDriver,
     conduit: HostConduit,
     calls: Arc<HostCalls>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Telemetry_>,
+    telemetry_sub: Arc<TelemetrySubscription>,
+    log_sub: Arc<LogSubscription>,
+    log: Arc<Mutex<Vec<String>>>,
     ended: Arc<Ended>,
 }
 
@@ -155,24 +166,48 @@ impl HostDriver {
         rng: R,
         clock: C,
     ) -> Result<(), SessionError> {
-        let telemetry = self.telemetry.clone();
         let time = clock.clone();
         let mut server = std::pin::pin!(
             Server::new()
-                .serve::<Report, _>(move |sample| {
-                    let expected = telemetry.next.swap(sample.seq.wrapping_add(1), Ordering::Relaxed);
-                    if sample.seq != expected {
-                        telemetry.wrong.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(())
-                })
                 .serve::<HostTime, _>(move |_| Ok(time.now().as_millis()))
+                .subscribe(&*self.telemetry_sub)
+                .subscribe(&*self.log_sub)
         );
-        let (driven, _) = embassy_futures::join::join(
+        let session = embassy_futures::join::join(
             self.driver.run(source, rng, clock.clone()),
             vox_rpc::run(self.conduit, &*self.calls, server.as_mut(), clock),
-        )
-        .await;
+        );
+        let telemetry = async {
+            let mut samples = self.telemetry_sub.samples();
+            loop {
+                let received = samples.next().await;
+                let Some(sample) = received.get() else {
+                    self.telemetry.wrong.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let expected = self.telemetry.next.load(Ordering::Relaxed);
+                if sample.seq == expected {
+                    self.telemetry.next.store(expected.wrapping_add(1), Ordering::Relaxed);
+                } else if !(received.possibly_duplicate() && sample.seq < expected) {
+                    self.telemetry.wrong.fetch_add(1, Ordering::Relaxed);
+                    self.telemetry.next.store(sample.seq.wrapping_add(1), Ordering::Relaxed);
+                }
+            }
+        };
+        let log = async {
+            let mut lines = self.log_sub.samples();
+            loop {
+                let line = lines.next().await;
+                if let Some(text) = line.get() {
+                    self.log.lock().unwrap_or_else(|e| e.into_inner()).push(text.to_owned());
+                }
+            }
+        };
+        let readers = embassy_futures::join::join(telemetry, log);
+        let (driven, _) = match select(session, readers).await {
+            Either::First(ended) => ended,
+            Either::Second(never) => match never {},
+        };
         self.ended.signal(driven);
         driven
     }
@@ -222,7 +257,8 @@ pub struct ExerciseReport {
 pub struct HostSession<C: Clock = TokioClock> {
     client: DeviceClient<C>,
     stats: StableStatsHandle<HostStorage>,
-    telemetry: Arc<Telemetry>,
+    telemetry: Arc<Telemetry_>,
+    log: Arc<Mutex<Vec<String>>>,
     ended: Arc<Ended>,
     /// The driver's task, when the session spawned it on tokio.
     driver: Option<JoinHandle<Result<(), SessionError>>>,
@@ -287,23 +323,31 @@ impl<C: Clock + Clone> HostSession<C> {
         let (conduit, driver) = HostConduit::acceptor(Arc::new(HostStorage::new()), UART_CONFIG)?;
         let stats = conduit.stats_handle();
         let calls = Arc::new(HostCalls::new());
-        let telemetry = Arc::new(Telemetry::default());
+        let telemetry = Arc::new(Telemetry_::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
         let ended = Arc::new(Ended::new());
         let session = Self {
             client: Client::new(calls.clone(), clock.clone()),
             stats,
             telemetry: telemetry.clone(),
+            log: log.clone(),
             ended: ended.clone(),
             driver: None,
             clock,
             next_id: 0,
         };
-        Ok((session, HostDriver { driver, conduit, calls, telemetry, ended }))
+        let (telemetry_sub, log_sub) = (Arc::new(Subscription::new()), Arc::new(Subscription::new()));
+        Ok((session, HostDriver { driver, conduit, calls, telemetry, telemetry_sub, log_sub, log, ended }))
     }
 
     /// Counters of the host's conduit.
     pub fn stats(&self) -> StableStats {
         self.stats.get()
+    }
+
+    /// The device's log lines received so far (and clears them).
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A client of the device's endpoints (clone it into many tasks).

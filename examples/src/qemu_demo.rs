@@ -84,6 +84,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     let two = second.exercise(Workload { requests: requests / 4, ..work }).await;
     print_round("after a device reboot", &two);
     let epsilon = second.client().epsilon();
+    let log = second.take_log();
     println!(
         "\nthe host saw the reboot as: {}",
         ended.as_ref().map_or_else(|| "nothing (timeout)".to_string(), |e| format!("{e:?} ({e})"))
@@ -96,6 +97,9 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
         "the device may start a call at most {} after its deadline (the clock bound ε the host measured)",
         epsilon.map_or_else(|| "an unknown time".to_string(), |e| format!("{e} ms"))
     );
+    for line in &log {
+        println!("device log: {line}");
+    }
     drop((second, qemu));
     let _ = std::fs::remove_dir_all(&dir);
     let ok = |r: &ExerciseReport| r.replies == r.requests && r.wrong == 0 && r.ended.is_none();

@@ -54,8 +54,10 @@ async fn start_device_on(board: Board, port: u16, reconnect: bool) -> Qemu {
 
 // r[verify port.firmware]
 // r[verify rpc.symmetric]
+// r[verify rpc.log]
 /// 10,000 calls from the host through vox-rpc, while the device calls the
-/// host (its clock, and a telemetry sample every 20 ms).
+/// host (its clock) and publishes a telemetry sample every 20 ms and its
+/// log lines on topics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_and_telemetry_over_the_emulated_uart() {
     let (serial, port) = host_port().await;
@@ -67,7 +69,9 @@ async fn ten_thousand_requests_and_telemetry_over_the_emulated_uart() {
     assert_eq!(r.ended, None);
     assert_eq!(r.replies, 10_000, "every request answered correctly, once, in order");
     assert_eq!(r.wrong, 0, "nothing out of order, duplicated or wrong");
-    assert!(r.telemetry >= 100, "the device called the host with telemetry samples: {}", r.telemetry);
+    assert!(r.telemetry >= 100, "the device published telemetry samples, every one in order: {}", r.telemetry);
+    let log = session.take_log();
+    assert!(log.iter().any(|l| l == "session started"), "the device's log reached the host: {log:?}");
     assert_eq!(serial.connections(), 1);
 }
 

@@ -27,10 +27,10 @@ use core::time::Duration;
 use embassy_futures::select::{Either, select};
 use embedded_io_async::{Read, Write};
 use vox_conduit_stable::{SessionError, StableConduit, StableStorage};
-use vox_demo_protocol::{Echo, HostTime, ReadSensor, Report, Sample, SetOutput, UART_CONFIG, UART_MTU};
+use vox_demo_protocol::{Echo, HostTime, Log, ReadSensor, Sample, SetOutput, Telemetry, UART_CONFIG, UART_MTU};
 use vox_link_embedded::LinkChannel;
 use vox_link_embedded::{FramedLink, FramedLinkStorage};
-use vox_rpc::{Calls, Client, RpcFamily, Server};
+use vox_rpc::{Calls, Client, Delivery, Publication, RpcFamily, Server};
 /// A board's clock: embassy-time (the firmware supplies its time driver).
 pub use vox_types::EmbassyClock;
 use vox_types::{Clock, StorageRef};
@@ -71,6 +71,13 @@ pub type DeviceConduit = StableConduit<RpcFamily, DeviceStorage>;
 /// host's clock), answers of up to 24 bytes, up to 4 host endpoints, 2
 /// callers waiting in order.
 pub type DeviceCalls = Calls<DeviceMutex, 1, 24, 4, 2>;
+/// The device's telemetry: 4 samples held until the host credits them
+/// (reliable: publishing waits when the host does not read).
+pub type TelemetryPublication = Publication<Telemetry, DeviceMutex, 4, 16>;
+/// The device's log: the last 4 lines of up to 40 bytes (lossy: the
+/// logger never waits; an interrupt-safe mutex, so interrupt handlers may
+/// log too).
+pub type LogPublication = Publication<Log, embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 4, 40>;
 /// Requests of the host the device holds room for (the host keeps at most
 /// this many unanswered).
 pub const SERVE_ROOM: usize = 4;
@@ -90,12 +97,18 @@ pub trait DeviceMemory: Clone {
     fn conduit(&self) -> StorageRef<DeviceStorage>;
     /// The table of the device's calls to the host.
     fn calls(&self) -> StorageRef<DeviceCalls>;
+    /// The telemetry topic.
+    fn telemetry(&self) -> StorageRef<TelemetryPublication>;
+    /// The log topic.
+    fn log(&self) -> StorageRef<LogPublication>;
 }
 
 static LINK_STORAGE: UartLinkStorage = FramedLinkStorage::new();
 static LINKS: Links = LinkChannel::new();
 static CONDUIT_STORAGE: DeviceStorage = StableStorage::new();
 static CALLS: DeviceCalls = Calls::new();
+static TELEMETRY: TelemetryPublication = Publication::new(Delivery::Reliable);
+static LOG: LogPublication = Publication::new(Delivery::Lossy);
 
 /// A board's memory: the crate's `static`s (one device per program; no
 /// allocator). Costs nothing at run time: a unit struct.
@@ -115,6 +128,12 @@ impl DeviceMemory for StaticMemory {
     fn calls(&self) -> StorageRef<DeviceCalls> {
         StorageRef::Static(&CALLS)
     }
+    fn telemetry(&self) -> StorageRef<TelemetryPublication> {
+        StorageRef::Static(&TELEMETRY)
+    }
+    fn log(&self) -> StorageRef<LogPublication> {
+        StorageRef::Static(&LOG)
+    }
 }
 
 /// A device's memory on the heap (feature `alloc`): one per device, so
@@ -128,6 +147,8 @@ pub struct SharedMemory {
     links: alloc::sync::Arc<Links>,
     conduit: alloc::sync::Arc<DeviceStorage>,
     calls: alloc::sync::Arc<DeviceCalls>,
+    telemetry: alloc::sync::Arc<TelemetryPublication>,
+    log: alloc::sync::Arc<LogPublication>,
 }
 
 #[cfg(feature = "alloc")]
@@ -140,6 +161,8 @@ impl SharedMemory {
             links: Arc::new(LinkChannel::new()),
             conduit: Arc::default(),
             calls: Arc::default(),
+            telemetry: Arc::new(Publication::new(Delivery::Reliable)),
+            log: Arc::new(Publication::new(Delivery::Lossy)),
         }
     }
 }
@@ -164,6 +187,12 @@ impl DeviceMemory for SharedMemory {
     }
     fn calls(&self) -> StorageRef<DeviceCalls> {
         StorageRef::Shared(self.calls.clone())
+    }
+    fn telemetry(&self) -> StorageRef<TelemetryPublication> {
+        StorageRef::Shared(self.telemetry.clone())
+    }
+    fn log(&self) -> StorageRef<LogPublication> {
+        StorageRef::Shared(self.log.clone())
     }
 }
 
@@ -219,11 +248,15 @@ pub async fn run_link<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, c
 /// (it restarted) and a new one starts.
 pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) -> ! {
     let mut outputs = 0u32;
+    let (telemetry, log) = (memory.telemetry(), memory.log());
+    let _ = log.try_publish(&"booted");
     let mut server = core::pin::pin!(
         Server::<_, SERVE_ROOM, SERVE_ARENA>::with_room()
             .serve::<SetOutput, _>(|pin| vox_demo_protocol::set_output(&mut outputs, *pin))
             .serve::<ReadSensor, _>(|sensor| Ok(vox_demo_protocol::sensor_value(*sensor)))
             .serve::<Echo, _>(|bytes| Ok(bytes.into_inner()))
+            .publish(&*telemetry)
+            .publish(&*log)
     );
     let calls = memory.calls();
     let client = Client::new(calls.clone(), clock.clone());
@@ -245,7 +278,8 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
             driver.run(memory.links().receiver(), clock.clone()),
             vox_rpc::run(conduit, &calls, server.as_mut(), clock.clone()),
         );
-        let (driven, served) = match select(running, call_the_host(&client, &clock)).await {
+        let _ = log.try_publish(&"session started");
+        let (driven, served) = match select(running, call_the_host(&client, &clock, &telemetry)).await {
             Either::First(ended) => ended,
             Either::Second(never) => match never {},
         };
@@ -265,9 +299,15 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
 /// How long the device gives the host to answer a call.
 const HOST_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The device's calls to the host: its clock once, then a telemetry sample
-/// every [`TELEMETRY_PERIOD`], each the next `seq`.
-async fn call_the_host<C: Clock>(client: &Client<DeviceCalls, C>, clock: &C) -> core::convert::Infallible {
+/// The device's calls to the host (its clock, once) and its telemetry: a
+/// sample every [`TELEMETRY_PERIOD`], each the next `seq`, published on
+/// the telemetry topic (waiting while the host has not credited the
+/// samples it holds).
+async fn call_the_host<C: Clock>(
+    client: &Client<DeviceCalls, C>,
+    clock: &C,
+    telemetry: &TelemetryPublication,
+) -> core::convert::Infallible {
     match client.call::<HostTime>((), HOST_CALL_TIMEOUT).await {
         Ok(ms) => info!("the host's clock: {} ms", ms),
         Err(e) => warn!("asking the host's clock failed: {}", e),
@@ -279,8 +319,8 @@ async fn call_the_host<C: Clock>(client: &Client<DeviceCalls, C>, clock: &C) -> 
         next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
         clock.sleep_until(next).await;
         let sample = Sample { seq, millivolts: 3300 - (seq % 64) as u16, label: "vbat" };
-        if let Err(e) = client.call::<Report>(sample, HOST_CALL_TIMEOUT).await {
-            warn!("telemetry sample {} failed: {}", seq, e);
+        if telemetry.publish(&sample).await.is_err() {
+            warn!("telemetry sample {} does not fit", seq);
         }
         seq = seq.wrapping_add(1);
     }

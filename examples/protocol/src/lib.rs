@@ -35,10 +35,13 @@ vox_rpc::declare! {
     pub endpoint ReadSensor = "demo/read_sensor": u8 => i32;
     /// Host → device: sends the bytes back (borrowed both ways).
     pub endpoint Echo = "demo/echo": &'a [u8] => &'a [u8];
-    /// Device → host: a telemetry sample (a call until topics come).
-    pub endpoint Report = "demo/report": Sample<'a> => ();
     /// Device → host: the host's clock (ms since it started).
     pub endpoint HostTime = "demo/host_time": () => u64;
+    /// The device's telemetry: a sample every 20 ms (reliable: the host
+    /// credits each one it has taken).
+    pub topic Telemetry = "demo/telemetry": Sample<'a>;
+    /// The device's log: text lines (a lossy ring: the logger never waits).
+    pub topic Log = "demo/log": &'a str;
 }
 
 /// What the device does for [`SetOutput`]: `outputs` is the pin state.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use vox_conduit_stable::StableStorage;
-use vox_demo_protocol::{HostTime, ReadSensor, Report, UART_CONFIG, UART_MTU, sensor_value};
+use vox_demo_protocol::{HostTime, ReadSensor, UART_CONFIG, UART_MTU, sensor_value};
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::sim::{BytePipe, PipeReader, PipeWriter};
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, SharedLinkChannel};
@@ -118,8 +118,7 @@ async fn host(links: SharedLinkChannel<M, HostLink>, stop: Arc<AtomicBool>) -> V
     let client = Client::new(calls.clone(), TokioClock);
     tokio::spawn(async move {
         let storage = Arc::new(StableStorage::<M, 4096, 64, 4096, 64>::new());
-        let server =
-            Server::new().serve::<HostTime, _>(|_| Ok(TokioClock.now().as_millis())).serve::<Report, _>(|_| Ok(()));
+        let server = Server::new().serve::<HostTime, _>(|_| Ok(TokioClock.now().as_millis()));
         let rng = ChaCha20Rng::from_os_rng;
         vox_rpc::acceptor_sessions(storage, UART_CONFIG, links, rng, &*calls, std::pin::pin!(server), TokioClock).await
     });
