@@ -73,7 +73,11 @@ struct PubRing<const N: usize, const BUF: usize> {
 }
 
 impl<const N: usize, const BUF: usize> PubRing<N, BUF> {
+    /// Live entry `i` (0: the oldest); `None` beyond the live ones.
     fn at(&mut self, i: usize) -> Option<&mut PubEntry<BUF>> {
+        if i >= self.count {
+            return None;
+        }
         let idx = (self.head + i) % N;
         self.entries.get_mut(idx).and_then(Option::as_mut)
     }
@@ -82,21 +86,11 @@ impl<const N: usize, const BUF: usize> PubRing<N, BUF> {
         if self.count == 0 {
             return;
         }
-        if let Some(e) = self.entries.get_mut(self.head) {
-            *e = None;
-        }
+        // The entry stays (its place is reused in place, without moving
+        // its bytes); only entries within `count` are live.
         self.head = (self.head + 1) % N;
         self.count -= 1;
         self.publisher.wake();
-    }
-
-    fn push(&mut self, entry: PubEntry<BUF>) {
-        let idx = (self.head + self.count) % N;
-        if let Some(e) = self.entries.get_mut(idx) {
-            *e = Some(entry);
-            self.count += 1;
-        }
-        self.runner.wake();
     }
 }
 
@@ -166,43 +160,51 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
     /// buffer refuses it ([`PublishError::Full`]); the other kinds make
     /// room (counted).
     pub fn try_publish(&self, msg: &T::Msg<'_>) -> Result<(), PublishError> {
-        let mut bytes = [0u8; BUF];
-        let len = match postcard::to_slice(msg, &mut bytes) {
-            Ok(b) => b.len(),
-            Err(_) => {
-                self.with(|r| r.stats.dropped = r.stats.dropped.wrapping_add(1));
-                return Err(PublishError::TooLarge);
-            }
-        };
         let delivery = self.delivery;
         self.with(|r| {
+            // Where the sample goes: the newest unsent one of a latest-only
+            // topic is replaced; otherwise a new entry (making room as the
+            // kind says). Encoded in place: no buffer moves.
+            let mut slot = None;
             if delivery == Delivery::Latest {
-                // The newest unsent sample is replaced.
-                for i in 0..r.count {
-                    if let Some(e) = r.at(i)
-                        && !e.sent
-                        && !e.ever_sent
-                    {
-                        e.bytes = bytes;
-                        e.len = len as u16;
-                        r.stats.dropped = r.stats.dropped.wrapping_add(1);
-                        r.stats.published = r.stats.published.wrapping_add(1);
-                        r.runner.wake();
-                        return Ok(());
+                slot = (0..r.count).find(|&i| r.at(i).is_some_and(|e| !e.sent && !e.ever_sent));
+            }
+            let replacing = slot.is_some();
+            if slot.is_none() {
+                if r.count == N {
+                    if delivery == Delivery::Reliable {
+                        return Err(PublishError::Full);
                     }
+                    r.pop_front();
+                    r.stats.dropped = r.stats.dropped.wrapping_add(1);
                 }
+                let seq = r.next_seq;
+                let idx = (r.head + r.count) % N;
+                if let Some(e) = r.entries.get_mut(idx) {
+                    let entry =
+                        e.get_or_insert(PubEntry { seq, len: 0, sent: false, ever_sent: false, bytes: [0; BUF] });
+                    entry.seq = seq;
+                    entry.sent = false;
+                    entry.ever_sent = false;
+                }
+                slot = Some(r.count);
             }
-            if r.count == N {
-                if delivery == Delivery::Reliable {
-                    return Err(PublishError::Full);
-                }
-                r.pop_front();
+            let Some(i) = slot else { return Err(PublishError::TooLarge) };
+            let idx = (r.head + i) % N;
+            let Some(Some(entry)) = r.entries.get_mut(idx) else { return Err(PublishError::TooLarge) };
+            let Ok(encoded) = postcard::to_slice(msg, &mut entry.bytes).map(|b| b.len()) else {
                 r.stats.dropped = r.stats.dropped.wrapping_add(1);
+                return Err(PublishError::TooLarge);
+            };
+            entry.len = encoded as u16;
+            if replacing {
+                r.stats.dropped = r.stats.dropped.wrapping_add(1);
+            } else {
+                r.next_seq = r.next_seq.wrapping_add(1);
+                r.count += 1;
             }
-            let seq = r.next_seq;
-            r.next_seq = seq.wrapping_add(1);
             r.stats.published = r.stats.published.wrapping_add(1);
-            r.push(PubEntry { seq, len: len as u16, sent: false, ever_sent: false, bytes });
+            r.runner.wake();
             Ok(())
         })
     }
@@ -375,7 +377,11 @@ pub struct SubscribeStats {
 }
 
 impl<const W: usize, const BUF: usize> SubRing<W, BUF> {
+    /// Live entry `i` (0: the oldest); `None` beyond the live ones.
     fn at(&mut self, i: usize) -> Option<&mut SubEntry<BUF>> {
+        if i >= self.count {
+            return None;
+        }
         let idx = (self.head + i) % W;
         self.entries.get_mut(idx).and_then(Option::as_mut)
     }
@@ -388,9 +394,6 @@ impl<const W: usize, const BUF: usize> SubRing<W, BUF> {
                 break;
             }
             let next = e.seq.wrapping_add(1);
-            if let Some(slot) = self.entries.get_mut(self.head) {
-                *slot = None;
-            }
             self.head = (self.head + 1) % W;
             self.count -= 1;
             self.credit_due = Some(next);
@@ -519,7 +522,6 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> SubscriptionState 
     fn on_session(&self) {
         self.with(|r| {
             r.epoch = r.epoch.wrapping_add(1);
-            r.entries = [None; W];
             r.head = 0;
             r.count = 0;
             r.expected = None;
@@ -547,19 +549,19 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> SubscriptionState 
             if dup {
                 r.stats.duplicates = r.stats.duplicates.wrapping_add(1);
             }
-            let mut bytes = [0u8; BUF];
-            let len = match bytes.get_mut(..body.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(body);
-                    body.len()
-                }
-                // Too large for this side's entries: delivered empty (its
-                // `get` fails), and credited like any other.
-                None => 0,
-            };
             let idx = (r.head + r.count) % W;
             if let Some(slot) = r.entries.get_mut(idx) {
-                *slot = Some(SubEntry { seq, dup, held: Held::Waiting, len: len as u16, bytes });
+                let e = slot.get_or_insert(SubEntry { seq, dup, held: Held::Waiting, len: 0, bytes: [0; BUF] });
+                (e.seq, e.dup, e.held) = (seq, dup, Held::Waiting);
+                // Too large for this side's entries: delivered empty (its
+                // `get` fails), and credited like any other.
+                e.len = match e.bytes.get_mut(..body.len()) {
+                    Some(dst) => {
+                        dst.copy_from_slice(body);
+                        body.len() as u16
+                    }
+                    None => 0,
+                };
                 r.count += 1;
             }
             r.consumer.wake();
