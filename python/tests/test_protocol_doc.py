@@ -64,6 +64,8 @@ EXAMPLES: dict[str, Example] = {
         version=1, max_in_flight=4, fingerprint=0x5B8C0245, endpoints=[0xDDCCBBAA], topics=[]
     ),
     "rpc-refused-expired": rpc_frames.Refused(id=3, why=Refusal.EXPIRED),
+    # Section 12.5: topic 1, seq 300, a possible duplicate, body 07.
+    "rpc-sample": rpc_frames.Sample(topic=1, seq=300, dup=True, body=b"\x07"),
 }
 
 

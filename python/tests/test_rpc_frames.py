@@ -76,6 +76,12 @@ def frame_of_kind(r: random.Random, kind: FrameKind) -> rf.RpcFrame:
         return Hello(version=u16(r), max_in_flight=u16(r), fingerprint=u32(r), endpoints=keys(r), topics=keys(r))
     if kind == FrameKind.TIME_QUERY:
         return TimeQuery(t0=u64(r))
+    if kind == FrameKind.SUBSCRIBE:
+        return rf.Subscribe(topic=u16(r), window=u16(r))
+    if kind == FrameKind.SAMPLE:
+        return rf.Sample(topic=u16(r), seq=u32(r), dup=r.random() < 0.5, body=body(r))
+    if kind == FrameKind.CREDIT:
+        return rf.Credit(topic=u16(r), next=u32(r))
     return TimeReply(t0=u64(r), t1=u64(r), t2=u64(r))
 
 
@@ -149,7 +155,7 @@ class Frames(unittest.TestCase):
         self.assertIs(type(request.body), bytes)
 
     def test_unknown_variants_and_refusals(self) -> None:
-        for hx in ("09", "7f", "80 01", "ff ff ff ff 0f", "03 00 05", "03 00 80 01", "03 00 ff ff ff ff 0f"):
+        for hx in ("0c", "7f", "80 01", "ff ff ff ff 0f", "03 00 05", "03 00 80 01", "03 00 ff ff ff ff 0f"):
             assert_malformed_not_truncated(self, hx)
 
     def test_key_lists_must_be_whole_keys(self) -> None:
@@ -270,8 +276,8 @@ class Frames(unittest.TestCase):
 
     def test_the_family_fingerprint_fits_the_prologue(self) -> None:
         self.assertEqual(len(rf.RPC_FAMILY_FINGERPRINT), prologue.FINGERPRINT_LEN)
-        self.assertEqual(rf.RPC_FAMILY_FINGERPRINT.hex(), "d7c7e31c6dbf4c8a")
-        self.assertEqual(rf.ENVELOPE_VERSION, 1)
+        self.assertEqual(rf.RPC_FAMILY_FINGERPRINT.hex(), "e6d4bdeaf275080b")
+        self.assertEqual(rf.ENVELOPE_VERSION, 2)
 
 
 class ClockSamples(unittest.TestCase):
@@ -438,3 +444,24 @@ class Fingerprint(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TopicFrames(unittest.TestCase):
+    """Frames 9 to 11 (section 12.5)."""
+
+    def test_known_encodings_and_round_trips(self) -> None:
+        cases = [
+            (rf.Subscribe(topic=0, window=8), "09 00 08"),
+            (rf.Sample(topic=1, seq=300, dup=True, body=b"\x07"), "0a 01 ac 02 01 01 07"),
+            (rf.Sample(topic=0, seq=0, dup=False, body=b""), "0a 00 00 00 00"),
+            (rf.Credit(topic=1, next=301), "0b 01 ad 02"),
+        ]
+        for frame, wire in cases:
+            with self.subTest(frame=frame):
+                self.assertEqual(rf.encode_frame(frame).hex(" "), wire)
+                self.assertEqual(rf.decode_frame(bytes.fromhex(wire)), frame)
+
+    def test_malformed_topic_frames_are_typed_errors(self) -> None:
+        for wire in ("0a 00 00 02 00", "09 00", "0b 01", "0c"):
+            with self.subTest(wire=wire), self.assertRaises(rf.MalformedRpcFrame):
+                rf.decode_frame(bytes.fromhex(wire))

@@ -21,6 +21,10 @@ index  frame       fields, in order
                    ``topics: bytes``
 7      TimeQuery   ``t0: u64``
 8      TimeReply   ``t0: u64``, ``t1: u64``, ``t2: u64``
+9      Subscribe   ``topic: u16``, ``window: u16``
+10     Sample      ``topic: u16``, ``seq: u32``, ``dup: bool``,
+                   ``body: bytes``
+11     Credit      ``topic: u16``, ``next: u32``
 =====  ==========  ==================================================
 
 ``bytes`` is a postcard byte string; ``i64`` is a zigzag varint. The
@@ -70,6 +74,9 @@ __all__ = [
     "Hello",
     "TimeQuery",
     "TimeReply",
+    "Subscribe",
+    "Sample",
+    "Credit",
     "RpcFrame",
     "EntryKind",
     "DescribeEntry",
@@ -89,9 +96,9 @@ __all__ = [
 
 #: The schema fingerprint of ``RpcFamily`` in the prologue (section 3),
 #: whatever the endpoints are.
-RPC_FAMILY_FINGERPRINT = bytes.fromhex("d7c7e31c6dbf4c8a")
+RPC_FAMILY_FINGERPRINT = bytes.fromhex("e6d4bdeaf275080b")
 #: The envelope version a ``Hello`` carries.
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
 #: Length of an endpoint or topic key in ``Hello``.
 KEY_LEN = 4
 #: FNV-1a, 32 bits: the offset basis.
@@ -117,6 +124,9 @@ class FrameKind(enum.IntEnum):
     HELLO = 6
     TIME_QUERY = 7
     TIME_REPLY = 8
+    SUBSCRIBE = 9
+    SAMPLE = 10
+    CREDIT = 11
 
 
 class Refusal(enum.IntEnum):
@@ -211,8 +221,38 @@ class TimeReply:
     t2: int
 
 
+@dataclass(frozen=True)
+class Subscribe:
+    """Send me topic ``topic`` (its index in the receiver's greeting), at
+    most ``window`` samples beyond my credit (section 12.5)."""
+
+    topic: int
+    window: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sample of topic ``topic`` (its index in the sender's greeting):
+    the publisher's ``seq``, ``dup`` when sent in an earlier session, the
+    postcard ``body``."""
+
+    topic: int
+    seq: int
+    dup: bool
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Credit:
+    """Every sample of topic ``topic`` (its index in the receiver's
+    greeting) before ``next`` is consumed."""
+
+    topic: int
+    next: int
+
+
 #: Any rpc frame.
-RpcFrame = Union[Request, Reply, Failed, Refused, NoReply, Cancel, Hello, TimeQuery, TimeReply]
+RpcFrame = Union[Request, Reply, Failed, Refused, NoReply, Cancel, Hello, TimeQuery, TimeReply, Subscribe, Sample, Credit]
 
 
 class EntryKind(enum.IntEnum):
@@ -301,6 +341,19 @@ def encode_frame(frame: RpcFrame) -> bytes:
         return u32(FrameKind.TIME_QUERY) + u64(frame.t0)
     if isinstance(frame, TimeReply):
         return u32(FrameKind.TIME_REPLY) + u64(frame.t0) + u64(frame.t1) + u64(frame.t2)
+    u16 = postcard.encode_u16
+    if isinstance(frame, Subscribe):
+        return u32(FrameKind.SUBSCRIBE) + u16(frame.topic) + u16(frame.window)
+    if isinstance(frame, Sample):
+        return (
+            u32(FrameKind.SAMPLE)
+            + u16(frame.topic)
+            + u32(frame.seq)
+            + postcard.encode_bool(frame.dup)
+            + postcard.encode_byte_slice(frame.body)
+        )
+    if isinstance(frame, Credit):
+        return u32(FrameKind.CREDIT) + u16(frame.topic) + u32(frame.next)
     raise ValueError(f"not an rpc frame: {frame!r}")
 
 
@@ -356,6 +409,17 @@ def _read_frame(r: postcard.Reader) -> RpcFrame:
         t0 = r.u64()
         t1 = r.u64()
         return TimeReply(t0=t0, t1=t1, t2=r.u64())
+    if index == FrameKind.SUBSCRIBE:
+        topic = r.u16()
+        return Subscribe(topic=topic, window=r.u16())
+    if index == FrameKind.SAMPLE:
+        topic = r.u16()
+        seq = r.u32()
+        dup = r.bool()
+        return Sample(topic=topic, seq=seq, dup=dup, body=r.byte_slice())
+    if index == FrameKind.CREDIT:
+        topic = r.u16()
+        return Credit(topic=topic, next=r.u32())
     raise MalformedRpcFrame(f"unknown frame variant {index}")
 
 

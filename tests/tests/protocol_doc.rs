@@ -61,6 +61,10 @@ fn examples() -> Vec<(&'static str, Example)> {
             })),
         ),
         ("rpc-refused-expired", Rpc(vox_rpc::Frame::Refused { id: 3, why: vox_rpc::Refusal::Expired })),
+        (
+            "rpc-sample",
+            Rpc(vox_rpc::Frame::Sample { topic: 1, seq: 300, dup: true, body: vox_rpc::Body::Bytes(&[0x07]) }),
+        ),
     ]
 }
 
