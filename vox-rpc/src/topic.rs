@@ -646,3 +646,96 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Drop for Received<
         self.sub.consumed(self.epoch, self.seq);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::task::Waker;
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as M;
+
+    crate::declare! {
+        pub topic Num = "num": u32;
+    }
+
+    fn sent(p: &dyn PublicationState) -> std::vec::Vec<(u32, bool, u32)> {
+        let mut out = std::vec::Vec::new();
+        while p.send_next(&mut |seq, dup, bytes| {
+            out.push((seq, dup, postcard::from_bytes::<u32>(bytes).unwrap()));
+            true
+        }) {}
+        out
+    }
+
+    #[test]
+    fn a_reliable_publication_waits_for_credit_and_resends_what_was_not_credited() {
+        let p: Publication<Num, M, 3, 8> = Publication::new(Delivery::Reliable);
+        for n in 0..3 {
+            p.try_publish(&n).unwrap();
+        }
+        assert_eq!(p.try_publish(&3), Err(PublishError::Full));
+        assert!(sent(&p).is_empty(), "nobody subscribed");
+        p.on_subscribe(2);
+        assert_eq!(sent(&p), [(0, false, 0), (1, false, 1)], "the window: 2 beyond the credit");
+        p.on_credit(1);
+        assert_eq!(sent(&p), [(2, false, 2)]);
+        p.try_publish(&3).unwrap();
+        // The session is lost: what was not credited comes again, marked.
+        p.on_session();
+        assert!(sent(&p).is_empty());
+        p.on_subscribe(8);
+        assert_eq!(sent(&p), [(1, true, 1), (2, true, 2), (3, false, 3)]);
+        assert_eq!(p.stats(), PublishStats { published: 4, dropped: 0, resent: 2 });
+        p.on_credit(4);
+        assert_eq!(p.held(), 0);
+        assert!(!p.ready(Waker::noop()));
+    }
+
+    #[test]
+    fn latest_only_keeps_the_newest_unsent_and_lossy_drops_the_oldest() {
+        let latest: Publication<Num, M, 2, 8> = Publication::new(Delivery::Latest);
+        latest.on_subscribe(1);
+        for n in 0..100 {
+            latest.try_publish(&n).unwrap();
+        }
+        assert_eq!(sent(&latest), [(0, false, 99)]);
+        assert_eq!(latest.stats().dropped, 99);
+        let lossy: Publication<Num, M, 3, 8> = Publication::new(Delivery::Lossy);
+        for n in 0..5 {
+            lossy.try_publish(&n).unwrap();
+        }
+        lossy.on_subscribe(8);
+        assert_eq!(sent(&lossy), [(2, false, 2), (3, false, 3), (4, false, 4)]);
+        assert_eq!(lossy.stats().dropped, 2);
+        let tiny: Publication<Num, M, 1, 2> = Publication::new(Delivery::Lossy);
+        assert_eq!(tiny.try_publish(&u32::MAX), Err(PublishError::TooLarge));
+    }
+
+    #[test]
+    fn a_subscription_credits_in_order_counts_gaps_and_refuses_beyond_its_window() {
+        let s: Subscription<Num, M, 2, 8> = Subscription::new();
+        s.on_session();
+        let bytes = |n: u32| postcard::to_allocvec(&n).unwrap();
+        assert!(s.on_sample(5, false, &bytes(50)));
+        assert!(s.on_sample(7, true, &bytes(70)));
+        assert!(!s.on_sample(8, false, &bytes(80)), "beyond the window");
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let Poll::Ready(a) = s.poll_sample(&mut cx) else { panic!() };
+        let Poll::Ready(b) = s.poll_sample(&mut cx) else { panic!() };
+        assert!(s.poll_sample(&mut cx).is_pending());
+        assert_eq!((a.get(), a.seq(), a.possibly_duplicate()), (Some(50), 5, false));
+        assert_eq!((b.get(), b.seq(), b.possibly_duplicate()), (Some(70), 7, true));
+        // Consumed out of order: the credit waits for the older one.
+        drop(b);
+        assert_eq!(s.take_credit(waker), None);
+        drop(a);
+        assert_eq!(s.take_credit(waker), Some(8));
+        assert_eq!(s.stats(), SubscribeStats { received: 2, lost: 1, duplicates: 1 });
+        // A sample handed out in an old session credits nothing in the new.
+        assert!(s.on_sample(8, false, &bytes(80)));
+        let Poll::Ready(old) = s.poll_sample(&mut cx) else { panic!() };
+        s.on_session();
+        drop(old);
+        assert_eq!(s.take_credit(waker), None);
+    }
+}
