@@ -54,7 +54,6 @@ async fn start_device_on(board: Board, port: u16, reconnect: bool) -> Qemu {
 
 // r[verify port.firmware]
 // r[verify rpc.symmetric]
-// r[verify rpc.log]
 /// 10,000 calls from the host through vox-rpc, while the device calls the
 /// host (its clock) and publishes a telemetry sample every 20 ms and its
 /// log lines on topics.

@@ -383,7 +383,10 @@ impl<
     C: Clock,
 > Session<'_, '_, M, N, BUF, PEER, WAIT, D, Q, A, C>
 {
-    /// Sends the most urgent frame owed, if any.
+    /// Sends the most urgent frame owed, if any: the greeting and clock
+    /// samples, answers owed, topics' control frames, cancels and requests,
+    /// and only then samples (telemetry never holds a call back).
+    // r[impl rpc.no-hol]
     fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P) -> Step<P> {
         if !self.hello_sent {
             let keys = KeyList::<D>(core::marker::PhantomData);
