@@ -71,6 +71,10 @@ async fn ten_thousand_requests_and_telemetry_over_the_emulated_uart() {
     assert!(r.telemetry >= 100, "the device published telemetry samples, every one in order: {}", r.telemetry);
     let log = session.take_log();
     assert!(log.iter().any(|l| l == "session started"), "the device's log reached the host: {log:?}");
+    assert!(
+        log.iter().any(|l| l == "logged from the SysTick interrupt"),
+        "a line logged in an interrupt handler reached the host: {log:?}"
+    );
     assert_eq!(serial.connections(), 1);
 }
 

@@ -42,6 +42,20 @@ embassy_time_driver::time_driver_impl!(static DRIVER: SysTickDriver = SysTickDri
     queue: Mutex::new(RefCell::new(Queue::new())),
 });
 
+/// A function the tick interrupt calls with the tick count (a firmware's
+/// hook: the demo device logs from it, to show that its log works from
+/// interrupt context).
+static TICK_HOOK: Mutex<Cell<Option<TickHook>>> = Mutex::new(Cell::new(None));
+
+/// What the tick interrupt calls: the tick count.
+pub type TickHook = fn(u64);
+
+/// Makes the tick interrupt call `hook` on every tick (keep it short: it
+/// runs in the interrupt).
+pub fn set_tick_hook(hook: TickHook) {
+    critical_section::with(|cs| TICK_HOOK.borrow(cs).set(Some(hook)));
+}
+
 /// Starts the tick: SysTick on the core clock of `core_hz` Hz.
 pub fn start(mut syst: SYST, core_hz: u32) {
     syst.set_clock_source(SystClkSource::Core);
@@ -53,10 +67,14 @@ pub fn start(mut syst: SYST, core_hz: u32) {
 
 #[exception]
 fn SysTick() {
-    critical_section::with(|cs| {
+    let (now, hook) = critical_section::with(|cs| {
         let ticks = DRIVER.ticks.borrow(cs);
         let now = ticks.get() + 1;
         ticks.set(now);
         DRIVER.queue.borrow_ref_mut(cs).next_expiration(now);
+        (now, TICK_HOOK.borrow(cs).get())
     });
+    if let Some(hook) = hook {
+        hook(now);
+    }
 }

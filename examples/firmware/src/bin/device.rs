@@ -5,7 +5,7 @@
 
 use embassy_executor::Spawner;
 use static_cell::StaticCell;
-use vox_demo_device::{EmbassyClock, StaticMemory};
+use vox_demo_device::{DeviceMemory, EmbassyClock, StaticMemory};
 use vox_firmware::board::{self, UartRx, UartTx};
 use vox_firmware::executor::WfiExecutor;
 
@@ -23,6 +23,13 @@ async fn sessions() {
 fn main() -> ! {
     static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
     let (rx, tx) = board::init();
+    // One log line from an interrupt handler, a second after boot: the log
+    // topic never waits and its mutex is interrupt-safe.
+    vox_firmware::time_driver::set_tick_hook(|tick| {
+        if tick == 1000 {
+            let _ = StaticMemory.log().try_publish(&"logged from the SysTick interrupt");
+        }
+    });
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
         spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
         spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
