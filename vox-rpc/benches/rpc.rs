@@ -623,6 +623,7 @@ fn main() {
     );
 
     flood_row(&rt);
+    topic_rows(&rt);
 
     let rows = wire_rows();
     println!();
@@ -843,4 +844,83 @@ fn flood_row(rt: &tokio::runtime::Runtime) {
          flood never fills the line: the publisher coalesces.)",
         flood::K
     );
+}
+
+// ---- reliable topic throughput against the raw conduit ----
+
+vox_rpc::declare! {
+    pub topic Counter = "bench/counter": u32;
+}
+
+/// `n` samples of a reliable topic from the device to the host (a window
+/// of 16, as fast as credit allows), consumed as they come.
+async fn topic_stream<C: Conduit<Msg = RpcFamily>>(host: C, device: C, n: u64) -> Run {
+    let publication: vox_rpc::Publication<Counter, M, 16, 16> = vox_rpc::Publication::new(vox_rpc::Delivery::Reliable);
+    let subscription: vox_rpc::Subscription<Counter, M, 16, 16> = vox_rpc::Subscription::new();
+    let (host_calls, device_calls) = (Calls::<M, 1, 16>::new(), Calls::<M, 1, 16>::new());
+    let mut host_server = pin!(Server::new().subscribe(&subscription));
+    let mut device_server = pin!(Server::new().publish(&publication));
+    let sessions = join(
+        vox_rpc::run(host, &host_calls, host_server.as_mut(), TokioClock),
+        vox_rpc::run(device, &device_calls, device_server.as_mut(), TokioClock),
+    );
+    let work = async {
+        let start = Instant::now();
+        let publishing = async {
+            for i in 0..n as u32 {
+                publication.publish(&i).await.unwrap();
+            }
+        };
+        let consuming = async {
+            let mut samples = subscription.samples();
+            for i in 0..n as u32 {
+                assert_eq!(samples.next().await.get(), Some(i));
+            }
+        };
+        join(publishing, consuming).await;
+        Run { elapsed: start.elapsed(), calls: n, allocs: 0 }
+    };
+    match select(pin!(work), pin!(sessions)).await {
+        Either::First(run) => run,
+        Either::Second(ended) => panic!("the topic's sessions ended: {ended:?}"),
+    }
+}
+
+/// `n` messages one way on the conduit itself: a sending task, a receiving
+/// task.
+async fn raw_stream<C: Conduit<Msg = HandFamily>>(host: C, device: C, n: u64) -> Run {
+    let (tx, _keep) = device.split();
+    let (_keep2, mut rx) = host.split();
+    let start = Instant::now();
+    let sending = async {
+        for i in 0..n as u32 {
+            tx.reserve().await.unwrap().send(Hand::Request { id: i, x: i }).unwrap();
+        }
+    };
+    let receiving = async {
+        for _ in 0..n {
+            rx.recv().await.unwrap().unwrap();
+        }
+    };
+    join(sending, receiving).await;
+    Run { elapsed: start.elapsed(), calls: n, allocs: 0 }
+}
+
+fn topic_rows(rt: &tokio::runtime::Runtime) {
+    println!();
+    println!("A reliable topic (window 16, credit per sample consumed) against the raw conduit, one way:");
+    println!();
+    println!("| conduit | reliable topic samples/s | raw conduit messages/s | topic / raw |");
+    println!("|---|--:|--:|--:|");
+    for kind in [Kind::Bare, Kind::Stable] {
+        let topic = measure(|n| rt.block_on(on_conduits!(kind, RpcFamily, |h, d| topic_stream(h, d, n))));
+        let raw = measure(|n| rt.block_on(on_conduits!(kind, HandFamily, |h, d| raw_stream(h, d, n))));
+        println!(
+            "| {} | {} | {} | {:.2} |",
+            kind.name(),
+            per_sec(&topic),
+            per_sec(&raw),
+            topic.calls_per_sec() / raw.calls_per_sec()
+        );
+    }
 }
