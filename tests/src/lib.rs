@@ -4,6 +4,7 @@
 pub mod bare_harness;
 pub mod conduit_kit;
 pub mod framed_harness;
+pub mod gated_dialer;
 pub mod link_kit;
 pub mod sim_runtime;
 pub mod stable_harness;

@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vox_conduit_stable::{StableConduit, StableStorage};
-use vox_link_embedded::MemoryLink;
-use vox_link_embedded::sim::{FaultPlan, MemoryDialer, SimClock, memory_link_source};
+use vox_link_embedded::sim::{FaultPlan, SimClock, memory_link_source};
 use vox_rpc::{CallError, Calls, Client, RpcFamily, Server};
+use vox_tests::gated_dialer::GatedDialer;
 use vox_tests::sim_runtime::{SimHandle, SimRuntime};
 use vox_tests::stable_harness::{FAST, rng};
-use vox_types::{Clock, Instant, LinkError, LinkSource};
+use vox_types::{Clock, Instant};
 
 vox_rpc::declare! {
     /// Runs nonce `n` at once.
@@ -36,20 +36,6 @@ type Table = Calls<M, 4, 64>;
 type RpcClient = Client<Table, SimClock>;
 type Log = Arc<Mutex<HashMap<u64, u32>>>;
 type Outcomes = Arc<Mutex<Vec<(u64, Result<u64, CallError>)>>>;
-
-struct GatedDialer {
-    inner: Arc<Mutex<MemoryDialer<M, 4, 256>>>,
-    clock: SimClock,
-    open_at: Arc<AtomicU64>,
-}
-
-impl LinkSource for GatedDialer {
-    type Link = MemoryLink<M, 4, 256>;
-    async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
-        self.clock.sleep_until(Instant::from_millis(self.open_at.load(Ordering::SeqCst))).await;
-        Ok(self.inner.lock().unwrap().connect())
-    }
-}
 
 /// A server whose handlers log their nonce.
 macro_rules! logging_server {

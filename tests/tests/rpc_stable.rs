@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vox_conduit_stable::{StableConduit, StableStorage};
-use vox_link_embedded::MemoryLink;
-use vox_link_embedded::sim::{MemoryDialer, MemoryListener, SimClock, memory_link_source};
+use vox_link_embedded::sim::{MemoryListener, SimClock, memory_link_source};
 use vox_rpc::{CallError, Calls, Client, RpcFamily, Server};
+use vox_tests::gated_dialer::{GatedDialer, SharedDialer};
 use vox_tests::sim_runtime::{SimHandle, SimRuntime};
 use vox_tests::stable_harness::{FAST, rng};
-use vox_types::{Clock, Instant, LinkError, LinkSource};
+use vox_types::{Clock, Instant};
 
 vox_rpc::declare! {
     pub endpoint Double = "double": u32 => u32;
@@ -26,25 +26,6 @@ type Storage = StableStorage<M, 2048, 16, 2048, 16>;
 type Rpc = StableConduit<RpcFamily, Storage>;
 type Table = Calls<M, 8, 64>;
 const MS: Duration = Duration::from_millis(1);
-
-/// The one dialer of the link source, shared by the test (to cut links)
-/// and every boot of the device.
-type SharedDialer = Arc<Mutex<MemoryDialer<M, 4, 256>>>;
-
-/// A dialer that makes no link before `open_at` (ms): a cable out.
-struct GatedDialer {
-    inner: SharedDialer,
-    clock: SimClock,
-    open_at: Arc<AtomicU64>,
-}
-
-impl LinkSource for GatedDialer {
-    type Link = MemoryLink<M, 4, 256>;
-    async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
-        self.clock.sleep_until(Instant::from_millis(self.open_at.load(Ordering::SeqCst))).await;
-        Ok(self.inner.lock().unwrap().connect())
-    }
-}
 
 struct Rig {
     handle: SimHandle,

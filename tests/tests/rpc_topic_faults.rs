@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vox_conduit_stable::{StableConduit, StableStorage};
-use vox_link_embedded::MemoryLink;
-use vox_link_embedded::sim::{FaultPlan, MemoryDialer, SimClock, memory_link_source};
+use vox_link_embedded::sim::{FaultPlan, memory_link_source};
 use vox_rpc::{Calls, Delivery, Publication, RpcFamily, Server, Subscription};
+use vox_tests::gated_dialer::GatedDialer;
 use vox_tests::sim_runtime::SimRuntime;
 use vox_tests::stable_harness::{FAST, rng};
-use vox_types::{Clock, Instant, LinkError, LinkSource};
+use vox_types::{Clock, Instant};
 
 vox_rpc::declare! {
     /// (boot, n): the device's boot number and its sample number.
@@ -34,20 +34,6 @@ const LIMIT_MS: u64 = 15_000;
 const HELD: usize = 6;
 type Pub = Publication<Counter, M, HELD, 16>;
 type Sub = Subscription<Counter, M, WINDOW, 16>;
-
-struct GatedDialer {
-    inner: Arc<Mutex<MemoryDialer<M, 4, 256>>>,
-    clock: SimClock,
-    open_at: Arc<AtomicU64>,
-}
-
-impl LinkSource for GatedDialer {
-    type Link = MemoryLink<M, 4, 256>;
-    async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
-        self.clock.sleep_until(Instant::from_millis(self.open_at.load(Ordering::SeqCst))).await;
-        Ok(self.inner.lock().unwrap().connect())
-    }
-}
 
 fn plan(r: &mut ChaCha8Rng) -> FaultPlan {
     let at = |r: &mut ChaCha8Rng| r.next_u32().is_multiple_of(4).then(|| r.next_u32() % 60);

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vox_conduit_stable::{StableConfig, StableStorage};
-use vox_link_embedded::MemoryLink;
-use vox_link_embedded::sim::{MemoryDialer, SimClock, memory_link_source};
+use vox_link_embedded::sim::{SimClock, memory_link_source};
 use vox_rpc::{Calls, Client, Delivery, Publication, Server, Subscription};
+use vox_tests::gated_dialer::{GatedDialer, SharedDialer};
 use vox_tests::sim_runtime::{SimHandle, SimRuntime};
 use vox_tests::stable_harness::{FAST, rng};
-use vox_types::{Clock, Instant, LinkError, LinkSource};
+use vox_types::{Clock, Instant};
 
 vox_rpc::declare! {
     pub endpoint Double = "double": u32 => u32;
@@ -26,24 +26,8 @@ vox_rpc::declare! {
 }
 
 type Storage = StableStorage<M, 2048, 16, 2048, 16>;
-type SharedDialer = Arc<Mutex<MemoryDialer<M, 4, 256>>>;
 const MS: Duration = Duration::from_millis(1);
 const CONFIG: StableConfig = FAST;
-
-/// A dialer that makes no link before `open_at` (ms): a cable out.
-struct GatedDialer {
-    inner: SharedDialer,
-    clock: SimClock,
-    open_at: Arc<AtomicU64>,
-}
-
-impl LinkSource for GatedDialer {
-    type Link = MemoryLink<M, 4, 256>;
-    async fn next_link(&mut self) -> Result<Self::Link, LinkError> {
-        self.clock.sleep_until(Instant::from_millis(self.open_at.load(Ordering::SeqCst))).await;
-        Ok(self.inner.lock().unwrap().connect())
-    }
-}
 
 type Reliable = Publication<Counter, M, 8, 16>;
 type Latest = Publication<Level, M, 2, 16>;

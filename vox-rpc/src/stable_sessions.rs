@@ -36,6 +36,25 @@ impl fmt::Display for SessionsEnded {
 
 impl core::error::Error for SessionsEnded {}
 
+/// After a session: why no new one can help, or `None` once it is time
+/// for the next (a moment after a failed one: a busy acceptor, a lost
+/// session).
+async fn after_session<C: Clock>(
+    session: Result<(), SessionError>,
+    calls: Result<(), RunError>,
+    config: &StableConfig,
+    clock: &C,
+) -> Option<SessionsEnded> {
+    let failed = session.is_err();
+    if let Some(e) = final_end(session, calls) {
+        return Some(e);
+    }
+    if failed {
+        clock.sleep_until(clock.now().add_millis(u64::from(config.retry_delay_ms))).await;
+    }
+    None
+}
+
 /// Whether a session's end leaves nothing for a new one to do.
 fn final_end(session: Result<(), SessionError>, calls: Result<(), RunError>) -> Option<SessionsEnded> {
     match (session, calls) {
@@ -108,13 +127,8 @@ where
         };
         let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
         let (session, calls) = join(driver.run(&mut links, clock.clone()), running).await;
-        let failed = session.is_err();
-        if let Some(e) = final_end(session, calls) {
+        if let Some(e) = after_session(session, calls, &config, &clock).await {
             return e;
-        }
-        if failed {
-            // A busy acceptor, a lost session: a moment before the next.
-            clock.sleep_until(clock.now().add_millis(u64::from(config.retry_delay_ms))).await;
         }
     }
 }
@@ -161,12 +175,8 @@ where
         };
         let running = crate::run(conduit, calls, server.as_mut(), clock.clone());
         let (session, calls) = join(driver.run(&mut links, rng(), clock.clone()), running).await;
-        let failed = session.is_err();
-        if let Some(e) = final_end(session, calls) {
+        if let Some(e) = after_session(session, calls, &config, &clock).await {
             return e;
-        }
-        if failed {
-            clock.sleep_until(clock.now().add_millis(u64::from(config.retry_delay_ms))).await;
         }
     }
 }
