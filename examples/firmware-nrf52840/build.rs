@@ -12,7 +12,7 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=--nmagic");
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
-    if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
+    if env::var_os("CARGO_FEATURE_DEFMT").is_some() || env::var_os("CARGO_FEATURE_DEFMT_CONDUIT").is_some() {
         println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     }
     println!("cargo:rerun-if-changed=memory.x");

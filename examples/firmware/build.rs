@@ -15,7 +15,7 @@ fn main() {
         }
         println!("cargo:rustc-link-search={}", out.display());
     }
-    if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
+    if env::var_os("CARGO_FEATURE_DEFMT").is_some() || env::var_os("CARGO_FEATURE_DEFMT_CONDUIT").is_some() {
         println!("cargo:rustc-link-arg=-Tdefmt.x");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -24,7 +24,7 @@ use vox_demo_protocol::{
 use vox_link_embedded::LinkChannel;
 use vox_link_embedded::host::TokioClock;
 use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, framed::FramedStats};
-use vox_rpc::{CallError, Calls, Client, RpcFamily, Server, Subscription};
+use vox_rpc::{CallError, Calls, Client, DefmtFrames, RpcFamily, Server, Subscription};
 use vox_types::{Clock, LinkSource};
 
 const HOST_SLOTS: usize = 8;
@@ -139,6 +139,11 @@ struct Telemetry_ {
 pub type TelemetrySubscription = Subscription<Telemetry, M, 8, 32>;
 /// The host's subscription to the device's log (room for 8 lines).
 pub type LogSubscription = Subscription<Log, M, 8, 64>;
+/// The host's subscription to the device's defmt frames (a firmware built
+/// with `defmt-conduit`; room for 8 frames).
+pub type DefmtSubscription = Subscription<DefmtFrames, M, 8, 128>;
+/// Lines or frames received, shared between the session and its driver.
+type Received<T> = Arc<Mutex<Vec<T>>>;
 
 /// How the session ended, once it has.
 type Ended = embassy_sync::signal::Signal<M, Result<(), SessionError>>;
@@ -153,7 +158,9 @@ pub struct HostDriver {
     telemetry: Arc<Telemetry_>,
     telemetry_sub: Arc<TelemetrySubscription>,
     log_sub: Arc<LogSubscription>,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Received<String>,
+    defmt_sub: Arc<DefmtSubscription>,
+    defmt: Received<Vec<u8>>,
     ended: Arc<Ended>,
 }
 
@@ -172,6 +179,7 @@ impl HostDriver {
                 .serve::<HostTime, _>(move |_| Ok(time.now().as_millis()))
                 .subscribe(&*self.telemetry_sub)
                 .subscribe(&*self.log_sub)
+                .subscribe(&*self.defmt_sub)
         );
         let session = embassy_futures::join::join(
             self.driver.run(source, rng, clock.clone()),
@@ -203,7 +211,16 @@ impl HostDriver {
                 }
             }
         };
-        let readers = embassy_futures::join::join(telemetry, log);
+        let defmt = async {
+            let mut frames = self.defmt_sub.samples();
+            loop {
+                let frame = frames.next().await;
+                if let Some(bytes) = frame.get() {
+                    self.defmt.lock().unwrap_or_else(|e| e.into_inner()).push(bytes.to_vec());
+                }
+            }
+        };
+        let readers = embassy_futures::join::join3(telemetry, log, defmt);
         let (driven, _) = match select(session, readers).await {
             Either::First(ended) => ended,
             Either::Second(never) => match never {},
@@ -258,7 +275,8 @@ pub struct HostSession<C: Clock = TokioClock> {
     client: DeviceClient<C>,
     stats: StableStatsHandle<HostStorage>,
     telemetry: Arc<Telemetry_>,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Received<String>,
+    defmt: Received<Vec<u8>>,
     ended: Arc<Ended>,
     /// The driver's task, when the session spawned it on tokio.
     driver: Option<JoinHandle<Result<(), SessionError>>>,
@@ -325,19 +343,24 @@ impl<C: Clock + Clone> HostSession<C> {
         let calls = Arc::new(HostCalls::new());
         let telemetry = Arc::new(Telemetry_::default());
         let log = Arc::new(Mutex::new(Vec::new()));
+        let defmt = Arc::new(Mutex::new(Vec::new()));
         let ended = Arc::new(Ended::new());
         let session = Self {
             client: Client::new(calls.clone(), clock.clone()),
             stats,
             telemetry: telemetry.clone(),
             log: log.clone(),
+            defmt: defmt.clone(),
             ended: ended.clone(),
             driver: None,
             clock,
             next_id: 0,
         };
-        let (telemetry_sub, log_sub) = (Arc::new(Subscription::new()), Arc::new(Subscription::new()));
-        Ok((session, HostDriver { driver, conduit, calls, telemetry, telemetry_sub, log_sub, log, ended }))
+        let (telemetry_sub, log_sub, defmt_sub) =
+            (Arc::new(Subscription::new()), Arc::new(Subscription::new()), Arc::new(Subscription::new()));
+        let driver =
+            HostDriver { driver, conduit, calls, telemetry, telemetry_sub, log_sub, log, defmt_sub, defmt, ended };
+        Ok((session, driver))
     }
 
     /// Counters of the host's conduit.
@@ -348,6 +371,13 @@ impl<C: Clock + Clone> HostSession<C> {
     /// The device's log lines received so far (and clears them).
     pub fn take_log(&self) -> Vec<String> {
         std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The device's defmt frames received so far (and clears them): a
+    /// firmware built with `defmt-conduit` publishes them; decode them
+    /// with [`DefmtTable`](crate::defmt_frames::DefmtTable) and its ELF.
+    pub fn take_defmt_frames(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.defmt.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A client of the device's endpoints (clone it into many tasks).

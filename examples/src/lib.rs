@@ -3,6 +3,7 @@
 
 pub mod bare_tcp;
 pub mod boards;
+pub mod defmt_frames;
 pub mod device_host;
 pub mod fault_proxy;
 pub mod framed_tcp;

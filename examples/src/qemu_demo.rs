@@ -5,6 +5,7 @@
 //! device and starts a new session. `--port PATH` does the same against a
 //! real board.
 
+use crate::defmt_frames::DefmtTable;
 use crate::device_host::{ExerciseReport, HostSession, Workload};
 use crate::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 use std::path::{Path, PathBuf};
@@ -113,10 +114,13 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     }
 }
 
-/// `demo --port PATH`: the same host session against a real board on a
-/// serial port (`/dev/ttyACM0`, `/dev/serial/by-id/...`) running the
-/// `device` firmware; `Err` says what failed.
-pub async fn run_port_demo(path: &Path, requests: u32) -> Result<(), String> {
+/// `demo --port PATH [--elf ELF]`: the same host session against a real
+/// board on a serial port (`/dev/ttyACM0`, `/dev/serial/by-id/...`)
+/// running the `device` firmware; prints the device's log lines, its
+/// defmt frames decoded with `elf` (a firmware built with
+/// `defmt-conduit`). Returns those lines; `Err` says what failed.
+pub async fn run_port_demo(path: &Path, requests: u32, elf: Option<&Path>) -> Result<Vec<String>, String> {
+    let table = elf.map(DefmtTable::from_elf).transpose()?;
     println!("host <-> the board on {} (opened by path; unplug and replug it freely)\n", path.display());
     let work = workload(requests, Duration::from_secs(600));
     let mut session = HostSession::start_on(serial(path)).map_err(|e| e.to_string())?;
@@ -126,8 +130,20 @@ pub async fn run_port_demo(path: &Path, requests: u32) -> Result<(), String> {
     print_round("board", &r);
     let s = session.stats();
     println!("\n{} reattachments, {} replays, {} CRC errors", s.reattachments, s.replays, s.crc_errors);
+    let mut lines = session.take_log();
+    let frames = session.take_defmt_frames();
+    match &table {
+        Some(table) => lines.extend(frames.iter().map(|f| table.decode(f))),
+        None if !frames.is_empty() => {
+            lines.push(format!("({} defmt frames: pass --elf with the firmware's ELF to decode them)", frames.len()))
+        }
+        None => {}
+    }
+    for line in &lines {
+        println!("device log: {line}");
+    }
     if r.replies == r.requests && r.wrong == 0 && r.ended.is_none() {
-        Ok(())
+        Ok(lines)
     } else {
         Err(format!("a request went unanswered or an answer was wrong: {r:?}"))
     }

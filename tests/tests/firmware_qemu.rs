@@ -54,6 +54,7 @@ async fn start_device_on(board: Board, port: u16, reconnect: bool) -> Qemu {
 
 // r[verify port.firmware]
 // r[verify rpc.symmetric]
+// r[verify rpc.log]
 /// 10,000 calls from the host through vox-rpc, while the device calls the
 /// host (its clock) and publishes a telemetry sample every 20 ms and its
 /// log lines on topics.
@@ -215,6 +216,24 @@ async fn defmt_log_shows_state_changes() {
     assert!(has("stable: attached (reattachments 0)"), "attachment logged: {log:?}");
     assert!(has("stable: session ended: SessionLost"), "the typed error is logged: {log:?}");
     assert!(has("session 2: connecting"), "{log:?}");
+}
+
+/// A firmware built with `defmt-conduit` sends its defmt log on the
+/// conduit, beside the calls: `demo --port PTY --elf ELF` decodes the
+/// frames, one logged in the SysTick interrupt among them.
+// r[verify rpc.log]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defmt_frames_on_the_conduit_are_decoded_by_the_port_demo() {
+    let elf = firmware("device", Board::Lm3s6965, &["defmt-conduit"]);
+    let qemu = Qemu::start(&elf, Board::Lm3s6965, Uart::Pty, QEMU_LIMIT, false).await.unwrap();
+    let pty = qemu.pty().unwrap().to_path_buf();
+    // 3,000 calls take more than the second after which the interrupt logs.
+    let lines = vox_examples::qemu_demo::run_port_demo(&pty, 3_000, Some(&elf)).await.unwrap();
+    drop(qemu);
+    let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
+    assert!(has("INFO the host's clock:"), "a defmt line from a task, decoded: {lines:?}");
+    assert!(has("INFO defmt from the SysTick interrupt, tick 1000"), "a defmt line from an interrupt: {lines:?}");
+    assert!(has("logged from the SysTick interrupt"), "text lines still arrive beside them: {lines:?}");
 }
 
 /// A host of another schema: both the host's driver and the device end

@@ -64,7 +64,7 @@
 //! | `alloc` | `Vec`, `String` and `Box` in endpoint types (postcard-schema's schemas for them) |
 //! | `std`   | implies `alloc` |
 //! | `send`  | futures and handles are `Send` where their parts are |
-//! | `defmt` | `defmt::Format` on errors and counters |
+//! | `defmt` | `defmt::Format` on errors and counters; [`DefmtLogger`]: defmt frames on the conduit |
 //! | `stable` | [`initiator_sessions`] / [`acceptor_sessions`]: calls over stable sessions, one after another |
 // r[impl rpc.crate]
 #![no_std]
@@ -77,6 +77,7 @@ mod body;
 mod calls;
 mod client;
 mod clock_sync;
+mod defmt_log;
 mod describe;
 mod dispatch;
 #[doc(hidden)]
@@ -93,6 +94,9 @@ pub use body::{Body, EncodeBody, Postcard};
 pub use calls::{CallId, CallStats, CallTable, Calls, PeerInfo};
 pub use client::Client;
 pub use clock_sync::{ClockSync, DRIFT_PPM};
+pub use defmt_log::DefmtFrames;
+#[cfg(feature = "defmt")]
+pub use defmt_log::DefmtLogger;
 pub use describe::{DESCRIBE, Described, Kind};
 pub use dispatch::{Async, Dispatch, Handled, Nil, Outcome, Plain, Publish, Req, Subscribe};
 pub use endpoint::{Endpoint, EndpointKey, NoError, Topic};

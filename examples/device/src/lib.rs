@@ -78,6 +78,15 @@ pub type TelemetryPublication = Publication<Telemetry, DeviceMutex, 4, 16>;
 /// logger never waits; an interrupt-safe mutex, so interrupt handlers may
 /// log too).
 pub type LogPublication = Publication<Log, embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 4, 40>;
+/// With feature `defmt-conduit`, the device's defmt log: the program's
+/// defmt global logger, whose frames (the newest 4, of up to 46 bytes)
+/// go to the host on the [`vox_rpc::DefmtFrames`] topic; lossy, so
+/// logging never waits, and interrupt handlers log too.
+#[cfg(feature = "defmt-conduit")]
+pub static DEFMT_LOG: vox_rpc::DefmtLogger<4, 48> = vox_rpc::DefmtLogger::new();
+#[cfg(feature = "defmt-conduit")]
+vox_rpc::defmt_global_logger!(DEFMT_LOG);
+
 /// Requests of the host the device holds room for (the host keeps at most
 /// this many unanswered).
 pub const SERVE_ROOM: usize = 4;
@@ -250,14 +259,15 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
     let mut outputs = 0u32;
     let (telemetry, log) = (memory.telemetry(), memory.log());
     let _ = log.try_publish(&"booted");
-    let mut server = core::pin::pin!(
-        Server::<_, SERVE_ROOM, SERVE_ARENA>::with_room()
-            .serve::<SetOutput, _>(|pin| vox_demo_protocol::set_output(&mut outputs, *pin))
-            .serve::<ReadSensor, _>(|sensor| Ok(vox_demo_protocol::sensor_value(*sensor)))
-            .serve::<Echo, _>(|bytes| Ok(bytes.into_inner()))
-            .publish(&*telemetry)
-            .publish(&*log)
-    );
+    let server = Server::<_, SERVE_ROOM, SERVE_ARENA>::with_room()
+        .serve::<SetOutput, _>(|pin| vox_demo_protocol::set_output(&mut outputs, *pin))
+        .serve::<ReadSensor, _>(|sensor| Ok(vox_demo_protocol::sensor_value(*sensor)))
+        .serve::<Echo, _>(|bytes| Ok(bytes.into_inner()))
+        .publish(&*telemetry)
+        .publish(&*log);
+    #[cfg(feature = "defmt-conduit")]
+    let server = server.publish(DEFMT_LOG.publication());
+    let mut server = core::pin::pin!(server);
     let calls = memory.calls();
     let client = Client::new(calls.clone(), clock.clone());
     let mut session = 0u32;

@@ -11,6 +11,8 @@ use embassy_nrf::{bind_interrupts, peripherals, uarte};
 use static_cell::StaticCell;
 use vox_demo_device::{EmbassyClock, StaticMemory};
 
+#[cfg(all(feature = "defmt", feature = "defmt-conduit"))]
+compile_error!("choose one defmt transport: defmt (RTT, a probe) or defmt-conduit (the conduit's log topic)");
 #[cfg(not(feature = "defmt"))]
 use panic_halt as _;
 #[cfg(feature = "defmt")]

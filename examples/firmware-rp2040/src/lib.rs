@@ -4,6 +4,8 @@
 //! UART) and `usb` (USB CDC-ACM).
 #![no_std]
 
+#[cfg(all(feature = "defmt", feature = "defmt-conduit"))]
+compile_error!("choose one defmt transport: defmt (RTT, a probe) or defmt-conduit (the conduit's log topic)");
 #[cfg(not(feature = "defmt"))]
 use panic_halt as _;
 #[cfg(feature = "defmt")]

@@ -9,6 +9,9 @@ compile_error!("choose one board feature: board-lm3s6965 or board-microbit");
 #[cfg(not(any(feature = "board-lm3s6965", feature = "board-microbit")))]
 compile_error!("choose a board feature: board-lm3s6965 (default) or board-microbit");
 
+#[cfg(all(feature = "defmt", feature = "defmt-conduit"))]
+compile_error!("choose one defmt transport: defmt (semihosting) or defmt-conduit (the conduit's log topic)");
+
 pub mod board;
 pub mod executor;
 pub mod exit;

@@ -37,14 +37,17 @@ async fn main() {
         println!("    --board B             lm3s6965 (Cortex-M3, default) or microbit (Cortex-M0)");
         println!("    --requests N          requests per session (default 5000)");
         println!();
-        println!("  demo --port PATH [--requests N]");
+        println!("  demo --port PATH [--requests N] [--elf ELF]");
         println!("    the same host code against a board running the device firmware on a serial port");
         println!("    (/dev/ttyACM0, /dev/serial/by-id/...), opened by path and reopened after an unplug");
+        println!("    --elf ELF             the firmware's ELF: decodes the defmt log it sends on the conduit");
+        println!("                          (a firmware built with the feature defmt-conduit)");
         return;
     }
     if let Some(path) = args.iter().position(|a| a == "--port").and_then(|i| args.get(i + 1)) {
         let requests = arg(&args, "--requests", 5_000) as u32;
-        if let Err(e) = run_port_demo(std::path::Path::new(path), requests).await {
+        let elf = args.iter().position(|a| a == "--elf").and_then(|i| args.get(i + 1)).map(std::path::Path::new);
+        if let Err(e) = run_port_demo(std::path::Path::new(path), requests, elf).await {
             eprintln!("demo FAILED: {e}");
             std::process::exit(1);
         }

@@ -28,6 +28,8 @@ fn main() -> ! {
     vox_firmware::time_driver::set_tick_hook(|tick| {
         if tick == 1000 {
             let _ = StaticMemory.log().try_publish(&"logged from the SysTick interrupt");
+            #[cfg(feature = "defmt-conduit")]
+            defmt::info!("defmt from the SysTick interrupt, tick {}", tick);
         }
     });
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
