@@ -22,9 +22,14 @@ use vox_types::{Clock, Conduit, ConduitMode, Link, MsgFamily, Prologue, SessionR
 /// counts among the first; `tests/tests/bare_stall_bound.rs` sits on it:
 /// `2 x SLOTS` complete, one more stalls). Over a framed link on a byte
 /// stream the runners' buffers and, over TCP, the operating system's
-/// socket buffers hold more, in bytes rather than messages. Beyond the
-/// bound both sides wait on each other for ever, silently: read replies
-/// in another task (or interleave sends and receives) when you pipeline.
+/// socket buffers hold more, in bytes rather than messages: over TCP the
+/// bound is the slots plus what both sockets' buffers hold. Beyond the
+/// bound both sides wait on each other for ever: read replies in another
+/// task (or interleave sends and receives) when you pipeline. The link
+/// makes it visible: `FramedStats::stalled_reserves` (and
+/// `MemoryLinkPair::stalled_reserves`) counts the `reserve` calls that
+/// began waiting while the same end's receive slots were all unread.
+// r[impl bare.stall-bound]
 pub struct BareConduit<L: Link, F: MsgFamily> {
     tx: BareTx<L::Tx, F>,
     rx: BareRx<L::Rx, F>,

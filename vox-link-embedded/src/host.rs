@@ -77,7 +77,10 @@ impl Clock for TokioClock {
 }
 
 /// A framed link over TCP: `SLOTS` payloads each way of at most `MTU`
-/// bytes.
+/// bytes. Between two ends, the socket buffers of both operating systems
+/// hold bytes beyond the slots: a task that sends before it reads stalls
+/// only past the slots plus those buffers (the bare conduit's bound);
+/// `FramedStats::stalled_reserves` counts the waits that may be one.
 pub type TcpLink<const SLOTS: usize = 8, const MTU: usize = 1024> = FramedLink<CriticalSectionRawMutex, SLOTS, MTU>;
 
 /// The runner task of a [`TcpLink`]: how the link ended, and its final

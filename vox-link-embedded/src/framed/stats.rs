@@ -27,6 +27,12 @@ pub struct FramedStats {
     pub resyncs: u32,
     /// Bytes discarded while resynchronising.
     pub discarded_bytes: u64,
+    /// The application's `reserve` calls that started waiting while every
+    /// receive slot held a payload it had not read (or not released): if
+    /// the task that waits is also the one that reads, it waits for
+    /// itself, for ever (the bare conduit's one-task stall bound). Not a
+    /// stall by itself when another task reads.
+    pub stalled_reserves: u32,
 }
 
 /// Adds counters of another link (or port): totals over many links, each
@@ -53,6 +59,7 @@ impl core::ops::AddAssign for FramedStats {
             malformed_frames,
             resyncs,
             discarded_bytes,
+            stalled_reserves,
         } = other;
         self.frames_sent = self.frames_sent.saturating_add(frames_sent);
         self.payload_bytes_sent = self.payload_bytes_sent.saturating_add(payload_bytes_sent);
@@ -65,5 +72,6 @@ impl core::ops::AddAssign for FramedStats {
         self.malformed_frames = self.malformed_frames.saturating_add(malformed_frames);
         self.resyncs = self.resyncs.saturating_add(resyncs);
         self.discarded_bytes = self.discarded_bytes.saturating_add(discarded_bytes);
+        self.stalled_reserves = self.stalled_reserves.saturating_add(stalled_reserves);
     }
 }

@@ -24,6 +24,9 @@ pub struct FramedLinkStorage<M: RawMutex + 'static, const SLOTS: usize, const MT
     stats: Mutex<M, Cell<FramedStats>>,
     /// Live halves and runner of the attached link.
     live: Mutex<M, Cell<u8>>,
+    /// `FramedStats::stalled_reserves`, apart: counted by the link's
+    /// sending half, without copying the whole statistics.
+    stalled_reserves: Mutex<M, Cell<u32>>,
 }
 
 impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStorage<M, SLOTS, MTU> {
@@ -43,8 +46,10 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStor
                 malformed_frames: 0,
                 resyncs: 0,
                 discarded_bytes: 0,
+                stalled_reserves: 0,
             })),
             live: Mutex::new(Cell::new(0)),
+            stalled_reserves: Mutex::new(Cell::new(0)),
         }
     }
 
@@ -80,7 +85,8 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStor
 
     /// Counters since the storage was created.
     pub fn stats(&self) -> FramedStats {
-        self.stats.lock(Cell::get)
+        let stalled_reserves = self.stalled_reserves.lock(Cell::get);
+        FramedStats { stalled_reserves, ..self.stats.lock(Cell::get) }
     }
 
     fn try_reopen(&self) -> bool {
@@ -147,5 +153,9 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueStorage<M
 
     fn half_dropped(&self) {
         self.live.lock(|l| l.set(l.get().saturating_sub(1)));
+    }
+
+    fn stalled_reserve(&self, _dir: usize) {
+        self.stalled_reserves.lock(|n| n.set(n.get().saturating_add(1)));
     }
 }

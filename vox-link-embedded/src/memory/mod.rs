@@ -22,6 +22,9 @@ use vox_types::{LendsSlots, StorageRef};
 struct Faults {
     plan: FaultPlan,
     committed: u32,
+    /// `reserve` calls on this direction that started waiting while the
+    /// sender's own receive slots were all taken.
+    stalled_reserves: u32,
 }
 
 /// Storage for both directions of an in-memory link.
@@ -71,8 +74,8 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryLinkPair
         Self {
             queues: [SlotQueue::new(), SlotQueue::new()],
             faults: Mutex::new([
-                Cell::new(Faults { plan: a_to_b, committed: 0 }),
-                Cell::new(Faults { plan: b_to_a, committed: 0 }),
+                Cell::new(Faults { plan: a_to_b, committed: 0, stalled_reserves: 0 }),
+                Cell::new(Faults { plan: b_to_a, committed: 0, stalled_reserves: 0 }),
             ]),
         }
     }
@@ -91,6 +94,14 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryLinkPair
         for q in &self.queues {
             q.kill(LinkError::Reset);
         }
+    }
+
+    /// `reserve` calls of end A and of end B that started waiting while
+    /// that end's own receive slots were all taken: a task that sends
+    /// before it reads, waiting for itself (see the bare conduit's
+    /// liveness bound). Not a stall by itself when another task reads.
+    pub fn stalled_reserves(&self) -> (u32, u32) {
+        self.faults.lock(|[a, b]| (a.get().stalled_reserves, b.get().stalled_reserves))
     }
 
     /// Slots currently reserved, queued or lent, over both directions.
@@ -144,6 +155,15 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueStorage<M
 
     fn kill(&self) {
         MemoryLinkPair::kill(self);
+    }
+
+    fn stalled_reserve(&self, dir: usize) {
+        self.faults.lock(|[a, b]| {
+            let cell = if dir == 0 { a } else { b };
+            let mut st = cell.get();
+            st.stalled_reserves = st.stalled_reserves.saturating_add(1);
+            cell.set(st);
+        });
     }
 }
 

@@ -32,6 +32,10 @@ pub(crate) trait QueueStorage<M: RawMutex, const SLOTS: usize, const MTU: usize>
 
     /// A Tx or Rx half was dropped (storages that count live handles).
     fn half_dropped(&self) {}
+
+    /// A `reserve` on direction `dir` started waiting while every slot of
+    /// the other direction was taken (storages that count it).
+    fn stalled_reserve(&self, _dir: usize) {}
 }
 
 /// Release token of a lent slot: `slot index * 2 + direction`.
@@ -49,6 +53,12 @@ pub(crate) fn split_token(token: usize) -> (usize, usize) {
 struct QueueOps<P, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     queue: for<'a> fn(&'a P, usize) -> &'a SlotQueue<M, SLOTS, MTU>,
     half_dropped: fn(&P),
+}
+
+/// The direction a link end receives on, given the one it sends on (a
+/// link's two directions are 0 and 1).
+fn other(dir: usize) -> usize {
+    1 - (dir & 1)
 }
 
 impl<P, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Clone for QueueOps<P, M, SLOTS, MTU> {
@@ -127,6 +137,19 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
     }
 }
 
+impl<P: QueueStorage<M, SLOTS, MTU> + 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize>
+    QueueTx<P, M, SLOTS, MTU>
+{
+    /// Counts a wait in `reserve` while this end's receive slots are all
+    /// taken. Out of line: the wait is the rare path.
+    #[inline(never)]
+    fn note_stalled_wait(&self) {
+        if (self.ops.queue)(&self.storage, other(self.dir)).is_full() {
+            self.storage.stalled_reserve(self.dir);
+        }
+    }
+}
+
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueRx<P, M, SLOTS, MTU> {
     fn queue(&self) -> &SlotQueue<M, SLOTS, MTU> {
         (self.ops.queue)(&self.storage, self.dir)
@@ -145,7 +168,19 @@ where
     async fn reserve(&self) -> Result<Self::Permit<'_>, LinkError> {
         // Only the final, ready poll takes a slot, so dropping this future
         // while pending reserves nothing.
-        let idx = poll_fn(|cx| self.queue().poll_reserve(cx)).await?;
+        let idx = poll_fn(|cx| {
+            let reserved = self.queue().poll_reserve(cx);
+            // Waiting to send while this end's own receive slots are all
+            // taken: if this task is also the one that reads, it waits
+            // for itself (the bare conduit's one-task stall). Counted
+            // per wait, by storages that count it.
+            // r[impl bare.stall-bound]
+            if reserved.is_pending() {
+                self.note_stalled_wait();
+            }
+            reserved
+        })
+        .await?;
         Ok(QueuePermit { tx: self, idx })
     }
 

@@ -253,6 +253,13 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
         })
     }
 
+    /// Whether every slot is taken (the consumer has not read or not yet
+    /// released them all): a producer on the other direction of the same
+    /// link that waits now may wait for its own reader.
+    pub(crate) fn is_full(&self) -> bool {
+        self.with(|s| s.slots.iter().all(|&x| x != SlotState::Free))
+    }
+
     /// Number of slots not Free (reserved, queued or lent).
     pub(crate) fn slots_in_use(&self) -> usize {
         self.with(|s| s.slots.iter().filter(|&&x| x != SlotState::Free).count())
