@@ -40,6 +40,28 @@ impl StableConfig {
         retry_delay_ms: 50,
         linger_ms: 3000,
     };
+
+    /// For battery devices: a keepalive each way every 10 s, so an idle
+    /// session wakes about once every 5 s (its own keepalive and the
+    /// peer's); a dead link is noticed after 30 s. Both sides need it (a
+    /// side's keepalive must stay below its peer's timeout).
+    ///
+    /// ```
+    /// use vox_conduit_stable::StableConfig;
+    ///
+    /// assert_eq!(StableConfig::LOW_POWER.check(), Ok(()));
+    /// assert_eq!(StableConfig::LOW_POWER.keepalive_ms, 10_000);
+    /// ```
+    // r[impl core.deadline]
+    pub const LOW_POWER: Self = Self {
+        max_message: 200,
+        ack_every: 8,
+        ack_delay_ms: 20,
+        keepalive_ms: 10_000,
+        timeout_ms: 30_000,
+        retry_delay_ms: 50,
+        linger_ms: 60_000,
+    };
 }
 
 impl StableConfig {

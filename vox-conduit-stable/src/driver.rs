@@ -141,7 +141,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 l.session.state.start_clock(start);
             });
         }
-        let ticks = self.tick(clock.clone());
+        let timers = self.timers(clock.clone());
         let serve = async {
             loop {
                 if let Some(outcome) = self.outcome() {
@@ -163,15 +163,21 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     Either::Second(outcome) => return outcome,
                 };
                 let key = keys();
-                self.with(|l| l.session.attach(*l.now, key));
-                let _why = self.attachment(link).await;
+                let now = clock.now().as_millis();
+                self.with(|l| {
+                    *l.now = now;
+                    l.session.attach(now, key);
+                });
+                let _why = self.attachment(link, &clock).await;
                 match _why {
                     Detach::Finished | Detach::Ended => {}
                     _ => state_warn!("stable: attachment ended: {}", _why),
                 }
             }
         };
-        let Either::First(result) = select(serve, ticks).await;
+        // The timers first: a keepalive found due is sent by `serve` in
+        // the same poll (one wake-up per keepalive, not two).
+        let Either::Second(result) = select(timers, serve).await;
         match &result {
             Ok(()) => state_info!("stable: session finished"),
             Err(_e) => state_warn!("stable: session ended: {}", _e),
@@ -179,29 +185,49 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         result
     }
 
-    /// Lets the core check its deadlines every tick, telling it the
-    /// clock's time, so timers never drift. Each tick is a deadline one
-    /// tick after the time last told: a late wake-up does not delay the
-    /// next one, and a long stall is not caught up tick by tick.
-    async fn tick<C: Clock>(&self, clock: C) -> ! {
-        let tick = {
-            let cfg = self.with(|l| *l.session.state.config());
-            cfg.ack_delay_ms.min(cfg.keepalive_ms).min(cfg.timeout_ms / 4).max(1)
-        };
+    /// Sleeps until the core's next deadline, or until an event brings
+    /// one forward, then lets the core act on the clock's time. No fixed
+    /// tick: an idle session wakes only when something is due (a
+    /// keepalive, a delayed ack, the silence timeout), and timers never
+    /// drift, as every deadline is a time on the clock.
+    // r[impl core.deadline]
+    async fn timers<C: Clock>(&self, clock: C) -> ! {
         loop {
-            let last = self.with(|l| *l.now);
-            clock.sleep_until(Instant::from_millis(last).add_millis(u64::from(tick))).await;
+            let armed = self.with(|l| {
+                let due = l.session.next_deadline_as(R::ROLE);
+                *l.timer_at = due;
+                due
+            });
+            // Woken when an event sets an earlier deadline than `armed`.
+            let brought_forward = poll_fn(|cx| {
+                self.with(|l| {
+                    if *l.timer_at < armed {
+                        Poll::Ready(())
+                    } else {
+                        l.wakers.timer.register(cx.waker());
+                        Poll::Pending
+                    }
+                })
+            });
+            if armed == Instant::MAX.as_millis() {
+                brought_forward.await;
+            } else {
+                select(clock.sleep_until(Instant::from_millis(armed)), brought_forward).await;
+            }
             let now = clock.now().as_millis();
             self.with(|l| {
                 *l.now = now;
                 l.session.on_tick_as(R::ROLE, now);
+                // `serve` is polled right after this future, in the same
+                // task: its transmitter sees what is due without a wake.
+                l.session.state.skip_transmit_wake();
             });
         }
     }
 
     /// One attachment on `link`, until the core detaches it or the link
     /// fails.
-    async fn attachment<L: Link>(&self, link: L) -> Detach {
+    async fn attachment<L: Link, C: Clock>(&self, link: L, clock: &C) -> Detach {
         let (tx, mut rx) = link.split();
         // A data frame must fit the link: refused before anything is sent.
         // r[impl stable.config.check]
@@ -228,7 +254,8 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     Ok(permit) => permit,
                     Err(e) => return self.with(|l| l.session.link_failed(e)),
                 };
-                self.with(|l| match l.session.transmit(*l.now, |out| write_out(permit, out)) {
+                let now = clock.now().as_millis();
+                self.with(|l| match l.session.transmit(now, |out| write_out(permit, out)) {
                     None | Some(Ok(())) => {}
                     Some(Err(LinkError::TooLarge { len, max })) => l
                         .session
@@ -241,12 +268,16 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         let receiving = async {
             loop {
                 match rx.recv().await {
-                    Ok(Some(payload)) => self.with(|l| {
-                        let storage = &*self.storage;
-                        l.session.on_receive_as(R::ROLE, *l.now, payload.as_bytes(), |at, msg| {
-                            storage.write_received(at, msg)
-                        });
-                    }),
+                    Ok(Some(payload)) => {
+                        let now = clock.now().as_millis();
+                        self.with(|l| {
+                            *l.now = now;
+                            let storage = &*self.storage;
+                            l.session.on_receive_as(R::ROLE, now, payload.as_bytes(), |at, msg| {
+                                storage.write_received(at, msg)
+                            });
+                        })
+                    }
                     Ok(None) => return self.with(|l| l.session.link_failed(LinkError::Closed)),
                     Err(e) => return self.with(|l| l.session.link_failed(e)),
                 }

@@ -103,11 +103,12 @@ struct Session<St: StableStore + 'static, M: RawMutex + 'static, L: Link> {
 }
 
 impl<St: StableStore + 'static, M: RawMutex + 'static, L: Link> Session<St, M, L> {
-    /// Ended, finished, or without a link and silent for its timeout.
-    fn evictable(&self) -> bool {
+    /// Ended, finished, or without a link and silent for its timeout at
+    /// `now` (the acceptor's clock, which is its drivers' clock too).
+    fn evictable(&self, now: u64) -> bool {
         self.storage.lock(|l| {
             let s = &l.session.state;
-            let silent = !s.has_link() && s.silent_for(*l.now) >= u64::from(s.config().timeout_ms);
+            let silent = !s.has_link() && s.silent_for(now) >= u64::from(s.config().timeout_ms);
             s.ended().is_some() || s.is_complete() || silent
         })
     }
@@ -329,7 +330,10 @@ where
                             None => reject(link, RejectReason::SessionUnknown),
                         }
                     }
-                    None => new_session::<F, St, M, S::Link, N>(&config, &queue, &mut sessions, &mut born, link),
+                    None => {
+                        let now = clock.now().as_millis();
+                        new_session::<F, St, M, S::Link, N>(&config, &queue, &mut sessions, &mut born, link, now)
+                    }
                 },
             }
         };
@@ -353,6 +357,7 @@ fn new_session<F, St, M, L, const N: usize>(
     sessions: &mut Vec<Session<St, M, L>>,
     born: &mut u64,
     link: AcceptedLink<L>,
+    now: u64,
 ) where
     F: MsgFamily,
     St: StableStore + Default + 'static,
@@ -362,7 +367,7 @@ fn new_session<F, St, M, L, const N: usize>(
     sessions.retain(|s| !s.ended());
     if sessions.len() >= N {
         let oldest_evictable =
-            sessions.iter().enumerate().filter(|(_, s)| s.evictable()).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
+            sessions.iter().enumerate().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
         match oldest_evictable {
             Some(i) => {
                 let expired = sessions.swap_remove(i);

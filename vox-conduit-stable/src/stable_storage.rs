@@ -58,6 +58,8 @@ struct Inner<const TB: usize, const TM: usize, const RM: usize> {
     state: SessionState,
     /// The driver's clock.
     now: Instant,
+    /// The deadline the driver's timer sleeps until (`Instant::MAX`: none).
+    timer_at: Instant,
     tx_bytes: [u8; TB],
     tx_entries: [TxEntry; TM],
     rx_entries: [RxEntry; RM],
@@ -70,6 +72,8 @@ pub struct Wakers {
     pub(crate) reader: WakerRegistration,
     pub(crate) transmit: WakerRegistration,
     pub(crate) detach: WakerRegistration,
+    /// The driver's timer: a deadline earlier than the one it sleeps for.
+    pub(crate) timer: WakerRegistration,
 }
 
 impl Wakers {
@@ -93,6 +97,7 @@ impl Wakers {
 pub struct Locked<'a> {
     pub(crate) session: Session<'a>,
     pub(crate) now: &'a mut Instant,
+    pub(crate) timer_at: &'a mut Instant,
     pub(crate) wakers: &'a mut Wakers,
 }
 
@@ -142,6 +147,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
             inner: Mutex::new(RefCell::new(Inner {
                 state,
                 now: 0,
+                timer_at: Instant::MAX,
                 tx_bytes: [0; TB],
                 tx_entries: [TxEntry::EMPTY; TM],
                 rx_entries: [RxEntry::EMPTY; RM],
@@ -150,6 +156,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
                     reader: WakerRegistration::new(),
                     transmit: WakerRegistration::new(),
                     detach: WakerRegistration::new(),
+                    timer: WakerRegistration::new(),
                 },
             })),
             rx_bytes: UnsafeCell::new([0; RB]),
@@ -179,12 +186,20 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
-            let Inner { state, now, tx_bytes, tx_entries, rx_entries, wakers } = inner;
+            let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers } = inner;
             let session = Session { state, tx_bytes, tx_entries, rx_entries };
-            let mut locked = Locked { session, now, wakers };
+            let mut locked = Locked { session, now, timer_at, wakers };
             let r = f(&mut locked);
             let wakes = locked.session.state.take_wakes();
             locked.wakers.wake(wakes);
+            // Whatever just happened may bring a deadline forward (a first
+            // unacknowledged frame, a stall, the end): the timer sleeps for
+            // a later one, so it wakes to sleep again for the new one.
+            let due = locked.session.next_deadline();
+            if due < *locked.timer_at {
+                *locked.timer_at = due;
+                locked.wakers.timer.wake();
+            }
             r
         })
     }
@@ -194,6 +209,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let inner = &mut *cell.borrow_mut();
             inner.state = state;
             inner.now = 0;
+            inner.timer_at = Instant::MAX;
         });
     }
 
@@ -255,19 +271,17 @@ mod tests {
     struct Blob<'a>(u32, &'a [u8]);
     vox_types::msg_family!(BlobFamily => Blob<'a>);
 
-    /// A clock whose sleeps only yield once, then jump time to their
-    /// deadline.
+    /// A clock that stands still: the test is about rings, not time, and
+    /// no deadline (keepalive, silence) comes while it runs.
     #[derive(Clone, Default)]
-    struct YieldClock(Arc<core::sync::atomic::AtomicU64>);
-    impl vox_types::Clock for YieldClock {
+    struct FrozenClock;
+    impl vox_types::Clock for FrozenClock {
         fn now(&self) -> vox_types::Instant {
-            vox_types::Instant::from_millis(self.0.load(core::sync::atomic::Ordering::Relaxed))
+            vox_types::Instant::ZERO
         }
-        fn sleep_until(&self, at: vox_types::Instant) -> impl Future<Output = ()> + vox_types::MaybeSend {
-            let time = self.0.clone();
-            async move {
-                embassy_futures::yield_now().await;
-                time.fetch_max(at.as_millis(), core::sync::atomic::Ordering::Relaxed);
+        async fn sleep_until(&self, at: vox_types::Instant) {
+            if at > vox_types::Instant::ZERO {
+                core::future::pending::<()>().await;
             }
         }
     }
@@ -316,10 +330,7 @@ mod tests {
                 }
             }
         };
-        let drivers = embassy_futures::select::select(
-            ad.run(dialer, YieldClock::default()),
-            bd.run(listener, rng, YieldClock::default()),
-        );
+        let drivers = embassy_futures::select::select(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
         let app = embassy_futures::join::join(send, receive);
         match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
             embassy_futures::select::Either::First(_) => {}

@@ -81,10 +81,12 @@ pub type LogPublication = Publication<Log, embassy_sync::blocking_mutex::raw::Cr
 /// With feature `defmt-conduit`, the device's defmt log: the program's
 /// defmt global logger, whose frames (the newest 4, of up to 46 bytes)
 /// go to the host on the [`vox_rpc::DefmtFrames`] topic; lossy, so
-/// logging never waits, and interrupt handlers log too.
-#[cfg(feature = "defmt-conduit")]
+/// logging never waits, and interrupt handlers log too. On the target
+/// only: one global logger per program, while a host process may run
+/// many devices.
+#[cfg(all(feature = "defmt-conduit", target_os = "none"))]
 pub static DEFMT_LOG: vox_rpc::DefmtLogger<4, 48> = vox_rpc::DefmtLogger::new();
-#[cfg(feature = "defmt-conduit")]
+#[cfg(all(feature = "defmt-conduit", target_os = "none"))]
 vox_rpc::defmt_global_logger!(DEFMT_LOG);
 
 /// Requests of the host the device holds room for (the host keeps at most
@@ -265,7 +267,7 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
         .serve::<Echo, _>(|bytes| Ok(bytes.into_inner()))
         .publish(&*telemetry)
         .publish(&*log);
-    #[cfg(feature = "defmt-conduit")]
+    #[cfg(all(feature = "defmt-conduit", target_os = "none"))]
     let server = server.publish(DEFMT_LOG.publication());
     let mut server = core::pin::pin!(server);
     let calls = memory.calls();

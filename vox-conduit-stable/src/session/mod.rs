@@ -31,6 +31,7 @@
 mod ring;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use crate::wire::{FrameError, Hello, RejectReason, ResumeKey, Window, WireFrame, seq_before};
 use crate::{SendError, SessionError, StableConfig, StableStats};
@@ -560,6 +561,12 @@ impl SessionState {
     /// Whether a link is attached (handshake or data phase).
     pub fn has_link(&self) -> bool {
         self.phase != Phase::Detached
+    }
+
+    /// Drops an outstanding wake of the transmitter: a driver that runs
+    /// its transmitter right after, in the same task, saves itself a poll.
+    pub(crate) fn skip_transmit_wake(&mut self) {
+        self.wakes &= !Wakes::TRANSMIT;
     }
 
     /// The outstanding wakes, cleared.
@@ -1196,87 +1203,6 @@ impl Session<'_> {
         let rx = &mut self.state.rx;
         rx.advertised_seq = rx.granted_seq;
         rx.advertised_off = rx.granted_off;
-    }
-
-    // ---- time ----------------------------------------------------------
-
-    /// Time passed: delayed acks, keepalives, handshake repeats, the
-    /// silence timeout and the linger time are checked against `now`.
-    // r[impl stable.liveness]
-    pub fn on_tick(&mut self, now: Instant) {
-        let role = self.state.role;
-        self.on_tick_as(role, now);
-    }
-
-    /// [`on_tick`](Self::on_tick) with the role known at compile time
-    /// (see [`on_receive_as`](Self::on_receive_as)).
-    pub(crate) fn on_tick_as(&mut self, role: SessionRole, now: Instant) {
-        let s = &mut *self.state;
-        let cfg = s.config;
-        match s.phase {
-            Phase::Detached => {}
-            Phase::Handshake(h) => {
-                if elapsed(now, h.started) >= u64::from(cfg.timeout_ms) {
-                    s.stats.timeouts += 1;
-                    s.detach_with(Detach::HandshakeTimeout);
-                } else if role == SessionRole::Initiator
-                    && elapsed(now, h.prologue_at) >= u64::from(cfg.keepalive_ms.clamp(1, cfg.timeout_ms.max(1)))
-                {
-                    // Start over on this link: a fresh prologue, whose
-                    // answer triggers a fresh hello (a frame may have died
-                    // with the peer's previous link).
-                    s.phase = Phase::Handshake(Handshake { peer_prologue: false, ..h });
-                    s.send_prologue = true;
-                    s.wakes |= Wakes::TRANSMIT;
-                }
-            }
-            Phase::Attached => {
-                if elapsed(now, s.last_rx) >= u64::from(cfg.timeout_ms) {
-                    s.stats.timeouts += 1;
-                    s.detach_with(Detach::Timeout);
-                } else {
-                    let ack_due =
-                        s.rx.unacked > 0 && elapsed(now, s.rx.first_unacked_at) >= u64::from(cfg.ack_delay_ms);
-                    if ack_due || elapsed(now, s.last_tx) >= u64::from(cfg.keepalive_ms) {
-                        s.rx.ack_now = true;
-                        s.wakes |= Wakes::TRANSMIT;
-                    }
-                }
-            }
-        }
-        self.check_self_stall(now);
-        let s = &mut *self.state;
-        if s.finished() {
-            let since = *s.finished_at.get_or_insert(now);
-            if !s.complete && elapsed(now, since) >= u64::from(cfg.linger_ms) {
-                // The peer may never confirm (its last ack died with a
-                // link and it left): we have everything; leave.
-                s.complete = true;
-                s.detach_with(Detach::Finished);
-            }
-        }
-    }
-
-    /// The application waits in `reserve` while messages it was sent sit
-    /// unread and our window is shut: if its peer does the same, neither
-    /// will ever move (one task that sends more requests than the bound in
-    /// [`StableConduit`](crate::StableConduit)'s docs before reading).
-    /// Counted once per stall in [`StableStats::self_stalls`] after
-    /// `timeout_ms`, and logged with defmt.
-    fn check_self_stall(&mut self, now: Instant) {
-        let closed = self.advertised_closed();
-        let s = &mut *self.state;
-        let unread = s.rx.delivered < s.rx.ring.len();
-        if !(s.tx.writer_waiting && unread && closed) {
-            s.tx.stalled_since = None;
-            return;
-        }
-        let since = *s.tx.stalled_since.get_or_insert(now);
-        if elapsed(now, since) >= u64::from(s.config.timeout_ms) && since != Instant::MAX {
-            s.stats.self_stalls += 1;
-            s.tx.stalled_since = Some(Instant::MAX);
-            state_warn!("stable: reserve waits while received messages sit unread: read them in another task");
-        }
     }
 
     fn check_complete(&mut self) {
