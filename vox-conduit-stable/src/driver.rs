@@ -4,11 +4,13 @@
 //! injected [`Clock`].
 
 use crate::session::{Detach, Outgoing};
-use crate::stable_storage::{Locked, StableStore};
+use crate::stable_storage::{Locked, StableStore, TimerAt};
 use crate::wire::{KEY_LEN, ResumeKey};
 use crate::{ConfigError, SessionError};
+use core::future::Future;
 use core::future::poll_fn;
 use core::marker::PhantomData;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::Poll;
 use embassy_futures::select::{Either, Either3, select, select3};
 use rand_core::CryptoRng;
@@ -88,6 +90,32 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
     }
 }
 
+/// The driver's time: the clock read at most once per poll of the driver
+/// (every frame handled in one poll happened at the same instant), kept
+/// in the storage's `now`. A clock read costs as much as handling a frame
+/// on a host (a system call's worth), so it is not done per frame.
+struct PollClock<'c, C> {
+    clock: &'c C,
+    /// `now` was read during this poll.
+    fresh: AtomicBool,
+}
+
+impl<C: Clock> PollClock<'_, C> {
+    /// A new poll of the driver: the next reading is fresh.
+    fn new_poll(&self) {
+        self.fresh.store(false, Ordering::Relaxed);
+    }
+
+    /// The time of this poll, read once (under the storage's lock).
+    fn now(&self, l: &mut Locked<'_>) -> u64 {
+        if !self.fresh.load(Ordering::Relaxed) {
+            *l.now = self.clock.now().as_millis();
+            self.fresh.store(true, Ordering::Relaxed);
+        }
+        *l.now
+    }
+}
+
 /// Encodes `out` into the permit's slot, exactly sized, and commits it.
 pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Result<(), LinkError> {
     let mut slot = permit.alloc(out.len())?;
@@ -141,7 +169,8 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 l.session.state.start_clock(start);
             });
         }
-        let timers = self.timers(clock.clone());
+        let time = PollClock { clock: &clock, fresh: AtomicBool::new(false) };
+        let timers = self.timers(&time);
         let serve = async {
             loop {
                 if let Some(outcome) = self.outcome() {
@@ -163,12 +192,11 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     Either::Second(outcome) => return outcome,
                 };
                 let key = keys();
-                let now = clock.now().as_millis();
                 self.with(|l| {
-                    *l.now = now;
+                    let now = time.now(l);
                     l.session.attach(now, key);
                 });
-                let _why = self.attachment(link, &clock).await;
+                let _why = self.attachment(link, &time).await;
                 match _why {
                     Detach::Finished | Detach::Ended => {}
                     _ => state_warn!("stable: attachment ended: {}", _why),
@@ -177,7 +205,12 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         };
         // The timers first: a keepalive found due is sent by `serve` in
         // the same poll (one wake-up per keepalive, not two).
-        let Either::Second(result) = select(timers, serve).await;
+        let mut both = core::pin::pin!(select(timers, serve));
+        let Either::Second(result) = poll_fn(|cx| {
+            time.new_poll();
+            both.as_mut().poll(cx)
+        })
+        .await;
         match &result {
             Ok(()) => state_info!("stable: session finished"),
             Err(_e) => state_warn!("stable: session ended: {}", _e),
@@ -191,17 +224,17 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     /// keepalive, a delayed ack, the silence timeout), and timers never
     /// drift, as every deadline is a time on the clock.
     // r[impl core.deadline]
-    async fn timers<C: Clock>(&self, clock: C) -> ! {
+    async fn timers<C: Clock>(&self, time: &PollClock<'_, C>) -> ! {
         loop {
             let armed = self.with(|l| {
                 let due = l.session.next_deadline_as(R::ROLE);
-                *l.timer_at = due;
+                *l.timer_at = TimerAt::at(due);
                 due
             });
             // Woken when an event sets an earlier deadline than `armed`.
             let brought_forward = poll_fn(|cx| {
                 self.with(|l| {
-                    if *l.timer_at < armed {
+                    if l.timer_at.get() < armed {
                         Poll::Ready(())
                     } else {
                         l.wakers.timer.register(cx.waker());
@@ -212,11 +245,10 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
             if armed == Instant::MAX.as_millis() {
                 brought_forward.await;
             } else {
-                select(clock.sleep_until(Instant::from_millis(armed)), brought_forward).await;
+                select(time.clock.sleep_until(vox_types::Instant::from_millis(armed)), brought_forward).await;
             }
-            let now = clock.now().as_millis();
             self.with(|l| {
-                *l.now = now;
+                let now = time.now(l);
                 l.session.on_tick_as(R::ROLE, now);
                 // `serve` is polled right after this future, in the same
                 // task: its transmitter sees what is due without a wake.
@@ -227,7 +259,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
 
     /// One attachment on `link`, until the core detaches it or the link
     /// fails.
-    async fn attachment<L: Link, C: Clock>(&self, link: L, clock: &C) -> Detach {
+    async fn attachment<L: Link, C: Clock>(&self, link: L, time: &PollClock<'_, C>) -> Detach {
         let (tx, mut rx) = link.split();
         // A data frame must fit the link: refused before anything is sent.
         // r[impl stable.config.check]
@@ -254,30 +286,28 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     Ok(permit) => permit,
                     Err(e) => return self.with(|l| l.session.link_failed(e)),
                 };
-                let now = clock.now().as_millis();
-                self.with(|l| match l.session.transmit(now, |out| write_out(permit, out)) {
-                    None | Some(Ok(())) => {}
-                    Some(Err(LinkError::TooLarge { len, max })) => l
-                        .session
-                        .state
-                        .end(SessionError::Config(ConfigError::LinkTooSmall { needed: len, max_payload: max })),
-                    Some(Err(e)) => l.session.link_failed(e),
+                self.with(|l| {
+                    let now = time.now(l);
+                    match l.session.transmit(now, |out| write_out(permit, out)) {
+                        None | Some(Ok(())) => {}
+                        Some(Err(LinkError::TooLarge { len, max })) => l
+                            .session
+                            .state
+                            .end(SessionError::Config(ConfigError::LinkTooSmall { needed: len, max_payload: max })),
+                        Some(Err(e)) => l.session.link_failed(e),
+                    }
                 });
             }
         };
         let receiving = async {
             loop {
                 match rx.recv().await {
-                    Ok(Some(payload)) => {
-                        let now = clock.now().as_millis();
-                        self.with(|l| {
-                            *l.now = now;
-                            let storage = &*self.storage;
-                            l.session.on_receive_as(R::ROLE, now, payload.as_bytes(), |at, msg| {
-                                storage.write_received(at, msg)
-                            });
-                        })
-                    }
+                    Ok(Some(payload)) => self.with(|l| {
+                        let now = time.now(l);
+                        let storage = &*self.storage;
+                        l.session
+                            .on_receive_as(R::ROLE, now, payload.as_bytes(), |at, msg| storage.write_received(at, msg));
+                    }),
                     Ok(None) => return self.with(|l| l.session.link_failed(LinkError::Closed)),
                     Err(e) => return self.with(|l| l.session.link_failed(e)),
                 }

@@ -58,8 +58,8 @@ struct Inner<const TB: usize, const TM: usize, const RM: usize> {
     state: SessionState,
     /// The driver's clock.
     now: Instant,
-    /// The deadline the driver's timer sleeps until (`Instant::MAX`: none).
-    timer_at: Instant,
+    /// The deadline the driver's timer sleeps until.
+    timer_at: TimerAt,
     tx_bytes: [u8; TB],
     tx_entries: [TxEntry; TM],
     rx_entries: [RxEntry; RM],
@@ -93,11 +93,50 @@ impl Wakers {
     }
 }
 
+/// The deadline the driver's timer sleeps until, stored inverted so that
+/// "none" ([`Instant::MAX`]) is all zero bits: storage in a `static` then
+/// stays in `.bss` instead of costing its size in flash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimerAt(Instant);
+
+impl TimerAt {
+    /// No deadline.
+    pub(crate) const NONE: Self = Self(0);
+
+    /// A timer sleeping until `due`.
+    pub(crate) fn at(due: Instant) -> Self {
+        Self(!due)
+    }
+
+    /// The deadline.
+    pub(crate) fn get(self) -> Instant {
+        !self.0
+    }
+}
+
+impl Locked<'_> {
+    /// Ends every operation under the lock: wakes whoever it asked, and
+    /// the timer when a deadline came forward (a first unacknowledged
+    /// frame, a stall, the end): the timer sleeps for a later one, so it
+    /// wakes to sleep again for the new one. Out of line: `lock` is
+    /// generic over its closure, this is not.
+    #[inline(never)]
+    fn settle(&mut self) {
+        let wakes = self.session.state.take_wakes();
+        self.wakers.wake(wakes);
+        let due = self.session.next_deadline();
+        if due < self.timer_at.get() {
+            *self.timer_at = TimerAt::at(due);
+            self.wakers.timer.wake();
+        }
+    }
+}
+
 /// What a locked storage gives the conduit's halves and driver.
 pub struct Locked<'a> {
     pub(crate) session: Session<'a>,
     pub(crate) now: &'a mut Instant,
-    pub(crate) timer_at: &'a mut Instant,
+    pub(crate) timer_at: &'a mut TimerAt,
     pub(crate) wakers: &'a mut Wakers,
 }
 
@@ -147,7 +186,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
             inner: Mutex::new(RefCell::new(Inner {
                 state,
                 now: 0,
-                timer_at: Instant::MAX,
+                timer_at: TimerAt::NONE,
                 tx_bytes: [0; TB],
                 tx_entries: [TxEntry::EMPTY; TM],
                 rx_entries: [RxEntry::EMPTY; RM],
@@ -190,16 +229,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let session = Session { state, tx_bytes, tx_entries, rx_entries };
             let mut locked = Locked { session, now, timer_at, wakers };
             let r = f(&mut locked);
-            let wakes = locked.session.state.take_wakes();
-            locked.wakers.wake(wakes);
-            // Whatever just happened may bring a deadline forward (a first
-            // unacknowledged frame, a stall, the end): the timer sleeps for
-            // a later one, so it wakes to sleep again for the new one.
-            let due = locked.session.next_deadline();
-            if due < *locked.timer_at {
-                *locked.timer_at = due;
-                locked.wakers.timer.wake();
-            }
+            locked.settle();
             r
         })
     }
@@ -209,7 +239,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let inner = &mut *cell.borrow_mut();
             inner.state = state;
             inner.now = 0;
-            inner.timer_at = Instant::MAX;
+            inner.timer_at = TimerAt::NONE;
         });
     }
 

@@ -61,7 +61,9 @@ impl TokioClock {
 impl Clock for TokioClock {
     fn now(&self) -> Instant {
         let since = tokio::time::Instant::now().saturating_duration_since(Self::epoch());
-        Instant::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        // Whole seconds and the millisecond part: no 128-bit division
+        // (drivers read the clock at every frame).
+        Instant::from_millis(since.as_secs().saturating_mul(1000).saturating_add(u64::from(since.subsec_millis())))
     }
 
     fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + MaybeSend {

@@ -83,7 +83,8 @@ impl Session<'_> {
     pub(crate) fn next_deadline_as(&self, role: SessionRole) -> Instant {
         let s = &*self.state;
         let cfg = s.config;
-        let after = |since: Instant, ms: u32| since.saturating_add(u64::from(ms));
+        // Times are milliseconds since the clock's epoch: no sum overflows.
+        let after = |since: Instant, ms: u32| since.wrapping_add(u64::from(ms));
         let mut due = Instant::MAX;
         match s.phase {
             Phase::Detached => {}
@@ -91,7 +92,9 @@ impl Session<'_> {
                 due = after(h.started, cfg.timeout_ms);
                 // A prologue waiting to go is not repeated.
                 if role == SessionRole::Initiator && !s.send_prologue {
-                    due = due.min(after(h.prologue_at, cfg.keepalive_ms.clamp(1, cfg.timeout_ms.max(1))));
+                    // `keepalive_ms < timeout_ms` (checked): the clamp in
+                    // `on_tick` is this.
+                    due = due.min(after(h.prologue_at, cfg.keepalive_ms.max(1)));
                 }
             }
             Phase::Attached => {
