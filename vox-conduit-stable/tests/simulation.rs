@@ -351,6 +351,7 @@ impl Sim {
         ]
     }
 
+    // r[impl core.sim-time]
     /// The next time anything can happen: a frame arriving, a core's
     /// deadline (what `next_deadline` reports: a core that acted earlier
     /// than it said would stall the schedule and fail it), the line
