@@ -19,6 +19,24 @@ async fn sessions() {
     vox_demo_device::sessions(StaticMemory, EmbassyClock).await
 }
 
+/// The idle measurement: every 10 s, how many times the executor woke.
+#[cfg(feature = "idle-report")]
+#[embassy_executor::task]
+async fn idle_report() {
+    use embassy_time::{Duration, Instant, Timer};
+    use vox_firmware::executor::wakeups;
+    const PERIOD: Duration = Duration::from_secs(10);
+    let mut next = Instant::now();
+    let mut last = wakeups();
+    loop {
+        next += PERIOD;
+        Timer::at(next).await;
+        let now = wakeups();
+        cortex_m_semihosting::hprintln!("wakeups: {} in {} ms", now.wrapping_sub(last), PERIOD.as_millis());
+        last = now;
+    }
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
@@ -35,5 +53,7 @@ fn main() -> ! {
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
         spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
         spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+        #[cfg(feature = "idle-report")]
+        spawner.spawn(idle_report().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
     })
 }
