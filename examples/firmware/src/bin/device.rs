@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use embassy_executor::Spawner;
 use static_cell::StaticCell;
 use vox_demo_device::{DeviceMemory, EmbassyClock, StaticMemory};
@@ -41,13 +42,16 @@ async fn idle_report() {
 fn main() -> ! {
     static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
     let (rx, tx) = board::init();
-    // One log line from an interrupt handler, a second after boot: the log
-    // topic never waits and its mutex is interrupt-safe.
-    vox_firmware::time_driver::set_tick_hook(|tick| {
-        if tick == 1000 {
+    // One log line from an interrupt handler, a second after boot (at the
+    // first timer interrupt from then): the log topic never waits and its
+    // mutex is interrupt-safe. Only this interrupt touches the flag.
+    static LOGGED: AtomicBool = AtomicBool::new(false);
+    vox_firmware::time_driver::set_timer_hook(|now| {
+        if now >= 1000 && !LOGGED.load(Ordering::Relaxed) {
+            LOGGED.store(true, Ordering::Relaxed);
             let _ = StaticMemory.log().try_publish(&"logged from the SysTick interrupt");
             #[cfg(feature = "defmt-conduit")]
-            defmt::info!("defmt from the SysTick interrupt, tick {}", tick);
+            defmt::info!("defmt from the SysTick interrupt, at {} ms", now);
         }
     });
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
