@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use embassy_executor::Spawner;
 use static_cell::StaticCell;
 use vox_demo_device::{DeviceMemory, EmbassyClock, StaticMemory};
@@ -19,21 +20,44 @@ async fn sessions() {
     vox_demo_device::sessions(StaticMemory, EmbassyClock).await
 }
 
+/// The idle measurement: every 10 s, how many times the executor woke.
+#[cfg(feature = "idle-report")]
+#[embassy_executor::task]
+async fn idle_report() {
+    use embassy_time::{Duration, Instant, Timer};
+    use vox_firmware::executor::wakeups;
+    const PERIOD: Duration = Duration::from_secs(10);
+    let mut next = Instant::now();
+    let mut last = wakeups();
+    loop {
+        next += PERIOD;
+        Timer::at(next).await;
+        let now = wakeups();
+        cortex_m_semihosting::hprintln!("wakeups: {} in {} ms", now.wrapping_sub(last), PERIOD.as_millis());
+        last = now;
+    }
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
     let (rx, tx) = board::init();
-    // One log line from an interrupt handler, a second after boot: the log
-    // topic never waits and its mutex is interrupt-safe.
-    vox_firmware::time_driver::set_tick_hook(|tick| {
-        if tick == 1000 {
+    // One log line from an interrupt handler, a second after boot (at the
+    // first timer interrupt from then): the log topic never waits and its
+    // mutex is interrupt-safe. Only this interrupt touches the flag.
+    static LOGGED: AtomicBool = AtomicBool::new(false);
+    vox_firmware::time_driver::set_timer_hook(|now| {
+        if now >= 1000 && !LOGGED.load(Ordering::Relaxed) {
+            LOGGED.store(true, Ordering::Relaxed);
             let _ = StaticMemory.log().try_publish(&"logged from the SysTick interrupt");
             #[cfg(feature = "defmt-conduit")]
-            defmt::info!("defmt from the SysTick interrupt, tick {}", tick);
+            defmt::info!("defmt from the SysTick interrupt, at {} ms", now);
         }
     });
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
         spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
         spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+        #[cfg(feature = "idle-report")]
+        spawner.spawn(idle_report().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
     })
 }
