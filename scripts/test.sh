@@ -45,6 +45,7 @@ step "firmware clippy: lm3s6965evb (thumbv7m; no defmt, defmt over semihosting, 
   cargo clippy --quiet --release --bins -- -D warnings
   cargo clippy --quiet --release --bins --features defmt -- -D warnings
   cargo clippy --quiet --release --bins --features defmt-conduit -- -D warnings
+  cargo clippy --quiet --release --bins --features idle-report -- -D warnings
   cargo clippy --quiet --release --bins --no-default-features --features board-microbit \
     --target thumbv6m-none-eabi -- -D warnings
 )
