@@ -126,13 +126,35 @@ impl Drop for TcpSerialPort {
     }
 }
 
-/// The telemetry samples of one session, as the host checks them:
-/// numbered from 0, each once, in order (a sample marked as a possible
-/// duplicate may repeat an earlier one).
+/// The telemetry samples of one host session, as the host checks them by
+/// the topic's sequence numbers (the device's, from its boot): from the
+/// first one this session sees, each once, in order (a sample marked as
+/// a possible duplicate may repeat an earlier one: the device resends
+/// what the previous host session had not credited).
 #[derive(Debug, Default)]
 struct Telemetry_ {
+    /// Samples received in order.
     next: AtomicU32,
+    /// The topic sequence number expected next (`None` before the first).
+    expected: Mutex<Option<u32>>,
     wrong: AtomicU32,
+}
+
+impl Telemetry_ {
+    fn check(&self, seq: u32, possibly_duplicate: bool) {
+        let mut expected = self.expected.lock().unwrap_or_else(|e| e.into_inner());
+        match *expected {
+            Some(e) if seq == e => {}
+            // Sequence numbers wrap: "before" by the signed distance.
+            Some(e) if possibly_duplicate && (e.wrapping_sub(seq) as i32) > 0 => return,
+            Some(_) => {
+                self.wrong.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+        *expected = Some(seq.wrapping_add(1));
+        self.next.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The host's subscription to the device's telemetry (room for 8 samples).
@@ -189,17 +211,11 @@ impl HostDriver {
             let mut samples = self.telemetry_sub.samples();
             loop {
                 let received = samples.next().await;
-                let Some(sample) = received.get() else {
+                if received.get().is_none() {
                     self.telemetry.wrong.fetch_add(1, Ordering::Relaxed);
                     continue;
-                };
-                let expected = self.telemetry.next.load(Ordering::Relaxed);
-                if sample.seq == expected {
-                    self.telemetry.next.store(expected.wrapping_add(1), Ordering::Relaxed);
-                } else if !(received.possibly_duplicate() && sample.seq < expected) {
-                    self.telemetry.wrong.fetch_add(1, Ordering::Relaxed);
-                    self.telemetry.next.store(sample.seq.wrapping_add(1), Ordering::Relaxed);
                 }
+                self.telemetry.check(received.seq(), received.possibly_duplicate());
             }
         };
         let log = async {

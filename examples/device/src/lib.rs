@@ -207,6 +207,12 @@ impl DeviceMemory for SharedMemory {
     }
 }
 
+/// Whether the device publishes telemetry (on unless a firmware turns it
+/// off before starting the sessions: an idle-measurement build). A switch
+/// rather than a cargo feature: the workspace's `--all-features` test
+/// run must keep the telemetry its host tests check.
+pub static TELEMETRY_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
 /// How often the device sends a telemetry sample.
 pub const TELEMETRY_PERIOD: Duration = Duration::from_millis(20);
 
@@ -325,8 +331,9 @@ async fn call_the_host<C: Clock>(
         Err(e) => warn!("asking the host's clock failed: {}", e),
     }
     // An idle-measurement build: no telemetry, only the host's calls.
-    #[cfg(feature = "no-telemetry")]
-    core::future::pending::<()>().await;
+    if !TELEMETRY_ON.load(core::sync::atomic::Ordering::Relaxed) {
+        core::future::pending::<()>().await;
+    }
     // Deadlines on the clock: a late sample does not delay the next.
     let mut next = clock.now();
     let mut seq = 0u32;

@@ -42,6 +42,9 @@ async fn idle_report() {
 fn main() -> ! {
     static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
     let (rx, tx) = board::init();
+    // The idle measurement: telemetry off, only keepalives and calls.
+    #[cfg(feature = "idle-report")]
+    vox_demo_device::TELEMETRY_ON.store(false, Ordering::Relaxed);
     // One log line from an interrupt handler, a second after boot (at the
     // first timer interrupt from then): the log topic never waits and its
     // mutex is interrupt-safe. Only this interrupt touches the flag.
