@@ -80,12 +80,14 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     point(&by_id, qemu.pty().ok_or("QEMU has no pty")?)?;
     let ended = first.until_ended(Duration::from_secs(20)).await;
     let stats = first.stats();
+    // The first boot's log lines, then the second's.
+    let mut log = first.take_log();
     drop(first);
     let mut second = HostSession::start_on(serial(&by_id)).map_err(|e| e.to_string())?;
     let two = second.exercise(Workload { requests: requests / 4, ..work }).await;
     print_round("after a device reboot", &two);
     let epsilon = second.client().epsilon();
-    let log = second.take_log();
+    log.extend(second.take_log());
     println!(
         "\nthe host saw the reboot as: {}",
         ended.as_ref().map_or_else(|| "nothing (timeout)".to_string(), |e| format!("{e:?} ({e})"))

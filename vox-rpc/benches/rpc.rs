@@ -692,11 +692,17 @@ mod flood {
     type Line = BytePipe<M, 65536>;
 
     /// A writer that sends at most `RATE` bytes per second.
+    /// The line: busy until `busy_until`; a write that would take it more
+    /// than `BURST` ahead of now waits until it is within it (a token
+    /// bucket one millisecond deep: tokio sleeps in whole milliseconds, and
+    /// an idle line gathers no credit).
     struct Paced<W> {
         inner: W,
-        start: Instant,
-        written: f64,
+        busy_until: Instant,
     }
+
+    /// Line time a write may run ahead of the clock.
+    const BURST: Duration = Duration::from_millis(1);
 
     impl<W: embedded_io_async::ErrorType> embedded_io_async::ErrorType for Paced<W> {
         type Error = W::Error;
@@ -704,10 +710,13 @@ mod flood {
 
     impl<W: embedded_io_async::Write> embedded_io_async::Write for Paced<W> {
         async fn write(&mut self, buf: &[u8]) -> Result<usize, W::Error> {
+            let now = Instant::now();
+            let free_at = self.busy_until.max(now);
+            if free_at > now + BURST {
+                tokio::time::sleep_until((free_at - BURST).into()).await;
+            }
             let n = self.inner.write(buf).await?;
-            self.written += n as f64;
-            let due = self.start + Duration::from_secs_f64(self.written / RATE);
-            tokio::time::sleep_until(due.into()).await;
+            self.busy_until = free_at + Duration::from_secs_f64(n as f64 / RATE);
             Ok(n)
         }
         async fn flush(&mut self) -> Result<(), W::Error> {
@@ -723,8 +732,7 @@ mod flood {
         let offer = links.clone();
         let serve = async move {
             let port = FramedPort::new(Arc::new(FramedLinkStorage::<M, 4, 256>::new()));
-            let (mut rx, mut tx) =
-                (PipeReader(from), Paced { inner: PipeWriter(to), start: Instant::now(), written: 0.0 });
+            let (mut rx, mut tx) = (PipeReader(from), Paced { inner: PipeWriter(to), busy_until: Instant::now() });
             port.serve(&mut rx, &mut tx, &TokioClock, |link| offer.offer(link)).await;
         };
         (links, serve)

@@ -25,8 +25,10 @@ pub enum Delivery {
     /// marked as possible duplicates.
     Reliable,
     /// Only the newest unsent sample is kept: publishing replaces it (the
-    /// replaced one is counted as dropped). At most `N - 1` sent samples
-    /// wait for credit.
+    /// replaced one is counted as dropped, and takes no sequence number).
+    /// At most `K = N - 1` sent samples wait for credit, whatever the
+    /// subscriber's window, so the publisher coalesces while they are on
+    /// their way (`N = 2`: K = 1, the default the protocol assumes).
     Latest,
     /// A ring: a full buffer drops its oldest sample (counted); publishing
     /// never waits (a log).
@@ -294,13 +296,13 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState f
     fn ready(&self, runner: &Waker) -> bool {
         self.with(|r| {
             r.runner.register(runner);
-            next_sendable(r).is_some()
+            next_sendable(r, self.delivery).is_some()
         })
     }
 
     fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool {
         self.with(|r| {
-            let Some(i) = next_sendable(r) else { return false };
+            let Some(i) = next_sendable(r, self.delivery) else { return false };
             let Some(e) = r.at(i) else { return false };
             let (seq, dup) = (e.seq, e.ever_sent);
             let sent = send(seq, dup, e.bytes.get(..usize::from(e.len)).unwrap_or(&[]));
@@ -317,10 +319,19 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState f
 }
 
 /// The first held sample not yet sent in this session, if the
-/// subscriber's window lets it go.
-fn next_sendable<const N: usize, const BUF: usize>(r: &mut PubRing<N, BUF>) -> Option<usize> {
+/// subscriber's window lets it go. A latest-only topic keeps at most
+/// `K = N - 1` samples sent and not yet credited, so one entry is always
+/// free to take the newest value (replaced in place, never a sample the
+/// subscriber may already have).
+fn next_sendable<const N: usize, const BUF: usize>(r: &mut PubRing<N, BUF>, delivery: Delivery) -> Option<usize> {
     let window = r.window?;
     let credited = r.credited;
+    if delivery == Delivery::Latest {
+        let in_flight = (0..r.count).filter(|&i| r.at(i).is_some_and(|e| e.sent)).count();
+        if in_flight >= N.saturating_sub(1).max(1) {
+            return None;
+        }
+    }
     (0..r.count).find_map(|i| {
         let e = r.at(i)?;
         let ahead = e.seq.wrapping_sub(credited);
@@ -708,6 +719,25 @@ mod tests {
         assert_eq!(lossy.stats().dropped, 2);
         let tiny: Publication<Num, M, 1, 2> = Publication::new(Delivery::Lossy);
         assert_eq!(tiny.try_publish(&u32::MAX), Err(PublishError::TooLarge));
+    }
+
+    /// A wide subscriber window does not let a latest-only topic send more
+    /// than K = N - 1: the newest value always has a free entry, and a
+    /// sample sent (and perhaps delivered) is never counted as dropped.
+    // r[verify rpc.no-hol]
+    #[test]
+    fn latest_only_keeps_at_most_k_in_flight_whatever_the_window() {
+        let latest: Publication<Num, M, 2, 8> = Publication::new(Delivery::Latest);
+        latest.on_subscribe(16);
+        latest.try_publish(&1).unwrap();
+        assert_eq!(sent(&latest), [(0, false, 1)]);
+        for n in 2..10 {
+            latest.try_publish(&n).unwrap();
+        }
+        assert!(sent(&latest).is_empty(), "K = 1 sample in flight until credited");
+        assert_eq!(latest.stats().dropped, 7, "2..=8 replaced, unsent; the delivered 1 is not among them");
+        latest.on_credit(1);
+        assert_eq!(sent(&latest), [(1, false, 9)], "then the newest");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! process: a task that keeps a [`FramedLink`] attached to the board's
 //! byte stream (a UART, or USB CDC-ACM), and sessions of a
 //! [`StableConduit`] (initiator) carrying calls ([`vox_rpc`]): the device
-//! serves the host's calls (`SetOutput`, `ReadSensor`, `Echo`) and calls
-//! the host (its clock once per session, a telemetry sample every 20 ms).
+//! serves the host's calls (`SetOutput`, `ReadSensor`, `Echo`), calls the
+//! host (its clock, once per session) and publishes topics (a telemetry
+//! sample every 20 ms, reliable; its log lines, lossy).
 //!
 //! Everything the application needs is passed in: where its state lives
 //! (a [`DeviceMemory`]: [`StaticMemory`] on a board, [`SharedMemory`] per
@@ -67,9 +68,9 @@ pub type Links = LinkChannel<DeviceMutex, UartLink>;
 pub type DeviceStorage = StableStorage<DeviceMutex, REPLAY_BYTES, REPLAY_MSGS, RX_BYTES, RX_MSGS>;
 /// The device's conduit: rpc frames.
 pub type DeviceConduit = StableConduit<RpcFamily, DeviceStorage>;
-/// The device's calls to the host: one at a time (a telemetry sample, the
-/// host's clock), answers of up to 24 bytes, up to 4 host endpoints, 2
-/// callers waiting in order.
+/// The device's calls to the host: one at a time (the host's clock),
+/// answers of up to 24 bytes, up to 4 host endpoints, 2 callers waiting
+/// in order.
 pub type DeviceCalls = Calls<DeviceMutex, 1, 24, 4, 2>;
 /// The device's telemetry: 4 samples held until the host credits them
 /// (reliable: publishing waits when the host does not read).
