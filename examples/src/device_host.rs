@@ -283,6 +283,8 @@ pub struct ExerciseReport {
     pub elapsed: Duration,
     /// Why the session ended during the run, if it did.
     pub ended: Option<Stopped>,
+    /// The last call that failed, and how (a test prints it).
+    pub last_failure: Option<CallError>,
 }
 
 /// One session with the device: the host's conduit (acceptor role) and a
@@ -465,8 +467,9 @@ impl<C: Clock + Clone> HostSession<C> {
             Either::Second(()) => (clock.now() - start, true),
         };
         self.next_id = end;
+        let last_failure = failed.into_inner();
         let lost =
-            failed.into_inner().filter(|e| matches!(e, CallError::SessionLost { .. } | CallError::LinkLost { .. }));
+            last_failure.clone().filter(|e| matches!(e, CallError::SessionLost { .. } | CallError::LinkLost { .. }));
         let ended = match (lost, self.ended.try_take()) {
             (_, Some(Err(e))) => Some(Stopped::Session(e)),
             (Some(e), _) => Some(Stopped::Failed(e.to_string())),
@@ -481,6 +484,7 @@ impl<C: Clock + Clone> HostSession<C> {
             echoed_bytes: echoed.get(),
             elapsed,
             ended,
+            last_failure,
         }
     }
 

@@ -236,36 +236,6 @@ async fn defmt_frames_on_the_conduit_are_decoded_by_the_port_demo() {
     assert!(has("logged from the SysTick interrupt"), "text lines still arrive beside them: {lines:?}");
 }
 
-/// An idle device sleeps: with telemetry off, beside a host that makes no
-/// calls, the firmware's own count of wake-ups from `WFI` (printed every
-/// 10 s by the `idle-report` build) stays near its own keepalives and the
-/// host's (5 a second each with the demo's UART settings) plus the UART's
-/// interrupts for their bytes; with a 1 kHz tick it was about 1,000.
-// r[verify core.deadline]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_device_wakes_for_keepalives_not_for_a_tick() {
-    let elf = firmware("device", Board::Lm3s6965, &["idle-report"]);
-    let (serial, port) = host_port().await;
-    let qemu =
-        Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, QEMU_LIMIT, true).await.unwrap();
-    let session = HostSession::start(&serial).unwrap();
-    // Three reports: the first spans the connection, the others are idle.
-    tokio::time::sleep(Duration::from_millis(30_500)).await;
-    let stats = session.stats();
-    let out = String::from_utf8_lossy(&qemu.stop_with_output().await.unwrap()).into_owned();
-    let per_second: Vec<f64> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("wakeups: ")?.strip_suffix(" in 10000 ms")?.parse::<f64>().ok())
-        .map(|n| n / 10.0)
-        .collect();
-    println!("device wake-ups per second, each 10 s: {per_second:?}\nhost {stats:?}");
-    assert!(per_second.len() >= 3, "three reports: {out}");
-    assert_eq!(stats.reattachments, 0, "one attachment, idle: {stats:?}");
-    for w in &per_second[1..] {
-        assert!(*w <= 20.0, "an idle device wakes {w} times a second: {per_second:?}");
-    }
-}
-
 /// A host of another schema: both the host's driver and the device end
 /// with the schema refusal within a round trip, and the device does not
 /// retry.

@@ -1,6 +1,6 @@
 //! QEMU `microbit`: the nRF51822's UART0 (Cortex-M0), through `nrf51-pac`.
 //!
-//! The time driver runs on SysTick, which QEMU emulates on this machine; a real nRF51
+//! The tick is SysTick, which QEMU emulates on this machine; a real nRF51
 //! has no SysTick and would need an RTC-based time driver instead.
 
 use core::convert::Infallible;

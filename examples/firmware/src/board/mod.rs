@@ -1,4 +1,4 @@
-//! Board support: [`init`] starts the time driver (SysTick) and returns the
+//! Board support: [`init`] starts the millisecond tick and returns the
 //! board's UART as async reader and writer halves.
 
 #[cfg(feature = "board-lm3s6965")]
@@ -11,10 +11,10 @@ mod microbit;
 #[cfg(feature = "board-microbit")]
 pub use microbit::{CORE_HZ, NAME, UartRx, UartTx, init_uart};
 
-/// Starts the `embassy-time` driver and the UART; call once at boot.
+/// Starts the `embassy-time` tick and the UART; call once at boot.
 pub fn init() -> (UartRx, UartTx) {
     match cortex_m::Peripherals::take() {
-        Some(core) => crate::time_driver::start(core.SYST),
+        Some(core) => crate::time_driver::start(core.SYST, CORE_HZ),
         // Taken already: a second `init`, a bug in the binary.
         None => crate::exit::exit(false),
     }
