@@ -128,6 +128,11 @@ where
     /// An acceptor on `source`, and the runner that must run for it. The
     /// configuration is checked here, before any link is taken.
     ///
+    /// `clock` must be the clock the sessions' drivers run on: the runner
+    /// reads it to judge how long a session without a link has been
+    /// silent (the drivers sleep while nothing is due, so the sessions
+    /// hold no fresher time of their own).
+    ///
     /// A host that accepts a device's session over in-memory links:
     ///
     /// ```
