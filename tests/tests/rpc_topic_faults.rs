@@ -213,7 +213,9 @@ fn simulate(seed: u64) -> Result<Report, String> {
             ));
         }
     }
-    if rep.duplicates > u64::from(rep.host_losses + rep.reboots + 1) * WINDOW as u64 * 4 {
+    // At most what the publisher held (never more than a credit window)
+    // comes again after each session loss.
+    if rep.duplicates > u64::from(rep.host_losses + rep.reboots) * HELD.min(WINDOW) as u64 {
         return Err(format!("too many duplicates: {rep:?}"));
     }
     Ok(rep)

@@ -203,6 +203,24 @@ fn a_subscriber_that_stops_reading_blocks_its_publisher_and_nothing_else() {
                     }
                 }
             });
+            // The other topic keeps flowing: a level every 20 ms, read as
+            // it comes.
+            let (level, levels_read) = (rig.level.clone(), Arc::new(AtomicU64::new(0)));
+            let level_clock = clock.clone();
+            let _levels = h.spawn(async move {
+                for n in 0u32.. {
+                    let _ = level.try_publish(&n);
+                    level_clock.sleep(20 * MS).await;
+                }
+            });
+            let (host_level, read) = (rig.host_level.clone(), levels_read.clone());
+            let _reading_levels = h.spawn(async move {
+                let mut samples = host_level.samples();
+                loop {
+                    drop(samples.next().await);
+                    read.fetch_add(1, Ordering::SeqCst);
+                }
+            });
             // Nobody reads the counter for 5 s while 16 callers call.
             let start = clock.now();
             let mut worst = 0;
@@ -225,6 +243,8 @@ fn a_subscriber_that_stops_reading_blocks_its_publisher_and_nothing_else() {
             assert!(blocked.load(Ordering::SeqCst), "the publisher waited for credit");
             assert_eq!(rig.counter.held(), 8, "its buffer is full: the subscriber's window");
             assert!(worst <= 50, "calls went on meanwhile: worst {worst} ms");
+            let levels = levels_read.load(Ordering::SeqCst);
+            assert!(levels >= 200, "the other topic went on meanwhile: {levels} of about 250 levels read");
             // Reading again unblocks the publisher.
             let mut samples = rig.host_counter.samples();
             for expected in 0..20u32 {
