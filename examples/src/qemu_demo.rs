@@ -48,6 +48,14 @@ fn print_round(name: &str, r: &ExerciseReport) {
     }
 }
 
+/// One session's conduit counters, in a line.
+fn print_stats(name: &str, s: &vox_conduit_stable::StableStats) {
+    println!(
+        "{name}: {} frames sent, {} received, {} acks, {} reattachments, {} link timeouts, {} gaps, {} CRC errors, {} protocol violations",
+        s.frames_sent, s.frames_received, s.acks_sent, s.reattachments, s.timeouts, s.gaps, s.crc_errors, s.violations
+    );
+}
+
 /// Runs the demo against the firmware on `board`; `Err` says what failed.
 pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     ensure_qemu()?;
@@ -87,15 +95,14 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     let two = second.exercise(Workload { requests: requests / 4, ..work }).await;
     print_round("after a device reboot", &two);
     let epsilon = second.client().epsilon();
+    let second_stats = second.stats();
     log.extend(second.take_log());
     println!(
         "\nthe host saw the reboot as: {}",
         ended.as_ref().map_or_else(|| "nothing (timeout)".to_string(), |e| format!("{e:?} ({e})"))
     );
-    println!(
-        "first session: {} frames sent, {} received, {} acks, {} reattachments",
-        stats.frames_sent, stats.frames_received, stats.acks_sent, stats.reattachments
-    );
+    print_stats("first session", &stats);
+    print_stats("second session", &second_stats);
     println!(
         "the device may start a call at most {} after its deadline (the clock bound ε the host measured)",
         epsilon.map_or_else(|| "an unknown time".to_string(), |e| format!("{e} ms"))
