@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_stable::wire::RejectReason;
 use vox_conduit_stable::{
-    RecvError, SessionError, StableAcceptor, StableConduit, StableConfig, StableStorage, StableStore,
+    AcceptorConfig, RecvError, SessionError, StableAcceptor, StableConduit, StableConfig, StableStorage, StableStore,
 };
 use vox_link_embedded::host::{TcpDialer, TcpListenerSource};
 use vox_link_embedded::{
@@ -43,11 +43,13 @@ async fn recv_range(rx: &mut impl ConduitRx<Msg = KitFamily>, ids: std::ops::Ran
 fn memory_acceptor<L: LinkSource<Link = Mem> + Send + 'static>(
     listener: L,
 ) -> tokio::sync::mpsc::UnboundedReceiver<TestStable> {
-    let (mut acceptor, runner) =
-        StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new::<_, _, 2, 16>(
-            listener, TokioClock, FAST,
-        )
-        .unwrap();
+    let (mut acceptor, runner) = StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new(
+        listener,
+        TokioClock,
+        FAST,
+        AcceptorConfig { pending: 16, ..AcceptorConfig::with_sessions(2) },
+    )
+    .unwrap();
     tokio::spawn(runner.run());
     let (accepted_tx, accepted) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -123,11 +125,13 @@ async fn sessions_are_routed_by_key_a_full_table_refuses_and_an_idle_session_exp
 async fn a_server_that_accepts_once_then_only_serves_survives_ten_link_cuts() {
     let cuts: Vec<_> = (0..10).map(|i| (FaultPlan::kill_after(20 + i), FaultPlan::NONE)).collect();
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>(cuts);
-    let (mut acceptor, runner) =
-        StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new::<_, _, 2, 16>(
-            listener, TokioClock, FAST,
-        )
-        .unwrap();
+    let (mut acceptor, runner) = StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new(
+        listener,
+        TokioClock,
+        FAST,
+        AcceptorConfig { pending: 16, ..AcceptorConfig::with_sessions(2) },
+    )
+    .unwrap();
     tokio::spawn(runner.run());
     let (client, cd) = initiator();
     let client_stats = client.stats_handle();
@@ -185,13 +189,16 @@ async fn idle_stalled_and_garbage_connections_delay_no_legitimate_client() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = StableConfig { timeout_ms: 2000, keepalive_ms: 500, linger_ms: 2000, ..StableConfig::DEFAULT };
-    let (mut acceptor, runner) =
-        StableAcceptor::<KitFamily, HostStorage, CriticalSectionRawMutex, _>::new::<_, _, 8, 64>(
-            TcpListenerSource::new(listener),
-            TokioClock,
-            config,
-        )
-        .unwrap();
+    let (mut acceptor, runner) = StableAcceptor::<KitFamily, HostStorage, CriticalSectionRawMutex, _>::new(
+        TcpListenerSource::new(listener),
+        TokioClock,
+        config,
+        // 1,024 handshake places (the default): the 200 connections that
+        // present a prologue and then stall keep theirs until the
+        // handshake timeout, and still leave room.
+        AcceptorConfig::with_sessions(8),
+    )
+    .unwrap();
     tokio::spawn(runner.run());
     tokio::spawn(async move {
         while let Ok((conduit, driver, links)) = acceptor.accept().await {

@@ -6,7 +6,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use std::sync::Arc;
 use std::time::Duration;
 use vox_conduit_bare::{BareConduit, ConnectError};
-use vox_conduit_stable::{SendError, SessionError, StableAcceptor, StableConduit};
+use vox_conduit_stable::{AcceptorConfig, SendError, SessionError, StableAcceptor, StableConduit};
 use vox_demo_protocol::DemoFamily;
 use vox_link_embedded::{MemoryLink, sim::memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
@@ -48,11 +48,13 @@ async fn a_schema_mismatch_ends_both_sides_with_both_fingerprints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_mismatch_through_the_acceptor_reaches_the_initiator() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
-    let (mut acceptor, runner) =
-        StableAcceptor::<DemoFamily, TestStorage, CriticalSectionRawMutex, _>::new::<_, _, 4, 8>(
-            listener, TokioClock, FAST,
-        )
-        .unwrap();
+    let (mut acceptor, runner) = StableAcceptor::<DemoFamily, TestStorage, CriticalSectionRawMutex, _>::new(
+        listener,
+        TokioClock,
+        FAST,
+        AcceptorConfig { pending: 8, ..AcceptorConfig::with_sessions(4) },
+    )
+    .unwrap();
     tokio::spawn(runner.run());
     tokio::spawn(async move { while acceptor.accept().await.is_ok() {} });
     let (_kit, kit_driver) = initiator();

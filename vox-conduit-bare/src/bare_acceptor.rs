@@ -27,8 +27,8 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
 use heapless::Deque;
 use vox_types::{
-    AcceptEvent, Backing, Clock, ConduitAcceptor, Link, LinkError, LinkRx, LinkSource, LinkTx, MaybeSend, MsgFamily,
-    PendingHandshakes, SessionRole,
+    AcceptEvent, Admission, Backing, Clock, ConduitAcceptor, HandshakeProgress, Link, LinkError, LinkRx, LinkSource,
+    LinkTx, MaybeSend, MsgFamily, PendingHandshakes, SessionRole,
 };
 
 /// Accepted conduits waiting for `accept` at most.
@@ -270,7 +270,9 @@ where
     /// Runs until the link source closes.
     pub async fn run(self) -> LinkError {
         let Self { mut source, clock, timeout_ms, max_connections, shared, held } = self;
-        let handshake = |link: CountedLink<S::Link>| {
+        // A bare handshake ends with its first valid frame: a pending one
+        // has presented nothing, and the oldest makes room for a newcomer.
+        let handshake = |link: CountedLink<S::Link>, _: HandshakeProgress| {
             BareConduit::<_, F>::connect_within(link, SessionRole::Acceptor, clock.clone(), timeout_ms)
         };
         let mut pending = PendingHandshakes::for_maker(&handshake, PENDING);
@@ -289,9 +291,12 @@ where
                         continue;
                     }
                     let slot = ConnectionSlot { held: held.clone() };
-                    if pending.push(handshake(CountedLink { link, slot })) {
+                    match pending.push_with(|progress| handshake(CountedLink { link, slot }, progress)) {
+                        Admission::Admitted => {}
                         // All handshake places were taken: the oldest went.
-                        shared.lock(|s| s.borrow_mut().stats.evicted += 1);
+                        Admission::EvictedSilent => shared.lock(|s| s.borrow_mut().stats.evicted += 1),
+                        // Not for bare handshakes (none presents and waits).
+                        Admission::Refused => shared.lock(|s| s.borrow_mut().stats.over_cap += 1),
                     }
                 }
                 AcceptEvent::Link(Err(e @ (LinkError::Closed | LinkError::GaveUp { .. }))) => break e,

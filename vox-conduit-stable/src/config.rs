@@ -183,6 +183,11 @@ pub enum ConfigError {
         /// The link's maximum payload.
         max_payload: usize,
     },
+    /// A count of an [`AcceptorConfig`](crate::AcceptorConfig) is 0.
+    AcceptorFieldZero {
+        /// Which one.
+        field: &'static str,
+    },
 }
 
 impl core::fmt::Display for ConfigError {
@@ -214,6 +219,7 @@ impl core::fmt::Display for ConfigError {
             Self::LinkTooSmall { needed, max_payload } => {
                 write!(f, "a data frame may need {needed} bytes; the link carries at most {max_payload}")
             }
+            Self::AcceptorFieldZero { field } => write!(f, "the acceptor's `{field}` must be at least 1"),
         }
     }
 }

@@ -75,6 +75,8 @@ extern crate std;
 
 #[macro_use]
 mod state_log;
+#[cfg(feature = "alloc")]
+mod acceptor_config;
 mod config;
 mod driver;
 mod error;
@@ -87,12 +89,16 @@ mod stable_stats;
 mod stable_storage;
 pub mod wire;
 
+#[cfg(feature = "alloc")]
+pub use acceptor_config::AcceptorConfig;
 pub use config::{ConfigError, StableConfig};
 pub use driver::{Acceptor, Initiator, Role, StableDriver};
 pub use error::{RecvError, SendError, SessionError};
 pub use primed_link::{PrimedLink, PrimedRx};
 #[cfg(feature = "alloc")]
-pub use stable_acceptor::{AcceptedLink, AcceptedSession, AcceptorParts, AcceptorRunner, SessionLinks, StableAcceptor};
+pub use stable_acceptor::{
+    AcceptedLink, AcceptedSession, AcceptorParts, AcceptorRunner, AcceptorStats, SessionLinks, StableAcceptor,
+};
 pub use stable_conduit::{StableConduit, StablePermit, StableRx, StableStatsHandle, StableTx};
 pub use stable_stats::StableStats;
 pub use stable_storage::{StableStorage, StableStore};

@@ -6,19 +6,25 @@
 //!
 //! # Policy
 //!
-//! - **Concurrent handshakes**: up to `PENDING` links read their prologue
-//!   and hello at once, each for at most `timeout_ms`. When all are busy, a
-//!   new link evicts the oldest pending one: a silent, slow or garbage
-//!   sending connection delays no other, and memory stays bounded.
+//! - **Concurrent handshakes**: up to [`AcceptorConfig::pending`] links
+//!   read their prologue and hello at once, each for at most `timeout_ms`,
+//!   polled by readiness. When all places are taken, a new link takes the
+//!   place of the oldest handshake that has presented no valid prologue
+//!   yet; one that has is never evicted by a newcomer, and when all have,
+//!   the newcomer's link is closed. So connections that send nothing
+//!   cannot lock clients out: with `P` places and idle connections
+//!   arriving at `R` a second, a client whose first valid bytes arrive
+//!   within `P / R` seconds is served (see
+//!   [`PendingHandshakes`](vox_types::PendingHandshakes)).
 //! - **Routing**: a hello with a known key goes to its session, even while
 //!   the application does not call [`StableAcceptor::accept`].
-//! - **Table**: at most `N` sessions. A new session may take the place of a
-//!   session that ended, finished, or has had no link and no frame for its
-//!   `timeout_ms` (oldest first); never of a session that has a link or
-//!   was active within its timeout. Otherwise the newcomer gets
-//!   `Reject(TableFull)`; if `QUEUE` new sessions already wait for
-//!   `accept`, it gets `Reject(Busy)`. Anonymous hellos cannot flush live
-//!   sessions.
+//! - **Table**: at most [`AcceptorConfig::sessions`] sessions. A new
+//!   session may take the place of a session that ended, finished, or has
+//!   had no link and no frame for its `timeout_ms` (oldest first); never
+//!   of a session that has a link or was active within its timeout.
+//!   Otherwise the newcomer gets `Reject(TableFull)`; if
+//!   [`AcceptorConfig::queue`] new sessions already wait for `accept`, it
+//!   gets `Reject(Busy)`. Anonymous hellos cannot flush live sessions.
 //! - **Refusals**: a prologue of another schema, mode, version or role is
 //!   answered with ours (the initiator then ends with the typed refusal);
 //!   an unknown key gets `Reject(SessionUnknown)`.
@@ -31,7 +37,8 @@ use crate::primed_link::PrimedLink;
 use crate::session::Outgoing;
 use crate::stable_storage::StableStore;
 use crate::wire::{Hello, RejectReason, WireFrame};
-use crate::{Acceptor, ConfigError, SessionError, StableConduit, StableConfig, StableDriver};
+use crate::{Acceptor, AcceptorConfig, ConfigError, SessionError, StableConduit, StableConfig, StableDriver};
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -44,8 +51,9 @@ use embassy_sync::waitqueue::WakerRegistration;
 use heapless::Deque;
 use vox_link_embedded::SharedLinkChannel;
 use vox_types::{
-    AcceptEvent, Clock, ConduitMode, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MaybeSend, MaybeSync,
-    MsgFamily, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole, StorageRef, WriteSlot,
+    AcceptEvent, Admission, Clock, ConduitMode, HandshakeProgress, Link, LinkError, LinkRx, LinkSource, LinkTx,
+    LinkTxPermit, MaybeSend, MaybeSync, MsgFamily, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue,
+    SessionRole, StorageRef, WriteSlot,
 };
 
 /// What [`StableAcceptor::accept`] yields: a new session's conduit, its
@@ -59,14 +67,39 @@ pub type SessionLinks<M, L> = SharedLinkChannel<M, AcceptedLink<L>>;
 
 /// What [`StableAcceptor::new`] makes: the application's handle and the
 /// runner.
-pub type AcceptorParts<S, F, St, M, D, const N: usize, const PENDING: usize> =
-    (StableAcceptor<F, St, M, <S as LinkSource>::Link>, AcceptorRunner<S, F, St, M, D, N, PENDING>);
+pub type AcceptorParts<S, F, St, M, D> =
+    (StableAcceptor<F, St, M, <S as LinkSource>::Link>, AcceptorRunner<S, F, St, M, D>);
 
-/// New sessions waiting for `accept` at most.
-const QUEUE: usize = 4;
+/// What an acceptor's runner did with the links and hellos it got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AcceptorStats {
+    /// New sessions handed to `accept`.
+    pub accepted: u64,
+    /// Links routed to their session by resume key.
+    pub resumed: u64,
+    /// Hellos with a key no session knows (`Reject(SessionUnknown)`).
+    pub unknown_keys: u64,
+    /// New sessions refused: the table was full of live ones
+    /// (`Reject(TableFull)`).
+    pub table_full: u64,
+    /// New sessions refused: the accept queue was full (`Reject(Busy)`).
+    pub busy: u64,
+    /// Pending handshakes that had presented nothing valid, dropped to
+    /// make room for a newer link.
+    pub evicted_silent: u64,
+    /// Links closed at once: every handshake place held a handshake that
+    /// had presented a valid prologue.
+    pub refused_full: u64,
+    /// Handshakes that ended without a hello (timed out, link failed,
+    /// prologue refused).
+    pub failed: u64,
+}
 
 struct Queue<T> {
-    sessions: Deque<T, QUEUE>,
+    sessions: VecDeque<T>,
+    /// `sessions` holds at most this many.
+    limit: usize,
+    stats: AcceptorStats,
     /// The runner stopped (its link source is closed).
     closed: bool,
     waker: WakerRegistration,
@@ -80,9 +113,8 @@ pub struct StableAcceptor<F: MsgFamily, St: StableStore + 'static, M: RawMutex +
 }
 
 /// The acceptor's runner: spawn it (or join it); it accepts links,
-/// handshakes them, routes and refuses. `N` sessions in the table,
-/// `PENDING` handshakes at once.
-pub struct AcceptorRunner<S, F, St, M, D, const N: usize, const PENDING: usize>
+/// handshakes them, routes and refuses, as its [`AcceptorConfig`] says.
+pub struct AcceptorRunner<S, F, St, M, D>
 where
     S: LinkSource,
     F: MsgFamily,
@@ -92,6 +124,7 @@ where
     source: S,
     clock: D,
     config: StableConfig,
+    acceptor: AcceptorConfig,
     queue: QueueRef<F, St, M, S::Link>,
 }
 
@@ -125,8 +158,8 @@ where
     M: RawMutex + MaybeSend + MaybeSync + 'static,
     L: Link + MaybeSend,
 {
-    /// An acceptor on `source`, and the runner that must run for it. The
-    /// configuration is checked here, before any link is taken.
+    /// An acceptor on `source`, and the runner that must run for it. Both
+    /// configurations are checked here, before any link is taken.
     ///
     /// `clock` must be the clock the sessions' drivers run on: the runner
     /// reads it to judge how long a session without a link has been
@@ -140,7 +173,7 @@ where
     /// use embassy_futures::select::{Either, select};
     /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
     /// use std::sync::Arc;
-    /// use vox_conduit_stable::{StableAcceptor, StableConduit, StableConfig, StableStorage};
+    /// use vox_conduit_stable::{AcceptorConfig, StableAcceptor, StableConduit, StableConfig, StableStorage};
     /// use vox_link_embedded::MemoryLink;
     /// use vox_link_embedded::sim::{SimClock, memory_link_source};
     /// use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
@@ -153,8 +186,8 @@ where
     /// type Acceptor = StableAcceptor<PingFamily, Storage, CriticalSectionRawMutex, Mem>;
     /// let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     /// let (clock, config) = (SimClock::new(), StableConfig::DEFAULT);
-    /// // Up to 8 sessions, 2 handshakes at once.
-    /// let (mut acceptor, runner) = Acceptor::new::<_, _, 8, 2>(listener, clock.clone(), config)?;
+    /// // Up to 8 sessions.
+    /// let (mut acceptor, runner) = Acceptor::new(listener, clock.clone(), config, AcceptorConfig::with_sessions(8))?;
     /// let storage = Arc::new(Storage::new());
     /// let (device, device_driver) = StableConduit::<PingFamily, Storage>::initiator(storage, config)?;
     ///
@@ -179,23 +212,32 @@ where
     /// # Ok::<(), vox_conduit_stable::ConfigError>(())
     /// ```
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<S, D, const N: usize, const PENDING: usize>(
+    pub fn new<S, D>(
         source: S,
         clock: D,
         config: StableConfig,
-    ) -> Result<AcceptorParts<S, F, St, M, D, N, PENDING>, ConfigError>
+        acceptor: AcceptorConfig,
+    ) -> Result<AcceptorParts<S, F, St, M, D>, ConfigError>
     where
         S: LinkSource<Link = L>,
         D: Clock + Clone,
     {
+        acceptor.check()?;
         // Checks the configuration against the storage type too.
         StableConduit::<F, St>::acceptor(Arc::new(St::default()), config)?;
         let queue = Arc::new(Mutex::new(RefCell::new(Queue {
-            sessions: Deque::new(),
+            sessions: VecDeque::new(),
+            limit: acceptor.queue,
+            stats: AcceptorStats::default(),
             closed: false,
             waker: WakerRegistration::new(),
         })));
-        Ok((Self { queue: queue.clone() }, AcceptorRunner { source, clock, config, queue }))
+        Ok((Self { queue: queue.clone() }, AcceptorRunner { source, clock, config, acceptor, queue }))
+    }
+
+    /// What the runner did so far.
+    pub fn stats(&self) -> AcceptorStats {
+        self.queue.lock(|q| q.borrow().stats)
     }
 
     /// The next new session: its conduit, its driver, and the link source
@@ -245,6 +287,7 @@ async fn read_hello<L: Link, D: Clock>(
     clock: D,
     timeout_ms: u32,
     local: Prologue,
+    progress: HandshakeProgress,
 ) -> Option<(AcceptedLink<L>, Hello)> {
     let (tx, mut rx) = link.split();
     let read = async {
@@ -267,6 +310,8 @@ async fn read_hello<L: Link, D: Clock>(
                     slot.commit();
                 }
                 local.check_peer(&peer.ok()?).ok()?;
+                // No newcomer takes this handshake's place now.
+                progress.mark_presented();
                 pending.clear();
                 pending.push_back(payload).ok()?;
                 continue;
@@ -288,7 +333,7 @@ async fn read_hello<L: Link, D: Clock>(
     Some((PrimedLink::new(tx, rx, pending), hello))
 }
 
-impl<S, F, St, M, D, const N: usize, const PENDING: usize> AcceptorRunner<S, F, St, M, D, N, PENDING>
+impl<S, F, St, M, D> AcceptorRunner<S, F, St, M, D>
 where
     S: LinkSource,
     S::Link: MaybeSend,
@@ -303,17 +348,21 @@ where
     // r[impl stable.acceptor.concurrent]
     // r[impl stable.acceptor.routing]
     pub async fn run(self) -> SessionError {
-        let Self { mut source, clock, config, queue } = self;
+        let Self { mut source, clock, config, acceptor, queue } = self;
         let local = Prologue::new(ConduitMode::Stable, SessionRole::Acceptor, F::FINGERPRINT);
         let timeout_ms = config.timeout_ms;
-        let mut sessions: Vec<Session<St, M, S::Link>> = Vec::with_capacity(N);
+        let mut sessions: Vec<Session<St, M, S::Link>> = Vec::with_capacity(acceptor.sessions);
         let mut born = 0u64;
-        let handshake = |link| read_hello(link, clock.clone(), timeout_ms, local);
-        let mut pending = PendingHandshakes::for_maker(&handshake, PENDING);
+        let handshake = |link, progress| read_hello(link, clock.clone(), timeout_ms, local, progress);
+        let mut pending = PendingHandshakes::for_maker(&handshake, acceptor.pending);
+        let count = |f: fn(&mut AcceptorStats)| queue.lock(|q| f(&mut q.borrow_mut().stats));
         let ended = loop {
             match pending.next(&mut source).await {
-                // A full set drops its oldest handshake (and link).
-                AcceptEvent::Link(Ok(link)) => drop(pending.push(handshake(link))),
+                AcceptEvent::Link(Ok(link)) => match pending.push_with(|progress| handshake(link, progress)) {
+                    Admission::Admitted => {}
+                    Admission::EvictedSilent => count(|s| s.evicted_silent += 1),
+                    Admission::Refused => count(|s| s.refused_full += 1),
+                },
                 AcceptEvent::Link(Err(LinkError::Closed | LinkError::GaveUp { .. })) => {
                     break SessionError::SourceClosed;
                 }
@@ -322,7 +371,7 @@ where
                 AcceptEvent::Link(Err(_)) => {
                     clock.sleep_until(clock.now().add_millis(u64::from(config.retry_delay_ms))).await;
                 }
-                AcceptEvent::Handshake(None) => {}
+                AcceptEvent::Handshake(None) => count(|s| s.failed += 1),
                 AcceptEvent::Handshake(Some((link, hello))) => match hello.key {
                     Some(key) => {
                         let known = sessions.iter().find(|s| s.storage.lock(|l| l.session.state.knows_key(&key)));
@@ -331,13 +380,18 @@ where
                                 // The newest link replaces one not yet taken.
                                 let _ = session.links.try_receive();
                                 let _ = session.links.try_offer(link);
+                                count(|s| s.resumed += 1);
                             }
-                            None => reject(link, RejectReason::SessionUnknown),
+                            None => {
+                                reject(link, RejectReason::SessionUnknown);
+                                count(|s| s.unknown_keys += 1);
+                            }
                         }
                     }
                     None => {
                         let now = clock.now().as_millis();
-                        new_session::<F, St, M, S::Link, N>(&config, &queue, &mut sessions, &mut born, link, now)
+                        let table = acceptor.sessions;
+                        new_session::<F, St, M, S::Link>(&config, table, &queue, &mut sessions, &mut born, link, now)
                     }
                 },
             }
@@ -356,8 +410,10 @@ type QueueRef<F, St, M, L> = Arc<Mutex<M, RefCell<Queue<AcceptedSession<F, St, M
 /// A hello without a key: a new session, if the table and the queue have
 /// room (see the module's policy).
 // r[impl stable.acceptor.eviction]
-fn new_session<F, St, M, L, const N: usize>(
+// r[impl core.burst]
+fn new_session<F, St, M, L>(
     config: &StableConfig,
+    table: usize,
     queue: &QueueRef<F, St, M, L>,
     sessions: &mut Vec<Session<St, M, L>>,
     born: &mut u64,
@@ -370,7 +426,7 @@ fn new_session<F, St, M, L, const N: usize>(
     L: Link,
 {
     sessions.retain(|s| !s.ended());
-    if sessions.len() >= N {
+    if sessions.len() >= table {
         let oldest_evictable =
             sessions.iter().enumerate().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
         match oldest_evictable {
@@ -378,10 +434,21 @@ fn new_session<F, St, M, L, const N: usize>(
                 let expired = sessions.swap_remove(i);
                 expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
             }
-            None => return reject(link, RejectReason::TableFull),
+            None => {
+                queue.lock(|q| q.borrow_mut().stats.table_full += 1);
+                return reject(link, RejectReason::TableFull);
+            }
         }
     }
-    if queue.lock(|q| q.borrow().sessions.is_full()) {
+    let full = queue.lock(|q| {
+        let mut q = q.borrow_mut();
+        let full = q.sessions.len() >= q.limit;
+        if full {
+            q.stats.busy += 1;
+        }
+        full
+    });
+    if full {
         return reject(link, RejectReason::Busy);
     }
     let storage = StorageRef::Shared(Arc::new(St::default()));
@@ -395,7 +462,8 @@ fn new_session<F, St, M, L, const N: usize>(
     sessions.push(Session { storage: conduit.storage_ref(), links: links.clone(), born: *born });
     queue.lock(|q| {
         let mut q = q.borrow_mut();
-        let _ = q.sessions.push_back((conduit, driver, links));
+        q.sessions.push_back((conduit, driver, links));
+        q.stats.accepted += 1;
         q.waker.wake();
     });
 }

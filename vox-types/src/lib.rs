@@ -60,7 +60,7 @@ pub use maybe_send::{MaybeSend, MaybeSync};
 pub use msg_family::FacetFamily;
 pub use msg_family::{MsgFamily, decode_message};
 #[cfg(feature = "alloc")]
-pub use pending_handshakes::{AcceptEvent, PendingHandshakes};
+pub use pending_handshakes::{AcceptEvent, Admission, HandshakeProgress, PendingHandshakes};
 pub use prologue::{ConduitMode, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PROTOCOL_VERSION, Prologue};
 pub use prologue_error::PrologueError;
 pub use prologue_exchange::{HandshakeError, exchange_prologue};

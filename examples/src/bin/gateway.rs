@@ -16,7 +16,7 @@ use rand_chacha::rand_core::SeedableRng;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
-use vox_conduit_stable::{StableAcceptor, StableConfig, StableStorage};
+use vox_conduit_stable::{AcceptorConfig, StableAcceptor, StableConfig, StableStorage};
 use vox_demo_protocol::{ReadSensor, sensor_value};
 use vox_link_embedded::host::{TcpDialer, TcpLink, TcpListenerSource, TokioClock};
 use vox_rpc::{Calls, Client, RpcFamily, Server, SessionsEnded};
@@ -24,9 +24,9 @@ use vox_rpc::{Calls, Client, RpcFamily, Server, SessionsEnded};
 type M = CriticalSectionRawMutex;
 /// Every session's storage: 4 KiB / 32 messages of replay and of receive ring.
 type Storage = StableStorage<M, 4096, 32, 4096, 32>;
-/// Sessions the gateway holds at most, and handshakes it runs at once.
+/// Sessions the gateway holds at most (and new ones that may wait for
+/// `accept`; 1,024 handshakes at once, the default).
 const TABLE: usize = 64;
-const PENDING: usize = 32;
 
 /// A device: dials the gateway and serves `ReadSensor`, session after
 /// session (the conduit reattaches by itself if the connection drops; a
@@ -53,10 +53,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let gateway = listener.local_addr()?;
-    let (mut acceptor, runner) = StableAcceptor::<RpcFamily, Storage, M, TcpLink>::new::<_, _, TABLE, PENDING>(
+    let (mut acceptor, runner) = StableAcceptor::<RpcFamily, Storage, M, TcpLink>::new(
         TcpListenerSource::new(listener),
         TokioClock,
         CONFIG,
+        AcceptorConfig::with_sessions(TABLE),
     )?;
     tokio::spawn(runner.run());
     for _ in 0..devices {
