@@ -58,6 +58,7 @@ pub const FAST: StableConfig = StableConfig {
     timeout_ms: 300,
     retry_delay_ms: 5,
     linger_ms: 600,
+    connect_timeout_ms: 10_000,
 };
 
 /// What one side of an exchange saw.

@@ -25,12 +25,17 @@ pub struct StableConfig {
     /// has not confirmed it finished too (its last ack may have died with a
     /// link). Keep it above `timeout_ms`.
     pub linger_ms: u32,
+    /// Initiator: how long to keep trying while the acceptor answers a new
+    /// session with `Busy` (its queue of sessions waiting for `accept` is
+    /// full), backing off from `retry_delay_ms`; after it the session ends
+    /// with `Rejected(Busy)`. At least `timeout_ms`.
+    pub connect_timeout_ms: u32,
 }
 
 impl StableConfig {
     /// Defaults for a UART or TCP link: 200-byte messages, ack every 8
     /// frames or 20 ms, keepalive 250 ms, timeout 1 s, retry after 50 ms,
-    /// linger 3 s.
+    /// linger 3 s, keep trying a busy acceptor for 10 s.
     pub const DEFAULT: Self = Self {
         max_message: 200,
         ack_every: 8,
@@ -39,6 +44,7 @@ impl StableConfig {
         timeout_ms: 1000,
         retry_delay_ms: 50,
         linger_ms: 3000,
+        connect_timeout_ms: 10_000,
     };
 
     /// For battery devices: a keepalive each way every 10 s, so an idle
@@ -61,6 +67,7 @@ impl StableConfig {
         timeout_ms: 30_000,
         retry_delay_ms: 50,
         linger_ms: 60_000,
+        connect_timeout_ms: 120_000,
     };
 }
 
@@ -75,6 +82,7 @@ impl StableConfig {
         timeout_ms: 0,
         retry_delay_ms: 0,
         linger_ms: 0,
+        connect_timeout_ms: 0,
     };
 }
 
@@ -83,7 +91,8 @@ impl StableConfig {
     /// at least 1; a silence timeout above zero and above both the
     /// keepalive interval and the ack delay (else a quiet but healthy
     /// link is declared dead); a linger time of at least one timeout (the
-    /// peer's last ack may need a reattachment).
+    /// peer's last ack may need a reattachment); a connect timeout of at
+    /// least one timeout (time for one handshake).
     ///
     /// ```
     /// use vox_conduit_stable::{ConfigError, StableConfig};
@@ -116,6 +125,12 @@ impl StableConfig {
         if self.linger_ms < self.timeout_ms {
             return Err(ConfigError::LingerBelowTimeout { linger_ms: self.linger_ms, timeout_ms: self.timeout_ms });
         }
+        if self.connect_timeout_ms < self.timeout_ms {
+            return Err(ConfigError::ConnectTimeoutBelowTimeout {
+                connect_timeout_ms: self.connect_timeout_ms,
+                timeout_ms: self.timeout_ms,
+            });
+        }
         Ok(())
     }
 }
@@ -147,6 +162,13 @@ pub enum ConfigError {
     LingerBelowTimeout {
         /// [`StableConfig::linger_ms`].
         linger_ms: u32,
+        /// [`StableConfig::timeout_ms`].
+        timeout_ms: u32,
+    },
+    /// A connect timeout shorter than one handshake timeout.
+    ConnectTimeoutBelowTimeout {
+        /// [`StableConfig::connect_timeout_ms`].
+        connect_timeout_ms: u32,
         /// [`StableConfig::timeout_ms`].
         timeout_ms: u32,
     },
@@ -205,6 +227,9 @@ impl core::fmt::Display for ConfigError {
             }
             Self::LingerBelowTimeout { linger_ms, timeout_ms } => {
                 write!(f, "linger_ms ({linger_ms}) must be at least timeout_ms ({timeout_ms})")
+            }
+            Self::ConnectTimeoutBelowTimeout { connect_timeout_ms, timeout_ms } => {
+                write!(f, "connect_timeout_ms ({connect_timeout_ms}) must be at least timeout_ms ({timeout_ms})")
             }
             Self::MessageLargerThanReplay { max_message, replay_bytes } => {
                 write!(f, "max_message ({max_message}) exceeds the replay ring's {replay_bytes} bytes")

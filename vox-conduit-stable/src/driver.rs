@@ -176,6 +176,13 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 if let Some(outcome) = self.outcome() {
                     return outcome;
                 }
+                // The core's backoff after a busy acceptor, if any.
+                if let Some(at) = self.with(|l| l.session.state.attach_not_before()) {
+                    let at = vox_types::Instant::from_millis(at);
+                    if let Either::Second(outcome) = select(clock.sleep_until(at), self.over()).await {
+                        return outcome;
+                    }
+                }
                 let link = match select(source.next_link(), self.over()).await {
                     Either::First(Ok(link)) => link,
                     // A source that gave up (a dialer's backoff ran out) is

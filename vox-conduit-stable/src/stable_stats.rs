@@ -105,6 +105,9 @@ pub struct StableStats {
     /// waits on itself (one task pipelining more requests than the bound
     /// in [`StableConduit`](crate::StableConduit)'s docs).
     pub self_stalls: u32,
+    /// Times the acceptor answered a new session with `Busy` (its accept
+    /// queue was full) and the initiator tried again after a backoff.
+    pub busy_retries: u32,
 }
 
 impl StableStats {
@@ -129,5 +132,6 @@ impl StableStats {
         window_updates: 0,
         beyond_window: 0,
         self_stalls: 0,
+        busy_retries: 0,
     };
 }

@@ -329,6 +329,7 @@ mod tests {
             timeout_ms: 4_000_000,
             retry_delay_ms: 1,
             linger_ms: 4_000_000,
+            connect_timeout_ms: 4_000_000,
         };
         let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
         let (a, ad) = StableConduit::<BlobFamily, Small>::initiator(Arc::new(Small::new()), config).unwrap();

@@ -32,6 +32,7 @@ const CFG: StableConfig = StableConfig {
     timeout_ms: 200,
     retry_delay_ms: 5,
     linger_ms: 400,
+    connect_timeout_ms: 10_000,
 };
 const FP: SchemaFingerprint = SchemaFingerprint([3; 8]);
 

@@ -169,4 +169,5 @@ pub const UART_CONFIG: vox_conduit_stable::StableConfig = vox_conduit_stable::St
     timeout_ms: 800,
     retry_delay_ms: 20,
     linger_ms: 2000,
+    connect_timeout_ms: 10_000,
 };

@@ -195,6 +195,10 @@ pub enum Detach {
     Malformed(FrameError),
     /// We refused the peer's resume key (the `Reject` was sent).
     Refused,
+    /// Initiator: the acceptor answered our new session with `Busy`; the
+    /// next link comes after a backoff
+    /// ([`SessionState::attach_not_before`]).
+    Busy,
     /// The peer broke the protocol.
     Violation(Violation),
     /// Both directions are closed and acknowledged (or the linger time
@@ -429,8 +433,21 @@ pub struct SessionState {
     /// The acceptor's reason for the `Reject` it sends.
     reject_reason: RejectReason,
     detach: ZeroOption<Detach>,
+    /// Initiator: retries after the acceptor's `Busy`.
+    busy: BusyRetry,
     wakes: u8,
     stats: StableStats,
+}
+
+/// Initiator: how it keeps trying a busy acceptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BusyRetry {
+    /// The first `Busy` of this run of them.
+    since: Option<Instant>,
+    /// `Busy` answers in this run.
+    retries: u32,
+    /// No link before this (the backoff after the last `Busy`).
+    not_before: Option<Instant>,
 }
 
 impl SessionState {
@@ -493,6 +510,7 @@ impl SessionState {
             refusing: ZeroOption::None,
             reject_reason: RejectReason::SessionUnknown,
             detach: ZeroOption::None,
+            busy: BusyRetry { since: None, retries: 0, not_before: None },
             wakes: 0,
             stats: StableStats::ZERO,
         }
@@ -530,6 +548,35 @@ impl SessionState {
     /// linger time ran out): nothing more to do.
     pub fn is_complete(&self) -> bool {
         self.complete
+    }
+
+    /// Initiator: no link should be attached before this (the backoff
+    /// after the acceptor answered `Busy`); `None` when a link may come
+    /// at once.
+    pub fn attach_not_before(&self) -> Option<Instant> {
+        self.busy.not_before
+    }
+
+    /// Initiator: the acceptor answered our new session with `Busy` (its
+    /// queue of sessions waiting for `accept` is full). Transient: the
+    /// attachment ends and the next link comes after a backoff, from
+    /// `retry_delay_ms` doubling up to `timeout_ms`, until
+    /// `connect_timeout_ms` after the first `Busy`; then the session ends
+    /// with `Rejected(Busy)`.
+    // r[impl core.burst]
+    fn on_busy(&mut self, now: Instant) {
+        let since = *self.busy.since.get_or_insert(now);
+        if elapsed(now, since) >= u64::from(self.config.connect_timeout_ms) {
+            self.end(SessionError::Rejected(RejectReason::Busy));
+            return;
+        }
+        let first = u64::from(self.config.retry_delay_ms.max(1));
+        let backoff = (first << self.busy.retries.min(16)).min(u64::from(self.config.timeout_ms).max(first));
+        self.busy.retries = self.busy.retries.saturating_add(1);
+        self.busy.not_before = Some(now.saturating_add(backoff));
+        self.stats.busy_retries = self.stats.busy_retries.saturating_add(1);
+        state_info!("stable: the acceptor is busy; trying again in {} ms", backoff);
+        self.detach_with(Detach::Busy);
     }
 
     /// Acceptor: whether `key` resumes this session.
@@ -802,6 +849,9 @@ impl Session<'_> {
                     SessionRole::Initiator => self.initiator_hello(now, hello),
                     SessionRole::Acceptor => self.acceptor_hello(now, hello),
                 },
+                WireFrame::Reject(RejectReason::Busy) if h.peer_prologue && role == SessionRole::Initiator => {
+                    self.state.on_busy(now);
+                }
                 WireFrame::Reject(reason) if h.peer_prologue && role == SessionRole::Initiator => {
                     self.state.end(match reason {
                         RejectReason::SessionUnknown => SessionError::SessionLost,
@@ -875,6 +925,7 @@ impl Session<'_> {
             s.stats.reattachments += 1;
         }
         s.keys.established = true;
+        s.busy = BusyRetry { since: None, retries: 0, not_before: None };
         s.wakes |= Wakes::WRITER;
         s.phase = Phase::Attached;
         s.tx.next_to_send = oldest;

@@ -14,6 +14,7 @@ const CFG: StableConfig = StableConfig {
     timeout_ms: 400,
     retry_delay_ms: 5,
     linger_ms: 1000,
+    connect_timeout_ms: 10_000,
 };
 const FP: SchemaFingerprint = SchemaFingerprint([1, 2, 3, 4, 5, 6, 7, 8]);
 const KEY: ResumeKey = [7; KEY_LEN];
@@ -448,4 +449,57 @@ fn a_frame_that_does_not_decode_after_the_handshake_says_why() {
     attach(&mut a, &mut b, 2);
     feed(&mut a, 3, &[std::vec![2, 0]]);
     assert_eq!(a.state.take_detach(), Some(Detach::Malformed(FrameError::Truncated)));
+}
+
+/// One handshake of a new initiator against an acceptor that answers its
+/// hello with `Busy` at `now`.
+fn busy_round(a: &mut Store, now: Instant) {
+    a.parts().0.attach(now, None);
+    let mut acceptor = side(SessionRole::Acceptor);
+    acceptor.parts().0.attach(now, Some(KEY));
+    let prologue = drain(a, now);
+    feed(&mut acceptor, now, &prologue);
+    feed(a, now, &drain(&mut acceptor, now));
+    // The initiator's hello; the acceptor's queue is full.
+    assert!(!drain(a, now).is_empty());
+    acceptor.state.reject(RejectReason::Busy);
+    feed(a, now, &drain(&mut acceptor, now));
+}
+
+// r[verify core.burst]
+#[test]
+fn busy_is_transient_the_initiator_backs_off_until_its_connect_timeout() {
+    let mut a = side(SessionRole::Initiator);
+    busy_round(&mut a, 0);
+    assert_eq!(a.state.ended(), None, "Busy does not end the session");
+    assert_eq!(a.state.take_detach(), Some(Detach::Busy));
+    assert_eq!(a.state.stats.busy_retries, 1);
+    assert_eq!(a.state.attach_not_before(), Some(5), "retry_delay_ms first");
+    busy_round(&mut a, 5);
+    assert_eq!(a.state.attach_not_before(), Some(15), "then doubled");
+    busy_round(&mut a, 15);
+    assert_eq!(a.state.attach_not_before(), Some(35));
+    // The backoff stops growing at one timeout.
+    let mut now = 35;
+    for _ in 0..10 {
+        busy_round(&mut a, now);
+        now = a.state.attach_not_before().unwrap();
+    }
+    busy_round(&mut a, now);
+    assert_eq!(a.state.attach_not_before().unwrap() - now, u64::from(CFG.timeout_ms));
+    assert_eq!(a.state.stats.busy_retries, 14);
+    // An acceptor with room at last: the session is on, the backoff gone.
+    let mut b = side(SessionRole::Acceptor);
+    let now = a.state.attach_not_before().unwrap();
+    a.parts().0.attach(now, None);
+    b.parts().0.attach(now, Some(KEY));
+    pump(&mut a, &mut b, now);
+    assert_eq!(a.state.phase, Phase::Attached);
+    assert_eq!(a.state.attach_not_before(), None);
+    // A new run of Busy answers, past the connect timeout: refused, typed.
+    let mut late = side(SessionRole::Initiator);
+    busy_round(&mut late, 100);
+    busy_round(&mut late, 100 + u64::from(CFG.connect_timeout_ms));
+    assert_eq!(late.state.ended(), Some(&SessionError::Rejected(RejectReason::Busy)));
+    assert_eq!(late.state.stats.busy_retries, 1);
 }

@@ -57,6 +57,7 @@ const CONFIG: StableConfig = StableConfig {
     timeout_ms: 250,
     retry_delay_ms: 5,
     linger_ms: 600,
+    connect_timeout_ms: 10_000,
 };
 
 fn report(name: &str, ok: bool) -> bool {
