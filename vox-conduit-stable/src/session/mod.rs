@@ -899,11 +899,21 @@ impl Session<'_> {
             s.reject(RejectReason::SessionUnknown);
             return;
         }
-        // A handshake restarted on the same link re-issues the current key.
-        let Some(fresh) = keys.fresh.or(keys.current) else { return };
+        // A new key only when the hello proves the initiator holds our
+        // latest one (or it has none yet). Any other accepted hello may be
+        // a stale one (a byte stream outlives its links: it was sent before
+        // our hello carrying `current` arrived, and read by a later link of
+        // ours), so the initiator may hold `current` already: re-issue it,
+        // so that the keys we accept stay the ones it can hold. (A handshake
+        // restarted on the same link has no fresh key: it re-issues too.)
+        let proven = !keys.established || (hello.key.is_some() && hello.key == keys.current);
+        let issue = if proven { keys.fresh.or(keys.current) } else { keys.current };
+        let Some(issue) = issue else { return };
         s.keys.presented = hello.key;
-        s.keys.current = Some(fresh);
-        s.keys.fresh = None;
+        s.keys.current = Some(issue);
+        if proven {
+            s.keys.fresh = None;
+        }
         s.send_hello = true;
         self.resume(now, hello);
     }

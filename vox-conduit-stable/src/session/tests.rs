@@ -503,3 +503,107 @@ fn busy_is_transient_the_initiator_backs_off_until_its_connect_timeout() {
     assert_eq!(late.state.ended(), Some(&SessionError::Rejected(RejectReason::Busy)));
     assert_eq!(late.state.stats.busy_retries, 1);
 }
+
+/// On a UART the byte stream outlives the links: a hello the initiator
+/// sent on an earlier round is still read by the acceptor's next link.
+/// Here two keyless hellos (two handshake rounds) are on the line; the
+/// acceptor reads the first and issues K1, which the initiator keeps;
+/// then the acceptor's link dies, its next link (fresh key K2) reads the
+/// second, stale, keyless hello. The acceptor must keep accepting K1: the
+/// initiator may hold it (its hello carrying K2 never arrives here).
+#[test]
+fn a_stale_keyless_hello_on_the_acceptors_next_link_keeps_the_key_issued() {
+    const K1: ResumeKey = [1; KEY_LEN];
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    a.parts().0.attach(0, None);
+    b.parts().0.attach(0, Some(K1));
+    let a_prologue1 = drain(&mut a, 0);
+    let b_prologue = drain(&mut b, 0);
+    feed(&mut a, 1, &b_prologue);
+    let a_hello1 = drain(&mut a, 1);
+    // No answer within keepalive_ms: the initiator starts a new round.
+    a.parts().0.on_tick(100);
+    let a_prologue2 = drain(&mut a, 100);
+    // The acceptor answers the first prologue; the initiator's new round
+    // sends its hello on that answer.
+    feed(&mut b, 101, &a_prologue1);
+    let b_answer = drain(&mut b, 101);
+    feed(&mut a, 102, &b_answer);
+    let a_hello2 = drain(&mut a, 102);
+    assert!(matches!(decode(&a_hello2[0]), WireFrame::Hello(Hello { key: None, .. })));
+    // The acceptor reads the first hello: attached, K1 issued.
+    feed(&mut b, 103, &a_hello1);
+    let b_hello_k1 = drain(&mut b, 103);
+    // Its link dies; the next one (fresh key K2) reads the rest of the
+    // line: the second round's prologue and keyless hello.
+    b.parts().0.link_failed(LinkError::CrcMismatch);
+    b.parts().0.attach(110, Some([2; KEY_LEN]));
+    let _lost = drain(&mut b, 110); // its prologue, and what follows, die on the initiator's side
+    feed(&mut b, 111, &a_prologue2);
+    feed(&mut b, 111, &a_hello2);
+    let _lost_too = drain(&mut b, 111);
+    // The initiator read K1.
+    feed(&mut a, 112, &b_hello_k1);
+    assert_eq!(a.state.keys.current, Some(K1));
+    assert_eq!(a.state.phase, Phase::Attached);
+    // Both links die; the next handshake resumes with K1.
+    a.parts().0.link_failed(LinkError::CrcMismatch);
+    b.parts().0.link_failed(LinkError::Closed);
+    a.parts().0.attach(120, None);
+    b.parts().0.attach(120, Some([3; KEY_LEN]));
+    pump(&mut a, &mut b, 120);
+    assert_eq!(a.state.ended(), None, "the initiator's key must still be accepted");
+    assert_eq!(b.state.ended(), None);
+    assert_eq!(a.state.phase, Phase::Attached);
+    assert_eq!(b.state.phase, Phase::Attached);
+}
+
+/// The same with keys: the initiator presents K1 in two rounds; the
+/// acceptor reads the first, rotates to K2 (which the initiator keeps),
+/// then its next link (fresh key K3) reads the second, stale, hello with
+/// K1. K2 must stay accepted.
+#[test]
+fn a_stale_hello_with_the_previous_key_on_the_acceptors_next_link_keeps_the_latest_key() {
+    const K1: ResumeKey = [1; KEY_LEN];
+    const K2: ResumeKey = [2; KEY_LEN];
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    a.parts().0.attach(0, None);
+    b.parts().0.attach(0, Some(K1));
+    pump(&mut a, &mut b, 0);
+    assert_eq!(a.state.keys.current, Some(K1));
+    a.parts().0.link_failed(LinkError::Closed);
+    b.parts().0.link_failed(LinkError::Closed);
+    // A new handshake, the same rounds as above, presenting K1.
+    a.parts().0.attach(10, None);
+    b.parts().0.attach(10, Some(K2));
+    let a_prologue1 = drain(&mut a, 10);
+    let b_prologue = drain(&mut b, 10);
+    feed(&mut a, 11, &b_prologue);
+    let a_hello1 = drain(&mut a, 11);
+    a.parts().0.on_tick(110);
+    let a_prologue2 = drain(&mut a, 110);
+    feed(&mut b, 111, &a_prologue1);
+    let b_answer = drain(&mut b, 111);
+    feed(&mut a, 112, &b_answer);
+    let a_hello2 = drain(&mut a, 112);
+    assert!(matches!(decode(&a_hello2[0]), WireFrame::Hello(Hello { key: Some(K1), .. })));
+    feed(&mut b, 113, &a_hello1);
+    let b_hello_k2 = drain(&mut b, 113);
+    b.parts().0.link_failed(LinkError::CrcMismatch);
+    b.parts().0.attach(120, Some([3; KEY_LEN]));
+    let _lost = drain(&mut b, 120);
+    feed(&mut b, 121, &a_prologue2);
+    feed(&mut b, 121, &a_hello2);
+    let _lost_too = drain(&mut b, 121);
+    feed(&mut a, 122, &b_hello_k2);
+    assert_eq!(a.state.keys.current, Some(K2));
+    a.parts().0.link_failed(LinkError::CrcMismatch);
+    b.parts().0.link_failed(LinkError::Closed);
+    a.parts().0.attach(130, None);
+    b.parts().0.attach(130, Some([4; KEY_LEN]));
+    pump(&mut a, &mut b, 130);
+    assert_eq!(a.state.ended(), None, "the initiator's key must still be accepted");
+    assert_eq!(b.state.ended(), None);
+    assert_eq!(a.state.phase, Phase::Attached);
+    assert_eq!(b.state.phase, Phase::Attached);
+}
