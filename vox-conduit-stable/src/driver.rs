@@ -154,6 +154,25 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         .await
     }
 
+    /// Ready when the core lets a link be attached (no backoff after a
+    /// busy acceptor, or its timer ended it), or with the outcome if the
+    /// session is over.
+    async fn backoff(&self) -> Option<Result<(), SessionError>> {
+        poll_fn(|cx| {
+            if let Some(outcome) = self.outcome() {
+                return Poll::Ready(Some(outcome));
+            }
+            self.with(|l| match l.session.state.attach_not_before() {
+                None => Poll::Ready(None),
+                Some(_) => {
+                    l.wakers.detach.register(cx.waker());
+                    Poll::Pending
+                }
+            })
+        })
+        .await
+    }
+
     async fn drive<L: LinkSource, C: Clock + Clone>(
         self,
         mut source: L,
@@ -176,12 +195,10 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 if let Some(outcome) = self.outcome() {
                     return outcome;
                 }
-                // The core's backoff after a busy acceptor, if any.
-                if let Some(at) = self.with(|l| l.session.state.attach_not_before()) {
-                    let at = vox_types::Instant::from_millis(at);
-                    if let Either::Second(outcome) = select(clock.sleep_until(at), self.over()).await {
-                        return outcome;
-                    }
+                // The core's backoff after a busy acceptor, if any (the
+                // timer ends it).
+                if let Some(outcome) = self.backoff().await {
+                    return outcome;
                 }
                 let link = match select(source.next_link(), self.over()).await {
                     Either::First(Ok(link)) => link,

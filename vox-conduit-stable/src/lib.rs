@@ -88,6 +88,7 @@ mod stable_conduit;
 mod stable_stats;
 mod stable_storage;
 pub mod wire;
+mod writer_queue;
 
 #[cfg(feature = "alloc")]
 pub use acceptor_config::AcceptorConfig;

@@ -3,9 +3,11 @@
 use crate::driver::{Acceptor, Initiator, Role, StableDriver};
 use crate::session::SessionState;
 use crate::stable_storage::StableStore;
+use crate::writer_queue::{PlaceState, WriterPlace, WriterQueue};
 use crate::{ConfigError, RecvError, SendError, StableConfig, StableStats};
-use core::future::poll_fn;
+use core::future::{Future, poll_fn};
 use core::marker::PhantomData;
+use core::pin::Pin;
 use core::task::{Context, Poll};
 use vox_types::{
     Conduit, ConduitRx, ConduitTx, ConduitTxPermit, MaybeSend, MaybeSync, MsgFamily, RecvResult, SelfRef, StorageRef,
@@ -195,11 +197,10 @@ where
 
 /// Sending half of a [`StableConduit`]; dropping it closes the direction.
 ///
-/// Wait in [`reserve`](ConduitTx::reserve) from one task at a time (two
-/// futures of one task, joined or selected, are fine): the half keeps one
-/// waker, so two tasks waiting at once would keep waking each other until
-/// room comes. Give each producer task its own conduit, or funnel them
-/// through a channel into one sending task.
+/// Any number of tasks may wait in [`reserve`](ConduitTx::reserve) at
+/// once (share the half by reference): they queue, oldest first, each
+/// woken alone when room frees, with no allocation and none polled in
+/// vain more than once per message.
 pub struct StableTx<F, S: StableStore + 'static> {
     storage: StorageRef<S>,
     _family: PhantomData<fn() -> F>,
@@ -244,18 +245,9 @@ where
     /// ring, so this waits only for the peer's application to read
     /// (see [`StableConduit`]'s liveness section), never for our own.
     /// Cancel-safe.
+    // r[impl core.burst]
     async fn reserve(&self) -> Result<Self::Permit<'_>, SendError> {
-        poll_fn(|cx| {
-            self.storage.lock(|l| match l.session.try_reserve() {
-                Ok(true) => Poll::Ready(Ok(())),
-                Ok(false) => {
-                    l.wakers.writer.register(cx.waker());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(e)),
-            })
-        })
-        .await?;
+        Reserve { storage: &*self.storage, place: WriterPlace::new() }.await?;
         Ok(StablePermit { tx: self })
     }
 
@@ -264,6 +256,87 @@ where
     async fn close(self) -> Result<(), SendError> {
         drop(self);
         Ok(())
+    }
+}
+
+/// One task's wait in `reserve`: its place in the storage's
+/// [`WriterQueue`] while it waits.
+struct Reserve<'a, S: StableStore> {
+    storage: &'a S,
+    place: WriterPlace,
+}
+
+impl<S: StableStore> Future for Reserve<'_, S> {
+    type Output = Result<(), SendError>;
+
+    // Out of line: one copy however many places await `reserve`.
+    #[inline(never)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: nothing is moved out of `self`; `place` stays where it
+        // is until the future is dropped, which unlinks it first.
+        let this = unsafe { self.get_unchecked_mut() };
+        let place: *mut WriterPlace = &mut this.place;
+        this.storage.lock(|l| {
+            let queue = &mut l.wakers.writers;
+            // SAFETY: `place` is valid and pinned (above); the queue and
+            // its places are only touched under this lock.
+            unsafe {
+                let state = WriterQueue::state(place);
+                if state == PlaceState::Queued {
+                    // Not its turn yet.
+                    WriterQueue::set_waker(place, cx.waker());
+                    return Poll::Pending;
+                }
+                let woken = state == PlaceState::Woken;
+                if !woken && !queue.is_empty() {
+                    // Others wait already: behind them.
+                    queue.push(place, cx.waker(), false);
+                    return Poll::Pending;
+                }
+                match l.session.try_reserve() {
+                    Ok(true) => {
+                        WriterQueue::set_out(place);
+                        Poll::Ready(Ok(()))
+                    }
+                    // Its turn came but the room went again: it stays first.
+                    Ok(false) => {
+                        queue.push(place, cx.waker(), woken);
+                        Poll::Pending
+                    }
+                    Err(e) => {
+                        // The session ended (or the half closed): the next
+                        // waiter learns it too.
+                        WriterQueue::set_out(place);
+                        queue.wake_one();
+                        Poll::Ready(Err(e))
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl<S: StableStore> Drop for Reserve<'_, S> {
+    #[inline(never)]
+    fn drop(&mut self) {
+        let place: *mut WriterPlace = &mut self.place;
+        self.storage.lock(|l| {
+            let queue = &mut l.wakers.writers;
+            // SAFETY: as in `poll`; after this the queue no longer points
+            // to `place`.
+            unsafe {
+                match WriterQueue::state(place) {
+                    PlaceState::Queued => queue.remove(place),
+                    // Its turn came and it leaves without taking it: the
+                    // next waiter's turn.
+                    PlaceState::Woken => {
+                        WriterQueue::set_out(place);
+                        queue.wake_one();
+                    }
+                    PlaceState::Out => {}
+                }
+            }
+        });
     }
 }
 

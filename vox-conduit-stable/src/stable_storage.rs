@@ -3,6 +3,7 @@
 
 use crate::StableStats;
 use crate::session::{Instant, RxEntry, Session, SessionState, TxEntry, Wakes};
+use crate::writer_queue::WriterQueue;
 use core::cell::{RefCell, UnsafeCell};
 use core::ptr::NonNull;
 use embassy_sync::blocking_mutex::Mutex;
@@ -68,7 +69,8 @@ struct Inner<const TB: usize, const TM: usize, const RM: usize> {
 
 /// Who waits for what.
 pub struct Wakers {
-    pub(crate) writer: WakerRegistration,
+    /// Tasks waiting in `reserve`, each woken alone, oldest first.
+    pub(crate) writers: WriterQueue,
     pub(crate) reader: WakerRegistration,
     pub(crate) transmit: WakerRegistration,
     pub(crate) detach: WakerRegistration,
@@ -79,7 +81,7 @@ pub struct Wakers {
 impl Wakers {
     fn wake(&mut self, w: Wakes) {
         if w.has(Wakes::WRITER) {
-            self.writer.wake();
+            self.writers.wake_one();
         }
         if w.has(Wakes::READER) {
             self.reader.wake();
@@ -122,7 +124,12 @@ impl Locked<'_> {
     /// generic over its closure, this is not.
     #[inline(never)]
     fn settle(&mut self) {
-        let wakes = self.session.state.take_wakes();
+        let mut wakes = self.session.state.take_wakes();
+        // A writer is woken only when it can go on (every change that lets
+        // it asks for the wake again).
+        if !self.session.writer_may_proceed() {
+            wakes.clear(Wakes::WRITER);
+        }
         self.wakers.wake(wakes);
         let due = self.session.next_deadline();
         if due < self.timer_at.get() {
@@ -191,7 +198,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
                 tx_entries: [TxEntry::EMPTY; TM],
                 rx_entries: [RxEntry::EMPTY; RM],
                 wakers: Wakers {
-                    writer: WakerRegistration::new(),
+                    writers: WriterQueue::new(),
                     reader: WakerRegistration::new(),
                     transmit: WakerRegistration::new(),
                     detach: WakerRegistration::new(),
@@ -363,6 +370,49 @@ mod tests {
         };
         let drivers = embassy_futures::select::select(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
         let app = embassy_futures::join::join(send, receive);
+        match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
+            embassy_futures::select::Either::First(_) => {}
+            embassy_futures::select::Either::Second(_) => panic!("a driver ended first"),
+        }
+    }
+
+    // r[verify core.burst]
+    #[test]
+    fn writers_waiting_together_each_get_their_turn_and_a_dropped_waiter_passes_it_on() {
+        let config = StableConfig { max_message: 24, ack_every: 1, ..StableConfig::DEFAULT };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = StableConduit::<BlobFamily, Small>::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = StableConduit::<BlobFamily, Small>::acceptor(Arc::new(Small::new()), config).unwrap();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        const WRITERS: u32 = 4;
+        const EACH: u32 = 3;
+        let writer = |w: u32| {
+            let atx = &atx;
+            async move {
+                for n in 0..EACH {
+                    // A wait given up at once (queued, or woken, then
+                    // dropped) before each real one.
+                    let _ = embassy_futures::select::select(atx.reserve(), async {}).await;
+                    atx.reserve().await.unwrap().send(Blob(w * EACH + n, &[w as u8; 3])).unwrap();
+                }
+            }
+        };
+        let writers = embassy_futures::join::join4(writer(0), writer(1), writer(2), writer(3));
+        let receive = async {
+            let mut next = [0u32; WRITERS as usize];
+            for _ in 0..WRITERS * EACH {
+                let m = brx.recv().await.unwrap().unwrap();
+                let Blob(id, bytes) = m.get::<BlobFamily>();
+                let w = (id / EACH) as usize;
+                assert_eq!(id % EACH, next[w], "each writer's messages in its order");
+                assert_eq!(*bytes, &[w as u8; 3][..]);
+                next[w] += 1;
+            }
+        };
+        let drivers = embassy_futures::select::select(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
+        let app = embassy_futures::join::join(writers, receive);
         match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
             embassy_futures::select::Either::First(_) => {}
             embassy_futures::select::Either::Second(_) => panic!("a driver ended first"),

@@ -226,6 +226,11 @@ impl Wakes {
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0
     }
+
+    /// Clears `bit`.
+    pub fn clear(&mut self, bit: u8) {
+        self.0 &= !bit;
+    }
 }
 
 /// A frame to send: the prologue's bytes or a stable frame.
@@ -439,15 +444,22 @@ pub struct SessionState {
     stats: StableStats,
 }
 
-/// Initiator: how it keeps trying a busy acceptor.
+/// Initiator: how it keeps trying a busy acceptor. Times are never 0
+/// when set (each is at least one `timeout_ms` or one backoff after the
+/// clock's start), so 0 means "none" and a fresh state stays all zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct BusyRetry {
-    /// The first `Busy` of this run of them.
-    since: Option<Instant>,
+    /// When this run of `Busy` answers ends the session: its first one
+    /// plus `connect_timeout_ms` (0: no run).
+    give_up_at: Instant,
+    /// No link before this: the backoff after the last `Busy` (0: none).
+    not_before: Instant,
     /// `Busy` answers in this run.
-    retries: u32,
-    /// No link before this (the backoff after the last `Busy`).
-    not_before: Option<Instant>,
+    retries: u8,
+}
+
+impl BusyRetry {
+    const NONE: Self = Self { give_up_at: 0, not_before: 0, retries: 0 };
 }
 
 impl SessionState {
@@ -510,7 +522,7 @@ impl SessionState {
             refusing: ZeroOption::None,
             reject_reason: RejectReason::SessionUnknown,
             detach: ZeroOption::None,
-            busy: BusyRetry { since: None, retries: 0, not_before: None },
+            busy: BusyRetry::NONE,
             wakes: 0,
             stats: StableStats::ZERO,
         }
@@ -554,7 +566,7 @@ impl SessionState {
     /// after the acceptor answered `Busy`); `None` when a link may come
     /// at once.
     pub fn attach_not_before(&self) -> Option<Instant> {
-        self.busy.not_before
+        (self.busy.not_before != 0).then_some(self.busy.not_before)
     }
 
     /// Initiator: the acceptor answered our new session with `Busy` (its
@@ -565,15 +577,17 @@ impl SessionState {
     /// with `Rejected(Busy)`.
     // r[impl core.burst]
     fn on_busy(&mut self, now: Instant) {
-        let since = *self.busy.since.get_or_insert(now);
-        if elapsed(now, since) >= u64::from(self.config.connect_timeout_ms) {
+        if self.busy.give_up_at == 0 {
+            self.busy.give_up_at = now.saturating_add(u64::from(self.config.connect_timeout_ms)).max(1);
+        }
+        if now >= self.busy.give_up_at {
             self.end(SessionError::Rejected(RejectReason::Busy));
             return;
         }
         let first = u64::from(self.config.retry_delay_ms.max(1));
         let backoff = (first << self.busy.retries.min(16)).min(u64::from(self.config.timeout_ms).max(first));
         self.busy.retries = self.busy.retries.saturating_add(1);
-        self.busy.not_before = Some(now.saturating_add(backoff));
+        self.busy.not_before = now.saturating_add(backoff);
         self.stats.busy_retries = self.stats.busy_retries.saturating_add(1);
         state_info!("stable: the acceptor is busy; trying again in {} ms", backoff);
         self.detach_with(Detach::Busy);
@@ -935,7 +949,7 @@ impl Session<'_> {
             s.stats.reattachments += 1;
         }
         s.keys.established = true;
-        s.busy = BusyRetry { since: None, retries: 0, not_before: None };
+        s.busy = BusyRetry::NONE;
         s.wakes |= Wakes::WRITER;
         s.phase = Phase::Attached;
         s.tx.next_to_send = oldest;
@@ -1281,18 +1295,15 @@ impl Session<'_> {
     /// no room now; wait for [`Wakes::WRITER`].
     // r[impl stable.replay]
     pub fn try_reserve(&mut self) -> Result<bool, SendError> {
-        let s = &mut *self.state;
+        let s = &*self.state;
         if let Some(e) = s.ended.as_ref() {
             return Err(SendError::Session(*e));
         }
         if s.tx.closed {
             return Err(SendError::Closed);
         }
-        // Nothing is reported sent before the first handshake: a refused
-        // one then fails `reserve` instead of swallowing messages.
-        let room = s.keys.established
-            && s.tx.ring.len() + 2 <= self.tx_entries.len()
-            && s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), s.config.max_message).is_some();
+        let room = self.replay_room();
+        let s = &mut *self.state;
         if s.tx.writer_active || !room {
             s.tx.writer_waiting = true;
             return Ok(false);
@@ -1301,6 +1312,25 @@ impl Session<'_> {
         s.tx.writer_waiting = false;
         s.tx.stalled_since = None;
         Ok(true)
+    }
+
+    /// Room for one more message in the replay ring (and the entry kept
+    /// for the close marker). Nothing is reported sent before the first
+    /// handshake: a refused one then fails `reserve` instead of
+    /// swallowing messages.
+    fn replay_room(&self) -> bool {
+        let s = &*self.state;
+        s.keys.established
+            && s.tx.ring.len() + 2 <= self.tx_entries.len()
+            && s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), s.config.max_message).is_some()
+    }
+
+    /// Whether a waiting `reserve` would end now ([`try_reserve`](Self::try_reserve)
+    /// returns other than `Ok(false)`): a writer is woken only then, so
+    /// none polls in vain.
+    pub fn writer_may_proceed(&self) -> bool {
+        let s = &*self.state;
+        s.ended.is_some() || s.tx.closed || (!s.tx.writer_active && self.replay_room())
     }
 
     /// The reservation ends (its message was pushed or abandoned).

@@ -22,7 +22,13 @@ impl Session<'_> {
         let s = &mut *self.state;
         let cfg = s.config;
         match s.phase {
-            Phase::Detached => {}
+            // The backoff after a busy acceptor is over: the next link.
+            Phase::Detached => {
+                if s.busy.not_before != 0 && now >= s.busy.not_before {
+                    s.busy.not_before = 0;
+                    s.wakes |= Wakes::DETACH;
+                }
+            }
             Phase::Handshake(h) => {
                 if elapsed(now, h.started) >= u64::from(cfg.timeout_ms) {
                     s.stats.timeouts += 1;
@@ -85,20 +91,21 @@ impl Session<'_> {
         let cfg = s.config;
         // Times are milliseconds since the clock's epoch: no sum overflows.
         let after = |since: Instant, ms: u32| since.wrapping_add(u64::from(ms));
-        let mut due = Instant::MAX;
-        match s.phase {
-            Phase::Detached => {}
+        let mut due = match s.phase {
+            Phase::Detached if s.busy.not_before != 0 => s.busy.not_before,
+            Phase::Detached => Instant::MAX,
             Phase::Handshake(h) => {
-                due = after(h.started, cfg.timeout_ms);
+                let mut due = after(h.started, cfg.timeout_ms);
                 // A prologue waiting to go is not repeated.
                 if role == SessionRole::Initiator && !s.send_prologue {
                     // `keepalive_ms < timeout_ms` (checked): the clamp in
                     // `on_tick` is this.
                     due = due.min(after(h.prologue_at, cfg.keepalive_ms.max(1)));
                 }
+                due
             }
             Phase::Attached => {
-                due = after(s.last_rx, cfg.timeout_ms);
+                let mut due = after(s.last_rx, cfg.timeout_ms);
                 // An ack already owed waits for the link, not for time.
                 if !s.rx.ack_now {
                     due = due.min(after(s.last_tx, cfg.keepalive_ms));
@@ -106,8 +113,9 @@ impl Session<'_> {
                         due = due.min(after(s.rx.first_unacked_at, cfg.ack_delay_ms));
                     }
                 }
+                due
             }
-        }
+        };
         // The self-stall count: its start is taken on a tick (due now),
         // then it is due `timeout_ms` later, once.
         let unread = s.rx.delivered < s.rx.ring.len();
