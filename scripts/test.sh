@@ -106,9 +106,11 @@ step "crates.io: cargo package (verified, default then all features) of the libr
 package_args=()
 for krate in "${LIBRARY_CRATES[@]}"; do package_args+=(-p "$krate"); done
 # The verification builds our crates as registry packages, which cargo
-# never rebuilds for the same version: drop earlier builds of them.
+# never unpacks or rebuilds again for the same version: drop earlier
+# copies of them (sources unpacked under CARGO_HOME, and builds).
 rm -rf /tmp/pkg-target/package
 find /tmp/pkg-target -name '*vox*' -prune -exec rm -rf {} + 2>/dev/null || true
+find "${CARGO_HOME:-$HOME/.cargo}/registry" -maxdepth 3 -name 'vox-*' -prune -exec rm -rf {} + 2>/dev/null || true
 cargo package --quiet --allow-dirty --target-dir /tmp/pkg-target "${package_args[@]}"
 cargo package --quiet --allow-dirty --all-features --target-dir /tmp/pkg-target "${package_args[@]}"
 rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin >/dev/null 2>&1 ||
