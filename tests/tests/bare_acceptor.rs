@@ -111,12 +111,23 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     println!("{stats:?}");
     assert!(stats.connections <= MAX_CONNECTIONS, "at most the cap is held: {stats:?}");
     assert!(stats.over_cap > 0, "the rest were closed at once: {stats:?}");
-    let counted = stats.accepted + stats.over_cap + stats.busy + stats.evicted + stats.timed_out + stats.refused;
+    let counted = stats.accepted
+        + stats.over_cap
+        + stats.busy
+        + stats.evicted
+        + stats.timed_out
+        + stats.refused
+        + stats.evicted_idle;
     assert_eq!(counted, 1000, "every connection is accounted for: {stats:?}");
     // A client beyond the cap gets a typed error at once, not a hang.
     let refused = tokio::time::timeout(Duration::from_secs(5), dial(addr)).await.expect("at once");
     assert!(
-        matches!(refused, Err(vox_conduit_bare::ConnectError::Refused(_) | vox_conduit_bare::ConnectError::Link(_))),
+        matches!(
+            refused,
+            Err(vox_conduit_bare::ConnectError::PeerClosed
+                | vox_conduit_bare::ConnectError::Refused(_)
+                | vox_conduit_bare::ConnectError::Link(_))
+        ),
         "typed: {:?}",
         refused.err()
     );

@@ -5,47 +5,72 @@
 //! # Policy
 //!
 //! - Up to `PENDING` prologue exchanges run at once, each for at most
-//!   `timeout_ms`; a silent, slow or garbage-sending connection delays no
-//!   other.
+//!   `timeout_ms`, polled by readiness; a new connection takes the place
+//!   of the oldest pending one (which has sent nothing valid: a bare
+//!   handshake ends with its first frame). A silent, slow or
+//!   garbage-sending connection delays no other.
+//! - The acceptor reads the peer's prologue first and answers it only
+//!   once the connection is admitted.
 //! - At most `max_connections` links are held, handshaking or accepted
-//!   (an accepted conduit counts until both its halves are dropped); a
-//!   connection beyond that is closed at once. Memory and file handles stay
-//!   bounded whatever peers do.
+//!   (an accepted conduit counts until both its halves are dropped).
+//! - Silent peers cannot hold the cap: when it is full, a newcomer still
+//!   handshakes (in a pending place), and once it has presented a valid
+//!   prologue it takes the place of the held connection idle the longest
+//!   (nothing received or sent), if that one has been idle for at least
+//!   the minimum idle time ([`DEFAULT_MIN_IDLE_MS`], or
+//!   [`BareAcceptorRunner::evict_idle_after`]). The evicted conduit's
+//!   `recv` and `reserve` fail with `Link(Closed)` (counted as
+//!   `evicted_idle`). With no connection idle that long the newcomer is
+//!   closed without an answer (counted as `over_cap`); so is every
+//!   connection beyond the cap when eviction is off. Links held stay at
+//!   most `max_connections + PENDING`, whatever peers do.
 //! - A refused prologue (another schema, mode, version or role) is
 //!   answered with ours, so the peer gets the typed refusal; the runner
 //!   counts it.
 //! - At most 4 accepted conduits wait for [`BareAcceptor::accept`]; a
 //!   conduit beyond that is closed (counted as `busy`).
 
-use crate::{BareConduit, ConnectError};
-use alloc::sync::Arc;
+use crate::{BareConduit, BareRx, BareTx, ConnectError};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::future::{Future, poll_fn};
-use core::task::{Context, Poll};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
+use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use embassy_sync::waitqueue::WakerRegistration;
+use embassy_sync::waitqueue::{AtomicWaker, WakerRegistration};
 use heapless::Deque;
 use vox_types::{
-    AcceptEvent, Admission, Backing, Clock, ConduitAcceptor, HandshakeProgress, Link, LinkError, LinkRx, LinkSource,
-    LinkTx, MaybeSend, MsgFamily, PendingHandshakes, SessionRole,
+    AcceptEvent, Admission, Backing, Clock, ConduitAcceptor, ConduitMode, HandshakeProgress, Link, LinkError, LinkRx,
+    LinkSource, LinkTx, LinkTxPermit, MaybeSend, MsgFamily, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole,
+    WriteSlot,
 };
 
 /// Accepted conduits waiting for `accept` at most.
 const QUEUE: usize = 4;
+
+/// The minimum idle time after which a held connection may be evicted
+/// for a newcomer when the cap is full: 10 s.
+pub const DEFAULT_MIN_IDLE_MS: u32 = 10_000;
 
 /// What the runner did with the connections it got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BareAcceptorStats {
     /// Conduits handed to `accept`.
     pub accepted: u64,
-    /// Connections closed at once: `max_connections` were held.
+    /// Connections closed without an answer: `max_connections` were held
+    /// and none idle long enough to make room.
     pub over_cap: u64,
     /// Handshakes with no prologue within the deadline.
     pub timed_out: u64,
     /// Handshakes dropped to make room for a newer connection (all
     /// `PENDING` places were taken).
     pub evicted: u64,
+    /// Held connections closed to make room for a newcomer with a valid
+    /// prologue: they had been idle at least the minimum idle time.
+    pub evicted_idle: u64,
     /// Prologues refused (schema, mode, version, role) or garbage.
     pub refused: u64,
     /// Conduits closed because `accept` was not keeping up.
@@ -63,36 +88,92 @@ struct Shared<C> {
 
 type SharedRef<C> = Arc<Mutex<CriticalSectionRawMutex, RefCell<Shared<C>>>>;
 
-/// A link that counts as held until both its halves are dropped.
-pub struct CountedLink<L> {
-    link: L,
-    slot: ConnectionSlot,
-}
-
-/// Links held now, shared by the runner and every [`ConnectionSlot`].
+/// Links held now, shared by the runner and every [`Connection`].
 type Held = Arc<Mutex<CriticalSectionRawMutex, Cell<usize>>>;
 
-/// One of the acceptor's `max_connections`, given back on drop.
-struct ConnectionSlot {
-    held: Held,
+/// Takes one of the `max` places, if one is free.
+fn take_place(held: &Held, max: usize) -> bool {
+    held.lock(|h| {
+        let free = h.get() < max;
+        if free {
+            h.set(h.get() + 1);
+        }
+        free
+    })
 }
 
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.held.lock(|h| h.set(h.get().saturating_sub(1)));
+/// The acceptor's clock, in milliseconds, for the connections' activity.
+type Now = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// A connection, not (yet) counted against the cap.
+const UNCOUNTED: u8 = 0;
+/// A connection counted against the cap.
+const COUNTED: u8 = 1;
+/// A connection evicted for a newcomer (no longer counted).
+const EVICTED: u8 = 2;
+
+/// One connection, shared by its link's halves and the runner: whether it
+/// counts against the cap, when it was last active, and its eviction.
+struct Connection {
+    held: Held,
+    state: AtomicU8,
+    last_active_ms: AtomicU64,
+    /// The application's `recv`, woken by an eviction.
+    rx_waker: AtomicWaker,
+    now: Now,
+}
+
+impl Connection {
+    fn touch(&self) {
+        self.last_active_ms.store((self.now)(), Ordering::Relaxed);
     }
+
+    fn evicted(&self) -> bool {
+        self.state.load(Ordering::Acquire) == EVICTED
+    }
+
+    /// Counts it against the cap (a place was taken for it).
+    fn count(&self) {
+        self.state.store(COUNTED, Ordering::Release);
+    }
+
+    /// Evicts it if it is counted: gives its place back and wakes its
+    /// application.
+    fn evict(&self) -> bool {
+        let was = self.state.compare_exchange(COUNTED, EVICTED, Ordering::AcqRel, Ordering::Acquire);
+        if was.is_ok() {
+            self.held.lock(|h| h.set(h.get().saturating_sub(1)));
+            self.rx_waker.wake();
+        }
+        was.is_ok()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == COUNTED {
+            self.held.lock(|h| h.set(h.get().saturating_sub(1)));
+        }
+    }
+}
+
+/// A link that counts as held until both its halves are dropped (or it is
+/// evicted: then its halves fail with `Link(Closed)`).
+pub struct CountedLink<L> {
+    link: L,
+    conn: Arc<Connection>,
 }
 
 /// Sending half of a [`CountedLink`].
 pub struct CountedTx<T> {
     tx: T,
-    _slot: Arc<ConnectionSlot>,
+    conn: Arc<Connection>,
 }
 
 /// Receiving half of a [`CountedLink`].
 pub struct CountedRx<R> {
     rx: R,
-    _slot: Arc<ConnectionSlot>,
+    conn: Arc<Connection>,
 }
 
 impl<L: Link> Link for CountedLink<L> {
@@ -101,8 +182,7 @@ impl<L: Link> Link for CountedLink<L> {
 
     fn split(self) -> (Self::Tx, Self::Rx) {
         let (tx, rx) = self.link.split();
-        let slot = Arc::new(self.slot);
-        (CountedTx { tx, _slot: slot.clone() }, CountedRx { rx, _slot: slot })
+        (CountedTx { tx, conn: self.conn.clone() }, CountedRx { rx, conn: self.conn })
     }
 }
 
@@ -112,8 +192,13 @@ impl<T: LinkTx> LinkTx for CountedTx<T> {
     where
         Self: 'a;
 
-    fn reserve(&self) -> impl Future<Output = Result<Self::Permit<'_>, LinkError>> + MaybeSend + '_ {
-        self.tx.reserve()
+    async fn reserve(&self) -> Result<Self::Permit<'_>, LinkError> {
+        if self.conn.evicted() {
+            return Err(LinkError::Closed);
+        }
+        let permit = self.tx.reserve().await?;
+        self.conn.touch();
+        Ok(permit)
     }
 
     fn max_payload(&self) -> usize {
@@ -127,7 +212,82 @@ impl<T: LinkTx> LinkTx for CountedTx<T> {
 
 impl<R: LinkRx> LinkRx for CountedRx<R> {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Backing>, LinkError>> {
-        self.rx.poll_recv(cx)
+        if self.conn.evicted() {
+            return Poll::Ready(Err(LinkError::Closed));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Ok(Some(frame))) => {
+                self.conn.touch();
+                Poll::Ready(Ok(Some(frame)))
+            }
+            Poll::Pending => {
+                self.conn.rx_waker.register(cx.waker());
+                // Evicted in between: say so now.
+                match self.conn.evicted() {
+                    true => Poll::Ready(Err(LinkError::Closed)),
+                    false => Poll::Pending,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// A connection whose peer presented a valid prologue (ours not sent
+/// yet: it goes out once the connection is admitted).
+struct Presented<L: Link> {
+    tx: CountedTx<L::Tx>,
+    rx: CountedRx<L::Rx>,
+    peer: Prologue,
+}
+
+/// Polls `fut` once, without waiting (a fresh link's first permit is
+/// ready at once; a stuck link gets nothing).
+fn poll_once<T>(fut: impl Future<Output = T>) -> Option<T> {
+    let mut fut = core::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(t) => Some(t),
+        Poll::Pending => None,
+    }
+}
+
+/// Sends `local` on `tx` if it can go at once.
+fn send_prologue(tx: &impl LinkTx, local: &Prologue) -> bool {
+    let mut buf = [0u8; PROLOGUE_MAX_LEN];
+    let Ok(len) = local.encode(&mut buf) else { return false };
+    let Some(Ok(permit)) = poll_once(tx.reserve()) else { return false };
+    let Ok(mut slot) = permit.alloc(len) else { return false };
+    slot.as_mut_slice().copy_from_slice(buf.get(..len).unwrap_or(&[]));
+    slot.commit();
+    true
+}
+
+/// Reads the peer's prologue within `timeout_ms` and checks it; a refused
+/// one is answered with ours (the peer then finds the same mismatch).
+async fn read_prologue<L: Link, D: Clock>(
+    link: CountedLink<L>,
+    local: Prologue,
+    clock: D,
+    timeout_ms: u32,
+) -> (Result<Presented<L>, ConnectError>, Arc<Connection>) {
+    let conn = link.conn.clone();
+    let (tx, mut rx) = link.split();
+    let deadline = clock.now() + core::time::Duration::from_millis(u64::from(timeout_ms));
+    let first = match select(rx.recv(), clock.sleep_until(deadline)).await {
+        Either::First(first) => first,
+        Either::Second(()) => return (Err(ConnectError::TimedOut), conn),
+    };
+    let payload = match first {
+        Ok(Some(payload)) => payload,
+        Ok(None) => return (Err(ConnectError::PeerClosed), conn),
+        Err(e) => return (Err(ConnectError::Link(e)), conn),
+    };
+    match Prologue::decode(payload.as_bytes()).and_then(|peer| local.check_peer(&peer).map(|()| peer)) {
+        Ok(peer) => (Ok(Presented { tx, rx, peer }), conn),
+        Err(e) => {
+            send_prologue(&tx, &local);
+            (Err(ConnectError::Refused(e)), conn)
+        }
     }
 }
 
@@ -151,6 +311,7 @@ pub struct BareAcceptorRunner<S: LinkSource, F: MsgFamily, D, const PENDING: usi
     max_connections: usize,
     shared: SharedRef<BareConduit<CountedLink<S::Link>, F>>,
     held: Held,
+    min_idle_ms: Option<u32>,
 }
 
 /// What [`BareAcceptor::new`] makes.
@@ -166,7 +327,8 @@ where
 {
     /// An acceptor on `source` and its runner: `PENDING` handshakes at once,
     /// each within `timeout_ms` of `clock`, at most `max_connections` links
-    /// held.
+    /// held, a held connection idle for [`DEFAULT_MIN_IDLE_MS`] evicted
+    /// for a newcomer when they all are (see the module's policy).
     ///
     /// ```
     /// use embassy_futures::select::{Either, select};
@@ -218,6 +380,7 @@ where
             max_connections,
             shared: shared.clone(),
             held: held.clone(),
+            min_idle_ms: Some(DEFAULT_MIN_IDLE_MS),
         };
         (Self { shared, held }, runner)
     }
@@ -258,6 +421,43 @@ where
     }
 }
 
+impl<S: LinkSource, F: MsgFamily, D, const PENDING: usize> BareAcceptorRunner<S, F, D, PENDING> {
+    /// Sets the minimum idle time after which a held connection may be
+    /// evicted for a newcomer when the cap is full (`None`: never; every
+    /// connection beyond the cap is closed at once).
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use vox_conduit_bare::BareAcceptor;
+    /// use vox_link_embedded::sim::{SimClock, memory_link_source};
+    /// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+    /// # struct Ping(u32);
+    /// # vox_types::msg_family!(PingFamily => Ping);
+    ///
+    /// let (_dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+    /// let (_acceptor, runner) = BareAcceptor::<_, PingFamily>::new::<_, _, 4>(listener, SimClock::new(), 1_000, 16);
+    /// // Devices report every 2 s: one silent for 30 s is gone.
+    /// let _runner = runner.evict_idle_after(Some(30_000));
+    /// ```
+    pub fn evict_idle_after(mut self, min_idle_ms: Option<u32>) -> Self {
+        self.min_idle_ms = min_idle_ms;
+        self
+    }
+}
+
+/// The held connection idle the longest, if idle for `min_idle_ms` at
+/// `now`; forgets connections that are gone.
+fn longest_idle(held: &mut Vec<Weak<Connection>>, now: u64, min_idle_ms: u32) -> Option<Arc<Connection>> {
+    held.retain(|c| c.strong_count() > 0);
+    held.iter()
+        .filter_map(Weak::upgrade)
+        .filter(|c| c.state.load(Ordering::Acquire) == COUNTED)
+        .map(|c| (c.last_active_ms.load(Ordering::Relaxed), c))
+        .filter(|(last, _)| now.saturating_sub(*last) >= u64::from(min_idle_ms))
+        .min_by_key(|(last, _)| *last)
+        .map(|(_, c)| c)
+}
+
 impl<S, F, D, const PENDING: usize> BareAcceptorRunner<S, F, D, PENDING>
 where
     S: LinkSource,
@@ -265,68 +465,92 @@ where
     <S::Link as Link>::Tx: 'static,
     <S::Link as Link>::Rx: 'static,
     F: MsgFamily + 'static,
-    D: Clock + Clone,
+    D: Clock + Clone + Send + Sync + 'static,
 {
     /// Runs until the link source closes.
+    // r[impl bare.idle]
     pub async fn run(self) -> LinkError {
-        let Self { mut source, clock, timeout_ms, max_connections, shared, held } = self;
+        let Self { mut source, clock, timeout_ms, max_connections, shared, held, min_idle_ms } = self;
+        let local = Prologue::new(ConduitMode::Bare, SessionRole::Acceptor, F::FINGERPRINT);
+        let now: Now = {
+            let clock = clock.clone();
+            Arc::new(move || clock.now().as_millis())
+        };
         // A bare handshake ends with its first valid frame: a pending one
         // has presented nothing, and the oldest makes room for a newcomer.
-        let handshake = |link: CountedLink<S::Link>, _: HandshakeProgress| {
-            BareConduit::<_, F>::connect_within(link, SessionRole::Acceptor, clock.clone(), timeout_ms)
-        };
+        let handshake =
+            |link: CountedLink<S::Link>, _: HandshakeProgress| read_prologue(link, local, clock.clone(), timeout_ms);
         let mut pending = PendingHandshakes::for_maker(&handshake, PENDING);
+        // Accepted connections, for idle eviction.
+        let mut accepted: Vec<Weak<Connection>> = Vec::new();
+        let count = |f: fn(&mut BareAcceptorStats)| shared.lock(|s| f(&mut s.borrow_mut().stats));
         let ended = loop {
             match pending.next(&mut source).await {
                 AcceptEvent::Link(Ok(link)) => {
-                    let room = held.lock(|h| {
-                        let ok = h.get() < max_connections;
-                        if ok {
-                            h.set(h.get() + 1);
-                        }
-                        ok
-                    });
-                    if !room {
-                        shared.lock(|s| s.borrow_mut().stats.over_cap += 1);
+                    let counted = take_place(&held, max_connections);
+                    if !counted && min_idle_ms.is_none() {
+                        count(|s| s.over_cap += 1);
                         continue;
                     }
-                    let slot = ConnectionSlot { held: held.clone() };
-                    match pending.push_with(|progress| handshake(CountedLink { link, slot }, progress)) {
+                    let conn = Arc::new(Connection {
+                        held: held.clone(),
+                        state: AtomicU8::new(if counted { COUNTED } else { UNCOUNTED }),
+                        last_active_ms: AtomicU64::new(now()),
+                        rx_waker: AtomicWaker::new(),
+                        now: now.clone(),
+                    });
+                    match pending.push_with(|progress| handshake(CountedLink { link, conn }, progress)) {
                         Admission::Admitted => {}
                         // All handshake places were taken: the oldest went.
-                        Admission::EvictedSilent => shared.lock(|s| s.borrow_mut().stats.evicted += 1),
+                        Admission::EvictedSilent => count(|s| s.evicted += 1),
                         // Not for bare handshakes (none presents and waits).
-                        Admission::Refused => shared.lock(|s| s.borrow_mut().stats.over_cap += 1),
+                        Admission::Refused => count(|s| s.over_cap += 1),
                     }
                 }
                 AcceptEvent::Link(Err(e @ (LinkError::Closed | LinkError::GaveUp { .. }))) => break e,
                 // A transient failure (a full file table, say): wait before
                 // asking again rather than spin.
                 AcceptEvent::Link(Err(_)) => clock.sleep_until(clock.now().add_millis(SOURCE_RETRY_MS)).await,
-                AcceptEvent::Handshake(handshaken) => {
+                AcceptEvent::Handshake((Err(e), _)) => match e {
+                    ConnectError::TimedOut => count(|s| s.timed_out += 1),
+                    _ => count(|s| s.refused += 1),
+                },
+                AcceptEvent::Handshake((Ok(presented), conn)) => {
+                    // A newcomer beyond the cap: a place, or the place of
+                    // the connection idle the longest, or nothing.
+                    if conn.state.load(Ordering::Acquire) == UNCOUNTED {
+                        let victim = min_idle_ms.and_then(|min| longest_idle(&mut accepted, now(), min));
+                        if let Some(victim) = victim.filter(|v| v.evict()) {
+                            count(|s| s.evicted_idle += 1);
+                            drop(victim);
+                        }
+                        if !take_place(&held, max_connections) {
+                            count(|s| s.over_cap += 1);
+                            continue;
+                        }
+                        conn.count();
+                    }
+                    if !send_prologue(&presented.tx, &local) {
+                        count(|s| s.refused += 1);
+                        continue;
+                    }
+                    accepted.push(Arc::downgrade(&conn));
+                    let Presented { tx, rx, peer } = presented;
+                    let conduit =
+                        BareConduit::<CountedLink<S::Link>, F>::from_parts(BareTx::new(tx), BareRx::new(rx), peer);
                     // A conduit the queue has no room for is dropped after
                     // the lock (its drop gives its connection back).
                     let _unqueued = shared.lock(|s| {
                         let mut s = s.borrow_mut();
-                        match handshaken {
-                            Ok(conduit) => match s.queue.push_back(conduit) {
-                                Ok(()) => {
-                                    s.stats.accepted += 1;
-                                    s.waker.wake();
-                                    None
-                                }
-                                Err(unqueued) => {
-                                    s.stats.busy += 1;
-                                    Some(unqueued)
-                                }
-                            },
-                            Err(ConnectError::TimedOut) => {
-                                s.stats.timed_out += 1;
+                        match s.queue.push_back(conduit) {
+                            Ok(()) => {
+                                s.stats.accepted += 1;
+                                s.waker.wake();
                                 None
                             }
-                            Err(_) => {
-                                s.stats.refused += 1;
-                                None
+                            Err(unqueued) => {
+                                s.stats.busy += 1;
+                                Some(unqueued)
                             }
                         }
                     });

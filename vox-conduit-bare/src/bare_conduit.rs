@@ -93,6 +93,11 @@ impl<L: Link, F: MsgFamily> BareConduit<L, F> {
         }
     }
 
+    /// A conduit on halves whose prologues were exchanged already.
+    pub(crate) fn from_parts(tx: BareTx<L::Tx, F>, rx: BareRx<L::Rx, F>, peer: Prologue) -> Self {
+        Self { tx, rx, peer }
+    }
+
     /// The peer's prologue.
     pub fn peer(&self) -> &Prologue {
         &self.peer

@@ -72,6 +72,7 @@ mod error;
 #[cfg(feature = "alloc")]
 pub use bare_acceptor::{
     BareAcceptor, BareAcceptorParts, BareAcceptorRunner, BareAcceptorStats, CountedLink, CountedRx, CountedTx,
+    DEFAULT_MIN_IDLE_MS,
 };
 pub use bare_conduit::BareConduit;
 pub use bare_rx::BareRx;

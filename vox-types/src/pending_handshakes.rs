@@ -179,6 +179,7 @@ impl<H: Future> PendingHandshakes<H> {
     /// Adds the handshake `make` returns, given its progress handle, by
     /// the module's admission policy; `make` is not called when the
     /// handshake is [`Admission::Refused`].
+    // r[impl core.churn]
     pub fn push_with(&mut self, make: impl FnOnce(HandshakeProgress) -> H) -> Admission {
         let mut admission = Admission::Admitted;
         if self.free.is_empty() {
