@@ -247,7 +247,7 @@ where
     /// Cancel-safe.
     // r[impl core.burst]
     async fn reserve(&self) -> Result<Self::Permit<'_>, SendError> {
-        Reserve { storage: &*self.storage, place: WriterPlace::new() }.await?;
+        Reserve { storage: &*self.storage, place: WriterPlace::new(), queued: false }.await?;
         Ok(StablePermit { tx: self })
     }
 
@@ -264,6 +264,9 @@ where
 struct Reserve<'a, S: StableStore> {
     storage: &'a S,
     place: WriterPlace,
+    /// The queue may point to `place` (it was queued, and has not been
+    /// seen out since): only then does dropping the future need the lock.
+    queued: bool,
 }
 
 impl<S: StableStore> Future for Reserve<'_, S> {
@@ -276,7 +279,7 @@ impl<S: StableStore> Future for Reserve<'_, S> {
         // is until the future is dropped, which unlinks it first.
         let this = unsafe { self.get_unchecked_mut() };
         let place: *mut WriterPlace = &mut this.place;
-        this.storage.lock(|l| {
+        let polled = this.storage.lock(|l| {
             let queue = &mut l.wakers.writers;
             // SAFETY: `place` is valid and pinned (above); the queue and
             // its places are only touched under this lock.
@@ -312,13 +315,20 @@ impl<S: StableStore> Future for Reserve<'_, S> {
                     }
                 }
             }
-        })
+        });
+        this.queued = polled.is_pending();
+        polled
     }
 }
 
 impl<S: StableStore> Drop for Reserve<'_, S> {
     #[inline(never)]
     fn drop(&mut self) {
+        if !self.queued {
+            // Never queued, or seen out of the queue by its last poll:
+            // nothing points to `place`.
+            return;
+        }
         let place: *mut WriterPlace = &mut self.place;
         self.storage.lock(|l| {
             let queue = &mut l.wakers.writers;

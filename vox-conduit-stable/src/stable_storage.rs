@@ -127,7 +127,7 @@ impl Locked<'_> {
         let mut wakes = self.session.state.take_wakes();
         // A writer is woken only when it can go on (every change that lets
         // it asks for the wake again).
-        if !self.session.writer_may_proceed() {
+        if wakes.has(Wakes::WRITER) && !self.wakers.writers.is_empty() && !self.session.writer_may_proceed() {
             wakes.clear(Wakes::WRITER);
         }
         self.wakers.wake(wakes);
