@@ -81,6 +81,7 @@ python3 -m unittest discover -s python/tests -t python
 
 step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line), the README demo, the gateway and calls examples"
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
+cargo test --release -p vox-tests --test bare_idle -- --include-ignored --nocapture
 cargo test --release -p vox-conduit-stable --test simulation -- --nocapture
 cargo run --release -p vox-examples --bin demo -- --messages 2000
 cargo run --release -p vox-examples --bin demo -- --messages 200000 --time-limit 120
@@ -110,7 +111,9 @@ for krate in "${LIBRARY_CRATES[@]}"; do package_args+=(-p "$krate"); done
 # copies of them (sources unpacked under CARGO_HOME, and builds).
 rm -rf /tmp/pkg-target/package
 find /tmp/pkg-target -name '*vox*' -prune -exec rm -rf {} + 2>/dev/null || true
-find "${CARGO_HOME:-$HOME/.cargo}/registry" -maxdepth 3 -name 'vox-*' -prune -exec rm -rf {} + 2>/dev/null || true
+for krate in "${LIBRARY_CRATES[@]}"; do
+  find "${CARGO_HOME:-$HOME/.cargo}/registry" -maxdepth 3 -name "$krate-[0-9]*" -prune -exec rm -rf {} + 2>/dev/null || true
+done
 cargo package --quiet --allow-dirty --target-dir /tmp/pkg-target "${package_args[@]}"
 cargo package --quiet --allow-dirty --all-features --target-dir /tmp/pkg-target "${package_args[@]}"
 rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin >/dev/null 2>&1 ||

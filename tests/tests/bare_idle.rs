@@ -15,7 +15,8 @@ use vox_link_embedded::sim::{SimClock, memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::sim_runtime::{SimHandle, SimRuntime};
 use vox_types::{
-    Clock, Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, Instant, LinkError, SessionRole,
+    Clock, Conduit, ConduitAcceptor, ConduitRx, ConduitTx, ConduitTxPermit, Instant, Link, LinkError, LinkRx, LinkTx,
+    LinkTxPermit, SessionRole, WriteSlot,
 };
 
 type M = CriticalSectionRawMutex;
@@ -117,4 +118,114 @@ fn a_newcomer_takes_the_place_of_the_connection_idle_the_longest_never_of_an_act
         drop(nrx);
     };
     rt.run(main, Instant::from_millis(60_000)).expect("the simulation finishes");
+}
+
+/// The bare prologue of an initiator of the kit's family.
+fn prologue_payload() -> Vec<u8> {
+    let mut p = [0u8; 32];
+    let n = vox_types::Prologue::new(
+        vox_types::ConduitMode::Bare,
+        SessionRole::Initiator,
+        <KitFamily as vox_types::MsgFamily>::FINGERPRINT,
+    )
+    .encode(&mut p)
+    .unwrap();
+    p[..n].to_vec()
+}
+
+/// A peer that connects, sends `first` (nothing, or a valid prologue),
+/// then nothing, waits until the acceptor closes it and connects again
+/// `again` later, until `until`.
+fn silent_peer(h: &SimHandle, dialer: &Rc<RefCell<Dialer>>, first: Option<Vec<u8>>, again: Duration, until: Instant) {
+    let (dialer, clock) = (dialer.clone(), h.clock());
+    h.spawn(async move {
+        while clock.now() < until {
+            let link = dialer.borrow_mut().connect();
+            let (tx, mut rx) = link.split();
+            if let Some(bytes) = &first
+                && let Ok(permit) = tx.reserve().await
+                && let Ok(mut slot) = permit.alloc(bytes.len())
+            {
+                slot.as_mut_slice().copy_from_slice(bytes);
+                slot.commit();
+            }
+            // Whatever the acceptor answers, until it closes the link.
+            while let Ok(Some(_)) = rx.recv().await {}
+            clock.sleep(again).await;
+        }
+    })
+    .forget();
+}
+
+type Dialer = vox_link_embedded::sim::MemoryDialer<M, 4, 256>;
+
+// r[verify bare.idle]
+#[test]
+#[ignore = "a release-mode test: about 900,000 connections (the test command runs it)"]
+fn a_thousand_silent_peers_reconnecting_when_closed_never_lock_out_a_client() {
+    const SECONDS: u64 = 10;
+    let mut rt = SimRuntime::new();
+    let h = rt.handle();
+    let main = async move {
+        let clock: SimClock = h.clock();
+        let (dialer, listener) = memory_link_source::<M, 4, 256>([]);
+        let dialer = Rc::new(RefCell::new(dialer));
+        // The example server's sizes: 32 handshakes at once, 64 conduits.
+        let (mut acceptor, runner) =
+            BareAcceptor::<Mem, KitFamily>::new::<_, _, 32>(listener, clock.clone(), 1_000, 64);
+        h.spawn(runner.evict_idle_after(Some(1_000)).run()).forget();
+        let ended: Ended = Rc::default();
+        let server = h.clone();
+        let served_ended = ended.clone();
+        h.spawn(async move {
+            let mut id = 0;
+            while let Ok(conduit) = acceptor.accept().await {
+                serve(&server, conduit, id, &served_ended);
+                id += 1;
+            }
+        })
+        .forget();
+        let until = Instant::ZERO + Duration::from_secs(SECONDS);
+        // 1,000 peers that send nothing and 64 (the cap) that send a valid
+        // prologue and then nothing; each connects again 10 ms after it is
+        // closed (about a TCP connect and accept).
+        for _ in 0..1_000 {
+            silent_peer(&h, &dialer, None, Duration::from_millis(10), until);
+        }
+        for _ in 0..64 {
+            silent_peer(&h, &dialer, Some(prologue_payload()), Duration::from_millis(10), until);
+        }
+        // A client every 200 ms, one request each, from 1.2 s: before the
+        // minimum idle time (1 s) nobody holding a place can be told from
+        // a quiet client, and the 64 prologue peers hold all 64 places.
+        let mut served = 0u32;
+        let mut attempts = 0u32;
+        let mut at = Instant::ZERO + Duration::from_millis(1_200);
+        while at + Duration::from_millis(200) < until {
+            clock.sleep_until(at).await;
+            attempts += 1;
+            let link = dialer.borrow_mut().connect();
+            let request = async {
+                let client =
+                    BareConduit::<_, KitFamily>::connect_within(link, SessionRole::Initiator, clock.clone(), 1_000)
+                        .await
+                        .ok()?;
+                let (tx, mut rx) = client.split();
+                tx.reserve().await.ok()?.send(kit_msg(attempts, "request")).ok()?;
+                let reply = rx.recv().await.ok()??;
+                (reply.get::<KitFamily>().id == attempts).then_some(())
+            };
+            if let embassy_futures::select::Either::First(Some(())) =
+                embassy_futures::select::select(request, clock.sleep(Duration::from_millis(150))).await
+            {
+                served += 1;
+            }
+            at = at + Duration::from_millis(200);
+        }
+        (served, attempts, dialer.borrow().links_made())
+    };
+    let (served, attempts, links) = rt.run(main, Instant::from_millis(60_000)).expect("the simulation finishes");
+    println!("{served} of {attempts} clients served among {links} connections");
+    assert_eq!(served, attempts, "every client is served");
+    assert!(links > 500_000, "the silent peers kept reconnecting: {links} connections");
 }

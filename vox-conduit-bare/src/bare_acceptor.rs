@@ -11,19 +11,25 @@
 //!   garbage-sending connection delays no other.
 //! - The acceptor reads the peer's prologue first and answers it only
 //!   once the connection is admitted.
-//! - At most `max_connections` links are held, handshaking or accepted
-//!   (an accepted conduit counts until both its halves are dropped).
-//! - Silent peers cannot hold the cap: when it is full, a newcomer still
-//!   handshakes (in a pending place), and once it has presented a valid
-//!   prologue it takes the place of the held connection idle the longest
-//!   (nothing received or sent), if that one has been idle for at least
-//!   the minimum idle time ([`DEFAULT_MIN_IDLE_MS`], or
+//! - At most `max_connections` accepted conduits are held (one counts
+//!   until both its halves are dropped, or it is evicted); handshakes do
+//!   not count, they are bounded by `PENDING`. So connections that send
+//!   nothing never hold the cap: they hold only pending places, which
+//!   newcomers take from them.
+//! - Silent peers cannot hold the cap either once accepted: when it is
+//!   full, a newcomer that has presented a valid prologue takes the place
+//!   of the held connection idle the longest (nothing received by its
+//!   application), if that one has been idle for at least the
+//!   minimum idle time ([`DEFAULT_MIN_IDLE_MS`], or
 //!   [`BareAcceptorRunner::evict_idle_after`]). The evicted conduit's
-//!   `recv` and `reserve` fail with `Link(Closed)` (counted as
-//!   `evicted_idle`). With no connection idle that long the newcomer is
-//!   closed without an answer (counted as `over_cap`); so is every
-//!   connection beyond the cap when eviction is off. Links held stay at
-//!   most `max_connections + PENDING`, whatever peers do.
+//!   `recv` and `reserve` fail at once with `Link(Closed)`, waiting ones
+//!   included (counted as `evicted_idle`); its link closes when the
+//!   application drops it. A client that may stay quiet longer than the
+//!   minimum idle time must send something before it to keep its place.
+//!   With no connection idle that long the newcomer is closed without an
+//!   answer (counted as `over_cap`). Links open stay at most
+//!   `max_connections + PENDING` plus evicted conduits the application
+//!   has not dropped yet.
 //! - A refused prologue (another schema, mode, version or role) is
 //!   answered with ours, so the peer gets the typed refusal; the runner
 //!   counts it.
@@ -60,8 +66,9 @@ pub const DEFAULT_MIN_IDLE_MS: u32 = 10_000;
 pub struct BareAcceptorStats {
     /// Conduits handed to `accept`.
     pub accepted: u64,
-    /// Connections closed without an answer: `max_connections` were held
-    /// and none idle long enough to make room.
+    /// Connections closed without an answer after their prologue:
+    /// `max_connections` were held and none idle long enough to make
+    /// room.
     pub over_cap: u64,
     /// Handshakes with no prologue within the deadline.
     pub timed_out: u64,
@@ -69,13 +76,13 @@ pub struct BareAcceptorStats {
     /// `PENDING` places were taken).
     pub evicted: u64,
     /// Held connections closed to make room for a newcomer with a valid
-    /// prologue: they had been idle at least the minimum idle time.
+    /// prologue: they had received nothing for the minimum idle time.
     pub evicted_idle: u64,
     /// Prologues refused (schema, mode, version, role) or garbage.
     pub refused: u64,
     /// Conduits closed because `accept` was not keeping up.
     pub busy: u64,
-    /// Links held now (handshaking or accepted).
+    /// Accepted conduits held now (each counts until dropped or evicted).
     pub connections: usize,
 }
 
@@ -118,8 +125,9 @@ struct Connection {
     held: Held,
     state: AtomicU8,
     last_active_ms: AtomicU64,
-    /// The application's `recv`, woken by an eviction.
+    /// The application's `recv` and `reserve`, woken by an eviction.
     rx_waker: AtomicWaker,
+    tx_waker: AtomicWaker,
     now: Now,
 }
 
@@ -144,6 +152,7 @@ impl Connection {
         if was.is_ok() {
             self.held.lock(|h| h.set(h.get().saturating_sub(1)));
             self.rx_waker.wake();
+            self.tx_waker.wake();
         }
         was.is_ok()
     }
@@ -193,12 +202,18 @@ impl<T: LinkTx> LinkTx for CountedTx<T> {
         Self: 'a;
 
     async fn reserve(&self) -> Result<Self::Permit<'_>, LinkError> {
-        if self.conn.evicted() {
-            return Err(LinkError::Closed);
+        // A wait for room ends at an eviction too.
+        let evicted = poll_fn(|cx| {
+            self.conn.tx_waker.register(cx.waker());
+            match self.conn.evicted() {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            }
+        });
+        match select(evicted, self.tx.reserve()).await {
+            Either::First(()) => Err(LinkError::Closed),
+            Either::Second(permit) => permit,
         }
-        let permit = self.tx.reserve().await?;
-        self.conn.touch();
-        Ok(permit)
     }
 
     fn max_payload(&self) -> usize {
@@ -423,8 +438,8 @@ where
 
 impl<S: LinkSource, F: MsgFamily, D, const PENDING: usize> BareAcceptorRunner<S, F, D, PENDING> {
     /// Sets the minimum idle time after which a held connection may be
-    /// evicted for a newcomer when the cap is full (`None`: never; every
-    /// connection beyond the cap is closed at once).
+    /// evicted for a newcomer when the cap is full (`None`: never; a
+    /// newcomer beyond the cap is closed without an answer).
     ///
     /// ```
     /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
@@ -487,16 +502,14 @@ where
         let ended = loop {
             match pending.next(&mut source).await {
                 AcceptEvent::Link(Ok(link)) => {
-                    let counted = take_place(&held, max_connections);
-                    if !counted && min_idle_ms.is_none() {
-                        count(|s| s.over_cap += 1);
-                        continue;
-                    }
+                    // Counted only once admitted: a handshake holds a
+                    // pending place, which newcomers take from the silent.
                     let conn = Arc::new(Connection {
                         held: held.clone(),
-                        state: AtomicU8::new(if counted { COUNTED } else { UNCOUNTED }),
+                        state: AtomicU8::new(UNCOUNTED),
                         last_active_ms: AtomicU64::new(now()),
                         rx_waker: AtomicWaker::new(),
+                        tx_waker: AtomicWaker::new(),
                         now: now.clone(),
                     });
                     match pending.push_with(|progress| handshake(CountedLink { link, conn }, progress)) {
@@ -516,23 +529,37 @@ where
                     _ => count(|s| s.refused += 1),
                 },
                 AcceptEvent::Handshake((Ok(presented), conn)) => {
-                    // A newcomer beyond the cap: a place, or the place of
-                    // the connection idle the longest, or nothing.
-                    if conn.state.load(Ordering::Acquire) == UNCOUNTED {
-                        let victim = min_idle_ms.and_then(|min| longest_idle(&mut accepted, now(), min));
-                        if let Some(victim) = victim.filter(|v| v.evict()) {
+                    // A place, or the place of the connection idle the
+                    // longest, or nothing.
+                    let mut victim = None;
+                    if !take_place(&held, max_connections) {
+                        victim = min_idle_ms.and_then(|min| longest_idle(&mut accepted, now(), min));
+                        if victim.is_none() {
+                            count(|s| s.over_cap += 1);
+                            continue;
+                        }
+                    }
+                    if !send_prologue(&presented.tx, &local) {
+                        // Its link failed: nobody is evicted for it.
+                        if victim.is_none() {
+                            held.lock(|h| h.set(h.get().saturating_sub(1)));
+                        }
+                        count(|s| s.refused += 1);
+                        continue;
+                    }
+                    if let Some(victim) = victim {
+                        // The victim's place goes to the newcomer.
+                        if victim.evict() {
                             count(|s| s.evicted_idle += 1);
-                            drop(victim);
                         }
                         if !take_place(&held, max_connections) {
                             count(|s| s.over_cap += 1);
                             continue;
                         }
-                        conn.count();
                     }
-                    if !send_prologue(&presented.tx, &local) {
-                        count(|s| s.refused += 1);
-                        continue;
+                    conn.count();
+                    if accepted.len() >= 2 * max_connections.max(8) {
+                        accepted.retain(|c| c.strong_count() > 0);
                     }
                     accepted.push(Arc::downgrade(&conn));
                     let Presented { tx, rx, peer } = presented;

@@ -47,12 +47,19 @@ impl AcceptorConfig {
         Self { sessions, pending: Self::DEFAULT_PENDING, queue: sessions }
     }
 
-    /// Whether this configuration can work: every count at least 1.
+    /// Handshake places at most (they are allocated up front).
+    pub const MAX_PENDING: usize = 65_536;
+
+    /// Whether this configuration can work: every count at least 1, and
+    /// at most [`MAX_PENDING`](Self::MAX_PENDING) handshake places.
     pub fn check(&self) -> Result<(), ConfigError> {
         for (field, value) in [("sessions", self.sessions), ("pending", self.pending), ("queue", self.queue)] {
             if value == 0 {
                 return Err(ConfigError::AcceptorFieldZero { field });
             }
+        }
+        if self.pending > Self::MAX_PENDING {
+            return Err(ConfigError::AcceptorPendingTooLarge { pending: self.pending, max: Self::MAX_PENDING });
         }
         Ok(())
     }
@@ -79,5 +86,7 @@ mod tests {
         let refused = zero_sessions.check().unwrap_err();
         assert_eq!(refused, ConfigError::AcceptorFieldZero { field: "sessions" });
         assert_eq!(std::format!("{refused}"), "the acceptor's `sessions` must be at least 1");
+        let huge = AcceptorConfig { pending: 1 << 20, ..AcceptorConfig::default() };
+        assert_eq!(huge.check(), Err(ConfigError::AcceptorPendingTooLarge { pending: 1 << 20, max: 65_536 }));
     }
 }

@@ -210,6 +210,13 @@ pub enum ConfigError {
         /// Which one.
         field: &'static str,
     },
+    /// More handshake places than an acceptor allocates.
+    AcceptorPendingTooLarge {
+        /// [`AcceptorConfig::pending`](crate::AcceptorConfig::pending).
+        pending: usize,
+        /// The most it takes.
+        max: usize,
+    },
 }
 
 impl core::fmt::Display for ConfigError {
@@ -245,6 +252,9 @@ impl core::fmt::Display for ConfigError {
                 write!(f, "a data frame may need {needed} bytes; the link carries at most {max_payload}")
             }
             Self::AcceptorFieldZero { field } => write!(f, "the acceptor's `{field}` must be at least 1"),
+            Self::AcceptorPendingTooLarge { pending, max } => {
+                write!(f, "the acceptor's `pending` ({pending}) must be at most {max}")
+            }
         }
     }
 }

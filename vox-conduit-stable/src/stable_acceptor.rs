@@ -15,7 +15,11 @@
 //!   cannot lock clients out: with `P` places and idle connections
 //!   arriving at `R` a second, a client whose first valid bytes arrive
 //!   within `P / R` seconds is served (see
-//!   [`PendingHandshakes`](vox_types::PendingHandshakes)).
+//!   [`PendingHandshakes`](vox_types::PendingHandshakes)). A peer that
+//!   presents a valid prologue and then stalls holds its place for
+//!   `timeout_ms`: more than `P / timeout_ms` such connections a second
+//!   (protocol knowledge needed) and newcomers find every place held and
+//!   are closed (`AcceptorStats::refused_full`).
 //! - **Routing**: a hello with a known key goes to its session, even while
 //!   the application does not call [`StableAcceptor::accept`].
 //! - **Table**: at most [`AcceptorConfig::sessions`] sessions. A new
@@ -351,7 +355,7 @@ where
         let Self { mut source, clock, config, acceptor, queue } = self;
         let local = Prologue::new(ConduitMode::Stable, SessionRole::Acceptor, F::FINGERPRINT);
         let timeout_ms = config.timeout_ms;
-        let mut sessions: Vec<Session<St, M, S::Link>> = Vec::with_capacity(acceptor.sessions);
+        let mut sessions: Vec<Session<St, M, S::Link>> = Vec::new();
         let mut born = 0u64;
         let handshake = |link, progress| read_hello(link, clock.clone(), timeout_ms, local, progress);
         let mut pending = PendingHandshakes::for_maker(&handshake, acceptor.pending);
@@ -425,6 +429,19 @@ fn new_session<F, St, M, L>(
     M: RawMutex + 'static,
     L: Link,
 {
+    // The queue first: a newcomer told `Busy` (it will try again) must
+    // not have evicted a resumable session on the way.
+    let full = queue.lock(|q| {
+        let mut q = q.borrow_mut();
+        let full = q.sessions.len() >= q.limit;
+        if full {
+            q.stats.busy += 1;
+        }
+        full
+    });
+    if full {
+        return reject(link, RejectReason::Busy);
+    }
     sessions.retain(|s| !s.ended());
     if sessions.len() >= table {
         let oldest_evictable =
@@ -439,17 +456,6 @@ fn new_session<F, St, M, L>(
                 return reject(link, RejectReason::TableFull);
             }
         }
-    }
-    let full = queue.lock(|q| {
-        let mut q = q.borrow_mut();
-        let full = q.sessions.len() >= q.limit;
-        if full {
-            q.stats.busy += 1;
-        }
-        full
-    });
-    if full {
-        return reject(link, RejectReason::Busy);
     }
     let storage = StorageRef::Shared(Arc::new(St::default()));
     let Ok((conduit, driver)) = StableConduit::acceptor(storage, *config) else {

@@ -291,14 +291,20 @@ impl<S: StableStore> Future for Reserve<'_, S> {
                     return Poll::Pending;
                 }
                 let woken = state == PlaceState::Woken;
-                if !woken && !queue.is_empty() {
+                queue.take_turn(place);
+                if !woken && queue.has_waiters() {
                     // Others wait already: behind them.
                     queue.push(place, cx.waker(), false);
+                    l.session.note_writer_waiting();
                     return Poll::Pending;
                 }
                 match l.session.try_reserve() {
                     Ok(true) => {
-                        WriterQueue::set_out(place);
+                        if queue.has_waiters() {
+                            // Others still wait (the self-stall count
+                            // watches them).
+                            l.session.note_writer_waiting();
+                        }
                         Poll::Ready(Ok(()))
                     }
                     // Its turn came but the room went again: it stays first.
@@ -309,7 +315,6 @@ impl<S: StableStore> Future for Reserve<'_, S> {
                     Err(e) => {
                         // The session ended (or the half closed): the next
                         // waiter learns it too.
-                        WriterQueue::set_out(place);
                         queue.wake_one();
                         Poll::Ready(Err(e))
                     }
@@ -340,7 +345,7 @@ impl<S: StableStore> Drop for Reserve<'_, S> {
                     // Its turn came and it leaves without taking it: the
                     // next waiter's turn.
                     PlaceState::Woken => {
-                        WriterQueue::set_out(place);
+                        queue.take_turn(place);
                         queue.wake_one();
                     }
                     PlaceState::Out => {}

@@ -55,10 +55,12 @@ impl WriterPlace {
     }
 }
 
-/// The queue: head and tail of the places linked into it.
+/// The queue: head and tail of the places linked into it, and how many
+/// were woken and have not polled yet (their turn is still theirs).
 pub(crate) struct WriterQueue {
     head: *mut WriterPlace,
     tail: *mut WriterPlace,
+    woken: u32,
 }
 
 // SAFETY: the queue lives in the storage and is used only under its lock;
@@ -72,12 +74,32 @@ impl WriterQueue {
     /// An empty queue (all zero bits: storage in a `static` stays in
     /// `.bss`).
     pub(crate) const fn new() -> Self {
-        Self { head: ptr::null_mut(), tail: ptr::null_mut() }
+        Self { head: ptr::null_mut(), tail: ptr::null_mut(), woken: 0 }
     }
 
-    /// Whether no one waits.
+    /// Whether no one is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.head.is_null()
+    }
+
+    /// Whether a newcomer must queue: someone is queued, or woken and
+    /// about to take its turn.
+    pub(crate) fn has_waiters(&self) -> bool {
+        !self.head.is_null() || self.woken > 0
+    }
+
+    /// `place`, woken, polls (or is dropped): its turn is taken now.
+    ///
+    /// # Safety
+    /// As for [`state`](Self::state).
+    pub(crate) unsafe fn take_turn(&mut self, place: *mut WriterPlace) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if (*place).state == PlaceState::Woken {
+                (*place).state = PlaceState::Out;
+                self.woken = self.woken.saturating_sub(1);
+            }
+        }
     }
 
     /// The state of `place`.
@@ -87,15 +109,6 @@ impl WriterQueue {
     pub(crate) unsafe fn state(place: *mut WriterPlace) -> PlaceState {
         // SAFETY: the caller's contract.
         unsafe { (*place).state }
-    }
-
-    /// Marks `place` out of the queue (its future is done).
-    ///
-    /// # Safety
-    /// As for [`state`](Self::state); `place` is not linked.
-    pub(crate) unsafe fn set_out(place: *mut WriterPlace) {
-        // SAFETY: the caller's contract.
-        unsafe { (*place).state = PlaceState::Out };
     }
 
     /// Keeps `waker` as the one to wake for `place`.
@@ -183,6 +196,7 @@ impl WriterQueue {
             (*place).state = PlaceState::Woken;
             (*place).waker.take()
         };
+        self.woken = self.woken.saturating_add(1);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -232,9 +246,13 @@ mod tests {
         let state = unsafe { WriterQueue::state(ptrs[0]) };
         assert_eq!(state, PlaceState::Woken);
         assert!(wakers[2..].iter().all(|(c, _)| c.0.load(Ordering::Relaxed) == 0), "alone");
+        assert!(queue.has_waiters(), "a woken place still holds its turn");
         // Its turn came but the room went: back to the front.
         // SAFETY: as above.
-        unsafe { queue.push(ptrs[0], &wakers[0].1, true) };
+        unsafe {
+            queue.take_turn(ptrs[0]);
+            queue.push(ptrs[0], &wakers[0].1, true);
+        }
         queue.wake_one();
         assert_eq!(wakers[0].0.0.load(Ordering::Relaxed), 2, "the front again");
         queue.wake_one();

@@ -284,21 +284,21 @@ impl<H: Future> PendingHandshakes<H> {
         None
     }
 
-    /// Waits for a new link from `source` or a finished handshake,
-    /// whichever comes first. Each call starts a fresh `next_link`, and
-    /// drops it unfinished when a handshake finishes first: `source`'s
-    /// `next_link` must be cancel-safe.
+    /// Waits for a finished handshake or a new link from `source`,
+    /// whichever comes first (handshakes first when both are ready). Each
+    /// call starts a fresh `next_link`, and drops it unfinished when a
+    /// handshake finishes first: `source`'s `next_link` must be
+    /// cancel-safe.
     pub async fn next<S: LinkSource>(&mut self, source: &mut S) -> AcceptEvent<S::Link, H::Output> {
         let mut next_link = core::pin::pin!(source.next_link());
         poll_fn(|cx| {
-            if let Poll::Ready(r) = next_link.as_mut().poll(cx) {
-                return Poll::Ready(AcceptEvent::Link(r));
-            }
+            // Handshakes first: a client whose prologue has come is not
+            // left waiting (and evictable) behind a stream of new links.
             self.track_task(cx.waker());
-            match self.poll_ready() {
-                Some(outcome) => Poll::Ready(AcceptEvent::Handshake(outcome)),
-                None => Poll::Pending,
+            if let Some(outcome) = self.poll_ready() {
+                return Poll::Ready(AcceptEvent::Handshake(outcome));
             }
+            next_link.as_mut().poll(cx).map(AcceptEvent::Link)
         })
         .await
     }

@@ -1333,6 +1333,12 @@ impl Session<'_> {
         s.ended.is_some() || s.tx.closed || (!s.tx.writer_active && self.replay_room())
     }
 
+    /// Writers wait for room (queued behind the one that reserves): the
+    /// self-stall count watches them.
+    pub fn note_writer_waiting(&mut self) {
+        self.state.tx.writer_waiting = true;
+    }
+
     /// The reservation ends (its message was pushed or abandoned).
     pub fn end_reserve(&mut self) {
         self.state.tx.writer_active = false;

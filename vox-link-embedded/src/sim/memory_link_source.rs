@@ -23,8 +23,11 @@ struct SourceState<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> 
     schedule: VecDeque<(FaultPlan, FaultPlan)>,
     /// Listener ends waiting to be accepted.
     pending: VecDeque<MemoryLink<M, SLOTS, MTU>>,
-    /// Storage of every pair handed out, newest last.
-    pairs: alloc::vec::Vec<Arc<MemoryLinkPair<M, SLOTS, MTU>>>,
+    /// Storage of the newest pair handed out (a pair's storage goes with
+    /// its two ends otherwise).
+    newest: Option<Arc<MemoryLinkPair<M, SLOTS, MTU>>>,
+    /// Pairs handed out so far.
+    made: usize,
     dialer_gone: bool,
     listener: WakerRegistration,
 }
@@ -82,7 +85,8 @@ pub fn memory_link_source<M: RawMutex + 'static, const SLOTS: usize, const MTU: 
         state: Mutex::new(RefCell::new(SourceState {
             schedule: schedule.into_iter().collect(),
             pending: VecDeque::new(),
-            pairs: alloc::vec::Vec::new(),
+            newest: None,
+            made: 0,
             dialer_gone: false,
             listener: WakerRegistration::new(),
         })),
@@ -98,7 +102,8 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryDialer<M
             let (there, back) = s.schedule.pop_front().unwrap_or((FaultPlan::NONE, FaultPlan::NONE));
             let ((mine, theirs), pair) = MemoryLinkPair::new_shared_with_faults(there, back);
             s.pending.push_back(theirs);
-            s.pairs.push(pair);
+            s.newest = Some(pair);
+            s.made += 1;
             s.listener.wake();
             mine
         })
@@ -106,12 +111,12 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryDialer<M
 
     /// Number of links handed out so far.
     pub fn links_made(&self) -> usize {
-        self.shared.state.lock(|s| s.borrow().pairs.len())
+        self.shared.state.lock(|s| s.borrow().made)
     }
 
     /// Kills the newest link (both directions), as a cable pull would.
     pub fn kill_current(&self) {
-        if let Some(pair) = self.shared.state.lock(|s| s.borrow().pairs.last().cloned()) {
+        if let Some(pair) = self.shared.state.lock(|s| s.borrow().newest.clone()) {
             pair.kill();
         }
     }
