@@ -1,0 +1,231 @@
+//! The receiving direction: data frames and acks from the peer, the
+//! receive ring (messages lent to the application until released) and
+//! the window granted to the peer.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub(super) enum RxState {
+    /// Waiting for the application.
+    #[default]
+    Queued = 0,
+    /// The application holds it.
+    Lent,
+    /// The application is done with it; freed once older ones are.
+    Released,
+}
+
+/// One received message in the receive ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RxEntry {
+    pub(super) start: u32,
+    pub(super) len: u32,
+    pub(super) state: RxState,
+}
+
+impl RxEntry {
+    /// An unused entry, for array initialisers.
+    pub const EMPTY: Self = Self { start: 0, len: 0, state: RxState::Queued };
+}
+
+impl Span for RxEntry {
+    fn start(&self) -> usize {
+        self.start as usize
+    }
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+}
+
+/// A received message handed to the application: where its bytes are in
+/// the receive buffer, and the token that frees them
+/// ([`Session::release`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Give it back to [`Session::release`].
+    pub token: usize,
+    /// Offset of the message in the receive buffer.
+    pub start: usize,
+    /// Length of the message.
+    pub len: usize,
+}
+
+impl Session<'_> {
+    pub(super) fn on_data_phase_frame(&mut self, now: Instant, frame: WireFrame<'_>, store: impl FnOnce(usize, &[u8])) {
+        if !matches!(frame, WireFrame::Hello(_) | WireFrame::Reject(_)) {
+            self.state.keys.confirmed = true;
+        }
+        match frame {
+            WireFrame::Ack { ack, next, window, done } => {
+                if !self.on_ack(FrameKind::Ack, ack, Some(window)) {
+                    return;
+                }
+                let s = &mut *self.state;
+                if done && !s.peer_done {
+                    s.peer_done = true;
+                    s.wakes |= Wakes::TRANSMIT;
+                }
+                if seq_before(s.rx.next, next) {
+                    // Frames sent before this ack never arrived.
+                    s.stats.gaps += 1;
+                    s.detach_with(Detach::FramesLost { expected: s.rx.next, next });
+                }
+            }
+            WireFrame::Data { seq, ack, window, msg } => {
+                if self.on_ack(FrameKind::Data, ack, Some(window)) {
+                    self.deliver(now, seq, Some(msg), store);
+                }
+            }
+            WireFrame::Close { seq, ack } => {
+                if self.on_ack(FrameKind::Close, ack, None) {
+                    self.deliver(now, seq, None, store);
+                }
+            }
+            // Late handshake frames of this or an earlier link.
+            WireFrame::Hello(_) | WireFrame::Reject(_) => {}
+        }
+    }
+
+    // r[impl stable.seq]
+    // r[impl stable.gap]
+    pub(super) fn deliver(&mut self, now: Instant, seq: u32, msg: Option<&[u8]>, store: impl FnOnce(usize, &[u8])) {
+        let s = &mut *self.state;
+        if seq_before(seq, s.rx.next) {
+            // Already have it (a replay after a lost ack): drop, re-ack.
+            s.stats.duplicates += 1;
+            s.rx.ack_now = true;
+            s.wakes |= Wakes::TRANSMIT;
+            return;
+        }
+        if seq != s.rx.next {
+            s.stats.gaps += 1;
+            s.detach_with(Detach::Gap { expected: s.rx.next, got: seq });
+            return;
+        }
+        match msg {
+            Some(msg) => {
+                if s.rx.alive {
+                    let Some((start, wraps)) = s.rx.ring.free_region(self.rx_entries, s.rx.capacity, msg.len()) else {
+                        // Beyond the window we granted: dropped unacked
+                        // (its ack field was processed). The next frame is
+                        // a gap, and the replay brings this one again.
+                        s.stats.beyond_window += 1;
+                        return;
+                    };
+                    store(start, msg);
+                    let entry = RxEntry { start: start as u32, len: msg.len() as u32, state: RxState::Queued };
+                    s.rx.ring.push(self.rx_entries, entry, wraps);
+                    s.wakes |= Wakes::READER;
+                }
+                s.rx.off = s.rx.off.wrapping_add(msg.len() as u32);
+                s.stats.messages_delivered += 1;
+            }
+            None => {
+                s.rx.peer_closed = true;
+                s.rx.ack_now = true;
+                s.wakes |= Wakes::READER;
+            }
+        }
+        s.rx.next = seq.wrapping_add(1);
+        if s.rx.unacked == 0 {
+            s.rx.first_unacked_at = now;
+        }
+        s.rx.unacked += 1;
+        if s.rx.ack_now || s.rx.unacked >= s.config.ack_every {
+            s.wakes |= Wakes::TRANSMIT;
+        }
+    }
+
+    /// The receive window from `rx.next`, granted now (never less than
+    /// before).
+    pub(super) fn grant_window(&mut self) -> Window {
+        let s = &mut *self.state;
+        let (msgs, bytes) = if s.rx.alive {
+            let free = self.rx_entries.len().saturating_sub(s.rx.ring.len());
+            let bytes = s.rx.ring.guaranteed_bytes(self.rx_entries, s.rx.capacity, s.config.max_message);
+            (free, bytes)
+        } else {
+            // Messages are dropped on arrival: any amount fits.
+            (self.rx_entries.len(), s.rx.capacity)
+        };
+        let limit_seq = s.rx.next.wrapping_add(msgs as u32);
+        let limit_off = s.rx.off.wrapping_add(bytes as u32);
+        s.rx.granted_seq = seq_max(s.rx.granted_seq, limit_seq);
+        // Never below `next`/`off`: the new limits are at or past them.
+        s.rx.granted_off = seq_max(s.rx.granted_off, limit_off);
+        Window { msgs: s.rx.granted_seq.wrapping_sub(s.rx.next), bytes: s.rx.granted_off.wrapping_sub(s.rx.off) }
+    }
+
+    /// Whether the window the peer last heard is too small for one more
+    /// message of the largest size.
+    pub(super) fn advertised_closed(&self) -> bool {
+        let rx = &self.state.rx;
+        !seq_before(rx.next, rx.advertised_seq)
+            || (rx.advertised_off.wrapping_sub(rx.off) as usize) < self.state.config.max_message
+            || seq_before(rx.advertised_off, rx.off)
+    }
+
+    /// The next received message for the application, if any.
+    pub fn pop_received(&mut self) -> Option<Received> {
+        let s = &mut *self.state;
+        let token = s.rx.ring.position(s.rx.delivered, self.rx_entries.len())?;
+        let entry = self.rx_entries.get_mut(token)?;
+        entry.state = RxState::Lent;
+        s.rx.delivered += 1;
+        Some(Received { token, start: entry.start(), len: entry.len() })
+    }
+
+    /// The peer closed its direction and every message before it was
+    /// popped.
+    pub fn peer_closed(&self) -> bool {
+        let rx = &self.state.rx;
+        rx.peer_closed && rx.delivered == rx.ring.len()
+    }
+
+    /// The application is done with a received message: its room returns
+    /// to the window, and a window update goes out at once if the window
+    /// had closed.
+    // r[impl stable.flow.update]
+    pub fn release(&mut self, token: usize) {
+        if let Some(e) = self.rx_entries.get_mut(token) {
+            e.state = RxState::Released;
+        }
+        self.free_released();
+    }
+
+    pub(super) fn free_released(&mut self) {
+        let s = &mut *self.state;
+        while s.rx.ring.front(self.rx_entries).is_some_and(|e| e.state == RxState::Released) {
+            s.rx.ring.pop_front(self.rx_entries);
+            s.rx.delivered = s.rx.delivered.saturating_sub(1);
+        }
+        let attached = s.phase == Phase::Attached;
+        if attached && !s.rx.ack_now && self.advertised_closed() {
+            let before = (self.state.rx.granted_seq, self.state.rx.granted_off);
+            self.grant_window();
+            let s = &mut *self.state;
+            if (s.rx.granted_seq, s.rx.granted_off) != before {
+                s.rx.ack_now = true;
+                s.stats.window_updates += 1;
+                s.wakes |= Wakes::TRANSMIT;
+            }
+        }
+    }
+
+    /// The application dropped its receiver: messages are acked and
+    /// dropped from now on; the ones not yet taken are freed.
+    pub fn drop_receiver(&mut self) {
+        let s = &mut *self.state;
+        s.rx.alive = false;
+        for i in s.rx.delivered..s.rx.ring.len() {
+            if let Some(e) = s.rx.ring.position(i, self.rx_entries.len()).and_then(|p| self.rx_entries.get_mut(p)) {
+                e.state = RxState::Released;
+            }
+        }
+        s.rx.delivered = s.rx.ring.len();
+        s.rx.ack_now = true;
+        s.wakes |= Wakes::TRANSMIT;
+        self.free_released();
+    }
+}

@@ -1,0 +1,398 @@
+//! The sending direction: the replay ring (messages kept until the peer
+//! acknowledges them), the peer's window, what goes on the wire next
+//! ([`Session::transmit`]) and the application's side of sending
+//! ([`Session::try_reserve`], [`Session::push_message`]).
+
+use super::*;
+
+/// One message (or the close marker) in the replay ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxEntry {
+    pub(super) start: u32,
+    pub(super) len: u32,
+    /// Byte offset of the message in this direction's stream (wraps).
+    pub(super) off: u32,
+    pub(super) close: bool,
+}
+
+impl TxEntry {
+    /// An unused entry, for array initialisers.
+    pub const EMPTY: Self = Self { start: 0, len: 0, off: 0, close: false };
+}
+
+impl Span for TxEntry {
+    fn start(&self) -> usize {
+        self.start as usize
+    }
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+}
+
+/// A frame to send: the prologue's bytes or a stable frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Outgoing<'a> {
+    /// The link prologue (raw bytes).
+    Prologue(&'a [u8]),
+    /// A stable frame (postcard).
+    Frame(WireFrame<'a>),
+}
+
+impl Outgoing<'_> {
+    /// Encoded length.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Prologue(b) => b.len(),
+            Self::Frame(f) => f.encoded_len(),
+        }
+    }
+
+    /// Whether the encoding is empty (never: kept for the `len` lint).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the encoding into `buf` (exactly [`len`](Self::len) bytes).
+    pub fn encode(&self, buf: &mut [u8]) -> Result<(), LinkError> {
+        match self {
+            Self::Prologue(b) => {
+                let max = buf.len();
+                buf.get_mut(..b.len()).ok_or(LinkError::TooLarge { len: b.len(), max })?.copy_from_slice(b);
+                Ok(())
+            }
+            Self::Frame(f) => {
+                f.encode(buf).map(|_| ()).ok_or(LinkError::TooLarge { len: f.encoded_len(), max: buf.len() })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Prologue,
+    Hello,
+    Reject,
+    Data,
+    Ack,
+}
+
+impl Session<'_> {
+    /// The peer has everything before `ack` and can take `window` more.
+    /// `false` if the frame broke the protocol (the attachment ends).
+    // r[impl stable.flow.window]
+    pub(super) fn on_ack(&mut self, frame: FrameKind, ack: u32, window: Option<Window>) -> bool {
+        let s = &mut *self.state;
+        if seq_before(s.tx.sent_high, ack) {
+            s.stats.violations += 1;
+            s.detach_with(Detach::Violation(Violation::AckAhead { frame, ack, sent: s.tx.sent_high }));
+            return false;
+        }
+        if seq_before(ack, s.tx.base_seq) {
+            // Older than an ack already seen: nothing new, window included.
+            return true;
+        }
+        let mut freed = false;
+        while seq_before(s.tx.base_seq, ack) {
+            let Some(e) = s.tx.ring.pop_front(self.tx_entries) else { break };
+            s.tx.base_seq = s.tx.base_seq.wrapping_add(1);
+            s.tx.base_off = e.off.wrapping_add(e.len);
+            freed = true;
+        }
+        if s.tx.ring.is_empty() {
+            s.tx.base_off = s.tx.next_off;
+        }
+        if seq_before(s.tx.next_to_send, ack) {
+            s.tx.next_to_send = ack;
+        }
+        if let Some(w) = window {
+            let (limit_seq, limit_off) = (ack.wrapping_add(w.msgs), s.tx.base_off.wrapping_add(w.bytes));
+            if seq_before(s.tx.limit_seq, limit_seq) || seq_before(s.tx.limit_off, limit_off) {
+                s.tx.limit_seq = seq_max(s.tx.limit_seq, limit_seq);
+                s.tx.limit_off = seq_max(s.tx.limit_off, limit_off);
+                s.wakes |= Wakes::TRANSMIT;
+            }
+        }
+        if freed {
+            self.replay_changed();
+            self.state.wakes |= Wakes::WRITER;
+        }
+        true
+    }
+
+    /// The next frame to send, and whether data waits for the peer's
+    /// window.
+    pub(super) fn next_outgoing(&self) -> (Option<Kind>, bool) {
+        let s = &*self.state;
+        match s.phase {
+            Phase::Detached => return (None, false),
+            _ if s.send_prologue => return (Some(Kind::Prologue), false),
+            _ if s.refusing.is_some() => return (None, false),
+            _ if s.send_hello => return (Some(Kind::Hello), false),
+            _ if s.send_reject => return (Some(Kind::Reject), false),
+            Phase::Handshake(_) => return (None, false),
+            Phase::Attached => {}
+        }
+        if self.state.finished() && !s.done_sent {
+            return (Some(Kind::Ack), false);
+        }
+        let i = s.tx.next_to_send.wrapping_sub(s.tx.base_seq) as usize;
+        let mut blocked = false;
+        if let Some(e) = s.tx.ring.get(self.tx_entries, i) {
+            let seq = s.tx.next_to_send;
+            let fits = seq_before(seq, s.tx.limit_seq)
+                && !seq_before(s.tx.limit_off, e.off)
+                && s.tx.limit_off.wrapping_sub(e.off) >= e.len;
+            if e.close || fits {
+                return (Some(Kind::Data), false);
+            }
+            blocked = true;
+        }
+        ((s.rx.ack_now || s.rx.unacked >= s.config.ack_every).then_some(Kind::Ack), blocked)
+    }
+
+    /// The next frame to send; counts a wait for the peer's window (once
+    /// per wait) when data is ready but may not go.
+    pub(super) fn poll_outgoing(&mut self) -> Option<Kind> {
+        let (kind, blocked) = self.next_outgoing();
+        let tx = &mut self.state.tx;
+        if blocked && !tx.window_blocked {
+            self.state.stats.window_waits += 1;
+        }
+        self.state.tx.window_blocked = blocked;
+        kind
+    }
+
+    /// Whether [`transmit`](Self::transmit) has a frame to send now.
+    pub fn wants_transmit(&mut self) -> bool {
+        self.poll_outgoing().is_some()
+    }
+
+    /// The next frame to send, if any, handed to `write` (which encodes it
+    /// into the link and commits). Once `write` succeeds the session counts
+    /// the frame as sent. `None`: nothing to send now.
+    // r[impl stable.ack]
+    pub fn transmit<E>(
+        &mut self,
+        now: Instant,
+        write: impl FnOnce(&Outgoing<'_>) -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
+        let kind = self.poll_outgoing()?;
+        let ack = self.state.rx.next;
+        let result = match kind {
+            Kind::Prologue => {
+                let mut buf = [0u8; PROLOGUE_MAX_LEN];
+                let n = self.local_prologue().encode(&mut buf).unwrap_or(0);
+                let r = write(&Outgoing::Prologue(buf.get(..n).unwrap_or(&[])));
+                if r.is_ok() {
+                    let s = &mut *self.state;
+                    s.send_prologue = false;
+                    if let Phase::Handshake(h) = &mut s.phase {
+                        h.prologue_at = now;
+                    }
+                    if let Some(e) = s.refusing.take() {
+                        s.end(e);
+                    }
+                }
+                r
+            }
+            Kind::Hello => {
+                let window = self.grant_window();
+                let s = &*self.state;
+                let key = s.keys.current;
+                let r = write(&Outgoing::Frame(WireFrame::Hello(Hello { key, next_expected: ack, window })));
+                if r.is_ok() {
+                    self.state.send_hello = false;
+                    self.sent_window();
+                }
+                r
+            }
+            Kind::Reject => {
+                let r = write(&Outgoing::Frame(WireFrame::Reject(self.state.reject_reason)));
+                if r.is_ok() {
+                    self.state.send_reject = false;
+                    self.state.detach_with(Detach::Refused);
+                }
+                r
+            }
+            Kind::Data => {
+                let window = self.grant_window();
+                let s = &*self.state;
+                let seq = s.tx.next_to_send;
+                let i = seq.wrapping_sub(s.tx.base_seq) as usize;
+                let e = s.tx.ring.get(self.tx_entries, i)?;
+                let frame = if e.close {
+                    WireFrame::Close { seq, ack }
+                } else {
+                    let msg = self.tx_bytes.get(e.start()..e.end()).unwrap_or(&[]);
+                    WireFrame::Data { seq, ack, window, msg }
+                };
+                let r = write(&Outgoing::Frame(frame));
+                if r.is_ok() {
+                    let s = &mut *self.state;
+                    s.tx.next_to_send = seq.wrapping_add(1);
+                    if seq_before(seq, s.tx.sent_high) {
+                        s.stats.replays += 1;
+                    } else {
+                        s.tx.sent_high = seq.wrapping_add(1);
+                    }
+                    if !e.close {
+                        self.sent_window();
+                    }
+                }
+                r
+            }
+            Kind::Ack => {
+                let window = self.grant_window();
+                let done = self.state.finished();
+                let next = self.state.tx.next_to_send;
+                let r = write(&Outgoing::Frame(WireFrame::Ack { ack, next, window, done }));
+                if r.is_ok() {
+                    let s = &mut *self.state;
+                    s.stats.acks_sent += 1;
+                    s.done_sent |= done;
+                    self.sent_window();
+                }
+                r
+            }
+        };
+        if result.is_ok() {
+            let s = &mut *self.state;
+            s.stats.frames_sent += 1;
+            s.last_tx = now;
+            if matches!(kind, Kind::Data | Kind::Ack) {
+                s.rx.unacked = 0;
+                s.rx.ack_now = false;
+            }
+            self.check_complete();
+        }
+        Some(result)
+    }
+
+    /// The peer heard the window just granted (and every ack before it).
+    pub(super) fn sent_window(&mut self) {
+        let rx = &mut self.state.rx;
+        rx.advertised_seq = rx.granted_seq;
+        rx.advertised_off = rx.granted_off;
+    }
+
+    pub(super) fn check_complete(&mut self) {
+        let s = &mut *self.state;
+        if !s.complete && s.finished() && s.done_sent && s.peer_done {
+            s.complete = true;
+            s.detach_with(Detach::Finished);
+        }
+    }
+
+    /// Reserves room for one message of up to `max_message` bytes in the
+    /// replay ring (and keeps an entry for the close marker). `Ok(false)`:
+    /// no room now; wait for [`Wakes::WRITER`].
+    // r[impl stable.replay]
+    pub fn try_reserve(&mut self) -> Result<bool, SendError> {
+        let s = &*self.state;
+        if let Some(e) = s.ended.as_ref() {
+            return Err(SendError::Session(*e));
+        }
+        if s.tx.closed {
+            return Err(SendError::Closed);
+        }
+        let room = self.replay_room();
+        let s = &mut *self.state;
+        if s.tx.writer_active || !room {
+            s.tx.writer_waiting = true;
+            return Ok(false);
+        }
+        s.tx.writer_active = true;
+        s.tx.writer_waiting = false;
+        s.tx.stalled_since = None;
+        Ok(true)
+    }
+
+    /// Room for one more message in the replay ring (and the entry kept
+    /// for the close marker). Nothing is reported sent before the first
+    /// handshake: a refused one then fails `reserve` instead of
+    /// swallowing messages.
+    pub(super) fn replay_room(&self) -> bool {
+        let s = &*self.state;
+        s.keys.established
+            && s.tx.ring.len() + 2 <= self.tx_entries.len()
+            && s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), s.config.max_message).is_some()
+    }
+
+    /// Whether a waiting `reserve` would end now ([`try_reserve`](Self::try_reserve)
+    /// returns other than `Ok(false)`): a writer is woken only then, so
+    /// none polls in vain.
+    pub fn writer_may_proceed(&self) -> bool {
+        let s = &*self.state;
+        s.ended.is_some() || s.tx.closed || (!s.tx.writer_active && self.replay_room())
+    }
+
+    /// Writers wait for room (queued behind the one that reserves): the
+    /// self-stall count watches them.
+    pub fn note_writer_waiting(&mut self) {
+        self.state.tx.writer_waiting = true;
+    }
+
+    /// The reservation ends (its message was pushed or abandoned).
+    pub fn end_reserve(&mut self) {
+        self.state.tx.writer_active = false;
+        self.state.wakes |= Wakes::WRITER;
+    }
+
+    /// Stores the next message after a successful
+    /// [`try_reserve`](Self::try_reserve): `encode` writes it into a
+    /// region of `max_message` bytes and returns its length (one encoding
+    /// pass). Nothing changes when `encode` fails.
+    pub fn push_message(
+        &mut self,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, SendError>,
+    ) -> Result<(), SendError> {
+        let s = &mut *self.state;
+        if let Some(e) = s.ended.as_ref() {
+            return Err(SendError::Session(*e));
+        }
+        let max = s.config.max_message;
+        let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), max) else {
+            return Err(SendError::TooLarge { max });
+        };
+        let region = self.tx_bytes.get_mut(start..start + max).ok_or(SendError::TooLarge { max })?;
+        let len = encode(region)?.min(max);
+        let entry = TxEntry { start: start as u32, len: len as u32, off: s.tx.next_off, close: false };
+        s.tx.ring.push(self.tx_entries, entry, wraps);
+        s.tx.next_seq = s.tx.next_seq.wrapping_add(1);
+        s.tx.next_off = s.tx.next_off.wrapping_add(len as u32);
+        s.wakes |= Wakes::TRANSMIT;
+        self.replay_changed();
+        Ok(())
+    }
+
+    /// The application closed (or dropped) its sending half: the close
+    /// marker follows every message pushed so far.
+    pub fn close_tx(&mut self) {
+        let s = &mut *self.state;
+        if s.tx.closed {
+            return;
+        }
+        s.tx.closed = true;
+        // `try_reserve` always keeps an entry free for this marker.
+        if let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), 0) {
+            let entry = TxEntry { start: start as u32, len: 0, off: s.tx.next_off, close: true };
+            if s.tx.ring.push(self.tx_entries, entry, wraps) {
+                s.tx.next_seq = s.tx.next_seq.wrapping_add(1);
+            }
+        }
+        s.wakes |= Wakes::TRANSMIT | Wakes::WRITER;
+        self.replay_changed();
+    }
+
+    pub(super) fn replay_changed(&mut self) {
+        let s = &mut *self.state;
+        let frames = s.tx.ring.len() as u32;
+        // Stream offsets: the stored messages are exactly those between.
+        let bytes = s.tx.next_off.wrapping_sub(s.tx.base_off);
+        let st = &mut s.stats;
+        st.replay_frames = frames;
+        st.replay_bytes = bytes;
+        st.replay_frames_high = st.replay_frames_high.max(frames);
+        st.replay_bytes_high = st.replay_bytes_high.max(bytes);
+    }
+}

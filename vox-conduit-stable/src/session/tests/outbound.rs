@@ -1,0 +1,81 @@
+//! Outbound tests: the peer's window, replay after a reattachment, acks of frames never sent, close.
+
+use super::*;
+
+#[test]
+// r[verify stable.flow.window]
+fn data_never_goes_beyond_the_peers_window() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    for i in 0..4u8 {
+        assert!(push(&mut a, &[i; 10]));
+    }
+    let frames = drain(&mut a, 1);
+    let datas = frames.iter().filter(|f| matches!(decode(f), WireFrame::Data { .. })).count();
+    assert_eq!(datas, 3, "the receive ring has 3 entries");
+    assert_eq!(a.state.stats.window_waits, 1);
+    feed(&mut b, 1, &frames);
+    assert_eq!(b.state.stats.beyond_window, 0);
+    // b's application has not read: its (delayed) ack says the window is
+    // shut.
+    b.parts().0.on_tick(11);
+    let acks = drain(&mut b, 11);
+    let WireFrame::Ack { ack: 3, window, .. } = decode(&acks[0]) else { panic!("ack expected") };
+    assert_eq!(window.msgs, 0);
+    feed(&mut a, 1, &acks);
+    assert!(drain(&mut a, 1).is_empty(), "window shut: nothing more");
+}
+
+#[test]
+// r[verify stable.replay.order]
+// r[verify stable.replay]
+fn reattachment_replays_unacked_frames_in_order_then_new_ones() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    for i in 0..3u8 {
+        assert!(push(&mut a, &[i; 3]));
+    }
+    let lost = drain(&mut a, 1);
+    feed(&mut b, 1, &lost[..1]); // frames 1 and 2 die with the link
+    a.parts().0.link_failed(LinkError::Closed);
+    b.parts().0.link_failed(LinkError::Closed);
+    assert!(push(&mut a, &[3; 3]));
+    attach(&mut a, &mut b, 10);
+    assert_eq!(a.state.stats.reattachments, 1);
+    assert_eq!(a.state.stats.replays, 2);
+    let got = read_all(&mut b);
+    assert_eq!(got, std::vec![std::vec![0u8; 3], std::vec![1u8; 3], std::vec![2u8; 3]]);
+    pump(&mut a, &mut b, 11);
+    assert_eq!(read_all(&mut b), std::vec![std::vec![3u8; 3]]);
+    // A full replay ring refuses a reservation (backpressure).
+    while push(&mut a, &[9; 40]) {}
+    assert!(a.state.tx.ring.len() + 2 > 6 || a.state.stats.replay_bytes > 200);
+}
+
+#[test]
+fn an_ack_for_frames_never_sent_is_a_violation_that_ends_the_attachment() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    feed(&mut a, 1, &[data(0, 5, b"x")]);
+    assert_eq!(
+        a.state.take_detach(),
+        Some(Detach::Violation(Violation::AckAhead { frame: FrameKind::Data, ack: 5, sent: 0 }))
+    );
+    assert_eq!(a.state.ended(), None, "the session survives a stray frame");
+}
+
+#[test]
+fn both_close_then_finish_and_the_peer_hears_it() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    assert!(push(&mut a, b"last"));
+    a.parts().0.close_tx();
+    b.parts().0.close_tx();
+    pump(&mut a, &mut b, 1);
+    assert_eq!(read_all(&mut b), std::vec![b"last".to_vec()]);
+    assert!(b.parts().0.peer_closed());
+    assert!(a.parts().0.peer_closed());
+    pump(&mut a, &mut b, 2);
+    assert!(a.state.is_complete() && b.state.is_complete());
+    assert_eq!(a.state.take_detach(), Some(Detach::Finished));
+}

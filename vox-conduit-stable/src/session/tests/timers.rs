@@ -1,0 +1,66 @@
+//! Timer tests: delayed acks, keepalives, the silence timeout, and the next deadline.
+
+use super::*;
+
+#[test]
+// r[verify stable.liveness]
+// r[verify stable.ack]
+fn timers_delayed_ack_keepalive_and_silence_timeout() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    feed(&mut a, 1, &[data(0, 0, b"one")]);
+    assert!(drain(&mut a, 1).is_empty(), "one frame: the ack waits");
+    a.parts().0.on_tick(5);
+    assert!(drain(&mut a, 5).is_empty());
+    a.parts().0.on_tick(11);
+    assert_eq!(drain(&mut a, 11).len(), 1, "ack_delay_ms passed");
+    a.parts().0.on_tick(111);
+    let keepalive = drain(&mut a, 111);
+    assert!(matches!(decode(&keepalive[0]), WireFrame::Ack { .. }), "keepalive after keepalive_ms");
+    a.parts().0.on_tick(400);
+    assert_eq!(a.state.take_detach(), None, "frames arrived at 1");
+    a.parts().0.on_tick(401);
+    assert_eq!(a.state.take_detach(), Some(Detach::Timeout));
+    assert_eq!(a.state.stats.timeouts, 1);
+}
+
+/// The deadline the core reports is exactly when `on_tick` acts: a
+/// driver that sleeps until it (and not a fixed tick) misses nothing.
+// r[verify core.deadline]
+#[test]
+fn next_deadline_names_exactly_when_the_next_timer_acts() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    assert_eq!(a.parts().0.next_deadline(), Instant::MAX, "no link: nothing is due");
+    a.parts().0.attach(0, None);
+    // Handshaking: the prologue waits for the link (not repeated), then is
+    // repeated after keepalive_ms; the handshake times out after timeout_ms.
+    assert_eq!(a.parts().0.next_deadline(), 400, "a prologue waiting to go is not repeated");
+    assert_eq!(drain(&mut a, 0).len(), 1, "the prologue, lost: the acceptor is not there yet");
+    assert_eq!(a.parts().0.next_deadline(), 100, "the prologue is repeated after keepalive_ms");
+    a.parts().0.on_tick(99);
+    assert!(drain(&mut a, 99).is_empty(), "nothing before the deadline");
+    a.parts().0.on_tick(100);
+    b.parts().0.attach(100, Some(KEY));
+    pump(&mut a, &mut b, 100);
+    assert_eq!(a.state.phase, Phase::Attached);
+    // Attached and idle: the keepalive comes first.
+    assert_eq!(a.parts().0.next_deadline(), 200);
+    // A data frame arrives: its ack is due ack_delay_ms later.
+    feed(&mut a, 101, &[data(0, 0, b"one")]);
+    assert_eq!(a.parts().0.next_deadline(), 111);
+    a.parts().0.on_tick(110);
+    assert!(drain(&mut a, 110).is_empty(), "nothing before the deadline");
+    a.parts().0.on_tick(111);
+    assert_eq!(a.parts().0.next_deadline(), 501, "an owed ack waits for the link, not for time");
+    assert_eq!(drain(&mut a, 111).len(), 1, "the ack goes at the deadline");
+    assert_eq!(a.parts().0.next_deadline(), 211, "then the keepalive, keepalive_ms after the last frame sent");
+    // Silence: keepalives at 211, 311, 411, then the timeout at 501.
+    for t in [211, 311, 411] {
+        a.parts().0.on_tick(t);
+        assert_eq!(drain(&mut a, t).len(), 1, "a keepalive at {t}");
+    }
+    assert_eq!(a.parts().0.next_deadline(), 501);
+    a.parts().0.on_tick(501);
+    assert_eq!(a.state.take_detach(), Some(Detach::Timeout));
+    assert_eq!(a.parts().0.next_deadline(), Instant::MAX, "detached: nothing is due");
+}
