@@ -77,6 +77,7 @@ extern crate std;
 mod state_log;
 #[cfg(feature = "alloc")]
 mod acceptor_config;
+pub mod acceptor_core;
 mod config;
 mod driver;
 mod error;

@@ -36,6 +36,7 @@
 //! Without an allocator, run one [`StableConduit::acceptor`] on a
 //! `vox_link_embedded::LinkChannel` instead (one session at a time).
 
+use crate::acceptor_core::{AdmitDecision, HelloReader, HelloStep, TableEntry, admit, route};
 use crate::driver::write_out;
 use crate::primed_link::PrimedLink;
 use crate::session::Outgoing;
@@ -56,8 +57,8 @@ use heapless::Deque;
 use vox_link_embedded::SharedLinkChannel;
 use vox_types::{
     AcceptEvent, Admission, Clock, ConduitMode, HandshakeProgress, Link, LinkError, LinkRx, LinkSource, LinkTx,
-    LinkTxPermit, MaybeSend, MaybeSync, MsgFamily, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue,
-    SessionRole, StorageRef, WriteSlot,
+    LinkTxPermit, MaybeSend, MaybeSync, MsgFamily, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole,
+    StorageRef, WriteSlot,
 };
 
 /// What [`StableAcceptor::accept`] yields: a new session's conduit, its
@@ -284,8 +285,9 @@ fn reject(link: impl Link, reason: RejectReason) {
 }
 
 /// Reads the initiator's prologue and hello (skipping stale frames) within
-/// `timeout_ms`, answering prologues, and returns the link primed with
-/// both; `None` for a link that failed, timed out or was refused.
+/// `timeout_ms`, answering prologues, as the core's [`HelloReader`] says;
+/// returns the link primed with both; `None` for a link that failed,
+/// timed out or was refused.
 async fn read_hello<L: Link, D: Clock>(
     link: L,
     clock: D,
@@ -295,46 +297,47 @@ async fn read_hello<L: Link, D: Clock>(
 ) -> Option<(AcceptedLink<L>, Hello)> {
     let (tx, mut rx) = link.split();
     let read = async {
-        let mut pending = Deque::<_, 2>::new();
+        let mut reader = HelloReader::new(local);
+        let mut kept = Deque::<_, 2>::new();
         loop {
             let payload = rx.recv().await.ok()??;
-            if payload.as_bytes().starts_with(&PROLOGUE_MAGIC) {
-                let peer = Prologue::decode(payload.as_bytes());
-                // Answer every prologue that decodes, refused or not: a
-                // good one lets the initiator go on to its hello (the
-                // session's driver answers again; repeats are taken for
-                // what they are); a refused one lets the initiator find
-                // the same mismatch at once.
-                // r[impl stable.refusal]
-                let mut buf = [0u8; PROLOGUE_MAX_LEN];
-                let n = local.encode(&mut buf).ok()?;
-                if peer.is_ok() {
-                    let mut slot = tx.reserve().await.ok()?.alloc(n).ok()?;
-                    slot.as_mut_slice().copy_from_slice(buf.get(..n)?);
-                    slot.commit();
+            match reader.on_payload(payload.as_bytes()) {
+                HelloStep::Skip => {}
+                HelloStep::Garbage(_) => return None,
+                HelloStep::Refused(_) => {
+                    answer(&tx, &local).await;
+                    return None;
                 }
-                local.check_peer(&peer.ok()?).ok()?;
-                // No newcomer takes this handshake's place now.
-                progress.mark_presented();
-                pending.clear();
-                pending.push_back(payload).ok()?;
-                continue;
-            }
-            if pending.is_empty() {
-                continue;
-            }
-            if let Ok(WireFrame::Hello(hello)) = WireFrame::decode(payload.as_bytes()) {
-                pending.push_back(payload).ok()?;
-                return Some((pending, hello));
+                HelloStep::Presented => {
+                    answer(&tx, &local).await?;
+                    // No newcomer takes this handshake's place now.
+                    progress.mark_presented();
+                    kept.clear();
+                    kept.push_back(payload).ok()?;
+                }
+                HelloStep::Hello(hello) => {
+                    kept.push_back(payload).ok()?;
+                    return Some((kept, hello));
+                }
             }
         }
     };
     let deadline = clock.now() + core::time::Duration::from_millis(u64::from(timeout_ms));
-    let (pending, hello) = match select(read, clock.sleep_until(deadline)).await {
+    let (kept, hello) = match select(read, clock.sleep_until(deadline)).await {
         Either::First(found) => found?,
         Either::Second(()) => return None,
     };
-    Some((PrimedLink::new(tx, rx, pending), hello))
+    Some((PrimedLink::new(tx, rx, kept), hello))
+}
+
+/// Sends our prologue (the answer to the initiator's).
+async fn answer(tx: &impl LinkTx, local: &Prologue) -> Option<()> {
+    let mut buf = [0u8; PROLOGUE_MAX_LEN];
+    let n = local.encode(&mut buf).ok()?;
+    let mut slot = tx.reserve().await.ok()?.alloc(n).ok()?;
+    slot.as_mut_slice().copy_from_slice(buf.get(..n)?);
+    slot.commit();
+    Some(())
 }
 
 impl<S, F, St, M, D> AcceptorRunner<S, F, St, M, D>
@@ -378,8 +381,8 @@ where
                 AcceptEvent::Handshake(None) => count(|s| s.failed += 1),
                 AcceptEvent::Handshake(Some((link, hello))) => match hello.key {
                     Some(key) => {
-                        let known = sessions.iter().find(|s| s.storage.lock(|l| l.session.state.knows_key(&key)));
-                        match known {
+                        let known = route(&sessions, &key, |s, key| s.storage.lock(|l| l.session.state.knows_key(key)));
+                        match known.and_then(|i| sessions.get(i)) {
                             Some(session) => {
                                 // The newest link replaces one not yet taken.
                                 let _ = session.links.try_receive();
@@ -429,32 +432,25 @@ fn new_session<F, St, M, L>(
     M: RawMutex + 'static,
     L: Link,
 {
-    // The queue first: a newcomer told `Busy` (it will try again) must
-    // not have evicted a resumable session on the way.
-    let full = queue.lock(|q| {
-        let mut q = q.borrow_mut();
-        let full = q.sessions.len() >= q.limit;
-        if full {
-            q.stats.busy += 1;
-        }
-        full
-    });
-    if full {
-        return reject(link, RejectReason::Busy);
-    }
     sessions.retain(|s| !s.ended());
-    if sessions.len() >= table {
-        let oldest_evictable =
-            sessions.iter().enumerate().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
-        match oldest_evictable {
-            Some(i) => {
-                let expired = sessions.swap_remove(i);
-                expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
-            }
-            None => {
-                queue.lock(|q| q.borrow_mut().stats.table_full += 1);
-                return reject(link, RejectReason::TableFull);
-            }
+    let entries: Vec<TableEntry> =
+        sessions.iter().map(|s| TableEntry { born: s.born, evictable: s.evictable(now) }).collect();
+    let (queued, limit) = queue.lock(|q| (q.borrow().sessions.len(), q.borrow().limit));
+    match admit(&entries, queued, table, limit) {
+        AdmitDecision::Admit => {}
+        AdmitDecision::AdmitEvicting(i) => {
+            let expired = sessions.swap_remove(i);
+            expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
+        }
+        AdmitDecision::Reject(reason) => {
+            queue.lock(|q| {
+                let stats = &mut q.borrow_mut().stats;
+                match reason {
+                    RejectReason::Busy => stats.busy += 1,
+                    _ => stats.table_full += 1,
+                }
+            });
+            return reject(link, reason);
         }
     }
     let storage = StorageRef::Shared(Arc::new(St::default()));

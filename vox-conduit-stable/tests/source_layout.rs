@@ -3,6 +3,8 @@
 //! and the async driver makes no protocol decision (it never looks at
 //! frame kinds).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
+
 use std::path::Path;
 
 /// Lines of `text` before its `#[cfg(test)]` module (all of them if none).
