@@ -45,6 +45,33 @@ impl<L: Link, F: MsgFamily> BareConduit<L, F> {
     /// error), claims the same role, or sends garbage. Waits for the peer's
     /// prologue until the link ends; see
     /// [`connect_within`](Self::connect_within) for a time limit.
+    ///
+    /// Two ends of an in-memory link, connected and exchanging a message:
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    /// use vox_conduit_bare::BareConduit;
+    /// use vox_link_embedded::MemoryLinkPair;
+    /// use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, SessionRole};
+    /// # #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema)]
+    /// # struct Ping(u32);
+    /// # vox_types::msg_family!(PingFamily => Ping);
+    ///
+    /// let (host_end, device_end) = MemoryLinkPair::<CriticalSectionRawMutex, 2, 64>::new_shared();
+    /// futures::executor::block_on(async {
+    ///     let (host, device) = futures::join!(
+    ///         BareConduit::<_, PingFamily>::connect(host_end, SessionRole::Acceptor),
+    ///         BareConduit::<_, PingFamily>::connect(device_end, SessionRole::Initiator),
+    ///     );
+    ///     let (host_tx, _host_rx) = host?.split();
+    ///     let (_device_tx, mut device_rx) = device?.split();
+    ///     host_tx.reserve().await?.send(Ping(7))?;
+    ///     let got = device_rx.recv().await?.expect("a message");
+    ///     assert_eq!(got.get::<PingFamily>().0, 7);
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     // r[impl prologue.mode]
     // r[impl prologue.schema]
     pub async fn connect(link: L, role: SessionRole) -> Result<Self, ConnectError> {
