@@ -158,3 +158,60 @@ fn every_hex_example_of_the_protocol_document_round_trips() {
         assert!(examples.iter().any(|(n, _)| n == name), "the document's {name} block has no example here");
     }
 }
+
+fn document() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md")).unwrap()
+}
+
+/// The rows of the Markdown table right after the HTML comment that
+/// starts with `marker`, each split into cells.
+fn table_after(doc: &str, marker: &str) -> Vec<Vec<String>> {
+    let start = doc.find(marker).unwrap_or_else(|| panic!("no {marker} in the document"));
+    doc[start..]
+        .lines()
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_owned()).collect())
+        .collect()
+}
+
+// r[verify proto.timing]
+#[test]
+fn the_documents_timing_table_is_the_codes() {
+    use vox_conduit_stable::StableConfig;
+    let rows = table_after(&document(), "<!-- timing-table");
+    let value = |c: &StableConfig, name: &str| match name {
+        "`ack_delay_ms`" => c.ack_delay_ms,
+        "`keepalive_ms`" => c.keepalive_ms,
+        "`timeout_ms`" => c.timeout_ms,
+        "`retry_delay_ms`" => c.retry_delay_ms,
+        "`linger_ms`" => c.linger_ms,
+        "`connect_timeout_ms`" => c.connect_timeout_ms,
+        other => panic!("the table names {other}, which StableConfig does not have"),
+    };
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    for field in ["ack_delay_ms", "keepalive_ms", "timeout_ms", "retry_delay_ms", "linger_ms", "connect_timeout_ms"] {
+        assert!(names.contains(&format!("`{field}`").as_str()), "the timing table lacks {field}");
+    }
+    for row in &rows {
+        assert_eq!(row[2], value(&StableConfig::DEFAULT, &row[0]).to_string(), "DEFAULT {}", row[0]);
+        assert_eq!(row[3], value(&StableConfig::LOW_POWER, &row[0]).to_string(), "LOW_POWER {}", row[0]);
+    }
+}
+
+// r[verify proto.version]
+#[test]
+fn the_documents_newest_version_is_the_one_the_code_sends() {
+    let rows = table_after(&document(), "<!-- versions");
+    let newest = rows.iter().filter_map(|r| r[0].parse::<u16>().ok()).max().expect("a version row");
+    assert_eq!(
+        newest,
+        vox_types::PROTOCOL_VERSION,
+        "PROTOCOL.md's Versions table must list the version the code sends"
+    );
+    let mut bytes = [0u8; 32];
+    let n = vox_types::Prologue::new(ConduitMode::Stable, SessionRole::Initiator, FP).encode(&mut bytes).unwrap();
+    assert_eq!(vox_types::Prologue::decode(&bytes[..n]).unwrap().version, newest, "the prologue carries it");
+}

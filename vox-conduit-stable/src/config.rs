@@ -106,6 +106,7 @@ impl StableConfig {
     /// const _: () = assert!(StableConfig::DEFAULT.check().is_ok());
     /// ```
     // r[impl stable.config.check]
+    // r[impl proto.timing]
     pub const fn check(&self) -> Result<(), ConfigError> {
         if self.ack_every == 0 {
             return Err(ConfigError::AckEveryZero);

@@ -11,6 +11,7 @@ use crate::{PrologueError, SchemaFingerprint, SessionRole};
 /// Four bytes that open every prologue.
 pub const PROLOGUE_MAGIC: [u8; 4] = *b"VOXE";
 /// The protocol version this crate speaks.
+// r[impl proto.version]
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Largest encoded prologue, in bytes.
 pub const PROLOGUE_MAX_LEN: usize = 4 + 3 + 1 + 1 + 8;
