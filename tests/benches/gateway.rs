@@ -62,8 +62,10 @@ fn cpu_time() -> Duration {
 }
 
 fn rss_kib() -> u64 {
+    // SAFETY: `sysconf` only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * page / 1024
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -142,6 +144,9 @@ struct Row {
     e2e_p99_us: u64,
     rss_per_session_kb: f64,
     replies: u64,
+    /// Sessions the gateway held, and requests answered in its window.
+    connected: usize,
+    in_window: usize,
 }
 
 /// The gateway's side for `n` initiators.
@@ -212,6 +217,7 @@ async fn gateway(n: usize) -> Row {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (cpu1, wall1, frames1) = (cpu_time(), Instant::now(), frames(&stats));
     let rss = rss_kib().saturating_sub(rss_before);
+    let connected = sessions.load(Ordering::Relaxed);
     let (mut handler, mut sent): (Vec<u64>, Vec<u64>) = latencies.lock().unwrap().iter().copied().unzip();
     handler.sort_unstable();
     sent.sort_unstable();
@@ -230,7 +236,9 @@ async fn gateway(n: usize) -> Row {
         p99_us: percentile(&sent, 0.99),
         handler_p99_us: percentile(&handler, 0.99),
         e2e_p99_us: field("e2e_p99_us"),
-        rss_per_session_kb: rss as f64 * 1.024 / n as f64,
+        rss_per_session_kb: rss as f64 * 1.024 / connected.max(1) as f64,
+        connected,
+        in_window: sent.len(),
         replies: field("replies"),
     }
 }
@@ -244,7 +252,9 @@ fn main() {
         rt.block_on(clients(n, addr));
         return;
     }
-    let sizes: Vec<usize> = [1_000, 10_000].into_iter().filter(|&n| n as u64 + 256 < open).collect();
+    // The largest first: a later run reuses the heap an earlier one freed,
+    // which would hide part of its RSS.
+    let sizes: Vec<usize> = [10_000, 1_000].into_iter().filter(|&n| n as u64 + 256 < open).collect();
     println!(
         "gateway: one StableAcceptor over loopback TCP, initiators in a second process, 1 request/s each for {SECONDS} s"
     );
@@ -254,15 +264,16 @@ fn main() {
     );
     println!();
     println!(
-        "| initiators | acceptor CPU (% of a core) | CPU µs / frame | server p50 | server p99 | handler p99 | end-to-end p99 | RSS / session | replies |"
+        "| initiators (held) | acceptor process CPU (% of a core, handlers included) | CPU µs / frame | server p50 | server p99 | handler p99 | end-to-end p99 | RSS / session | answered (in the 10 s window) |"
     );
     println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for n in sizes {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let r = rt.block_on(gateway(n));
         println!(
-            "| {} | {:.1} % | {:.2} | {:.2} ms | {:.2} ms | {} µs | {:.2} ms | {:.1} kB | {} |",
+            "| {} ({}) | {:.1} % | {:.2} | {:.2} ms | {:.2} ms | {} µs | {:.2} ms | {:.1} kB | {} ({}) |",
             r.n,
+            r.connected,
             r.cpu_pct,
             r.us_per_frame,
             r.p50_us as f64 / 1000.0,
@@ -270,7 +281,8 @@ fn main() {
             r.handler_p99_us,
             r.e2e_p99_us as f64 / 1000.0,
             r.rss_per_session_kb,
-            r.replies
+            r.replies,
+            r.in_window
         );
         drop(rt);
     }

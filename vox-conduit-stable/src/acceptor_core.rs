@@ -2,14 +2,15 @@
 //! sans-I/O logic: reading the initiator's prologue and hello
 //! ([`HelloReader`]), routing a resume to its session ([`route`]), and
 //! admitting a new session or refusing it ([`admit`]). The async
-//! [`StableAcceptor`](crate::StableAcceptor) only moves bytes between
-//! these and its links.
+//! `StableAcceptor` (feature `alloc`) only moves bytes between these and
+//! its links.
 
 use crate::wire::{Hello, RejectReason, ResumeKey, WireFrame};
 use vox_types::{PROLOGUE_MAGIC, Prologue, PrologueError};
 
 /// What to do with one payload of a pending handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HelloStep {
     /// A prologue the acceptor takes: answer it with ours and keep it
     /// (the session's driver reads it again); the handshake has presented
@@ -64,23 +65,16 @@ impl HelloReader {
     // r[impl stable.refusal]
     pub fn on_payload(&mut self, bytes: &[u8]) -> HelloStep {
         if bytes.starts_with(&PROLOGUE_MAGIC) {
-            let peer = match Prologue::decode(bytes) {
-                Ok(peer) => peer,
-                // Another version, or a mode or role this one does not
-                // know: a refusal, answered like a mismatch.
-                Err(
-                    e @ (PrologueError::UnsupportedVersion { .. }
-                    | PrologueError::UnknownMode(_)
-                    | PrologueError::UnknownRole(_)),
-                ) => return HelloStep::Refused(e),
-                Err(e) => return HelloStep::Garbage(e),
-            };
-            return match self.local.check_peer(&peer) {
+            // The same classification as the session core's: another
+            // version, mode, schema or role, or a mode or role unknown
+            // here, is a refusal (answered); anything else is garbage.
+            return match Prologue::decode(bytes).and_then(|peer| self.local.check_peer(&peer)) {
                 Ok(()) => {
                     self.presented = true;
                     HelloStep::Presented
                 }
-                Err(e) => HelloStep::Refused(e),
+                Err(e) if e.is_refusal() => HelloStep::Refused(e),
+                Err(e) => HelloStep::Garbage(e),
             };
         }
         match WireFrame::decode(bytes) {
@@ -96,18 +90,9 @@ pub fn route<T>(sessions: &[T], key: &ResumeKey, knows: impl Fn(&T, &ResumeKey) 
     sessions.iter().position(|s| knows(s, key))
 }
 
-/// A session in an acceptor's table, as admission sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableEntry {
-    /// Accept order: the smallest is the oldest.
-    pub born: u64,
-    /// Ended, finished, or without a link and silent for its timeout: its
-    /// place may go to a new session.
-    pub evictable: bool,
-}
-
 /// What to do with a new session's hello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AdmitDecision {
     /// Take it: the table has room.
     Admit,
@@ -120,21 +105,28 @@ pub enum AdmitDecision {
     Reject(RejectReason),
 }
 
-/// Admission of a new session, given the table (sessions that ended are
-/// already gone from it), how many new sessions wait for `accept`, and
-/// the sizes of table and queue. The queue first: a newcomer told `Busy`
-/// must not evict a resumable session on its way.
+/// Admission of a new session: `table_len` sessions in the table (those
+/// that ended already gone), `queued` new sessions waiting for `accept`,
+/// room for `sessions` and `queue`; `oldest_evictable` finds, only when
+/// the table is full, the session whose place may go (ended, finished,
+/// or without a link and silent for its timeout; the oldest such). The
+/// queue first: a newcomer told `Busy` must not evict a resumable
+/// session on its way.
 // r[impl core.acceptor]
-pub fn admit(table: &[TableEntry], queued: usize, sessions: usize, queue: usize) -> AdmitDecision {
+pub fn admit(
+    table_len: usize,
+    queued: usize,
+    sessions: usize,
+    queue: usize,
+    oldest_evictable: impl FnOnce() -> Option<usize>,
+) -> AdmitDecision {
     if queued >= queue {
         return AdmitDecision::Reject(RejectReason::Busy);
     }
-    if table.len() < sessions {
+    if table_len < sessions {
         return AdmitDecision::Admit;
     }
-    let oldest_evictable =
-        table.iter().enumerate().filter(|(_, s)| s.evictable).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
-    match oldest_evictable {
+    match oldest_evictable() {
         Some(i) => AdmitDecision::AdmitEvicting(i),
         None => AdmitDecision::Reject(RejectReason::TableFull),
     }
@@ -212,13 +204,25 @@ mod tests {
     // r[verify core.acceptor]
     #[test]
     fn admission_takes_room_then_the_oldest_evictable_place_and_refuses_typed() {
-        let live = |born| TableEntry { born, evictable: false };
-        let stale = |born| TableEntry { born, evictable: true };
-        assert_eq!(admit(&[live(1)], 0, 2, 2), AdmitDecision::Admit);
-        assert_eq!(admit(&[live(1), stale(5), stale(3)], 0, 3, 3), AdmitDecision::AdmitEvicting(2), "the oldest stale");
-        assert_eq!(admit(&[live(1), live(2)], 0, 2, 2), AdmitDecision::Reject(RejectReason::TableFull));
+        // (accept order, evictable) of each session in the table.
+        fn oldest(table: &[(u64, bool)]) -> impl FnOnce() -> Option<usize> + '_ {
+            move || table.iter().enumerate().filter(|(_, s)| s.1).min_by_key(|(_, s)| s.0).map(|(i, _)| i)
+        }
+        let t = [(1, false)];
+        assert_eq!(admit(t.len(), 0, 2, 2, oldest(&t)), AdmitDecision::Admit);
+        let t = [(1, false), (5, true), (3, true)];
+        assert_eq!(admit(t.len(), 0, 3, 3, oldest(&t)), AdmitDecision::AdmitEvicting(2), "the oldest stale");
+        let t = [(1, false), (2, false)];
+        assert_eq!(admit(t.len(), 0, 2, 2, oldest(&t)), AdmitDecision::Reject(RejectReason::TableFull));
         // The queue first: no eviction for a newcomer told Busy.
-        assert_eq!(admit(&[live(1), stale(2)], 2, 2, 2), AdmitDecision::Reject(RejectReason::Busy));
-        assert_eq!(admit(&[], 4, 8, 4), AdmitDecision::Reject(RejectReason::Busy));
+        let t = [(1, false), (2, true)];
+        let asked = core::cell::Cell::new(false);
+        let decision = admit(t.len(), 2, 2, 2, || {
+            asked.set(true);
+            None
+        });
+        assert_eq!(decision, AdmitDecision::Reject(RejectReason::Busy));
+        assert!(!asked.get(), "the table is not searched for a newcomer told Busy");
+        assert_eq!(admit(0, 4, 8, 4, || None), AdmitDecision::Reject(RejectReason::Busy));
     }
 }

@@ -36,7 +36,7 @@
 //! Without an allocator, run one [`StableConduit::acceptor`] on a
 //! `vox_link_embedded::LinkChannel` instead (one session at a time).
 
-use crate::acceptor_core::{AdmitDecision, HelloReader, HelloStep, TableEntry, admit, route};
+use crate::acceptor_core::{AdmitDecision, HelloReader, HelloStep, admit, route};
 use crate::driver::write_out;
 use crate::primed_link::PrimedLink;
 use crate::session::Outgoing;
@@ -433,10 +433,10 @@ fn new_session<F, St, M, L>(
     L: Link,
 {
     sessions.retain(|s| !s.ended());
-    let entries: Vec<TableEntry> =
-        sessions.iter().map(|s| TableEntry { born: s.born, evictable: s.evictable(now) }).collect();
     let (queued, limit) = queue.lock(|q| (q.borrow().sessions.len(), q.borrow().limit));
-    match admit(&entries, queued, table, limit) {
+    let oldest_evictable =
+        || sessions.iter().enumerate().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
+    match admit(sessions.len(), queued, table, limit, oldest_evictable) {
         AdmitDecision::Admit => {}
         AdmitDecision::AdmitEvicting(i) => {
             let expired = sessions.swap_remove(i);

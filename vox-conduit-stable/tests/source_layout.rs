@@ -7,9 +7,15 @@
 
 use std::path::Path;
 
-/// Lines of `text` before its `#[cfg(test)]` module (all of them if none).
+/// Lines of `text` before its inline test module (`#[cfg(test)]` then
+/// `mod tests {`; all of them if none: a `#[cfg(test)] mod tests;` in
+/// another file, or a `#[cfg(test)]` on anything else, does not count).
 fn lines_before_tests(text: &str) -> usize {
-    text.lines().take_while(|l| !l.starts_with("#[cfg(test)]")).count()
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .position(|w| w[0].starts_with("#[cfg(test)]") && w[1].starts_with("mod tests {"))
+        .unwrap_or(lines.len())
 }
 
 fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -52,6 +52,32 @@ pub enum PrologueError {
     },
 }
 
+impl PrologueError {
+    /// Whether the peer's prologue decoded far enough to be refused for
+    /// good (another schema, mode, version or role, or a mode or role
+    /// this side does not know): answer it with ours, so the peer finds
+    /// the same refusal, then end. Otherwise it is garbage: drop the link
+    /// without an answer.
+    ///
+    /// ```
+    /// use vox_types::PrologueError;
+    ///
+    /// assert!(PrologueError::UnknownMode(7).is_refusal());
+    /// assert!(!PrologueError::Truncated.is_refusal());
+    /// ```
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::SchemaMismatch { .. }
+                | Self::ModeMismatch { .. }
+                | Self::UnsupportedVersion { .. }
+                | Self::RoleConflict { .. }
+                | Self::UnknownMode(_)
+                | Self::UnknownRole(_)
+        )
+    }
+}
+
 impl fmt::Display for PrologueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -12,12 +12,7 @@ impl Session<'_> {
     pub(super) fn on_prologue(&mut self, role: SessionRole, now: Instant, bytes: &[u8]) {
         let local = self.local_prologue();
         match Prologue::decode(bytes).and_then(|p| local.check_peer(&p)) {
-            Err(
-                e @ (PrologueError::SchemaMismatch { .. }
-                | PrologueError::ModeMismatch { .. }
-                | PrologueError::UnsupportedVersion { .. }
-                | PrologueError::RoleConflict { .. }),
-            ) => {
+            Err(e) if e.is_refusal() => {
                 // Refused for good. Answer with our prologue first, so that
                 // the peer finds the same mismatch (within one round trip)
                 // instead of waiting for ours; then the session ends.

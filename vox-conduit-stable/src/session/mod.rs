@@ -60,8 +60,7 @@ use crate::wire::{FrameError, Hello, RejectReason, ResumeKey, Window, WireFrame,
 use crate::{SendError, SessionError, StableConfig, StableStats};
 use ring::{RingIndex, Span};
 use vox_types::{
-    ConduitMode, HandshakeError, LinkError, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, Prologue, PrologueError,
-    SchemaFingerprint, SessionRole,
+    ConduitMode, HandshakeError, LinkError, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, Prologue, SchemaFingerprint, SessionRole,
 };
 
 /// Milliseconds on the caller's clock. Only differences matter.

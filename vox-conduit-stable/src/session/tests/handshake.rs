@@ -1,6 +1,7 @@
 //! Handshake tests: prologues, hellos, resume keys, refusals, `Busy`, stale hellos on a later link.
 
 use super::*;
+use vox_types::PrologueError;
 
 #[test]
 // r[verify stable.handshake]
