@@ -49,6 +49,20 @@ fn an_unknown_key_is_rejected_and_the_initiator_loses_the_session() {
     assert!(matches!(a.parts().0.try_reserve(), Err(SendError::Session(SessionError::SessionLost))));
 }
 
+// r[verify stable.refusal]
+#[test]
+fn a_prologue_of_an_unknown_mode_is_answered_and_refused() {
+    let mut b = side(SessionRole::Acceptor);
+    b.parts().0.attach(0, Some(KEY));
+    let mut bytes = [0u8; 32];
+    let n = Prologue::new(ConduitMode::Stable, SessionRole::Initiator, FP).encode(&mut bytes).unwrap();
+    bytes[5] = 7; // the mode byte: no such mode
+    feed(&mut b, 0, &[bytes[..n].to_vec()]);
+    let answer = drain(&mut b, 0);
+    assert!(answer.iter().any(|f| f.starts_with(&PROLOGUE_MAGIC)), "our prologue goes out first");
+    assert_eq!(b.state.ended(), Some(&SessionError::Refused(HandshakeError::Prologue(PrologueError::UnknownMode(7)))));
+}
+
 #[test]
 fn a_schema_mismatch_ends_the_session_with_both_fingerprints() {
     let mut a = side(SessionRole::Initiator);
