@@ -136,6 +136,26 @@ async fn attempts<F: Future<Output = bool>>(clock: &SimClock, mut attempt: impl 
     futures::future::join_all(runs).await.into_iter().filter(|&served| served).count() as u32
 }
 
+/// The server's side of a conduit: answers each request with its id.
+async fn echo(conduit: impl Conduit<Msg = KitFamily>) {
+    let (tx, mut rx) = conduit.split();
+    while let Ok(Some(m)) = rx.recv().await {
+        let id = m.get::<KitFamily>().id;
+        let Ok(permit) = tx.reserve().await else { return };
+        let _ = permit.send(kit_msg(id, "reply"));
+    }
+}
+
+/// A client's request `n`: whether its reply came.
+async fn round_trip(conduit: impl Conduit<Msg = KitFamily>, n: u32) -> bool {
+    let (tx, mut rx) = conduit.split();
+    let Ok(permit) = tx.reserve().await else { return false };
+    if permit.send(kit_msg(n, "hello")).is_err() {
+        return false;
+    }
+    matches!(rx.recv().await, Ok(Some(reply)) if reply.get::<KitFamily>().id == n)
+}
+
 /// Clients served out of `ATTEMPTS`, by a `StableAcceptor` with
 /// `pending` handshake places.
 fn stable_served(pending: usize) -> u32 {
@@ -154,16 +174,7 @@ fn stable_served(pending: usize) -> u32 {
         h.spawn(async move {
             while let Ok((conduit, driver, links)) = acceptor.accept().await {
                 server.spawn(driver.run(links, rng(3), server_clock.clone())).forget();
-                server
-                    .spawn(async move {
-                        let (tx, mut rx) = conduit.split();
-                        while let Ok(Some(m)) = rx.recv().await {
-                            let id = m.get::<KitFamily>().id;
-                            let Ok(permit) = tx.reserve().await else { return };
-                            let _ = permit.send(kit_msg(id, "reply"));
-                        }
-                    })
-                    .forget();
+                server.spawn(echo(conduit)).forget();
             }
         })
         .forget();
@@ -174,12 +185,7 @@ fn stable_served(pending: usize) -> u32 {
                 let (client, driver) =
                     StableConduit::<KitFamily, TestStorage>::initiator(Arc::new(TestStorage::new()), CONFIG).unwrap();
                 let _driving = h.spawn(driver.run(relay_source(&h, &dialer), clock));
-                let (tx, mut rx) = client.split();
-                let Ok(permit) = tx.reserve().await else { return false };
-                if permit.send(kit_msg(n, "hello")).is_err() {
-                    return false;
-                }
-                matches!(rx.recv().await, Ok(Some(reply)) if reply.get::<KitFamily>().id == n)
+                round_trip(client, n).await
             }
         })
         .await
@@ -202,16 +208,7 @@ fn bare_served<const PENDING: usize>() -> u32 {
         let server = h.clone();
         h.spawn(async move {
             while let Ok(conduit) = acceptor.accept().await {
-                server
-                    .spawn(async move {
-                        let (tx, mut rx) = conduit.split();
-                        while let Ok(Some(m)) = rx.recv().await {
-                            let id = m.get::<KitFamily>().id;
-                            let Ok(permit) = tx.reserve().await else { return };
-                            let _ = permit.send(kit_msg(id, "reply"));
-                        }
-                    })
-                    .forget();
+                server.spawn(echo(conduit)).forget();
             }
         })
         .forget();
@@ -226,12 +223,7 @@ fn bare_served<const PENDING: usize>() -> u32 {
                 else {
                     return false;
                 };
-                let (tx, mut rx) = client.split();
-                let Ok(permit) = tx.reserve().await else { return false };
-                if permit.send(kit_msg(n, "hello")).is_err() {
-                    return false;
-                }
-                matches!(rx.recv().await, Ok(Some(reply)) if reply.get::<KitFamily>().id == n)
+                round_trip(client, n).await
             }
         })
         .await

@@ -50,8 +50,7 @@ use embassy_sync::waitqueue::{AtomicWaker, WakerRegistration};
 use heapless::Deque;
 use vox_types::{
     AcceptEvent, Admission, Backing, Clock, ConduitAcceptor, ConduitMode, HandshakeProgress, Link, LinkError, LinkRx,
-    LinkSource, LinkTx, LinkTxPermit, MaybeSend, MsgFamily, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole,
-    WriteSlot,
+    LinkSource, LinkTx, MaybeSend, MsgFamily, PendingHandshakes, Prologue, SessionRole, send_prologue,
 };
 
 /// Accepted conduits waiting for `accept` at most.
@@ -267,14 +266,8 @@ fn poll_once<T>(fut: impl Future<Output = T>) -> Option<T> {
 }
 
 /// Sends `local` on `tx` if it can go at once.
-fn send_prologue(tx: &impl LinkTx, local: &Prologue) -> bool {
-    let mut buf = [0u8; PROLOGUE_MAX_LEN];
-    let Ok(len) = local.encode(&mut buf) else { return false };
-    let Some(Ok(permit)) = poll_once(tx.reserve()) else { return false };
-    let Ok(mut slot) = permit.alloc(len) else { return false };
-    slot.as_mut_slice().copy_from_slice(buf.get(..len).unwrap_or(&[]));
-    slot.commit();
-    true
+fn send_prologue_now(tx: &impl LinkTx, local: &Prologue) -> bool {
+    matches!(poll_once(send_prologue(tx, local)), Some(Ok(())))
 }
 
 /// Reads the peer's prologue within `timeout_ms` and checks it; a refused
@@ -300,7 +293,7 @@ async fn read_prologue<L: Link, D: Clock>(
     match Prologue::decode(payload.as_bytes()).and_then(|peer| local.check_peer(&peer).map(|()| peer)) {
         Ok(peer) => (Ok(Presented { tx, rx, peer }), conn),
         Err(e) => {
-            send_prologue(&tx, &local);
+            send_prologue_now(&tx, &local);
             (Err(ConnectError::Refused(e)), conn)
         }
     }
@@ -539,7 +532,7 @@ where
                             continue;
                         }
                     }
-                    if !send_prologue(&presented.tx, &local) {
+                    if !send_prologue_now(&presented.tx, &local) {
                         // Its link failed: nobody is evicted for it.
                         if victim.is_none() {
                             held.lock(|h| h.set(h.get().saturating_sub(1)));

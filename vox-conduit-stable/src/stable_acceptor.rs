@@ -57,8 +57,7 @@ use heapless::Deque;
 use vox_link_embedded::SharedLinkChannel;
 use vox_types::{
     AcceptEvent, Admission, Clock, ConduitMode, HandshakeProgress, Link, LinkError, LinkRx, LinkSource, LinkTx,
-    LinkTxPermit, MaybeSend, MaybeSync, MsgFamily, PROLOGUE_MAX_LEN, PendingHandshakes, Prologue, SessionRole,
-    StorageRef, WriteSlot,
+    MaybeSend, MaybeSync, MsgFamily, PendingHandshakes, Prologue, SessionRole, StorageRef, send_prologue,
 };
 
 /// What [`StableAcceptor::accept`] yields: a new session's conduit, its
@@ -305,11 +304,11 @@ async fn read_hello<L: Link, D: Clock>(
                 HelloStep::Skip => {}
                 HelloStep::Garbage(_) => return None,
                 HelloStep::Refused(_) => {
-                    answer(&tx, &local).await;
+                    let _ = send_prologue(&tx, &local).await;
                     return None;
                 }
                 HelloStep::Presented => {
-                    answer(&tx, &local).await?;
+                    send_prologue(&tx, &local).await.ok()?;
                     // No newcomer takes this handshake's place now.
                     progress.mark_presented();
                     kept.clear();
@@ -328,16 +327,6 @@ async fn read_hello<L: Link, D: Clock>(
         Either::Second(()) => return None,
     };
     Some((PrimedLink::new(tx, rx, kept), hello))
-}
-
-/// Sends our prologue (the answer to the initiator's).
-async fn answer(tx: &impl LinkTx, local: &Prologue) -> Option<()> {
-    let mut buf = [0u8; PROLOGUE_MAX_LEN];
-    let n = local.encode(&mut buf).ok()?;
-    let mut slot = tx.reserve().await.ok()?.alloc(n).ok()?;
-    slot.as_mut_slice().copy_from_slice(buf.get(..n)?);
-    slot.commit();
-    Some(())
 }
 
 impl<S, F, St, M, D> AcceptorRunner<S, F, St, M, D>

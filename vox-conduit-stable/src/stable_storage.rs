@@ -324,6 +324,27 @@ mod tests {
     }
 
     type Small = StableStorage<CriticalSectionRawMutex, 128, 4, 64, 3>;
+    type Pair = StableConduit<BlobFamily, Small>;
+
+    /// Two conduits over fresh in-memory links, and their drivers (on a
+    /// clock that stands still).
+    fn pair(config: StableConfig) -> (Pair, Pair, impl core::future::Future) {
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let drivers = embassy_futures::select::select(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
+        (a, b, drivers)
+    }
+
+    /// Runs `app` to its end beside `drivers`; a driver that ends first
+    /// fails the test.
+    fn run(app: impl core::future::Future, drivers: impl core::future::Future) {
+        match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
+            embassy_futures::select::Either::First(_) => {}
+            embassy_futures::select::Either::Second(_) => panic!("a driver ended first"),
+        }
+    }
 
     // r[verify types.selfref.miri]
     #[test]
@@ -338,10 +359,7 @@ mod tests {
             linger_ms: 4_000_000,
             connect_timeout_ms: 4_000_000,
         };
-        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
-        let (a, ad) = StableConduit::<BlobFamily, Small>::initiator(Arc::new(Small::new()), config).unwrap();
-        let (b, bd) = StableConduit::<BlobFamily, Small>::acceptor(Arc::new(Small::new()), config).unwrap();
-        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (a, b, drivers) = pair(config);
         let (atx, _arx) = a.split();
         let (_btx, mut brx) = b.split();
         const N: u32 = 12;
@@ -368,22 +386,14 @@ mod tests {
                 }
             }
         };
-        let drivers = embassy_futures::select::select(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
-        let app = embassy_futures::join::join(send, receive);
-        match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
-            embassy_futures::select::Either::First(_) => {}
-            embassy_futures::select::Either::Second(_) => panic!("a driver ended first"),
-        }
+        run(embassy_futures::join::join(send, receive), drivers);
     }
 
     // r[verify core.burst]
     #[test]
     fn writers_waiting_together_each_get_their_turn_and_a_dropped_waiter_passes_it_on() {
         let config = StableConfig { max_message: 24, ack_every: 1, ..StableConfig::DEFAULT };
-        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
-        let (a, ad) = StableConduit::<BlobFamily, Small>::initiator(Arc::new(Small::new()), config).unwrap();
-        let (b, bd) = StableConduit::<BlobFamily, Small>::acceptor(Arc::new(Small::new()), config).unwrap();
-        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (a, b, drivers) = pair(config);
         let (atx, _arx) = a.split();
         let (_btx, mut brx) = b.split();
         const WRITERS: u32 = 4;
@@ -411,11 +421,6 @@ mod tests {
                 next[w] += 1;
             }
         };
-        let drivers = embassy_futures::select::select(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
-        let app = embassy_futures::join::join(writers, receive);
-        match futures::executor::block_on(embassy_futures::select::select(app, drivers)) {
-            embassy_futures::select::Either::First(_) => {}
-            embassy_futures::select::Either::Second(_) => panic!("a driver ended first"),
-        }
+        run(embassy_futures::join::join(writers, receive), drivers);
     }
 }

@@ -63,7 +63,7 @@ pub use msg_family::{MsgFamily, decode_message};
 pub use pending_handshakes::{AcceptEvent, Admission, HandshakeProgress, PendingHandshakes};
 pub use prologue::{ConduitMode, PROLOGUE_MAGIC, PROLOGUE_MAX_LEN, PROTOCOL_VERSION, Prologue};
 pub use prologue_error::PrologueError;
-pub use prologue_exchange::{HandshakeError, exchange_prologue};
+pub use prologue_exchange::{HandshakeError, exchange_prologue, send_prologue};
 pub use self_ref::{SameAs, SelfRef};
 pub use session_role::SessionRole;
 pub use storage_ref::{LendsSlots, StorageRef};

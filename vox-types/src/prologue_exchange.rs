@@ -56,13 +56,20 @@ pub async fn exchange_prologue<T: LinkTx, R: LinkRx>(
     rx: &mut R,
     local: &Prologue,
 ) -> Result<Prologue, HandshakeError> {
+    send_prologue(tx, local).await?;
+    let payload = rx.recv().await?.ok_or(HandshakeError::PeerClosed)?;
+    let peer = Prologue::decode(payload.as_bytes())?;
+    local.check_peer(&peer)?;
+    Ok(peer)
+}
+
+/// Sends `local` as one payload on `tx` (the first of a link, or an
+/// acceptor's answer to the initiator's prologue).
+pub async fn send_prologue<T: LinkTx>(tx: &T, local: &Prologue) -> Result<(), HandshakeError> {
     let mut buf = [0u8; PROLOGUE_MAX_LEN];
     let len = local.encode(&mut buf)?;
     let mut slot = tx.reserve().await?.alloc(len)?;
     slot.as_mut_slice().copy_from_slice(buf.get(..len).unwrap_or(&[]));
     slot.commit();
-    let payload = rx.recv().await?.ok_or(HandshakeError::PeerClosed)?;
-    let peer = Prologue::decode(payload.as_bytes())?;
-    local.check_peer(&peer)?;
-    Ok(peer)
+    Ok(())
 }
