@@ -11,7 +11,7 @@ use vox_tests::conduit_kit::{self, KitFamily, kit_msg, send_msg};
 use vox_tests::framed_harness::{self, MTU, spawn_thread, spawn_tokio};
 use vox_types::{
     Conduit, ConduitError, ConduitMode, ConduitRx, ConduitTx, ConduitTxPermit, ErrorKind, HandshakeError, Link,
-    LinkError, MsgFamily, Prologue, PrologueError, SchemaFingerprint, SessionRole, exchange_prologue,
+    LinkError, MsgFamily, PROTOCOL_VERSION, Prologue, PrologueError, SchemaFingerprint, SessionRole, exchange_prologue,
 };
 
 type Mem = MemoryLink<CriticalSectionRawMutex, 4, 256>;
@@ -171,7 +171,11 @@ fn prologue_refusals_are_typed_on_both_sides() {
         // Garbage, another version, silence then close: typed errors.
         for (first, expected) in [
             (&b"GET / HTTP/1.1"[..], PrologueError::BadMagic { found: *b"GET " }),
-            (&[b'V', b'O', b'X', b'E', 2, 0, 0][..], PrologueError::UnsupportedVersion { found: 2, supported: 1 }),
+            // A peer of version 1 (before the compact data frame).
+            (
+                &[b'V', b'O', b'X', b'E', 1, 0, 0][..],
+                PrologueError::UnsupportedVersion { found: 1, supported: PROTOCOL_VERSION },
+            ),
         ] {
             let (a, b) = MemPair::new_shared();
             let (btx, _brx) = b.split();

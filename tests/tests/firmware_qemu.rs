@@ -73,7 +73,7 @@ async fn ten_thousand_requests_and_telemetry_over_the_emulated_uart() {
     let log = session.take_log();
     assert!(log.iter().any(|l| l == "session started"), "the device's log reached the host: {log:?}");
     assert!(
-        log.iter().any(|l| l == "logged from the SysTick interrupt"),
+        log.iter().any(|l| l == "logged from the timer interrupt"),
         "a line logged in an interrupt handler reached the host: {log:?}"
     );
     assert_eq!(serial.connections(), 1);
@@ -155,6 +155,8 @@ async fn selftest_passes_on_the_cortex_m3() {
     let (code, out) = selftest(Board::Lm3s6965).await;
     assert_eq!(code, Some(0), "the on-target self-test exits with success");
     assert!(out.contains("selftest stable conduit over a noisy, cut line: ok"), "{out}");
+    // r[verify core.deadline]
+    assert!(out.contains("selftest clock across a wrap: ok"), "the tickless clock: {out}");
 }
 
 // r[verify port.targets]
@@ -220,7 +222,7 @@ async fn defmt_log_shows_state_changes() {
 
 /// A firmware built with `defmt-conduit` sends its defmt log on the
 /// conduit, beside the calls: `demo --port PTY --elf ELF` decodes the
-/// frames, one logged in the SysTick interrupt among them.
+/// frames, one logged in the timer interrupt among them.
 // r[verify rpc.log]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defmt_frames_on_the_conduit_are_decoded_by_the_port_demo() {
@@ -232,8 +234,8 @@ async fn defmt_frames_on_the_conduit_are_decoded_by_the_port_demo() {
     drop(qemu);
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
     assert!(has("INFO the host's clock:"), "a defmt line from a task, decoded: {lines:?}");
-    assert!(has("INFO defmt from the SysTick interrupt, at "), "a defmt line from an interrupt: {lines:?}");
-    assert!(has("logged from the SysTick interrupt"), "text lines still arrive beside them: {lines:?}");
+    assert!(has("INFO defmt from the timer interrupt, at "), "a defmt line from an interrupt: {lines:?}");
+    assert!(has("logged from the timer interrupt"), "text lines still arrive beside them: {lines:?}");
 }
 
 /// A host of another schema: both the host's driver and the device end
@@ -339,10 +341,11 @@ async fn a_host_of_another_version_is_refused_by_the_device() {
     let (tx, mut rx) = link.split();
     let started = std::time::Instant::now();
     let fingerprint = <vox_demo_protocol::DemoFamily as vox_types::MsgFamily>::FINGERPRINT;
-    vox_tests::stable_harness::send_prologue_of_version(&tx, 2, vox_types::SessionRole::Acceptor, fingerprint).await;
-    // The device's prologue (sent when it attached) says version 1.
+    // A host of version 1 (before the compact data frame).
+    vox_tests::stable_harness::send_prologue_of_version(&tx, 1, vox_types::SessionRole::Acceptor, fingerprint).await;
+    // The device's prologue (sent when it attached) says its own version.
     let theirs = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").unwrap().unwrap();
-    assert_eq!(Prologue::decode(theirs.as_bytes()).unwrap().version, 1);
+    assert_eq!(Prologue::decode(theirs.as_bytes()).unwrap().version, vox_types::PROTOCOL_VERSION);
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_device_refused(qemu, &elf, "UnsupportedVersion").await;
 }

@@ -3,7 +3,7 @@
 //! is the encoding of the example value named NAME below, byte for byte,
 //! and decodes back to it. Run with `--nocapture` to print them.
 
-use vox_conduit_stable::wire::{Hello, RejectReason, Window, WireFrame};
+use vox_conduit_stable::wire::{Hello, RejectReason, Window, WireFrame, WireSeq::Full, WireSeq::Low};
 use vox_link_embedded::framed::codec::{Decoded, FrameDecoder, encode_frame};
 use vox_types::{ConduitMode, Prologue, SchemaFingerprint, SessionRole};
 
@@ -33,12 +33,16 @@ fn examples() -> Vec<(&'static str, Example)> {
         ("reject-unknown", Frame(WireFrame::Reject(RejectReason::SessionUnknown))),
         ("reject-full", Frame(WireFrame::Reject(RejectReason::TableFull))),
         ("reject-busy", Frame(WireFrame::Reject(RejectReason::Busy))),
-        ("data", Frame(WireFrame::Data { seq: 5, ack: 3, window: w(8, 512), msg: MSG })),
-        ("data-wrapping", Frame(WireFrame::Data { seq: u32::MAX, ack: 128, window: w(0, 0), msg: &[] })),
+        ("data-common", Frame(WireFrame::Data { seq: Low(5), ack: Low(3), window: None, msg: MSG })),
+        ("data", Frame(WireFrame::Data { seq: Low(5), ack: Low(3), window: Some(w(8, 512)), msg: MSG })),
+        (
+            "data-wrapping",
+            Frame(WireFrame::Data { seq: Full(u32::MAX), ack: Full(128), window: Some(w(0, 0)), msg: &[] }),
+        ),
         ("ack", Frame(WireFrame::Ack { ack: 6, next: 9, window: w(4, 200), done: false })),
         ("ack-done", Frame(WireFrame::Ack { ack: 7, next: 11, window: w(16, 1024), done: true })),
         ("close", Frame(WireFrame::Close { seq: 10, ack: 6 })),
-        ("framed-data", Framed(&[0x02, 0x05, 0x03, 0x08, 0x80, 0x04, 0x03, 0x01, 0x02, 0x03])),
+        ("framed-data", Framed(&[0x80, 0x05, 0x03, 0x01, 0x02, 0x03])),
         ("framed-empty", Framed(&[])),
         (
             "rpc-request",

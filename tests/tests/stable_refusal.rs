@@ -12,8 +12,8 @@ use vox_link_embedded::{MemoryLink, sim::memory_link_source};
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::stable_harness::{FAST, TestStorage, TokioClock, acceptor, initiator, rng, send_prologue_of_version};
 use vox_types::{
-    ConduitError, ConduitTx, ErrorKind, HandshakeError, Link, LinkRx, LinkSource, MsgFamily, Prologue, PrologueError,
-    SessionRole,
+    ConduitError, ConduitTx, ErrorKind, HandshakeError, Link, LinkRx, LinkSource, MsgFamily, PROTOCOL_VERSION,
+    Prologue, PrologueError, SessionRole,
 };
 
 type Demo = StableConduit<DemoFamily, TestStorage>;
@@ -90,12 +90,12 @@ async fn a_peer_of_another_version_is_refused_and_gets_our_version_back() {
     let mut dialer = dialer;
     let link: MemoryLink<CriticalSectionRawMutex, 4, 256> = dialer.next_link().await.unwrap();
     let (tx, mut rx) = link.split();
-    send_prologue_of_version(&tx, 2, SessionRole::Initiator, KitFamily::FINGERPRINT).await;
+    send_prologue_of_version(&tx, 1, SessionRole::Initiator, KitFamily::FINGERPRINT).await;
     let answer = tokio::time::timeout(QUICK, rx.recv()).await.expect("quick").unwrap().unwrap();
     let ours = Prologue::decode(answer.as_bytes()).unwrap();
-    assert_eq!(ours.version, 1, "the acceptor answers with its own version");
+    assert_eq!(ours.version, PROTOCOL_VERSION, "the acceptor answers with its own version");
     let stable = tokio::time::timeout(QUICK, stable).await.expect("quick").unwrap();
-    let expected = PrologueError::UnsupportedVersion { found: 2, supported: 1 };
+    let expected = PrologueError::UnsupportedVersion { found: 1, supported: PROTOCOL_VERSION };
     assert_eq!(stable, Err(SessionError::Refused(HandshakeError::Prologue(expected))));
     assert_eq!(stable.err().map(|e| e.kind()), Some(ErrorKind::Refused));
 }

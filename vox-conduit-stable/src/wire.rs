@@ -6,7 +6,7 @@
 //! |-------|--------|---------|
 //! | `Hello` | key: `Option<[u8; 16]>`, next_expected: `u32`, window | first frame each way on an attachment |
 //! | `Reject` | reason | the acceptor does not know the resume key |
-//! | `Data` | seq, ack, window, message bytes | one message; `ack` = next sequence expected from the peer |
+//! | `Data` | flags, seq, ack, window (optional), message bytes | one message; `ack` = next sequence expected from the peer |
 //! | `Ack` | ack, next, window, done | ack-only, window update, keepalive; `next` = the sender's next sequence number; `done` = the sender has finished |
 //! | `Close` | seq, ack | the sender's direction ends after `seq - 1` |
 //!
@@ -14,6 +14,12 @@
 //! [`Window`] is relative to the frame's `ack` (or `next_expected`): the
 //! sender of the frame can take messages up to `ack + msgs` (exclusive)
 //! whose bytes end at most `bytes` after the first byte of message `ack`.
+//!
+//! A `Data` frame is compact (`docs/PROTOCOL.md` §6): a flags byte, `seq`
+//! and `ack` as their low byte when the receiver can restore the rest
+//! ([`WireSeq`]), the window only when the sender must announce it, and
+//! the message filling the rest of the payload: 3 bytes of header in the
+//! common case.
 
 // r[impl proto.doc]
 // The specification of these frames, with hex examples a test checks
@@ -26,9 +32,73 @@ use serde::{Deserialize, Serialize};
 pub const KEY_LEN: usize = 16;
 /// A resume key.
 pub type ResumeKey = [u8; KEY_LEN];
-/// Largest header a `Data` frame adds to the message bytes (variant, four
-/// `u32` varints, a length varint).
-pub const MAX_HEADER: usize = 1 + 5 + 5 + 5 + 5 + 5;
+/// Largest header a `Data` frame adds to the message bytes (the flags
+/// byte, four `u32` varints).
+pub const MAX_HEADER: usize = 1 + 5 + 5 + 5 + 5;
+/// A `Data` frame's `seq` may travel as its low byte when the sender has at
+/// most this many frames outstanding (sent, not acknowledged), counting
+/// it: the receiver's expected number is then within `-128..=127` of it.
+pub const SEQ_LOW_SPAN: u32 = 128;
+/// A `Data` frame's `ack` may travel as its low byte when the sender's
+/// largest grant reaches at most this far beyond it (minus one for the
+/// peer's `Close`): the peer's next number to send is then within 255 of it.
+pub const ACK_LOW_SPAN: u32 = 255;
+
+/// The first byte of a compact `Data` frame: this bit, plus the flags.
+const DATA_TAG: u8 = 0x80;
+/// Flag: the window follows the counters.
+const DATA_WINDOW: u8 = 0x01;
+/// Flag: `seq` is a whole varint, not its low byte.
+const DATA_SEQ_FULL: u8 = 0x02;
+/// Flag: `ack` is a whole varint, not its low byte.
+const DATA_ACK_FULL: u8 = 0x04;
+
+/// A `Data` frame's `seq` or `ack` as it travels: the low byte of the
+/// number when the receiver can restore the rest from its own state, else
+/// the whole number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WireSeq {
+    /// The number's low byte.
+    Low(u8),
+    /// The whole number.
+    Full(u32),
+}
+
+impl WireSeq {
+    /// `value` as its low byte if `fits` (the sender checked the span:
+    /// [`SEQ_LOW_SPAN`] or [`ACK_LOW_SPAN`]), else whole.
+    pub const fn compact(value: u32, fits: bool) -> Self {
+        if fits { Self::Low(value as u8) } else { Self::Full(value) }
+    }
+
+    /// The sequence number this `seq` field names, for a receiver that
+    /// expects `expected` next: the number with this low byte in
+    /// `expected - 128 ..= expected + 127`.
+    pub const fn resolve_seq(self, expected: u32) -> u32 {
+        match self {
+            Self::Full(v) => v,
+            Self::Low(b) => expected.wrapping_add(b.wrapping_sub(expected as u8) as i8 as i32 as u32),
+        }
+    }
+
+    /// The ack this `ack` field names, for a receiver that has sent every
+    /// frame before `sent_high`: the number with this low byte in
+    /// `sent_high - 255 ..= sent_high`.
+    pub const fn resolve_ack(self, sent_high: u32) -> u32 {
+        match self {
+            Self::Full(v) => v,
+            Self::Low(b) => sent_high.wrapping_sub((sent_high as u8).wrapping_sub(b) as u32),
+        }
+    }
+
+    fn encoded_len(self) -> usize {
+        match self {
+            Self::Low(_) => 1,
+            Self::Full(v) => varint_len(v),
+        }
+    }
+}
 
 /// How much more the sender of a frame can receive, counted from the
 /// frame's `ack`: credit flow control, like TCP's window or QUIC's
@@ -90,7 +160,7 @@ impl RejectReason {
 }
 
 /// One stable-conduit frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireFrame<'a> {
     /// See [`Hello`].
     Hello(Hello),
@@ -98,13 +168,15 @@ pub enum WireFrame<'a> {
     Reject(RejectReason),
     /// One message.
     Data {
-        /// This frame's sequence number.
-        seq: u32,
-        /// Next sequence number the sender expects from the peer.
-        ack: u32,
-        /// The sender's receive window, from `ack`.
-        window: Window,
-        /// The message's postcard bytes.
+        /// This frame's sequence number ([`WireSeq::resolve_seq`]).
+        seq: WireSeq,
+        /// Next sequence number the sender expects from the peer
+        /// ([`WireSeq::resolve_ack`]).
+        ack: WireSeq,
+        /// The sender's receive window, from `ack`, when it announces one;
+        /// `None` leaves the limits the receiver heard last as they are.
+        window: Option<Window>,
+        /// The message's postcard bytes: the rest of the payload.
         msg: &'a [u8],
     },
     /// Ack only (also the window update and the keepalive).
@@ -141,9 +213,10 @@ pub enum FrameError {
     Malformed,
 }
 
-/// A postcard-compatible codec for [`WireFrame`], written by hand: the
-/// serde-derived one costs a Cortex-M several KB of flash for five small
-/// variants. The bytes are exactly postcard's (a test checks both ways).
+/// The codec for [`WireFrame`], written by hand: a serde-derived one costs
+/// a Cortex-M several KB of flash for five small variants, and the compact
+/// `Data` frame is not a postcard enum. Every other frame's bytes are
+/// exactly postcard's (a test checks both ways).
 struct Writer<'b> {
     buf: &'b mut [u8],
     at: usize,
@@ -173,6 +246,13 @@ impl Writer<'_> {
     fn window(&mut self, w: &Window) -> Option<()> {
         self.varint(w.msgs)?;
         self.varint(w.bytes)
+    }
+
+    fn counter(&mut self, c: WireSeq) -> Option<()> {
+        match c {
+            WireSeq::Low(b) => self.byte(b),
+            WireSeq::Full(v) => self.varint(v),
+        }
     }
 }
 
@@ -222,6 +302,10 @@ impl<'a> Reader<'a> {
     fn window(&mut self) -> Result<Window, FrameError> {
         Ok(Window { msgs: self.varint()?, bytes: self.varint()? })
     }
+
+    fn counter(&mut self, full: bool) -> Result<WireSeq, FrameError> {
+        Ok(if full { WireSeq::Full(self.varint()?) } else { WireSeq::Low(self.byte()?) })
+    }
 }
 
 fn varint_len(v: u32) -> usize {
@@ -242,7 +326,7 @@ impl<'a> WireFrame<'a> {
             Self::Hello(h) => 1 + h.key.map_or(0, |_| KEY_LEN) + varint_len(h.next_expected) + w(&h.window),
             Self::Reject(_) => 1,
             Self::Data { seq, ack, window, msg } => {
-                varint_len(*seq) + varint_len(*ack) + w(window) + varint_len(msg.len() as u32) + msg.len()
+                seq.encoded_len() + ack.encoded_len() + window.as_ref().map_or(0, w) + msg.len()
             }
             Self::Ack { ack, next, window, .. } => varint_len(*ack) + varint_len(*next) + w(window) + 1,
             Self::Close { seq, ack } => varint_len(*seq) + varint_len(*ack),
@@ -271,11 +355,14 @@ impl<'a> WireFrame<'a> {
                 w.byte(reason.to_wire())?;
             }
             Self::Data { seq, ack, window, msg } => {
-                w.byte(2)?;
-                w.varint(*seq)?;
-                w.varint(*ack)?;
-                w.window(window)?;
-                w.varint(u32::try_from(msg.len()).ok()?)?;
+                let full = |c: &WireSeq, flag| if matches!(c, WireSeq::Full(_)) { flag } else { 0 };
+                let flags = full(seq, DATA_SEQ_FULL) | full(ack, DATA_ACK_FULL);
+                w.byte(DATA_TAG | flags | if window.is_some() { DATA_WINDOW } else { 0 })?;
+                w.counter(*seq)?;
+                w.counter(*ack)?;
+                if let Some(window) = window {
+                    w.window(window)?;
+                }
                 w.bytes(msg)?;
             }
             Self::Ack { ack, next, window, done } => {
@@ -298,7 +385,17 @@ impl<'a> WireFrame<'a> {
     /// message borrows from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, FrameError> {
         let mut r = Reader { bytes };
-        let frame = match r.varint()? {
+        let tag = r.byte()?;
+        if tag & DATA_TAG != 0 {
+            if tag & !(DATA_TAG | DATA_WINDOW | DATA_SEQ_FULL | DATA_ACK_FULL) != 0 {
+                return Err(FrameError::Malformed);
+            }
+            let seq = r.counter(tag & DATA_SEQ_FULL != 0)?;
+            let ack = r.counter(tag & DATA_ACK_FULL != 0)?;
+            let window = if tag & DATA_WINDOW != 0 { Some(r.window()?) } else { None };
+            return Ok(Self::Data { seq, ack, window, msg: r.bytes });
+        }
+        let frame = match tag {
             0 => {
                 let key = if r.flag()? {
                     let mut k = [0; KEY_LEN];
@@ -310,11 +407,6 @@ impl<'a> WireFrame<'a> {
                 Self::Hello(Hello { key, next_expected: r.varint()?, window: r.window()? })
             }
             1 => Self::Reject(RejectReason::from_wire(r.varint()?).ok_or(FrameError::Malformed)?),
-            2 => {
-                let (seq, ack, window) = (r.varint()?, r.varint()?, r.window()?);
-                let len = r.varint()? as usize;
-                Self::Data { seq, ack, window, msg: r.take(len)? }
-            }
             3 => Self::Ack { ack: r.varint()?, next: r.varint()?, window: r.window()?, done: r.flag()? },
             4 => Self::Close { seq: r.varint()?, ack: r.varint()? },
             _ => return Err(FrameError::Malformed),
@@ -334,11 +426,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The postcard enum every frame but `Data` is encoded as (index 2 was
+    /// the uncompact `Data` of protocol version 1).
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum PostcardFrame {
+        Hello(Hello),
+        Reject(RejectReason),
+        Version1Data,
+        Ack { ack: u32, next: u32, window: Window, done: bool },
+        Close { seq: u32, ack: u32 },
+    }
+
     fn window() -> impl Strategy<Value = Window> {
         (any::<u32>(), any::<u32>()).prop_map(|(msgs, bytes)| Window { msgs, bytes })
     }
 
-    fn frame() -> impl Strategy<Value = (u8, Option<ResumeKey>, u32, u32, Window, std::vec::Vec<u8>, bool)> {
+    fn counter() -> impl Strategy<Value = WireSeq> {
+        prop_oneof![any::<u8>().prop_map(WireSeq::Low), any::<u32>().prop_map(WireSeq::Full)]
+    }
+
+    type Parts = (u8, Option<ResumeKey>, u32, u32, Window, std::vec::Vec<u8>, bool, WireSeq, WireSeq);
+
+    fn frame() -> impl Strategy<Value = Parts> {
         (
             0u8..5,
             any::<Option<ResumeKey>>(),
@@ -347,62 +456,109 @@ mod tests {
             window(),
             prop::collection::vec(any::<u8>(), 0..300),
             any::<bool>(),
+            counter(),
+            counter(),
         )
     }
 
-    fn build(f: &(u8, Option<ResumeKey>, u32, u32, Window, std::vec::Vec<u8>, bool)) -> WireFrame<'_> {
-        let (kind, key, a, b, window, msg, done) = f;
+    fn build(f: &Parts) -> WireFrame<'_> {
+        let (kind, key, a, b, window, msg, done, seq, ack) = f;
         match kind {
             0 => WireFrame::Hello(Hello { key: *key, next_expected: *a, window: *window }),
             1 => WireFrame::Reject(
                 [RejectReason::SessionUnknown, RejectReason::TableFull, RejectReason::Busy][*b as usize % 3],
             ),
-            2 => WireFrame::Data { seq: *a, ack: *b, window: *window, msg },
+            2 => WireFrame::Data { seq: *seq, ack: *ack, window: done.then_some(*window), msg },
             3 => WireFrame::Ack { ack: *a, next: *b, window: *window, done: *done },
             _ => WireFrame::Close { seq: *a, ack: *b },
         }
     }
 
+    fn postcard_twin(f: &WireFrame<'_>) -> Option<PostcardFrame> {
+        Some(match *f {
+            WireFrame::Hello(h) => PostcardFrame::Hello(h),
+            WireFrame::Reject(r) => PostcardFrame::Reject(r),
+            WireFrame::Data { .. } => return None,
+            WireFrame::Ack { ack, next, window, done } => PostcardFrame::Ack { ack, next, window, done },
+            WireFrame::Close { seq, ack } => PostcardFrame::Close { seq, ack },
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
-        /// The hand codec writes exactly postcard's bytes and reads them
-        /// back.
+        /// Every frame reads back as written, `encoded_len` is exact, a
+        /// short buffer is refused, and every frame but `Data` is
+        /// postcard's bytes.
         #[test]
-        fn hand_codec_is_postcard(f in frame()) {
+        fn frames_round_trip_and_match_postcard(f in frame()) {
             let frame = build(&f);
-            let expected = postcard::to_allocvec(&frame).unwrap();
             let mut buf = std::vec![0u8; frame.encoded_len()];
-            prop_assert_eq!(frame.encode(&mut buf), Some(expected.len()));
-            prop_assert_eq!(&buf, &expected);
-            prop_assert_eq!(WireFrame::decode(&expected), Ok(frame));
-            prop_assert!(frame.encode(&mut buf[..expected.len() - 1]).is_none(), "a short buffer is refused");
+            prop_assert_eq!(frame.encode(&mut buf), Some(buf.len()));
+            prop_assert_eq!(WireFrame::decode(&buf), Ok(frame));
+            prop_assert!(frame.encode(&mut buf[..frame.encoded_len() - 1]).is_none(), "a short buffer is refused");
+            if let Some(twin) = postcard_twin(&frame) {
+                prop_assert_eq!(postcard::to_allocvec(&twin).unwrap(), buf);
+            }
         }
 
-        /// On any bytes, the hand decoder accepts exactly what postcard
-        /// accepts (as a whole payload), with the same result.
+        /// On any bytes the decoder returns a frame or an error (no
+        /// panic), and a frame it returns encodes to a payload that decodes
+        /// to the same frame; outside `Data` it accepts exactly what
+        /// postcard accepts.
         #[test]
-        fn hand_decoder_agrees_with_postcard_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..40), kind in 0u8..6) {
+        fn decoder_is_total_and_agrees_with_postcard(bytes in prop::collection::vec(any::<u8>(), 0..40), tag in prop_oneof![0u8..6, 0x80u8..=0xff]) {
             let mut bytes = bytes;
-            if let Some(b) = bytes.first_mut() { *b = kind; }
-            let ours = WireFrame::decode(&bytes).ok();
-            let theirs = match postcard::take_from_bytes::<WireFrame<'_>>(&bytes) {
-                Ok((f, [])) => Some(f),
-                _ => None,
-            };
-            prop_assert_eq!(ours, theirs);
+            if let Some(b) = bytes.first_mut() { *b = tag; }
+            let ours = WireFrame::decode(&bytes);
+            if let Ok(f) = ours {
+                let mut buf = std::vec![0u8; f.encoded_len()];
+                f.encode(&mut buf).unwrap();
+                prop_assert_eq!(WireFrame::decode(&buf), Ok(f));
+            }
+            if tag < 0x80 {
+                let theirs = match postcard::take_from_bytes::<PostcardFrame>(&bytes) {
+                    Ok((f, [])) if f != PostcardFrame::Version1Data => Some(f),
+                    _ => None,
+                };
+                prop_assert_eq!(ours.ok().and_then(|f| postcard_twin(&f)), theirs);
+            }
+        }
+
+        /// A low-byte `seq` restores every number within -128..=127 of
+        /// the expected one, a low-byte `ack` every number up to 255 below
+        /// the receiver's `sent_high`, across the wrap.
+        #[test]
+        fn low_bytes_restore_within_their_span(base in any::<u32>(), ahead in -128i32..=127, behind in 0u32..ACK_LOW_SPAN + 1) {
+            let seq = base.wrapping_add(ahead as u32);
+            prop_assert_eq!(WireSeq::compact(seq, true).resolve_seq(base), seq);
+            let ack = base.wrapping_sub(behind);
+            prop_assert_eq!(WireSeq::compact(ack, true).resolve_ack(base), ack);
+            prop_assert_eq!(WireSeq::compact(ack, false).resolve_ack(base), ack);
         }
     }
 
+    // r[verify core.wire-bytes]
     #[test]
-    fn data_header_fits_max_header_and_order_wraps() {
+    fn common_data_header_is_three_bytes_and_max_header_bounds_all() {
+        let common = WireFrame::Data { seq: WireSeq::Low(7), ack: WireSeq::Low(9), window: None, msg: &[0u8; 300] };
+        assert_eq!(common.encoded_len() - 300, 3);
         let window = Window { msgs: u32::MAX, bytes: u32::MAX };
-        let f = WireFrame::Data { seq: u32::MAX, ack: u32::MAX, window, msg: &[0u8; 300] };
-        let n = postcard::experimental::serialized_size(&f).unwrap();
-        assert!(n - 300 <= MAX_HEADER);
+        let (seq, ack) = (WireSeq::Full(u32::MAX), WireSeq::Full(u32::MAX));
+        let f = WireFrame::Data { seq, ack, window: Some(window), msg: &[0u8; 300] };
+        assert_eq!(f.encoded_len() - 300, MAX_HEADER);
         assert!(seq_before(u32::MAX, 0));
         assert!(!seq_before(0, u32::MAX));
         assert!(!seq_before(5, 5));
         assert!(seq_before(1, 2));
+    }
+
+    #[test]
+    fn version_1_data_and_reserved_flags_are_malformed() {
+        assert_eq!(WireFrame::decode(&[2, 5, 3, 8, 0x80, 4, 0]), Err(FrameError::Malformed));
+        for flag in [0x08, 0x10, 0x20, 0x40] {
+            assert_eq!(WireFrame::decode(&[0x80 | flag, 1, 2]), Err(FrameError::Malformed));
+        }
+        assert_eq!(WireFrame::decode(&[0x80, 1]), Err(FrameError::Truncated));
     }
 }

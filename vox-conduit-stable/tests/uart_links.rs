@@ -64,7 +64,7 @@ fn show(bytes: &[u8]) -> String {
     match WireFrame::decode(bytes) {
         Ok(WireFrame::Hello(h)) => format!("Hello(key {}, next {})", key_name(h.key), h.next_expected),
         Ok(WireFrame::Reject(r)) => format!("Reject({r:?})"),
-        Ok(WireFrame::Data { seq, ack, .. }) => format!("Data(seq {seq}, ack {ack})"),
+        Ok(WireFrame::Data { seq, ack, .. }) => format!("Data(seq {seq:?}, ack {ack:?})"),
         Ok(WireFrame::Ack { ack, next, .. }) => format!("Ack(ack {ack}, next {next})"),
         Ok(WireFrame::Close { seq, ack }) => format!("Close(seq {seq}, ack {ack})"),
         Err(e) => format!("garbage {e:?}"),

@@ -12,7 +12,7 @@ use crate::{PrologueError, SchemaFingerprint, SessionRole};
 pub const PROLOGUE_MAGIC: [u8; 4] = *b"VOXE";
 /// The protocol version this crate speaks.
 // r[impl proto.version]
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest encoded prologue, in bytes.
 pub const PROLOGUE_MAX_LEN: usize = 4 + 3 + 1 + 1 + 8;
 
@@ -216,10 +216,14 @@ mod tests {
         let mut bad = buf;
         bad[0] = b'X';
         assert_eq!(Prologue::decode(&bad[..n]), Err(PrologueError::BadMagic { found: *b"XOXE" }));
-        let mut other = p;
-        other.version = 2;
-        let (v2, n2) = encoded(&other);
-        assert_eq!(Prologue::decode(&v2[..n2]), Err(PrologueError::UnsupportedVersion { found: 2, supported: 1 }));
+        // Older and newer peers alike.
+        for version in [1, PROTOCOL_VERSION + 1] {
+            let mut other = p;
+            other.version = version;
+            let (v, n) = encoded(&other);
+            let refused = PrologueError::UnsupportedVersion { found: version, supported: PROTOCOL_VERSION };
+            assert_eq!(Prologue::decode(&v[..n]), Err(refused));
+        }
         let mut long = [0u8; 32];
         long[..n].copy_from_slice(&buf[..n]);
         assert_eq!(Prologue::decode(&long[..n + 1]), Err(PrologueError::Malformed));

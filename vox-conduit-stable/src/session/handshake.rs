@@ -153,6 +153,11 @@ impl Session<'_> {
         s.phase = Phase::Attached;
         s.tx.next_to_send = oldest;
         s.rx.ack_now = true;
+        // Whichever of our hellos the peer answered (an earlier one, or
+        // one read late from the byte stream), our next `Data` frame
+        // carries the window: none on this attachment has yet.
+        s.rx.carried_seq = s.rx.next;
+        s.rx.carried_off = s.rx.off;
         s.last_rx = now;
         s.wakes |= Wakes::TRANSMIT;
         let _replaying = sent.wrapping_sub(next);

@@ -56,6 +56,7 @@ impl Session<'_> {
         if !matches!(frame, WireFrame::Hello(_) | WireFrame::Reject(_)) {
             self.state.keys.confirmed = true;
         }
+        self.coalesce_keepalive(now);
         match frame {
             WireFrame::Ack { ack, next, window, done } => {
                 if !self.on_ack(FrameKind::Ack, ack, Some(window)) {
@@ -73,7 +74,9 @@ impl Session<'_> {
                 }
             }
             WireFrame::Data { seq, ack, window, msg } => {
-                if self.on_ack(FrameKind::Data, ack, Some(window)) {
+                let ack = ack.resolve_ack(self.state.tx.sent_high);
+                let seq = seq.resolve_seq(self.state.rx.next);
+                if self.on_ack(FrameKind::Data, ack, window) {
                     self.deliver(now, seq, Some(msg), store);
                 }
             }
@@ -161,9 +164,36 @@ impl Session<'_> {
     /// message of the largest size.
     pub(super) fn advertised_closed(&self) -> bool {
         let rx = &self.state.rx;
-        !seq_before(rx.next, rx.advertised_seq)
-            || (rx.advertised_off.wrapping_sub(rx.off) as usize) < self.state.config.max_message
-            || seq_before(rx.advertised_off, rx.off)
+        self.closed(rx.advertised_seq, rx.advertised_off)
+    }
+
+    /// Whether limits up to `limit_seq` and `limit_off` leave the peer
+    /// less than one message of the largest size.
+    fn closed(&self, limit_seq: u32, limit_off: u32) -> bool {
+        let rx = &self.state.rx;
+        !seq_before(rx.next, limit_seq)
+            || (limit_off.wrapping_sub(rx.off) as usize) < self.state.config.max_message
+            || seq_before(limit_off, rx.off)
+    }
+
+    /// Whether a `Data` frame must carry the window just granted: the
+    /// grant moved past the limits the last `Data` frame of this
+    /// attachment carried, and the credit those leave the peer has fallen to half the
+    /// grant or below, or below one largest message (TCP's receiver-side
+    /// silly-window avoidance). A frame without it leaves the peer's
+    /// limits as they were, which is always safe. `Hello` and `Ack` frames
+    /// always carry the window but do not count here: the peer does not
+    /// notice losing one, while a lost `Data` frame is a gap, repaired by
+    /// a reattachment.
+    pub(super) fn window_due(&self) -> bool {
+        let rx = &self.state.rx;
+        if (rx.granted_seq, rx.granted_off) == (rx.carried_seq, rx.carried_off) {
+            return false;
+        }
+        let credit = |limit: u32, at: u32| if seq_before(limit, at) { 0 } else { limit.wrapping_sub(at) };
+        let (heard_msgs, heard_bytes) = (credit(rx.carried_seq, rx.next), credit(rx.carried_off, rx.off));
+        let (grant_msgs, grant_bytes) = (credit(rx.granted_seq, rx.next), credit(rx.granted_off, rx.off));
+        self.closed(rx.carried_seq, rx.carried_off) || heard_msgs <= grant_msgs / 2 || heard_bytes <= grant_bytes / 2
     }
 
     /// The next received message for the application, if any.

@@ -56,7 +56,9 @@ pub use inbound::{Received, RxEntry};
 pub use outbound::{Outgoing, TxEntry};
 pub use storage::SessionStorage;
 
-use crate::wire::{FrameError, Hello, RejectReason, ResumeKey, Window, WireFrame, seq_before};
+use crate::wire::{
+    ACK_LOW_SPAN, FrameError, Hello, RejectReason, ResumeKey, SEQ_LOW_SPAN, Window, WireFrame, WireSeq, seq_before,
+};
 use crate::{SendError, SessionError, StableConfig, StableStats};
 use ring::{RingIndex, Span};
 use vox_types::{
@@ -190,6 +192,11 @@ struct Inbound {
     /// The limits the peer last heard.
     advertised_seq: u32,
     advertised_off: u32,
+    /// The limits the last `Data` frame of this attachment carried: the
+    /// peer heard them, or lost that frame and detects the gap (the loss
+    /// of an `Ack`, or of one of several hellos, goes unnoticed).
+    carried_seq: u32,
+    carried_off: u32,
     /// Frames received since our last ack.
     unacked: u32,
     /// When the oldest of them arrived.

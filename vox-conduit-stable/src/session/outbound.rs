@@ -202,7 +202,7 @@ impl Session<'_> {
                 let r = write(&Outgoing::Frame(WireFrame::Hello(Hello { key, next_expected: ack, window })));
                 if r.is_ok() {
                     self.state.send_hello = false;
-                    self.sent_window();
+                    self.sent_window(false);
                 }
                 r
             }
@@ -216,6 +216,7 @@ impl Session<'_> {
             }
             Kind::Data => {
                 let window = self.grant_window();
+                let carry_window = self.window_due();
                 let s = &*self.state;
                 let seq = s.tx.next_to_send;
                 let i = seq.wrapping_sub(s.tx.base_seq) as usize;
@@ -224,7 +225,19 @@ impl Session<'_> {
                     WireFrame::Close { seq, ack }
                 } else {
                     let msg = self.tx_bytes.get(e.start()..e.end()).unwrap_or(&[]);
-                    WireFrame::Data { seq, ack, window, msg }
+                    // r[impl core.wire-bytes]
+                    // The receiver restores `seq` from the number it
+                    // expects, which lies between our oldest unacked frame
+                    // and one past the highest sent (links keep order);
+                    // and `ack` from its own `sent_high`, at most one past
+                    // the largest limit we ever granted.
+                    let outstanding = seq_max(s.tx.sent_high, seq.wrapping_add(1)).wrapping_sub(s.tx.base_seq);
+                    WireFrame::Data {
+                        seq: WireSeq::compact(seq, outstanding <= SEQ_LOW_SPAN),
+                        ack: WireSeq::compact(ack, s.rx.granted_seq.wrapping_sub(ack) < ACK_LOW_SPAN),
+                        window: carry_window.then_some(window),
+                        msg,
+                    }
                 };
                 let r = write(&Outgoing::Frame(frame));
                 if r.is_ok() {
@@ -235,8 +248,8 @@ impl Session<'_> {
                     } else {
                         s.tx.sent_high = seq.wrapping_add(1);
                     }
-                    if !e.close {
-                        self.sent_window();
+                    if !e.close && carry_window {
+                        self.sent_window(true);
                     }
                 }
                 r
@@ -250,7 +263,7 @@ impl Session<'_> {
                     let s = &mut *self.state;
                     s.stats.acks_sent += 1;
                     s.done_sent |= done;
-                    self.sent_window();
+                    self.sent_window(false);
                 }
                 r
             }
@@ -268,11 +281,17 @@ impl Session<'_> {
         Some(result)
     }
 
-    /// The peer heard the window just granted (and every ack before it).
-    pub(super) fn sent_window(&mut self) {
+    /// The window just granted (and every ack before it) went out, on a
+    /// frame whose loss the peer detects as a gap (`Data`), or not
+    /// (`Hello`, `Ack`).
+    pub(super) fn sent_window(&mut self, loss_detected: bool) {
         let rx = &mut self.state.rx;
         rx.advertised_seq = rx.granted_seq;
         rx.advertised_off = rx.granted_off;
+        if loss_detected {
+            rx.carried_seq = rx.granted_seq;
+            rx.carried_off = rx.granted_off;
+        }
     }
 
     pub(super) fn check_complete(&mut self) {

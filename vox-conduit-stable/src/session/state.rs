@@ -44,6 +44,8 @@ impl SessionState {
                 granted_off: 0,
                 advertised_seq: 0,
                 advertised_off: 0,
+                carried_seq: 0,
+                carried_off: 0,
                 unacked: 0,
                 first_unacked_at: 0,
                 ack_now: false,

@@ -135,6 +135,22 @@ impl Session<'_> {
         due
     }
 
+    /// A frame arrived while attached: if our keepalive is due within a
+    /// quarter of `keepalive_ms`, it goes out now, in the wake-up the frame
+    /// caused, instead of waking us again shortly. Two idle sides so fall
+    /// into step: one side's keepalive, the other's answer, one wake-up a
+    /// keepalive period for the answering side. Keepalives only come
+    /// earlier, never later: the peer's timeout is unaffected.
+    // r[impl core.deadline]
+    pub(super) fn coalesce_keepalive(&mut self, now: Instant) {
+        let s = &mut *self.state;
+        let keepalive = u64::from(s.config.keepalive_ms);
+        if elapsed(now, s.last_tx).saturating_add(keepalive / 4) >= keepalive {
+            s.rx.ack_now = true;
+            s.wakes |= Wakes::TRANSMIT;
+        }
+    }
+
     /// The application waits in `reserve` while messages it was sent sit
     /// unread and our window is shut: if its peer does the same, neither
     /// will ever move (one task that sends more requests than the bound in

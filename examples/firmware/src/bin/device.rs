@@ -33,8 +33,25 @@ async fn idle_report() {
         next += PERIOD;
         Timer::at(next).await;
         let now = wakeups();
-        cortex_m_semihosting::hprintln!("wakeups: {} in {} ms", now.wrapping_sub(last), PERIOD.as_millis());
+        let woke = now.wrapping_sub(last);
         last = now;
+        #[cfg(feature = "board-lm3s6965")]
+        {
+            use vox_firmware::time_driver::tickless::{alarms, clock_steps_back, wraps};
+            let ((alarms, early), wraps) = (alarms(), wraps());
+            cortex_m_semihosting::hprintln!(
+                "wakeups: {} in {} ms (at {} ms; since boot: {} alarms, {} early; {} clock wraps, {} steps back)",
+                woke,
+                PERIOD.as_millis(),
+                Instant::now().as_millis(),
+                alarms,
+                early,
+                wraps,
+                clock_steps_back()
+            );
+        }
+        #[cfg(not(feature = "board-lm3s6965"))]
+        cortex_m_semihosting::hprintln!("wakeups: {} in {} ms", woke, PERIOD.as_millis());
     }
 }
 
@@ -52,9 +69,9 @@ fn main() -> ! {
     vox_firmware::time_driver::set_timer_hook(|now| {
         if now >= 1000 && !LOGGED.load(Ordering::Relaxed) {
             LOGGED.store(true, Ordering::Relaxed);
-            let _ = StaticMemory.log().try_publish(&"logged from the SysTick interrupt");
+            let _ = StaticMemory.log().try_publish(&"logged from the timer interrupt");
             #[cfg(feature = "defmt-conduit")]
-            defmt::info!("defmt from the SysTick interrupt, at {} ms", now);
+            defmt::info!("defmt from the timer interrupt, at {} ms", now);
         }
     });
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {

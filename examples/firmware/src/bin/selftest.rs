@@ -191,12 +191,46 @@ async fn stable_over_noisy_cut_line() -> bool {
     ra.is_ok() && rb.is_ok() && got_a == MESSAGES && got_b == MESSAGES && sa.reattachments + sb.reattachments > 0
 }
 
+/// The tickless clock across a SysTick wrap: read back to back from 10 ms
+/// before the wrap to 10 ms after, it never steps back and never leaps by
+/// anything like a period (5.4 s; QEMU starved of CPU may pause the core
+/// for milliseconds between two reads); and it never stepped back since
+/// boot.
+#[cfg(feature = "board-lm3s6965")]
+async fn clock_across_a_wrap() -> bool {
+    use embassy_time::Duration;
+    use vox_firmware::time_driver::tickless::{clock_steps_back, until_next_wrap_ms, wraps};
+    let before = wraps();
+    Timer::after_millis(until_next_wrap_ms().saturating_sub(10)).await;
+    let start = Instant::now();
+    let (mut last, mut longest, mut back) = (start, 0, false);
+    while last.duration_since(start) < Duration::from_millis(20) {
+        let now = Instant::now();
+        back |= now < last;
+        longest = longest.max(now.as_millis().saturating_sub(last.as_millis()));
+        last = now;
+    }
+    let steps_back = clock_steps_back();
+    hprintln!(
+        "selftest clock: longest step {} ms, steps back {}, wraps {} -> {}",
+        longest,
+        steps_back,
+        before,
+        wraps()
+    );
+    !back && longest < 1000 && wraps() > before && steps_back == 0
+}
+
 #[embassy_executor::task]
 async fn run_all() {
     hprintln!("selftest on {}", board::NAME);
     let mut ok = report("frame codec", frame_codec());
     ok &= report("prologue", prologue());
     ok &= report("stable conduit over a noisy, cut line", stable_over_noisy_cut_line().await);
+    #[cfg(feature = "board-lm3s6965")]
+    {
+        ok &= report("clock across a wrap", clock_across_a_wrap().await);
+    }
     hprintln!("selftest {}", if ok { "passed" } else { "FAILED" });
     vox_firmware::exit::exit(ok)
 }

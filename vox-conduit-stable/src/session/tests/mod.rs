@@ -27,7 +27,10 @@ fn side(role: SessionRole) -> Box<Store> {
 }
 
 /// Every frame `s` wants to send now.
-fn drain(s: &mut Store, now: Instant) -> Vec<Vec<u8>> {
+fn drain<const TB: usize, const TM: usize, const RB: usize, const RM: usize>(
+    s: &mut SessionStorage<TB, TM, RB, RM>,
+    now: Instant,
+) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     loop {
         let (mut session, _) = s.parts();
@@ -41,7 +44,11 @@ fn drain(s: &mut Store, now: Instant) -> Vec<Vec<u8>> {
     }
 }
 
-fn feed(s: &mut Store, now: Instant, frames: &[Vec<u8>]) {
+fn feed<const TB: usize, const TM: usize, const RB: usize, const RM: usize>(
+    s: &mut SessionStorage<TB, TM, RB, RM>,
+    now: Instant,
+    frames: &[Vec<u8>],
+) {
     for f in frames {
         let (mut session, rx_bytes) = s.parts();
         session.on_receive(now, f, |at, msg| rx_bytes[at..at + msg.len()].copy_from_slice(msg));
@@ -50,7 +57,11 @@ fn feed(s: &mut Store, now: Instant, frames: &[Vec<u8>]) {
 
 /// Exchanges frames until both sides are quiet; returns how many went
 /// each way.
-fn pump(a: &mut Store, b: &mut Store, now: Instant) -> (usize, usize) {
+fn pump<const TB: usize, const TM: usize, const RB: usize, const RM: usize>(
+    a: &mut SessionStorage<TB, TM, RB, RM>,
+    b: &mut SessionStorage<TB, TM, RB, RM>,
+    now: Instant,
+) -> (usize, usize) {
     let (mut ab, mut ba) = (0, 0);
     loop {
         let fa = drain(a, now);
@@ -64,7 +75,11 @@ fn pump(a: &mut Store, b: &mut Store, now: Instant) -> (usize, usize) {
     }
 }
 
-fn attach(a: &mut Store, b: &mut Store, now: Instant) {
+fn attach<const TB: usize, const TM: usize, const RB: usize, const RM: usize>(
+    a: &mut SessionStorage<TB, TM, RB, RM>,
+    b: &mut SessionStorage<TB, TM, RB, RM>,
+    now: Instant,
+) {
     a.parts().0.attach(now, None);
     b.parts().0.attach(now, Some(KEY));
     pump(a, b, now);
@@ -72,7 +87,10 @@ fn attach(a: &mut Store, b: &mut Store, now: Instant) {
     assert_eq!(b.state.phase, Phase::Attached);
 }
 
-fn push(s: &mut Store, msg: &[u8]) -> bool {
+fn push<const TB: usize, const TM: usize, const RB: usize, const RM: usize>(
+    s: &mut SessionStorage<TB, TM, RB, RM>,
+    msg: &[u8],
+) -> bool {
     let (mut session, _) = s.parts();
     if !session.try_reserve().unwrap() {
         return false;
@@ -88,7 +106,9 @@ fn push(s: &mut Store, msg: &[u8]) -> bool {
 }
 
 /// Takes and releases every received message.
-fn read_all(s: &mut Store) -> Vec<Vec<u8>> {
+fn read_all<const TB: usize, const TM: usize, const RB: usize, const RM: usize>(
+    s: &mut SessionStorage<TB, TM, RB, RM>,
+) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     loop {
         let (mut session, rx_bytes) = s.parts();
@@ -99,12 +119,16 @@ fn read_all(s: &mut Store) -> Vec<Vec<u8>> {
 }
 
 fn decode(frame: &[u8]) -> WireFrame<'_> {
-    postcard::from_bytes(frame).unwrap()
+    WireFrame::decode(frame).unwrap()
 }
 
+/// A `Data` frame with whole counters and a window of 3 messages / 128 B.
 fn data(seq: u32, ack: u32, msg: &[u8]) -> Vec<u8> {
-    let window = Window { msgs: 3, bytes: 128 };
-    postcard::to_allocvec(&WireFrame::Data { seq, ack, window, msg }).unwrap()
+    let window = Some(Window { msgs: 3, bytes: 128 });
+    let frame = WireFrame::Data { seq: WireSeq::Full(seq), ack: WireSeq::Full(ack), window, msg };
+    let mut buf = std::vec![0; frame.encoded_len()];
+    frame.encode(&mut buf).unwrap();
+    buf
 }
 
 mod handshake;

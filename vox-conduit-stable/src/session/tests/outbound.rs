@@ -79,3 +79,75 @@ fn both_close_then_finish_and_the_peer_hears_it() {
     assert!(a.state.is_complete() && b.state.is_complete());
     assert_eq!(a.state.take_detach(), Some(Detach::Finished));
 }
+
+/// Both rings hold 300 messages: more than a low byte can name.
+type Wide = SessionStorage<4096, 300, 4096, 300>;
+
+/// The `Data` frames among `frames`: (seq, ack, window carried).
+fn data_fields(frames: &[Vec<u8>]) -> Vec<(WireSeq, WireSeq, bool)> {
+    frames
+        .iter()
+        .filter_map(|f| match decode(f) {
+            WireFrame::Data { seq, ack, window, .. } => Some((seq, ack, window.is_some())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+// r[verify core.wire-bytes]
+fn data_counters_are_low_bytes_within_their_span_and_whole_beyond_it() {
+    let (mut a, mut b) =
+        (Box::new(Wide::new(SessionRole::Initiator, CFG, FP)), Box::new(Wide::new(SessionRole::Acceptor, CFG, FP)));
+    attach(&mut a, &mut b, 0);
+    for i in 0..200u32 {
+        assert!(push(&mut a, &i.to_le_bytes()));
+    }
+    let frames = drain(&mut a, 1);
+    let fields = data_fields(&frames);
+    assert_eq!(fields.len(), 200);
+    for (i, (seq, ack, _)) in fields.iter().enumerate() {
+        // Frame i has i + 1 frames outstanding: low while that is <= 128.
+        let expected = if i < 128 { WireSeq::Low(i as u8) } else { WireSeq::Full(i as u32) };
+        assert_eq!(*seq, expected, "frame {i}");
+        // b may send up to 300 frames past a's ack: more than 255.
+        assert_eq!(*ack, WireSeq::Full(0), "frame {i}");
+    }
+    feed(&mut b, 1, &frames);
+    let got = read_all(&mut b);
+    assert_eq!(got, (0..200u32).map(|i| i.to_le_bytes().to_vec()).collect::<Vec<_>>(), "all, in order");
+    assert_eq!((b.state.stats.gaps, b.state.stats.duplicates), (0, 0));
+}
+
+#[test]
+// r[verify core.wire-bytes]
+fn a_request_reply_loop_sends_three_byte_headers_and_the_window_only_when_credit_runs_low() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    let (mut carried, mut headers) = (0, 0);
+    let rounds = 60u32;
+    for i in 0..rounds {
+        let now = 1 + u64::from(i);
+        // a's request, b's reply, each read at once.
+        for turn in 0..2 {
+            let (from, to) = if turn == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+            assert!(push(from, &[i as u8; 5]));
+            let frames = drain(from, now);
+            for (seq, ack, window) in data_fields(&frames) {
+                assert!(matches!((seq, ack), (WireSeq::Low(_), WireSeq::Low(_))), "round {i}");
+                carried += usize::from(window);
+            }
+            headers += frames.iter().filter(|f| f[0] & 0x80 != 0).map(|f| f.len() - 5).sum::<usize>();
+            feed(to, now, &frames);
+            assert_eq!(read_all(to), [std::vec![i as u8; 5]], "round {i}");
+        }
+    }
+    let datas = 2 * rounds as usize;
+    std::println!("{carried} of {datas} data frames carried the window; {headers} header bytes");
+    // The receive ring holds 3 messages: the window goes out when the
+    // peer's credit falls to 1, about every second frame.
+    assert!(carried * 2 <= datas + 2, "{carried} of {datas} carried the window");
+    assert!(headers <= 3 * datas + 3 * carried, "3 B + the window when carried");
+    assert_eq!((a.state.stats.gaps, b.state.stats.gaps), (0, 0));
+    assert_eq!((a.state.stats.beyond_window, b.state.stats.beyond_window), (0, 0));
+}

@@ -1,11 +1,9 @@
-//! The `embassy-time` driver: SysTick interrupts at 1 kHz count
+//! The microbit's `embassy-time` driver: SysTick interrupts at 1 kHz count
 //! milliseconds and wake the timers that are due. (A tickless SysTick
-//! driver, each period ending at the next deadline, idled at 17.7
-//! wake-ups a second but let the clock jump ahead when QEMU was starved
-//! of CPU: reprogramming the reload register races the wrap, and a wrap
-//! counted with the new length adds time. Until that is solved, ticks.) The timer queue is
-//! `embassy-time-queue-utils`' integrated one: it links waiting timers
-//! through embassy-executor's tasks, so it has no fixed capacity.
+//! driver, each period ending at the next deadline, let the clock jump
+//! ahead when QEMU was starved of CPU: reprogramming the reload register
+//! races the wrap. The lm3s6965's driver, `tickless.rs`, never reprograms
+//! SysTick and takes its alarms from a second timer.)
 
 use core::cell::{Cell, RefCell};
 use core::task::Waker;
@@ -46,20 +44,6 @@ embassy_time_driver::time_driver_impl!(static DRIVER: SysTickDriver = SysTickDri
     queue: Mutex::new(RefCell::new(Queue::new())),
 });
 
-/// A function the timer interrupt calls with the time in milliseconds (a
-/// firmware's hook: the demo device logs from it, to show that its log
-/// works from interrupt context).
-static TIMER_HOOK: Mutex<Cell<Option<TimerHook>>> = Mutex::new(Cell::new(None));
-
-/// What the timer interrupt calls: the time in milliseconds.
-pub type TimerHook = fn(u64);
-
-/// Makes the timer interrupt call `hook` (keep it short: it runs in the
-/// interrupt).
-pub fn set_timer_hook(hook: TimerHook) {
-    critical_section::with(|cs| TIMER_HOOK.borrow(cs).set(Some(hook)));
-}
-
 /// Starts the tick: SysTick on the core clock of `core_hz` Hz.
 pub fn start(mut syst: SYST, core_hz: u32) {
     syst.set_clock_source(SystClkSource::Core);
@@ -71,14 +55,12 @@ pub fn start(mut syst: SYST, core_hz: u32) {
 
 #[exception]
 fn SysTick() {
-    let (now, hook) = critical_section::with(|cs| {
+    let now = critical_section::with(|cs| {
         let ticks = DRIVER.ticks.borrow(cs);
         let now = ticks.get() + 1;
         ticks.set(now);
         DRIVER.queue.borrow_ref_mut(cs).next_expiration(now);
-        (now, TIMER_HOOK.borrow(cs).get())
+        now
     });
-    if let Some(hook) = hook {
-        hook(now);
-    }
+    super::call_hook(now);
 }
