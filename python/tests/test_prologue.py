@@ -20,7 +20,7 @@ class Encoding(unittest.TestCase):
                     pr = Prologue(mode, role, FP)
                     wire = pr.encode()
                     self.assertEqual(wire[:4], b"VOXE")
-                    self.assertEqual(wire, b"VOXE\x01" + bytes([mode, role]) + FP)
+                    self.assertEqual(wire, b"VOXE" + bytes([p.PROTOCOL_VERSION, mode, role]) + FP)
                     self.assertEqual(p.decode_prologue(wire), pr)
 
     def test_encoder_refuses_bad_values(self) -> None:
@@ -48,14 +48,14 @@ class Decoding(unittest.TestCase):
         self.assertEqual(cm.exception.found, b"XOXE")
 
     def test_another_version_is_told_whatever_follows(self) -> None:
-        for version in (0, 2, 0x80, 0xFFFF):
+        for version in (0, 1, 3, 0x80, 0xFFFF):
             wire = Prologue(Mode.STABLE, Role.ACCEPTOR, FP, version=version).encode()
             for tail in (b"", b"\x09", wire[-3:] + b"junk"):
                 cut = len(wire) - 10
                 with self.subTest(version=version, tail=tail):
                     with self.assertRaises(p.VersionMismatch) as cm:
                         p.decode_prologue(wire[:cut] + tail)
-                    self.assertEqual((cm.exception.local, cm.exception.peer), (1, version))
+                    self.assertEqual((cm.exception.local, cm.exception.peer), (p.PROTOCOL_VERSION, version))
                     self.assertIsInstance(cm.exception, p.PrologueRefusal)
 
     def test_malformed(self) -> None:
@@ -133,7 +133,7 @@ class PeerCheck(unittest.TestCase):
 
     def test_version(self) -> None:
         with self.assertRaises(p.VersionMismatch):
-            p.check_peer(self.me, Prologue(Mode.STABLE, Role.INITIATOR, FP, version=2))
+            p.check_peer(self.me, Prologue(Mode.STABLE, Role.INITIATOR, FP, version=1))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Union, get_args
 from vox_embedded import framing, prologue, rpc_frames, stable_frames
 from vox_embedded.prologue import Mode, Prologue, Role
 from vox_embedded.rpc_frames import Refusal
-from vox_embedded.stable_frames import Ack, Close, Data, Hello, Reject, RejectReason, Window
+from vox_embedded.stable_frames import Ack, Close, Counter, Data, Hello, Reject, RejectReason, Window
 
 from .support import PROTOCOL_MD, document_hex_blocks, hexs
 
@@ -47,12 +47,13 @@ EXAMPLES: dict[str, Example] = {
     "reject-unknown": Reject(RejectReason.SESSION_UNKNOWN),
     "reject-full": Reject(RejectReason.TABLE_FULL),
     "reject-busy": Reject(RejectReason.BUSY),
-    "data": Data(seq=5, ack=3, window=Window(8, 512), msg=MSG),
-    "data-wrapping": Data(seq=2**32 - 1, ack=128, window=Window(0, 0), msg=b""),
+    "data-common": Data(seq=Counter(5, low=True), ack=Counter(3, low=True), window=None, msg=MSG),
+    "data": Data(seq=Counter(5, low=True), ack=Counter(3, low=True), window=Window(8, 512), msg=MSG),
+    "data-wrapping": Data(seq=Counter(2**32 - 1), ack=Counter(128), window=Window(0, 0), msg=b""),
     "ack": Ack(ack=6, next=9, window=Window(4, 200), done=False),
     "ack-done": Ack(ack=7, next=11, window=Window(16, 1024), done=True),
     "close": Close(seq=10, ack=6),
-    "framed-data": Framed(bytes.fromhex("02 05 03 08 80 04 03 01 02 03")),
+    "framed-data": Framed(bytes.fromhex("80 05 03 01 02 03")),
     "framed-empty": Framed(b""),
     # Section 12: endpoint 1, body the u32 21, id 130, deadline 1,200 ms
     # after the previous request's; its reply 42.
@@ -128,10 +129,10 @@ class ProtocolDocumentExamples(unittest.TestCase):
                     self.assertEqual(stable_frames.encode_frame(decoded), wire)
 
     def test_framed_data_carries_the_data_example(self) -> None:
-        """Section 2 says the framed-data payload is the data frame of section 6."""
+        """Section 2 says the framed-data payload is the data-common frame of section 6."""
         blocks = dict(document_hex_blocks())
         self.assertEqual(
-            framing.encode_frame(blocks["data"]), blocks["framed-data"]
+            framing.encode_frame(blocks["data-common"]), blocks["framed-data"]
         )
 
     def test_the_documented_crc_check_value(self) -> None:

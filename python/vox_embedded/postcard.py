@@ -277,6 +277,11 @@ class Reader:
         self._pos += n
         return out
 
+    def rest(self) -> bytes:
+        """Reads every byte left (a value that fills the rest of the
+        payload, with no length before it)."""
+        return self.fixed(self.remaining)
+
     def byte_slice(self) -> bytes:
         """Reads a ``&[u8]``: a ``u32`` varint length, then that many bytes."""
         return self.fixed(self.u32())

@@ -3,7 +3,7 @@
 The first payload each way on every link::
 
     magic        [u8; 4]      56 4f 58 45  ("VOXE")
-    version      u16 varint   1
+    version      u16 varint   2
     mode         u8           0 bare, 1 stable
     role         u8           0 initiator, 1 acceptor
     fingerprint  [u8; 8]      the schema fingerprint of the message family
@@ -57,7 +57,7 @@ __all__ = [
 #: The four bytes that open every prologue.
 MAGIC = b"VOXE"
 #: The protocol version of docs/PROTOCOL.md.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 #: Length of a schema fingerprint.
 FINGERPRINT_LEN = 8
 #: Longest encoded prologue (a 3-byte version varint).

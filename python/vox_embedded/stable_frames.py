@@ -1,21 +1,27 @@
 """The stable conduit's frames (docs/PROTOCOL.md, sections 5 and 6).
 
-After the prologue, every payload of a stable link is one frame, a postcard
-enum:
+After the prologue, every payload of a stable link is one frame. A first
+byte from ``0x80`` to ``0x87`` is a compact ``Data`` frame; any other is a
+postcard enum index:
 
-=====  =========  ===================================================
-index  frame      fields, in order
-=====  =========  ===================================================
-0      Hello      ``key: Option<[u8; 16]>``, ``next_expected: u32``,
-                  ``window: Window``
-1      Reject     ``reason: RejectReason`` (0 SessionUnknown,
-                  1 TableFull, 2 Busy)
-2      Data       ``seq: u32``, ``ack: u32``, ``window: Window``,
-                  ``msg: &[u8]``
-3      Ack        ``ack: u32``, ``next: u32``, ``window: Window``,
-                  ``done: bool``
-4      Close      ``seq: u32``, ``ack: u32``
-=====  =========  ===================================================
+===========  =========  ================================================
+first byte   frame      fields, in order
+===========  =========  ================================================
+0            Hello      ``key: Option<[u8; 16]>``, ``next_expected: u32``,
+                        ``window: Window``
+1            Reject     ``reason: RejectReason`` (0 SessionUnknown,
+                        1 TableFull, 2 Busy)
+3            Ack        ``ack: u32``, ``next: u32``, ``window: Window``,
+                        ``done: bool``
+4            Close      ``seq: u32``, ``ack: u32``
+0x80|flags   Data       ``seq``, ``ack`` (each a low byte or a varint,
+                        :class:`Counter`), ``window`` if flag ``0x01``,
+                        ``msg``: the rest of the payload
+===========  =========  ================================================
+
+Flags of a ``Data`` frame: ``0x01`` a window follows, ``0x02`` ``seq`` is a
+varint, ``0x04`` ``ack`` is a varint; ``0x78`` reserved (malformed if set).
+Index 2 (version 1's ``Data``) is malformed.
 
 ``Window`` is ``msgs: u32``, ``bytes: u32``. :func:`encode_frame` and
 :func:`decode_frame` convert between the dataclasses below and payload
@@ -43,6 +49,7 @@ __all__ = [
     "Hello",
     "Reject",
     "Data",
+    "Counter",
     "Ack",
     "Close",
     "StableFrame",
@@ -59,13 +66,21 @@ KEY_LEN = 16
 
 
 class FrameKind(enum.IntEnum):
-    """The enum index of each frame."""
+    """The first byte of each frame (``DATA``: without its flags)."""
 
     HELLO = 0
     REJECT = 1
-    DATA = 2
     ACK = 3
     CLOSE = 4
+    DATA = 0x80
+
+
+#: Data flag: a window follows the counters.
+DATA_WINDOW = 0x01
+#: Data flag: ``seq`` is a varint, not its low byte.
+DATA_SEQ_FULL = 0x02
+#: Data flag: ``ack`` is a varint, not its low byte.
+DATA_ACK_FULL = 0x04
 
 
 class RejectReason(enum.IntEnum):
@@ -103,12 +118,48 @@ class Reject:
 
 
 @dataclass(frozen=True)
-class Data:
-    """One message: ``msg`` is its postcard encoding."""
+class Counter:
+    """A ``Data`` frame's ``seq`` or ``ack`` as it travels: ``low`` means
+    ``value`` is the number's low byte (0 to 255), else the whole number.
+    """
 
-    seq: int
-    ack: int
-    window: Window
+    value: int
+    low: bool = False
+
+    @staticmethod
+    def compact(value: int, fits: bool) -> "Counter":
+        """``value``'s low byte if ``fits`` (the sender checked the span of
+        section 6), else the whole number."""
+        return Counter(value & 0xFF, True) if fits else Counter(value)
+
+    def resolve_seq(self, expected: int) -> int:
+        """The sequence number a ``seq`` field names, for a receiver that
+        expects ``expected``: the number with this low byte within
+        ``-128..=127`` of it."""
+        if not self.low:
+            return self.value
+        delta = (self.value - expected) & 0xFF
+        if delta >= 0x80:
+            delta -= 0x100
+        return (expected + delta) & 0xFFFF_FFFF
+
+    def resolve_ack(self, sent_high: int) -> int:
+        """The ack an ``ack`` field names, for a receiver that sent every
+        frame before ``sent_high``: the number with this low byte in
+        ``sent_high - 255 ..= sent_high``."""
+        if not self.low:
+            return self.value
+        return (sent_high - ((sent_high - self.value) & 0xFF)) & 0xFFFF_FFFF
+
+
+@dataclass(frozen=True)
+class Data:
+    """One message: ``msg`` is its postcard encoding; ``window`` is
+    ``None`` when the sender leaves the limits its peer heard as they are."""
+
+    seq: Counter
+    ack: Counter
+    window: Optional[Window]
     msg: bytes
 
 
@@ -147,6 +198,14 @@ def _window(w: Window) -> bytes:
     return postcard.encode_u32(w.msgs) + postcard.encode_u32(w.bytes)
 
 
+def _counter(c: Counter) -> bytes:
+    if c.low:
+        if not 0 <= c.value <= 0xFF:
+            raise ValueError(f"a low-byte counter is 0 to 255, got {c.value}")
+        return bytes([c.value])
+    return postcard.encode_u32(c.value)
+
+
 def encode_frame(frame: StableFrame) -> bytes:
     """Encodes one stable frame (postcard bytes).
 
@@ -165,13 +224,12 @@ def encode_frame(frame: StableFrame) -> bytes:
     if isinstance(frame, Reject):
         return u32(FrameKind.REJECT) + u32(RejectReason(frame.reason))
     if isinstance(frame, Data):
-        return (
-            u32(FrameKind.DATA)
-            + u32(frame.seq)
-            + u32(frame.ack)
-            + _window(frame.window)
-            + postcard.encode_byte_slice(frame.msg)
-        )
+        flags = FrameKind.DATA
+        flags |= DATA_WINDOW if frame.window is not None else 0
+        flags |= 0 if frame.seq.low else DATA_SEQ_FULL
+        flags |= 0 if frame.ack.low else DATA_ACK_FULL
+        window = _window(frame.window) if frame.window is not None else b""
+        return bytes([flags]) + _counter(frame.seq) + _counter(frame.ack) + window + bytes(frame.msg)
     if isinstance(frame, Ack):
         return (
             u32(FrameKind.ACK)
@@ -191,7 +249,15 @@ def _read_window(r: postcard.Reader) -> Window:
 
 
 def _read_frame(r: postcard.Reader) -> StableFrame:
-    index = r.enum_index()
+    first = r.fixed(1)[0]
+    if first & FrameKind.DATA:
+        if first & ~(FrameKind.DATA | DATA_WINDOW | DATA_SEQ_FULL | DATA_ACK_FULL):
+            raise MalformedStableFrame(f"reserved data flags set: {first:#04x}")
+        seq = Counter(r.u32()) if first & DATA_SEQ_FULL else Counter(r.fixed(1)[0], True)
+        ack = Counter(r.u32()) if first & DATA_ACK_FULL else Counter(r.fixed(1)[0], True)
+        window = _read_window(r) if first & DATA_WINDOW else None
+        return Data(seq=seq, ack=ack, window=window, msg=r.rest())
+    index = first
     if index == FrameKind.HELLO:
         key = r.fixed(KEY_LEN) if r.option_tag() else None
         next_expected = r.u32()
@@ -202,11 +268,6 @@ def _read_frame(r: postcard.Reader) -> StableFrame:
             return Reject(reason=RejectReason(reason))
         except ValueError:
             raise MalformedStableFrame(f"unknown reject reason {reason}") from None
-    if index == FrameKind.DATA:
-        seq = r.u32()
-        ack = r.u32()
-        window = _read_window(r)
-        return Data(seq=seq, ack=ack, window=window, msg=r.byte_slice())
     if index == FrameKind.ACK:
         ack = r.u32()
         nxt = r.u32()

@@ -35,7 +35,36 @@ use crate::board::CORE_HZ;
 /// SysTick's reload value: the longest period, 2^24 cycles.
 const RELOAD: u32 = 0x00FF_FFFF;
 /// Core clock cycles per `embassy-time` tick.
-const CYCLES_PER_TICK: u64 = CORE_HZ as u64 / TICK_HZ;
+const CYCLES_PER_TICK: u32 = (CORE_HZ as u64 / TICK_HZ) as u32;
+/// A SysTick period (2^24 cycles) in whole ticks...
+const PERIOD_TICKS: u64 = (RELOAD as u64 + 1) / CYCLES_PER_TICK as u64;
+/// ...and the cycles left over. Time is kept as ticks and leftover cycles
+/// so that reading it takes a 32-bit division, not a 64-bit one (a
+/// library call worth about 900 B of flash on a Cortex-M).
+const PERIOD_REST: u32 = ((RELOAD as u64 + 1) % CYCLES_PER_TICK as u64) as u32;
+
+/// A point in time: whole ticks and the cycles into the next one.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Time {
+    ticks: u64,
+    /// Always below [`CYCLES_PER_TICK`].
+    cycles: u32,
+}
+
+impl Time {
+    /// `cycles` later (any `u32` count).
+    fn plus(self, cycles: u32) -> Self {
+        // `self.cycles < CYCLES_PER_TICK`: no overflow for counts below
+        // 2^32 - CYCLES_PER_TICK, and SysTick counts fit 24 bits.
+        let sum = self.cycles + cycles;
+        Self { ticks: self.ticks + u64::from(sum / CYCLES_PER_TICK), cycles: sum % CYCLES_PER_TICK }
+    }
+
+    /// One SysTick period later.
+    fn next_period(self) -> Self {
+        Self { ticks: self.ticks + PERIOD_TICKS, ..self }.plus(PERIOD_REST)
+    }
+}
 
 /// General-purpose timer 0.
 const TIMER0: usize = 0x4003_0000;
@@ -67,8 +96,10 @@ fn read_reg(addr: usize) -> u32 {
 }
 
 struct TicklessDriver {
+    /// When the current SysTick period began.
+    epoch: Mutex<Cell<Time>>,
     /// SysTick periods completed since [`start`].
-    wraps: Mutex<Cell<u64>>,
+    wraps: Mutex<Cell<u32>>,
     /// The counter has shown a count other than 0: until then (enabled, it
     /// reads 0 until its first count loads the reload value, which under
     /// QEMU waits for the emulator's main loop) a 0 is the start of period
@@ -76,15 +107,15 @@ struct TicklessDriver {
     counting: Mutex<Cell<bool>>,
     /// The last time handed out, to count steps back (there should be
     /// none; see [`clock_steps_back`]).
-    last: Mutex<Cell<u64>>,
+    last: Mutex<Cell<Time>>,
     /// Timers waiting for their deadline.
     queue: Mutex<RefCell<Queue>>,
 }
 
 impl TicklessDriver {
-    /// Core clock cycles since [`start`].
-    fn cycles(&self, cs: CriticalSection<'_>) -> u64 {
-        let mut wraps = self.wraps.borrow(cs).get();
+    /// The time since [`start`].
+    fn time(&self, cs: CriticalSection<'_>) -> Time {
+        let mut epoch = self.epoch.borrow(cs).get();
         let mut current = SYST::get_current();
         // Interrupts are masked: a wrap since the interrupt last ran shows
         // as SysTick pending. Read again after seeing it, so the count
@@ -94,21 +125,21 @@ impl TicklessDriver {
             current = SYST::get_current();
         }
         if pending && current != 0 {
-            wraps += 1;
+            epoch = epoch.next_period();
         }
         let counting = self.counting.borrow(cs);
         if current != 0 {
             counting.set(true);
         } else if !counting.get() {
-            return 0;
+            return epoch;
         }
-        let cycles = wraps * (u64::from(RELOAD) + 1) + u64::from(RELOAD - current.min(RELOAD));
+        let time = epoch.plus(RELOAD - current.min(RELOAD));
         let last = self.last.borrow(cs);
-        if cycles < last.get() {
+        if time < last.get() {
             STEPS_BACK.store(STEPS_BACK.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }
-        last.set(cycles);
-        cycles
+        last.set(time);
+        time
     }
 
     /// Sets the alarm for tick `at`; `false` if `at` has passed already
@@ -119,14 +150,14 @@ impl TicklessDriver {
         if at == u64::MAX {
             return true;
         }
-        let now = self.cycles(cs);
-        let due = at.saturating_mul(CYCLES_PER_TICK);
-        if due <= now {
+        let now = self.time(cs);
+        if at <= now.ticks {
             return false;
         }
-        // A deadline beyond 2^32 cycles (5.7 minutes) fires early and is
+        // A deadline beyond 2^32 cycles (23 minutes) fires early and is
         // set again from the interrupt.
-        write_reg(TIMER0 + TAILR, u32::try_from(due - now).unwrap_or(u32::MAX));
+        let ahead = (at - now.ticks).saturating_mul(u64::from(CYCLES_PER_TICK)) - u64::from(now.cycles);
+        write_reg(TIMER0 + TAILR, u32::try_from(ahead).unwrap_or(u32::MAX));
         write_reg(TIMER0 + CTL, 1);
         true
     }
@@ -135,7 +166,7 @@ impl TicklessDriver {
     fn wake_due(&self, cs: CriticalSection<'_>) -> u64 {
         let mut queue = self.queue.borrow_ref_mut(cs);
         loop {
-            let now = self.cycles(cs) / CYCLES_PER_TICK;
+            let now = self.time(cs).ticks;
             if self.set_alarm(cs, queue.next_expiration(now)) {
                 return now;
             }
@@ -145,7 +176,7 @@ impl TicklessDriver {
 
 impl Driver for TicklessDriver {
     fn now(&self) -> u64 {
-        critical_section::with(|cs| self.cycles(cs) / CYCLES_PER_TICK)
+        critical_section::with(|cs| self.time(cs).ticks)
     }
 
     fn schedule_wake(&self, at: u64, waker: &Waker) {
@@ -158,9 +189,10 @@ impl Driver for TicklessDriver {
 }
 
 embassy_time_driver::time_driver_impl!(static DRIVER: TicklessDriver = TicklessDriver {
+    epoch: Mutex::new(Cell::new(Time { ticks: 0, cycles: 0 })),
     wraps: Mutex::new(Cell::new(0)),
     counting: Mutex::new(Cell::new(false)),
-    last: Mutex::new(Cell::new(0)),
+    last: Mutex::new(Cell::new(Time { ticks: 0, cycles: 0 })),
     queue: Mutex::new(RefCell::new(Queue::new())),
 });
 
@@ -195,15 +227,15 @@ pub fn alarms() -> (u32, u32) {
     (ALARMS.load(Ordering::Relaxed), EARLY_ALARMS.load(Ordering::Relaxed))
 }
 
-/// SysTick wraps since boot (one per 2^24 cycles).
-pub fn wraps() -> u64 {
+/// SysTick wraps since boot (one per 2^24 cycles; wrapping).
+pub fn wraps() -> u32 {
     critical_section::with(|cs| DRIVER.wraps.borrow(cs).get())
 }
 
 /// Milliseconds until SysTick's next wrap (for a test that reads the
 /// clock across one).
 pub fn until_next_wrap_ms() -> u64 {
-    u64::from(SYST::get_current()) / CYCLES_PER_TICK
+    u64::from(SYST::get_current() / CYCLES_PER_TICK)
 }
 
 /// Times the clock read less than it had before (a bug if ever nonzero).
@@ -226,15 +258,16 @@ fn SysTick() {
         spins += 1;
     }
     critical_section::with(|cs| {
-        let wraps = DRIVER.wraps.borrow(cs);
-        wraps.set(wraps.get() + 1);
+        let (epoch, wraps) = (DRIVER.epoch.borrow(cs), DRIVER.wraps.borrow(cs));
+        epoch.set(epoch.get().next_period());
+        wraps.set(wraps.get().wrapping_add(1));
     });
 }
 
 #[interrupt]
 fn TIMER_0A() {
     let (now, early) = critical_section::with(|cs| {
-        let now = DRIVER.cycles(cs) / CYCLES_PER_TICK;
+        let now = DRIVER.time(cs).ticks;
         // The earliest deadline, waking nothing (nothing is due at 0).
         let next = DRIVER.queue.borrow_ref_mut(cs).next_expiration(0);
         (DRIVER.wake_due(cs), next > now)
