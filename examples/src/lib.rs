@@ -1,13 +1,12 @@
-//! Host examples of vox-embedded. Binaries live in `src/bin`; the reusable
-//! parts (so tests can run them) live here.
+//! Host examples of vox-embedded. Binaries live in `src/bin`; the parts
+//! they share live here. Launching QEMU and building firmware, which the
+//! demo's `--qemu` mode and the tests both need, is the unpublished
+//! `vox-qemu-rig` crate (`tests/qemu-rig`).
 
 pub mod bare_tcp;
-pub mod boards;
 pub mod defmt_frames;
 pub mod device_host;
-pub mod fault_proxy;
 pub mod framed_tcp;
-pub mod qemu;
 pub mod qemu_demo;
 pub mod serial_line;
 pub mod tls;

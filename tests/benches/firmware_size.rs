@@ -14,8 +14,8 @@
 //!
 //! `cargo bench -p vox-tests --bench firmware_size`
 
-use vox_examples::boards::{BoardFirmware, footprint};
-use vox_examples::qemu::{Board, build_firmware};
+use vox_qemu_rig::boards::{BoardFirmware, footprint};
+use vox_qemu_rig::qemu::{Board, build_firmware};
 
 /// Flash of postcard-rpc's RP2040 USB example firmware as published in its
 /// workbook (about 44 KiB).

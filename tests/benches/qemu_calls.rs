@@ -21,8 +21,8 @@ use tokio::sync::oneshot;
 use vox_conduit_stable::{StableConduit, StableStorage};
 use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Echo, Outcome, Pin, ReadSensor, SetOutput, UART_CONFIG};
 use vox_examples::device_host::{HostSession, TcpSerialPort};
-use vox_examples::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 use vox_link_embedded::host::TokioClock;
+use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 const TASKS: u32 = 8;

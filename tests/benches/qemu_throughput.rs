@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 /// Requests in flight.
 const IN_FLIGHT: u32 = 64;
 use vox_examples::device_host::{HostSession, TcpSerialPort, Workload};
-use vox_examples::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 
 /// Payload bytes per run.
 const TOTAL: usize = 48 * 1024;

@@ -3,6 +3,7 @@
 
 pub mod bare_harness;
 pub mod conduit_kit;
+pub mod fault_proxy;
 pub mod framed_harness;
 pub mod gated_dialer;
 pub mod link_kit;

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
-use vox_examples::boards::{BoardFirmware, footprint, sections};
+use vox_qemu_rig::boards::{BoardFirmware, footprint, sections};
 
 /// Demangled symbol names of an ELF.
 fn symbols(elf: &std::path::PathBuf) -> String {

@@ -12,8 +12,8 @@ use vox_examples::device_host::Stopped;
 /// Requests in flight.
 const IN_FLIGHT: u32 = 64;
 use vox_examples::device_host::{HostSession, TcpSerialPort, Workload};
-use vox_examples::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
-use vox_examples::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+use vox_tests::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
 
 /// No QEMU outlives this, whatever the test does.
 const QEMU_LIMIT: Duration = Duration::from_secs(240);

@@ -46,14 +46,15 @@ impl Board {
     }
 }
 
-/// The workspace root (where `scripts/` lives).
+/// The workspace root (where `scripts/` lives; this crate is
+/// `tests/qemu-rig`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// The firmware crate's directory.
+/// The QEMU firmware crate's directory (`examples/firmware`).
 pub fn firmware_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware")
+    workspace_root().join("examples").join("firmware")
 }
 
 /// Installs `qemu-system-arm` with `scripts/install-qemu.sh` unless it is
