@@ -16,13 +16,14 @@ use vox_types::LinkRx;
 fn contradicting_timings_are_refused() {
     let cases = [
         (StableConfig { ack_every: 0, ..FAST }, ConfigError::AckEveryZero),
+        (StableConfig { keepalive_ms: 0, ..FAST }, ConfigError::KeepaliveZero),
         (
             StableConfig { keepalive_ms: 300, timeout_ms: 300, ..FAST },
             ConfigError::KeepaliveNotBelowTimeout { keepalive_ms: 300, timeout_ms: 300 },
         ),
         (
-            StableConfig { timeout_ms: 0, keepalive_ms: 0, ..FAST },
-            ConfigError::KeepaliveNotBelowTimeout { keepalive_ms: 0, timeout_ms: 0 },
+            StableConfig { timeout_ms: 0, keepalive_ms: 1, ..FAST },
+            ConfigError::KeepaliveNotBelowTimeout { keepalive_ms: 1, timeout_ms: 0 },
         ),
         (
             StableConfig { ack_delay_ms: 400, ..FAST },

@@ -120,7 +120,9 @@ impl<L: Link, F: MsgFamily> BareConduit<L, F> {
         }
     }
 
-    /// A conduit on halves whose prologues were exchanged already.
+    /// A conduit on halves whose prologues were exchanged already (the
+    /// acceptor's, which needs `alloc`).
+    #[cfg(feature = "alloc")]
     pub(crate) fn from_parts(tx: BareTx<L::Tx, F>, rx: BareRx<L::Rx, F>, peer: Prologue) -> Self {
         Self { tx, rx, peer }
     }

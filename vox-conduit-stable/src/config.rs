@@ -111,6 +111,9 @@ impl StableConfig {
         if self.ack_every == 0 {
             return Err(ConfigError::AckEveryZero);
         }
+        if self.keepalive_ms == 0 {
+            return Err(ConfigError::KeepaliveZero);
+        }
         if self.timeout_ms == 0 || self.keepalive_ms >= self.timeout_ms {
             return Err(ConfigError::KeepaliveNotBelowTimeout {
                 keepalive_ms: self.keepalive_ms,
@@ -143,6 +146,9 @@ impl StableConfig {
 pub enum ConfigError {
     /// `ack_every` is 0.
     AckEveryZero,
+    /// `keepalive_ms` is 0: a keepalive would be due at every instant (and
+    /// every frame received would be answered at once).
+    KeepaliveZero,
     /// The keepalive must come before the silence timeout (which must be
     /// above zero).
     KeepaliveNotBelowTimeout {
@@ -195,13 +201,14 @@ pub enum ConfigError {
     },
     /// The receive ring has no entry.
     NoReceiveEntries,
-    /// The largest data frame (`max_message` plus
-    /// [`MAX_HEADER`](crate::wire::MAX_HEADER)) does not fit the link's
-    /// payload. Found when a link is attached, before anything is sent on
+    /// The largest frame (a data frame, `max_message` plus
+    /// [`MAX_HEADER`](crate::wire::MAX_HEADER), or a hello,
+    /// [`MAX_CONTROL_FRAME`](crate::wire::MAX_CONTROL_FRAME), whichever is
+    /// larger) does not fit the link's payload. Found when a link is attached, before anything is sent on
     /// it (or, on a link whose maximum payload is smaller than it said,
     /// when a frame does not fit).
     LinkTooSmall {
-        /// Bytes a data frame may need.
+        /// Bytes the largest frame may need.
         needed: usize,
         /// The link's maximum payload.
         max_payload: usize,
@@ -224,6 +231,7 @@ impl core::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             Self::AckEveryZero => f.write_str("ack_every must be at least 1"),
+            Self::KeepaliveZero => f.write_str("keepalive_ms must be at least 1 (and below timeout_ms)"),
             Self::KeepaliveNotBelowTimeout { keepalive_ms, timeout_ms } => {
                 write!(
                     f,

@@ -287,7 +287,8 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         let (tx, mut rx) = link.split();
         // A data frame must fit the link: refused before anything is sent.
         // r[impl stable.config.check]
-        let needed = self.with(|l| l.session.state.config().max_message) + crate::wire::MAX_HEADER;
+        let data = self.with(|l| l.session.state.config().max_message) + crate::wire::MAX_HEADER;
+        let needed = data.max(crate::wire::MAX_CONTROL_FRAME);
         let max_payload = tx.max_payload();
         if needed > max_payload {
             self.with(|l| l.session.state.end(SessionError::Config(ConfigError::LinkTooSmall { needed, max_payload })));

@@ -35,6 +35,10 @@ pub type ResumeKey = [u8; KEY_LEN];
 /// Largest header a `Data` frame adds to the message bytes (the flags
 /// byte, four `u32` varints).
 pub const MAX_HEADER: usize = 1 + 5 + 5 + 5 + 5;
+/// Largest frame other than `Data`: a `Hello` with a key (variant, option
+/// tag, 16 key bytes, three `u32` varints). A link must carry it whatever
+/// `max_message` is.
+pub const MAX_CONTROL_FRAME: usize = 1 + 1 + KEY_LEN + 5 + 5 + 5;
 /// A `Data` frame's `seq` may travel as its low byte when the sender has at
 /// most this many frames outstanding (sent, not acknowledged), counting
 /// it: the receiver's expected number is then within `-128..=127` of it.
@@ -547,6 +551,11 @@ mod tests {
         let (seq, ack) = (WireSeq::Full(u32::MAX), WireSeq::Full(u32::MAX));
         let f = WireFrame::Data { seq, ack, window: Some(window), msg: &[0u8; 300] };
         assert_eq!(f.encoded_len() - 300, MAX_HEADER);
+        // The largest frame besides data: a keyed hello with maximal varints.
+        let hello = Hello { key: Some([0xff; KEY_LEN]), next_expected: u32::MAX, window };
+        assert_eq!(WireFrame::Hello(hello).encoded_len(), MAX_CONTROL_FRAME);
+        let ack = WireFrame::Ack { ack: u32::MAX, next: u32::MAX, window, done: true };
+        assert!(ack.encoded_len() <= MAX_CONTROL_FRAME);
         assert!(seq_before(u32::MAX, 0));
         assert!(!seq_before(0, u32::MAX));
         assert!(!seq_before(5, 5));

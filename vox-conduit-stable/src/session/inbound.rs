@@ -56,12 +56,12 @@ impl Session<'_> {
         if !matches!(frame, WireFrame::Hello(_) | WireFrame::Reject(_)) {
             self.state.keys.confirmed = true;
         }
-        self.coalesce_keepalive(now);
         match frame {
             WireFrame::Ack { ack, next, window, done } => {
                 if !self.on_ack(FrameKind::Ack, ack, Some(window)) {
                     return;
                 }
+                self.coalesce_keepalive(now);
                 let s = &mut *self.state;
                 if done && !s.peer_done {
                     s.peer_done = true;

@@ -135,12 +135,16 @@ impl Session<'_> {
         due
     }
 
-    /// A frame arrived while attached: if our keepalive is due within a
-    /// quarter of `keepalive_ms`, it goes out now, in the wake-up the frame
-    /// caused, instead of waking us again shortly. Two idle sides so fall
-    /// into step: one side's keepalive, the other's answer, one wake-up a
-    /// keepalive period for the answering side. Keepalives only come
-    /// earlier, never later: the peer's timeout is unaffected.
+    /// An `Ack` arrived while attached (a `Data` frame is answered by the
+    /// application's reply or a delayed ack instead): if our keepalive is
+    /// due within a quarter of `keepalive_ms`, it goes out now, in the
+    /// wake-up the frame caused, instead of waking us again shortly. Two
+    /// idle sides so fall into step: one side's keepalive, the other's
+    /// answer, one wake-up a keepalive period for the answering side.
+    /// Keepalives only come earlier, never later (the peer's timeout is
+    /// unaffected), and each resets `last_tx`, so a side sends at most one
+    /// per three quarters of `keepalive_ms` this way (`keepalive_ms` is at
+    /// least 1: checked).
     // r[impl core.deadline]
     pub(super) fn coalesce_keepalive(&mut self, now: Instant) {
         let s = &mut *self.state;

@@ -20,8 +20,11 @@ pub const CORE_HZ: u32 = 3_125_000;
 /// System control: run-mode clock configuration 2.
 const RCC2: usize = 0x400F_E070;
 
-/// Sets the system clock to 3.125 MHz: RCC2 in use (bit 31), system
-/// divider 64 (bits 23..29 = 63). QEMU's emulated CPU runs as fast as ever;
+/// Sets QEMU's system clock to 3.125 MHz: RCC2 in use (bit 31), system
+/// divider 64 (bits 23..29 = 63), bypassing the PLL (bit 11). QEMU's model
+/// divides its 200 MHz by the divider whatever the bypass; real silicon
+/// would run at the oscillator's rate / 64. QEMU's emulated CPU runs as
+/// fast as ever;
 /// only its timers slow down, so SysTick's 2^24-cycle period (the time
 /// driver's clock) wraps every 5.4 s instead of every 1.3 s at the reset
 /// clock of 12.5 MHz: fewer wake-ups for an idle device.
@@ -73,7 +76,8 @@ fn mask_interrupts(bits: u32, enable: bool) {
     });
 }
 
-/// Enables UART0 (8N1, FIFOs on, 115200 baud at 12 MHz) and its interrupt.
+/// Enables UART0 (8N1, FIFOs on) and its interrupt. (The divisors would
+/// give 115200 baud at 12 MHz; QEMU ignores them.)
 pub fn init_uart() -> (UartRx, UartTx) {
     write_reg(RCGC1, read_reg(RCGC1) | 1);
     write_reg(UART0 + CTL, 0);

@@ -1,7 +1,8 @@
 //! The `embassy-time` driver of each board, and the timer hook they share.
 //!
 //! - lm3s6965 ([`tickless`]): tickless. SysTick runs free as the clock (one
-//!   interrupt per 2^24 cycles, 1.34 s, to count wraps) and general-purpose
+//!   interrupt per 2^24 cycles, 5.4 s at the board's 3.125 MHz, to count
+//!   wraps) and general-purpose
 //!   timer 0 is a one-shot alarm at the next timer's deadline: an idle
 //!   device wakes only when something is due.
 //! - microbit ([`systick_tick`]): SysTick interrupts at 1 kHz (QEMU's nRF51

@@ -15,8 +15,11 @@
 //!   next timer's deadline; its interrupt wakes the timers that are due
 //!   and sets the next alarm. With nothing due the timer is off.
 //!
-//! An idle device wakes for its own deadlines, its UART and 0.75 wraps a
-//! second, never on a tick.
+//! An idle device wakes for its own deadlines, its UART and 0.19 wraps a
+//! second, never on a tick. If the emulator stalls for more than a whole
+//! period (5.4 s), two wraps merge into one pending interrupt and the
+//! clock lags a period for good: still monotonic (never counted as a step
+//! back), only late.
 
 use core::cell::{Cell, RefCell};
 use core::ptr;
@@ -36,6 +39,7 @@ use crate::board::CORE_HZ;
 const RELOAD: u32 = 0x00FF_FFFF;
 /// Core clock cycles per `embassy-time` tick.
 const CYCLES_PER_TICK: u32 = (CORE_HZ as u64 / TICK_HZ) as u32;
+const _: () = assert!((CORE_HZ as u64).is_multiple_of(TICK_HZ), "whole cycles per tick, or the clock runs fast");
 /// A SysTick period (2^24 cycles) in whole ticks...
 const PERIOD_TICKS: u64 = (RELOAD as u64 + 1) / CYCLES_PER_TICK as u64;
 /// ...and the cycles left over. Time is kept as ticks and leftover cycles
@@ -252,12 +256,14 @@ fn SysTick() {
     // The counter reached 0 and reloads on its next count: one core cycle
     // on silicon, one timer tick (320 ns) in QEMU. Wait for it, so that a
     // reading of 0 is always a period's last count (bounded: a counter
-    // that never reloads is a broken clock either way).
-    let mut spins = 0u32;
-    while SYST::get_current() == 0 && spins < 10_000 {
-        spins += 1;
-    }
+    // that never reloads is a broken clock either way). Inside the critical
+    // section, so that no interrupt of higher priority reads the clock
+    // between the reload and the epoch's move.
     critical_section::with(|cs| {
+        let mut spins = 0u32;
+        while SYST::get_current() == 0 && spins < 10_000 {
+            spins += 1;
+        }
         let (epoch, wraps) = (DRIVER.epoch.borrow(cs), DRIVER.wraps.borrow(cs));
         epoch.set(epoch.get().next_period());
         wraps.set(wraps.get().wrapping_add(1));

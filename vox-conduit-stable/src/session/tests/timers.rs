@@ -64,3 +64,37 @@ fn next_deadline_names_exactly_when_the_next_timer_acts() {
     assert_eq!(a.state.take_detach(), Some(Detach::Timeout));
     assert_eq!(a.parts().0.next_deadline(), Instant::MAX, "detached: nothing is due");
 }
+
+/// Keepalive coalescing: a peer's keepalive that arrives when ours is due
+/// within a quarter period takes ours out at once (one wake-up for both);
+/// earlier than that it does not; and a request never gets a standalone
+/// ack this way (its reply carries the ack).
+// r[verify core.deadline]
+#[test]
+fn a_keepalive_arriving_near_our_own_takes_ours_out_and_requests_wait_for_replies() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    // CFG: keepalive 100 ms. b's keepalive at 100; a's own would be due at
+    // 100 too (both last sent at 0).
+    b.parts().0.on_tick(100);
+    let keepalive = drain(&mut b, 100);
+    assert_eq!(keepalive.len(), 1);
+    feed(&mut a, 60, &keepalive);
+    assert!(drain(&mut a, 60).is_empty(), "60 ms: ours is 40 ms away, more than a quarter period");
+    feed(&mut a, 80, &keepalive);
+    let answer = drain(&mut a, 80);
+    assert_eq!(answer.len(), 1, "80 ms: ours was due within 25 ms, so it goes now");
+    assert!(matches!(decode(&answer[0]), WireFrame::Ack { .. }));
+    assert_eq!(a.parts().0.next_deadline(), 180, "the next keepalive is a period after this one");
+    // A request 90 ms after a's last frame: no frame until the reply.
+    feed(&mut b, 100, &answer);
+    let _ = drain(&mut b, 100);
+    assert!(push(&mut b, b"request"));
+    let request = drain(&mut b, 170);
+    feed(&mut a, 170, &request);
+    assert!(drain(&mut a, 170).is_empty(), "a request is answered by the reply, not by a keepalive");
+    assert_eq!(read_all(&mut a), [b"request".to_vec()]);
+    assert!(push(&mut a, b"reply"));
+    let reply = drain(&mut a, 171);
+    assert_eq!(reply.len(), 1, "one frame: the reply, carrying the ack");
+}
