@@ -86,6 +86,64 @@ def payloads(v: Dict[str, Any]) -> List[bytes]:
     return out
 
 
+# ---- the seeded RNG of the vectors (rand_chacha 0.9's ChaCha20Rng) ----
+
+_M32 = 0xFFFFFFFF
+_M64 = (1 << 64) - 1
+
+
+def _rotl(x: int, n: int) -> int:
+    return ((x << n) | (x >> (32 - n))) & _M32
+
+
+def _quarter(s: List[int], a: int, b: int, c: int, d: int) -> None:
+    s[a] = (s[a] + s[b]) & _M32
+    s[d] = _rotl(s[d] ^ s[a], 16)
+    s[c] = (s[c] + s[d]) & _M32
+    s[b] = _rotl(s[b] ^ s[c], 12)
+    s[a] = (s[a] + s[b]) & _M32
+    s[d] = _rotl(s[d] ^ s[a], 8)
+    s[c] = (s[c] + s[d]) & _M32
+    s[b] = _rotl(s[b] ^ s[c], 7)
+
+
+def _chacha20_block(key: bytes, counter: int) -> bytes:
+    """One ChaCha20 block (20 rounds, 64-bit counter, stream 0)."""
+    init = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+    init += [int.from_bytes(key[i : i + 4], "little") for i in range(0, 32, 4)]
+    init += [counter & _M32, counter >> 32, 0, 0]
+    s = list(init)
+    for _ in range(10):
+        _quarter(s, 0, 4, 8, 12)
+        _quarter(s, 1, 5, 9, 13)
+        _quarter(s, 2, 6, 10, 14)
+        _quarter(s, 3, 7, 11, 15)
+        _quarter(s, 0, 5, 10, 15)
+        _quarter(s, 1, 6, 11, 12)
+        _quarter(s, 2, 7, 8, 13)
+        _quarter(s, 3, 4, 9, 14)
+    return b"".join(((s[i] + init[i]) & _M32).to_bytes(4, "little") for i in range(16))
+
+
+def chacha20_rng_bytes(seed: int, n: int) -> bytes:
+    """The first ``n`` bytes of ``ChaCha20Rng::seed_from_u64(seed)``: the
+    32-byte key from PCG32 (rand_core's ``seed_from_u64``), then the
+    ChaCha20 key stream from block 0."""
+    key = b""
+    state = seed
+    for _ in range(8):
+        state = (state * 6364136223846793005 + 11634580027462260723) & _M64
+        x = (((state >> 18) ^ state) >> 27) & _M32
+        rot = state >> 59
+        key += (((x >> rot) | (x << ((32 - rot) & 31))) & _M32).to_bytes(4, "little")
+    out = b""
+    counter = 0
+    while len(out) < n:
+        out += _chacha20_block(key, counter)
+        counter += 1
+    return out[:n]
+
+
 class Files(unittest.TestCase):
     vectors = load()
 
@@ -101,6 +159,13 @@ class Files(unittest.TestCase):
                 for s in v["steps"]:
                     self.assertIn(s["side"], v["sides"])
                     self.assertIn("emit", s["expect"])
+
+    def test_resume_keys_are_the_seeded_rngs(self) -> None:
+        for v in self.vectors:
+            keys = [s["key"] for s in v["steps"] if s["op"] == "attach" and s["key"] is not None]
+            stream = chacha20_rng_bytes(v["rng"]["seed"], 16 * len(keys))
+            with self.subTest(vector=v["name"]):
+                self.assertEqual(keys, [stream[16 * i : 16 * i + 16].hex() for i in range(len(keys))])
 
 
 class Codecs(unittest.TestCase):
