@@ -54,6 +54,16 @@ class Hashing(unittest.TestCase):
         self.assertEqual(s.fnv1a64_update(s.FNV64_BASIS, b"a"), 0xAF63DC4C8601EC8C)
         self.assertEqual(s.fnv1a64_update(s.FNV64_BASIS, b"foobar"), 0x85944171F73967E8)
 
+    def test_the_documents_examples(self) -> None:
+        # PROTOCOL.md section 3.
+        self.assertEqual(s.fingerprint({"name": "u32", "ty": "U32"}).hex(), "b69efff17bf333fc")
+        read_sensor = {
+            "name": "(A, B, C,)",
+            "ty": {"Tuple": [{"name": "u8", "ty": "U8"}, {"name": "i32", "ty": "I32"}, {"name": "NoError", "ty": {"Enum": []}}]},
+        }
+        self.assertEqual(s.key64("demo/read_sensor", read_sensor).hex(), "ec3aee1fa4e04cc8")
+        self.assertEqual(s.key32("demo/read_sensor", read_sensor), 0x1FEE3AEC)
+
     def test_type_names_are_not_hashed_but_field_names_are(self) -> None:
         u8 = {"name": "u8", "ty": "U8"}
         renamed = {"name": "byte", "ty": "U8"}

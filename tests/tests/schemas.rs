@@ -145,11 +145,19 @@ fn committed_schemas_are_what_the_code_exports() {
     }
 }
 
-/// The documented fingerprint of `RpcFamily` (§12) is the exported one.
+/// The values PROTOCOL.md gives (§3's examples, §12's `RpcFamily`
+/// fingerprint) are the code's.
 // r[verify proto.schemas]
 #[test]
 fn the_rpc_family_fingerprint_in_the_document_is_the_exported_one() {
     assert_eq!(format!("{}", RpcFamily::FINGERPRINT), "e6d4bdeaf275080b");
+    // The worked examples of §3.
+    assert_eq!(hex(&SchemaFingerprint::of::<u32>().0), "b69efff17bf333fc");
+    assert_eq!(
+        hex(&Key::for_path::<(&u8, &i32, &vox_rpc::NoError)>("demo/read_sensor").to_bytes()),
+        "ec3aee1fa4e04cc8"
+    );
+    assert_eq!(<vox_demo_protocol::ReadSensor as Endpoint>::KEY.0, 0x1fee_3aec);
     let v = family::<RpcFamily>("RpcFamily");
     assert_eq!(v["fingerprint"], "e6d4bdeaf275080b");
 }
