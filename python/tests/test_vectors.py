@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from vox_embedded import prologue as p
 from vox_embedded import rpc_frames as rpc
+from vox_embedded import schema
 from vox_embedded import stable_frames as sf
 from vox_embedded.prologue import Mode, Prologue, Role
 
@@ -206,6 +207,28 @@ class Codecs(unittest.TestCase):
                     self.assertEqual(rpc.encode_frame(rpc.decode_frame(m)), m)
                     count += 1
         self.assertGreater(count, 20)
+
+    def test_rpc_greetings_list_exported_keys_with_their_fingerprint(self) -> None:
+        exported = {
+            int(e["key"], 16)
+            for f in schema.load()
+            if f["kind"] == "service"
+            for e in f["endpoints"] + f["topics"]
+        }
+        hellos = 0
+        for v in self.vectors:
+            if v["message_codec"] != "rpc":
+                continue
+            for s in v["steps"]:
+                if s["op"] != "send":
+                    continue
+                frame = rpc.decode_frame(bytes.fromhex(s["message"]))
+                if isinstance(frame, rpc.Hello):
+                    with self.subTest(vector=v["name"], t=s["t"]):
+                        self.assertEqual(frame.fingerprint, rpc.service_fingerprint(frame.endpoints))
+                        self.assertLessEqual(set(frame.endpoints) | set(frame.topics), exported)
+                        hellos += 1
+        self.assertEqual(hellos, 4)
 
     def test_rpc_vectors_carry_the_rpc_family_fingerprint(self) -> None:
         for v in self.vectors:
