@@ -299,6 +299,19 @@ class StableConduit:
                 self._close_link()
             self._after()
 
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Acceptor: a new connection becomes the session's link (the
+        initiator dials only when its previous link died)."""
+        if self.session.ended:
+            writer.close()
+            return
+        task = self._start_link(reader, writer)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+
     async def _drive_initiator(self) -> None:
         s = self.session
         assert self._dial_addr is not None
