@@ -55,7 +55,7 @@ class End:
 
 def message(i: int, size: int) -> bytes:
     """Message ``i``: its number (4 bytes LE) and filler to ``size``."""
-    body = i.to_bytes(4, "little")
+    body = (i & 0xFFFF_FFFF).to_bytes(4, "little")
     return body + bytes(((i * 31 + k) & 0xFF) for k in range(4, size))
 
 
@@ -235,9 +235,14 @@ class Exchange:
     """Both applications send ``count`` messages of ``size`` bytes and
     receive the peer's, checking exactly once and in order; then close."""
 
-    def __init__(self, count: int, size: int, read_gate: Optional[Callable[[int, int], bool]] = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        size: "int | Callable[[int], int]",
+        read_gate: Optional[Callable[[int, int], bool]] = None,
+    ) -> None:
         self.count = count
-        self.size = size
+        self.size: Callable[[int], int] = size if callable(size) else (lambda _i, n=size: n)
         self.sent = [0, 0]
         self.received = [0, 0]
         self.closed = [False, False]
@@ -249,7 +254,7 @@ class Exchange:
             s = end.session
             if s.error is not None:
                 raise s.error
-            while self.sent[i] < self.count and s.send(message(self.sent[i], self.size), sim.now):
+            while self.sent[i] < self.count and s.send(message(self.sent[i], self.size(self.sent[i])), sim.now):
                 self.sent[i] += 1
             if self.sent[i] == self.count and not self.closed[i]:
                 s.close(sim.now)
@@ -258,7 +263,7 @@ class Exchange:
                 m = s.recv(sim.now)
                 if m is None:
                     break
-                want = message(self.received[i], self.size)
+                want = message(self.received[i], self.size(self.received[i]))
                 if m != want:
                     raise AssertionError(
                         f"side {i}: message {self.received[i]} wrong: got {m[:8].hex()}..., want {want[:8].hex()}..."
