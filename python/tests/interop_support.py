@@ -133,6 +133,7 @@ class CuttingProxy:
         self.server: Optional[asyncio.base_events.Server] = None
         self.address: tuple[str, int] = ("", 0)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> "CuttingProxy":
         """Starts listening on 127.0.0.1 (any port: :attr:`address`)."""
@@ -146,6 +147,8 @@ class CuttingProxy:
             self.server.close()
         for t in list(self._tasks):
             t.cancel()
+        for w in list(self._writers):
+            w.transport.abort()
 
     async def _serve(self, r1: asyncio.StreamReader, w1: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -154,6 +157,7 @@ class CuttingProxy:
         except OSError:
             w1.transport.abort()
             return
+        self._writers.update((w1, w2))
         budget = [self.rng.randint(self.min_bytes, self.max_bytes) if self.max_bytes else -1]
 
         def cut() -> None:
@@ -185,4 +189,11 @@ class CuttingProxy:
         for t in tasks:
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        except asyncio.CancelledError:
+            w1.transport.abort()
+            w2.transport.abort()
+        finally:
+            self._writers.discard(w1)
+            self._writers.discard(w2)

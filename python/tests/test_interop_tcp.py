@@ -1,7 +1,5 @@
 """The Python stable conduit against the Rust one over loopback TCP.
 
-# r[verify py.interop]
-
 The Rust peer is `tests/src/bin/interop_peer.rs` (built once with cargo,
 release, honouring ``CARGO_TARGET_DIR``; the tests are skipped only when
 cargo is missing). Each side sends ``COUNT`` messages and receives the
@@ -14,6 +12,8 @@ refused on both sides within a round trip.
 """
 
 from __future__ import annotations
+
+# r[verify py.interop]
 
 import asyncio
 import random
@@ -73,6 +73,7 @@ async def exchange(conduit: StableConduit, count: int, size: int) -> None:
     await conduit.close()
 
 
+# r[verify py.interop]
 class InteropTcp(unittest.TestCase):
     """Python against Rust through a connection-cutting proxy."""
 

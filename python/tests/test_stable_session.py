@@ -1,7 +1,5 @@
 """The stable session state machine (vox_embedded.stable_session).
 
-# r[verify py.package]
-
 Two Python sessions over in-memory framed links (tests/stable_sim.py) with
 a seeded fault model (dropped frames, corrupted bytes, cut links; links
 keep order): exactly once and in order over thousands of messages, resume,
@@ -12,15 +10,15 @@ and the compact counters. Property tests run ``VOX_SEEDS`` seeds from
 
 from __future__ import annotations
 
+# r[verify py.package]
+
 import random
 import unittest
 from typing import Optional
 
-from vox_embedded import framing
 from vox_embedded.prologue import Mode, Prologue, Role, RoleConflict, SchemaMismatch, VersionMismatch, ModeMismatch
 from vox_embedded.stable_frames import (
     Ack,
-    Close,
     Counter,
     Data,
     Hello,
@@ -43,7 +41,7 @@ from vox_embedded.stable_session import (
     StableSession,
 )
 
-from .stable_sim import Exchange, Faults, Sim, message
+from .stable_sim import Exchange, Faults, Sim
 from .support import rng, seeds
 
 FP = bytes.fromhex("1122334455667788")
@@ -108,6 +106,7 @@ def exchange(
     return sim, ex
 
 
+# r[verify py.package]
 class ExactlyOnce(unittest.TestCase):
     """Messages arrive exactly once and in order, whatever the links do."""
 
@@ -196,6 +195,7 @@ class CompactCounters(unittest.TestCase):
         self.assertEqual(Counter(0x02, True).resolve_ack(0x1_0002), 0x1_0002)
 
 
+# r[verify py.package]
 class Refusals(unittest.TestCase):
     """Every refusal is typed on both sides."""
 

@@ -1,7 +1,5 @@
 """The stable conduit over TCP with asyncio, and a blocking wrapper.
 
-# r[impl py.package]
-
 :class:`StableConduit` runs a :class:`~vox_embedded.stable_session.StableSession`
 over framed TCP connections (docs/PROTOCOL.md section 2: each connection is
 one link, starting with a lone ``00``). An initiator
@@ -25,6 +23,8 @@ runs the event loop in a thread of its own).
 """
 
 from __future__ import annotations
+
+# r[impl py.package]
 
 import asyncio
 import threading

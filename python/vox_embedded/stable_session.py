@@ -1,8 +1,6 @@
 """The stable conduit's session state machine, sans I/O (docs/PROTOCOL.md,
 sections 5 to 10).
 
-# r[impl py.package]
-
 A :class:`StableSession` is one side of one session: an initiator (it
 dials) or an acceptor serving one session across reconnects. It does no
 I/O and reads no clock: every method takes the time ``now`` in
@@ -31,13 +29,14 @@ session ended with an error, :attr:`StableSession.ended` once it left.
 
 from __future__ import annotations
 
+# r[impl py.package]
+
 import enum
 import secrets
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Deque, Optional
 
-from . import framing
 from .errors import VoxError
 from .prologue import (
     MAGIC,
