@@ -65,6 +65,9 @@ class AsyncioConduit(unittest.TestCase):
             acc = await StableConduit.listen("127.0.0.1", 0, FP)
             assert acc.address is not None
             ini = await StableConduit.connect(*acc.address, bytes(8))
+            # A send before the first handshake is not reported as sent.
+            with self.assertRaises(SessionRefused):
+                await asyncio.wait_for(ini.send(b"\x01x"), 5)
             for c in (ini, acc):
                 with self.assertRaises(SessionRefused) as caught:
                     await asyncio.wait_for(c.recv(), 5)

@@ -34,6 +34,7 @@ from . import framing
 from .prologue import Role
 from .stable_session import (
     DEFAULT_CONFIG,
+    DirectionClosed,
     SessionError,
     StableConfig,
     StableSession,
@@ -134,14 +135,22 @@ class StableConduit:
 
     async def send(self, msg: bytes) -> None:
         """Sends one encoded message, waiting while the replay buffer is
-        full. Raises the session's error after it ended with one,
+        full, and before the first handshake completed, until it did. Raises
+        the session's error after it ended with one (a refused first
+        handshake included),
         :class:`~vox_embedded.stable_session.DirectionClosed` after
         :meth:`close`."""
         s = self.session
-        while True:
-            if s.send(msg, self._now()):
-                self._after()
-                return
+        while not s.send(msg, self._now()):
+            await self._wait()
+        self._after()
+        # Nothing sent before the first handshake counts as sent (section
+        # 7): a refused first handshake fails these sends.
+        while not s.established:
+            if s.error is not None:
+                raise s.error
+            if s.ended:
+                raise DirectionClosed("the session ended before its first handshake")
             await self._wait()
 
     async def recv(self) -> bytes:
