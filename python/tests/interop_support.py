@@ -172,6 +172,8 @@ class CuttingProxy:
                     if not data:
                         w.close()
                         return
+                    if w.transport.is_closing():
+                        return
                     if budget[0] >= 0:
                         if len(data) >= budget[0]:
                             w.write(data[: budget[0]])

@@ -84,65 +84,57 @@ class InteropTcp(unittest.TestCase):
         self.peer_bin = _PEER
         self.config = StableConfig(max_message=SIZE + 16)
 
-    def report(self, name: str, elapsed: float, conduit: StableConduit, proxy: CuttingProxy, peer_line: str) -> None:
-        s = conduit.stats
-        print(
-            f"\n[{name}] seed {FIRST_SEED}: {COUNT} x {SIZE} B each way in {elapsed:.2f} s; "
-            f"proxy cuts {proxy.cuts}, connections {proxy.connections}; python reattachments "
-            f"{s.reattachments} replays {s.replays} gaps {s.gaps} duplicates {s.duplicates}; rust: {peer_line}"
-        )
+    def through_proxy(self, python_role: str, count: int, size: int, cuts: tuple[int, int], seed: int) -> None:
+        """``count`` messages of ``size`` bytes each way, the Python side in
+        ``python_role``, through a proxy cutting every connection after a
+        seeded random number of bytes in ``cuts``."""
+
+        async def run() -> None:
+            rng = random.Random(seed)
+            config = StableConfig(max_message=size + 16)
+            args = ("--count", str(count), "--size", str(size))
+            if python_role == "acceptor":
+                conduit = await StableConduit.listen("127.0.0.1", 0, peer_fingerprint(self.peer_bin), config)
+                assert conduit.address is not None
+                proxy = await CuttingProxy(conduit.address, rng, *cuts).start()
+                host, port = proxy.address
+                peer = await Peer.start(self.peer_bin, "--role", "initiator", "--connect", f"{host}:{port}", *args)
+            else:
+                peer = await Peer.start(self.peer_bin, "--role", "acceptor", "--listen", "127.0.0.1:0", *args)
+                assert peer.address is not None
+                proxy = await CuttingProxy(peer.address, rng, *cuts).start()
+                conduit = await StableConduit.connect(*proxy.address, peer.fingerprint, config)
+            start = time.monotonic()
+            try:
+                await asyncio.wait_for(exchange(conduit, count, size), 40)
+                code, last, err = await peer.finish(10)
+            finally:
+                peer.kill()
+                await proxy.stop()
+            elapsed = time.monotonic() - start
+            self.assertEqual(code, 0, f"seed {seed}: rust peer failed: {last} {err}")
+            self.assertTrue(last.startswith(f"ok sent {count} received {count}"), f"seed {seed}: {last}")
+            self.assertGreater(proxy.cuts, 0, f"seed {seed}: the proxy never cut: the test proves nothing")
+            s = conduit.stats
+            print(
+                f"\n[python {python_role}] seed {seed}: {count} x {size} B each way in {elapsed:.2f} s; "
+                f"proxy cuts {proxy.cuts}, connections {proxy.connections}; python reattachments "
+                f"{s.reattachments} replays {s.replays} gaps {s.gaps} duplicates {s.duplicates}; rust: {last}"
+            )
+
+        asyncio.run(run())
 
     def test_python_acceptor_rust_initiator(self) -> None:
-        async def run() -> None:
-            rng = random.Random(FIRST_SEED)
-            fp = peer_fingerprint(self.peer_bin)
-            conduit = await StableConduit.listen("127.0.0.1", 0, fp, self.config)
-            assert conduit.address is not None
-            proxy = await CuttingProxy(conduit.address, rng, CUT_MIN, CUT_MAX).start()
-            host, port = proxy.address
-            peer = await Peer.start(
-                self.peer_bin, "--role", "initiator", "--connect", f"{host}:{port}",
-                "--count", str(COUNT), "--size", str(SIZE),
-            )
-            start = time.monotonic()
-            try:
-                await asyncio.wait_for(exchange(conduit, COUNT, SIZE), 40)
-                code, last, err = await peer.finish(10)
-            finally:
-                peer.kill()
-                await proxy.stop()
-            elapsed = time.monotonic() - start
-            self.assertEqual(code, 0, f"seed {FIRST_SEED}: rust peer failed: {last} {err}")
-            self.assertTrue(last.startswith(f"ok sent {COUNT} received {COUNT}"), last)
-            self.report("python acceptor / rust initiator", elapsed, conduit, proxy, last)
-            self.assertGreater(proxy.cuts, 0, "the proxy never cut: the test proves nothing")
-
-        asyncio.run(run())
+        self.through_proxy("acceptor", COUNT, SIZE, (CUT_MIN, CUT_MAX), FIRST_SEED)
 
     def test_python_initiator_rust_acceptor(self) -> None:
-        async def run() -> None:
-            rng = random.Random(FIRST_SEED + 1)
-            peer = await Peer.start(
-                self.peer_bin, "--role", "acceptor", "--listen", "127.0.0.1:0",
-                "--count", str(COUNT), "--size", str(SIZE),
-            )
-            assert peer.address is not None
-            proxy = await CuttingProxy(peer.address, rng, CUT_MIN, CUT_MAX).start()
-            conduit = await StableConduit.connect(*proxy.address, peer.fingerprint, self.config)
-            start = time.monotonic()
-            try:
-                await asyncio.wait_for(exchange(conduit, COUNT, SIZE), 40)
-                code, last, err = await peer.finish(10)
-            finally:
-                peer.kill()
-                await proxy.stop()
-            elapsed = time.monotonic() - start
-            self.assertEqual(code, 0, f"seed {FIRST_SEED + 1}: rust peer failed: {last} {err}")
-            self.assertTrue(last.startswith(f"ok sent {COUNT} received {COUNT}"), last)
-            self.report("python initiator / rust acceptor", elapsed, conduit, proxy, last)
-            self.assertGreater(proxy.cuts, 0, "the proxy never cut: the test proves nothing")
+        self.through_proxy("initiator", COUNT, SIZE, (CUT_MIN, CUT_MAX), FIRST_SEED + 1)
 
-        asyncio.run(run())
+    def test_kib_messages_and_frequent_cuts(self) -> None:
+        """1 KiB messages (frames longer than a COBS block), cut every 5 to
+        40 KB, both roles."""
+        self.through_proxy("acceptor", 2000, 1024, (5_000, 40_000), FIRST_SEED + 2)
+        self.through_proxy("initiator", 2000, 1024, (5_000, 40_000), FIRST_SEED + 3)
 
     def test_schema_refusal_both_ways(self) -> None:
         """Another fingerprint: both sides end with a typed schema refusal

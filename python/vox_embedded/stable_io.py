@@ -207,7 +207,7 @@ class StableConduit:
         out = s.take_transmit()
         w = self._writer
         if w is not None:
-            if out:
+            if out and not w.transport.is_closing():
                 try:
                     w.write(b"".join([framing.encode_frame(p) for p in out]))
                 except (OSError, RuntimeError):
