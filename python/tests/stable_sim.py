@@ -213,19 +213,17 @@ class Sim:
         later = [t for t in times if t > self.now]
         return min(later) if later else self.now + 1
 
-    def run(self, app: Callable[["Sim"], bool], limit_ms: int = 600_000, busy_steps: int = 0) -> None:
-        """Steps until ``app`` returns ``True`` (done) or ``limit_ms``.
-        ``app`` returning ``None``/``False`` with progress keeps the time."""
-        progress = [False]
+    def run(self, app: Callable[["Sim"], bool], limit_ms: int = 600_000) -> None:
+        """Steps (calling ``app`` at each instant) until ``app`` returns
+        ``True``; raises ``TimeoutError`` past ``limit_ms`` of virtual time."""
+        done = [False]
 
         def wrapped(sim: "Sim") -> None:
-            progress[0] = bool(app(sim))
+            done[0] = bool(app(sim))
 
         while self.now <= limit_ms:
             self.step(wrapped)
-            if progress[0] == "done":
-                return
-            if progress[0]:
+            if done[0]:
                 return
             self.now = self.next_time()
         raise TimeoutError(f"simulation did not finish by {limit_ms} ms")

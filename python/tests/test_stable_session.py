@@ -243,6 +243,22 @@ class Refusals(unittest.TestCase):
                 assert isinstance(b.error, SessionRefused)
                 self.assertIsInstance(b.error.cause, cause)
 
+    def test_version_and_mode_refused_by_the_initiator(self) -> None:
+        for peer, cause in (
+            (Prologue(Mode.STABLE, Role.ACCEPTOR, FP, version=3), VersionMismatch),
+            (Prologue(Mode.BARE, Role.ACCEPTOR, FP), ModeMismatch),
+        ):
+            with self.subTest(cause=cause.__name__):
+                a = StableSession(Role.INITIATOR, FP)
+                a.attach(0)
+                self.assertEqual(a.take_transmit(), [Prologue(Mode.STABLE, Role.INITIATOR, FP).encode()])
+                a.receive(peer.encode(), 1)
+                self.assertEqual(a.take_transmit(), [], "no hello after a refused prologue")
+                self.assertIsInstance(a.error, SessionRefused)
+                assert isinstance(a.error, SessionRefused)
+                self.assertIsInstance(a.error.cause, cause)
+                self.assertFalse(a.want_link(10_000), "no retry after a refusal")
+
     def test_session_unknown_after_the_acceptor_restarted(self) -> None:
         a, b, r = pair(8)
         sim = Sim(a, b, r)
