@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Deque, Optional
 
 from vox_embedded import framing
+from vox_embedded.prologue import Role
 from vox_embedded.stable_session import StableSession
 
 
@@ -272,3 +273,107 @@ class Exchange:
                     raise AssertionError(f"side {i}: end of stream after {self.received[i]} of {self.count}")
                 self.eof[i] = True
         return all(end.session.ended for end in sim.ends)
+
+
+class StreamSim:
+    """Two sessions over one pair of persistent byte streams (a serial
+    line): links come and go on top of them. A side whose link dies (a
+    corrupted frame) attaches a new link to the same streams at once; the
+    other side keeps its link until it notices (a prologue, a gap, a
+    timeout). Bytes that arrive while a side has no link wait for its next
+    one, so a new link starts with stale bytes of the previous one (its
+    first, tentative frame and whole stale frames). Faults: ``drop`` (a
+    frame vanishes) and ``corrupt`` (a bit flips); ``cut`` is unused."""
+
+    def __init__(
+        self,
+        a: StableSession,
+        b: StableSession,
+        rng: random.Random,
+        faults: Faults = Faults(),
+        latency: int = 1,
+        mtu: int = 2048,
+    ) -> None:
+        self.sessions = [a, b]
+        self.rng = rng
+        self.faults = faults
+        self.latency = latency
+        self.mtu = mtu
+        self.now = 0
+        # streams[i]: bytes written by side i, in flight to the other side.
+        self.streams: list[Deque[tuple[int, bytes]]] = [deque(), deque()]
+        self.decoders: list[Optional[framing.FrameDecoder]] = [None, None]
+        self.generations = [-1, -1]
+
+    @property
+    def ends(self) -> list[End]:
+        """The sessions as :class:`End` objects (for :class:`Exchange`)."""
+        return [End(s, i) for i, s in enumerate(self.sessions)]
+
+    def _write(self, side: int, data: bytes) -> None:
+        self.streams[side].append((self.now + self.latency, data))
+
+    def _flush(self, side: int) -> None:
+        s = self.sessions[side]
+        for payload in s.take_transmit():
+            wire = framing.encode_frame(payload)
+            r = self.rng.random()
+            if r < self.faults.drop:
+                continue
+            if r < self.faults.drop + self.faults.corrupt:
+                pos = self.rng.randrange(len(wire))
+                wire = wire[:pos] + bytes([wire[pos] ^ (1 << self.rng.randrange(8))]) + wire[pos + 1 :]
+            self._write(side, wire)
+        if self.decoders[side] is not None and (not s.has_link or s.link_generation != self.generations[side]):
+            self.decoders[side] = None
+
+    def _attach(self, side: int) -> None:
+        s = self.sessions[side]
+        if s.ended or s.has_link or not s.want_link(self.now) and s.role is Role.INITIATOR:
+            return
+        s.attach(self.now)
+        self.decoders[side] = framing.FrameDecoder(self.mtu)
+        self.generations[side] = s.link_generation
+        self._write(side, framing.STREAM_START)
+        self._flush(side)
+
+    def _deliver(self, side: int) -> None:
+        q = self.streams[1 - side]
+        s = self.sessions[side]
+        while q and q[0][0] <= self.now:
+            dec = self.decoders[side]
+            if dec is None:
+                return  # bytes wait for the next link
+            _, data = q.popleft()
+            for ev in dec.feed(data):
+                if self.decoders[side] is not dec:
+                    break  # the rest of the chunk is lost with the link
+                if isinstance(ev, framing.Payload):
+                    s.receive(ev.data, self.now)
+                    self._flush(side)
+                elif isinstance(ev, framing.FramingError):
+                    s.link_lost(self.now)
+                    self.decoders[side] = None
+                    break
+
+    def run(self, app: Callable[[Sim], bool], limit_ms: int = 600_000) -> None:
+        """Like :meth:`Sim.run`."""
+        while self.now <= limit_ms:
+            for side, s in enumerate(self.sessions):
+                t = s.poll_timeout()
+                if t is not None and t <= self.now:
+                    s.handle_timeout(self.now)
+                self._flush(side)
+                self._attach(side)
+            for side in (0, 1):
+                self._deliver(side)
+            if app(self):  # type: ignore[arg-type]
+                return
+            for side in (0, 1):
+                self._flush(side)
+            times = [t for t in (s.poll_timeout() for s in self.sessions) if t is not None]
+            times += [q[0][0] for q in self.streams if q]
+            times += [s.retry_at for s in self.sessions if not s.has_link and not s.ended]
+            later = [t for t in times if t > self.now]
+            self.now = min(later) if later else self.now + 1
+        raise TimeoutError(f"simulation did not finish by {limit_ms} ms")
