@@ -20,6 +20,8 @@ of :class:`vox_embedded.errors.VoxError` on bad peer bytes.
 
 from __future__ import annotations
 
+# r[impl py.package]
+
 from .errors import VoxError
 from .prologue import PROTOCOL_VERSION
 
