@@ -1,12 +1,16 @@
 """vox_embedded: a Python implementation of the vox-embedded wire protocol,
-written from docs/PROTOCOL.md (version 1).
+written from docs/PROTOCOL.md (version 2).
 
-This first slice holds the codecs only, no I/O and no state machines:
+The codecs, the stable conduit's session and its asyncio transport:
 
 * :mod:`vox_embedded.postcard`: the encoding primitives (section 1);
 * :mod:`vox_embedded.framing`: the framed link codec (section 2);
 * :mod:`vox_embedded.prologue`: the link prologue and its checks (section 3);
 * :mod:`vox_embedded.stable_frames`: the stable conduit's frames (section 6);
+* :mod:`vox_embedded.stable_session`: the stable conduit's session, both
+  roles, without I/O (sections 5 to 10);
+* :mod:`vox_embedded.stable_io`: the stable conduit over TCP with asyncio,
+  and a blocking wrapper;
 * :mod:`vox_embedded.rpc_frames`: the frames of calls, clock samples and the
   service fingerprint (section 12).
 
@@ -16,9 +20,9 @@ of :class:`vox_embedded.errors.VoxError` on bad peer bytes.
 
 from __future__ import annotations
 
+# r[impl py.package]
+
 from .errors import VoxError
+from .prologue import PROTOCOL_VERSION
 
 __all__ = ["VoxError", "PROTOCOL_VERSION"]
-
-#: The protocol version this package speaks.
-PROTOCOL_VERSION = 1
