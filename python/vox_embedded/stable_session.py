@@ -497,7 +497,8 @@ class StableSession:
         if self.link_state is LinkState.HANDSHAKE:
             self._handshake_frame(frame, now)
         else:
-            self._keepalive_coalesce(now)
+            if isinstance(frame, Ack):
+                self._keepalive_coalesce(now)
             self._data_phase_frame(frame, now)
         if self.link_state is LinkState.ATTACHED:
             self._pump(now)
