@@ -30,7 +30,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 from . import rpc_frames as rf
 from .errors import VoxError
 from .stable_io import EndOfStream, StableConduit
-from .stable_session import SessionError
+from .stable_session import DirectionClosed, SessionError
 
 __all__ = [
     "CallStatus",
@@ -633,13 +633,13 @@ class RpcHost:
                     await asyncio.wait_for(self._wait_kick(), wait)
                 except asyncio.TimeoutError:
                     pass
-        except (SessionError, EndOfStream):
+        except (SessionError, EndOfStream, DirectionClosed):
             pass  # the receive loop reports the end
 
     async def wait_ended(self) -> Optional[BaseException]:
         """Waits until the session ended; returns its error (``None`` for
         a clean end)."""
-        return await self._ended
+        return await asyncio.shield(self._ended)
 
     async def stop(self) -> None:
         """Ends the session at once and stops the loops."""
@@ -649,7 +649,7 @@ class RpcHost:
         for t in self._tasks:
             try:
                 await t
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, SessionError, EndOfStream, DirectionClosed):
                 pass
         if not self._ended.done():
             self.core.session_ended(None)
