@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # r[verify py.cli]
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,6 +15,10 @@ import unittest
 from pathlib import Path
 from typing import List
 
+from vox_embedded import rpc_frames as rf
+from vox_embedded.device import UART_CONFIG
+from vox_embedded.rpc_host import RpcHost
+from vox_embedded.stable_io import StableConduit
 from vox_embedded.values import Catalog, SchemaValueError, decode_all, encode, parse_args
 
 from tests.qemu_support import QemuDevice, firmware_or_skip
@@ -77,6 +82,35 @@ class Arguments(unittest.TestCase):
         self.assertEqual(data, b"\x01\x03\x01\xac\x02")
         self.assertEqual(decode_all(data, nt), v)
         self.assertEqual(decode_all(encode({"a": None, "b": ("X", None)}, nt), nt), {"a": None, "b": ("X", None)})
+
+
+class CliOverTcp(unittest.IsolatedAsyncioTestCase):
+    """The CLI as a TCP initiator against a Python acceptor serving
+    ``demo/read_sensor`` (no QEMU needed)."""
+
+    async def test_call_and_endpoints(self) -> None:
+        rs = CATALOG.by_name["demo/read_sensor"]
+
+        def read_sensor(body: bytes, now: int) -> tuple[bool, bytes]:
+            return True, encode(decode_all(body, rs.request) * 100 - 40, rs.response)
+
+        for args, expected in (
+            (["call", "demo/read_sensor", "5"], "460"),
+            (["endpoints"], "demo/read_sensor: u8 => i32"),
+        ):
+            conduit = await StableConduit.listen("127.0.0.1", 0, rf.RPC_FAMILY_FINGERPRINT, UART_CONFIG)
+            host = await RpcHost.start(conduit, {rs.key: read_sensor}, names={rs.key: rs.name})
+            self.addAsyncCleanup(host.stop)
+            assert conduit.address is not None
+            env = dict(os.environ)
+            env["PYTHONPATH"] = str(PYTHON_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "vox_embedded", "--tcp", f"127.0.0.1:{conduit.address[1]}", "--initiator", *args,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            self.assertEqual(proc.returncode, 0, err.decode())
+            self.assertIn(expected, out.decode())
 
 
 class CliAgainstQemu(unittest.TestCase):
