@@ -26,11 +26,11 @@ import asyncio
 import os
 import time
 import unittest
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from vox_embedded import rpc_frames as rf
 from vox_embedded.device import UART_CONFIG, Target, open_conduit, start_host
-from vox_embedded.rpc_host import CallResult, CallStatus, ReceivedSample, RpcHost
+from vox_embedded.rpc_host import CallStatus, ReceivedSample, RpcHost
 from vox_embedded.stable_io import SerialStream, StableConduit
 from vox_embedded.stable_session import SessionLost
 from vox_embedded.values import Catalog, decode_all, encode

@@ -81,7 +81,6 @@ async def start_host(
     """An :class:`RpcHost` over ``conduit`` serving ``demo/host_time`` (our
     clock, ms since the conduit started) and, with ``subscribe``,
     subscribing to every topic the catalog knows (those the peer lists)."""
-    host_box: Dict[str, RpcHost] = {}
     ht = catalog.by_name.get("demo/host_time")
     served: Dict[int, Any] = {}
     names: Dict[int, str] = {}
@@ -97,9 +96,7 @@ async def start_host(
     topics: Mapping[int, int] = (
         {e.key: window for e in catalog.by_key.values() if e.kind == "topic"} if subscribe else {}
     )
-    host = await RpcHost.start(conduit, served, topics, names=names)
-    host_box["host"] = host
-    return host
+    return await RpcHost.start(conduit, served, topics, names=names)
 
 
 async def call_named(host: RpcHost, entry: Entry, value: Any, timeout_ms: int = 5000) -> Tuple[CallResult, Any]:

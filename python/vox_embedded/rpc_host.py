@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import rpc_frames as rf
 from .errors import VoxError
