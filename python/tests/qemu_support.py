@@ -28,7 +28,11 @@ from typing import List, Optional
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = ROOT / "examples" / "firmware"
 TARGET = "thumbv7m-none-eabi"
-ELF = FIRMWARE_DIR / "target" / TARGET / "release" / "device"
+#: The build the Rust QEMU tests make too (tests/qemu-rig: features
+#: ``board-lm3s6965`` only, target directory ``target/plain``), so a run
+#: after them reuses it.
+PLAIN_TARGET_DIR = FIRMWARE_DIR / "target" / "plain"
+ELF = PLAIN_TARGET_DIR / TARGET / "release" / "device"
 QEMU = "qemu-system-arm"
 
 _built: Optional[Path] = None
@@ -37,14 +41,19 @@ _lock = threading.Lock()
 
 def firmware_or_skip() -> Path:
     """The demo device's ELF, built once per run (``cargo build --release
-    --bin device`` in examples/firmware); ``SkipTest`` when QEMU, cargo or
-    the thumbv7m target is missing."""
+    --bin device`` in examples/firmware, with the Rust QEMU rig's features
+    and target directory), or ``VOX_FIRMWARE_ELF`` when set; ``SkipTest``
+    when QEMU, cargo or the thumbv7m target is missing."""
     global _built
     with _lock:
         if _built is not None:
             return _built
         if shutil.which(QEMU) is None:
             raise unittest.SkipTest(f"{QEMU} is not installed: the QEMU interop tests need it")
+        given = os.environ.get("VOX_FIRMWARE_ELF")
+        if given:
+            _built = Path(given)
+            return _built
         if shutil.which("cargo") is None:
             raise unittest.SkipTest("cargo is not installed: cannot build the demo firmware")
         if shutil.which("rustup") is not None:
@@ -54,9 +63,13 @@ def firmware_or_skip() -> Path:
             if TARGET not in installed:
                 raise unittest.SkipTest(f"the Rust target {TARGET} is not installed (rustup target add {TARGET})")
         env = dict(os.environ)
-        env.pop("CARGO_TARGET_DIR", None)  # the firmware crate keeps its own target directory
+        # The firmware crate keeps its own target directory, and the host
+        # build's settings must not leak into it.
+        for var in ("CARGO_TARGET_DIR", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"):
+            env.pop(var, None)
         r = subprocess.run(
-            ["cargo", "build", "--release", "--bin", "device"],
+            ["cargo", "build", "--release", "--quiet", "--no-default-features", "--bin", "device"]
+            + ["--target", TARGET, "--features", "board-lm3s6965", "--target-dir", str(PLAIN_TARGET_DIR)],
             cwd=FIRMWARE_DIR,
             env=env,
             capture_output=True,
