@@ -27,7 +27,11 @@ from __future__ import annotations
 # r[impl py.package]
 
 import asyncio
+import errno
+import os
+import termios
 import threading
+import tty
 from typing import Any, Awaitable, Optional, TypeVar
 
 from . import framing
@@ -41,7 +45,7 @@ from .stable_session import (
     StableStats,
 )
 
-__all__ = ["StableConduit", "BlockingConduit", "EndOfStream"]
+__all__ = ["StableConduit", "BlockingConduit", "EndOfStream", "SerialStream", "FramingStats"]
 
 _T = TypeVar("_T")
 
@@ -51,6 +55,179 @@ _HEADER = 16
 
 class EndOfStream(EOFError):
     """The peer closed its direction and every message was received."""
+
+
+class FramingStats:
+    """Framed-link counters over every link of a byte stream (as the Rust
+    ``FramedStats``): links attached, payloads received, and each kind of
+    framing error that killed a link."""
+
+    def __init__(self) -> None:
+        """All counters at 0."""
+        self.links = 0
+        self.payloads = 0
+        self.crc_errors = 0
+        self.malformed = 0
+        self.oversized = 0
+        self.end_of_stream = 0
+
+    def count(self, ev: object) -> None:
+        """Counts one decoder event."""
+        if isinstance(ev, framing.Payload):
+            self.payloads += 1
+        elif isinstance(ev, framing.CrcMismatch):
+            self.crc_errors += 1
+        elif isinstance(ev, framing.OversizedFrame):
+            self.oversized += 1
+        elif isinstance(ev, framing.MalformedFrame):
+            self.malformed += 1
+        elif isinstance(ev, framing.EndOfStream):
+            self.end_of_stream += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"FramingStats(links={self.links}, payloads={self.payloads}, crc_errors={self.crc_errors}, "
+            f"malformed={self.malformed}, oversized={self.oversized}, end_of_stream={self.end_of_stream})"
+        )
+
+
+# r[impl py.interop]
+class SerialStream:
+    """One byte stream (a serial port, a pseudo-terminal) that framed links
+    attach to one after another (section 2: after a link dies, a fresh link
+    attaches to the same stream, its first frame tentative), like the Rust
+    ``FramedPort``. Standard library only: ``os.open``, ``termios`` raw
+    mode, the event loop's ``add_reader``.
+
+    The stream outlives sessions: after a session ends (for example with
+    ``SessionLost`` when the device restarted), make a new conduit on the
+    same stream with :meth:`StableConduit.over_stream`.
+    """
+
+    def __init__(self, fd: int, close_fd: bool = True) -> None:
+        """Wraps the open, non-blocking descriptor ``fd`` (use :meth:`open`
+        for a path); call from the event loop's thread."""
+        self.fd = fd
+        self._close_fd = close_fd
+        self._loop = asyncio.get_running_loop()
+        self.reader = asyncio.StreamReader(limit=1 << 20, loop=self._loop)
+        self._out = bytearray()
+        self._writing = False
+        self.closed = False
+        self.stats = FramingStats()
+        self._loop.add_reader(fd, self._on_readable)
+
+    @classmethod
+    async def open(cls, path: str, baud: Optional[int] = None) -> "SerialStream":
+        """Opens the tty or pty at ``path`` in raw mode (no echo, no line
+        discipline), non-blocking; ``baud`` sets the speed of a real
+        port."""
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            if os.isatty(fd):
+                tty.setraw(fd, termios.TCSANOW)
+                if baud is not None:
+                    attrs = termios.tcgetattr(fd)
+                    speed = getattr(termios, f"B{baud}")
+                    attrs[4] = attrs[5] = speed
+                    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        except (OSError, termios.error, AttributeError):
+            os.close(fd)
+            raise
+        return cls(fd)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            # EIO: the other end of a pty is gone (QEMU exited); keep the
+            # stream and wait for nothing more.
+            if e.errno == errno.EIO:
+                self._loop.remove_reader(self.fd)
+                self.reader.feed_eof()
+                return
+            raise
+        if not data:
+            self._loop.remove_reader(self.fd)
+            self.reader.feed_eof()
+            return
+        self.reader.feed_data(data)
+
+    def write(self, data: bytes) -> None:
+        """Writes ``data`` (buffered while the descriptor is full)."""
+        if self.closed:
+            return
+        self._out += data
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._out:
+            try:
+                n = os.write(self.fd, self._out)
+            except BlockingIOError:
+                break
+            except OSError:
+                self._out.clear()  # nobody is at the other end: the bytes are lost, as on a wire
+                break
+            del self._out[:n]
+        if self._out and not self._writing:
+            self._writing = True
+            self._loop.add_writer(self.fd, self._on_writable)
+        elif not self._out and self._writing:
+            self._writing = False
+            self._loop.remove_writer(self.fd)
+
+    def _on_writable(self) -> None:
+        self._flush()
+
+    def close(self) -> None:
+        """Stops reading and writing; closes the descriptor if it owns it."""
+        if self.closed:
+            return
+        self.closed = True
+        self._loop.remove_reader(self.fd)
+        if self._writing:
+            self._loop.remove_writer(self.fd)
+        if self._close_fd:
+            os.close(self.fd)
+        self.reader.feed_eof()
+
+
+class _LinkWriter:
+    """The write side of one framed link on a :class:`SerialStream`:
+    closing it ends the link, not the stream (the asyncio ``StreamWriter``
+    calls the conduit uses)."""
+
+    def __init__(self, stream: SerialStream) -> None:
+        self._stream = stream
+        self._closed = False
+        self.transport = self
+
+    def is_closing(self) -> bool:
+        """The link was closed (or the stream)."""
+        return self._closed or self._stream.closed
+
+    def write(self, data: bytes) -> None:
+        """Writes on the stream while the link is open."""
+        if not self.is_closing():
+            self._stream.write(data)
+
+    def close(self) -> None:
+        """Ends the link."""
+        self._closed = True
+
+
+class _LinkReader:
+    """The read side of one framed link on a :class:`SerialStream`."""
+
+    def __init__(self, stream: SerialStream) -> None:
+        self._stream = stream
+
+    async def read(self, n: int) -> bytes:
+        """Reads what the stream has (``b""`` at its end)."""
+        return await self._stream.reader.read(n)
 
 
 class StableConduit:
@@ -80,6 +257,9 @@ class StableConduit:
         self._driver: Optional[asyncio.Task[None]] = None
         self._dial_addr: Optional[tuple[str, int]] = None
         self.address: Optional[tuple[str, int]] = None
+        self._stream: Optional[SerialStream] = None
+        #: Framing counters (the stream's, for a conduit over a stream).
+        self.framing = FramingStats()
 
     # ---------------------------------------------------------------- construction
 
@@ -112,6 +292,28 @@ class StableConduit:
         c._server = await asyncio.start_server(c._on_connection, host, port)
         sock = c._server.sockets[0].getsockname()
         c.address = (sock[0], sock[1])
+        return c
+
+    @classmethod
+    async def over_stream(
+        cls,
+        stream: SerialStream,
+        role: Role,
+        fingerprint: bytes,
+        config: StableConfig = DEFAULT_CONFIG,
+        mtu: Optional[int] = None,
+    ) -> "StableConduit":
+        """A conduit (one session, either role) whose links are framed
+        links on ``stream``, one after another: a link that dies (a framing
+        error, a handshake timeout) is followed at once by a fresh one on
+        the same stream. ``mtu`` is the framing MTU (default
+        ``max_message + 16``; the demo UART's is 256)."""
+        c = cls(role, fingerprint, config)
+        c._stream = stream
+        c.framing = stream.stats
+        if mtu is not None:
+            c._mtu = mtu
+        c._driver = asyncio.ensure_future(c._drive_stream())
         return c
 
     # ---------------------------------------------------------------- application
@@ -269,6 +471,7 @@ class StableConduit:
             self._close_link()
         s = self.session
         s.attach(self._now())
+        self.framing.links += 1
         self._writer = writer
         self._writer_gen = s.link_generation
         writer.write(framing.STREAM_START)
@@ -288,6 +491,7 @@ class StableConduit:
                 now = self._now()
                 stop = False
                 for ev in decoder.feed(data):
+                    self.framing.count(ev)
                     if s.link_generation != gen or not s.has_link:
                         stop = True
                         break
@@ -307,6 +511,27 @@ class StableConduit:
             if self._writer_gen == gen and self._writer is not None:
                 self._close_link()
             self._after()
+
+    async def _drive_stream(self) -> None:
+        """Attaches framed links on the stream one after another until the
+        session ends (or the stream does)."""
+        s = self.session
+        stream = self._stream
+        assert stream is not None
+        while not s.ended and not stream.closed and not stream.reader.at_eof():
+            now = self._now()
+            if s.role == Role.INITIATOR and not s.want_link(now):
+                await asyncio.sleep(max(s.retry_at - now, 1) / 1000.0)
+                continue
+            task = self._start_link(_LinkReader(stream), _LinkWriter(stream))  # type: ignore[arg-type]
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+        if not s.ended and (stream.closed or stream.reader.at_eof()):
+            s.abort()
+        self._after()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Acceptor: a new connection becomes the session's link (the
