@@ -1,5 +1,6 @@
-//! The built-in call that lists a side's endpoints (and topics) with their
-//! names and keys, for tooling: endpoint index [`DESCRIBE`] on the wire.
+//! The built-in call that lists a side's endpoints with their names and
+//! keys, for tooling: endpoint index [`DESCRIBE`] on the wire. (A peer may
+//! list topics too, as kind 1; this side lists endpoints only.)
 
 use crate::body::Postcard;
 use crate::dispatch::{Handled, Outcome};
@@ -47,7 +48,9 @@ struct List<D>(PhantomData<fn() -> D>);
 
 impl<D: Dispatch> Serialize for List<D> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(D::COUNT))?;
+        // The count first: only entries with a name and a key are written.
+        let listed = (0..D::COUNT).filter(|&i| D::name(i).is_some() && D::key(i).is_some()).count();
+        let mut seq = serializer.serialize_seq(Some(listed))?;
         for i in 0..D::COUNT {
             if let (Some(name), Some(key)) = (D::name(i), D::key(i)) {
                 seq.serialize_element(&WireEntry(0, key.0, name))?;
