@@ -75,7 +75,7 @@ done
 step "host tests, whole workspace, all features (the QEMU firmware tests build the firmware)"
 cargo test --workspace --all-features
 
-step "Python: the second implementation's codecs against docs/PROTOCOL.md (standard library only)"
+step "Python: the second implementation (standard library only): codecs against docs/PROTOCOL.md, schemas and vectors, stable conduit and rpc host, interop with the Rust peer over TCP and the QEMU firmware over its pty, the CLI"
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "python3 >= 3.11 is needed")'
 python3 -m unittest discover -s python/tests -t python
 
