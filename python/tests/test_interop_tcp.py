@@ -25,6 +25,7 @@ from typing import Optional
 from tests.interop_support import CargoMissing, CuttingProxy, Peer, build_peer, peer_fingerprint, peer_message
 from tests.support import FIRST_SEED
 from vox_embedded import postcard
+from vox_embedded.bare import BareConduit, LinkLost
 from vox_embedded.prologue import SchemaMismatch
 from vox_embedded.stable_io import EndOfStream, StableConduit
 from vox_embedded.stable_session import SessionRefused, StableConfig
@@ -184,6 +185,117 @@ class InteropTcp(unittest.TestCase):
 
         asyncio.run(python_initiator())
         asyncio.run(python_acceptor())
+
+
+async def bare_exchange(conduit: BareConduit, count: int, size: int) -> None:
+    """Sends ``count`` messages then closes, while checking the peer's
+    ``count`` and its end."""
+
+    async def send() -> None:
+        for i in range(count):
+            await conduit.send(encode(i, size))
+        await conduit.close()
+
+    async def receive() -> None:
+        i = 0
+        async for m in conduit:
+            if m != encode(i, size):
+                raise AssertionError(f"message {i}: got {m[:8].hex()}..., want {encode(i, size)[:8].hex()}...")
+            i += 1
+        if i != count:
+            raise AssertionError(f"{i} messages, want {count}")
+
+    await asyncio.gather(send(), receive())
+
+
+# r[verify py.interop]
+class InteropBareTcp(unittest.TestCase):
+    """The Python bare conduit against the Rust one (section 4) over
+    loopback TCP: no cuts in the exchange (a bare conduit dies with its
+    link), then a cut that ends both sides with a typed link error."""
+
+    def setUp(self) -> None:
+        if _SKIP is not None:
+            self.skipTest(_SKIP)
+        assert _PEER is not None
+        self.peer_bin = _PEER
+
+    def exchange(self, python_role: str, count: int, size: int) -> None:
+        """``count`` messages each way, Python in ``python_role``."""
+
+        async def run() -> None:
+            args = ("--mode", "bare", "--count", str(count), "--size", str(size))
+            start = time.monotonic()
+            if python_role == "acceptor":
+                listener = await BareConduit.listen("127.0.0.1", 0, peer_fingerprint(self.peer_bin))
+                host, port = listener.address
+                peer = await Peer.start(self.peer_bin, "--role", "initiator", "--connect", f"{host}:{port}", *args)
+                conduit = await asyncio.wait_for(listener.accept(raise_errors=True), 5)
+                listener.close()
+            else:
+                peer = await Peer.start(self.peer_bin, "--role", "acceptor", "--listen", "127.0.0.1:0", *args)
+                assert peer.address is not None
+                conduit = await BareConduit.connect(*peer.address, peer.fingerprint)
+            try:
+                await asyncio.wait_for(bare_exchange(conduit, count, size), 30)
+                code, last, err = await peer.finish(10)
+            finally:
+                peer.kill()
+            elapsed = time.monotonic() - start
+            self.assertEqual(code, 0, f"rust peer failed: {last} {err}")
+            self.assertEqual(last.split()[:5], ["ok", "sent", str(count), "received", str(count)], last)
+            self.assertEqual((conduit.sent, conduit.received), (count, count))
+            print(f"\n[bare, python {python_role}] {count} x {size} B each way in {elapsed:.2f} s; rust: {last}")
+
+        asyncio.run(run())
+
+    def test_bare_python_initiator_rust_acceptor(self) -> None:
+        self.exchange("initiator", COUNT, SIZE)
+
+    def test_bare_python_acceptor_rust_initiator(self) -> None:
+        self.exchange("acceptor", COUNT, SIZE)
+
+    def test_bare_kib_messages(self) -> None:
+        self.exchange("initiator", 1000, 1024)
+
+    def test_bare_cut_ends_both_sides_typed(self) -> None:
+        """A proxy cuts the connection mid-exchange: Python's conduit raises
+        ``LinkLost``, the Rust peer reports its link error; neither
+        resumes."""
+
+        async def run(python_role: str, seed: int) -> None:
+            rng = random.Random(seed)
+            args = ("--mode", "bare", "--count", "100000", "--size", str(SIZE))
+            if python_role == "acceptor":
+                listener = await BareConduit.listen("127.0.0.1", 0, peer_fingerprint(self.peer_bin))
+                proxy = await CuttingProxy(listener.address, rng, 5_000, 20_000).start()
+                host, port = proxy.address
+                peer = await Peer.start(self.peer_bin, "--role", "initiator", "--connect", f"{host}:{port}", *args)
+                conduit = await asyncio.wait_for(listener.accept(raise_errors=True), 5)
+                listener.close()
+            else:
+                peer = await Peer.start(self.peer_bin, "--role", "acceptor", "--listen", "127.0.0.1:0", *args)
+                assert peer.address is not None
+                proxy = await CuttingProxy(peer.address, rng, 5_000, 20_000).start()
+                conduit = await BareConduit.connect(*proxy.address, peer.fingerprint)
+            start = time.monotonic()
+            try:
+                with self.assertRaises(LinkLost, msg=f"seed {seed}") as caught:
+                    await asyncio.wait_for(bare_exchange(conduit, 100_000, SIZE), 10)
+                code, last, err = await peer.finish(5)
+            finally:
+                peer.kill()
+                await proxy.stop()
+            elapsed = time.monotonic() - start
+            self.assertEqual(proxy.cuts, 1, f"seed {seed}")
+            self.assertEqual(proxy.connections, 1, f"seed {seed}: a bare conduit never dials again")
+            self.assertEqual(code, 1, f"seed {seed}: {last} {err}")
+            self.assertIn("Link(", last, f"seed {seed}: the Rust side names a link error")
+            self.assertLess(elapsed, 3.0)
+            print(f"\n[bare cut, python {python_role}] seed {seed}: python: {caught.exception}; rust: {last}")
+
+        asyncio.run(run("initiator", FIRST_SEED + 10))
+        asyncio.run(run("acceptor", FIRST_SEED + 11))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
-//! A Rust stable-conduit peer over TCP for the Python interop tests
-//! (`python/tests/test_interop_tcp.py`).
+//! A Rust stable- or bare-conduit peer over TCP for the Python interop
+//! tests (`python/tests/test_interop_tcp.py`, `test_interop_refusals.py`).
 //!
 //! ```text
 //! interop_peer --role initiator|acceptor (--connect HOST:PORT | --listen HOST:PORT)
-//!              [--count N] [--size S]
+//!              [--mode stable|bare] [--count N] [--size S]
+//!              [--present-role initiator|acceptor] [--present-version V] [--wrong-schema]
 //! ```
+//!
+//! `--mode bare` (default `stable`) runs a `BareConduit` on one framed TCP
+//! connection (the acceptor takes the first connection and answers at
+//! once, as `BareConduit::connect` does). The `--present-*` options and
+//! `--wrong-schema` (bare only) make it present another role, protocol
+//! version or schema fingerprint in its prologue, for the refusal tests:
+//! it then prints `error connect: <ConnectError as Debug>` when refused.
 //!
 //! Prints `fingerprint <16 hex>` first (the schema fingerprint of the raw
 //! byte family), `listening <addr>` for `--listen`, then sends `N`
@@ -19,11 +27,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use vox_conduit_bare::{BareConduit, ConnectError};
 use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
-use vox_link_embedded::host::{Backoff, TcpDialer, TcpListenerSource};
+use vox_link_embedded::host::{Backoff, TcpDialer, TcpLink, TcpListenerSource, spawn_framed};
 use vox_tests::stable_harness::{TokioClock, rng};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, MsgFamily};
+use vox_types::{
+    Conduit, ConduitMode, ConduitRx, ConduitTx, ConduitTxPermit, HandshakeError, Link, LinkRx, MsgFamily, Prologue,
+    SchemaFingerprint, SessionRole, exchange_prologue,
+};
 
 /// One opaque message: a byte string (postcard: varint length, bytes).
 #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema, Debug, PartialEq)]
@@ -34,14 +46,32 @@ vox_types::msg_family!(
     pub InteropFamily => Blob<'a>
 );
 
+/// Another family (a `u32`), for `--wrong-schema`.
+#[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema, Debug, PartialEq)]
+pub struct Other(pub u32);
+
+vox_types::msg_family!(
+    /// A family whose fingerprint differs from `InteropFamily`'s.
+    pub OtherFamily => Other
+);
+
 /// Replay and receive rings: room for messages up to 1 KiB and more.
 type Storage = StableStorage<CriticalSectionRawMutex, 16384, 64, 16384, 64>;
 type Stable = StableConduit<InteropFamily, Storage>;
 /// Link payloads up to 2 KiB (a 1 KiB message and its header fit).
 const MTU: usize = 2048;
 
+/// A bare link: 8 payloads of up to `MTU` bytes each way.
+type BareLink = TcpLink<8, MTU>;
+/// A bare handshake must complete within this.
+const BARE_HANDSHAKE_MS: u32 = 5_000;
+
 struct Args {
     initiator: bool,
+    bare: bool,
+    present_role: Option<SessionRole>,
+    present_version: Option<u16>,
+    wrong_schema: bool,
     connect: Option<SocketAddr>,
     listen: Option<SocketAddr>,
     count: u32,
@@ -49,7 +79,17 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { initiator: true, connect: None, listen: None, count: 1000, size: 16 };
+    let mut args = Args {
+        initiator: true,
+        bare: false,
+        present_role: None,
+        present_version: None,
+        wrong_schema: false,
+        connect: None,
+        listen: None,
+        count: 1000,
+        size: 16,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -61,6 +101,24 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("unknown role {other}")),
                 }
             }
+            "--mode" => {
+                args.bare = match value()?.as_str() {
+                    "bare" => true,
+                    "stable" => false,
+                    other => return Err(format!("unknown mode {other}")),
+                }
+            }
+            "--present-role" => {
+                args.present_role = Some(match value()?.as_str() {
+                    "initiator" => SessionRole::Initiator,
+                    "acceptor" => SessionRole::Acceptor,
+                    other => return Err(format!("unknown role {other}")),
+                })
+            }
+            "--present-version" => {
+                args.present_version = Some(value()?.parse().map_err(|e| format!("--present-version: {e}"))?)
+            }
+            "--wrong-schema" => args.wrong_schema = true,
             "--connect" => args.connect = Some(value()?.parse().map_err(|e| format!("--connect: {e}"))?),
             "--listen" => args.listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?),
             "--count" => args.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
@@ -77,6 +135,9 @@ fn parse_args() -> Result<Args, String> {
     if args.initiator != args.connect.is_some() {
         return Err("an initiator dials (--connect), an acceptor listens (--listen)".into());
     }
+    if !args.bare && (args.present_role.is_some() || args.present_version.is_some() || args.wrong_schema) {
+        return Err("--present-role, --present-version and --wrong-schema need --mode bare".into());
+    }
     Ok(args)
 }
 
@@ -91,7 +152,97 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The framed TCP link of a bare run: dialed, or the first connection
+/// accepted.
+async fn bare_link(args: &Args) -> Result<BareLink, String> {
+    let stream = if let Some(addr) = args.connect {
+        TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?
+    } else {
+        let addr = args.listen.ok_or("no address")?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
+        println!("listening {local}");
+        listener.accept().await.map_err(|e| format!("accept: {e}"))?.0
+    };
+    let (link, _runner) = spawn_framed::<8, MTU>(stream).map_err(|e| format!("framed link: {e}"))?;
+    Ok(link)
+}
+
+/// A prologue exchange presenting protocol version `version`: the peer
+/// should refuse it (this side does not check versions after decoding;
+/// the peer's refusal shows as the link ending).
+async fn present_version(link: BareLink, role: SessionRole, version: u16) -> Result<String, String> {
+    let (tx, mut rx) = link.split();
+    let local = Prologue { version, ..Prologue::new(ConduitMode::Bare, role, InteropFamily::FINGERPRINT) };
+    match exchange_prologue(&tx, &mut rx, &local).await {
+        Err(HandshakeError::Prologue(e)) => Err(format!("connect: {:?}", ConnectError::Refused(e))),
+        Err(e) => Err(format!("connect: {:?}", ConnectError::from(e))),
+        Ok(peer) => {
+            // The peer answered before checking ours (or accepted it): it
+            // must now end the link.
+            let ended = rx.recv().await.map(|p| p.map(|p| p.as_bytes().len()));
+            Err(format!("version {version} presented, peer {peer:?} answered, then the link ended: {ended:?}"))
+        }
+    }
+}
+
+async fn run_bare(args: Args) -> Result<String, String> {
+    let own_role = if args.initiator { SessionRole::Initiator } else { SessionRole::Acceptor };
+    let role = args.present_role.unwrap_or(own_role);
+    let link = bare_link(&args).await?;
+    if let Some(version) = args.present_version {
+        return present_version(link, role, version).await;
+    }
+    if args.wrong_schema {
+        let refused = BareConduit::<_, OtherFamily>::connect_within(link, role, TokioClock, BARE_HANDSHAKE_MS).await;
+        return match refused {
+            Ok(_) => Err(format!("a peer accepted the schema {}", SchemaFingerprint(OtherFamily::FINGERPRINT.0))),
+            Err(e) => Err(format!("connect: {e:?}")),
+        };
+    }
+    let conduit = BareConduit::<_, InteropFamily>::connect_within(link, role, TokioClock, BARE_HANDSHAKE_MS)
+        .await
+        .map_err(|e| format!("connect: {e:?}"))?;
+    let (count, size) = (args.count, args.size);
+    let start = Instant::now();
+    let (tx, mut rx) = conduit.split();
+    let send = async move {
+        for i in 0..count {
+            let m = message(i, size);
+            let permit = tx.reserve().await.map_err(|e| format!("reserve {i}: {e:?}"))?;
+            permit.send(Blob(&m)).map_err(|e| format!("send {i}: {e:?}"))?;
+        }
+        tx.close().await.map_err(|e| format!("close: {e:?}"))
+    };
+    let receive = async move {
+        for i in 0..count {
+            let got = rx.recv().await.map_err(|e| format!("recv {i}: {e:?}"))?;
+            let Some(got) = got else { return Err(format!("the peer closed after {i} messages")) };
+            let bytes = got.get::<InteropFamily>().0;
+            if bytes != message(i, size).as_slice() {
+                return Err(format!(
+                    "message {i}: got {} bytes starting {}",
+                    bytes.len(),
+                    hex(&bytes[..bytes.len().min(8)])
+                ));
+            }
+        }
+        match rx.recv().await {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(format!("more than {count} messages")),
+            Err(e) => Err(format!("after {count} messages: {e:?}")),
+        }
+    };
+    let (sent, received) = tokio::join!(send, receive);
+    received?;
+    sent?;
+    Ok(format!("ok sent {count} received {count} bare seconds {:.3}", start.elapsed().as_secs_f64()))
+}
+
 async fn run(args: Args) -> Result<String, String> {
+    if args.bare {
+        return run_bare(args).await;
+    }
     let config = StableConfig { max_message: args.size + 8, ..StableConfig::DEFAULT };
     let storage = Arc::new(Storage::new());
     let (count, size) = (args.count, args.size);
@@ -150,7 +301,7 @@ async fn run(args: Args) -> Result<String, String> {
     let elapsed = start.elapsed();
     match driver.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("session: {e}")),
+        Ok(Err(e)) => return Err(format!("session: {e} ({e:?})")),
         Err(e) => return Err(format!("driver task: {e}")),
     }
     let s = stats.get();
