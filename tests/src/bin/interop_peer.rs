@@ -269,15 +269,15 @@ async fn run(args: Args) -> Result<String, String> {
     let send = async move {
         for i in 0..count {
             let m = message(i, size);
-            let permit = tx.reserve().await.map_err(|e| format!("reserve {i}: {e}"))?;
-            permit.send(Blob(&m)).map_err(|e| format!("send {i}: {e}"))?;
+            let permit = tx.reserve().await.map_err(|e| format!("reserve {i}: {e} ({e:?})"))?;
+            permit.send(Blob(&m)).map_err(|e| format!("send {i}: {e} ({e:?})"))?;
         }
         drop(tx);
         Ok::<(), String>(())
     };
     let receive = async move {
         for i in 0..count {
-            let got = rx.recv().await.map_err(|e| format!("recv {i}: {e}"))?;
+            let got = rx.recv().await.map_err(|e| format!("recv {i}: {e} ({e:?})"))?;
             let Some(got) = got else { return Err(format!("the peer closed after {i} messages")) };
             let want = message(i, size);
             if got.get::<InteropFamily>().0 != want.as_slice() {
@@ -292,7 +292,7 @@ async fn run(args: Args) -> Result<String, String> {
         match rx.recv().await {
             Ok(None) => Ok(()),
             Ok(Some(_)) => Err(format!("more than {count} messages")),
-            Err(e) => Err(format!("after {count} messages: {e}")),
+            Err(e) => Err(format!("after {count} messages: {e} ({e:?})")),
         }
     };
     let (sent, received) = tokio::join!(send, receive);
