@@ -13,7 +13,11 @@
 - ``Reject(SessionUnknown)``: a Python initiator resuming with a key a
   fresh Rust acceptor does not know ends with ``SessionLost``; a Rust
   initiator resuming against a restarted Python acceptor ends with its
-  ``SessionLost``.
+  ``SessionLost``;
+- ``Reject(TableFull)`` and ``Reject(Busy)`` from a Rust ``StableAcceptor``
+  with a one-session table (``--mode table``): a Python initiator ends
+  with ``SessionRejected(TABLE_FULL)`` at once, and with
+  ``SessionRejected(BUSY)`` after retrying for ``connect_timeout_ms``.
 
 The Rust side's typed error is read from its last line (``error connect:
 Refused(...)`` for the bare conduit, ``error session: ... (Refused(...))``
@@ -48,7 +52,8 @@ from vox_embedded.prologue import (
     decode_prologue,
 )
 from vox_embedded.stable_io import StableConduit
-from vox_embedded.stable_session import SessionLost, SessionRefused, StableConfig, StableSession
+from vox_embedded.stable_frames import RejectReason
+from vox_embedded.stable_session import SessionLost, SessionRefused, SessionRejected, StableConfig, StableSession
 
 _PEER: Optional[Path] = None
 _SKIP: Optional[str] = None
@@ -449,6 +454,95 @@ class InteropRefusals(unittest.TestCase):
             assert new is not None
             self.assertFalse(new.session.established, "the restarted acceptor took no session")
             self.report("SessionUnknown, rust initiator -> restarted python acceptor", "Reject(SessionUnknown) sent", last)
+
+        asyncio.run(run())
+
+
+    # ------------------------------------------------------------ TableFull, Busy
+
+    async def wait_stats(self, peer: Peer, want: str, timeout: float = 5) -> str:
+        """The table peer's first ``stats`` line containing ``want``."""
+
+        async def read() -> str:
+            while True:
+                line = await peer.line()
+                if not line:
+                    raise AssertionError(f"the table peer ended before {want!r}: {peer.lines[-3:]}")
+                if line.startswith("stats ") and want in line:
+                    return line
+
+        return await asyncio.wait_for(read(), timeout)
+
+    def test_table_full_from_rust_stable_acceptor(self) -> None:
+        """One session in the table, live and accepted: a second initiator
+        gets ``Reject(TableFull)`` and ends with ``SessionRejected``."""
+
+        async def run() -> None:
+            peer = await Peer.start(
+                self.peer_bin, "--mode", "table", "--role", "acceptor", "--listen", "127.0.0.1:0",
+                "--sessions", "1", "--queue", "1", "--accept", "1",
+            )
+            assert peer.address is not None
+            first = await StableConduit.connect(*peer.address, self.fp, self.config)
+            second: Optional[StableConduit] = None
+            try:
+                msg = postcard.encode_byte_slice(b"live")
+                await asyncio.wait_for(first.send(msg), 5)
+                self.assertEqual(await asyncio.wait_for(first.recv(), 5), msg, "the first session is echoed")
+                start = time.monotonic()
+                second = await StableConduit.connect(*peer.address, self.fp, self.config)
+                with self.assertRaises(SessionRejected) as caught:
+                    await asyncio.wait_for(second.recv(), 5)
+                elapsed = time.monotonic() - start
+                line = await self.wait_stats(peer, "table_full: 1")
+            finally:
+                peer.kill()
+                await first.abort()
+                if second is not None:
+                    await second.abort()
+            self.assertEqual(caught.exception.reason, RejectReason.TABLE_FULL)
+            self.assertLess(elapsed, ROUND_TRIP)
+            self.report("TableFull, python initiator -> rust StableAcceptor", caught.exception, line)
+
+        asyncio.run(run())
+
+    def test_busy_from_rust_stable_acceptor(self) -> None:
+        """A table of 2, a queue of 1, an application that accepts nothing:
+        the first initiator waits in the queue, the second gets
+        ``Reject(Busy)``, dials again with backoff and ends with
+        ``SessionRejected(BUSY)`` after ``connect_timeout_ms``."""
+
+        async def run() -> None:
+            peer = await Peer.start(
+                self.peer_bin, "--mode", "table", "--role", "acceptor", "--listen", "127.0.0.1:0",
+                "--sessions", "2", "--queue", "1", "--accept", "0",
+            )
+            assert peer.address is not None
+            first = await StableConduit.connect(*peer.address, self.fp, self.config)
+            second: Optional[StableConduit] = None
+            config = StableConfig(max_message=64, timeout_ms=500, keepalive_ms=100, linger_ms=500, connect_timeout_ms=800)
+            try:
+                await self.wait_stats(peer, "accepted: 1")
+                start = time.monotonic()
+                second = await StableConduit.connect(*peer.address, self.fp, config)
+                with self.assertRaises(SessionRejected) as caught:
+                    await asyncio.wait_for(second.recv(), 5)
+                elapsed = time.monotonic() - start
+                line = await self.wait_stats(peer, "busy: 1,")
+            finally:
+                peer.kill()
+                await first.abort()
+                if second is not None:
+                    await second.abort()
+            self.assertEqual(caught.exception.reason, RejectReason.BUSY)
+            self.assertGreater(second.stats.busy_retries, 0)
+            self.assertGreaterEqual(elapsed, 0.8)
+            self.assertLess(elapsed, 2.5)
+            self.report(
+                "Busy, python initiator -> rust StableAcceptor",
+                caught.exception,
+                f"{line} (python retried {second.stats.busy_retries} times in {elapsed:.2f} s)",
+            )
 
         asyncio.run(run())
 

@@ -3,9 +3,17 @@
 //!
 //! ```text
 //! interop_peer --role initiator|acceptor (--connect HOST:PORT | --listen HOST:PORT)
-//!              [--mode stable|bare] [--count N] [--size S]
+//!              [--mode stable|bare|table] [--count N] [--size S]
+//!              [--sessions N] [--queue Q] [--accept K]
 //!              [--present-role initiator|acceptor] [--present-version V] [--wrong-schema]
 //! ```
+//!
+//! `--mode table` runs a `StableAcceptor` (many sessions, one listener)
+//! with `--sessions N` places in its table and `--queue Q` new sessions
+//! waiting for `accept` at most; the application accepts the first
+//! `--accept K` sessions (echoing their messages) and no more, so later
+//! newcomers get `Reject(TableFull)` or `Reject(Busy)`. It prints
+//! `stats <AcceptorStats as Debug>` whenever they change, until killed.
 //!
 //! `--mode bare` (default `stable`) runs a `BareConduit` on one framed TCP
 //! connection (the acceptor takes the first connection and answers at
@@ -29,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use vox_conduit_bare::{BareConduit, ConnectError};
-use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
+use vox_conduit_stable::{AcceptorConfig, StableAcceptor, StableConduit, StableConfig, StableStorage};
 use vox_link_embedded::host::{Backoff, TcpDialer, TcpLink, TcpListenerSource, spawn_framed};
 use vox_tests::stable_harness::{TokioClock, rng};
 use vox_types::{
@@ -69,6 +77,10 @@ const BARE_HANDSHAKE_MS: u32 = 5_000;
 struct Args {
     initiator: bool,
     bare: bool,
+    table: bool,
+    sessions: usize,
+    queue: usize,
+    accept: usize,
     present_role: Option<SessionRole>,
     present_version: Option<u16>,
     wrong_schema: bool,
@@ -82,6 +94,10 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         initiator: true,
         bare: false,
+        table: false,
+        sessions: 1,
+        queue: 1,
+        accept: 1,
         present_role: None,
         present_version: None,
         wrong_schema: false,
@@ -102,9 +118,10 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--mode" => {
-                args.bare = match value()?.as_str() {
-                    "bare" => true,
-                    "stable" => false,
+                (args.bare, args.table) = match value()?.as_str() {
+                    "bare" => (true, false),
+                    "stable" => (false, false),
+                    "table" => (false, true),
                     other => return Err(format!("unknown mode {other}")),
                 }
             }
@@ -119,6 +136,9 @@ fn parse_args() -> Result<Args, String> {
                 args.present_version = Some(value()?.parse().map_err(|e| format!("--present-version: {e}"))?)
             }
             "--wrong-schema" => args.wrong_schema = true,
+            "--sessions" => args.sessions = value()?.parse().map_err(|e| format!("--sessions: {e}"))?,
+            "--queue" => args.queue = value()?.parse().map_err(|e| format!("--queue: {e}"))?,
+            "--accept" => args.accept = value()?.parse().map_err(|e| format!("--accept: {e}"))?,
             "--connect" => args.connect = Some(value()?.parse().map_err(|e| format!("--connect: {e}"))?),
             "--listen" => args.listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?),
             "--count" => args.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
@@ -239,9 +259,60 @@ async fn run_bare(args: Args) -> Result<String, String> {
     Ok(format!("ok sent {count} received {count} bare seconds {:.3}", start.elapsed().as_secs_f64()))
 }
 
+/// A `StableAcceptor` with a small table: accepts `args.accept`
+/// sessions (echoing them), then none; prints its stats as they change.
+async fn run_table(args: Args) -> Result<String, String> {
+    let addr = args.listen.ok_or("--mode table listens")?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
+    println!("listening {local}");
+    let config = StableConfig { max_message: args.size + 8, ..StableConfig::DEFAULT };
+    let table = AcceptorConfig { queue: args.queue, ..AcceptorConfig::with_sessions(args.sessions) };
+    let (mut acceptor, runner) =
+        StableAcceptor::<InteropFamily, Storage, CriticalSectionRawMutex, TcpLink<8, MTU>>::new(
+            TcpListenerSource::<8, MTU>::sized(listener),
+            TokioClock,
+            config,
+            table,
+        )
+        .map_err(|e| format!("config: {e:?}"))?;
+    tokio::spawn(runner.run());
+    let mut last = None;
+    let mut accepted = 0;
+    loop {
+        let now = acceptor.stats();
+        if last != Some(now) {
+            println!("stats {now:?}");
+            last = Some(now);
+        }
+        if accepted == args.accept {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        // `accept` only pops the queue: cancelling it loses nothing.
+        let Ok(next) = tokio::time::timeout(Duration::from_millis(10), acceptor.accept()).await else { continue };
+        let (conduit, driver, links) = next.map_err(|e| format!("accept: {e}"))?;
+        accepted += 1;
+        tokio::spawn(driver.run(links, rng(accepted as u64), TokioClock));
+        tokio::spawn(async move {
+            let (tx, mut rx) = conduit.split();
+            while let Ok(Some(m)) = rx.recv().await {
+                let bytes = m.get::<InteropFamily>().0.to_vec();
+                let Ok(permit) = tx.reserve().await else { return };
+                if permit.send(Blob(&bytes)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 async fn run(args: Args) -> Result<String, String> {
     if args.bare {
         return run_bare(args).await;
+    }
+    if args.table {
+        return run_table(args).await;
     }
     let config = StableConfig { max_message: args.size + 8, ..StableConfig::DEFAULT };
     let storage = Arc::new(Storage::new());
