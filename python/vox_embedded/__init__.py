@@ -1,12 +1,14 @@
 """vox_embedded: a Python implementation of the vox-embedded wire protocol,
 written from docs/PROTOCOL.md (version 2).
 
-The codecs, the stable conduit's session and its asyncio transport, the
-calls of section 12 and a command line:
+The codecs, the bare conduit, the stable conduit's session and its
+asyncio transport, the calls of section 12 and a command line:
 
 * :mod:`vox_embedded.postcard`: the encoding primitives (section 1);
 * :mod:`vox_embedded.framing`: the framed link codec (section 2);
 * :mod:`vox_embedded.prologue`: the link prologue and its checks (section 3);
+* :mod:`vox_embedded.bare`: the bare conduit over framed TCP with asyncio
+  (section 4);
 * :mod:`vox_embedded.stable_frames`: the stable conduit's frames (section 6);
 * :mod:`vox_embedded.stable_session`: the stable conduit's session, both
   roles, without I/O (sections 5 to 10);
