@@ -45,6 +45,7 @@ from .prologue import (
     decode_prologue,
 )
 from .stable_io import EndOfStream
+from .stable_session import DirectionClosed
 
 __all__ = [
     "BareConduit",
@@ -373,8 +374,6 @@ class BareConduit:
         for a message over the MTU, and
         :class:`~vox_embedded.stable_session.DirectionClosed` after
         :meth:`close`."""
-        from .stable_session import DirectionClosed
-
         if self._error is not None:
             raise self._error
         if self._tx_closed or self._closed:
