@@ -400,7 +400,11 @@ class InteropRefusals(unittest.TestCase):
                 await conduit.send(postcard.encode_byte_slice(peer_message(0, 16)))
                 self.assertEqual(await asyncio.wait_for(conduit.recv(), 5), postcard.encode_byte_slice(peer_message(0, 16)))
                 self.assertIsNotNone(conduit.session.resume_key)
-                new = await self.rust_acceptor("stable", *many)
+                # The fresh acceptor is a StableAcceptor (``--mode table``),
+                # whose stats show the unknown key on the Rust side.
+                new = await Peer.start(
+                    self.peer_bin, "--mode", "table", "--role", "acceptor", "--listen", "127.0.0.1:0", "--accept", "1"
+                )
                 assert new.address is not None
                 proxy.backend = new.address
                 old.kill()  # the link dies; the initiator dials the proxy again: the fresh acceptor
@@ -409,6 +413,7 @@ class InteropRefusals(unittest.TestCase):
                     while True:
                         await asyncio.wait_for(conduit.recv(), 5)
                 elapsed = time.monotonic() - start
+                line = await self.wait_stats(new, "unknown_keys: 1,")
             finally:
                 old.kill()
                 if new is not None:
@@ -418,7 +423,7 @@ class InteropRefusals(unittest.TestCase):
             # The link's death is noticed at once (the connection closes),
             # then a dial and one round trip.
             self.assertLess(elapsed, 2.0)
-            self.report("SessionUnknown, python initiator -> fresh rust acceptor", conduit.error, f"(rejected the key; {elapsed * 1000:.0f} ms)")
+            self.report("SessionUnknown, python initiator -> fresh rust acceptor", conduit.error, f"{line} ({elapsed * 1000:.0f} ms)")
 
         asyncio.run(run())
 
