@@ -293,7 +293,11 @@ async fn read_prologue<L: Link, D: Clock>(
     match Prologue::decode(payload.as_bytes()).and_then(|peer| local.check_peer(&peer).map(|()| peer)) {
         Ok(peer) => (Ok(Presented { tx, rx, peer }), conn),
         Err(e) => {
-            send_prologue_now(&tx, &local);
+            // A peer of this protocol that we refuse is told why (it finds
+            // the same mismatch in our prologue); garbage gets no answer.
+            if e.is_refusal() {
+                send_prologue_now(&tx, &local);
+            }
             (Err(ConnectError::Refused(e)), conn)
         }
     }
