@@ -174,6 +174,28 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The framed TCP link of a bare run: dialed, or the first connection
 /// accepted.
+/// Receives `count` messages and the end of the stream, checking each is
+/// `message(i, size)`: exactly once, in order.
+async fn receive_all<R: ConduitRx<Msg = InteropFamily>>(mut rx: R, count: u32, size: usize) -> Result<(), String> {
+    for i in 0..count {
+        let got = rx.recv().await.map_err(|e| format!("recv {i}: {e} ({e:?})"))?;
+        let Some(got) = got else { return Err(format!("the peer closed after {i} messages")) };
+        let bytes = got.get::<InteropFamily>().0;
+        if bytes != message(i, size).as_slice() {
+            return Err(format!(
+                "message {i}: got {} bytes starting {}",
+                bytes.len(),
+                hex(&bytes[..bytes.len().min(8)])
+            ));
+        }
+    }
+    match rx.recv().await {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(format!("more than {count} messages")),
+        Err(e) => Err(format!("after {count} messages: {e} ({e:?})")),
+    }
+}
+
 async fn bare_link(args: &Args) -> Result<BareLink, String> {
     let stream = if let Some(addr) = args.connect {
         TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?
@@ -225,7 +247,7 @@ async fn run_bare(args: Args) -> Result<String, String> {
         .map_err(|e| format!("connect: {e:?}"))?;
     let (count, size) = (args.count, args.size);
     let start = Instant::now();
-    let (tx, mut rx) = conduit.split();
+    let (tx, rx) = conduit.split();
     let send = async move {
         for i in 0..count {
             let m = message(i, size);
@@ -234,25 +256,7 @@ async fn run_bare(args: Args) -> Result<String, String> {
         }
         tx.close().await.map_err(|e| format!("close: {e:?}"))
     };
-    let receive = async move {
-        for i in 0..count {
-            let got = rx.recv().await.map_err(|e| format!("recv {i}: {e:?}"))?;
-            let Some(got) = got else { return Err(format!("the peer closed after {i} messages")) };
-            let bytes = got.get::<InteropFamily>().0;
-            if bytes != message(i, size).as_slice() {
-                return Err(format!(
-                    "message {i}: got {} bytes starting {}",
-                    bytes.len(),
-                    hex(&bytes[..bytes.len().min(8)])
-                ));
-            }
-        }
-        match rx.recv().await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => Err(format!("more than {count} messages")),
-            Err(e) => Err(format!("after {count} messages: {e:?}")),
-        }
-    };
+    let receive = receive_all(rx, count, size);
     let (sent, received) = tokio::join!(send, receive);
     received?;
     sent?;
@@ -336,7 +340,7 @@ async fn run(args: Args) -> Result<String, String> {
     };
     let stats = conduit.stats_handle();
     let start = Instant::now();
-    let (tx, mut rx) = conduit.split();
+    let (tx, rx) = conduit.split();
     let send = async move {
         for i in 0..count {
             let m = message(i, size);
@@ -346,26 +350,7 @@ async fn run(args: Args) -> Result<String, String> {
         drop(tx);
         Ok::<(), String>(())
     };
-    let receive = async move {
-        for i in 0..count {
-            let got = rx.recv().await.map_err(|e| format!("recv {i}: {e} ({e:?})"))?;
-            let Some(got) = got else { return Err(format!("the peer closed after {i} messages")) };
-            let want = message(i, size);
-            if got.get::<InteropFamily>().0 != want.as_slice() {
-                let bytes = got.get::<InteropFamily>().0;
-                return Err(format!(
-                    "message {i}: got {} bytes starting {}",
-                    bytes.len(),
-                    hex(&bytes[..bytes.len().min(8)])
-                ));
-            }
-        }
-        match rx.recv().await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => Err(format!("more than {count} messages")),
-            Err(e) => Err(format!("after {count} messages: {e} ({e:?})")),
-        }
-    };
+    let receive = receive_all(rx, count, size);
     let (sent, received) = tokio::join!(send, receive);
     sent?;
     received?;

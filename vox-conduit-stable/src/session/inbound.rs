@@ -178,9 +178,9 @@ impl Session<'_> {
 
     /// Whether a `Data` frame must carry the window just granted: the
     /// grant moved past the limits the last `Data` frame of this
-    /// attachment carried, and the credit those leave the peer has fallen to half the
-    /// grant or below, or below one largest message (TCP's receiver-side
-    /// silly-window avoidance). A frame without it leaves the peer's
+    /// attachment carried, and the credit those leave the peer has fallen
+    /// below one largest message (required, PROTOCOL.md §8) or to half the
+    /// grant (TCP's receiver-side silly-window avoidance). A frame without it leaves the peer's
     /// limits as they were, which is always safe. `Hello` and `Ack` frames
     /// always carry the window but do not count here: the peer does not
     /// notice losing one, while a lost `Data` frame is a gap, repaired by

@@ -112,6 +112,8 @@ struct TicklessDriver {
     /// The last time handed out, to count steps back (there should be
     /// none; see [`clock_steps_back`]).
     last: Mutex<Cell<Time>>,
+    /// The tick the alarm was last set for.
+    alarm_at: Mutex<Cell<u64>>,
     /// Timers waiting for their deadline.
     queue: Mutex<RefCell<Queue>>,
 }
@@ -163,6 +165,7 @@ impl TicklessDriver {
         let ahead = (at - now.ticks).saturating_mul(u64::from(CYCLES_PER_TICK)) - u64::from(now.cycles);
         write_reg(TIMER0 + TAILR, u32::try_from(ahead).unwrap_or(u32::MAX));
         write_reg(TIMER0 + CTL, 1);
+        self.alarm_at.borrow(cs).set(at);
         true
     }
 
@@ -197,6 +200,7 @@ embassy_time_driver::time_driver_impl!(static DRIVER: TicklessDriver = TicklessD
     wraps: Mutex::new(Cell::new(0)),
     counting: Mutex::new(Cell::new(false)),
     last: Mutex::new(Cell::new(Time { ticks: 0, cycles: 0 })),
+    alarm_at: Mutex::new(Cell::new(0)),
     queue: Mutex::new(RefCell::new(Queue::new())),
 });
 
@@ -221,11 +225,11 @@ pub fn start(mut syst: SYST, core_hz: u32) {
 
 /// Alarm interrupts since boot.
 static ALARMS: AtomicU32 = AtomicU32::new(0);
-/// Alarm interrupts that found nothing due (the alarm timer ran ahead of
-/// the clock, or a deadline beyond its range).
+/// Alarm interrupts that came before the tick they were set for (the alarm
+/// timer ran ahead of the clock, or a deadline beyond its range).
 static EARLY_ALARMS: AtomicU32 = AtomicU32::new(0);
 
-/// Alarm interrupts since boot, and how many of them found nothing due
+/// Alarm interrupts since boot, and how many of them came early
 /// (both wrapping): where an idle device's wake-ups come from.
 pub fn alarms() -> (u32, u32) {
     (ALARMS.load(Ordering::Relaxed), EARLY_ALARMS.load(Ordering::Relaxed))
@@ -273,10 +277,8 @@ fn SysTick() {
 #[interrupt]
 fn TIMER_0A() {
     let (now, early) = critical_section::with(|cs| {
-        let now = DRIVER.time(cs).ticks;
-        // The earliest deadline, waking nothing (nothing is due at 0).
-        let next = DRIVER.queue.borrow_ref_mut(cs).next_expiration(0);
-        (DRIVER.wake_due(cs), next > now)
+        let early = DRIVER.time(cs).ticks < DRIVER.alarm_at.borrow(cs).get();
+        (DRIVER.wake_due(cs), early)
     });
     // Only this handler writes the counts (load and store: no atomic add
     // on every core this driver could be built for).
