@@ -54,7 +54,7 @@ def sensor_value(sensor: int) -> int:
 
 def demo_call(i: int) -> Tuple[Any, Any, Any]:
     """Call ``i`` of the demo mix (as ``call_for`` in
-    examples/src/device_host.rs): the endpoint, the request value, and the
+    examples/host/src/device_host.rs): the endpoint, the request value, and the
     expected ``(status, decoded body)``."""
     if i % 3 == 0:
         pin = i % 40

@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use vox_demo_host::device_host::{HostSession, TcpSerialPort};
 use vox_demo_protocol::ReadSensor;
-use vox_examples::device_host::{HostSession, TcpSerialPort};
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 
 const LIMIT: Duration = Duration::from_secs(600);

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 /// Requests in flight.
 const IN_FLIGHT: u32 = 64;
-use vox_examples::device_host::{HostSession, TcpSerialPort, Workload};
+use vox_demo_host::device_host::{HostSession, TcpSerialPort, Workload};
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 
 /// Payload bytes per run.

@@ -10,3 +10,4 @@ pub mod link_kit;
 pub mod sim_runtime;
 pub mod stable_harness;
 pub mod stream_faults;
+pub mod tls;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vox_conduit_stable::{SessionError, StableStats};
 use vox_demo_device::SharedMemory;
-use vox_examples::device_host::{ExerciseReport, HostLink, HostLinkStorage, HostSession, M, Stopped, Workload};
+use vox_demo_host::device_host::{ExerciseReport, HostLink, HostLinkStorage, HostSession, M, Stopped, Workload};
 use vox_link_embedded::FramedPort;
 use vox_link_embedded::LinkChannel;
 use vox_link_embedded::framed::FramedStats;

@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use vox_conduit_stable::SessionError;
-use vox_examples::device_host::Stopped;
+use vox_demo_host::device_host::Stopped;
 /// Requests in flight.
 const IN_FLIGHT: u32 = 64;
-use vox_examples::device_host::{HostSession, TcpSerialPort, Workload};
+use vox_demo_host::device_host::{HostSession, TcpSerialPort, Workload};
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 use vox_tests::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
 
@@ -230,7 +230,7 @@ async fn defmt_frames_on_the_conduit_are_decoded_by_the_port_demo() {
     let qemu = Qemu::start(&elf, Board::Lm3s6965, Uart::Pty, QEMU_LIMIT, false).await.unwrap();
     let pty = qemu.pty().unwrap().to_path_buf();
     // 3,000 calls take more than the second after which the interrupt logs.
-    let lines = vox_examples::qemu_demo::run_port_demo(&pty, 3_000, Some(&elf)).await.unwrap();
+    let lines = vox_demo_host::qemu_demo::run_port_demo(&pty, 3_000, Some(&elf)).await.unwrap();
     drop(qemu);
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
     assert!(has("INFO the host's clock:"), "a defmt line from a task, decoded: {lines:?}");

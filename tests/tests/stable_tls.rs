@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
-use vox_examples::tls::{TlsDialer, TlsListener, self_signed};
 use vox_link_embedded::host::TokioClock;
 use vox_tests::conduit_kit::{KitFamily, kit_msg};
 use vox_tests::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
 use vox_tests::stable_harness::rng;
+use vox_tests::tls::{TlsDialer, TlsListener, self_signed};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource};
 
 type Storage = StableStorage<embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex, 4096, 32, 4096, 32>;

@@ -57,7 +57,7 @@
 //! taking the session over; anyone who can write the link can inject
 //! frames (the CRC-32 catches noise, not forgery). Nothing is encrypted.
 //! Over a network you do not trust, run the link over TLS: the framing
-//! works over any byte stream, and `examples/src/tls.rs` runs a stable
+//! works over any byte stream, and `tests/src/tls.rs` runs a stable
 //! conduit over tokio-rustls with a certificate the device trusts,
 //! reconnects included (`tests/tests/stable_tls.rs`: 3,000 messages each
 //! way across 4 cut connections, and a relay with another certificate

@@ -10,9 +10,8 @@
 //! code against the device firmware running in QEMU (installed when
 //! missing), over the emulated UART, with a device reboot in the middle.
 
-use vox_examples::qemu_demo::{run_port_demo, run_qemu_demo};
-use vox_examples::serial_line::{LineConfig, LineReport, run_line};
-use vox_qemu_rig::qemu::Board;
+use vox_demo_host::qemu_demo::{Board, run_port_demo, run_qemu_demo};
+use vox_demo_host::serial_line::{LineConfig, LineReport, run_line};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)

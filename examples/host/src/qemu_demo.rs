@@ -10,7 +10,8 @@ use crate::device_host::{ExerciseReport, HostSession, Workload};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vox_link_embedded::host::{Backoff, SerialPortSource};
-use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+pub use vox_qemu_rig::qemu::Board;
+use vox_qemu_rig::qemu::{Qemu, Uart, build_firmware, ensure_qemu};
 
 /// The UART's speed (a pseudo-terminal ignores it; a board's does not).
 const BAUD: u32 = 115_200;
