@@ -294,41 +294,34 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
             self.with(|l| l.session.state.end(SessionError::Config(ConfigError::LinkTooSmall { needed, max_payload })));
             return Detach::Ended;
         }
-        // A link permit is taken first and held while nothing is due: the
-        // check for a frame and its transmission are then one lock, not two
-        // (the permit is the driver's own; the link has no other writer).
         let sending = async {
             loop {
-                let mut permit = match tx.reserve().await {
-                    Ok(permit) => Some(permit),
-                    Err(e) => return self.with(|l| l.session.link_failed(e)),
-                };
-                let written = poll_fn(|cx| {
+                poll_fn(|cx| {
                     self.with(|l| {
-                        let now = time.now(l);
-                        let sent = l.session.transmit(now, |out| match permit.take() {
-                            Some(permit) => write_out(permit, out),
-                            None => Err(LinkError::Closed),
-                        });
-                        match sent {
-                            Some(result) => Poll::Ready(result),
-                            None => {
-                                l.wakers.transmit.register(cx.waker());
-                                Poll::Pending
-                            }
+                        if l.session.wants_transmit() {
+                            Poll::Ready(())
+                        } else {
+                            l.wakers.transmit.register(cx.waker());
+                            Poll::Pending
                         }
                     })
                 })
                 .await;
-                match written {
-                    Ok(()) => {}
-                    Err(LinkError::TooLarge { len, max }) => self.with(|l| {
-                        l.session
-                            .state
-                            .end(SessionError::Config(ConfigError::LinkTooSmall { needed: len, max_payload: max }))
-                    }),
+                let permit = match tx.reserve().await {
+                    Ok(permit) => permit,
                     Err(e) => return self.with(|l| l.session.link_failed(e)),
-                }
+                };
+                self.with(|l| {
+                    let now = time.now(l);
+                    match l.session.transmit(now, |out| write_out(permit, out)) {
+                        None | Some(Ok(())) => {}
+                        Some(Err(LinkError::TooLarge { len, max })) => l
+                            .session
+                            .state
+                            .end(SessionError::Config(ConfigError::LinkTooSmall { needed: len, max_payload: max })),
+                        Some(Err(e)) => l.session.link_failed(e),
+                    }
+                });
             }
         };
         let receiving = async {
