@@ -57,8 +57,16 @@ async fn a_port_serves_link_after_link_and_its_counters_are_the_sum_of_the_links
         a_payloads += sent;
         b_total += b_stats.get();
     }
+    // Let A read what B's last link wrote.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let a = port.stats();
     assert_eq!(a.frames_sent, a_payloads, "A's payloads over three links");
+    // The bytes on the wire add up too (the fields a hand-written loop once
+    // dropped): every byte B's links wrote, A read, and the other way.
+    assert_eq!(a.wire_bytes_received, b_total.wire_bytes_sent, "B's wire bytes, all read by A");
+    assert_eq!(a.wire_bytes_sent, b_total.wire_bytes_received, "A's wire bytes, all read by B's links");
+    assert!(a.wire_bytes_sent > u64::from(a_payloads) * 3, "the wire bytes were counted");
+    assert_eq!((a.discarded_bytes, b_total.discarded_bytes), (0, 0), "a clean line discards nothing");
     assert_eq!(a.frames_sent, b_total.frames_received, "what A sent is what B's links received");
     assert_eq!(a.payload_bytes_sent, b_total.payload_bytes_received);
     assert_eq!(a.frames_received, b_total.frames_sent, "and the other way");

@@ -30,7 +30,7 @@ use embedded_io_async::{Read, Write};
 use vox_conduit_stable::{SessionError, StableConduit, StableStorage};
 use vox_demo_protocol::{Echo, HostTime, Log, ReadSensor, Sample, SetOutput, Telemetry, UART_CONFIG, UART_MTU};
 use vox_link_embedded::LinkChannel;
-use vox_link_embedded::{FramedLink, FramedLinkStorage};
+use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort};
 use vox_rpc::{Calls, Client, Delivery, Publication, RpcFamily, Server};
 /// A board's clock: embassy-time (the firmware supplies its time driver).
 pub use vox_types::EmbassyClock;
@@ -217,10 +217,6 @@ pub static TELEMETRY_ON: core::sync::atomic::AtomicBool = core::sync::atomic::At
 /// How often the device sends a telemetry sample.
 pub const TELEMETRY_PERIOD: Duration = Duration::from_millis(20);
 
-/// Milliseconds to wait before trying again to attach a link while the
-/// previous one is still held.
-const ATTACH_RETRY_MS: u64 = 1;
-
 /// The whole device on one byte stream: [`serial_port`] and [`sessions`]
 /// together. Never returns; drop it to stop the device.
 pub async fn run<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: R, tx: W) -> ! {
@@ -230,35 +226,20 @@ pub async fn run<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock:
 }
 
 /// Keeps a framed link on a byte stream that is always there (a UART):
-/// what [`run_link`] does, again and again, each new link on the same
-/// stream. Written out flat rather than calling `run_link`: the nested
-/// future costs 240 B of flash on a Cortex-M3.
-pub async fn serial_port<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, mut rx: R, mut tx: W) -> ! {
-    loop {
-        let Some((link, runner)) = FramedLinkStorage::attach_in(memory.link()) else {
-            clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
-            continue;
-        };
-        memory.links().offer(link).await;
-        let ended = runner.run(&mut rx, &mut tx).await;
-        info!("link ended: {}", ended);
-    }
+/// the library's [`FramedPort::serve_forever`], a fresh link after each
+/// one dies, each handed to the sessions.
+pub async fn serial_port<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: R, tx: W) -> ! {
+    let links = memory.links();
+    FramedPort::new(memory.link()).serve_forever(rx, tx, clock, |link| links.offer(link)).await
 }
 
-/// One link on the byte stream: attach a framed link (once the conduit has
-/// dropped the previous one), hand it to the conduit, and run it until it
-/// dies (a line error, or the stream going away: a USB host closing the
-/// port). The session outlives it and resumes on the next link.
+/// One link on the byte stream (one USB connection): the library's
+/// [`FramedPort::run_link`], the link handed to the sessions. The session
+/// outlives it and resumes on the next link.
 pub async fn run_link<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: &mut R, tx: &mut W) {
-    let (link, runner) = loop {
-        match FramedLinkStorage::attach_in(memory.link()) {
-            Some(attached) => break attached,
-            None => clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await,
-        }
-    };
-    memory.links().offer(link).await;
-    let ended = runner.run(rx, tx).await;
-    info!("link ended: {}", ended);
+    let links = memory.links();
+    let _ended = FramedPort::new(memory.link()).run_link(rx, tx, &clock, |link| links.offer(link)).await;
+    info!("link ended: {}", _ended);
 }
 
 // r[impl port.firmware]

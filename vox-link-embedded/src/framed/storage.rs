@@ -83,6 +83,13 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStor
         storage.try_reopen().then(|| Self::ends(storage))
     }
 
+    /// Bytes read from the stream since the storage was created: one
+    /// counter, cheaper than [`stats`](Self::stats) where only it is
+    /// needed (a port's check that a link read anything).
+    pub(crate) fn wire_bytes_received(&self) -> u64 {
+        self.stats.lock(|s| s.get().wire_bytes_received)
+    }
+
     /// Counters since the storage was created.
     pub fn stats(&self) -> FramedStats {
         let stalled_reserves = self.stalled_reserves.lock(Cell::get);

@@ -18,12 +18,12 @@ use vox_demo_device::EmbassyClock;
 use vox_demo_protocol::{DemoFamily, DemoMsg};
 use vox_firmware::board;
 use vox_firmware::executor::WfiExecutor;
-use vox_link_embedded::LinkChannel;
 use vox_link_embedded::{
     FramedLink, FramedLinkStorage,
     framed::codec::{Decoded, FrameDecoder, encode_frame},
     sim::{BytePipe, NoiseRates, NoisyWriter, PipeReader, PipeWriter},
 };
+use vox_link_embedded::{FramedPort, LinkChannel};
 use vox_types::{
     Conduit, ConduitMode, ConduitRx, ConduitTx, ConduitTxPermit, MsgFamily, PROLOGUE_MAX_LEN, Prologue, PrologueError,
     SchemaFingerprint, SessionRole,
@@ -103,8 +103,9 @@ fn prologue() -> bool {
     matched && refused
 }
 
-/// One end of a noisy in-RAM serial line: attaches a framed link, offers it
-/// to the conduit, and cuts it every `cut_ms` (the runner is dropped).
+/// One end of a noisy in-RAM serial line: the library's
+/// [`FramedPort::run_link`], one link after another, each cut after
+/// `cut_ms` (its future is dropped).
 async fn serial_port(
     storage: &'static FramedLinkStorage<M, 2, MTU>,
     links: &'static LinkChannel<M, TestLink>,
@@ -115,13 +116,10 @@ async fn serial_port(
 ) -> ! {
     let mut reader = PipeReader(from);
     let mut writer = NoisyWriter::new(PipeWriter(to), NoiseRates::uniform(NOISE_PPM), seed);
+    let port = FramedPort::new(storage);
     loop {
-        let Some((link, runner)) = storage.attach() else {
-            Timer::after_millis(1).await;
-            continue;
-        };
-        links.offer(link).await;
-        let _ = select(runner.run(&mut reader, &mut writer), Timer::after_millis(cut_ms)).await;
+        let link = port.run_link(&mut reader, &mut writer, &EmbassyClock, |link| links.offer(link));
+        let _ = select(link, Timer::after_millis(cut_ms)).await;
     }
 }
 
