@@ -68,7 +68,7 @@ async fn start(bin: &str, listener_port: u16) -> Qemu {
 }
 
 /// The demo's call mix from [`TASKS`] tasks on `client` for `seconds`.
-async fn drive(client: &DeviceClient<TokioClock>, seconds: u64) -> Run {
+async fn drive(name: &str, client: &DeviceClient<TokioClock>, seconds: u64) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let tasks: Vec<_> = (0..TASKS)
@@ -120,7 +120,7 @@ async fn drive(client: &DeviceClient<TokioClock>, seconds: u64) -> Run {
     }
     run.secs = started.elapsed().as_secs_f64();
     if !why.is_empty() {
-        println!("failed calls: {why:?}");
+        println!("{name}: failed calls by reason: {why:?}");
     }
     run
 }
@@ -136,7 +136,7 @@ async fn rpc(seconds: u64) -> (Run, Option<u64>) {
     let client = session.client().clone();
     // Warm up: the first call waits for the session and the clock samples.
     client.call::<ReadSensor>(1, Duration::from_secs(30)).await.unwrap();
-    let run = drive(&client, seconds).await;
+    let run = drive("device", &client, seconds).await;
     (run, client.epsilon())
 }
 
@@ -167,21 +167,34 @@ async fn bare(seconds: u64) -> (Run, Option<u64>) {
                 .subscribe(&log)
                 .subscribe(&defmt)
         );
-        let drain = async {
-            let (mut t, mut l, mut d) = (telemetry.samples(), log.samples(), defmt.samples());
-            loop {
-                match select(t.next(), select(l.next(), d.next())).await {
-                    Either::First(_) | Either::Second(_) => {}
+        // Each sample is credited back as soon as it is dropped.
+        let drain = embassy_futures::join::join3(
+            async {
+                let mut samples = telemetry.samples();
+                loop {
+                    drop(samples.next().await);
                 }
-            }
-        };
+            },
+            async {
+                let mut lines = log.samples();
+                loop {
+                    drop(lines.next().await);
+                }
+            },
+            async {
+                let mut frames = defmt.samples();
+                loop {
+                    drop(frames.next().await);
+                }
+            },
+        );
         match select(vox_rpc::run(conduit, &*calls, server.as_mut(), TokioClock), drain).await {
             Either::First(ended) => ended,
-            Either::Second(never) => never,
+            Either::Second(never) => match never {},
         }
     });
     client.call::<ReadSensor>(1, Duration::from_secs(30)).await.unwrap();
-    let run = drive(&client, seconds).await;
+    let run = drive("device_bare", &client, seconds).await;
     session.abort();
     (run, client.epsilon())
 }
