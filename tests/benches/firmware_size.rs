@@ -7,6 +7,9 @@
 //! The `device` serves its endpoints through `vox-rpc`; `device_hand` is
 //! the same application with the request matching written by hand (the
 //! protocol it replaced): their difference is what `vox-rpc` adds.
+//! `device_bare` serves the same calls through `vox-rpc` over a
+//! `BareConduit` on the same link: `device` minus `device_bare` is what
+//! reliability (seq/ack, replay, resume) costs.
 //!
 //! Then the real boards' firmware (embassy HALs), the same device
 //! application: RP2040 over UART and over USB CDC-ACM, nRF52840 over UART,
@@ -30,16 +33,22 @@ fn main() {
     println!("| board | firmware | flash (B) | static RAM (B) |");
     println!("|-------|----------|----------:|---------------:|");
     let mut adds = Vec::new();
+    let mut reliability = Vec::new();
     for board in [Board::Lm3s6965, Board::Microbit] {
         let device = qemu_footprint("device", board);
         let hand = qemu_footprint("device_hand", board);
+        let bare = qemu_footprint("device_bare", board);
         let echo = qemu_footprint("echo", board);
-        for (name, (flash, ram)) in
-            [("device (vox-rpc)", device), ("device_hand (hand-written requests)", hand), ("echo (no conduit)", echo)]
-        {
+        for (name, (flash, ram)) in [
+            ("device (vox-rpc)", device),
+            ("device_hand (hand-written requests)", hand),
+            ("device_bare (vox-rpc, bare conduit)", bare),
+            ("echo (no conduit)", echo),
+        ] {
             println!("| {} | {name} | {flash} | {ram} |", board.machine());
         }
         adds.push((board, device.0 as i64 - hand.0 as i64, device.1 as i64 - hand.1 as i64));
+        reliability.push((board, device.0 as i64 - bare.0 as i64, device.1 as i64 - bare.1 as i64));
         println!(
             "| {} | conduit stack | {} | {} |",
             board.machine(),
@@ -50,6 +59,15 @@ fn main() {
     println!();
     for (board, flash, ram) in adds {
         let line = format!("vox-rpc adds: {flash} B flash, {ram} B static RAM");
+        if board == Board::Lm3s6965 {
+            println!("{line}");
+        } else {
+            println!("{line} ({}, Cortex-M0)", board.machine());
+        }
+    }
+    for (board, flash, ram) in reliability {
+        let line =
+            format!("the stable conduit over the bare one (device - device_bare): {flash} B flash, {ram} B static RAM");
         if board == Board::Lm3s6965 {
             println!("{line}");
         } else {

@@ -1,14 +1,20 @@
 //! Calls to the firmware in QEMU (lm3s6965, the emulated UART on a
 //! loopback TCP chardev): 8 host tasks calling for 10 s, the demo's mix
-//! (set an output, read a sensor, echo 48 bytes), through `vox-rpc`
-//! against the `device` firmware, and through the hand-written request
-//! matching it replaced (a table of pending ids, a reader task routing
-//! replies) against the `device_hand` firmware, in the same run. Prints
-//! calls/s, p50 and p99 latency, their ratios, and the clock bound ε the
-//! rpc layer reports.
+//! (set an output, read a sensor, echo 48 bytes), in the same run:
+//! - through `vox-rpc` over a `StableConduit` against the `device`
+//!   firmware;
+//! - through the hand-written request matching it replaced (a table of
+//!   pending ids, a reader task routing replies) against the
+//!   `device_hand` firmware;
+//! - through `vox-rpc` over a `BareConduit` (the same framed link on the
+//!   same UART, no seq/ack/replay) against the `device_bare` firmware.
+//!
+//! Prints calls/s, p50 and p99 latency, the ratios rpc/hand and
+//! stable/bare, and the clock bound ε the rpc layer reports.
 //!
 //! `cargo bench -p vox-tests --bench qemu_calls [-- SECONDS]`
 
+use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as M;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -18,12 +24,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use vox_conduit_bare::BareConduit;
 use vox_conduit_stable::{StableConduit, StableStorage};
-use vox_demo_host::device_host::{HostSession, TcpSerialPort};
-use vox_demo_protocol::{Command, DemoFamily, DemoMsg, Echo, Outcome, Pin, ReadSensor, SetOutput, UART_CONFIG};
+use vox_demo_host::device_host::{
+    DefmtSubscription, DeviceClient, HostCalls, HostLink, HostSession, LogSubscription, TcpSerialPort,
+    TelemetrySubscription,
+};
+use vox_demo_protocol::{
+    Command, DemoFamily, DemoMsg, Echo, HostTime, Outcome, Pin, ReadSensor, SetOutput, UART_CONFIG,
+};
 use vox_link_embedded::host::TokioClock;
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
-use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+use vox_rpc::{Client, RpcFamily, Server};
+use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource, SessionRole};
 
 const TASKS: u32 = 8;
 const LIMIT: Duration = Duration::from_secs(300);
@@ -54,40 +67,37 @@ async fn start(bin: &str, listener_port: u16) -> Qemu {
     Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port: listener_port, reconnect: false }, LIMIT, false).await.unwrap()
 }
 
-async fn rpc(seconds: u64) -> (Run, Option<u64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serial = TcpSerialPort::spawn(listener);
-    let _qemu = start("device", port).await;
-    let session = HostSession::start(&serial).unwrap();
-    let client = session.client().clone();
-    // Warm up: the first call waits for the session and the clock samples.
-    client.call::<ReadSensor>(1, Duration::from_secs(30)).await.unwrap();
+/// The demo's call mix from [`TASKS`] tasks on `client` for `seconds`.
+async fn drive(name: &str, client: &DeviceClient<TokioClock>, seconds: u64) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
             let (client, stop) = (client.clone(), stop.clone());
             tokio::spawn(async move {
-                let (mut lat, mut failed, mut i) = (Vec::new(), 0u64, u64::from(t));
+                let (mut lat, mut failed, mut i) = (Vec::new(), HashMap::<String, u64>::new(), u64::from(t));
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     let timeout = Duration::from_secs(2);
-                    let ok = match which(i) {
+                    let ok: Result<bool, String> = match which(i) {
                         0 => client
                             .call_with::<SetOutput, _>(Pin { pin: (i % 32) as u8, high: true }, timeout, |r| r.is_ok())
                             .await
-                            .unwrap_or(false),
-                        1 => client.call::<ReadSensor>((i % 8) as u8, timeout).await.is_ok(),
+                            .map_err(|e| format!("{e:?}")),
+                        1 => client
+                            .call::<ReadSensor>((i % 8) as u8, timeout)
+                            .await
+                            .map(|_| true)
+                            .map_err(|e| format!("{e:?}")),
                         _ => client
                             .call_with::<Echo, _>(&PAYLOAD, timeout, |r| r.is_ok_and(|b| b.len() == 48))
                             .await
-                            .unwrap_or(false),
+                            .map_err(|e| format!("{e:?}")),
                     };
-                    if ok {
-                        lat.push(t0.elapsed())
-                    } else {
-                        failed += 1
+                    match ok {
+                        Ok(true) => lat.push(t0.elapsed()),
+                        Ok(false) => *failed.entry("wrong answer".to_string()).or_insert(0) += 1,
+                        Err(e) => *failed.entry(e).or_insert(0) += 1,
                     }
                     i += u64::from(TASKS);
                 }
@@ -98,13 +108,94 @@ async fn rpc(seconds: u64) -> (Run, Option<u64>) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     let mut run = Run { calls: 0, failed: 0, secs: 0.0, latencies: Vec::new() };
+    let mut why: HashMap<String, u64> = HashMap::new();
     for t in tasks {
         let (lat, failed) = t.await.unwrap();
         run.calls += lat.len() as u64;
-        run.failed += failed;
+        for (e, n) in failed {
+            run.failed += n;
+            *why.entry(e).or_insert(0) += n;
+        }
         run.latencies.extend(lat);
     }
     run.secs = started.elapsed().as_secs_f64();
+    if !why.is_empty() {
+        println!("{name}: failed calls by reason: {why:?}");
+    }
+    run
+}
+
+/// `vox-rpc` over the stable conduit (the demo's host session) against the
+/// `device` firmware.
+async fn rpc(seconds: u64) -> (Run, Option<u64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serial = TcpSerialPort::spawn(listener);
+    let _qemu = start("device", port).await;
+    let session = HostSession::start(&serial).unwrap();
+    let client = session.client().clone();
+    // Warm up: the first call waits for the session and the clock samples.
+    client.call::<ReadSensor>(1, Duration::from_secs(30)).await.unwrap();
+    let run = drive("device", &client, seconds).await;
+    (run, client.epsilon())
+}
+
+/// `vox-rpc` over a bare conduit against the `device_bare` firmware: one
+/// `BareConduit` (acceptor, as the stable host) on the first framed link
+/// of the serial connection, serving what the stable host serves (its
+/// clock) and subscribed to the same topics (telemetry, log, defmt
+/// frames), drained as they come.
+async fn bare(seconds: u64) -> (Run, Option<u64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serial = TcpSerialPort::spawn(listener);
+    let _qemu = start("device_bare", port).await;
+    let calls = Arc::new(HostCalls::new());
+    let client: DeviceClient<TokioClock> = Client::new(calls.clone(), TokioClock);
+    let links = serial.links.clone();
+    let session = tokio::spawn(async move {
+        let link = links.receiver().next_link().await.unwrap();
+        let conduit =
+            BareConduit::<HostLink, RpcFamily>::connect_within(link, SessionRole::Acceptor, TokioClock, 30_000)
+                .await
+                .unwrap();
+        let (telemetry, log, defmt) = (TelemetrySubscription::new(), LogSubscription::new(), DefmtSubscription::new());
+        let mut server = std::pin::pin!(
+            Server::new()
+                .serve::<HostTime, _>(|_| Ok(TokioClock.now().as_millis()))
+                .subscribe(&telemetry)
+                .subscribe(&log)
+                .subscribe(&defmt)
+        );
+        // Each sample is credited back as soon as it is dropped.
+        let drain = embassy_futures::join::join3(
+            async {
+                let mut samples = telemetry.samples();
+                loop {
+                    drop(samples.next().await);
+                }
+            },
+            async {
+                let mut lines = log.samples();
+                loop {
+                    drop(lines.next().await);
+                }
+            },
+            async {
+                let mut frames = defmt.samples();
+                loop {
+                    drop(frames.next().await);
+                }
+            },
+        );
+        match select(vox_rpc::run(conduit, &*calls, server.as_mut(), TokioClock), drain).await {
+            Either::First(ended) => ended,
+            Either::Second(never) => match never {},
+        }
+    });
+    client.call::<ReadSensor>(1, Duration::from_secs(30)).await.unwrap();
+    let run = drive("device_bare", &client, seconds).await;
+    session.abort();
     (run, client.epsilon())
 }
 
@@ -195,6 +286,20 @@ async fn hand(seconds: u64) -> Run {
     run
 }
 
+fn print_row(name: &str, r: &Run) {
+    println!(
+        "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} |",
+        r.calls as f64 / r.secs,
+        r.percentile(0.5).as_secs_f64() * 1e3,
+        r.percentile(0.99).as_secs_f64() * 1e3,
+        r.failed
+    );
+}
+
+fn rate(r: &Run) -> f64 {
+    r.calls as f64 / r.secs
+}
+
 #[tokio::main]
 async fn main() {
     let seconds: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
@@ -204,21 +309,22 @@ async fn main() {
     );
     let (rpc_run, epsilon) = rpc(seconds).await;
     let hand_run = hand(seconds).await;
+    let (bare_run, bare_epsilon) = bare(seconds).await;
     println!();
     println!("| device | calls/s | p50 | p99 | failed |");
     println!("|--------|--------:|----:|----:|-------:|");
-    for (name, r) in [("vox-rpc (`device`)", &rpc_run), ("hand-written (`device_hand`)", &hand_run)] {
-        println!(
-            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} |",
-            r.calls as f64 / r.secs,
-            r.percentile(0.5).as_secs_f64() * 1e3,
-            r.percentile(0.99).as_secs_f64() * 1e3,
-            r.failed
-        );
-    }
-    let rate = (rpc_run.calls as f64 / rpc_run.secs) / (hand_run.calls as f64 / hand_run.secs);
-    let p99 = rpc_run.percentile(0.99).as_secs_f64() / hand_run.percentile(0.99).as_secs_f64().max(1e-9);
+    print_row("vox-rpc, stable conduit (`device`)", &rpc_run);
+    print_row("hand-written, stable conduit (`device_hand`)", &hand_run);
+    print_row("vox-rpc, bare conduit (`device_bare`)", &bare_run);
+    let p99 = |a: &Run, b: &Run| a.percentile(0.99).as_secs_f64() / b.percentile(0.99).as_secs_f64().max(1e-9);
     println!();
-    println!("rpc/hand: calls/s {rate:.2}, p99 {p99:.2} (goal: within 10 %)");
-    println!("ε reported by the rpc client: {}", epsilon.map_or("none".to_string(), |e| format!("{e} ms")));
+    println!(
+        "rpc/hand: calls/s {:.2}, p99 {:.2} (goal: within 10 %)",
+        rate(&rpc_run) / rate(&hand_run),
+        p99(&rpc_run, &hand_run)
+    );
+    println!("stable/bare calls per second: {:.2} (goal >= 0.8)", rate(&rpc_run) / rate(&bare_run));
+    println!("stable/bare p99: {:.2}", p99(&rpc_run, &bare_run));
+    let show = |e: Option<u64>| e.map_or("none".to_string(), |e| format!("{e} ms"));
+    println!("ε reported by the rpc client: stable {}, bare {}", show(epsilon), show(bare_epsilon));
 }

@@ -302,8 +302,10 @@ const HOST_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The device's calls to the host (its clock, once) and its telemetry: a
 /// sample every [`TELEMETRY_PERIOD`], each the next `seq`, published on
 /// the telemetry topic (waiting while the host has not credited the
-/// samples it holds).
-async fn call_the_host<C: Clock>(
+/// samples it holds). Never returns: run it beside a session and drop it
+/// when the session ends (the `device_bare` firmware does, over a bare
+/// conduit).
+pub async fn call_the_host<C: Clock>(
     client: &Client<DeviceCalls, C>,
     clock: &C,
     telemetry: &TelemetryPublication,

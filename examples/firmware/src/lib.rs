@@ -1,6 +1,6 @@
 //! The vox-embedded demo device on QEMU boards: board support (UART,
 //! SysTick time driver, a sleeping executor) for the firmware binaries
-//! (`device`, `echo`, `selftest`). The device application itself is
+//! (`device`, `device_bare`, `echo`, `selftest`). The device application itself is
 //! `vox-demo-device`, shared with the real boards' firmware.
 #![no_std]
 
