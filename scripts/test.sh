@@ -79,7 +79,7 @@ step "Python: the second implementation (standard library only): codecs against 
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "python3 >= 3.11 is needed")'
 python3 -m unittest discover -s python/tests -t python
 
-step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line), the README demo, the gateway and calls examples"
+step "release: stable-conduit chaos run (100k messages each way on a noisy, cut serial line), the README demo, the gateway, calls, bare_tcp and framed_tcp examples"
 cargo test --release -p vox-tests --test stable_chaos -- --include-ignored --nocapture
 cargo test --release -p vox-tests --test bare_idle -- --include-ignored --nocapture
 cargo test --release -p vox-conduit-stable --test simulation -- --nocapture
@@ -88,6 +88,8 @@ cargo run --release -p vox-examples --bin demo -- --messages 200000 --time-limit
 cargo run --release -p vox-examples --bin demo -- --qemu --requests 2000
 cargo run --release -p vox-examples --bin gateway -- 64 100
 cargo run --release -p vox-examples --bin calls
+cargo run --release -p vox-examples --bin bare_tcp
+cargo run --release -p vox-examples --bin framed_tcp
 
 step "MSRV $MSRV: check the workspace and the firmware, test vox-types"
 cargo "+$MSRV" check --quiet --workspace --all-targets --all-features

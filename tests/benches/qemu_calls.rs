@@ -27,8 +27,7 @@ use tokio::sync::oneshot;
 use vox_conduit_bare::BareConduit;
 use vox_conduit_stable::{StableConduit, StableStorage};
 use vox_demo_host::device_host::{
-    DefmtSubscription, DeviceClient, HostCalls, HostLink, HostSession, LogSubscription, TcpSerialPort,
-    TelemetrySubscription,
+    DefmtSubscription, DeviceClient, HostCalls, HostLink, LogSubscription, TelemetrySubscription,
 };
 use vox_demo_protocol::{
     Command, DemoFamily, DemoMsg, Echo, HostTime, Outcome, Pin, ReadSensor, SetOutput, UART_CONFIG,
@@ -36,6 +35,7 @@ use vox_demo_protocol::{
 use vox_link_embedded::host::TokioClock;
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 use vox_rpc::{Client, RpcFamily, Server};
+use vox_tests::tcp_serial_port::TcpSerialPort;
 use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit, LinkSource, SessionRole};
 
 const TASKS: u32 = 8;
@@ -132,7 +132,7 @@ async fn rpc(seconds: u64) -> (Run, Option<u64>) {
     let port = listener.local_addr().unwrap().port();
     let serial = TcpSerialPort::spawn(listener);
     let _qemu = start("device", port).await;
-    let session = HostSession::start(&serial).unwrap();
+    let session = serial.session().unwrap();
     let client = session.client().clone();
     // Warm up: the first call waits for the session and the clock samples.
     client.call::<ReadSensor>(1, Duration::from_secs(30)).await.unwrap();

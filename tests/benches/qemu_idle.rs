@@ -11,9 +11,9 @@
 
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use vox_demo_host::device_host::{HostSession, TcpSerialPort};
 use vox_demo_protocol::ReadSensor;
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+use vox_tests::tcp_serial_port::TcpSerialPort;
 
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -30,7 +30,7 @@ async fn main() {
     let serial = TcpSerialPort::spawn(listener);
     let qemu = Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, LIMIT, true).await.unwrap();
     let booted = Instant::now();
-    let session = HostSession::start(&serial).unwrap();
+    let session = serial.session().unwrap();
     // One call: the session is up, then it idles.
     session.client().call::<ReadSensor>(1, Duration::from_secs(30)).await.unwrap();
     // The reports come every 10 s of device time from boot: wait for the

@@ -11,8 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 /// Requests in flight.
 const IN_FLIGHT: u32 = 64;
-use vox_demo_host::device_host::{HostSession, TcpSerialPort, Workload};
+use vox_demo_host::device_host::Workload;
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
+use vox_tests::tcp_serial_port::TcpSerialPort;
 
 /// Payload bytes per run.
 const TOTAL: usize = 48 * 1024;
@@ -58,7 +59,7 @@ async fn conduit_echo(board: Board) -> (f64, u64) {
     let port = listener.local_addr().unwrap().port();
     let serial = TcpSerialPort::spawn(listener);
     let _qemu = Qemu::start(&elf, board, Uart::Tcp { port, reconnect: false }, LIMIT, false).await.unwrap();
-    let mut session = HostSession::start(&serial).unwrap();
+    let mut session = serial.session().unwrap();
     let warm = Workload {
         requests: 16,
         echo_len: ECHO_LEN,

@@ -1,5 +1,6 @@
 //! Conformance kits and test helpers shared by vox-embedded's integration
-//! tests: each kit checks one SPEC contract against any implementation.
+//! tests: each kit checks one contract of the requirements (`r[...]` ids)
+//! against any implementation of a link or a conduit.
 
 pub mod bare_harness;
 pub mod conduit_kit;
@@ -10,4 +11,5 @@ pub mod link_kit;
 pub mod sim_runtime;
 pub mod stable_harness;
 pub mod stream_faults;
+pub mod tcp_serial_port;
 pub mod tls;

@@ -9,9 +9,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use vox_conduit_stable::SessionError;
 use vox_demo_host::device_host::Stopped;
+use vox_tests::tcp_serial_port::TcpSerialPort;
 /// Requests in flight.
 const IN_FLIGHT: u32 = 64;
-use vox_demo_host::device_host::{HostSession, TcpSerialPort, Workload};
+use vox_demo_host::device_host::Workload;
 use vox_qemu_rig::qemu::{Board, Qemu, Uart, build_firmware, ensure_qemu};
 use vox_tests::fault_proxy::{ProxyCounts, ProxyFaults, fault_proxy};
 
@@ -62,7 +63,7 @@ async fn start_device_on(board: Board, port: u16, reconnect: bool) -> Qemu {
 async fn ten_thousand_requests_and_telemetry_over_the_emulated_uart() {
     let (serial, port) = host_port().await;
     let _qemu = start_device(port, false).await;
-    let mut session = HostSession::start(&serial).unwrap();
+    let mut session = serial.session().unwrap();
     let r = session.exercise(mixed(10_000, 100)).await;
     let stats = session.stats();
     println!("{r:?}\nhost {stats:?}\nframed {:?}", serial.framed());
@@ -90,7 +91,7 @@ async fn connection_drops_and_corruption_lose_nothing() {
     let back = std::net::SocketAddr::from(([127, 0, 0, 1], host_port_number));
     let proxy = tokio::spawn(fault_proxy(front, back, faults, counts.clone()));
     let _qemu = start_device(proxy_port, true).await;
-    let mut session = HostSession::start(&serial).unwrap();
+    let mut session = serial.session().unwrap();
     let r = session.exercise(mixed(4_000, 100)).await;
     let stats = session.stats();
     let drops = counts.drops.load(Ordering::Relaxed);
@@ -119,7 +120,7 @@ async fn connection_drops_and_corruption_lose_nothing() {
 async fn device_reboot_ends_the_session_then_a_new_one_works() {
     let (serial, port) = host_port().await;
     let qemu = start_device(port, false).await;
-    let mut first = HostSession::start(&serial).unwrap();
+    let mut first = serial.session().unwrap();
     let r = first.exercise(mixed(500, 10)).await;
     assert_eq!((r.replies, r.wrong, r.ended), (500, 0, None));
 
@@ -130,7 +131,7 @@ async fn device_reboot_ends_the_session_then_a_new_one_works() {
     assert_eq!(lost, Some(Stopped::Session(SessionError::SessionLost)), "the host learns the device's session is gone");
     drop(first);
 
-    let mut second = HostSession::start(&serial).unwrap();
+    let mut second = serial.session().unwrap();
     let r = second.exercise(mixed(500, 10)).await;
     println!("after reboot: {r:?}\nhost {:?}", second.stats());
     assert_eq!((r.replies, r.wrong, r.ended), (500, 0, None), "a new session works");
@@ -172,7 +173,7 @@ async fn selftest_passes_on_the_cortex_m0() {
 async fn requests_over_the_cortex_m0_uart() {
     let (serial, port) = host_port().await;
     let _qemu = start_device_on(Board::Microbit, port, false).await;
-    let mut session = HostSession::start(&serial).unwrap();
+    let mut session = serial.session().unwrap();
     let r = session.exercise(mixed(2_000, 20)).await;
     println!("{r:?}\nhost {:?}", session.stats());
     assert_eq!((r.replies, r.wrong, r.ended), (2_000, 0, None));
@@ -203,11 +204,11 @@ async fn defmt_log_shows_state_changes() {
     let (serial, port) = host_port().await;
     let qemu =
         Qemu::start(&elf, Board::Lm3s6965, Uart::Tcp { port, reconnect: false }, QEMU_LIMIT, true).await.unwrap();
-    let mut session = HostSession::start(&serial).unwrap();
+    let mut session = serial.session().unwrap();
     let first = session.exercise(mixed(200, 5)).await;
     // The host restarts: the device's session is lost, and a new one starts.
     drop(session);
-    let mut again = HostSession::start(&serial).unwrap();
+    let mut again = serial.session().unwrap();
     let second = again.exercise(Workload { limit: Duration::from_secs(30), ..mixed(50, 0) }).await;
     let log = defmt_lines(&elf, &qemu.stop_with_output().await.unwrap());
     println!("{}\n{first:?}\n{second:?}\nhost {:?}", log.join("\n"), again.stats());

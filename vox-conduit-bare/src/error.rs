@@ -107,7 +107,10 @@ impl fmt::Display for SendError {
                 write!(f, "a {len}-byte message does not fit the link's {max}-byte payload; send smaller messages")
             }
             Self::Link(e) => write!(f, "the bare conduit's link failed ({e}); connect a new conduit on a new link"),
-            Self::Encode { family, error } => write!(f, "could not encode a {family} message: {error}"),
+            Self::Encode { family, error } => write!(
+                f,
+                "could not encode a {family} message: {error}; nothing was sent and the conduit stays usable: send a smaller or valid message"
+            ),
         }
     }
 }

@@ -7,7 +7,6 @@
 
 use embassy_futures::select::{Either, select};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-use embedded_io_adapters::tokio_1::FromTokio;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::CryptoRng;
 use rand_chacha::rand_core::SeedableRng;
@@ -15,15 +14,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use vox_conduit_stable::{ConfigError, SessionError, StableConduit, StableStats, StableStatsHandle, StableStorage};
 use vox_demo_protocol::{
     Echo, HostTime, Log, Pin, ReadSensor, SetOutput, Telemetry, UART_CONFIG, UART_MTU, sensor_value,
 };
-use vox_link_embedded::LinkChannel;
 use vox_link_embedded::host::TokioClock;
-use vox_link_embedded::{FramedLink, FramedLinkStorage, FramedPort, framed::FramedStats};
+use vox_link_embedded::{FramedLink, FramedLinkStorage};
 use vox_rpc::{CallError, Calls, Client, DefmtFrames, RpcFamily, Server, Subscription};
 use vox_types::{Clock, LinkSource};
 
@@ -61,67 +58,6 @@ impl std::fmt::Display for Stopped {
             Self::Session(e) => e.fmt(f),
             Self::PeerClosed => f.write_str("the device closed its direction"),
             Self::Failed(e) => f.write_str(e),
-        }
-    }
-}
-
-/// The host's end of the device's serial line: accepts the device's TCP
-/// connections (a new one after every drop) and keeps a framed link
-/// attached to the current one.
-pub struct TcpSerialPort {
-    /// Where the conduit takes its links from.
-    pub links: Arc<LinkChannel<M, HostLink>>,
-    connections: AtomicU32,
-    /// The links' storage, reused for every link of every connection: its
-    /// counters add up across all of them.
-    storage: Arc<HostLinkStorage>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl TcpSerialPort {
-    /// Serves connections accepted on `listener` until dropped.
-    pub fn spawn(listener: TcpListener) -> Arc<Self> {
-        let port = Arc::new(Self {
-            links: Arc::new(LinkChannel::new()),
-            connections: AtomicU32::new(0),
-            storage: Arc::new(FramedLinkStorage::new()),
-            task: Mutex::new(None),
-        });
-        let task = tokio::spawn(Self::serve(Arc::downgrade(&port), listener));
-        *port.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
-        port
-    }
-
-    async fn serve(port: std::sync::Weak<Self>, listener: TcpListener) {
-        while let Ok((stream, _)) = listener.accept().await {
-            let Some(me) = port.upgrade() else { return };
-            let _ = stream.set_nodelay(true);
-            me.connections.fetch_add(1, Ordering::Relaxed);
-            let (r, w) = stream.into_split();
-            let (mut reader, mut writer) = (FromTokio::new(r), FromTokio::new(w));
-            // The stream ended or failed: wait for the device to connect again.
-            FramedPort::new(me.storage.clone())
-                .serve(&mut reader, &mut writer, &TokioClock, |link| me.links.offer(link))
-                .await;
-        }
-    }
-
-    /// Connections the device made so far.
-    pub fn connections(&self) -> u32 {
-        self.connections.load(Ordering::Relaxed)
-    }
-
-    /// Framed-link counters of every link so far (the current one
-    /// included).
-    pub fn framed(&self) -> FramedStats {
-        self.storage.stats()
-    }
-}
-
-impl Drop for TcpSerialPort {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            task.abort();
         }
     }
 }
@@ -318,16 +254,6 @@ fn call_for(id: u32, payload: &[u8], only_echo: bool) -> Call<'_> {
 }
 
 impl HostSession {
-    /// A new session, taking links from `port`; a configuration the
-    /// storage cannot serve is refused.
-    pub fn start(port: &TcpSerialPort) -> Result<Self, ConfigError> {
-        let links = port.links.clone();
-        Self::spawn_with(move |driver: HostDriver| async move {
-            let rng = ChaCha20Rng::from_os_rng();
-            driver.run(links.receiver(), rng, TokioClock).await
-        })
-    }
-
     /// A new session on links from `source` (a serial port opened by path,
     /// as a board's `/dev/ttyACM0`).
     pub fn start_on<S>(source: S) -> Result<Self, ConfigError>

@@ -153,24 +153,3 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn client_and_server_exchange_requests_and_telemetry_over_tcp() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (mut acceptor, runner) = acceptor(listener);
-            tokio::spawn(runner.run());
-            let conduit = acceptor.accept().await.unwrap();
-            serve(conduit, 500).await
-        });
-        let conduit = dial(addr).await.unwrap();
-        let report = run_client(conduit, 1_000, 500).await.unwrap();
-        assert_eq!(report, ClientReport { replies: 1_000, telemetry: 500 });
-        server.await.unwrap().unwrap();
-    }
-}

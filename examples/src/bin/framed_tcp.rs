@@ -96,21 +96,3 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn echo_over_loopback_tcp_is_exact() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(echo_server(listener));
-        let report = echo_client(addr, 2_000).await.unwrap();
-        assert_eq!(report.echoed, 2_000);
-        assert_eq!(report.stats.frames_sent, 2_000);
-        assert_eq!(report.stats.frames_received, 2_000);
-        assert_eq!(report.stats.crc_errors, 0);
-        server.await.unwrap().unwrap();
-    }
-}
