@@ -100,7 +100,7 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     log.extend(second.take_log());
     println!(
         "\nthe host saw the reboot as: {}",
-        ended.as_ref().map_or_else(|| "nothing (timeout)".to_string(), |e| format!("{e:?} ({e})"))
+        ended.as_ref().map_or_else(|| "nothing (timeout)".to_string(), ToString::to_string)
     );
     print_stats("first session", &stats);
     print_stats("second session", &second_stats);
@@ -114,13 +114,19 @@ pub async fn run_qemu_demo(board: Board, requests: u32) -> Result<(), String> {
     drop((second, qemu));
     let _ = std::fs::remove_dir_all(&dir);
     let ok = |r: &ExerciseReport| r.replies == r.requests && r.wrong == 0 && r.ended.is_none();
-    if ok(&one)
-        && ok(&two)
-        && ended == Some(crate::device_host::Stopped::Session(vox_conduit_stable::SessionError::SessionLost))
-    {
+    let reboot_seen =
+        ended == Some(crate::device_host::Stopped::Session(vox_conduit_stable::SessionError::SessionLost));
+    let (asked, answered) = (one.requests + two.requests, one.replies + two.replies);
+    println!();
+    if ok(&one) && ok(&two) && reboot_seen {
+        println!(
+            "PASS: the device answered all {asked} calls correctly across a reboot, and the host saw the reboot as the session lost"
+        );
         Ok(())
     } else {
-        Err("a request went unanswered, an answer was wrong, or the reboot was not reported".into())
+        let why = if reboot_seen { "" } else { "; the host did not see the reboot as the session lost" };
+        println!("FAIL: {answered} of {asked} calls answered, {} wrong{why}", one.wrong + two.wrong);
+        Err("a call went unanswered, an answer was wrong, or the reboot was not reported".into())
     }
 }
 
@@ -152,9 +158,14 @@ pub async fn run_port_demo(path: &Path, requests: u32, elf: Option<&Path>) -> Re
     for line in &lines {
         println!("device log: {line}");
     }
+    println!();
     if r.replies == r.requests && r.wrong == 0 && r.ended.is_none() {
+        println!("PASS: the board answered all {} calls correctly", r.requests);
         Ok(lines)
     } else {
-        Err(format!("a request went unanswered or an answer was wrong: {r:?}"))
+        let why = r.ended.as_ref().map_or_else(String::new, |e| format!("; the session ended: {e}"));
+        let failure = r.last_failure.as_ref().map_or_else(String::new, |e| format!("; the last failed call: {e}"));
+        println!("FAIL: {} of {} calls answered, {} wrong{why}{failure}", r.replies, r.requests, r.wrong);
+        Err("a call went unanswered or an answer was wrong".into())
     }
 }
