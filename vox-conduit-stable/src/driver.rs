@@ -3,7 +3,7 @@
 //! session core ([`crate::session`]), and tells the core the time from the
 //! injected [`Clock`].
 
-use crate::session::{Detach, Outgoing};
+use crate::session::{Detach, Kind, Outgoing};
 use crate::stable_storage::{Locked, StableStore, TimerAt};
 use crate::wire::{KEY_LEN, ResumeKey};
 use crate::{ConfigError, SessionError};
@@ -15,8 +15,8 @@ use core::task::Poll;
 use embassy_futures::select::{Either, Either3, select, select3};
 use rand_core::CryptoRng;
 use vox_types::{
-    Clock, Instant, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, SessionRole, StorageRef,
-    WriteSlot,
+    Backing, Clock, Instant, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, SessionRole,
+    StorageRef, WriteSlot,
 };
 
 /// Role marker of a driver that dials: [`StableDriver::run`] needs no
@@ -114,6 +114,38 @@ impl<C: Clock> PollClock<'_, C> {
         }
         *l.now
     }
+}
+
+/// Hands the core's next frame to `permit`; `false` when the attachment
+/// or session ended on it (a link error, a link too small).
+fn transmit_one<P: LinkTxPermit>(l: &mut Locked<'_>, now: u64, kind: Kind, permit: P) -> bool {
+    match l.session.transmit_kind(now, kind, |out| write_out(permit, out)) {
+        None => false,
+        Some(Ok(())) => true,
+        Some(Err(LinkError::TooLarge { len, max })) => {
+            let e = ConfigError::LinkTooSmall { needed: len, max_payload: max };
+            l.session.state.end(SessionError::Config(e));
+            false
+        }
+        Some(Err(e)) => {
+            l.session.link_failed(e);
+            false
+        }
+    }
+}
+
+/// Polls `fut` once, with a waker that does nothing: for a reservation
+/// that is taken only if it is ready now.
+fn poll_once<F: Future>(fut: F) -> Poll<F::Output> {
+    let mut fut = core::pin::pin!(fut);
+    fut.as_mut().poll(&mut core::task::Context::from_waker(core::task::Waker::noop()))
+}
+
+/// The link's next payload. Out of line: it is polled from two places,
+/// and a firmware keeps one copy of the link's receive code.
+#[inline(never)]
+fn poll_link<L: LinkRx>(rx: &mut L, cx: &mut core::task::Context<'_>) -> Poll<Result<Option<Backing>, LinkError>> {
+    rx.poll_recv(cx)
 }
 
 /// Encodes `out` into the permit's slot, exactly sized, and commits it.
@@ -295,49 +327,81 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
             return Detach::Ended;
         }
         let sending = async {
+            // A frame is known to wait (asked under the last frame's
+            // lock): no lock is taken just to ask again.
+            let mut more = false;
             loop {
-                poll_fn(|cx| {
-                    self.with(|l| {
-                        if l.session.wants_transmit() {
-                            Poll::Ready(())
-                        } else {
-                            l.wakers.transmit.register(cx.waker());
-                            Poll::Pending
-                        }
+                if !more {
+                    poll_fn(|cx| {
+                        self.with(|l| {
+                            if l.session.wants_transmit() {
+                                Poll::Ready(())
+                            } else {
+                                l.wakers.transmit.register(cx.waker());
+                                Poll::Pending
+                            }
+                        })
                     })
-                })
-                .await;
+                    .await;
+                }
                 let permit = match tx.reserve().await {
                     Ok(permit) => permit,
                     Err(e) => return self.with(|l| l.session.link_failed(e)),
                 };
-                self.with(|l| {
+                // A burst goes out under one storage lock: after each
+                // frame, the next link permit is taken if the link has
+                // room now (a reservation that would wait is dropped,
+                // which reserves nothing, and awaited above instead).
+                more = self.with(|l| {
                     let now = time.now(l);
-                    match l.session.transmit(now, |out| write_out(permit, out)) {
-                        None | Some(Ok(())) => {}
-                        Some(Err(LinkError::TooLarge { len, max })) => l
-                            .session
-                            .state
-                            .end(SessionError::Config(ConfigError::LinkTooSmall { needed: len, max_payload: max })),
-                        Some(Err(e)) => l.session.link_failed(e),
+                    let mut permit = permit;
+                    let Some(mut kind) = l.session.poll_outgoing() else { return false };
+                    loop {
+                        if !transmit_one(l, now, kind, permit) {
+                            return false;
+                        }
+                        kind = match l.session.poll_outgoing() {
+                            Some(kind) => kind,
+                            None => return false,
+                        };
+                        permit = match poll_once(tx.reserve()) {
+                            Poll::Ready(Ok(next)) => next,
+                            Poll::Ready(Err(e)) => {
+                                l.session.link_failed(e);
+                                return false;
+                            }
+                            Poll::Pending => return true,
+                        };
                     }
                 });
             }
         };
-        let receiving = async {
-            loop {
-                match rx.recv().await {
-                    Ok(Some(payload)) => self.with(|l| {
-                        let now = time.now(l);
-                        let storage = &*self.storage;
-                        l.session
-                            .on_receive_as(R::ROLE, now, payload.as_bytes(), |at, msg| storage.write_received(at, msg));
-                    }),
-                    Ok(None) => return self.with(|l| l.session.link_failed(LinkError::Closed)),
-                    Err(e) => return self.with(|l| l.session.link_failed(e)),
+        // Every payload the link holds is handed to the core under one
+        // storage lock; the first is awaited outside it, so a quiet link
+        // costs no lock.
+        let receiving = poll_fn(|cx| {
+            let mut next = core::task::ready!(poll_link(&mut rx, cx));
+            self.with(|l| {
+                let now = time.now(l);
+                let storage = &*self.storage;
+                loop {
+                    match next {
+                        Ok(Some(payload)) => l
+                            .session
+                            .on_receive_as(R::ROLE, now, payload.as_bytes(), |at, msg| storage.write_received(at, msg)),
+                        Ok(None) => {
+                            l.session.link_failed(LinkError::Closed);
+                            return Poll::Ready(());
+                        }
+                        Err(e) => {
+                            l.session.link_failed(e);
+                            return Poll::Ready(());
+                        }
+                    }
+                    next = core::task::ready!(poll_link(&mut rx, cx));
                 }
-            }
-        };
+            })
+        });
         let detached = poll_fn(|cx| {
             self.with(|l| match l.session.state.take_detach() {
                 Some(why) => Poll::Ready(why),

@@ -304,6 +304,9 @@ impl<S: StableStore> Future for Reserve<'_, S> {
                             // Others still wait (the self-stall count
                             // watches them).
                             l.session.note_writer_waiting();
+                        } else {
+                            // No writer waits: no self-stall deadline.
+                            l.timer_unchanged();
                         }
                         Poll::Ready(Ok(()))
                     }
@@ -368,7 +371,18 @@ impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_
                 error => SendError::Encode { family: F::NAME, error },
             })
         };
-        self.tx.storage.lock(|l| l.session.push_message(encode))
+        let tx = self.tx;
+        // The reservation ends here, under the same lock as the push:
+        // the permit's `Drop` (an abandoned reservation) does not run.
+        core::mem::forget(self);
+        tx.storage.lock(|l| {
+            // Neither pushing nor ending a reservation brings a deadline
+            // forward (the transmitter is woken instead).
+            l.timer_unchanged();
+            let pushed = l.session.push_message(encode);
+            l.session.end_reserve();
+            pushed
+        })
     }
 }
 
@@ -411,6 +425,8 @@ impl<F: MsgFamily, S: StableStore + 'static> StableRx<F, S> {
     /// `Pending` (with `cx`'s waker registered) while nothing is there.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<RecvResult<F, RecvError>> {
         let received = self.storage.lock(|l| {
+            // Taking a message brings no deadline forward.
+            l.timer_unchanged();
             if let Some(r) = l.session.pop_received() {
                 return Poll::Ready(Ok(Some(r)));
             }

@@ -131,6 +131,9 @@ impl Locked<'_> {
             wakes.clear(Wakes::WRITER);
         }
         self.wakers.wake(wakes);
+        if !self.check_timer {
+            return;
+        }
         let due = self.session.next_deadline();
         if due < self.timer_at.get() {
             *self.timer_at = TimerAt::at(due);
@@ -145,6 +148,21 @@ pub struct Locked<'a> {
     pub(crate) now: &'a mut Instant,
     pub(crate) timer_at: &'a mut TimerAt,
     pub(crate) wakers: &'a mut Wakers,
+    /// Whether the operation may have brought a deadline forward (see
+    /// [`timer_unchanged`](Self::timer_unchanged)).
+    check_timer: bool,
+}
+
+impl Locked<'_> {
+    /// The operation under this lock cannot bring a deadline forward
+    /// (taking or releasing a received message, pushing one, a
+    /// reservation granted with no writer waiting): `settle` then skips
+    /// recomputing the next deadline, the cost of which is paid once per
+    /// message on the data path otherwise. Only a deadline coming earlier
+    /// needs the timer woken; later ones are found when it wakes.
+    pub(crate) fn timer_unchanged(&mut self) {
+        self.check_timer = false;
+    }
 }
 
 pub(crate) mod sealed {
@@ -222,7 +240,12 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     for StableStorage<M, TB, TM, RB, RM>
 {
     fn release_slot(&self, token: usize) {
-        sealed::Sealed::lock(self, |l| l.session.release(token));
+        sealed::Sealed::lock(self, |l| {
+            // Releasing may owe a window update (the transmitter's wake),
+            // which only takes deadlines away.
+            l.timer_unchanged();
+            l.session.release(token)
+        });
     }
 }
 
@@ -234,7 +257,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let inner = &mut *cell.borrow_mut();
             let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers } = inner;
             let session = Session { state, tx_bytes, tx_entries, rx_entries };
-            let mut locked = Locked { session, now, timer_at, wakers };
+            let mut locked = Locked { session, now, timer_at, wakers, check_timer: true };
             let r = f(&mut locked);
             locked.settle();
             r

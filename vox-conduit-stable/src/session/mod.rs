@@ -53,6 +53,7 @@ mod timers;
 
 pub use events::{Detach, FrameKind, Violation, Wakes};
 pub use inbound::{Received, RxEntry};
+pub(crate) use outbound::Kind;
 pub use outbound::{Outgoing, TxEntry};
 pub use storage::SessionStorage;
 

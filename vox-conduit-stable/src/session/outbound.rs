@@ -67,8 +67,9 @@ impl Outgoing<'_> {
     }
 }
 
+/// The kind of the next frame to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Prologue,
     Hello,
     Reject,
@@ -152,7 +153,7 @@ impl Session<'_> {
 
     /// The next frame to send; counts a wait for the peer's window (once
     /// per wait) when data is ready but may not go.
-    pub(super) fn poll_outgoing(&mut self) -> Option<Kind> {
+    pub(crate) fn poll_outgoing(&mut self) -> Option<Kind> {
         let (kind, blocked) = self.next_outgoing();
         let tx = &mut self.state.tx;
         if blocked && !tx.window_blocked {
@@ -177,6 +178,18 @@ impl Session<'_> {
         write: impl FnOnce(&Outgoing<'_>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         let kind = self.poll_outgoing()?;
+        self.transmit_kind(now, kind, write)
+    }
+
+    /// [`transmit`](Self::transmit) of a frame of `kind`, which
+    /// [`poll_outgoing`](Self::poll_outgoing) just returned under the same
+    /// lock (a driver sending a burst asks once per frame).
+    pub(crate) fn transmit_kind<E>(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        write: impl FnOnce(&Outgoing<'_>) -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
         let ack = self.state.rx.next;
         let result = match kind {
             Kind::Prologue => {
