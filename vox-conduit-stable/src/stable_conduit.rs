@@ -371,18 +371,19 @@ impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_
                 error => SendError::Encode { family: F::NAME, error },
             })
         };
-        let tx = self.tx;
-        // The reservation ends here, under the same lock as the push:
-        // the permit's `Drop` (an abandoned reservation) does not run.
-        core::mem::forget(self);
-        tx.storage.lock(|l| {
+        // The reservation ends here, under the same lock as the push.
+        let pushed = self.tx.storage.lock(|l| {
             // Neither pushing nor ending a reservation brings a deadline
             // forward (the transmitter is woken instead).
             l.timer_unchanged();
             let pushed = l.session.push_message(encode);
             l.session.end_reserve();
             pushed
-        })
+        });
+        // Ended already: the permit's `Drop` (an abandoned reservation,
+        // which also runs if `encode` panics) has nothing left to do.
+        core::mem::forget(self);
+        pushed
     }
 }
 

@@ -37,7 +37,11 @@ pub trait LinkTx: MaybeSend + MaybeSync {
     /// Waits for capacity for one payload: the backpressure point.
     ///
     /// Cancel-safe: dropping the future before it completes reserves
-    /// nothing. Fails when the link is closed or dead.
+    /// nothing. Fails when the link is closed or dead. A caller may poll
+    /// it once with a no-op waker to take room that is free now (the
+    /// stable driver does, to send a burst under one lock) and drop it if
+    /// it is pending: an implementation must not lose a wake-up or room
+    /// to that, nor count it as a wait of its own.
     fn reserve(&self) -> impl Future<Output = Result<Self::Permit<'_>, LinkError>> + MaybeSend + '_;
 
     /// Largest payload [`LinkTxPermit::alloc`] accepts, in bytes.

@@ -3,6 +3,7 @@
 
 use super::slot_queue::SlotQueue;
 use core::future::poll_fn;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use vox_types::{Backing, Link, LinkError, LinkRx, LinkTx, LinkTxPermit, MaybeSend, MaybeSync, WriteSlot};
@@ -80,7 +81,10 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
         P: QueueStorage<M, SLOTS, MTU>,
     {
         let ops = QueueOps { queue: P::queue, half_dropped: P::half_dropped };
-        Self { tx: QueueTx { storage: storage.clone(), dir: tx_dir, ops }, rx: QueueRx { storage, dir: rx_dir, ops } }
+        Self {
+            tx: QueueTx { storage: storage.clone(), dir: tx_dir, ops, stall_counted: AtomicBool::new(false) },
+            rx: QueueRx { storage, dir: rx_dir, ops },
+        }
     }
 }
 
@@ -94,6 +98,10 @@ pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const 
     storage: StorageRef<P>,
     dir: usize,
     ops: QueueOps<P, M, SLOTS, MTU>,
+    /// The current wait for a slot was counted as a possible stall: a
+    /// wait is counted once however often (and by however many
+    /// reservations, such as a probe then an awaited one) it is polled.
+    stall_counted: AtomicBool,
 }
 
 /// Receiving half of a slot-queue link; dropping it makes the peer's sends
@@ -143,10 +151,14 @@ impl<P: QueueStorage<M, SLOTS, MTU> + 'static, M: RawMutex + 'static, const SLOT
     /// Counts a wait in `reserve` while this end's receive slots are all
     /// taken. Out of line: the wait is the rare path.
     #[inline(never)]
-    fn note_stalled_wait(&self) {
-        if (self.ops.queue)(&self.storage, other(self.dir)).is_full() {
+    /// Counts a wait while this end's receive slots are all taken;
+    /// whether it counted.
+    fn note_stalled_wait(&self) -> bool {
+        let full = (self.ops.queue)(&self.storage, other(self.dir)).is_full();
+        if full {
             self.storage.stalled_reserve(self.dir);
         }
+        full
     }
 }
 
@@ -175,8 +187,13 @@ where
             // for itself (the bare conduit's one-task stall). Counted
             // per wait, by storages that count it.
             // r[impl bare.stall-bound]
-            if reserved.is_pending() {
-                self.note_stalled_wait();
+            match reserved {
+                Poll::Pending => {
+                    if !self.stall_counted.load(Ordering::Relaxed) && self.note_stalled_wait() {
+                        self.stall_counted.store(true, Ordering::Relaxed);
+                    }
+                }
+                Poll::Ready(_) => self.stall_counted.store(false, Ordering::Relaxed),
             }
             reserved
         })
