@@ -54,9 +54,6 @@ impl Role for Acceptor {
 /// ([`Initiator`] or [`Acceptor`]).
 pub struct StableDriver<F, S: StableStore + 'static, R> {
     storage: StorageRef<S>,
-    /// One of the driver's own locks brought the timer's deadline
-    /// forward: the timer re-arms before the driver's poll ends.
-    timer_moved: AtomicBool,
     _role: PhantomData<(fn() -> F, R)>,
 }
 
@@ -161,14 +158,11 @@ pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Resul
 
 impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     pub(crate) fn new(storage: StorageRef<S>) -> Self {
-        Self { storage, timer_moved: AtomicBool::new(false), _role: PhantomData }
+        Self { storage, _role: PhantomData }
     }
 
-    /// Locks the storage from the driver's task: a deadline brought
-    /// forward is noted for the timer instead of waking the task that is
-    /// running.
     fn with<T>(&self, f: impl FnOnce(&mut Locked<'_>) -> T) -> T {
-        self.storage.lock_as(Some(&self.timer_moved), f)
+        self.storage.lock(f)
     }
 
     /// `Some` once the session is over: complete, or ended.
@@ -266,28 +260,11 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
             }
         };
         // The timers first: a keepalive found due is sent by `serve` in
-        // the same poll (one wake-up per keepalive, not two). When `serve`
-        // brings a deadline forward (a first unacknowledged frame), the
-        // timer re-arms in the same poll, and `serve` is polled once more
-        // for what a tick may have made due: no wake-up of its own.
-        let mut timers = core::pin::pin!(timers);
-        let mut serve = core::pin::pin!(serve);
-        let result = poll_fn(|cx| {
+        // the same poll (one wake-up per keepalive, not two).
+        let mut both = core::pin::pin!(select(timers, serve));
+        let Either::Second(result) = poll_fn(|cx| {
             time.new_poll();
-            // Bounded: each round needs a deadline brought forward again.
-            for _ in 0..4 {
-                let Poll::Pending = timers.as_mut().poll(cx);
-                self.timer_moved.store(false, Ordering::Relaxed);
-                if let Poll::Ready(result) = serve.as_mut().poll(cx) {
-                    return Poll::Ready(result);
-                }
-                if !self.timer_moved.load(Ordering::Relaxed) {
-                    return Poll::Pending;
-                }
-            }
-            // Still moving: the next poll goes on.
-            cx.waker().wake_by_ref();
-            Poll::Pending
+            both.as_mut().poll(cx)
         })
         .await;
         match &result {

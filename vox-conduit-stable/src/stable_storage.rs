@@ -6,7 +6,6 @@ use crate::session::{Instant, RxEntry, Session, SessionState, TxEntry, Wakes};
 use crate::writer_queue::WriterQueue;
 use core::cell::{RefCell, UnsafeCell};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
@@ -123,11 +122,8 @@ impl Locked<'_> {
     /// frame, a stall, the end): the timer sleeps for a later one, so it
     /// wakes to sleep again for the new one. Out of line: `lock` is
     /// generic over its closure, this is not.
-    /// When the timer's deadline came forward, the timer is woken, or
-    /// `timer_moved` is set if the driver took the lock
-    /// ([`Sealed::lock_as`](sealed::Sealed::lock_as)).
     #[inline(never)]
-    fn settle(&mut self, timer_moved: Option<&AtomicBool>) {
+    fn settle(&mut self) {
         let mut wakes = self.session.state.take_wakes();
         // A writer is woken only when it can go on (every change that lets
         // it asks for the wake again).
@@ -141,10 +137,7 @@ impl Locked<'_> {
         let due = self.session.next_deadline();
         if due < self.timer_at.get() {
             *self.timer_at = TimerAt::at(due);
-            match timer_moved {
-                Some(moved) => moved.store(true, Ordering::Relaxed),
-                None => self.wakers.timer.wake(),
-            }
+            self.wakers.timer.wake();
         }
     }
 }
@@ -179,19 +172,7 @@ pub(crate) mod sealed {
     /// The storage operations behind [`StableStore`](super::StableStore).
     pub trait Sealed: vox_types::LendsSlots {
         /// Runs `f` with the session locked, then wakes whoever it asked.
-        fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
-            self.lock_as(None, f)
-        }
-
-        /// [`lock`](Self::lock); with `timer_moved`, a deadline brought
-        /// forward sets it instead of waking the timer (the driver, whose
-        /// task the timer is, re-arms it in the same poll instead of
-        /// waking itself).
-        fn lock_as<R>(
-            &self,
-            timer_moved: Option<&core::sync::atomic::AtomicBool>,
-            f: impl FnOnce(&mut Locked<'_>) -> R,
-        ) -> R;
+        fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R;
 
         /// Resets the storage for a new session.
         fn reset(&self, state: crate::session::SessionState);
@@ -271,14 +252,14 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
 impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, const RM: usize> sealed::Sealed
     for StableStorage<M, TB, TM, RB, RM>
 {
-    fn lock_as<R>(&self, timer_moved: Option<&AtomicBool>, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
+    fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
             let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers } = inner;
             let session = Session { state, tx_bytes, tx_entries, rx_entries };
             let mut locked = Locked { session, now, timer_at, wakers, check_timer: true };
             let r = f(&mut locked);
-            locked.settle(timer_moved);
+            locked.settle();
             r
         })
     }
