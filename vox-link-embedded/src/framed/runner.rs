@@ -1,7 +1,7 @@
 //! `FramedRunner`: the future that moves frames between a framed link's
 //! slots and its byte stream, encoding and decoding in bulk.
 
-use super::codec::{Decoded, FrameDecoder, FrameEncoder, FrameError, MIN_ENCODE_BUF};
+use super::codec::{Decoded, FrameDecoder, FrameEncoder, FrameError};
 use super::storage::{RX, TX};
 use super::{FramedLinkStorage, FramedStats};
 use crate::queue::queue_link::QueueStorage;
@@ -22,14 +22,15 @@ const READ_CHUNK: usize = 4096;
 #[cfg(not(feature = "fast-codec"))]
 const READ_CHUNK: usize = 64;
 
-/// Encoded bytes the sending loop gathers per `write` call (at least a
-/// COBS block and a delimiter).
+/// Encoded bytes the sending loop gathers per `write` call: many frames
+/// per system call on hosts.
 #[cfg(feature = "fast-codec")]
-const ENCODE_BUF: usize = 16 * MIN_ENCODE_BUF;
-/// Encoded bytes the sending loop gathers per `write` call (at least a
-/// COBS block and a delimiter).
+const ENCODE_BUF: usize = 4096;
+/// Encoded bytes the sending loop gathers per `write` call: two of a
+/// UART's 16-byte FIFOs (the encoder needs no room for a whole COBS
+/// block, so the buffer costs RAM only for what one `write` takes).
 #[cfg(not(feature = "fast-codec"))]
-const ENCODE_BUF: usize = MIN_ENCODE_BUF;
+const ENCODE_BUF: usize = 32;
 
 /// Drives a [`FramedLink`](super::FramedLink)'s byte stream; see
 /// [`FramedRunner::run`]. A runner that stops (finished, failed or

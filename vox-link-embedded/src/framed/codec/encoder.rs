@@ -1,20 +1,22 @@
-//! `FrameEncoder`: payload → `COBS(payload ‖ CRC-32 LE) ‖ 0x00`, one COBS
-//! block at a time into a fixed buffer.
+//! `FrameEncoder`: payload → `COBS(payload ‖ CRC-32 LE) ‖ 0x00`, into a
+//! fixed buffer of any size.
 //!
-//! A block is a code byte and up to 254 non-zero bytes. Its length is
-//! found first (one zero search), so its code byte is written directly and
-//! its data with one slice copy: nothing is patched afterwards, and
-//! whenever the buffer lacks room for the next block every byte in it is
-//! final and the whole buffer goes out. COBS is written here rather than
-//! with the `cobs` crate because its encoder works a byte at a time.
+//! A block is a code byte and up to 254 non-zero bytes. The payload is all
+//! in memory (a link slot), so a block's length is found by looking ahead
+//! (one zero search) and its code byte is written first; its data then
+//! follows in as many pieces as the buffer needs. Nothing is patched
+//! afterwards: every byte in the buffer is final, and a buffer far smaller
+//! than a block (a UART's few dozen bytes) serves any frame. COBS is
+//! written here rather than with the `cobs` crate because its encoder
+//! works a byte at a time into an output that holds the whole frame.
 
 use super::kernels::{CRC_LEN, crc32, find_zero};
 
 /// Data bytes in a full COBS block (code `0xFF`).
 const FULL_BLOCK: usize = 254;
 
-/// Smallest buffer the encoder works with: a full block and a delimiter.
-pub(crate) const MIN_ENCODE_BUF: usize = 1 + FULL_BLOCK + 1;
+/// Smallest buffer the encoder works with: the close marker's two bytes.
+pub(crate) const MIN_ENCODE_BUF: usize = 2;
 
 /// Where the encoder is in the current frame; works on any buffer, so one
 /// copy of the code serves every buffer size.
@@ -25,6 +27,12 @@ struct Cursor {
     /// A block must follow even if no data does (the frame just began, or
     /// the last block ended at a zero).
     block_owed: bool,
+    /// Data bytes of the current block still to copy (its code byte is
+    /// written).
+    block_left: usize,
+    /// The current block ends at a zero of the input, skipped once its
+    /// data is copied.
+    zero_after: bool,
     /// CRC trailer of the current frame.
     crc: [u8; CRC_LEN],
     /// Bytes of `payload ‖ crc` consumed so far.
@@ -33,13 +41,14 @@ struct Cursor {
 
 impl Cursor {
     const fn new() -> Self {
-        Self { len: 0, block_owed: false, crc: [0; CRC_LEN], fed: 0 }
+        Self { len: 0, block_owed: false, block_left: 0, zero_after: false, crc: [0; CRC_LEN], fed: 0 }
     }
 
     fn begin(&mut self, payload: &[u8]) {
         self.crc = crc32(payload).to_le_bytes();
         self.fed = 0;
         self.block_owed = true;
+        self.block_left = 0;
     }
 
     fn push(&mut self, buf: &mut [u8], b: u8) {
@@ -56,45 +65,64 @@ impl Cursor {
         }
     }
 
-    /// Encodes the rest of the frame into `buf`; `false` when `buf` has no
-    /// room for the next block and the delimiter (then every byte in it is
-    /// final).
+    /// Encodes the rest of the frame into `buf`; `false` when `buf` is full
+    /// first (then every byte in it is final: write it out and call
+    /// again).
     fn feed(&mut self, buf: &mut [u8], payload: &[u8]) -> bool {
         let crc = self.crc;
+        // The rest of the input (`payload ‖ crc` from `fed` on) as its two
+        // parts.
+        let rest = |fed: usize| match fed.checked_sub(payload.len()) {
+            None => (payload.get(fed..).unwrap_or(&[]), &crc[..]),
+            Some(in_crc) => (&[][..], crc.get(in_crc..).unwrap_or(&[])),
+        };
         loop {
-            // The rest of the input as two parts: payload, then CRC.
-            let (p, c) = match self.fed.checked_sub(payload.len()) {
-                None => (payload.get(self.fed..).unwrap_or(&[]), &crc[..]),
-                Some(in_crc) => (&[][..], crc.get(in_crc..).unwrap_or(&[])),
-            };
+            let room = buf.len().saturating_sub(self.len);
+            if self.block_left > 0 {
+                // The current block's data, as much as fits.
+                let n = room.min(self.block_left);
+                let (p, c) = rest(self.fed);
+                let from_p = n.min(p.len());
+                let (p, c) = (p.get(..from_p).unwrap_or(&[]), c.get(..n - from_p).unwrap_or(&[]));
+                self.append(buf, p);
+                self.append(buf, c);
+                self.fed += n;
+                self.block_left -= n;
+                if self.block_left > 0 {
+                    return false;
+                }
+                self.fed += usize::from(self.zero_after);
+                continue;
+            }
+            if room == 0 {
+                return false;
+            }
+            let (p, c) = rest(self.fed);
             if p.is_empty() && c.is_empty() && !self.block_owed {
-                break;
+                self.push(buf, 0);
+                return true;
             }
             // The next block: up to 254 bytes before a zero, over both parts.
             let p = p.get(..FULL_BLOCK.min(p.len())).unwrap_or(&[]);
-            let (p, c, zero) = match find_zero(p) {
-                Some(z) => (p.get(..z).unwrap_or(&[]), &[][..], true),
+            let (data, zero) = match find_zero(p) {
+                Some(z) => (z, true),
                 None => {
                     let c = c.get(..(FULL_BLOCK - p.len()).min(c.len())).unwrap_or(&[]);
                     match find_zero(c) {
-                        Some(z) => (p, c.get(..z).unwrap_or(&[]), true),
-                        None => (p, c, false),
+                        Some(z) => (p.len() + z, true),
+                        None => (p.len() + c.len(), false),
                     }
                 }
             };
-            let data = p.len() + c.len();
-            if self.len + 1 + data + 1 > buf.len() {
-                return false;
-            }
             // 255 (`0xFF`) for a full block, which implies no zero.
             self.push(buf, data as u8 + 1);
-            self.append(buf, p);
-            self.append(buf, c);
-            self.fed += data + usize::from(zero);
             self.block_owed = zero;
+            self.zero_after = zero;
+            self.block_left = data;
+            if data == 0 {
+                self.fed += usize::from(zero);
+            }
         }
-        self.push(buf, 0);
-        true
     }
 }
 
@@ -107,15 +135,14 @@ pub(crate) struct FrameEncoder<const N: usize> {
 }
 
 impl<const N: usize> FrameEncoder<N> {
-    const BIG_ENOUGH: () = assert!(N >= MIN_ENCODE_BUF, "encoder buffer too small");
+    const BIG_ENOUGH: () = assert!(N >= MIN_ENCODE_BUF, "encoder buffer too small for the close marker");
 
     pub(crate) const fn new() -> Self {
         let () = Self::BIG_ENOUGH;
         Self { buf: [0; N], cursor: Cursor::new() }
     }
 
-    /// Appends one delimiter; call between frames with the buffer
-    /// written out or a frame just ended (a frame always leaves room).
+    /// Appends one delimiter; call with the buffer written out.
     pub(crate) fn push_delimiter(&mut self) {
         self.cursor.push(&mut self.buf, 0);
     }

@@ -11,5 +11,5 @@ mod kernels;
 mod tests;
 
 pub use decoder::{Decoded, FrameDecoder, FrameError, max_encoded_run};
+pub(crate) use encoder::FrameEncoder;
 pub use encoder::encode_frame;
-pub(crate) use encoder::{FrameEncoder, MIN_ENCODE_BUF};
