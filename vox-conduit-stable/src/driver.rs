@@ -233,19 +233,22 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     return outcome;
                 }
                 let link = match select(source.next_link(), self.over()).await {
-                    Either::First(Ok(link)) => link,
+                    Either::First(Ok(link)) => Some(link),
                     // A source that gave up (a dialer's backoff ran out) is
                     // as final as a closed one.
                     Either::First(Err(LinkError::Closed | LinkError::GaveUp { .. })) => {
                         self.with(|l| l.session.state.source_closed());
                         continue;
                     }
-                    Either::First(Err(_)) => {
-                        let retry = self.with(|l| l.session.state.config().retry_delay_ms);
-                        clock.sleep_until(clock.now().add_millis(u64::from(retry))).await;
-                        continue;
-                    }
+                    Either::First(Err(_)) => None,
                     Either::Second(outcome) => return outcome,
+                };
+                let Some(link) = link else {
+                    // Slept outside the `match`: its value would be kept
+                    // across the sleep, in the future's RAM.
+                    let retry = self.with(|l| l.session.state.config().retry_delay_ms);
+                    clock.sleep_until(clock.now().add_millis(u64::from(retry))).await;
+                    continue;
                 };
                 let key = keys();
                 self.with(|l| {

@@ -2,7 +2,7 @@
 //! replay ring, receive ring), in one value that can live in a `static`.
 
 use crate::StableStats;
-use crate::session::{Instant, RxEntry, Session, SessionState, TxEntry, Wakes};
+use crate::session::{Instant, MAX_RING_BYTES, RxEntry, Session, SessionState, TxEntry, Wakes};
 use crate::writer_queue::WriterQueue;
 use core::cell::{RefCell, UnsafeCell};
 use core::ptr::NonNull;
@@ -203,8 +203,11 @@ pub trait StableStore: sealed::Sealed {
 }
 
 impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: usize> StableStorage<M, TB, TM, RB, RM> {
+    const RINGS_FIT: () = assert!(TB <= MAX_RING_BYTES && RB <= MAX_RING_BYTES, "a ring of over 2^30 - 1 bytes");
+
     /// Empty storage, usable in a `static`.
     pub const fn new() -> Self {
+        let () = Self::RINGS_FIT;
         // All-zero placeholder until a conduit is made on it.
         let state = SessionState::zeroed();
         Self {

@@ -152,6 +152,7 @@ impl Session<'_> {
         s.wakes |= Wakes::WRITER;
         s.phase = Phase::Attached;
         s.tx.next_to_send = oldest;
+        s.tx.send_off = s.tx.base_off;
         s.rx.ack_now = true;
         // Whichever of our hellos the peer answered (an earlier one, or
         // one read late from the byte stream), our next `Data` frame

@@ -16,17 +16,38 @@ pub(super) enum RxState {
     Released,
 }
 
-/// One received message in the receive ring.
+/// One received message in the receive ring: 8 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RxEntry {
-    pub(super) start: u32,
-    pub(super) len: u32,
-    pub(super) state: RxState,
+    start: u32,
+    /// The length in the low 30 bits (a ring's capacity is below 2^30),
+    /// the [`RxState`] in the top two.
+    len_state: u32,
 }
+
+/// Where [`RxEntry::len_state`] keeps the state.
+const STATE_SHIFT: u32 = 30;
+const LEN_MASK: u32 = (1 << STATE_SHIFT) - 1;
 
 impl RxEntry {
     /// An unused entry, for array initialisers.
-    pub const EMPTY: Self = Self { start: 0, len: 0, state: RxState::Queued };
+    pub const EMPTY: Self = Self { start: 0, len_state: 0 };
+
+    fn queued(start: usize, len: usize) -> Self {
+        Self { start: start as u32, len_state: len as u32 & LEN_MASK }
+    }
+
+    fn state(&self) -> RxState {
+        match self.len_state >> STATE_SHIFT {
+            0 => RxState::Queued,
+            1 => RxState::Lent,
+            _ => RxState::Released,
+        }
+    }
+
+    fn set_state(&mut self, state: RxState) {
+        self.len_state = (self.len_state & LEN_MASK) | ((state as u32) << STATE_SHIFT);
+    }
 }
 
 impl Span for RxEntry {
@@ -34,7 +55,7 @@ impl Span for RxEntry {
         self.start as usize
     }
     fn len(&self) -> usize {
-        self.len as usize
+        (self.len_state & LEN_MASK) as usize
     }
 }
 
@@ -117,7 +138,7 @@ impl Session<'_> {
                         return;
                     };
                     store(start, msg);
-                    let entry = RxEntry { start: start as u32, len: msg.len() as u32, state: RxState::Queued };
+                    let entry = RxEntry::queued(start, msg.len());
                     s.rx.ring.push(self.rx_entries, entry, wraps);
                     s.wakes |= Wakes::READER;
                 }
@@ -201,7 +222,7 @@ impl Session<'_> {
         let s = &mut *self.state;
         let token = s.rx.ring.position(s.rx.delivered, self.rx_entries.len())?;
         let entry = self.rx_entries.get_mut(token)?;
-        entry.state = RxState::Lent;
+        entry.set_state(RxState::Lent);
         s.rx.delivered += 1;
         Some(Received { token, start: entry.start(), len: entry.len() })
     }
@@ -219,14 +240,14 @@ impl Session<'_> {
     // r[impl stable.flow.update]
     pub fn release(&mut self, token: usize) {
         if let Some(e) = self.rx_entries.get_mut(token) {
-            e.state = RxState::Released;
+            e.set_state(RxState::Released);
         }
         self.free_released();
     }
 
     pub(super) fn free_released(&mut self) {
         let s = &mut *self.state;
-        while s.rx.ring.front(self.rx_entries).is_some_and(|e| e.state == RxState::Released) {
+        while s.rx.ring.front(self.rx_entries).is_some_and(|e| e.state() == RxState::Released) {
             s.rx.ring.pop_front(self.rx_entries);
             s.rx.delivered = s.rx.delivered.saturating_sub(1);
         }
@@ -250,7 +271,7 @@ impl Session<'_> {
         s.rx.alive = false;
         for i in s.rx.delivered..s.rx.ring.len() {
             if let Some(e) = s.rx.ring.position(i, self.rx_entries.len()).and_then(|p| self.rx_entries.get_mut(p)) {
-                e.state = RxState::Released;
+                e.set_state(RxState::Released);
             }
         }
         s.rx.delivered = s.rx.ring.len();

@@ -155,6 +155,8 @@ struct Outbound {
     base_off: u32,
     /// Next frame to send on this attachment.
     next_to_send: u32,
+    /// Stream byte offset of message `next_to_send`.
+    send_off: u32,
     /// One past the highest sequence number ever sent.
     sent_high: u32,
     /// Peer's window: sequence numbers below this may be sent...
@@ -297,13 +299,18 @@ impl BusyRetry {
 pub struct Session<'a> {
     /// The state.
     pub state: &'a mut SessionState,
-    /// Replay ring bytes (sent messages kept until acknowledged).
+    /// Replay ring bytes (sent messages kept until acknowledged); at most
+    /// [`MAX_RING_BYTES`], as the receive ring's.
     pub tx_bytes: &'a mut [u8],
     /// Replay ring entries (one is kept for the close marker).
     pub tx_entries: &'a mut [TxEntry],
     /// Receive ring entries (the bytes are the caller's).
     pub rx_entries: &'a mut [RxEntry],
 }
+
+/// The most bytes a ring may hold (replay or receive): an entry keeps its
+/// length in 30 bits. The storages refuse more at compile time.
+pub const MAX_RING_BYTES: usize = (1 << 30) - 1;
 
 fn seq_max(a: u32, b: u32) -> u32 {
     if seq_before(a, b) { b } else { a }

@@ -5,19 +5,40 @@
 
 use super::*;
 
-/// One message (or the close marker) in the replay ring.
+/// One message (or the close marker) in the replay ring: 8 bytes. Its
+/// stream offset is not kept: the entries are consecutive in the stream,
+/// so the session tracks the offsets of the oldest and the next to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxEntry {
-    pub(super) start: u32,
-    pub(super) len: u32,
-    /// Byte offset of the message in this direction's stream (wraps).
-    pub(super) off: u32,
-    pub(super) close: bool,
+    start: u32,
+    /// The length, and [`CLOSE_MARKER`] for the close marker.
+    len_close: u32,
 }
+
+/// The bit of [`TxEntry::len_close`] that marks the close marker (whose
+/// length is 0); lengths are below 2^30 (a ring's capacity).
+const CLOSE_MARKER: u32 = 1 << 31;
 
 impl TxEntry {
     /// An unused entry, for array initialisers.
-    pub const EMPTY: Self = Self { start: 0, len: 0, off: 0, close: false };
+    pub const EMPTY: Self = Self { start: 0, len_close: 0 };
+
+    fn message(start: usize, len: usize) -> Self {
+        Self { start: start as u32, len_close: len as u32 & !CLOSE_MARKER }
+    }
+
+    fn close_marker(start: usize) -> Self {
+        Self { start: start as u32, len_close: CLOSE_MARKER }
+    }
+
+    pub(super) fn is_close(&self) -> bool {
+        self.len_close & CLOSE_MARKER != 0
+    }
+
+    /// The length as a stream offset difference.
+    fn len32(&self) -> u32 {
+        self.len_close & !CLOSE_MARKER
+    }
 }
 
 impl Span for TxEntry {
@@ -25,7 +46,7 @@ impl Span for TxEntry {
         self.start as usize
     }
     fn len(&self) -> usize {
-        self.len as usize
+        self.len32() as usize
     }
 }
 
@@ -96,14 +117,17 @@ impl Session<'_> {
         while seq_before(s.tx.base_seq, ack) {
             let Some(e) = s.tx.ring.pop_front(self.tx_entries) else { break };
             s.tx.base_seq = s.tx.base_seq.wrapping_add(1);
-            s.tx.base_off = e.off.wrapping_add(e.len);
+            s.tx.base_off = s.tx.base_off.wrapping_add(e.len32());
             freed = true;
         }
         if s.tx.ring.is_empty() {
             s.tx.base_off = s.tx.next_off;
         }
         if seq_before(s.tx.next_to_send, ack) {
+            // Everything before `ack` is gone: the next to send is the
+            // oldest kept.
             s.tx.next_to_send = ack;
+            s.tx.send_off = s.tx.base_off;
         }
         if let Some(w) = window {
             let (limit_seq, limit_off) = (ack.wrapping_add(w.msgs), s.tx.base_off.wrapping_add(w.bytes));
@@ -140,10 +164,11 @@ impl Session<'_> {
         let mut blocked = false;
         if let Some(e) = s.tx.ring.get(self.tx_entries, i) {
             let seq = s.tx.next_to_send;
+            let off = s.tx.send_off;
             let fits = seq_before(seq, s.tx.limit_seq)
-                && !seq_before(s.tx.limit_off, e.off)
-                && s.tx.limit_off.wrapping_sub(e.off) >= e.len;
-            if e.close || fits {
+                && !seq_before(s.tx.limit_off, off)
+                && s.tx.limit_off.wrapping_sub(off) >= e.len32();
+            if e.is_close() || fits {
                 return (Some(Kind::Data), false);
             }
             blocked = true;
@@ -234,7 +259,7 @@ impl Session<'_> {
                 let seq = s.tx.next_to_send;
                 let i = seq.wrapping_sub(s.tx.base_seq) as usize;
                 let e = s.tx.ring.get(self.tx_entries, i)?;
-                let frame = if e.close {
+                let frame = if e.is_close() {
                     WireFrame::Close { seq, ack }
                 } else {
                     let msg = self.tx_bytes.get(e.start()..e.end()).unwrap_or(&[]);
@@ -256,12 +281,13 @@ impl Session<'_> {
                 if r.is_ok() {
                     let s = &mut *self.state;
                     s.tx.next_to_send = seq.wrapping_add(1);
+                    s.tx.send_off = s.tx.send_off.wrapping_add(e.len32());
                     if seq_before(seq, s.tx.sent_high) {
                         s.stats.replays += 1;
                     } else {
                         s.tx.sent_high = seq.wrapping_add(1);
                     }
-                    if !e.close && carry_window {
+                    if !e.is_close() && carry_window {
                         self.sent_window(true);
                     }
                 }
@@ -388,8 +414,7 @@ impl Session<'_> {
         };
         let region = self.tx_bytes.get_mut(start..start + max).ok_or(SendError::TooLarge { max })?;
         let len = encode(region)?.min(max);
-        let entry = TxEntry { start: start as u32, len: len as u32, off: s.tx.next_off, close: false };
-        s.tx.ring.push(self.tx_entries, entry, wraps);
+        s.tx.ring.push(self.tx_entries, TxEntry::message(start, len), wraps);
         s.tx.next_seq = s.tx.next_seq.wrapping_add(1);
         s.tx.next_off = s.tx.next_off.wrapping_add(len as u32);
         s.wakes |= Wakes::TRANSMIT;
@@ -406,11 +431,10 @@ impl Session<'_> {
         }
         s.tx.closed = true;
         // `try_reserve` always keeps an entry free for this marker.
-        if let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), 0) {
-            let entry = TxEntry { start: start as u32, len: 0, off: s.tx.next_off, close: true };
-            if s.tx.ring.push(self.tx_entries, entry, wraps) {
-                s.tx.next_seq = s.tx.next_seq.wrapping_add(1);
-            }
+        if let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), 0)
+            && s.tx.ring.push(self.tx_entries, TxEntry::close_marker(start), wraps)
+        {
+            s.tx.next_seq = s.tx.next_seq.wrapping_add(1);
         }
         s.wakes |= Wakes::TRANSMIT | Wakes::WRITER;
         self.replay_changed();

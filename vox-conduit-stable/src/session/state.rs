@@ -25,6 +25,7 @@ impl SessionState {
                 next_off: 0,
                 base_off: 0,
                 next_to_send: 0,
+                send_off: 0,
                 sent_high: 0,
                 limit_seq: 0,
                 limit_off: 0,

@@ -68,8 +68,11 @@ pub struct SessionStorage<const TXB: usize, const TXN: usize, const RXB: usize, 
 }
 
 impl<const TXB: usize, const TXN: usize, const RXB: usize, const RXN: usize> SessionStorage<TXB, TXN, RXB, RXN> {
+    const RINGS_FIT: () = assert!(TXB <= MAX_RING_BYTES && RXB <= MAX_RING_BYTES, "a ring of over 2^30 - 1 bytes");
+
     /// A fresh session.
     pub const fn new(role: SessionRole, config: StableConfig, fingerprint: SchemaFingerprint) -> Self {
+        let () = Self::RINGS_FIT;
         Self {
             state: SessionState::new(role, config, fingerprint, RXB),
             tx_bytes: [0; TXB],

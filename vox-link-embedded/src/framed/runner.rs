@@ -18,9 +18,10 @@ use vox_types::StorageRef;
 /// Bytes read from the stream per `read` call.
 #[cfg(feature = "fast-codec")]
 const READ_CHUNK: usize = 4096;
-/// Bytes read from the stream per `read` call.
+/// Bytes read from the stream per `read` call: two of a UART's 16-byte
+/// FIFOs (a buffered UART hands over what it has in as many calls).
 #[cfg(not(feature = "fast-codec"))]
-const READ_CHUNK: usize = 64;
+const READ_CHUNK: usize = 32;
 
 /// Encoded bytes the sending loop gathers per `write` call: many frames
 /// per system call on hosts.

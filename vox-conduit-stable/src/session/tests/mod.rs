@@ -131,6 +131,14 @@ fn data(seq: u32, ack: u32, msg: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// An `Ack` frame: everything before `ack` received, `window` more.
+fn ack_frame(ack: u32, next: u32, window: Window) -> Vec<u8> {
+    let frame = WireFrame::Ack { ack, next, window, done: false };
+    let mut buf = std::vec![0; frame.encoded_len()];
+    frame.encode(&mut buf).unwrap();
+    buf
+}
+
 mod handshake;
 mod inbound;
 mod outbound;

@@ -26,6 +26,68 @@ fn data_never_goes_beyond_the_peers_window() {
     assert!(drain(&mut a, 1).is_empty(), "window shut: nothing more");
 }
 
+/// The sequence numbers of the `Data` frames among `frames` (whole
+/// counters: the tests' sessions are young).
+fn data_seqs(frames: &[Vec<u8>]) -> Vec<u32> {
+    frames
+        .iter()
+        .filter_map(|f| match decode(f) {
+            WireFrame::Data { seq: WireSeq::Full(seq), .. } => Some(seq),
+            WireFrame::Data { seq: WireSeq::Low(seq), .. } => Some(u32::from(seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Attaches `a` to an acceptor that answers with `window` and expects
+/// `next_expected` (frames fed directly: no acceptor session).
+fn attach_with_window(a: &mut Store, now: Instant, next_expected: u32, window: Window) {
+    a.parts().0.attach(now, None);
+    // Our prologue and hello: not looked at.
+    drain(a, now);
+    let mut prologue = [0u8; PROLOGUE_MAX_LEN];
+    let n = Prologue::new(ConduitMode::Stable, SessionRole::Acceptor, FP).encode(&mut prologue).unwrap();
+    let hello = WireFrame::Hello(Hello { key: Some(KEY), next_expected, window });
+    let mut buf = std::vec![0; hello.encoded_len()];
+    hello.encode(&mut buf).unwrap();
+    feed(a, now, &[prologue[..n].to_vec(), buf]);
+    assert_eq!(a.state.phase, Phase::Attached);
+}
+
+#[test]
+// r[verify stable.flow.window]
+fn data_never_goes_beyond_the_peers_byte_window_after_acks_and_replays() {
+    let mut a = side(SessionRole::Initiator);
+    // The peer allows many messages but 25 bytes: two of 10 bytes.
+    attach_with_window(&mut a, 0, 0, Window { msgs: 10, bytes: 25 });
+    for i in 0..5u8 {
+        assert!(push(&mut a, &[i; 10]));
+    }
+    assert_eq!(data_seqs(&drain(&mut a, 1)), [0, 1]);
+    // Frame 0 acked, 30 bytes from its end (stream offset 10): 1 is out,
+    // 2 and 3 fit (bytes 20..40), 4 does not.
+    feed(&mut a, 2, &[ack_frame(1, 0, Window { msgs: 10, bytes: 30 })]);
+    assert_eq!(data_seqs(&drain(&mut a, 2)), [2, 3]);
+    // The link dies with 1..=3 unacked; the peer, resuming, expects 1
+    // (the oldest kept). Limits never shrink: 1, 2 and 3 are replayed,
+    // within the 40 bytes granted before; 4 still waits.
+    a.parts().0.link_failed(LinkError::Closed);
+    attach_with_window(&mut a, 3, 1, Window { msgs: 10, bytes: 5 });
+    assert_eq!(data_seqs(&drain(&mut a, 3)), [1, 2, 3]);
+    assert_eq!(a.state.stats.replays, 3);
+    // Acked with room for one more: 4 goes.
+    feed(&mut a, 4, &[ack_frame(4, 0, Window { msgs: 10, bytes: 10 })]);
+    assert_eq!(data_seqs(&drain(&mut a, 4)), [4]);
+    // The link dies again, the peer got 4 (the hello acks it) and grants
+    // 10 bytes after it: of two more messages, one goes.
+    for i in 5..7u8 {
+        assert!(push(&mut a, &[i; 10]));
+    }
+    a.parts().0.link_failed(LinkError::Closed);
+    attach_with_window(&mut a, 5, 5, Window { msgs: 10, bytes: 10 });
+    assert_eq!(data_seqs(&drain(&mut a, 5)), [5]);
+}
+
 #[test]
 // r[verify stable.replay.order]
 // r[verify stable.replay]
