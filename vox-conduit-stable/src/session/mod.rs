@@ -124,6 +124,30 @@ impl<T> ZeroOption<T> {
     }
 }
 
+/// An optional instant in 8 bytes (`Option<Instant>` takes 16), zero when
+/// empty like the rest of a fresh state: the instant plus one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Since(u64);
+
+impl Since {
+    const NONE: Self = Self(0);
+    /// A mark past every instant (the self-stall count: counted).
+    const DONE: Self = Self(u64::MAX);
+
+    fn get(self) -> Option<Instant> {
+        self.0.checked_sub(1)
+    }
+
+    /// The instant kept, or `now` kept from now on.
+    fn get_or_insert(&mut self, now: Instant) -> Instant {
+        if *self == Self::NONE {
+            // An instant as late as `DONE`'s stands for it: never reached.
+            *self = Self(now.saturating_add(1));
+        }
+        self.0 - 1
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Keys {
     /// Initiator: the key to present. Acceptor: the latest it issued.
@@ -173,7 +197,7 @@ struct Outbound {
     writer_waiting: bool,
     /// Since when it waits while its own receive ring holds unread
     /// messages and our window is shut: the application waits on itself.
-    stalled_since: Option<Instant>,
+    stalled_since: Since,
 }
 
 /// The receiving direction: the receive ring and the window we grant.
@@ -233,7 +257,7 @@ pub struct SessionState {
     /// We told the peer we finished.
     done_sent: bool,
     /// When this side first had everything (linger starts).
-    finished_at: Option<Instant>,
+    finished_at: Since,
     /// Finished and the peer knows, or the linger time ran out.
     complete: bool,
     ended: ZeroOption<SessionError>,

@@ -361,7 +361,7 @@ impl Session<'_> {
         }
         s.tx.writer_active = true;
         s.tx.writer_waiting = false;
-        s.tx.stalled_since = None;
+        s.tx.stalled_since = Since::NONE;
         Ok(true)
     }
 

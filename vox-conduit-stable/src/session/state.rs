@@ -33,7 +33,7 @@ impl SessionState {
                 closed: false,
                 window_blocked: false,
                 writer_waiting: false,
-                stalled_since: None,
+                stalled_since: Since::NONE,
             },
             rx: Inbound {
                 ring: RingIndex::new(),
@@ -60,7 +60,7 @@ impl SessionState {
             last_tx: 0,
             peer_done: false,
             done_sent: false,
-            finished_at: None,
+            finished_at: Since::NONE,
             complete: false,
             ended: ZeroOption::None,
             refusing: ZeroOption::None,

@@ -4,7 +4,7 @@
 //! the self-stall count. A driver sleeps until the next deadline (or I/O),
 //! never on a fixed tick.
 
-use super::{Detach, Handshake, Instant, Phase, Session, Wakes, elapsed};
+use super::{Detach, Handshake, Instant, Phase, Session, Since, Wakes, elapsed};
 use vox_types::SessionRole;
 
 impl Session<'_> {
@@ -61,7 +61,7 @@ impl Session<'_> {
         self.check_self_stall(now);
         let s = &mut *self.state;
         if s.finished() {
-            let since = *s.finished_at.get_or_insert(now);
+            let since = s.finished_at.get_or_insert(now);
             if !s.complete && elapsed(now, since) >= u64::from(cfg.linger_ms) {
                 // The peer may never confirm (its last ack died with a
                 // link and it left): we have everything; leave.
@@ -121,16 +121,12 @@ impl Session<'_> {
         let unread = s.rx.delivered < s.rx.ring.len();
         if s.tx.writer_waiting && unread && self.advertised_closed() {
             match s.tx.stalled_since {
-                None => due = 0,
-                Some(Instant::MAX) => {}
-                Some(since) => due = due.min(after(since, cfg.timeout_ms)),
+                Since::DONE => {}
+                since => due = since.get().map_or(0, |since| due.min(after(since, cfg.timeout_ms))),
             }
         }
         if s.finished() && !s.complete {
-            due = match s.finished_at {
-                None => 0,
-                Some(since) => due.min(after(since, cfg.linger_ms)),
-            };
+            due = s.finished_at.get().map_or(0, |since| due.min(after(since, cfg.linger_ms)));
         }
         due
     }
@@ -166,13 +162,16 @@ impl Session<'_> {
         let s = &mut *self.state;
         let unread = s.rx.delivered < s.rx.ring.len();
         if !(s.tx.writer_waiting && unread && closed) {
-            s.tx.stalled_since = None;
+            s.tx.stalled_since = Since::NONE;
             return;
         }
-        let since = *s.tx.stalled_since.get_or_insert(now);
-        if elapsed(now, since) >= u64::from(s.config.timeout_ms) && since != Instant::MAX {
+        if s.tx.stalled_since == Since::DONE {
+            return;
+        }
+        let since = s.tx.stalled_since.get_or_insert(now);
+        if elapsed(now, since) >= u64::from(s.config.timeout_ms) {
             s.stats.self_stalls += 1;
-            s.tx.stalled_since = Some(Instant::MAX);
+            s.tx.stalled_since = Since::DONE;
             state_warn!("stable: reserve waits while received messages sit unread: read them in another task");
         }
     }
