@@ -10,14 +10,11 @@ use vox_demo_device::{DeviceMemory, EmbassyClock, StaticMemory};
 use vox_firmware::board::{self, UartRx, UartTx};
 use vox_firmware::executor::WfiExecutor;
 
+/// The whole device in one task (one task's header, not two): the
+/// serial port beside the sessions.
 #[embassy_executor::task]
-async fn serial_port(rx: UartRx, tx: UartTx) {
-    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
-}
-
-#[embassy_executor::task]
-async fn sessions() {
-    vox_demo_device::sessions(StaticMemory, EmbassyClock).await
+async fn device(rx: UartRx, tx: UartTx) {
+    vox_demo_device::run(StaticMemory, EmbassyClock, rx, tx).await
 }
 
 /// The idle measurement: every 10 s, how many times the executor woke.
@@ -75,8 +72,7 @@ fn main() -> ! {
         }
     });
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
-        spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
-        spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+        spawner.spawn(device(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
         #[cfg(feature = "idle-report")]
         spawner.spawn(idle_report().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
     })

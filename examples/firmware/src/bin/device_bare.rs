@@ -26,17 +26,18 @@ use vox_types::{LinkSource, SessionRole};
 /// The device's conduit: rpc frames, postcard in the UART link's slots.
 type DeviceBareConduit = BareConduit<UartLink, RpcFamily>;
 
-/// Keeps a framed link on the UART, a fresh one after each link ends
-/// (the same task as the `device` firmware's).
+/// The whole device in one task, as the `device` firmware: a framed link
+/// kept on the UART (a fresh one after each link ends) beside the
+/// sessions.
 #[embassy_executor::task]
-async fn serial_port(rx: UartRx, tx: UartTx) {
-    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
+async fn device(rx: UartRx, tx: UartTx) {
+    let port = vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx);
+    let _ = select(port, sessions()).await;
 }
 
 /// Bare sessions one after another, each on a fresh link: prologue
 /// exchange (this side the initiator, as the `device` firmware), then the
 /// calls until the link dies.
-#[embassy_executor::task]
 async fn sessions() {
     let memory = StaticMemory;
     let clock = EmbassyClock;
@@ -96,7 +97,6 @@ fn main() -> ! {
     static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
     let (rx, tx) = board::init();
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
-        spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
-        spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+        spawner.spawn(device(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
     })
 }

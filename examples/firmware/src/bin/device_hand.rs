@@ -18,17 +18,21 @@ use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 type HandConduit = StableConduit<DemoFamily, DeviceStorage>;
 
+/// The whole device in one task (one task's header, not two): the
+/// serial port beside the sessions.
 #[embassy_executor::task]
-async fn serial_port(rx: UartRx, tx: UartTx) {
-    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
+async fn device(rx: UartRx, tx: UartTx) {
+    let port = vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx);
+    let _ = select(port, sessions()).await;
 }
 
-#[embassy_executor::task]
-async fn sessions() {
+async fn sessions() -> ! {
     let memory = StaticMemory;
     loop {
         let Ok((conduit, driver)) = HandConduit::initiator(memory.conduit(), UART_CONFIG) else {
-            return core::future::pending().await;
+            // The configuration cannot work with this storage.
+            core::future::pending::<()>().await;
+            continue;
         };
         let (driven, _) =
             embassy_futures::join::join(driver.run(memory.links().receiver(), EmbassyClock), serve(conduit)).await;
@@ -39,36 +43,46 @@ async fn sessions() {
     }
 }
 
-/// Answers requests and streams telemetry until the session ends.
-async fn serve(conduit: HandConduit) -> Result<(), ()> {
+/// Answers requests and streams telemetry until the session ends. The
+/// conduit is split before the future is made: the future keeps the
+/// halves only.
+fn serve(conduit: HandConduit) -> impl Future<Output = Result<(), ()>> {
     let (tx, mut rx) = conduit.split();
-    let answering = async {
-        let mut outputs = 0u32;
-        while let Some(msg) = rx.recv().await.map_err(drop)? {
-            if let Some(reply) = answer(msg.get::<DemoFamily>(), &mut outputs) {
-                tx.reserve().await.map_err(drop)?.send(reply).map_err(drop)?;
+    async move {
+        let answering = async {
+            let mut outputs = 0u32;
+            loop {
+                // A `let` ends its temporaries: only `msg` is kept while
+                // the reply waits for room.
+                let msg = match rx.recv().await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => return Ok(()),
+                    Err(_) => return Err(()),
+                };
+                if let Some(reply) = answer(msg.get::<DemoFamily>(), &mut outputs) {
+                    tx.reserve().await.map_err(drop)?.send(reply).map_err(drop)?;
+                }
             }
+        };
+        let telemetry = async {
+            let clock = EmbassyClock;
+            let mut next = clock.now();
+            let mut seq = 0u32;
+            loop {
+                next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
+                clock.sleep_until(next).await;
+                let millivolts = 3300 - (seq % 64) as u16;
+                tx.reserve()
+                    .await
+                    .map_err(drop)?
+                    .send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" })
+                    .map_err(drop)?;
+                seq = seq.wrapping_add(1);
+            }
+        };
+        match select(answering, telemetry).await {
+            Either::First(r) | Either::Second(r) => r,
         }
-        Ok(())
-    };
-    let telemetry = async {
-        let clock = EmbassyClock;
-        let mut next = clock.now();
-        let mut seq = 0u32;
-        loop {
-            next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
-            clock.sleep_until(next).await;
-            let millivolts = 3300 - (seq % 64) as u16;
-            tx.reserve()
-                .await
-                .map_err(drop)?
-                .send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" })
-                .map_err(drop)?;
-            seq = seq.wrapping_add(1);
-        }
-    };
-    match select(answering, telemetry).await {
-        Either::First(r) | Either::Second(r) => r,
     }
 }
 
@@ -77,7 +91,6 @@ fn main() -> ! {
     static EXECUTOR: StaticCell<WfiExecutor> = StaticCell::new();
     let (rx, tx) = board::init();
     EXECUTOR.init(WfiExecutor::new()).run(|spawner: Spawner| {
-        spawner.spawn(serial_port(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
-        spawner.spawn(sessions().unwrap_or_else(|_| vox_firmware::exit::exit(false)));
+        spawner.spawn(device(rx, tx).unwrap_or_else(|_| vox_firmware::exit::exit(false)));
     })
 }
