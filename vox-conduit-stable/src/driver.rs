@@ -178,7 +178,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         poll_fn(|cx| match self.outcome() {
             Some(r) => Poll::Ready(r),
             None => {
-                self.with(|l| l.wakers.detach.register(cx.waker()));
+                self.with(|l| l.wakers.driver.register(cx.waker()));
                 // Checked again: the outcome may have changed in between.
                 self.outcome().map_or(Poll::Pending, Poll::Ready)
             }
@@ -197,7 +197,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
             self.with(|l| match l.session.state.attach_not_before() {
                 None => Poll::Ready(None),
                 Some(_) => {
-                    l.wakers.detach.register(cx.waker());
+                    l.wakers.driver.register(cx.waker());
                     Poll::Pending
                 }
             })
@@ -296,7 +296,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     if l.timer_at.get() < armed {
                         Poll::Ready(())
                     } else {
-                        l.wakers.timer.register(cx.waker());
+                        l.wakers.driver.register(cx.waker());
                         Poll::Pending
                     }
                 })
@@ -340,7 +340,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                             if l.session.wants_transmit() {
                                 Poll::Ready(())
                             } else {
-                                l.wakers.transmit.register(cx.waker());
+                                l.wakers.driver.register(cx.waker());
                                 Poll::Pending
                             }
                         })
@@ -409,7 +409,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
             self.with(|l| match l.session.state.take_detach() {
                 Some(why) => Poll::Ready(why),
                 None => {
-                    l.wakers.detach.register(cx.waker());
+                    l.wakers.driver.register(cx.waker());
                     Poll::Pending
                 }
             })

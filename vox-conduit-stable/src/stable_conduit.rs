@@ -246,9 +246,14 @@ where
     /// (see [`StableConduit`]'s liveness section), never for our own.
     /// Cancel-safe.
     // r[impl core.burst]
-    async fn reserve(&self) -> Result<Self::Permit<'_>, SendError> {
-        Reserve { storage: &*self.storage, place: WriterPlace::new(), queued: false }.await?;
-        Ok(StablePermit { tx: self })
+    fn reserve(&self) -> impl Future<Output = Result<Self::Permit<'_>, SendError>> + MaybeSend + '_ {
+        // A future of its own, not an `async fn`: an `async fn`'s state
+        // would keep `self` twice beside the wait, in every task that
+        // awaits `reserve`.
+        ReservePermit {
+            tx: self,
+            reserve: Reserve { storage: &*self.storage, place: WriterPlace::new(), queued: false },
+        }
     }
 
     /// Queues the end-of-stream marker after every message sent so far;
@@ -256,6 +261,26 @@ where
     async fn close(self) -> Result<(), SendError> {
         drop(self);
         Ok(())
+    }
+}
+
+/// `reserve`'s future: the wait, then the permit.
+struct ReservePermit<'a, F, S: StableStore + 'static> {
+    tx: &'a StableTx<F, S>,
+    reserve: Reserve<'a, S>,
+}
+
+impl<'a, F, S: StableStore + 'static> Future for ReservePermit<'a, F, S> {
+    type Output = Result<StablePermit<'a, F, S>, SendError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `reserve` is pinned structurally: it is never moved out
+        // of `self` (no `Drop` or `Unpin` impl here moves it).
+        let this = unsafe { self.get_unchecked_mut() };
+        let tx = this.tx;
+        // SAFETY: as above.
+        let reserve = unsafe { Pin::new_unchecked(&mut this.reserve) };
+        reserve.poll(cx).map(|reserved| reserved.map(|()| StablePermit { tx }))
     }
 }
 

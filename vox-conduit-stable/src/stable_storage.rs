@@ -72,10 +72,11 @@ pub struct Wakers {
     /// Tasks waiting in `reserve`, each woken alone, oldest first.
     pub(crate) writers: WriterQueue,
     pub(crate) reader: WakerRegistration,
-    pub(crate) transmit: WakerRegistration,
-    pub(crate) detach: WakerRegistration,
-    /// The driver's timer: a deadline earlier than the one it sleeps for.
-    pub(crate) timer: WakerRegistration,
+    /// The driver: a frame to send, an attachment or the session ending,
+    /// a deadline earlier than the one its timer sleeps for. One
+    /// registration: the driver is one future, whose parts all register
+    /// the same task's waker.
+    pub(crate) driver: WakerRegistration,
 }
 
 impl Wakers {
@@ -86,11 +87,8 @@ impl Wakers {
         if w.has(Wakes::READER) {
             self.reader.wake();
         }
-        if w.has(Wakes::TRANSMIT) {
-            self.transmit.wake();
-        }
-        if w.has(Wakes::DETACH) {
-            self.detach.wake();
+        if w.has(Wakes::TRANSMIT) || w.has(Wakes::DETACH) {
+            self.driver.wake();
         }
     }
 }
@@ -137,7 +135,7 @@ impl Locked<'_> {
         let due = self.session.next_deadline();
         if due < self.timer_at.get() {
             *self.timer_at = TimerAt::at(due);
-            self.wakers.timer.wake();
+            self.wakers.driver.wake();
         }
     }
 }
@@ -221,9 +219,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
                 wakers: Wakers {
                     writers: WriterQueue::new(),
                     reader: WakerRegistration::new(),
-                    transmit: WakerRegistration::new(),
-                    detach: WakerRegistration::new(),
-                    timer: WakerRegistration::new(),
+                    driver: WakerRegistration::new(),
                 },
             })),
             rx_bytes: UnsafeCell::new([0; RB]),

@@ -18,7 +18,9 @@ impl Session<'_> {
                 // instead of waiting for ours; then the session ends.
                 // r[impl stable.refusal]
                 let s = &mut *self.state;
-                s.refusing = ZeroOption::Some(SessionError::Refused(HandshakeError::Prologue(e)));
+                if s.ending.ended().is_none() {
+                    s.ending = Ending::Refusing(SessionError::Refused(HandshakeError::Prologue(e)));
+                }
                 s.send_prologue = true;
                 s.wakes |= Wakes::TRANSMIT;
             }

@@ -101,13 +101,6 @@ enum ZeroOption<T> {
 }
 
 impl<T> ZeroOption<T> {
-    fn as_ref(&self) -> Option<&T> {
-        match self {
-            Self::None => None,
-            Self::Some(t) => Some(t),
-        }
-    }
-
     fn take(&mut self) -> Option<T> {
         match core::mem::replace(self, Self::None) {
             Self::None => None,
@@ -117,10 +110,6 @@ impl<T> ZeroOption<T> {
 
     fn is_none(&self) -> bool {
         matches!(self, Self::None)
-    }
-
-    fn is_some(&self) -> bool {
-        !self.is_none()
     }
 }
 
@@ -148,6 +137,45 @@ impl Since {
     }
 }
 
+/// Whether and how the session ends: one field for the two ends, as a
+/// refusal becomes the end once our prologue is out. `None` is all zero
+/// bytes, like the rest of a fresh state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Ending {
+    None = 0,
+    /// The peer's prologue was refused: ours goes out, then the session
+    /// ends with this.
+    Refusing(SessionError) = 1,
+    /// The session is over.
+    Ended(SessionError) = 2,
+}
+
+impl Ending {
+    fn ended(&self) -> Option<&SessionError> {
+        match self {
+            Self::Ended(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn is_refusing(&self) -> bool {
+        matches!(self, Self::Refusing(_))
+    }
+
+    /// The refusal's error, due now that our prologue is out (or the link
+    /// is gone).
+    fn take_refusal(&mut self) -> Option<SessionError> {
+        match *self {
+            Self::Refusing(e) => {
+                *self = Self::None;
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Keys {
     /// Initiator: the key to present. Acceptor: the latest it issued.
@@ -166,9 +194,19 @@ struct Keys {
 }
 
 /// The sending direction: the replay ring and the peer's window.
+/// `repr(C)`, in this order: the fields read on every message sit at the
+/// smallest offsets, which Thumb's 16-bit loads and stores reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 struct Outbound {
-    ring: RingIndex,
+    /// A permit is out (one writer keeps the ring in order).
+    writer_active: bool,
+    /// The application closed its sending half.
+    closed: bool,
+    /// Data waits for the peer's window (counted once per wait).
+    window_blocked: bool,
+    /// The application waits in `reserve` for replay room.
+    writer_waiting: bool,
     /// Sequence number of the oldest entry (all before it are acked).
     base_seq: u32,
     /// Sequence number the next message gets.
@@ -187,27 +225,23 @@ struct Outbound {
     limit_seq: u32,
     /// ...and message bytes up to this stream offset.
     limit_off: u32,
-    /// A permit is out (one writer keeps the ring in order).
-    writer_active: bool,
-    /// The application closed its sending half.
-    closed: bool,
-    /// Data waits for the peer's window (counted once per wait).
-    window_blocked: bool,
-    /// The application waits in `reserve` for replay room.
-    writer_waiting: bool,
+    ring: RingIndex,
     /// Since when it waits while its own receive ring holds unread
     /// messages and our window is shut: the application waits on itself.
     stalled_since: Since,
 }
 
 /// The receiving direction: the receive ring and the window we grant.
+/// `repr(C)`: hot fields first, as in [`Outbound`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 struct Inbound {
-    ring: RingIndex,
-    /// Bytes of the receive buffer.
-    capacity: usize,
-    /// Entries handed to the application (the oldest ones).
-    delivered: usize,
+    /// Ack at once (duplicate, close, window update, new attachment).
+    ack_now: bool,
+    /// The peer's close arrived after all its messages.
+    peer_closed: bool,
+    /// The application's receiver exists (else messages are dropped).
+    alive: bool,
     /// Next sequence number expected.
     next: u32,
     /// Stream byte offset of message `next`.
@@ -226,51 +260,53 @@ struct Inbound {
     carried_off: u32,
     /// Frames received since our last ack.
     unacked: u32,
+    /// Entries handed to the application (the oldest ones).
+    delivered: usize,
+    /// Bytes of the receive buffer.
+    capacity: usize,
+    ring: RingIndex,
     /// When the oldest of them arrived.
     first_unacked_at: Instant,
-    /// Ack at once (duplicate, close, window update, new attachment).
-    ack_now: bool,
-    /// The peer's close arrived after all its messages.
-    peer_closed: bool,
-    /// The application's receiver exists (else messages are dropped).
-    alive: bool,
 }
 
 /// Everything a stable session knows, without its buffers. Plain data:
 /// put it in a `static` ([`SessionState::new`] is `const`).
+///
+/// `repr(C)`, in this order: flags and the two directions first, at
+/// offsets Thumb's 16-bit loads and stores reach (a field order changed
+/// carelessly costs hundreds of bytes of firmware flash); the rarely
+/// touched after.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct SessionState {
-    config: StableConfig,
-    role: SessionRole,
-    fingerprint: SchemaFingerprint,
-    phase: Phase,
-    keys: Keys,
-    tx: Outbound,
-    rx: Inbound,
+    wakes: u8,
     send_prologue: bool,
     send_hello: bool,
     send_reject: bool,
-    last_rx: Instant,
-    last_tx: Instant,
     /// The peer said it finished.
     peer_done: bool,
     /// We told the peer we finished.
     done_sent: bool,
-    /// When this side first had everything (linger starts).
-    finished_at: Since,
     /// Finished and the peer knows, or the linger time ran out.
     complete: bool,
-    ended: ZeroOption<SessionError>,
-    /// The peer's prologue was refused: our prologue goes out, then the
-    /// session ends with this.
-    refusing: ZeroOption<SessionError>,
+    role: SessionRole,
+    tx: Outbound,
+    rx: Inbound,
+    last_rx: Instant,
+    last_tx: Instant,
+    config: StableConfig,
+    phase: Phase,
+    ending: Ending,
+    /// When this side first had everything (linger starts).
+    finished_at: Since,
+    stats: StableStats,
     /// The acceptor's reason for the `Reject` it sends.
     reject_reason: RejectReason,
+    keys: Keys,
+    fingerprint: SchemaFingerprint,
     detach: ZeroOption<Detach>,
     /// Initiator: retries after the acceptor's `Busy`.
     busy: BusyRetry,
-    wakes: u8,
-    stats: StableStats,
 }
 
 /// Initiator: how it keeps trying a busy acceptor. Times are never 0
@@ -354,7 +390,7 @@ impl Session<'_> {
     // r[impl stable.resume-key]
     pub fn attach(&mut self, now: Instant, fresh_key: Option<ResumeKey>) {
         let s = &mut *self.state;
-        if s.ended.is_some() {
+        if s.ending.ended().is_some() {
             s.detach_with(Detach::Ended);
             return;
         }
@@ -375,7 +411,7 @@ impl Session<'_> {
         if error == LinkError::CrcMismatch {
             self.state.stats.crc_errors += 1;
         }
-        if let Some(e) = self.state.refusing.take() {
+        if let Some(e) = self.state.ending.take_refusal() {
             self.state.end(e);
             return;
         }

@@ -151,7 +151,7 @@ impl Session<'_> {
         match s.phase {
             Phase::Detached => return (None, false),
             _ if s.send_prologue => return (Some(Kind::Prologue), false),
-            _ if s.refusing.is_some() => return (None, false),
+            _ if s.ending.is_refusing() => return (None, false),
             _ if s.send_hello => return (Some(Kind::Hello), false),
             _ if s.send_reject => return (Some(Kind::Reject), false),
             Phase::Handshake(_) => return (None, false),
@@ -227,7 +227,7 @@ impl Session<'_> {
                     if let Phase::Handshake(h) = &mut s.phase {
                         h.prologue_at = now;
                     }
-                    if let Some(e) = s.refusing.take() {
+                    if let Some(e) = s.ending.take_refusal() {
                         s.end(e);
                     }
                 }
@@ -347,7 +347,7 @@ impl Session<'_> {
     // r[impl stable.replay]
     pub fn try_reserve(&mut self) -> Result<bool, SendError> {
         let s = &*self.state;
-        if let Some(e) = s.ended.as_ref() {
+        if let Some(e) = s.ending.ended() {
             return Err(SendError::Session(*e));
         }
         if s.tx.closed {
@@ -381,7 +381,7 @@ impl Session<'_> {
     /// none polls in vain.
     pub fn writer_may_proceed(&self) -> bool {
         let s = &*self.state;
-        s.ended.is_some() || s.tx.closed || (!s.tx.writer_active && self.replay_room())
+        s.ending.ended().is_some() || s.tx.closed || (!s.tx.writer_active && self.replay_room())
     }
 
     /// Writers wait for room (queued behind the one that reserves): the
@@ -405,7 +405,7 @@ impl Session<'_> {
         encode: impl FnOnce(&mut [u8]) -> Result<usize, SendError>,
     ) -> Result<(), SendError> {
         let s = &mut *self.state;
-        if let Some(e) = s.ended.as_ref() {
+        if let Some(e) = s.ending.ended() {
             return Err(SendError::Session(*e));
         }
         let max = s.config.max_message;

@@ -62,8 +62,7 @@ impl SessionState {
             done_sent: false,
             finished_at: Since::NONE,
             complete: false,
-            ended: ZeroOption::None,
-            refusing: ZeroOption::None,
+            ending: Ending::None,
             reject_reason: RejectReason::SessionUnknown,
             detach: ZeroOption::None,
             busy: BusyRetry::NONE,
@@ -97,7 +96,7 @@ impl SessionState {
 
     /// Why the session ended, once it has.
     pub fn ended(&self) -> Option<&SessionError> {
-        self.ended.as_ref()
+        self.ending.ended()
     }
 
     /// Both directions closed and acknowledged, and the peer knows (or the
@@ -139,7 +138,8 @@ impl SessionState {
 
     /// Acceptor: whether `key` resumes this session.
     pub fn knows_key(&self, key: &ResumeKey) -> bool {
-        self.ended.is_none() && (self.keys.current.as_ref() == Some(key) || self.keys.presented.as_ref() == Some(key))
+        self.ending.ended().is_none()
+            && (self.keys.current.as_ref() == Some(key) || self.keys.presented.as_ref() == Some(key))
     }
 
     /// Acceptor: refuse the initiator's hello on the current attachment
@@ -187,8 +187,10 @@ impl SessionState {
     /// Ends the session with `error` (the first error wins); everyone
     /// waiting wakes to it.
     pub fn end(&mut self, error: SessionError) {
-        if self.ended.is_none() {
-            self.ended = ZeroOption::Some(error);
+        // A refusal waiting for our prologue gives way too: the session
+        // ends now.
+        if self.ending.ended().is_none() {
+            self.ending = Ending::Ended(error);
         }
         self.detach_with(Detach::Ended);
         self.wakes |= Wakes::WRITER | Wakes::READER | Wakes::TRANSMIT;

@@ -292,10 +292,15 @@ fn try_next<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize>(
     }
 }
 
+/// Writes out what the encoder holds, then flushes the stream if `flush`
+/// (one future for both: a value the sending loop keeps across it is kept
+/// across one suspension point, not two, and shares its room in the
+/// loop's future with other states').
 async fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
     encoder: &mut FrameEncoder<ENCODE_BUF>,
     writer: &mut W,
+    flush: bool,
 ) -> Result<(), LinkError> {
     let pending = encoder.pending();
     if !pending.is_empty() {
@@ -304,6 +309,9 @@ async fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usi
         storage.update(|s| s.wire_bytes_sent += n);
     }
     encoder.consumed();
+    if flush {
+        writer.flush().await.map_err(io_error)?;
+    }
     Ok(())
 }
 
@@ -319,8 +327,7 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
             Some(next) => next,
             None => {
                 // Nothing queued: put what is encoded on the wire first.
-                write_pending(storage, &mut encoder, writer).await?;
-                writer.flush().await.map_err(io_error)?;
+                write_pending(storage, &mut encoder, writer, true).await?;
                 poll_fn(|cx| queue.poll_recv(cx)).await
             }
         };
@@ -331,16 +338,14 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
                 // killed): frames already encoded still go out, so the last
                 // one sent before dropping (a handshake rejection, say)
                 // reaches the peer.
-                write_pending(storage, &mut encoder, writer).await?;
-                writer.flush().await.map_err(io_error)?;
+                write_pending(storage, &mut encoder, writer, true).await?;
                 return Err(e);
             }
         };
         let Some((idx, len)) = next else {
-            write_pending(storage, &mut encoder, writer).await?;
+            write_pending(storage, &mut encoder, writer, false).await?;
             encoder.push_close_marker();
-            write_pending(storage, &mut encoder, writer).await?;
-            writer.flush().await.map_err(io_error)?;
+            write_pending(storage, &mut encoder, writer, true).await?;
             return Ok(());
         };
         let lent = LentSlot { queue, idx };
@@ -350,7 +355,7 @@ async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W:
         let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(idx).as_ptr(), len) };
         encoder.begin(payload);
         while !encoder.feed_frame(payload) {
-            write_pending(storage, &mut encoder, writer).await?;
+            write_pending(storage, &mut encoder, writer, false).await?;
         }
         drop(lent);
         storage.update(|s| {

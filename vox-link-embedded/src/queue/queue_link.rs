@@ -80,7 +80,9 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
     where
         P: QueueStorage<M, SLOTS, MTU>,
     {
-        let ops = QueueOps { queue: P::queue, half_dropped: P::half_dropped };
+        // One `static` per storage type: a half keeps a pointer to it.
+        let ops: &'static QueueOps<P, M, SLOTS, MTU> =
+            const { &QueueOps { queue: P::queue, half_dropped: P::half_dropped } };
         Self {
             tx: QueueTx { storage: storage.clone(), dir: tx_dir, ops, stall_counted: AtomicBool::new(false) },
             rx: QueueRx { storage, dir: rx_dir, ops },
@@ -96,8 +98,9 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
 /// not disturbed).
 pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<P>,
+    /// The direction sent on, 0 or 1.
     dir: usize,
-    ops: QueueOps<P, M, SLOTS, MTU>,
+    ops: &'static QueueOps<P, M, SLOTS, MTU>,
     /// The current wait for a slot was counted as a possible stall: a
     /// wait is counted once however often (and by however many
     /// reservations, such as a probe then an awaited one) it is polled.
@@ -108,8 +111,9 @@ pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const 
 /// fail with [`LinkError::Closed`].
 pub struct QueueRx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<P>,
+    /// The direction received on, 0 or 1.
     dir: usize,
-    ops: QueueOps<P, M, SLOTS, MTU>,
+    ops: &'static QueueOps<P, M, SLOTS, MTU>,
 }
 
 /// Permit for one payload; dropping it returns the slot.

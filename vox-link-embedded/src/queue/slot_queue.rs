@@ -12,7 +12,6 @@ use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
-use heapless::Deque;
 use vox_types::LinkError;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -37,8 +36,14 @@ enum End {
 
 struct State<const SLOTS: usize> {
     slots: [SlotState; SLOTS],
-    /// Committed slots in commit order: (index, length).
-    ready: Deque<(usize, usize), SLOTS>,
+    /// Committed slots in commit order: a ring of slot indices (at most
+    /// 255 slots, checked), oldest at `ready_head`...
+    ready: [u8; SLOTS],
+    ready_head: u8,
+    /// ...`ready_len` of them.
+    ready_len: u8,
+    /// The committed length of each queued slot.
+    lens: [u32; SLOTS],
     end: End,
     consumer_gone: bool,
     producer: WakerRegistration,
@@ -46,6 +51,31 @@ struct State<const SLOTS: usize> {
 }
 
 impl<const SLOTS: usize> State<SLOTS> {
+    /// Queues committed slot `idx` of `len` bytes; `false` if the ring is
+    /// full (never: a slot is queued at most once).
+    fn push_ready(&mut self, idx: usize, len: usize) -> bool {
+        let at = (usize::from(self.ready_head) + usize::from(self.ready_len)) % SLOTS;
+        let (Some(slot), Some(l)) = (self.ready.get_mut(at), self.lens.get_mut(idx)) else { return false };
+        if usize::from(self.ready_len) == SLOTS {
+            return false;
+        }
+        *slot = idx as u8;
+        *l = len as u32;
+        self.ready_len += 1;
+        true
+    }
+
+    /// The oldest committed slot: (index, length).
+    fn pop_ready(&mut self) -> Option<(usize, usize)> {
+        if self.ready_len == 0 {
+            return None;
+        }
+        let idx = usize::from(*self.ready.get(usize::from(self.ready_head))?);
+        self.ready_head = ((usize::from(self.ready_head) + 1) % SLOTS) as u8;
+        self.ready_len -= 1;
+        Some((idx, *self.lens.get(idx)? as usize))
+    }
+
     fn set(&mut self, idx: usize, to: SlotState) {
         if let Some(s) = self.slots.get_mut(idx) {
             *s = to;
@@ -71,12 +101,19 @@ pub(crate) struct SlotQueue<M: RawMutex, const SLOTS: usize, const MTU: usize> {
 unsafe impl<M: RawMutex + Sync, const SLOTS: usize, const MTU: usize> Sync for SlotQueue<M, SLOTS, MTU> {}
 
 impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU> {
+    const SIZES_FIT: () =
+        assert!(SLOTS >= 1 && SLOTS <= 255 && MTU <= u32::MAX as usize, "1 to 255 slots of at most 4 GiB each");
+
     pub(crate) const fn new() -> Self {
+        let () = Self::SIZES_FIT;
         Self {
             bufs: [const { UnsafeCell::new([0; MTU]) }; SLOTS],
             state: Mutex::new(RefCell::new(State {
                 slots: [SlotState::Free; SLOTS],
-                ready: Deque::new(),
+                ready: [0; SLOTS],
+                ready_head: 0,
+                ready_len: 0,
+                lens: [0; SLOTS],
                 end: End::Open,
                 consumer_gone: false,
                 producer: WakerRegistration::new(),
@@ -133,7 +170,7 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
     pub(crate) fn commit(&self, idx: usize, len: usize) {
         self.with(|s| {
             let alive = s.end == End::Open && !s.consumer_gone;
-            if alive && s.ready.push_back((idx, len)).is_ok() {
+            if alive && s.push_ready(idx, len) {
                 s.set(idx, SlotState::Queued);
                 s.consumer.wake();
             } else {
@@ -167,7 +204,7 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
     /// link's death.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Option<(usize, usize)>, LinkError>> {
         self.with(|s| {
-            if let Some((idx, len)) = s.ready.pop_front() {
+            if let Some((idx, len)) = s.pop_ready() {
                 s.set(idx, SlotState::Lent);
                 return Poll::Ready(Ok(Some((idx, len))));
             }
@@ -221,7 +258,7 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
     pub(crate) fn drop_consumer(&self) {
         self.with(|s| {
             s.consumer_gone = true;
-            while let Some((idx, _)) = s.ready.pop_front() {
+            while let Some((idx, _)) = s.pop_ready() {
                 s.set(idx, SlotState::Free);
             }
             s.producer.wake();
@@ -246,7 +283,7 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
             if s.slots.iter().any(|&x| x != SlotState::Free) {
                 return false;
             }
-            s.ready.clear();
+            (s.ready_head, s.ready_len) = (0, 0);
             s.end = End::Open;
             s.consumer_gone = false;
             true
