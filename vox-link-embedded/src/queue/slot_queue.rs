@@ -34,18 +34,22 @@ enum End {
     Dead(LinkError),
 }
 
+/// `repr(C)`, in this order: the bytes read on every operation first, at
+/// offsets Thumb's 16-bit loads reach (smaller firmware).
+#[repr(C)]
 struct State<const SLOTS: usize> {
+    consumer_gone: bool,
+    /// Where the oldest of `ready` is...
+    ready_head: u8,
+    /// ...and how many there are.
+    ready_len: u8,
     slots: [SlotState; SLOTS],
     /// Committed slots in commit order: a ring of slot indices (at most
-    /// 255 slots, checked), oldest at `ready_head`...
+    /// 255 slots, checked).
     ready: [u8; SLOTS],
-    ready_head: u8,
-    /// ...`ready_len` of them.
-    ready_len: u8,
+    end: End,
     /// The committed length of each queued slot.
     lens: [u32; SLOTS],
-    end: End,
-    consumer_gone: bool,
     producer: WakerRegistration,
     consumer: WakerRegistration,
 }
