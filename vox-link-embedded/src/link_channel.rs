@@ -202,3 +202,52 @@ where
         Ok(self.0.receive().await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryLink, MemoryLinkPair};
+    use core::pin::pin;
+    use core::task::{Context, Waker};
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    use futures::executor::block_on;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// Counts its wakes.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    type Mem = MemoryLink<CriticalSectionRawMutex, 2, 64>;
+
+    #[test]
+    fn an_offer_waits_until_the_waiting_link_is_taken_and_a_taker_until_one_comes() {
+        static PAIRS: [MemoryLinkPair<CriticalSectionRawMutex, 2, 64>; 2] =
+            [MemoryLinkPair::new(), MemoryLinkPair::new()];
+        let links = LinkChannel::<CriticalSectionRawMutex, Mem>::new();
+        let mut source = links.receiver();
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Nothing offered: the taker waits, and is woken by an offer.
+        assert!(pin!(source.next_link()).poll(&mut cx).is_pending());
+        let ((first, _p1), (second, _p2)) = (PAIRS[0].split(), PAIRS[1].split());
+        block_on(links.offer(first));
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        // The place is taken: the second offer waits...
+        let mut offer = pin!(links.offer(second));
+        assert!(offer.as_mut().poll(&mut cx).is_pending());
+        // ...until the first link is taken (which wakes it), then goes in.
+        drop(block_on(source.next_link()).unwrap());
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 2);
+        assert!(offer.as_mut().poll(&mut cx).is_ready());
+        assert!(links.try_receive().is_some(), "the second link waits");
+        assert!(links.try_receive().is_none());
+    }
+}
