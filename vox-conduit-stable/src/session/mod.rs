@@ -292,9 +292,9 @@ pub struct SessionState {
     role: SessionRole,
     tx: Outbound,
     rx: Inbound,
+    config: StableConfig,
     last_rx: Instant,
     last_tx: Instant,
-    config: StableConfig,
     phase: Phase,
     ending: Ending,
     /// When this side first had everything (linger starts).
