@@ -84,8 +84,8 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
         let ops: &'static QueueOps<P, M, SLOTS, MTU> =
             const { &QueueOps { queue: P::queue, half_dropped: P::half_dropped } };
         Self {
-            tx: QueueTx { storage: storage.clone(), dir: tx_dir, ops, stall_counted: AtomicBool::new(false) },
-            rx: QueueRx { storage, dir: rx_dir, ops },
+            tx: QueueTx { storage: storage.clone(), dir: tx_dir as u8, ops, stall_counted: AtomicBool::new(false) },
+            rx: QueueRx { storage, dir: rx_dir as u8, ops },
         }
     }
 }
@@ -99,7 +99,7 @@ impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Qu
 pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<P>,
     /// The direction sent on, 0 or 1.
-    dir: usize,
+    dir: u8,
     ops: &'static QueueOps<P, M, SLOTS, MTU>,
     /// The current wait for a slot was counted as a possible stall: a
     /// wait is counted once however often (and by however many
@@ -112,7 +112,7 @@ pub struct QueueTx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const 
 pub struct QueueRx<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     storage: StorageRef<P>,
     /// The direction received on, 0 or 1.
-    dir: usize,
+    dir: u8,
     ops: &'static QueueOps<P, M, SLOTS, MTU>,
 }
 
@@ -145,7 +145,7 @@ where
 
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueTx<P, M, SLOTS, MTU> {
     fn queue(&self) -> &SlotQueue<M, SLOTS, MTU> {
-        (self.ops.queue)(&self.storage, self.dir)
+        (self.ops.queue)(&self.storage, usize::from(self.dir))
     }
 }
 
@@ -158,9 +158,9 @@ impl<P: QueueStorage<M, SLOTS, MTU> + 'static, M: RawMutex + 'static, const SLOT
     /// Counts a wait while this end's receive slots are all taken;
     /// whether it counted.
     fn note_stalled_wait(&self) -> bool {
-        let full = (self.ops.queue)(&self.storage, other(self.dir)).is_full();
+        let full = (self.ops.queue)(&self.storage, other(usize::from(self.dir))).is_full();
         if full {
-            self.storage.stalled_reserve(self.dir);
+            self.storage.stalled_reserve(usize::from(self.dir));
         }
         full
     }
@@ -168,7 +168,7 @@ impl<P: QueueStorage<M, SLOTS, MTU> + 'static, M: RawMutex + 'static, const SLOT
 
 impl<P: 'static, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> QueueRx<P, M, SLOTS, MTU> {
     fn queue(&self) -> &SlotQueue<M, SLOTS, MTU> {
-        (self.ops.queue)(&self.storage, self.dir)
+        (self.ops.queue)(&self.storage, usize::from(self.dir))
     }
 }
 
@@ -265,7 +265,7 @@ where
     // r[impl link.commit]
     fn commit(mut self) {
         let (tx, idx, len) = (self.tx, self.idx, self.len);
-        match tx.storage.commit_action(tx.dir) {
+        match tx.storage.commit_action(usize::from(tx.dir)) {
             CommitAction::Deliver => tx.queue().commit(idx, len),
             CommitAction::Corrupt => {
                 if let Some(b) = self.as_mut_slice().first_mut() {
@@ -304,7 +304,7 @@ where
                 let ptr = queue.slot_ptr(idx);
                 // SAFETY: the slot is Lent: nobody writes it until
                 // `release_slot(lend_token(..))` returns it to the queue.
-                unsafe { self.storage.lend(ptr, len, lend_token(idx, self.dir)) }
+                unsafe { self.storage.lend(ptr, len, lend_token(idx, usize::from(self.dir))) }
             }))
         })
     }
