@@ -98,6 +98,13 @@ pub(crate) enum Kind {
     Ack,
 }
 
+/// The replay ring's bytes: the buffer's, at most [`MAX_RING_BYTES`] (an
+/// entry keeps its length in 30 bits; a larger buffer given to a
+/// `Session` by hand is used only that far).
+fn tx_capacity(tx_bytes: &[u8]) -> usize {
+    tx_bytes.len().min(MAX_RING_BYTES)
+}
+
 impl Session<'_> {
     /// The peer has everything before `ack` and can take `window` more.
     /// `false` if the frame broke the protocol (the attachment ends).
@@ -373,7 +380,7 @@ impl Session<'_> {
         let s = &*self.state;
         s.keys.established
             && s.tx.ring.len() + 2 <= self.tx_entries.len()
-            && s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), s.config.max_message).is_some()
+            && s.tx.ring.free_region(self.tx_entries, tx_capacity(self.tx_bytes), s.config.max_message).is_some()
     }
 
     /// Whether a waiting `reserve` would end now ([`try_reserve`](Self::try_reserve)
@@ -409,7 +416,7 @@ impl Session<'_> {
             return Err(SendError::Session(*e));
         }
         let max = s.config.max_message;
-        let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), max) else {
+        let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, tx_capacity(self.tx_bytes), max) else {
             return Err(SendError::TooLarge { max });
         };
         let region = self.tx_bytes.get_mut(start..start + max).ok_or(SendError::TooLarge { max })?;
@@ -431,7 +438,7 @@ impl Session<'_> {
         }
         s.tx.closed = true;
         // `try_reserve` always keeps an entry free for this marker.
-        if let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, self.tx_bytes.len(), 0)
+        if let Some((start, wraps)) = s.tx.ring.free_region(self.tx_entries, tx_capacity(self.tx_bytes), 0)
             && s.tx.ring.push(self.tx_entries, TxEntry::close_marker(start), wraps)
         {
             s.tx.next_seq = s.tx.next_seq.wrapping_add(1);

@@ -37,7 +37,9 @@ impl SessionState {
             },
             rx: Inbound {
                 ring: RingIndex::new(),
-                capacity: rx_capacity,
+                // An entry keeps its length in 30 bits: a larger buffer is
+                // used only that far.
+                capacity: if rx_capacity > MAX_RING_BYTES { MAX_RING_BYTES } else { rx_capacity },
                 delivered: 0,
                 next: 0,
                 off: 0,

@@ -27,7 +27,8 @@ struct Faults {
     stalled_reserves: u32,
 }
 
-/// Storage for both directions of an in-memory link.
+/// Storage for both directions of an in-memory link: `SLOTS` slots (1 to
+/// 255, checked at compile time) of up to `MTU` bytes each way.
 ///
 /// `M` is the embassy-sync raw mutex guarding it: `CriticalSectionRawMutex`
 /// to share across threads or interrupts, `NoopRawMutex` on a single-core

@@ -98,3 +98,43 @@ fn a_keepalive_arriving_near_our_own_takes_ours_out_and_requests_wait_for_replie
     let reply = drain(&mut a, 171);
     assert_eq!(reply.len(), 1, "one frame: the reply, carrying the ack");
 }
+
+/// The linger time and the self-stall count start on the first tick after
+/// their condition holds: until then their deadline is now.
+// r[verify core.deadline]
+#[test]
+fn the_linger_and_a_self_stall_start_on_the_first_tick_after_they_begin() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    // b sends what fills a's receive ring (3 entries), unread: a's window
+    // is shut; a's writer then waits on itself.
+    for i in 0..3u8 {
+        assert!(push(&mut b, &[i; 10]));
+    }
+    pump(&mut a, &mut b, 1);
+    a.parts().0.note_writer_waiting();
+    assert_eq!(a.parts().0.next_deadline(), 0, "the stall's start is taken at once");
+    a.parts().0.on_tick(2);
+    assert_eq!(a.state.tx.stalled_since.get(), Some(2));
+    assert!(a.parts().0.next_deadline() > 2, "then the other timers come first");
+    // Keepalives keep the link alive meanwhile.
+    for t in [100, 200, 300, 400] {
+        a.parts().0.on_tick(t);
+        b.parts().0.on_tick(t);
+        pump(&mut a, &mut b, t);
+    }
+    assert_eq!(a.state.stats.self_stalls, 0);
+    a.parts().0.on_tick(402);
+    assert_eq!(a.state.stats.self_stalls, 1, "counted timeout_ms after its start");
+    // Reading the messages ends the stall; a finished session lingers.
+    read_all(&mut a);
+    a.parts().0.close_tx();
+    a.parts().0.drop_receiver();
+    pump(&mut a, &mut b, 403);
+    assert!(a.state.finished() && !a.state.complete, "b has not finished");
+    assert_eq!(a.state.finished_at.get(), None);
+    assert_eq!(a.parts().0.next_deadline(), 0, "the linger's start is taken at once");
+    a.parts().0.on_tick(404);
+    assert_eq!(a.state.finished_at.get(), Some(404));
+    assert!(a.parts().0.next_deadline() > 404);
+}
