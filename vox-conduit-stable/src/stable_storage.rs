@@ -67,6 +67,18 @@ struct Inner<const TB: usize, const TM: usize, const RM: usize> {
     wakers: Wakers,
 }
 
+impl<const TB: usize, const TM: usize, const RM: usize> Inner<TB, TM, RM> {
+    /// The view a locked storage gives. Out of line: one copy of its
+    /// stores, not one at every place that locks the storage (456 B of
+    /// the lm3s6965 device's flash).
+    #[inline(never)]
+    fn locked(&mut self) -> Locked<'_> {
+        let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers } = self;
+        let session = Session { state, tx_bytes, tx_entries, rx_entries };
+        Locked { session, now, timer_at, wakers, check_timer: true }
+    }
+}
+
 /// Who waits for what.
 pub struct Wakers {
     /// Tasks waiting in `reserve`, each woken alone, oldest first.
@@ -254,9 +266,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
-            let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers } = inner;
-            let session = Session { state, tx_bytes, tx_entries, rx_entries };
-            let mut locked = Locked { session, now, timer_at, wakers, check_timer: true };
+            let mut locked = inner.locked();
             let r = f(&mut locked);
             locked.settle();
             r
