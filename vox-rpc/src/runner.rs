@@ -173,10 +173,9 @@ where
         greeted: false,
         hello_sent: false,
         time_reply: None,
-        query_at: None,
+        query_at: Instant::MAX,
         query_due: false,
         query_out: false,
-        peer_topic_of: heapless::Vec::new(),
         subscribe_due: 0,
     };
     session.topics_started();
@@ -185,95 +184,97 @@ where
     // of the loop: the timer is made again only when its deadline changes
     // (every 30 s), the reservation only after a permit was used.
     let mut timer = pin!(if false { Some(clock.sleep_until(Instant::ZERO)) } else { None });
-    let mut timer_at = None;
+    // `Instant::MAX`: no timer (8 bytes where an `Option` takes 16).
+    let mut timer_at = Instant::MAX;
     let mut reserving = pin!(if false { Some(tx.reserve()) } else { None });
     loop {
-        let received = {
-            let mut recv = pin!(rx.recv());
-            loop {
-                if let Some(p) = permit.take() {
-                    match session.send_next(p) {
-                        Step::Sent => continue,
-                        Step::Idle(p) => permit = Some(p),
-                        Step::Failed(e) => return Err(e),
+        // The frame is handled and released in this block: nothing of it
+        // is kept across the refusal's wait below.
+        let handled = {
+            let received = {
+                let mut recv = pin!(rx.recv());
+                loop {
+                    if let Some(p) = permit.take() {
+                        match session.send_next(p) {
+                            Step::Sent => continue,
+                            Step::Idle(p) => permit = Some(p),
+                            Step::Failed(e) => return Err(e),
+                        }
+                    }
+                    // A query due is sent at the top of the loop, once a permit
+                    // is held; the timer waits for a later one. (No clock
+                    // reading on an ordinary turn: only what is due reads it.)
+                    let query_at = if session.query_out || session.query_due { Instant::MAX } else { session.query_at };
+                    if query_at != timer_at {
+                        timer.set((query_at != Instant::MAX).then(|| clock.sleep_until(query_at)));
+                        timer_at = query_at;
+                    }
+                    if permit.is_none() && reserving.is_none() {
+                        reserving.set(Some(tx.reserve()));
+                    }
+                    let hold = permit.is_some();
+                    let subscribe_due = session.subscribe_due;
+                    let (calls, server) = (session.calls, &mut session.server);
+                    // One wait for everything: a frame, a permit, the timer, a
+                    // call queued or a handler done.
+                    let event = poll_fn(|cx| {
+                        if let Poll::Ready(received) = recv.as_mut().poll(cx) {
+                            return Poll::Ready(Event::Received(received));
+                        }
+                        if let Some(reserve) = reserving.as_mut().as_pin_mut()
+                            && let Poll::Ready(reserved) = reserve.poll(cx)
+                        {
+                            reserving.set(None);
+                            return Poll::Ready(Event::Reserved(reserved));
+                        }
+                        if let Some(t) = timer.as_mut().as_pin_mut()
+                            && t.poll(cx).is_ready()
+                        {
+                            timer.set(None);
+                            return Poll::Ready(Event::Timer);
+                        }
+                        let mut parts = server.as_mut().parts();
+                        let done = parts.dispatch.as_mut().poll_runs(cx);
+                        let owed = !parts.owed.is_empty();
+                        let work = calls.runner_work(cx.waker());
+                        let topics = topics_ready(server.as_ref(), subscribe_due, cx.waker());
+                        if hold && (done || owed || work || topics) { Poll::Ready(Event::Work) } else { Poll::Pending }
+                    })
+                    .await;
+                    match event {
+                        Event::Received(received) => break received,
+                        Event::Reserved(Ok(p)) => permit = Some(p),
+                        Event::Reserved(Err(e)) => return Err(RunError::Conduit(e.kind())),
+                        Event::Timer => {
+                            timer_at = Instant::MAX;
+                            session.query_at = Instant::MAX;
+                            session.query_due = true;
+                        }
+                        Event::Work => {}
                     }
                 }
-                // A query due is sent at the top of the loop, once a permit
-                // is held; the timer waits for a later one. (No clock
-                // reading on an ordinary turn: only what is due reads it.)
-                let query_at = if session.query_out || session.query_due { None } else { session.query_at };
-                if query_at != timer_at {
-                    timer.set(query_at.map(|at| clock.sleep_until(at)));
-                    timer_at = query_at;
-                }
-                if permit.is_none() && reserving.is_none() {
-                    reserving.set(Some(tx.reserve()));
-                }
-                let hold = permit.is_some();
-                let (peer_topics, subscribe_due) = (&session.peer_topic_of, session.subscribe_due);
-                let (calls, server) = (session.calls, &mut session.server);
-                // One wait for everything: a frame, a permit, the timer, a
-                // call queued or a handler done.
-                let event = poll_fn(|cx| {
-                    if let Poll::Ready(received) = recv.as_mut().poll(cx) {
-                        return Poll::Ready(Event::Received(received));
-                    }
-                    if let Some(reserve) = reserving.as_mut().as_pin_mut()
-                        && let Poll::Ready(reserved) = reserve.poll(cx)
-                    {
-                        reserving.set(None);
-                        return Poll::Ready(Event::Reserved(reserved));
-                    }
-                    if let Some(t) = timer.as_mut().as_pin_mut()
-                        && t.poll(cx).is_ready()
-                    {
-                        timer.set(None);
-                        return Poll::Ready(Event::Timer);
-                    }
-                    let mut parts = server.as_mut().parts();
-                    let done = parts.dispatch.as_mut().poll_runs(cx);
-                    let owed = !parts.owed.is_empty();
-                    let work = calls.runner_work(cx.waker());
-                    let topics = topics_ready(server.as_ref(), peer_topics, subscribe_due, cx.waker());
-                    if hold && (done || owed || work || topics) { Poll::Ready(Event::Work) } else { Poll::Pending }
-                })
-                .await;
-                match event {
-                    Event::Received(received) => break received,
-                    Event::Reserved(Ok(p)) => permit = Some(p),
-                    Event::Reserved(Err(e)) => return Err(RunError::Conduit(e.kind())),
-                    Event::Timer => {
-                        timer_at = None;
-                        session.query_at = None;
-                        session.query_due = true;
-                    }
-                    Event::Work => {}
-                }
+            };
+            match received {
+                Ok(Some(msg)) => session.on_frame(msg.get::<RpcFamily>(), &mut permit),
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(RunError::Conduit(e.kind())),
             }
         };
-        match received {
-            Ok(Some(msg)) => {
-                let handled = session.on_frame(msg.get::<RpcFamily>(), &mut permit);
-                drop(msg);
-                if let Err(e @ RunError::Version { .. }) = handled
-                    && !session.hello_sent
-                {
-                    // Refuse loudly: the peer learns our version from our
-                    // greeting before this side goes.
-                    let permit = match permit.take() {
-                        Some(p) => Ok(p),
-                        None => tx.reserve().await,
-                    };
-                    if let Ok(p) = permit {
-                        let _ = session.send_next(p);
-                    }
-                    return Err(e);
-                }
-                handled?;
+        if let Err(e @ RunError::Version { .. }) = handled
+            && !session.hello_sent
+        {
+            // Refuse loudly: the peer learns our version from our
+            // greeting before this side goes.
+            let permit = match permit.take() {
+                Some(p) => Ok(p),
+                None => tx.reserve().await,
+            };
+            if let Ok(p) = permit {
+                let _ = session.send_next(p);
             }
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(RunError::Conduit(e.kind())),
+            return Err(e);
         }
+        handled?;
     }
 }
 
@@ -281,14 +282,13 @@ where
 /// every topic.
 fn topics_ready<D: Dispatch, const Q: usize, const A: usize>(
     server: Pin<&Server<D, Q, A>>,
-    peer_topic_of: &[Option<u16>],
     subscribe_due: u32,
     waker: &core::task::Waker,
 ) -> bool {
     let dispatch = &server.get_ref().dispatch;
     let mut ready = subscribe_due != 0;
     for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
-        if let (Some(Some(_)), Some(s)) = (peer_topic_of.get(i), dispatch.subscription(i)) {
+        if let Some(s) = dispatch.subscription(i) {
             ready |= s.credit_ready(waker);
         }
     }
@@ -335,15 +335,13 @@ struct Session<
     hello_sent: bool,
     /// A clock query to answer: (its t0, our clock when it arrived).
     time_reply: Option<(u64, u64)>,
-    /// When the next clock query is due (the timer waits for it).
-    query_at: Option<Instant>,
+    /// When the next clock query is due (the timer waits for it);
+    /// `Instant::MAX`: none is.
+    query_at: Instant,
     /// A clock query is due now.
     query_due: bool,
     /// A clock query is out.
     query_out: bool,
-    /// For each local subscription, its topic's index in the peer's
-    /// greeting (`None`: the peer does not publish it).
-    peer_topic_of: heapless::Vec<Option<u16>, MAX_SUBSCRIPTIONS>,
     /// Subscriptions whose `Subscribe` is still to send (a bit each).
     subscribe_due: u32,
 }
@@ -458,19 +456,18 @@ impl<
             let i = self.subscribe_due.trailing_zeros() as usize;
             self.subscribe_due &= !(1 << i);
             let dispatch = &self.server.as_ref().get_ref().dispatch;
-            if let (Some(Some(topic)), Some(sub)) = (self.peer_topic_of.get(i), dispatch.subscription(i)) {
-                return sent(permit.send(Frame::Subscribe { topic: *topic, window: sub.window() }));
+            if let Some(sub) = dispatch.subscription(i)
+                && let Some(topic) = sub.peer_topic()
+            {
+                return sent(permit.send(Frame::Subscribe { topic, window: sub.window() }));
             }
             return Step::Idle(permit);
         }
         let noop = core::task::Waker::noop();
         for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
             let dispatch = &self.server.as_ref().get_ref().dispatch;
-            let (Some(Some(topic)), Some(sub)) = (self.peer_topic_of.get(i), dispatch.subscription(i)) else {
-                continue;
-            };
-            if let Some(next) = sub.take_credit(noop) {
-                return sent(permit.send(Frame::Credit { topic: *topic, next }));
+            if let Some((topic, next)) = dispatch.subscription(i).and_then(|sub| sub.take_credit(noop)) {
+                return sent(permit.send(Frame::Credit { topic, next }));
             }
         }
         // Calls go before samples.
@@ -543,14 +540,13 @@ impl<
                 self.greeted = true;
                 self.query_due = true;
                 let dispatch = &self.server.as_ref().get_ref().dispatch;
-                self.peer_topic_of.clear();
                 for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
-                    let key = dispatch.subscription(i).map(|s| s.key());
-                    let at = crate::wire::keys(topics).position(|k| Some(k) == key).map(|j| j as u16);
+                    let Some(sub) = dispatch.subscription(i) else { continue };
+                    let at = crate::wire::keys(topics).position(|k| k == sub.key()).map(|j| j as u16);
                     if at.is_some() {
                         self.subscribe_due |= 1 << i;
                     }
-                    let _ = self.peer_topic_of.push(at);
+                    sub.set_peer_topic(at);
                 }
             }
             _ if !self.greeted => return Err(RunError::Violation("a frame before the greeting")),
@@ -562,7 +558,7 @@ impl<
                 if self.calls.clock_samples() < SAMPLES_AT_CONNECT {
                     self.query_due = true;
                 } else {
-                    self.query_at = Some(now.add_millis(RESYNC_MS));
+                    self.query_at = now.add_millis(RESYNC_MS);
                 }
             }
             Frame::Request(ref request) => {
@@ -628,9 +624,9 @@ impl<
                 }
             }
             Frame::Sample { topic, seq, dup, body } => {
-                let local = self.peer_topic_of.iter().position(|t| *t == Some(topic));
                 let dispatch = &self.server.as_ref().get_ref().dispatch;
-                let Some(sub) = local.and_then(|i| dispatch.subscription(i)) else {
+                let mut subs = (0..D::SUBS.min(MAX_SUBSCRIPTIONS)).filter_map(|i| dispatch.subscription(i));
+                let Some(sub) = subs.find(|sub| sub.peer_topic() == Some(topic)) else {
                     return Err(RunError::Violation("a sample of a topic not subscribed"));
                 };
                 if !sub.on_sample(seq, dup, body.bytes().unwrap_or(&[])) {

@@ -370,6 +370,9 @@ struct SubRing<const W: usize, const BUF: usize> {
     expected: Option<u32>,
     /// A credit to send: every sample before this one is consumed.
     credit_due: Option<u32>,
+    /// The topic's index in this session's peer greeting (`None`: the
+    /// peer does not publish it, or has not greeted yet).
+    peer_topic: Option<u16>,
     stats: SubscribeStats,
     consumer: WakerRegistration,
     runner: WakerRegistration,
@@ -446,6 +449,7 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Subscription<T, M,
                 epoch: 0,
                 expected: None,
                 credit_due: None,
+                peer_topic: None,
                 stats: SubscribeStats { received: 0, lost: 0, duplicates: 0 },
                 consumer: WakerRegistration::new(),
                 runner: WakerRegistration::new(),
@@ -518,11 +522,18 @@ pub trait SubscriptionState {
     fn on_session(&self);
     /// The credit window this side grants.
     fn window(&self) -> u16;
+    /// The peer greeted: the topic's index in its greeting, `None` when
+    /// it does not publish the topic. Kept until the next session starts.
+    fn set_peer_topic(&self, topic: Option<u16>);
+    /// The topic's index in this session's peer greeting.
+    fn peer_topic(&self) -> Option<u16>;
     /// A sample arrived; `false` when it exceeds the window (a violation).
     fn on_sample(&self, seq: u32, dup: bool, body: &[u8]) -> bool;
-    /// Registers the runner's waker; the credit to send, if one is owed.
-    fn take_credit(&self, runner: &Waker) -> Option<u32>;
-    /// Registers the runner's waker; whether a credit is owed.
+    /// Registers the runner's waker; the credit to send, if one is owed,
+    /// with the peer's index of the topic.
+    fn take_credit(&self, runner: &Waker) -> Option<(u16, u32)>;
+    /// Registers the runner's waker; whether a credit is owed (and the
+    /// peer publishes the topic).
     fn credit_ready(&self, runner: &Waker) -> bool;
 }
 
@@ -537,11 +548,20 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> SubscriptionState 
             r.count = 0;
             r.expected = None;
             r.credit_due = None;
+            r.peer_topic = None;
         });
     }
 
     fn window(&self) -> u16 {
         W as u16
+    }
+
+    fn set_peer_topic(&self, topic: Option<u16>) {
+        self.with(|r| r.peer_topic = topic);
+    }
+
+    fn peer_topic(&self) -> Option<u16> {
+        self.with(|r| r.peer_topic)
     }
 
     fn on_sample(&self, seq: u32, dup: bool, body: &[u8]) -> bool {
@@ -580,19 +600,20 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> SubscriptionState 
         })
     }
 
-    fn take_credit(&self, runner: &Waker) -> Option<u32> {
+    fn take_credit(&self, runner: &Waker) -> Option<(u16, u32)> {
         self.with(|r| {
             if !runner.will_wake(Waker::noop()) {
                 r.runner.register(runner);
             }
-            r.credit_due.take()
+            let topic = r.peer_topic?;
+            r.credit_due.take().map(|next| (topic, next))
         })
     }
 
     fn credit_ready(&self, runner: &Waker) -> bool {
         self.with(|r| {
             r.runner.register(runner);
-            r.credit_due.is_some()
+            r.peer_topic.is_some() && r.credit_due.is_some()
         })
     }
 }
@@ -744,6 +765,7 @@ mod tests {
     fn a_subscription_credits_in_order_counts_gaps_and_refuses_beyond_its_window() {
         let s: Subscription<Num, M, 2, 8> = Subscription::new();
         s.on_session();
+        s.set_peer_topic(Some(3));
         let bytes = |n: u32| postcard::to_allocvec(&n).unwrap();
         assert!(s.on_sample(5, false, &bytes(50)));
         assert!(s.on_sample(7, true, &bytes(70)));
@@ -759,12 +781,15 @@ mod tests {
         drop(b);
         assert_eq!(s.take_credit(waker), None);
         drop(a);
-        assert_eq!(s.take_credit(waker), Some(8));
+        assert!(s.credit_ready(waker));
+        assert_eq!(s.take_credit(waker), Some((3, 8)), "the credit, with the peer's index of the topic");
         assert_eq!(s.stats(), SubscribeStats { received: 2, lost: 1, duplicates: 1 });
-        // A sample handed out in an old session credits nothing in the new.
+        // A sample handed out in an old session credits nothing in the new,
+        // and the new session knows no peer index until the peer greets.
         assert!(s.on_sample(8, false, &bytes(80)));
         let Poll::Ready(old) = s.poll_sample(&mut cx) else { panic!() };
         s.on_session();
+        assert_eq!(s.peer_topic(), None);
         drop(old);
         assert_eq!(s.take_credit(waker), None);
     }
