@@ -66,8 +66,14 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Initiator> {
     /// Lend the source (`run(&mut source, clock)`) to keep it for the
     /// next session: a listener, dialer or serial port then serves
     /// sessions one after another.
-    pub async fn run<L: LinkSource, C: Clock + Clone>(self, source: L, clock: C) -> Result<(), SessionError> {
-        self.drive(source, || None, clock).await
+    pub fn run<L: LinkSource, C: Clock + Clone>(
+        self,
+        source: L,
+        clock: C,
+    ) -> impl Future<Output = Result<(), SessionError>> {
+        // Not an `async fn`: it would keep its arguments twice in the
+        // future's RAM (as arguments and as the body's locals).
+        self.drive(source, || None, clock)
     }
 }
 
@@ -75,18 +81,18 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
     /// Runs the session (see the initiator's `run`); `rng` makes a new
     /// resume key for every attachment.
     // r[impl stable.resume-key]
-    pub async fn run<L: LinkSource, R: CryptoRng, C: Clock + Clone>(
+    pub fn run<L: LinkSource, R: CryptoRng, C: Clock + Clone>(
         self,
         source: L,
         mut rng: R,
         clock: C,
-    ) -> Result<(), SessionError> {
+    ) -> impl Future<Output = Result<(), SessionError>> {
         let keys = move || {
             let mut key: ResumeKey = [0; KEY_LEN];
             rng.fill_bytes(&mut key);
             Some(key)
         };
-        self.drive(source, keys, clock).await
+        self.drive(source, keys, clock)
     }
 }
 
@@ -205,76 +211,81 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         .await
     }
 
-    async fn drive<L: LinkSource, C: Clock + Clone>(
+    /// A plain function returning an `async move` block: an `async fn`
+    /// keeps its arguments twice in the future (as arguments, and moved
+    /// into the body's locals).
+    fn drive<L: LinkSource, C: Clock + Clone>(
         self,
         mut source: L,
         mut keys: impl FnMut() -> Option<ResumeKey>,
         clock: C,
-    ) -> Result<(), SessionError> {
-        // The core's time is the clock's, in milliseconds; the session's
-        // silence is counted from now.
-        {
-            let start = clock.now().as_millis();
-            self.with(|l| {
-                *l.now = start;
-                l.session.state.start_clock(start);
-            });
-        }
-        let time = PollClock { clock: &clock, fresh: AtomicBool::new(false) };
-        let timers = self.timers(&time);
-        let serve = async {
-            loop {
-                if let Some(outcome) = self.outcome() {
-                    return outcome;
-                }
-                // The core's backoff after a busy acceptor, if any (the
-                // timer ends it).
-                if let Some(outcome) = self.backoff().await {
-                    return outcome;
-                }
-                let link = match select(source.next_link(), self.over()).await {
-                    Either::First(Ok(link)) => Some(link),
-                    // A source that gave up (a dialer's backoff ran out) is
-                    // as final as a closed one.
-                    Either::First(Err(LinkError::Closed | LinkError::GaveUp { .. })) => {
-                        self.with(|l| l.session.state.source_closed());
-                        continue;
-                    }
-                    Either::First(Err(_)) => None,
-                    Either::Second(outcome) => return outcome,
-                };
-                let Some(link) = link else {
-                    // Slept outside the `match`: its value would be kept
-                    // across the sleep, in the future's RAM.
-                    let retry = self.with(|l| l.session.state.config().retry_delay_ms);
-                    clock.sleep_until(clock.now().add_millis(u64::from(retry))).await;
-                    continue;
-                };
-                let key = keys();
+    ) -> impl Future<Output = Result<(), SessionError>> {
+        async move {
+            // The core's time is the clock's, in milliseconds; the session's
+            // silence is counted from now.
+            {
+                let start = clock.now().as_millis();
                 self.with(|l| {
-                    let now = time.now(l);
-                    l.session.attach(now, key);
+                    *l.now = start;
+                    l.session.state.start_clock(start);
                 });
-                let _why = self.attachment(link, &time).await;
-                match _why {
-                    Detach::Finished | Detach::Ended => {}
-                    _ => state_warn!("stable: attachment ended: {}", _why),
-                }
             }
-        };
-        // The timers first: a keepalive found due is sent by `serve` in
-        // the same poll (one wake-up per keepalive, not two).
-        let mut both = core::pin::pin!(select(timers, serve));
-        let Either::Second(result) = poll_fn(|cx| {
-            time.new_poll();
-            both.as_mut().poll(cx)
-        })
-        .await;
-        match &result {
-            Ok(()) => state_info!("stable: session finished"),
-            Err(_e) => state_warn!("stable: session ended: {}", _e),
+            let time = PollClock { clock: &clock, fresh: AtomicBool::new(false) };
+            let timers = self.timers(&time);
+            let serve = async {
+                loop {
+                    if let Some(outcome) = self.outcome() {
+                        return outcome;
+                    }
+                    // The core's backoff after a busy acceptor, if any (the
+                    // timer ends it).
+                    if let Some(outcome) = self.backoff().await {
+                        return outcome;
+                    }
+                    let link = match select(source.next_link(), self.over()).await {
+                        Either::First(Ok(link)) => Some(link),
+                        // A source that gave up (a dialer's backoff ran out) is
+                        // as final as a closed one.
+                        Either::First(Err(LinkError::Closed | LinkError::GaveUp { .. })) => {
+                            self.with(|l| l.session.state.source_closed());
+                            continue;
+                        }
+                        Either::First(Err(_)) => None,
+                        Either::Second(outcome) => return outcome,
+                    };
+                    let Some(link) = link else {
+                        // Slept outside the `match`: its value would be kept
+                        // across the sleep, in the future's RAM.
+                        let retry = self.with(|l| l.session.state.config().retry_delay_ms);
+                        clock.sleep_until(clock.now().add_millis(u64::from(retry))).await;
+                        continue;
+                    };
+                    let key = keys();
+                    self.with(|l| {
+                        let now = time.now(l);
+                        l.session.attach(now, key);
+                    });
+                    let _why = self.attachment(link, &time).await;
+                    match _why {
+                        Detach::Finished | Detach::Ended => {}
+                        _ => state_warn!("stable: attachment ended: {}", _why),
+                    }
+                }
+            };
+            // The timers first: a keepalive found due is sent by `serve` in
+            // the same poll (one wake-up per keepalive, not two).
+            let mut both = core::pin::pin!(select(timers, serve));
+            let Either::Second(result) = poll_fn(|cx| {
+                time.new_poll();
+                both.as_mut().poll(cx)
+            })
+            .await;
+            match &result {
+                Ok(()) => state_info!("stable: session finished"),
+                Err(_e) => state_warn!("stable: session ended: {}", _e),
+            }
+            result
         }
-        result
     }
 
     /// Sleeps until the core's next deadline, or until an event brings

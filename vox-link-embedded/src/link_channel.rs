@@ -69,9 +69,10 @@ impl<M: RawMutex, L> LinkChannel<M, L> {
     }
 
     /// Offers a fresh link; waits while the previous one was not taken.
-    pub async fn offer(&self, link: L) {
+    pub fn offer(&self, link: L) -> impl Future<Output = ()> {
+        // A `poll_fn`, not an `async fn`: the link is held once, not twice.
         let mut link = Some(link);
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             self.with(|place| {
                 if place.link.is_some() {
                     place.offerer.register(cx.waker());
@@ -82,7 +83,6 @@ impl<M: RawMutex, L> LinkChannel<M, L> {
                 Poll::Ready(())
             })
         })
-        .await
     }
 
     /// Offers a link without waiting; gives it back if one is waiting

@@ -61,49 +61,53 @@ impl<T: CallTable, C: Clock> Client<T, C> {
         self.calls.epsilon(self.clock.now())
     }
 
-    /// Calls endpoint `E` with `request`, giving up `timeout` from now:
+    /// Calls endpoint `E` with `request`, giving up `timeout` after this
+    /// call (the deadline is taken here, not when the future is first polled):
     /// the response, owned.
     ///
     /// For endpoints whose response or error borrows (`&str`, `&[u8]`),
     /// use [`call_with`](Self::call_with).
-    pub async fn call<E>(
+    pub fn call<E>(
         &self,
         request: E::Req<'_>,
         timeout: Duration,
-    ) -> Result<E::Resp<'static>, CallError<E::Err<'static>>>
+    ) -> impl Future<Output = Result<E::Resp<'static>, CallError<E::Err<'static>>>>
     where
         E: Endpoint,
         E::Resp<'static>: DeserializeOwned,
         E::Err<'static>: DeserializeOwned,
     {
+        // The deadline is taken now, outside the future (it does not keep
+        // the timeout), and the future is `call_raw`'s own (one level).
         let deadline = deadline_after(self.clock.now(), timeout);
-        self.call_raw(E::KEY, &request, deadline, |answer, bytes| match answer {
+        self.call_raw(E::KEY, request, deadline, |answer, bytes| match answer {
             Ok(()) => postcard::from_bytes::<E::Resp<'static>>(bytes).map_err(|_| CallError::BadResponse),
             Err(()) => {
                 Err(postcard::from_bytes::<E::Err<'static>>(bytes).map_or(CallError::BadResponse, CallError::Handler))
             }
         })
-        .await
     }
 
-    /// Calls endpoint `E` with `request`, giving up `timeout` from now, and
+    /// Calls endpoint `E` with `request`, giving up `timeout` after
+    /// this call (as [`call`](Self::call)), and
     /// hands the handler's outcome (borrowing the received bytes) to `f`;
     /// returns what `f` returns.
-    pub async fn call_with<E, R>(
+    pub fn call_with<E, R>(
         &self,
         request: E::Req<'_>,
         timeout: Duration,
         f: impl FnOnce(Result<E::Resp<'_>, E::Err<'_>>) -> R,
-    ) -> Result<R, CallError>
+    ) -> impl Future<Output = Result<R, CallError>>
     where
         E: Endpoint,
     {
+        // The deadline is taken now, outside the future (it does not keep
+        // the timeout), and the future is `call_raw`'s own (one level).
         let deadline = deadline_after(self.clock.now(), timeout);
-        self.call_raw(E::KEY, &request, deadline, |answer, bytes| match answer {
+        self.call_raw(E::KEY, request, deadline, |answer, bytes| match answer {
             Ok(()) => postcard::from_bytes::<E::Resp<'_>>(bytes).map(|r| f(Ok(r))).map_err(|_| CallError::BadResponse),
             Err(()) => postcard::from_bytes::<E::Err<'_>>(bytes).map(|e| f(Err(e))).map_err(|_| CallError::BadResponse),
         })
-        .await
     }
 
     /// Asks the peer for the list of its endpoints and topics, with their
@@ -117,83 +121,94 @@ impl<T: CallTable, C: Clock> Client<T, C> {
     /// }).await.unwrap();
     /// # }
     /// ```
-    pub async fn describe(&self, timeout: Duration, f: &mut dyn FnMut(crate::Described<'_>)) -> Result<(), CallError> {
+    pub fn describe(
+        &self,
+        timeout: Duration,
+        f: &mut dyn FnMut(crate::Described<'_>),
+    ) -> impl Future<Output = Result<(), CallError>> {
+        // The deadline is taken now, outside the future (it does not keep
+        // the timeout), and the future is `call_raw`'s own (one level).
         let deadline = deadline_after(self.clock.now(), timeout);
-        self.call_raw(crate::describe::DESCRIBE_KEY, &(), deadline, |answer, bytes| match answer {
+        self.call_raw(crate::describe::DESCRIBE_KEY, (), deadline, |answer, bytes| match answer {
             Ok(()) if crate::describe::each(bytes, f) => Ok(()),
             _ => Err(CallError::BadResponse),
         })
-        .await
     }
 
-    async fn call_raw<Q: Serialize + Sync + ?Sized, R, H>(
+    fn call_raw<Q: Serialize + Sync, R, H>(
         &self,
         key: EndpointKey,
-        request: &Q,
+        request: Q,
         deadline: Instant,
         decode: impl FnOnce(Result<(), ()>, &[u8]) -> Result<R, CallError<H>>,
-    ) -> Result<R, CallError<H>> {
-        let mut encode = |buf: &mut [u8]| postcard::to_slice(request, buf).ok().map(|b| b.len());
-        let id = self.exchange(key, deadline, &mut encode).await?;
-        let mut decode = Some(decode);
-        let mut result = Err(CallError::Timeout { committed: true });
-        self.calls.finish(id, &mut |finished, bytes| {
-            let Some(decode) = decode.take() else { return };
-            result = match finished {
-                Finished::Answer(Answer::Reply, _) => decode(Ok(()), bytes),
-                Finished::Answer(Answer::Failed, _) => decode(Err(()), bytes),
-                Finished::Answer(Answer::Refused(why), _) => Err(CallError::refused(why)),
-                Finished::Answer(Answer::Unknown, _) => Err(CallError::Unknown),
-                Finished::Answer(Answer::TooLarge, _) => Err(CallError::TooLarge),
-                Finished::Answer(Answer::TooBig, _) => Err(CallError::BadResponse),
-                Finished::Answer(Answer::Lost { kind, committed }, _) => Err(CallError::lost(kind, committed)),
-                Finished::Pending { committed } | Finished::Gone(committed) => Err(CallError::Timeout { committed }),
-            };
-        });
-        result
+    ) -> impl Future<Output = Result<R, CallError<H>>> {
+        async move {
+            let mut encode = |buf: &mut [u8]| postcard::to_slice(&request, buf).ok().map(|b| b.len());
+            let id = self.exchange(key, deadline, &mut encode).await?;
+            let mut decode = Some(decode);
+            let mut result = Err(CallError::Timeout { committed: true });
+            self.calls.finish(id, &mut |finished, bytes| {
+                let Some(decode) = decode.take() else { return };
+                result = match finished {
+                    Finished::Answer(Answer::Reply, _) => decode(Ok(()), bytes),
+                    Finished::Answer(Answer::Failed, _) => decode(Err(()), bytes),
+                    Finished::Answer(Answer::Refused(why), _) => Err(CallError::refused(why)),
+                    Finished::Answer(Answer::Unknown, _) => Err(CallError::Unknown),
+                    Finished::Answer(Answer::TooLarge, _) => Err(CallError::TooLarge),
+                    Finished::Answer(Answer::TooBig, _) => Err(CallError::BadResponse),
+                    Finished::Answer(Answer::Lost { kind, committed }, _) => Err(CallError::lost(kind, committed)),
+                    Finished::Pending { committed } | Finished::Gone(committed) => {
+                        Err(CallError::Timeout { committed })
+                    }
+                };
+            });
+            result
+        }
     }
 
     /// The part of a call that does not depend on its types (one copy in
     /// a firmware however many endpoints it calls): an entry, the request
     /// encoded into it by `encode`, then the answer or the deadline; all
     /// under one timer. The entry holds the answer for `finish`.
-    async fn exchange<H>(
+    fn exchange<H>(
         &self,
         key: EndpointKey,
         deadline: Instant,
         encode: &mut (dyn FnMut(&mut [u8]) -> Option<usize> + Send),
-    ) -> Result<CallId, CallError<H>> {
-        let calls = &*self.calls;
-        let mut call = CallGuard { calls, ticket: None, id: None };
-        let mut timer = pin!(self.clock.sleep_until(deadline));
-        let answered = poll_fn(|cx| {
-            if call.id.is_none() {
-                // 1. An entry, then the request encoded into it.
-                let id = match calls.poll_claim(&mut call.ticket, cx) {
-                    Poll::Ready(Ok(id)) => id,
-                    // `WAIT` callers wait already.
-                    Poll::Ready(Err(())) => return Poll::Ready(Exchange::Full),
-                    Poll::Pending => return timer.as_mut().poll(cx).map(|()| Exchange::TimedOut),
-                };
-                if !calls.queue(id, key, deadline, encode) {
-                    return Poll::Ready(Exchange::TooLarge);
+    ) -> impl Future<Output = Result<CallId, CallError<H>>> {
+        async move {
+            let calls = &*self.calls;
+            let mut call = CallGuard { calls, ticket: None, id: None };
+            let mut timer = pin!(self.clock.sleep_until(deadline));
+            let answered = poll_fn(|cx| {
+                if call.id.is_none() {
+                    // 1. An entry, then the request encoded into it.
+                    let id = match calls.poll_claim(&mut call.ticket, cx) {
+                        Poll::Ready(Ok(id)) => id,
+                        // `WAIT` callers wait already.
+                        Poll::Ready(Err(())) => return Poll::Ready(Exchange::Full),
+                        Poll::Pending => return timer.as_mut().poll(cx).map(|()| Exchange::TimedOut),
+                    };
+                    if !calls.queue(id, key, deadline, encode) {
+                        return Poll::Ready(Exchange::TooLarge);
+                    }
+                    call.id = Some(id);
                 }
-                call.id = Some(id);
-            }
-            // 2. The answer, or the deadline.
-            match call.id {
-                Some(id) if calls.poll_answer(id, cx).is_pending() => {
-                    timer.as_mut().poll(cx).map(|()| Exchange::TimedOut)
+                // 2. The answer, or the deadline.
+                match call.id {
+                    Some(id) if calls.poll_answer(id, cx).is_pending() => {
+                        timer.as_mut().poll(cx).map(|()| Exchange::TimedOut)
+                    }
+                    _ => Poll::Ready(Exchange::Answered),
                 }
-                _ => Poll::Ready(Exchange::Answered),
+            })
+            .await;
+            match (call.id.take(), answered) {
+                (Some(id), _) => Ok(id),
+                (None, Exchange::TooLarge) => Err(CallError::TooLarge),
+                (None, Exchange::Full) => Err(CallError::Busy),
+                (None, _) => Err(CallError::Timeout { committed: false }),
             }
-        })
-        .await;
-        match (call.id.take(), answered) {
-            (Some(id), _) => Ok(id),
-            (None, Exchange::TooLarge) => Err(CallError::TooLarge),
-            (None, Exchange::Full) => Err(CallError::Busy),
-            (None, _) => Err(CallError::Timeout { committed: false }),
         }
     }
 }

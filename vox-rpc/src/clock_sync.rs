@@ -15,10 +15,18 @@ pub const DRIFT_PPM: u64 = 100;
 /// off by at most half the round trip `(t3 − t0) − (t2 − t1)`, plus a
 /// few milliseconds for the clocks' resolution, plus the drift since. Samples
 /// delayed by a link cut have a long round trip and lose to better ones.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ClockSync {
-    best: Option<Sample>,
+    /// The kept sample; [`Sample::NONE`] before the first (8 bytes less
+    /// than an `Option`).
+    best: Sample,
     samples: u32,
+}
+
+impl Default for ClockSync {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -31,10 +39,21 @@ struct Sample {
     at: Instant,
 }
 
+impl Sample {
+    /// No sample: an error bound of 0, which no sample has (each is at
+    /// least 3 ms). All zero bytes, so a table in a `static` stays in
+    /// `.bss`, not in flash.
+    const NONE: Self = Self { offset: 0, error: 0, at: Instant::ZERO };
+
+    fn get(self) -> Option<Self> {
+        (self.error != 0).then_some(self)
+    }
+}
+
 impl ClockSync {
     /// No sample yet.
     pub const fn new() -> Self {
-        Self { best: None, samples: 0 }
+        Self { best: Sample::NONE, samples: 0 }
     }
 
     /// Takes a sample; keeps it if its error bound now is smaller than the
@@ -64,7 +83,7 @@ impl ClockSync {
         let now = Instant::from_millis(t3);
         let better = self.epsilon(now).is_none_or(|kept| error <= kept);
         if better {
-            self.best = Some(Sample { offset, error, at: now });
+            self.best = Sample { offset, error, at: now };
         }
         better
     }
@@ -79,7 +98,7 @@ impl ClockSync {
     pub fn epsilon(&self, now: Instant) -> Option<u64> {
         // 100 ppm is 1 ms per 10 s; ages beyond 49 days are capped.
         const MS_PER_DRIFT_MS: u32 = (1_000_000 / DRIFT_PPM) as u32;
-        self.best.map(|s| {
+        self.best.get().map(|s| {
             let age = u32::try_from(now.millis_since(s.at)).unwrap_or(u32::MAX);
             s.error + u64::from(age.div_ceil(MS_PER_DRIFT_MS))
         })
@@ -89,7 +108,7 @@ impl ClockSync {
     /// sample.
     pub fn to_peer(&self, ours: Instant) -> Option<i64> {
         let ours = i64::try_from(ours.as_millis()).unwrap_or(i64::MAX);
-        self.best.map(|s| ours.saturating_add(s.offset))
+        self.best.get().map(|s| ours.saturating_add(s.offset))
     }
 }
 

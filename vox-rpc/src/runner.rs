@@ -90,7 +90,7 @@ impl core::error::Error for RunError {}
 /// `clock` must be the one the [`Client`](crate::Client)s use.
 // r[impl rpc.symmetric]
 // r[impl rpc.exactly-once]
-pub async fn run<
+pub fn run<
     Co,
     M,
     const N: usize,
@@ -106,24 +106,28 @@ pub async fn run<
     calls: &Calls<M, N, BUF, PEER, WAIT>,
     mut server: Pin<&mut Server<D, Q, A>>,
     clock: C,
-) -> Result<(), RunError>
+) -> impl Future<Output = Result<(), RunError>>
 where
     Co: Conduit<Msg = RpcFamily>,
     M: RawMutex,
     D: Dispatch,
     C: Clock,
 {
+    // Split before the future is made: it keeps the halves, not also the
+    // conduit they came from.
     let (tx, mut rx) = conduit.split();
-    calls.session_started();
-    server.as_mut().parts().reset();
-    // If this future is dropped mid-session, the calls it committed still
-    // resolve at once (as "may have run").
-    let mut guard = SessionGuard { calls, kind: ErrorKind::SessionLost };
-    let ended = session(tx, &mut rx, calls, server.as_mut(), &clock).await;
-    guard.kind = ended.map_or_else(|e| e.kind(), |()| ErrorKind::SessionLost);
-    drop(guard);
-    server.as_mut().parts().reset();
-    ended
+    async move {
+        calls.session_started();
+        server.as_mut().parts().reset();
+        // If this future is dropped mid-session, the calls it committed still
+        // resolve at once (as "may have run").
+        let mut guard = SessionGuard { calls, kind: ErrorKind::SessionLost };
+        let ended = session(tx, &mut rx, calls, server.as_mut(), &clock).await;
+        guard.kind = ended.map_or_else(|e| e.kind(), |()| ErrorKind::SessionLost);
+        drop(guard);
+        server.as_mut().parts().reset();
+        ended
+    }
 }
 
 /// Ends the session on the table when dropped: committed calls resolve.
@@ -140,7 +144,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
     }
 }
 
-async fn session<
+fn session<
     Tx,
     Rx,
     M,
@@ -158,7 +162,7 @@ async fn session<
     calls: &Calls<M, N, BUF, PEER, WAIT>,
     server: Pin<&mut Server<D, Q, A>>,
     clock: &C,
-) -> Result<(), RunError>
+) -> impl Future<Output = Result<(), RunError>>
 where
     Tx: ConduitTx<Msg = RpcFamily>,
     Rx: ConduitRx<Msg = RpcFamily>,
@@ -166,115 +170,124 @@ where
     D: Dispatch,
     C: Clock,
 {
-    let mut session = Session {
-        calls,
-        server,
-        clock,
-        greeted: false,
-        hello_sent: false,
-        time_reply: None,
-        query_at: Instant::MAX,
-        query_due: false,
-        query_out: false,
-        subscribe_due: 0,
-    };
-    session.topics_started();
-    let mut permit = None;
-    // The clock-sample timer and a pending reservation live across turns
-    // of the loop: the timer is made again only when its deadline changes
-    // (every 30 s), the reservation only after a permit was used.
-    let mut timer = pin!(if false { Some(clock.sleep_until(Instant::ZERO)) } else { None });
-    // `Instant::MAX`: no timer (8 bytes where an `Option` takes 16).
-    let mut timer_at = Instant::MAX;
-    let mut reserving = pin!(if false { Some(tx.reserve()) } else { None });
-    loop {
-        // The frame is handled and released in this block: nothing of it
-        // is kept across the refusal's wait below.
-        let handled = {
-            let received = {
-                let mut recv = pin!(rx.recv());
-                loop {
-                    if let Some(p) = permit.take() {
-                        match session.send_next(p) {
-                            Step::Sent => continue,
-                            Step::Idle(p) => permit = Some(p),
-                            Step::Failed(e) => return Err(e),
+    async move {
+        let mut session = Session {
+            calls,
+            server,
+            clock,
+            greeted: false,
+            hello_sent: false,
+            time_reply: (0, 0),
+            query_at: Instant::MAX,
+            query_due: false,
+            query_out: false,
+            subscribe_due: 0,
+        };
+        session.topics_started();
+        let mut permit = None;
+        // The clock-sample timer and a pending reservation live across turns
+        // of the loop: the timer is made again only when its deadline changes
+        // (every 30 s), the reservation only after a permit was used.
+        let mut timer = pin!(if false { Some(clock.sleep_until(Instant::ZERO)) } else { None });
+        // `Instant::MAX`: no timer (8 bytes where an `Option` takes 16).
+        let mut timer_at = Instant::MAX;
+        let mut reserving = pin!(if false { Some(tx.reserve()) } else { None });
+        loop {
+            // The frame is handled and released in this block: nothing of it
+            // is kept across the refusal's wait below.
+            let handled = {
+                let received = {
+                    let mut recv = pin!(rx.recv());
+                    loop {
+                        if let Some(p) = permit.take() {
+                            match session.send_next(p) {
+                                Step::Sent => continue,
+                                Step::Idle(p) => permit = Some(p),
+                                Step::Failed(e) => return Err(e),
+                            }
                         }
-                    }
-                    // A query due is sent at the top of the loop, once a permit
-                    // is held; the timer waits for a later one. (No clock
-                    // reading on an ordinary turn: only what is due reads it.)
-                    let query_at = if session.query_out || session.query_due { Instant::MAX } else { session.query_at };
-                    if query_at != timer_at {
-                        timer.set((query_at != Instant::MAX).then(|| clock.sleep_until(query_at)));
-                        timer_at = query_at;
-                    }
-                    if permit.is_none() && reserving.is_none() {
-                        reserving.set(Some(tx.reserve()));
-                    }
-                    let hold = permit.is_some();
-                    let subscribe_due = session.subscribe_due;
-                    let (calls, server) = (session.calls, &mut session.server);
-                    // One wait for everything: a frame, a permit, the timer, a
-                    // call queued or a handler done.
-                    let event = poll_fn(|cx| {
-                        if let Poll::Ready(received) = recv.as_mut().poll(cx) {
-                            return Poll::Ready(Event::Received(received));
-                        }
-                        if let Some(reserve) = reserving.as_mut().as_pin_mut()
-                            && let Poll::Ready(reserved) = reserve.poll(cx)
+                        // A query due is sent at the top of the loop, once a permit
+                        // is held; the timer waits for a later one. (No clock
+                        // reading on an ordinary turn: only what is due reads it.)
                         {
-                            reserving.set(None);
-                            return Poll::Ready(Event::Reserved(reserved));
+                            let query_at =
+                                if session.query_out || session.query_due { Instant::MAX } else { session.query_at };
+                            if query_at != timer_at {
+                                timer.set((query_at != Instant::MAX).then(|| clock.sleep_until(query_at)));
+                                timer_at = query_at;
+                            }
                         }
-                        if let Some(t) = timer.as_mut().as_pin_mut()
-                            && t.poll(cx).is_ready()
-                        {
-                            timer.set(None);
-                            return Poll::Ready(Event::Timer);
+                        if permit.is_none() && reserving.is_none() {
+                            reserving.set(Some(tx.reserve()));
                         }
-                        let mut parts = server.as_mut().parts();
-                        let done = parts.dispatch.as_mut().poll_runs(cx);
-                        let owed = !parts.owed.is_empty();
-                        let work = calls.runner_work(cx.waker());
-                        let topics = topics_ready(server.as_ref(), subscribe_due, cx.waker());
-                        if hold && (done || owed || work || topics) { Poll::Ready(Event::Work) } else { Poll::Pending }
-                    })
-                    .await;
-                    match event {
-                        Event::Received(received) => break received,
-                        Event::Reserved(Ok(p)) => permit = Some(p),
-                        Event::Reserved(Err(e)) => return Err(RunError::Conduit(e.kind())),
-                        Event::Timer => {
-                            timer_at = Instant::MAX;
-                            session.query_at = Instant::MAX;
-                            session.query_due = true;
+                        let hold = permit.is_some();
+                        let subscribe_due = session.subscribe_due;
+                        let (calls, server) = (session.calls, &mut session.server);
+                        // One wait for everything: a frame, a permit, the timer, a
+                        // call queued or a handler done.
+                        let event = poll_fn(|cx| {
+                            if let Poll::Ready(received) = recv.as_mut().poll(cx) {
+                                return Poll::Ready(Event::Received(received));
+                            }
+                            if let Some(reserve) = reserving.as_mut().as_pin_mut()
+                                && let Poll::Ready(reserved) = reserve.poll(cx)
+                            {
+                                reserving.set(None);
+                                return Poll::Ready(Event::Reserved(reserved));
+                            }
+                            if let Some(t) = timer.as_mut().as_pin_mut()
+                                && t.poll(cx).is_ready()
+                            {
+                                timer.set(None);
+                                return Poll::Ready(Event::Timer);
+                            }
+                            let mut parts = server.as_mut().parts();
+                            let done = parts.dispatch.as_mut().poll_runs(cx);
+                            let owed = !parts.owed.is_empty();
+                            let work = calls.runner_work(cx.waker());
+                            let topics = topics_ready(server.as_ref(), subscribe_due, cx.waker());
+                            if hold && (done || owed || work || topics) {
+                                Poll::Ready(Event::Work)
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                        match event {
+                            Event::Received(received) => break received,
+                            Event::Reserved(Ok(p)) => permit = Some(p),
+                            Event::Reserved(Err(e)) => return Err(RunError::Conduit(e.kind())),
+                            Event::Timer => {
+                                timer_at = Instant::MAX;
+                                session.query_at = Instant::MAX;
+                                session.query_due = true;
+                            }
+                            Event::Work => {}
                         }
-                        Event::Work => {}
                     }
+                };
+                match received {
+                    Ok(Some(msg)) => session.on_frame(msg.get::<RpcFamily>(), &mut permit),
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(RunError::Conduit(e.kind())),
                 }
             };
-            match received {
-                Ok(Some(msg)) => session.on_frame(msg.get::<RpcFamily>(), &mut permit),
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(RunError::Conduit(e.kind())),
+            if let Err(e @ RunError::Version { .. }) = handled
+                && !session.hello_sent
+            {
+                // Refuse loudly: the peer learns our version from our
+                // greeting before this side goes.
+                let permit = match permit.take() {
+                    Some(p) => Ok(p),
+                    None => tx.reserve().await,
+                };
+                if let Ok(p) = permit {
+                    let _ = session.send_next(p);
+                }
+                return Err(e);
             }
-        };
-        if let Err(e @ RunError::Version { .. }) = handled
-            && !session.hello_sent
-        {
-            // Refuse loudly: the peer learns our version from our
-            // greeting before this side goes.
-            let permit = match permit.take() {
-                Some(p) => Ok(p),
-                None => tx.reserve().await,
-            };
-            if let Ok(p) = permit {
-                let _ = session.send_next(p);
-            }
-            return Err(e);
+            handled?;
         }
-        handled?;
     }
 }
 
@@ -333,8 +346,10 @@ struct Session<
     /// The peer's greeting arrived.
     greeted: bool,
     hello_sent: bool,
-    /// A clock query to answer: (its t0, our clock when it arrived).
-    time_reply: Option<(u64, u64)>,
+    /// A clock query to answer: (its t0, our clock when it arrived plus
+    /// one); the second is 0 when there is none (16 bytes where an
+    /// `Option` takes 24).
+    time_reply: (u64, u64),
     /// When the next clock query is due (the timer waits for it);
     /// `Instant::MAX`: none is.
     query_at: Instant,
@@ -407,7 +422,8 @@ impl<
             self.hello_sent = true;
             return sent(permit.send(Frame::Hello(hello)));
         }
-        if let Some((t0, t1)) = self.time_reply.take() {
+        if let (t0, t1 @ 1..) = core::mem::take(&mut self.time_reply) {
+            let t1 = t1 - 1;
             let t2 = self.clock.now().as_millis();
             return sent(permit.send(Frame::TimeReply { t0, t1, t2 }));
         }
@@ -550,7 +566,7 @@ impl<
                 }
             }
             _ if !self.greeted => return Err(RunError::Violation("a frame before the greeting")),
-            Frame::TimeQuery { t0 } => self.time_reply = Some((t0, self.clock.now().as_millis())),
+            Frame::TimeQuery { t0 } => self.time_reply = (t0, self.clock.now().as_millis().saturating_add(1)),
             Frame::TimeReply { t0, t1, t2 } => {
                 let now = self.clock.now();
                 self.calls.clock_sample(t0, t1, t2, now);

@@ -305,29 +305,31 @@ const HOST_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// samples it holds). Never returns: run it beside a session and drop it
 /// when the session ends (the `device_bare` firmware does, over a bare
 /// conduit).
-pub async fn call_the_host<C: Clock>(
+pub fn call_the_host<C: Clock>(
     client: &Client<DeviceCalls, C>,
     clock: &C,
     telemetry: &TelemetryPublication,
-) -> core::convert::Infallible {
-    match client.call::<HostTime>((), HOST_CALL_TIMEOUT).await {
-        Ok(ms) => info!("the host's clock: {} ms", ms),
-        Err(e) => warn!("asking the host's clock failed: {}", e),
-    }
-    // An idle-measurement build: no telemetry, only the host's calls.
-    if !TELEMETRY_ON.load(core::sync::atomic::Ordering::Relaxed) {
-        core::future::pending::<()>().await;
-    }
-    // Deadlines on the clock: a late sample does not delay the next.
-    let mut next = clock.now();
-    let mut seq = 0u32;
-    loop {
-        next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
-        clock.sleep_until(next).await;
-        let sample = Sample { seq, millivolts: 3300 - (seq % 64) as u16, label: "vbat" };
-        if telemetry.publish(&sample).await.is_err() {
-            warn!("telemetry sample {} does not fit", seq);
+) -> impl Future<Output = core::convert::Infallible> {
+    async move {
+        match client.call::<HostTime>((), HOST_CALL_TIMEOUT).await {
+            Ok(ms) => info!("the host's clock: {} ms", ms),
+            Err(e) => warn!("asking the host's clock failed: {}", e),
         }
-        seq = seq.wrapping_add(1);
+        // An idle-measurement build: no telemetry, only the host's calls.
+        if !TELEMETRY_ON.load(core::sync::atomic::Ordering::Relaxed) {
+            core::future::pending::<()>().await;
+        }
+        // Deadlines on the clock: a late sample does not delay the next.
+        let mut next = clock.now();
+        let mut seq = 0u32;
+        loop {
+            next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
+            clock.sleep_until(next).await;
+            let sample = Sample { seq, millivolts: 3300 - (seq % 64) as u16, label: "vbat" };
+            if telemetry.publish(&sample).await.is_err() {
+                warn!("telemetry sample {} does not fit", seq);
+            }
+            seq = seq.wrapping_add(1);
+        }
     }
 }

@@ -63,7 +63,13 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
     /// The loop is written out here rather than calling
     /// [`run_link`](Self::run_link), one future fewer.
     // r[impl framed.io]
-    pub async fn serve<R, W, C, F, O>(&self, rx: &mut R, tx: &mut W, clock: &C, mut offer: F) -> LinkError
+    pub fn serve<R, W, C, F, O>(
+        &self,
+        rx: &mut R,
+        tx: &mut W,
+        clock: &C,
+        mut offer: F,
+    ) -> impl Future<Output = LinkError>
     where
         R: Read,
         W: Write,
@@ -71,22 +77,24 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
         F: FnMut(FramedLink<M, SLOTS, MTU>) -> O,
         O: Future<Output = ()>,
     {
-        loop {
-            let Some((link, runner)) = FramedLinkStorage::attach_in(self.storage.clone()) else {
-                clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
-                continue;
-            };
-            offer(link).await;
-            let read_before = self.storage.wire_bytes_received();
-            let ended = runner.run(rx, tx).await;
-            link_ended(&ended);
-            if let Err(e) = ended
-                && stream_ended(&e)
-            {
-                return e;
-            }
-            if self.storage.wire_bytes_received() == read_before {
-                clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+        async move {
+            loop {
+                let Some((link, runner)) = FramedLinkStorage::attach_in(self.storage.clone()) else {
+                    clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+                    continue;
+                };
+                offer(link).await;
+                let read_before = self.storage.wire_bytes_received();
+                let ended = runner.run(rx, tx).await;
+                link_ended(&ended);
+                if let Err(e) = ended
+                    && stream_ended(&e)
+                {
+                    return e;
+                }
+                if self.storage.wire_bytes_received() == read_before {
+                    clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+                }
             }
         }
     }
@@ -144,34 +152,36 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
     /// gone, hands a fresh link to `offer`, and runs it until it ends (how
     /// is returned). For a stream that comes and goes, such as a USB port
     /// the host opens and closes: one `run_link` per opening.
-    pub async fn run_link<R, W, C, O>(
+    pub fn run_link<R, W, C, O>(
         &self,
         rx: &mut R,
         tx: &mut W,
         clock: &C,
         offer: impl FnOnce(FramedLink<M, SLOTS, MTU>) -> O,
-    ) -> Result<(), LinkError>
+    ) -> impl Future<Output = Result<(), LinkError>>
     where
         R: Read,
         W: Write,
         C: Clock,
         O: Future<Output = ()>,
     {
-        let (link, runner) = loop {
-            match FramedLinkStorage::attach_in(self.storage.clone()) {
-                Some(attached) => break attached,
-                None => clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await,
+        async move {
+            let (link, runner) = loop {
+                match FramedLinkStorage::attach_in(self.storage.clone()) {
+                    Some(attached) => break attached,
+                    None => clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await,
+                }
+            };
+            offer(link).await;
+            let read_before = self.storage.wire_bytes_received();
+            let ended = runner.run(rx, tx).await;
+            link_ended(&ended);
+            if self.storage.wire_bytes_received() == read_before {
+                // Nothing was read: a caller calling again at once must not spin.
+                clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
             }
-        };
-        offer(link).await;
-        let read_before = self.storage.wire_bytes_received();
-        let ended = runner.run(rx, tx).await;
-        link_ended(&ended);
-        if self.storage.wire_bytes_received() == read_before {
-            // Nothing was read: a caller calling again at once must not spin.
-            clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+            ended
         }
-        ended
     }
 }
 

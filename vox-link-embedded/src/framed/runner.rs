@@ -162,19 +162,21 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedRunner<M
     /// assert_eq!((DEVICE.stats().frames_sent, HOST.stats().frames_received), (1, 1));
     /// ```
     // r[impl framed.runtime]
-    pub async fn run<R: Read, W: Write>(self, reader: &mut R, writer: &mut W) -> Result<(), LinkError> {
-        let storage = &*self.storage;
-        let mut rx = pin!(rx_loop(storage, reader));
-        let mut tx = pin!(tx_loop(storage, writer));
-        let result = match select(&mut rx, &mut tx).await {
-            Either::First(Ok(())) => tx.await,
-            Either::Second(Ok(())) => rx.await,
-            Either::First(Err(e)) | Either::Second(Err(e)) => Err(e),
-        };
-        if let Err(e) = result {
-            storage.kill_with(e);
+    pub fn run<R: Read, W: Write>(self, reader: &mut R, writer: &mut W) -> impl Future<Output = Result<(), LinkError>> {
+        async move {
+            let storage = &*self.storage;
+            let mut rx = pin!(rx_loop(storage, reader));
+            let mut tx = pin!(tx_loop(storage, writer));
+            let result = match select(&mut rx, &mut tx).await {
+                Either::First(Ok(())) => tx.await,
+                Either::Second(Ok(())) => rx.await,
+                Either::First(Err(e)) | Either::Second(Err(e)) => Err(e),
+            };
+            if let Err(e) = result {
+                storage.kill_with(e);
+            }
+            result
         }
-        result
     }
 }
 
@@ -199,85 +201,87 @@ fn io_error(e: impl embedded_io_async::Error) -> LinkError {
 // r[impl framed.corrupt]
 // r[impl framed.reattach]
 // r[impl framed.fast]
-async fn rx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, R: Read>(
+fn rx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, R: Read>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
     reader: &mut R,
-) -> Result<(), LinkError> {
-    let queue = storage.queue(RX);
-    let mut decoder = FrameDecoder::resyncing();
-    let mut slot = ReservedSlot { queue, idx: None };
-    let mut chunk = [0u8; READ_CHUNK];
-    loop {
-        let read = select(reader.read(&mut chunk), poll_fn(|cx| queue.poll_consumer_gone(cx))).await;
-        let n = match read {
-            Either::First(Ok(0)) => {
-                // The stream ended without an end-of-stream marker.
-                if decoder.in_frame() {
-                    storage.update(|s| s.malformed_frames += 1);
+) -> impl Future<Output = Result<(), LinkError>> {
+    async move {
+        let queue = storage.queue(RX);
+        let mut decoder = FrameDecoder::resyncing();
+        let mut slot = ReservedSlot { queue, idx: None };
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            let read = select(reader.read(&mut chunk), poll_fn(|cx| queue.poll_consumer_gone(cx))).await;
+            let n = match read {
+                Either::First(Ok(0)) => {
+                    // The stream ended without an end-of-stream marker.
+                    if decoder.in_frame() {
+                        storage.update(|s| s.malformed_frames += 1);
+                    }
+                    return Err(LinkError::Reset);
                 }
-                return Err(LinkError::Reset);
-            }
-            Either::First(Ok(n)) => n,
-            Either::First(Err(e)) => return Err(io_error(e)),
-            Either::Second(()) => return Ok(()),
-        };
-        storage.update(|s| s.wire_bytes_received += n as u64);
-        let mut input = chunk.get(..n).unwrap_or(&[]);
-        let outcome = loop {
-            if input.is_empty() {
-                break None;
-            }
-            let idx = match slot.idx {
-                Some(idx) => idx,
-                None => match poll_fn(|cx| queue.poll_reserve(cx)).await {
-                    Ok(idx) => *slot.idx.insert(idx),
-                    // The application dropped its receiving half.
-                    Err(_) => break Some(Ok(())),
-                },
+                Either::First(Ok(n)) => n,
+                Either::First(Err(e)) => return Err(io_error(e)),
+                Either::Second(()) => return Ok(()),
             };
-            // SAFETY: slot `idx` is Reserved to this loop alone (held in
-            // `slot`) until committed or cancelled; it is `MTU` bytes long.
-            let dst = unsafe { core::slice::from_raw_parts_mut(queue.slot_ptr(idx).as_ptr(), MTU) };
-            let (used, decoded) = decoder.decode(input, dst);
-            input = input.get(used..).unwrap_or(&[]);
-            match decoded {
-                Ok(Decoded::Pending) => {}
-                Ok(Decoded::Frame(len)) => {
-                    slot.idx = None;
-                    queue.commit(idx, len);
-                    storage.update(|s| {
-                        s.frames_received += 1;
-                        s.payload_bytes_received += len as u64;
-                    });
+            storage.update(|s| s.wire_bytes_received += n as u64);
+            let mut input = chunk.get(..n).unwrap_or(&[]);
+            let outcome = loop {
+                if input.is_empty() {
+                    break None;
                 }
-                Ok(Decoded::Close) => {
-                    queue.close();
-                    break Some(Ok(()));
+                let idx = match slot.idx {
+                    Some(idx) => idx,
+                    None => match poll_fn(|cx| queue.poll_reserve(cx)).await {
+                        Ok(idx) => *slot.idx.insert(idx),
+                        // The application dropped its receiving half.
+                        Err(_) => break Some(Ok(())),
+                    },
+                };
+                // SAFETY: slot `idx` is Reserved to this loop alone (held in
+                // `slot`) until committed or cancelled; it is `MTU` bytes long.
+                let dst = unsafe { core::slice::from_raw_parts_mut(queue.slot_ptr(idx).as_ptr(), MTU) };
+                let (used, decoded) = decoder.decode(input, dst);
+                input = input.get(used..).unwrap_or(&[]);
+                match decoded {
+                    Ok(Decoded::Pending) => {}
+                    Ok(Decoded::Frame(len)) => {
+                        slot.idx = None;
+                        queue.commit(idx, len);
+                        storage.update(|s| {
+                            s.frames_received += 1;
+                            s.payload_bytes_received += len as u64;
+                        });
+                    }
+                    Ok(Decoded::Close) => {
+                        queue.close();
+                        break Some(Ok(()));
+                    }
+                    Err(e) => {
+                        storage.update(|s| match e {
+                            FrameError::Crc => s.crc_errors += 1,
+                            FrameError::Oversized => s.oversize_frames += 1,
+                            FrameError::Malformed => s.malformed_frames += 1,
+                        });
+                        break Some(Err(match e {
+                            FrameError::Crc => LinkError::CrcMismatch,
+                            FrameError::Oversized => LinkError::Oversized,
+                            FrameError::Malformed => LinkError::Malformed,
+                        }));
+                    }
                 }
-                Err(e) => {
-                    storage.update(|s| match e {
-                        FrameError::Crc => s.crc_errors += 1,
-                        FrameError::Oversized => s.oversize_frames += 1,
-                        FrameError::Malformed => s.malformed_frames += 1,
-                    });
-                    break Some(Err(match e {
-                        FrameError::Crc => LinkError::CrcMismatch,
-                        FrameError::Oversized => LinkError::Oversized,
-                        FrameError::Malformed => LinkError::Malformed,
-                    }));
-                }
+            };
+            let discarded = decoder.take_discarded() as u64;
+            let resynced = u32::from(decoder.resynced_after_discard());
+            if discarded > 0 || resynced > 0 {
+                storage.update(|s| {
+                    s.discarded_bytes += discarded;
+                    s.resyncs += resynced;
+                });
             }
-        };
-        let discarded = decoder.take_discarded() as u64;
-        let resynced = u32::from(decoder.resynced_after_discard());
-        if discarded > 0 || resynced > 0 {
-            storage.update(|s| {
-                s.discarded_bytes += discarded;
-                s.resyncs += resynced;
-            });
-        }
-        if let Some(done) = outcome {
-            return done;
+            if let Some(done) = outcome {
+                return done;
+            }
         }
     }
 }
@@ -296,72 +300,76 @@ fn try_next<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize>(
 /// (one future for both: a value the sending loop keeps across it is kept
 /// across one suspension point, not two, and shares its room in the
 /// loop's future with other states').
-async fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
+fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
     encoder: &mut FrameEncoder<ENCODE_BUF>,
     writer: &mut W,
     flush: bool,
-) -> Result<(), LinkError> {
-    let pending = encoder.pending();
-    if !pending.is_empty() {
-        writer.write_all(pending).await.map_err(io_error)?;
-        let n = pending.len() as u64;
-        storage.update(|s| s.wire_bytes_sent += n);
+) -> impl Future<Output = Result<(), LinkError>> {
+    async move {
+        let pending = encoder.pending();
+        if !pending.is_empty() {
+            writer.write_all(pending).await.map_err(io_error)?;
+            let n = pending.len() as u64;
+            storage.update(|s| s.wire_bytes_sent += n);
+        }
+        encoder.consumed();
+        if flush {
+            writer.flush().await.map_err(io_error)?;
+        }
+        Ok(())
     }
-    encoder.consumed();
-    if flush {
-        writer.flush().await.map_err(io_error)?;
-    }
-    Ok(())
 }
 
-async fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
+fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
     writer: &mut W,
-) -> Result<(), LinkError> {
-    let queue = storage.queue(TX);
-    let mut encoder = FrameEncoder::<ENCODE_BUF>::new();
-    encoder.push_delimiter();
-    loop {
-        let next = match try_next(queue) {
-            Some(next) => next,
-            None => {
-                // Nothing queued: put what is encoded on the wire first.
+) -> impl Future<Output = Result<(), LinkError>> {
+    async move {
+        let queue = storage.queue(TX);
+        let mut encoder = FrameEncoder::<ENCODE_BUF>::new();
+        encoder.push_delimiter();
+        loop {
+            let next = match try_next(queue) {
+                Some(next) => next,
+                None => {
+                    // Nothing queued: put what is encoded on the wire first.
+                    write_pending(storage, &mut encoder, writer, true).await?;
+                    poll_fn(|cx| queue.poll_recv(cx)).await
+                }
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(e) => {
+                    // The application dropped its sending half (or the link was
+                    // killed): frames already encoded still go out, so the last
+                    // one sent before dropping (a handshake rejection, say)
+                    // reaches the peer.
+                    write_pending(storage, &mut encoder, writer, true).await?;
+                    return Err(e);
+                }
+            };
+            let Some((idx, len)) = next else {
+                write_pending(storage, &mut encoder, writer, false).await?;
+                encoder.push_close_marker();
                 write_pending(storage, &mut encoder, writer, true).await?;
-                poll_fn(|cx| queue.poll_recv(cx)).await
+                return Ok(());
+            };
+            let lent = LentSlot { queue, idx };
+            // SAFETY: slot `idx` is Lent to this loop until `lent` is dropped
+            // (after the last use of `payload`); it holds `len <= MTU` committed
+            // bytes.
+            let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(idx).as_ptr(), len) };
+            encoder.begin(payload);
+            while !encoder.feed_frame(payload) {
+                write_pending(storage, &mut encoder, writer, false).await?;
             }
-        };
-        let next = match next {
-            Ok(next) => next,
-            Err(e) => {
-                // The application dropped its sending half (or the link was
-                // killed): frames already encoded still go out, so the last
-                // one sent before dropping (a handshake rejection, say)
-                // reaches the peer.
-                write_pending(storage, &mut encoder, writer, true).await?;
-                return Err(e);
-            }
-        };
-        let Some((idx, len)) = next else {
-            write_pending(storage, &mut encoder, writer, false).await?;
-            encoder.push_close_marker();
-            write_pending(storage, &mut encoder, writer, true).await?;
-            return Ok(());
-        };
-        let lent = LentSlot { queue, idx };
-        // SAFETY: slot `idx` is Lent to this loop until `lent` is dropped
-        // (after the last use of `payload`); it holds `len <= MTU` committed
-        // bytes.
-        let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(idx).as_ptr(), len) };
-        encoder.begin(payload);
-        while !encoder.feed_frame(payload) {
-            write_pending(storage, &mut encoder, writer, false).await?;
+            drop(lent);
+            storage.update(|s| {
+                s.frames_sent += 1;
+                s.payload_bytes_sent += len as u64;
+            });
         }
-        drop(lent);
-        storage.update(|s| {
-            s.frames_sent += 1;
-            s.payload_bytes_sent += len as u64;
-        });
     }
 }
 
