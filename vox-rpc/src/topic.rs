@@ -60,7 +60,11 @@ struct PubEntry<const BUF: usize> {
 }
 
 struct PubRing<const N: usize, const BUF: usize> {
-    entries: [Option<PubEntry<BUF>>; N],
+    /// Live from `head`, `count` of them. Not `Option`s: their empty
+    /// state is all zero bytes, so a publication in a `static` stays in
+    /// `.bss` (`Option`'s `None` would be a non-zero niche, and the whole
+    /// static an initialised copy in flash).
+    entries: [PubEntry<BUF>; N],
     /// Index of the oldest entry.
     head: usize,
     count: usize,
@@ -81,7 +85,7 @@ impl<const N: usize, const BUF: usize> PubRing<N, BUF> {
             return None;
         }
         let idx = (self.head + i) % N;
-        self.entries.get_mut(idx).and_then(Option::as_mut)
+        self.entries.get_mut(idx)
     }
 
     fn pop_front(&mut self) {
@@ -129,7 +133,7 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
         const { assert!(N >= 1 && BUF <= u16::MAX as usize, "a publication holds at least one sample") };
         Self {
             ring: Mutex::new(RefCell::new(PubRing {
-                entries: [None; N],
+                entries: [PubEntry { seq: 0, len: 0, sent: false, ever_sent: false, bytes: [0; BUF] }; N],
                 head: 0,
                 count: 0,
                 next_seq: 0,
@@ -182,9 +186,7 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
                 }
                 let seq = r.next_seq;
                 let idx = (r.head + r.count) % N;
-                if let Some(e) = r.entries.get_mut(idx) {
-                    let entry =
-                        e.get_or_insert(PubEntry { seq, len: 0, sent: false, ever_sent: false, bytes: [0; BUF] });
+                if let Some(entry) = r.entries.get_mut(idx) {
                     entry.seq = seq;
                     entry.sent = false;
                     entry.ever_sent = false;
@@ -193,7 +195,7 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
             }
             let Some(i) = slot else { return Err(PublishError::TooLarge) };
             let idx = (r.head + i) % N;
-            let Some(Some(entry)) = r.entries.get_mut(idx) else { return Err(PublishError::TooLarge) };
+            let Some(entry) = r.entries.get_mut(idx) else { return Err(PublishError::TooLarge) };
             let Ok(encoded) = postcard::to_slice(msg, &mut entry.bytes).map(|b| b.len()) else {
                 r.stats.dropped = r.stats.dropped.wrapping_add(1);
                 return Err(PublishError::TooLarge);
@@ -361,7 +363,9 @@ struct SubEntry<const BUF: usize> {
 }
 
 struct SubRing<const W: usize, const BUF: usize> {
-    entries: [Option<SubEntry<BUF>>; W],
+    /// Live from `head`, `count` of them; all zero bytes when empty (see
+    /// the publication's ring).
+    entries: [SubEntry<BUF>; W],
     head: usize,
     count: usize,
     /// The session the entries belong to.
@@ -397,7 +401,7 @@ impl<const W: usize, const BUF: usize> SubRing<W, BUF> {
             return None;
         }
         let idx = (self.head + i) % W;
-        self.entries.get_mut(idx).and_then(Option::as_mut)
+        self.entries.get_mut(idx)
     }
 
     /// Drops consumed samples from the front and owes the credit.
@@ -443,7 +447,7 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Subscription<T, M,
         const { assert!(W >= 1 && W <= u16::MAX as usize && BUF <= u16::MAX as usize, "a window of 1 to 65,535") };
         Self {
             ring: Mutex::new(RefCell::new(SubRing {
-                entries: [None; W],
+                entries: [SubEntry { seq: 0, dup: false, held: Held::Waiting, len: 0, bytes: [0; BUF] }; W],
                 head: 0,
                 count: 0,
                 epoch: 0,
@@ -581,8 +585,7 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> SubscriptionState 
                 r.stats.duplicates = r.stats.duplicates.wrapping_add(1);
             }
             let idx = (r.head + r.count) % W;
-            if let Some(slot) = r.entries.get_mut(idx) {
-                let e = slot.get_or_insert(SubEntry { seq, dup, held: Held::Waiting, len: 0, bytes: [0; BUF] });
+            if let Some(e) = r.entries.get_mut(idx) {
                 (e.seq, e.dup, e.held) = (seq, dup, Held::Waiting);
                 // Too large for this side's entries: delivered empty (its
                 // `get` fails), and credited like any other.

@@ -230,7 +230,7 @@ pub async fn run<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock:
 /// one dies, each handed to the sessions.
 pub async fn serial_port<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: R, tx: W) -> ! {
     let links = memory.links();
-    FramedPort::new(memory.link()).serve_forever(rx, tx, clock, |link| links.offer(link)).await
+    match FramedPort::new(memory.link()).serve_forever(rx, tx, clock, |link| links.offer(link)).await {}
 }
 
 /// One link on the byte stream (one USB connection): the library's

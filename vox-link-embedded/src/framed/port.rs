@@ -3,6 +3,7 @@
 //! it dies, and again; the storage's statistics add up across links.
 
 use super::{FramedLink, FramedLinkStorage, FramedStats};
+use core::convert::Infallible;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embedded_io_async::{Read, Write};
 use vox_types::{Clock, LinkError, StorageRef};
@@ -108,7 +109,10 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
     /// value (pass `&mut` to keep them). Written apart from `serve` for
     /// the firmware's flash: with no way out, its future has no return
     /// path (on the lm3s6965 device, `serve` in a loop costs 452 B of
-    /// flash over the hand-written loop this replaced, this 64 B).
+    /// flash over the hand-written loop this replaced, this 64 B). A plain
+    /// function returning an `async move` block (its output `Infallible`,
+    /// as a future's output cannot be `!` on stable Rust): an `async fn`
+    /// would keep its arguments twice in the task's RAM.
     ///
     /// ```
     /// # use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
@@ -120,10 +124,17 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
     /// static STORAGE: FramedLinkStorage<CriticalSectionRawMutex, 2, 256> = FramedLinkStorage::new();
     /// static LINKS: LinkChannel<CriticalSectionRawMutex, FramedLink<CriticalSectionRawMutex, 2, 256>> =
     ///     LinkChannel::new();
-    /// FramedPort::new(&STORAGE).serve_forever(uart_rx, uart_tx, clock, |link| LINKS.offer(link)).await
+    /// // Never returns: `Infallible` has no value.
+    /// match FramedPort::new(&STORAGE).serve_forever(uart_rx, uart_tx, clock, |link| LINKS.offer(link)).await {}
     /// # }
     /// ```
-    pub async fn serve_forever<R, W, C, F, O>(self, mut rx: R, mut tx: W, clock: C, mut offer: F) -> !
+    pub fn serve_forever<R, W, C, F, O>(
+        self,
+        mut rx: R,
+        mut tx: W,
+        clock: C,
+        mut offer: F,
+    ) -> impl Future<Output = Infallible>
     where
         R: Read,
         W: Write,
@@ -133,18 +144,20 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedPort<M, 
     {
         // One place that waits: a smaller future (firmware flash).
         let mut pause = false;
-        loop {
-            if pause {
-                clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+        async move {
+            loop {
+                if pause {
+                    clock.sleep_until(clock.now().add_millis(ATTACH_RETRY_MS)).await;
+                }
+                let Some((link, runner)) = FramedLinkStorage::attach_in(self.storage.clone()) else {
+                    pause = true;
+                    continue;
+                };
+                offer(link).await;
+                let ended = runner.run(&mut rx, &mut tx).await;
+                link_ended(&ended);
+                pause = ended.is_err();
             }
-            let Some((link, runner)) = FramedLinkStorage::attach_in(self.storage.clone()) else {
-                pause = true;
-                continue;
-            };
-            offer(link).await;
-            let ended = runner.run(&mut rx, &mut tx).await;
-            link_ended(&ended);
-            pause = ended.is_err();
         }
     }
 
