@@ -24,6 +24,7 @@ extern crate alloc;
 #[macro_use]
 mod log;
 
+use core::convert::Infallible;
 use core::time::Duration;
 use embassy_futures::select::{Either, select};
 use embedded_io_async::{Read, Write};
@@ -221,16 +222,27 @@ pub const TELEMETRY_PERIOD: Duration = Duration::from_millis(20);
 /// together. Never returns; drop it to stop the device.
 pub async fn run<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: R, tx: W) -> ! {
     match select(serial_port(memory.clone(), &clock, rx, tx), sessions(memory, &clock)).await {
-        Either::First(never) | Either::Second(never) => never,
+        Either::First(never) => match never {},
+        Either::Second(never) => never,
     }
 }
 
 /// Keeps a framed link on a byte stream that is always there (a UART):
 /// the library's [`FramedPort::serve_forever`], a fresh link after each
 /// one dies, each handed to the sessions.
-pub async fn serial_port<M: DeviceMemory, C: Clock, R: Read, W: Write>(memory: M, clock: C, rx: R, tx: W) -> ! {
-    let links = memory.links();
-    match FramedPort::new(memory.link()).serve_forever(rx, tx, clock, |link| links.offer(link)).await {}
+///
+/// A plain function returning an `async move` block (its output
+/// `Infallible`): an `async fn` would keep its arguments twice.
+pub fn serial_port<M: DeviceMemory, C: Clock, R: Read, W: Write>(
+    memory: M,
+    clock: C,
+    rx: R,
+    tx: W,
+) -> impl Future<Output = Infallible> {
+    async move {
+        let links = memory.links();
+        FramedPort::new(memory.link()).serve_forever(rx, tx, clock, |link| links.offer(link)).await
+    }
 }
 
 /// One link on the byte stream (one USB connection): the library's

@@ -25,7 +25,7 @@ bind_interrupts!(struct Irqs {
 // r[impl board.second]
 #[embassy_executor::task]
 async fn serial_port(rx: BufferedUarteRx<'static>, tx: BufferedUarteTx<'static>) {
-    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
+    match vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await {}
 }
 
 #[embassy_executor::task]

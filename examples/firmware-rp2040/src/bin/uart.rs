@@ -19,7 +19,7 @@ bind_interrupts!(struct Irqs {
 // r[impl board.uart]
 #[embassy_executor::task]
 async fn serial_port(rx: BufferedUartRx, tx: BufferedUartTx) {
-    vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await
+    match vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx).await {}
 }
 
 #[embassy_executor::main]

@@ -5,16 +5,19 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use embassy_executor::Spawner;
+use embassy_futures::select::select;
 use static_cell::StaticCell;
 use vox_demo_device::{DeviceMemory, EmbassyClock, StaticMemory};
 use vox_firmware::board::{self, UartRx, UartTx};
 use vox_firmware::executor::WfiExecutor;
 
 /// The whole device in one task (one task's header, not two): the
-/// serial port beside the sessions.
+/// serial port beside the sessions (as `vox_demo_device::run`, without
+/// its future around them: 8 bytes of task RAM).
 #[embassy_executor::task]
 async fn device(rx: UartRx, tx: UartTx) {
-    vox_demo_device::run(StaticMemory, EmbassyClock, rx, tx).await
+    let port = vox_demo_device::serial_port(StaticMemory, EmbassyClock, rx, tx);
+    let _ = select(port, vox_demo_device::sessions(StaticMemory, EmbassyClock)).await;
 }
 
 /// The idle measurement: every 10 s, how many times the executor woke.
