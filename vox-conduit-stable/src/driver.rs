@@ -180,8 +180,8 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     }
 
     /// Ready once the session is over.
-    async fn over(&self) -> Result<(), SessionError> {
-        poll_fn(|cx| match self.outcome() {
+    fn over(&self) -> impl Future<Output = Result<(), SessionError>> {
+        poll_fn(move |cx| match self.outcome() {
             Some(r) => Poll::Ready(r),
             None => {
                 self.with(|l| l.wakers.driver.register(cx.waker()));
@@ -189,14 +189,13 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 self.outcome().map_or(Poll::Pending, Poll::Ready)
             }
         })
-        .await
     }
 
     /// Ready when the core lets a link be attached (no backoff after a
     /// busy acceptor, or its timer ended it), or with the outcome if the
     /// session is over.
-    async fn backoff(&self) -> Option<Result<(), SessionError>> {
-        poll_fn(|cx| {
+    fn backoff(&self) -> impl Future<Output = Option<Result<(), SessionError>>> {
+        poll_fn(move |cx| {
             if let Some(outcome) = self.outcome() {
                 return Poll::Ready(Some(outcome));
             }
@@ -208,7 +207,6 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 }
             })
         })
-        .await
     }
 
     /// A plain function returning an `async move` block: an `async fn`
