@@ -439,8 +439,8 @@ where
     /// the rest of the ring, and the link goes on being read. Cancel-safe.
     // r[impl stable.exactly-once]
     // r[impl stable.flow.no-stall]
-    async fn recv(&mut self) -> RecvResult<F, RecvError> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+    fn recv(&mut self) -> impl Future<Output = RecvResult<F, RecvError>> + MaybeSend + '_ {
+        poll_fn(move |cx| self.poll_recv(cx))
     }
 }
 

@@ -181,10 +181,11 @@ where
 
     // r[impl link.reserve]
     // r[impl link.reserve.cancel]
-    async fn reserve(&self) -> Result<Self::Permit<'_>, LinkError> {
+    fn reserve(&self) -> impl Future<Output = Result<Self::Permit<'_>, LinkError>> + MaybeSend + '_ {
         // Only the final, ready poll takes a slot, so dropping this future
-        // while pending reserves nothing.
-        let idx = poll_fn(|cx| {
+        // while pending reserves nothing. A `poll_fn`, not an `async fn`
+        // (which would keep `self` twice).
+        poll_fn(move |cx| {
             let reserved = self.queue().poll_reserve(cx);
             // Waiting to send while this end's own receive slots are all
             // taken: if this task is also the one that reads, it waits
@@ -199,10 +200,8 @@ where
                 }
                 Poll::Ready(_) => self.stall_counted.store(false, Ordering::Relaxed),
             }
-            reserved
+            reserved.map(|r| r.map(|idx| QueuePermit { tx: self, idx }))
         })
-        .await?;
-        Ok(QueuePermit { tx: self, idx })
     }
 
     fn max_payload(&self) -> usize {
