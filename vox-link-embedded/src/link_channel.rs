@@ -3,7 +3,7 @@
 
 use core::cell::RefCell;
 use core::future::poll_fn;
-use core::task::Poll;
+use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
@@ -109,21 +109,19 @@ impl<M: RawMutex, L> LinkChannel<M, L> {
         })
     }
 
-    /// The next link offered: the waiting one, or the next to come.
-    async fn receive(&self) -> L {
-        poll_fn(|cx| {
-            self.with(|place| match place.link.take() {
-                Some(link) => {
-                    place.offerer.wake();
-                    Poll::Ready(link)
-                }
-                None => {
-                    place.taker.register(cx.waker());
-                    Poll::Pending
-                }
-            })
+    /// The next link offered: the waiting one, or the next to come
+    /// (`Pending` with `cx`'s waker registered while there is none).
+    fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<L, LinkError>> {
+        self.with(|place| match place.link.take() {
+            Some(link) => {
+                place.offerer.wake();
+                Poll::Ready(Ok(link))
+            }
+            None => {
+                place.taker.register(cx.waker());
+                Poll::Pending
+            }
         })
-        .await
     }
 
     /// The source side: what a stable conduit's driver runs on.
@@ -150,8 +148,8 @@ where
 {
     type Link = L;
 
-    async fn next_link(&mut self) -> Result<L, LinkError> {
-        Ok(self.channel.receive().await)
+    fn next_link(&mut self) -> impl Future<Output = Result<L, LinkError>> + MaybeSend + '_ {
+        poll_fn(|cx| self.channel.poll_receive(cx))
     }
 }
 
@@ -198,8 +196,8 @@ where
 {
     type Link = L;
 
-    async fn next_link(&mut self) -> Result<L, LinkError> {
-        Ok(self.0.receive().await)
+    fn next_link(&mut self) -> impl Future<Output = Result<L, LinkError>> + MaybeSend + '_ {
+        poll_fn(|cx| self.0.poll_receive(cx))
     }
 }
 
