@@ -3,7 +3,7 @@
 use crate::RecvError;
 use crate::bare_conduit::Family;
 use core::task::{Context, Poll};
-use vox_types::{ConduitRx, LinkError, LinkRx, MsgFamily, RecvResult, SelfRef, decode_message};
+use vox_types::{ConduitRx, LinkError, LinkRx, MaybeSend, MsgFamily, RecvResult, SelfRef, decode_message};
 
 /// Receiving half of a [`BareConduit`](crate::BareConduit).
 pub struct BareRx<R, F> {
@@ -35,8 +35,8 @@ where
     /// failure is [`RecvError::Link`], now and on every later call.
     // r[impl conduit.recv]
     // r[impl conduit.zero-copy]
-    async fn recv(&mut self) -> RecvResult<F, RecvError> {
-        core::future::poll_fn(|cx| self.poll_recv(cx)).await
+    fn recv(&mut self) -> impl Future<Output = RecvResult<F, RecvError>> + MaybeSend + '_ {
+        core::future::poll_fn(move |cx| self.poll_recv(cx))
     }
 }
 

@@ -215,8 +215,9 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
 
     /// Publishes `msg`, waiting while a reliable topic's buffer is full
     /// (until the subscriber credits a sample).
-    pub async fn publish(&self, msg: &T::Msg<'_>) -> Result<(), PublishError> {
-        core::future::poll_fn(|cx| match self.try_publish(msg) {
+    pub fn publish(&self, msg: &T::Msg<'_>) -> impl Future<Output = Result<(), PublishError>> {
+        // A `poll_fn`, not an `async fn` around one (smaller and less code).
+        core::future::poll_fn(move |cx| match self.try_publish(msg) {
             Err(PublishError::Full) => {
                 self.with(|r| r.publisher.register(cx.waker()));
                 // Credited meanwhile?
@@ -227,7 +228,6 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
             }
             done => Poll::Ready(done),
         })
-        .await
     }
 }
 
