@@ -107,7 +107,10 @@ impl<const N: usize, const BUF: usize> PubRing<N, BUF> {
 /// [`Delivery::Lossy`] or `Latest` one from an interrupt too, with an
 /// interrupt-safe mutex `M`).
 ///
-/// RAM: `N × (BUF + 12) + 48` bytes.
+/// RAM: `N × (BUF + 12) + 48` bytes; publishing takes `BUF` bytes of
+/// stack besides (a latest-only replacement is encoded there first, so a
+/// sample too large for the entries leaves the one it would replace
+/// whole).
 // r[impl rpc.topic]
 pub struct Publication<T: Topic, M: RawMutex, const N: usize, const BUF: usize> {
     ring: Mutex<M, RefCell<PubRing<N, BUF>>>,
@@ -196,10 +199,18 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
             let Some(i) = slot else { return Err(PublishError::TooLarge) };
             let idx = (r.head + i) % N;
             let Some(entry) = r.entries.get_mut(idx) else { return Err(PublishError::TooLarge) };
-            let Ok(encoded) = postcard::to_slice(msg, &mut entry.bytes).map(|b| b.len()) else {
+            // A new entry is encoded in place; a replacement first beside
+            // it (on the stack), as a sample too large for the entry would
+            // overwrite part of the one it replaces, which then stays whole.
+            let mut scratch = [0u8; BUF];
+            let dst = if replacing { &mut scratch } else { &mut entry.bytes };
+            let Ok(encoded) = postcard::to_slice(msg, dst).map(|b| b.len()) else {
                 r.stats.dropped = r.stats.dropped.wrapping_add(1);
                 return Err(PublishError::TooLarge);
             };
+            if replacing && let (Some(to), Some(from)) = (entry.bytes.get_mut(..encoded), scratch.get(..encoded)) {
+                to.copy_from_slice(from);
+            }
             entry.len = encoded as u16;
             if replacing {
                 r.stats.dropped = r.stats.dropped.wrapping_add(1);
@@ -690,6 +701,7 @@ mod tests {
 
     crate::declare! {
         pub topic Num = "num": u32;
+        pub topic Pair = "pair": (u32, u32);
     }
 
     fn sent(p: &dyn PublicationState) -> std::vec::Vec<(u32, bool, u32)> {
@@ -743,6 +755,24 @@ mod tests {
         assert_eq!(lossy.stats().dropped, 2);
         let tiny: Publication<Num, M, 1, 2> = Publication::new(Delivery::Lossy);
         assert_eq!(tiny.try_publish(&u32::MAX), Err(PublishError::TooLarge));
+    }
+
+    /// A newest value too large for the entries is refused, and the value
+    /// it would have replaced goes out whole (not overwritten in part).
+    #[test]
+    fn latest_only_keeps_the_replaced_value_whole_when_the_new_one_is_too_large() {
+        let latest: Publication<Pair, M, 2, 3> = Publication::new(Delivery::Latest);
+        latest.try_publish(&(1, 2)).unwrap();
+        // (7, 1,000,000) takes 4 bytes: its first one would fit.
+        assert_eq!(latest.try_publish(&(7, 1_000_000)), Err(PublishError::TooLarge));
+        latest.on_subscribe(1);
+        let mut out = std::vec::Vec::new();
+        while latest.send_next(&mut |seq, dup, bytes| {
+            out.push((seq, dup, postcard::from_bytes::<(u32, u32)>(bytes).unwrap()));
+            true
+        }) {}
+        assert_eq!(out, [(0, false, (1, 2))]);
+        assert_eq!(latest.stats(), PublishStats { published: 1, dropped: 1, resent: 0 });
     }
 
     /// A wide subscriber window does not let a latest-only topic send more
