@@ -48,24 +48,24 @@ pub struct PublishStats {
     pub resent: u32,
 }
 
+/// A held sample's bookkeeping; its bytes are at the same index in the
+/// ring's `bytes`.
 #[derive(Clone, Copy)]
-struct PubEntry<const BUF: usize> {
+struct PubSlot {
     seq: u32,
     len: u16,
     /// Sent in the session under way.
     sent: bool,
     /// Sent in any session (a resend is a possible duplicate).
     ever_sent: bool,
-    bytes: [u8; BUF],
 }
 
-struct PubRing<const N: usize, const BUF: usize> {
-    /// Live from `head`, `count` of them. Not `Option`s: their empty
-    /// state is all zero bytes, so a publication in a `static` stays in
-    /// `.bss` (`Option`'s `None` would be a non-zero niche, and the whole
-    /// static an initialised copy in flash).
-    entries: [PubEntry<BUF>; N],
-    /// Index of the oldest entry.
+/// A publication's ring but its bytes, and all its logic: one copy of
+/// the code for every publication type (only the bytes' size is generic,
+/// and only publishing and sending touch them). Its slots are live from
+/// `head`, `count` of them, wrapping at the slice's end.
+struct PubCore {
+    /// Index of the oldest slot.
     head: usize,
     count: usize,
     next_seq: u32,
@@ -78,25 +78,151 @@ struct PubRing<const N: usize, const BUF: usize> {
     runner: WakerRegistration,
 }
 
-impl<const N: usize, const BUF: usize> PubRing<N, BUF> {
-    /// Live entry `i` (0: the oldest); `None` beyond the live ones.
-    fn at(&mut self, i: usize) -> Option<&mut PubEntry<BUF>> {
+struct PubRing<const N: usize, const BUF: usize> {
+    core: PubCore,
+    /// Not `Option`s: their empty state is all zero bytes, so a
+    /// publication in a `static` stays in `.bss` (`Option`'s `None` would
+    /// be a non-zero niche, and the whole static an initialised copy in
+    /// flash).
+    slots: [PubSlot; N],
+    bytes: [[u8; BUF]; N],
+}
+
+impl PubCore {
+    /// The index of live slot `i` (0: the oldest) among `n`; `None`
+    /// beyond the live ones.
+    fn index(&self, n: usize, i: usize) -> Option<usize> {
         if i >= self.count {
             return None;
         }
-        let idx = (self.head + i) % N;
-        self.entries.get_mut(idx)
+        // `head < n` and `i < count <= n`: one subtraction wraps it.
+        let j = self.head + i;
+        Some(if j >= n { j - n } else { j })
     }
 
-    fn pop_front(&mut self) {
+    fn pop_front(&mut self, n: usize) {
         if self.count == 0 {
             return;
         }
-        // The entry stays (its place is reused in place, without moving
-        // its bytes); only entries within `count` are live.
-        self.head = (self.head + 1) % N;
+        // The slot stays (its place is reused in place, without moving
+        // its bytes); only slots within `count` are live.
+        self.head = if self.head + 1 >= n { 0 } else { self.head + 1 };
         self.count -= 1;
         self.publisher.wake();
+    }
+
+    /// Where a new sample goes: the index of its slot, and whether it
+    /// replaces the newest unsent one (a latest-only topic); a new slot
+    /// is made ready (numbered, unsent), room made as `delivery` says.
+    fn place(&mut self, slots: &mut [PubSlot], delivery: Delivery) -> Result<(usize, bool), PublishError> {
+        let n = slots.len();
+        if delivery == Delivery::Latest {
+            let newest_unsent = (0..self.count)
+                .filter_map(|i| self.index(n, i))
+                .find(|&j| slots.get(j).is_some_and(|e| !e.sent && !e.ever_sent));
+            if let Some(j) = newest_unsent {
+                return Ok((j, true));
+            }
+        }
+        if self.count == n {
+            if delivery == Delivery::Reliable {
+                return Err(PublishError::Full);
+            }
+            self.pop_front(n);
+            self.stats.dropped = self.stats.dropped.wrapping_add(1);
+        }
+        // `count < n` now: the slot after the live ones (`head < n`, so
+        // one subtraction wraps it).
+        let j = self.head + self.count;
+        let j = if j >= n { j - n } else { j };
+        let slot = slots.get_mut(j).ok_or(PublishError::TooLarge)?;
+        (slot.seq, slot.sent, slot.ever_sent) = (self.next_seq, false, false);
+        Ok((j, false))
+    }
+
+    /// A sample was encoded into slot `j` (`len` bytes; `None`: it did
+    /// not fit).
+    fn published(
+        &mut self,
+        slots: &mut [PubSlot],
+        j: usize,
+        replacing: bool,
+        len: Option<usize>,
+    ) -> Result<(), PublishError> {
+        let (Some(len), Some(slot)) = (len, slots.get_mut(j)) else {
+            self.stats.dropped = self.stats.dropped.wrapping_add(1);
+            return Err(PublishError::TooLarge);
+        };
+        slot.len = len as u16;
+        if replacing {
+            self.stats.dropped = self.stats.dropped.wrapping_add(1);
+        } else {
+            self.next_seq = self.next_seq.wrapping_add(1);
+            self.count += 1;
+        }
+        self.stats.published = self.stats.published.wrapping_add(1);
+        self.runner.wake();
+        Ok(())
+    }
+
+    /// A session starts: nobody is subscribed; everything held is to be
+    /// sent again.
+    fn on_session(&mut self, slots: &mut [PubSlot]) {
+        let n = slots.len();
+        self.window = None;
+        for i in 0..self.count {
+            if let Some(e) = self.index(n, i).and_then(|j| slots.get_mut(j)) {
+                e.sent = false;
+            }
+        }
+        let oldest = self.index(n, 0).and_then(|j| slots.get(j)).map(|e| e.seq);
+        self.credited = oldest.unwrap_or(self.next_seq);
+    }
+
+    /// The subscriber consumed every sample before `next`.
+    fn on_credit(&mut self, slots: &[PubSlot], next: u32) {
+        let n = slots.len();
+        while let Some(e) = self.index(n, 0).and_then(|j| slots.get(j)) {
+            // Sequence numbers wrap: "before" by the signed distance.
+            if (next.wrapping_sub(e.seq) as i32) > 0 {
+                self.pop_front(n);
+            } else {
+                break;
+            }
+        }
+        if (next.wrapping_sub(self.credited) as i32) > 0 {
+            self.credited = next;
+        }
+        self.runner.wake();
+    }
+
+    /// The slot of the first held sample not yet sent in this session,
+    /// if the subscriber's window lets it go. A latest-only topic keeps
+    /// at most `K = N - 1` samples sent and not yet credited, so one slot
+    /// is always free to take the newest value (replaced in place, never
+    /// a sample the subscriber may already have).
+    fn next_sendable(&self, slots: &[PubSlot], delivery: Delivery) -> Option<usize> {
+        let window = self.window?;
+        let n = slots.len();
+        let live = || (0..self.count).filter_map(|i| self.index(n, i));
+        if delivery == Delivery::Latest {
+            let in_flight = live().filter(|&j| slots.get(j).is_some_and(|e| e.sent)).count();
+            if in_flight >= n.saturating_sub(1).max(1) {
+                return None;
+            }
+        }
+        live().find(|&j| slots.get(j).is_some_and(|e| !e.sent && e.seq.wrapping_sub(self.credited) < u32::from(window)))
+    }
+
+    /// Slot `j`'s sample went out.
+    fn sent(&mut self, slots: &mut [PubSlot], j: usize) {
+        if let Some(e) = slots.get_mut(j) {
+            if e.ever_sent {
+                self.stats.resent = self.stats.resent.wrapping_add(1);
+            }
+            e.sent = true;
+            e.ever_sent = true;
+        }
     }
 }
 
@@ -136,15 +262,18 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
         const { assert!(N >= 1 && BUF <= u16::MAX as usize, "a publication holds at least one sample") };
         Self {
             ring: Mutex::new(RefCell::new(PubRing {
-                entries: [PubEntry { seq: 0, len: 0, sent: false, ever_sent: false, bytes: [0; BUF] }; N],
-                head: 0,
-                count: 0,
-                next_seq: 0,
-                window: None,
-                credited: 0,
-                stats: PublishStats { published: 0, dropped: 0, resent: 0 },
-                publisher: WakerRegistration::new(),
-                runner: WakerRegistration::new(),
+                core: PubCore {
+                    head: 0,
+                    count: 0,
+                    next_seq: 0,
+                    window: None,
+                    credited: 0,
+                    stats: PublishStats { published: 0, dropped: 0, resent: 0 },
+                    publisher: WakerRegistration::new(),
+                    runner: WakerRegistration::new(),
+                },
+                slots: [PubSlot { seq: 0, len: 0, sent: false, ever_sent: false }; N],
+                bytes: [[0; BUF]; N],
             })),
             delivery,
             _topic: PhantomData,
@@ -157,12 +286,12 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
 
     /// Counters.
     pub fn stats(&self) -> PublishStats {
-        self.with(|r| r.stats)
+        self.with(|r| r.core.stats)
     }
 
     /// Samples held (not yet credited by the subscriber).
     pub fn held(&self) -> usize {
-        self.with(|r| r.count)
+        self.with(|r| r.core.count)
     }
 
     /// Publishes `msg` without waiting: a reliable topic with a full
@@ -172,55 +301,23 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
         let delivery = self.delivery;
         self.with(|r| {
             // Where the sample goes: the newest unsent one of a latest-only
-            // topic is replaced; otherwise a new entry (making room as the
+            // topic is replaced; otherwise a new slot (making room as the
             // kind says). Encoded in place: no buffer moves.
-            let mut slot = None;
-            if delivery == Delivery::Latest {
-                slot = (0..r.count).find(|&i| r.at(i).is_some_and(|e| !e.sent && !e.ever_sent));
-            }
-            let replacing = slot.is_some();
-            if slot.is_none() {
-                if r.count == N {
-                    if delivery == Delivery::Reliable {
-                        return Err(PublishError::Full);
-                    }
-                    r.pop_front();
-                    r.stats.dropped = r.stats.dropped.wrapping_add(1);
-                }
-                let seq = r.next_seq;
-                let idx = (r.head + r.count) % N;
-                if let Some(entry) = r.entries.get_mut(idx) {
-                    entry.seq = seq;
-                    entry.sent = false;
-                    entry.ever_sent = false;
-                }
-                slot = Some(r.count);
-            }
-            let Some(i) = slot else { return Err(PublishError::TooLarge) };
-            let idx = (r.head + i) % N;
-            let Some(entry) = r.entries.get_mut(idx) else { return Err(PublishError::TooLarge) };
-            // A new entry is encoded in place; a replacement first beside
-            // it (on the stack), as a sample too large for the entry would
+            let (j, replacing) = r.core.place(&mut r.slots, delivery)?;
+            let Some(bytes) = r.bytes.get_mut(j) else { return Err(PublishError::TooLarge) };
+            // A new slot is encoded in place; a replacement first beside
+            // it (on the stack), as a sample too large for the slot would
             // overwrite part of the one it replaces, which then stays whole.
             let mut scratch = [0u8; BUF];
-            let dst = if replacing { &mut scratch } else { &mut entry.bytes };
-            let Ok(encoded) = postcard::to_slice(msg, dst).map(|b| b.len()) else {
-                r.stats.dropped = r.stats.dropped.wrapping_add(1);
-                return Err(PublishError::TooLarge);
-            };
-            if replacing && let (Some(to), Some(from)) = (entry.bytes.get_mut(..encoded), scratch.get(..encoded)) {
+            let dst = if replacing { &mut scratch } else { &mut *bytes };
+            let len = postcard::to_slice(msg, dst).map(|b| b.len()).ok();
+            if replacing
+                && let Some(n) = len
+                && let (Some(to), Some(from)) = (bytes.get_mut(..n), scratch.get(..n))
+            {
                 to.copy_from_slice(from);
             }
-            entry.len = encoded as u16;
-            if replacing {
-                r.stats.dropped = r.stats.dropped.wrapping_add(1);
-            } else {
-                r.next_seq = r.next_seq.wrapping_add(1);
-                r.count += 1;
-            }
-            r.stats.published = r.stats.published.wrapping_add(1);
-            r.runner.wake();
-            Ok(())
+            r.core.published(&mut r.slots, j, replacing, len)
         })
     }
 
@@ -230,7 +327,7 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
         // A `poll_fn`, not an `async fn` around one (smaller and less code).
         core::future::poll_fn(move |cx| match self.try_publish(msg) {
             Err(PublishError::Full) => {
-                self.with(|r| r.publisher.register(cx.waker()));
+                self.with(|r| r.core.publisher.register(cx.waker()));
                 // Credited meanwhile?
                 match self.try_publish(msg) {
                     Err(PublishError::Full) => Poll::Pending,
@@ -270,86 +367,38 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState f
         T::NAME
     }
     fn on_session(&self) {
-        self.with(|r| {
-            r.window = None;
-            for i in 0..r.count {
-                if let Some(e) = r.at(i) {
-                    e.sent = false;
-                }
-            }
-            let next_seq = r.next_seq;
-            r.credited = r.at(0).map_or(next_seq, |e| e.seq);
-        });
+        self.with(|r| r.core.on_session(&mut r.slots));
     }
 
     fn on_subscribe(&self, window: u16) {
         self.with(|r| {
-            r.window = Some(window);
-            r.runner.wake();
+            r.core.window = Some(window);
+            r.core.runner.wake();
         });
     }
 
     fn on_credit(&self, next: u32) {
-        self.with(|r| {
-            while let Some(e) = r.at(0) {
-                // Sequence numbers wrap: "before" by the signed distance.
-                if (next.wrapping_sub(e.seq) as i32) > 0 {
-                    r.pop_front();
-                } else {
-                    break;
-                }
-            }
-            if (next.wrapping_sub(r.credited) as i32) > 0 {
-                r.credited = next;
-            }
-            r.runner.wake();
-        });
+        self.with(|r| r.core.on_credit(&r.slots, next));
     }
 
     fn ready(&self, runner: &Waker) -> bool {
         self.with(|r| {
-            r.runner.register(runner);
-            next_sendable(r, self.delivery).is_some()
+            r.core.runner.register(runner);
+            r.core.next_sendable(&r.slots, self.delivery).is_some()
         })
     }
 
     fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool {
         self.with(|r| {
-            let Some(i) = next_sendable(r, self.delivery) else { return false };
-            let Some(e) = r.at(i) else { return false };
-            let (seq, dup) = (e.seq, e.ever_sent);
-            let sent = send(seq, dup, e.bytes.get(..usize::from(e.len)).unwrap_or(&[]));
+            let Some(j) = r.core.next_sendable(&r.slots, self.delivery) else { return false };
+            let (Some(e), Some(bytes)) = (r.slots.get(j), r.bytes.get(j)) else { return false };
+            let sent = send(e.seq, e.ever_sent, bytes.get(..usize::from(e.len)).unwrap_or(&[]));
             if sent {
-                e.sent = true;
-                e.ever_sent = true;
-                if dup {
-                    r.stats.resent = r.stats.resent.wrapping_add(1);
-                }
+                r.core.sent(&mut r.slots, j);
             }
             sent
         })
     }
-}
-
-/// The first held sample not yet sent in this session, if the
-/// subscriber's window lets it go. A latest-only topic keeps at most
-/// `K = N - 1` samples sent and not yet credited, so one entry is always
-/// free to take the newest value (replaced in place, never a sample the
-/// subscriber may already have).
-fn next_sendable<const N: usize, const BUF: usize>(r: &mut PubRing<N, BUF>, delivery: Delivery) -> Option<usize> {
-    let window = r.window?;
-    let credited = r.credited;
-    if delivery == Delivery::Latest {
-        let in_flight = (0..r.count).filter(|&i| r.at(i).is_some_and(|e| e.sent)).count();
-        if in_flight >= N.saturating_sub(1).max(1) {
-            return None;
-        }
-    }
-    (0..r.count).find_map(|i| {
-        let e = r.at(i)?;
-        let ahead = e.seq.wrapping_sub(credited);
-        (!e.sent && ahead < u32::from(window)).then_some(i)
-    })
 }
 
 // ---------------------------------------------------------------- subscriber
