@@ -375,3 +375,22 @@ fn clock_samples_come_at_connect_then_every_30_s_on_the_timer() {
         })
     })
 }
+
+/// A call's deadline counts from `call`, not from the future's first
+/// poll: a call future made, then first awaited after its timeout, ends at
+/// once (with no session, never sent: it did not run).
+#[test]
+fn a_calls_deadline_counts_from_the_call_not_from_its_first_poll() {
+    run_sim(|rt| {
+        Box::pin(async move {
+            let clock = rt.clock();
+            let calls: &'static Calls<M, 1, 16> = Box::leak(Box::new(Calls::new()));
+            let client = Client::new(calls, clock.clone());
+            let call = client.call::<Double>(21, 100 * MS);
+            clock.sleep(1000 * MS).await;
+            let awaited_at = clock.now();
+            assert_eq!(call.await, Err(CallError::Timeout { committed: false }));
+            assert_eq!(clock.now(), awaited_at, "over at its first poll: its deadline had passed");
+        })
+    })
+}

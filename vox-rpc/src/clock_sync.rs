@@ -64,6 +64,10 @@ impl ClockSync {
     /// firmware.)
     pub fn sample(&mut self, t0: u64, t1: u64, t2: u64, t3: Instant) -> bool {
         let t3 = t3.as_millis();
+        // Counted whether kept or dropped (docs/PROTOCOL.md): a peer whose
+        // every reply is impossible still ends the burst of queries at
+        // connect, instead of being asked again at once, for ever.
+        self.samples = self.samples.saturating_add(1);
         // Impossible (a wrong or hostile peer): dropped, not clamped.
         if t3 < t0 || t2 < t1 || t2 - t1 > t3 - t0 {
             return false;
@@ -79,7 +83,6 @@ impl ClockSync {
         // 2 ms longer than measured: +1 ms on its half), and the server's
         // own whole-ms clock lets it start up to 1 ms after the deadline.
         let error = (rtt >> 1) + (rtt & 1) + 3;
-        self.samples = self.samples.saturating_add(1);
         let now = Instant::from_millis(t3);
         let better = self.epsilon(now).is_none_or(|kept| error <= kept);
         if better {
@@ -152,5 +155,7 @@ mod tests {
         // The peer claims to have held the query longer than the round trip.
         assert!(!sync.sample(100, 50, 70, Instant::from_millis(110)));
         assert_eq!(sync.epsilon(Instant::from_millis(0)), None);
+        // Dropped, and counted: the runner stops its burst at connect.
+        assert_eq!(sync.samples(), 3);
     }
 }
