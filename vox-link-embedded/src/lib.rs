@@ -23,7 +23,7 @@
 //! | `send`  | `MaybeSend`/`MaybeSync` mean `Send`/`Sync` (multi-threaded executors such as tokio) |
 //! | `defmt` | `defmt::Format` on errors and [`FramedStats`](framed::FramedStats); [`FramedPort`] logs how each link ended |
 //! | `small-crc` | the frame CRC without its 1 KiB table (small flash) |
-//! | `fast-codec` | host speed for the frame codec: `crc32fast` and `memchr`, 4 KiB runner buffers; implied by `std` |
+//! | `fast-codec` | host speed for the frame codec: `crc32fast` and `memchr`, runner buffers of one payload slot (`MTU` bytes, at least 2) each way instead of 32 bytes; implied by `std` |
 //! | `tokio` | module `host`: TCP dialer and listener link sources, framed links on tokio byte streams, `TokioClock`; implies `std` and `send` |
 //! | `embassy-usb` | `usb::cdc_acm_stream`: a reader and a packet writer on embassy-usb's CDC-ACM class |
 //! | `serial` | `host::SerialPortSource`: a serial-port link source on tokio-serial; implies `tokio` |

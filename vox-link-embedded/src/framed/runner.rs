@@ -15,23 +15,16 @@ use embedded_io_async::{Read, Write};
 use vox_types::LinkError;
 use vox_types::StorageRef;
 
-/// Bytes read from the stream per `read` call.
-#[cfg(feature = "fast-codec")]
-const READ_CHUNK: usize = 4096;
-/// Bytes read from the stream per `read` call: two of a UART's 16-byte
-/// FIFOs (a buffered UART hands over what it has in as many calls).
+/// Bytes read from the stream per `read` call, and encoded bytes the
+/// sending loop gathers per `write` call, on small targets: two of a
+/// UART's 16-byte FIFOs (a buffered UART hands over what it has in as many
+/// calls; the encoder needs no room for a whole COBS block, so the buffer
+/// costs RAM only for what one `write` takes). On hosts (feature
+/// `fast-codec`) each buffer is one payload slot, `MTU` bytes: many frames
+/// per system call on a link of small frames, and a gateway's sessions
+/// pay for their links' size, not for a fixed 4 KiB each way.
 #[cfg(not(feature = "fast-codec"))]
-const READ_CHUNK: usize = 32;
-
-/// Encoded bytes the sending loop gathers per `write` call: many frames
-/// per system call on hosts.
-#[cfg(feature = "fast-codec")]
-const ENCODE_BUF: usize = 4096;
-/// Encoded bytes the sending loop gathers per `write` call: two of a
-/// UART's 16-byte FIFOs (the encoder needs no room for a whole COBS
-/// block, so the buffer costs RAM only for what one `write` takes).
-#[cfg(not(feature = "fast-codec"))]
-const ENCODE_BUF: usize = 32;
+const UART_CHUNK: usize = 32;
 
 /// Drives a [`FramedLink`](super::FramedLink)'s byte stream; see
 /// [`FramedRunner::run`]. A runner that stops (finished, failed or
@@ -209,7 +202,10 @@ fn rx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, R: Read>
         let queue = storage.queue(RX);
         let mut decoder = FrameDecoder::resyncing();
         let mut slot = ReservedSlot { queue, idx: None };
-        let mut chunk = [0u8; READ_CHUNK];
+        #[cfg(feature = "fast-codec")]
+        let mut chunk = [0u8; MTU];
+        #[cfg(not(feature = "fast-codec"))]
+        let mut chunk = [0u8; UART_CHUNK];
         loop {
             let read = select(reader.read(&mut chunk), poll_fn(|cx| queue.poll_consumer_gone(cx))).await;
             let n = match read {
@@ -300,9 +296,9 @@ fn try_next<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize>(
 /// (one future for both: a value the sending loop keeps across it is kept
 /// across one suspension point, not two, and shares its room in the
 /// loop's future with other states').
-fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
+fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, const B: usize, W: Write>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
-    encoder: &mut FrameEncoder<ENCODE_BUF>,
+    encoder: &mut FrameEncoder<B>,
     writer: &mut W,
     flush: bool,
 ) -> impl Future<Output = Result<(), LinkError>> {
@@ -327,7 +323,10 @@ fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write
 ) -> impl Future<Output = Result<(), LinkError>> {
     async move {
         let queue = storage.queue(TX);
-        let mut encoder = FrameEncoder::<ENCODE_BUF>::new();
+        #[cfg(feature = "fast-codec")]
+        let mut encoder = FrameEncoder::<MTU>::new();
+        #[cfg(not(feature = "fast-codec"))]
+        let mut encoder = FrameEncoder::<UART_CHUNK>::new();
         encoder.push_delimiter();
         loop {
             let next = match try_next(queue) {

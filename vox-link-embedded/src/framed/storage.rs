@@ -18,7 +18,8 @@ pub(super) const RX: usize = 1;
 /// Storage of a framed link: `SLOTS` payload slots of `MTU` bytes each way,
 /// and the statistics. Put it in a `static` (no allocator) or use
 /// [`FramedLinkStorage::new_shared`]. 1 to 255 slots of at most 4 GiB
-/// each (refused at compile time otherwise).
+/// each (refused at compile time otherwise); with feature `fast-codec`
+/// (hosts), `MTU` of at least 2, as the runner's buffers are a slot's size.
 // r[impl framed.io]
 pub struct FramedLinkStorage<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     queues: [SlotQueue<M, SLOTS, MTU>; 2],
