@@ -1,5 +1,6 @@
-//! A gateway: one `StableAcceptor` over loopback TCP in this process, and
-//! N initiators in a second process (this program again), each sending one
+//! A gateway: one `StableAcceptor` over loopback TCP in a process of its
+//! own for each size, and N initiators in another (both this program
+//! again), each sending one
 //! request a second for 20 s. Prints the acceptor's CPU (% of one core,
 //! and µs per frame), server-side latency (request received to reply
 //! committed, p50 and p99), the clients' end-to-end p99, and RSS per
@@ -255,24 +256,11 @@ fn main() {
         rt.block_on(clients(n, addr));
         return;
     }
-    // The largest first: a later run reuses the heap an earlier one freed,
-    // which would hide part of its RSS.
-    let sizes: Vec<usize> = [10_000, 1_000].into_iter().filter(|&n| n as u64 + 256 < open).collect();
-    println!(
-        "gateway: one StableAcceptor over loopback TCP, initiators in a second process, 1 request/s each for {SECONDS} s"
-    );
-    println!(
-        "(acceptor on one current_thread runtime; keepalive 5 s, timeout 15 s, links 2 x 256 B each way, stable storage 1 KiB / 8 messages each way)"
-    );
-    println!(
-        "server: from the client's send (the same monotonic clock) to the reply committed; handler: from `recv` to the reply committed"
-    );
-    println!();
-    println!(
-        "| initiators (held) | acceptor process CPU (% of a core, handlers included) | CPU µs / frame | server p50 | server p99 | handler p99 | end-to-end p99 | RSS / session | answered (in the 10 s window) |"
-    );
-    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for n in sizes {
+    // Each size's gateway in a fresh process of its own (this program
+    // again): a run in a process where an earlier one freed its heap
+    // would reuse it, which hides that run's RSS.
+    if let Ok(n) = std::env::var("VOX_GATEWAY_SIZE") {
+        let n: usize = n.parse().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let r = rt.block_on(gateway(n));
         println!(
@@ -289,7 +277,27 @@ fn main() {
             r.replies,
             r.in_window
         );
-        drop(rt);
+        return;
+    }
+    let sizes: Vec<usize> = [10_000, 1_000].into_iter().filter(|&n| n as u64 + 256 < open).collect();
+    println!(
+        "gateway: one StableAcceptor over loopback TCP, initiators in a second process, 1 request/s each for {SECONDS} s"
+    );
+    println!(
+        "(acceptor on one current_thread runtime; keepalive 5 s, timeout 15 s, links 2 x 256 B each way, stable storage 1 KiB / 8 messages each way)"
+    );
+    println!(
+        "server: from the client's send (the same monotonic clock) to the reply committed; handler: from `recv` to the reply committed"
+    );
+    println!();
+    println!(
+        "| initiators (held) | acceptor process CPU (% of a core, handlers included) | CPU µs / frame | server p50 | server p99 | handler p99 | end-to-end p99 | RSS / session | answered (in the 10 s window) |"
+    );
+    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let exe = std::env::current_exe().unwrap();
+    for n in sizes {
+        let status = Command::new(&exe).env("VOX_GATEWAY_SIZE", n.to_string()).status().unwrap();
+        assert!(status.success(), "the gateway for {n} initiators failed: {status}");
     }
     println!();
     println!(

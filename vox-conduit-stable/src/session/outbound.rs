@@ -82,7 +82,10 @@ impl Outgoing<'_> {
                 Ok(())
             }
             Self::Frame(f) => {
-                f.encode(buf).map(|_| ()).ok_or(LinkError::TooLarge { len: f.encoded_len(), max: buf.len() })
+                // `ok_or_else`: the length is computed only for the error
+                // (it costs as much as the header's encoding).
+                let max = buf.len();
+                f.encode(buf).map(|_| ()).ok_or_else(|| LinkError::TooLarge { len: f.encoded_len(), max })
             }
         }
     }
