@@ -26,9 +26,10 @@
 //!
 //! The [`codec`] works a COBS block at a time (one zero search, one slice
 //! copy) and computes the CRC once per frame. With `fast-codec` (on with
-//! `std`) those are `memchr` and `crc32fast` and the runner moves 4 KiB
-//! per read and write; without it (MCUs) a byte loop and the `crc` crate's
-//! table (none with `small-crc`), 64-byte reads and 256-byte writes.
+//! `std`) those are `memchr` and `crc32fast` and the runner moves up to
+//! one payload slot (`MTU` bytes) per read and write; without it (MCUs) a
+//! byte loop and the `crc` crate's table (none with `small-crc`), 32-byte
+//! reads and writes.
 //!
 //! # Runner
 //!
