@@ -297,8 +297,9 @@ struct Reserve<'a, S: StableStore> {
 impl<S: StableStore> Future for Reserve<'_, S> {
     type Output = Result<(), SendError>;
 
-    // Out of line: one copy however many places await `reserve`.
-    #[inline(never)]
+    // Out of line on small targets: one copy however many places await
+    // `reserve`.
+    #[cfg_attr(not(feature = "std"), inline(never))]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: nothing is moved out of `self`; `place` stays where it
         // is until the future is dropped, which unlinks it first.
@@ -355,7 +356,7 @@ impl<S: StableStore> Future for Reserve<'_, S> {
 }
 
 impl<S: StableStore> Drop for Reserve<'_, S> {
-    #[inline(never)]
+    #[cfg_attr(not(feature = "std"), inline(never))]
     fn drop(&mut self) {
         if !self.queued {
             // Never queued, or seen out of the queue by its last poll:

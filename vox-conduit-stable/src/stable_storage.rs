@@ -68,10 +68,12 @@ struct Inner<const TB: usize, const TM: usize, const RM: usize> {
 }
 
 impl<const TB: usize, const TM: usize, const RM: usize> Inner<TB, TM, RM> {
-    /// The view a locked storage gives. Out of line: one copy of its
-    /// stores, not one at every place that locks the storage (456 B of
-    /// the lm3s6965 device's flash).
-    #[inline(never)]
+    /// The view a locked storage gives. Out of line on small targets:
+    /// one copy of its stores, not one at every place that locks the
+    /// storage (456 B of the lm3s6965 device's flash); inlined on hosts
+    /// (feature `std`), where it is built five times per message.
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    #[cfg_attr(feature = "std", inline)]
     fn locked(&mut self) -> Locked<'_> {
         let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers } = self;
         let session = Session { state, tx_bytes, tx_entries, rx_entries };
@@ -131,8 +133,9 @@ impl Locked<'_> {
     /// the timer when a deadline came forward (a first unacknowledged
     /// frame, a stall, the end): the timer sleeps for a later one, so it
     /// wakes to sleep again for the new one. Out of line: `lock` is
-    /// generic over its closure, this is not.
-    #[inline(never)]
+    /// generic over its closure, this is not; inlined on hosts (feature
+    /// `std`), where it runs five times per message.
+    #[cfg_attr(not(feature = "std"), inline(never))]
     fn settle(&mut self) {
         let mut wakes = self.session.state.take_wakes();
         // A writer is woken only when it can go on (every change that lets
