@@ -136,6 +136,7 @@ impl Locked<'_> {
     /// generic over its closure, this is not; inlined on hosts (feature
     /// `std`), where it runs five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
+    #[cfg_attr(feature = "std", inline)]
     fn settle(&mut self) {
         let mut wakes = self.session.state.take_wakes();
         // A writer is woken only when it can go on (every change that lets
