@@ -202,6 +202,7 @@ async fn gateway(n: usize) -> Row {
     }
     let exe = std::env::current_exe().unwrap();
     let child = Command::new(exe)
+        .env_remove("VOX_GATEWAY_SIZE")
         .env("VOX_GATEWAY_CLIENTS", n.to_string())
         .env("VOX_GATEWAY_ADDR", addr.to_string())
         .stdout(Stdio::piped())

@@ -132,9 +132,9 @@ impl Locked<'_> {
     /// Ends every operation under the lock: wakes whoever it asked, and
     /// the timer when a deadline came forward (a first unacknowledged
     /// frame, a stall, the end): the timer sleeps for a later one, so it
-    /// wakes to sleep again for the new one. Out of line: `lock` is
-    /// generic over its closure, this is not; inlined on hosts (feature
-    /// `std`), where it runs five times per message.
+    /// wakes to sleep again for the new one. Out of line on small targets:
+    /// `lock` is generic over its closure, this is not; inlined on hosts
+    /// (feature `std`), where it runs five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
     #[cfg_attr(feature = "std", inline)]
     fn settle(&mut self) {

@@ -18,8 +18,10 @@ pub(super) const RX: usize = 1;
 /// Storage of a framed link: `SLOTS` payload slots of `MTU` bytes each way,
 /// and the statistics. Put it in a `static` (no allocator) or use
 /// [`FramedLinkStorage::new_shared`]. 1 to 255 slots of at most 4 GiB
-/// each (refused at compile time otherwise); with feature `fast-codec`
-/// (hosts), `MTU` of at least 2, as the runner's buffers are a slot's size.
+/// each (refused at compile time otherwise). With feature `fast-codec`
+/// (hosts) the runner's read and encode buffers are one slot's size each:
+/// its future holds `2 × MTU` bytes, and [`FramedRunner::run`] does not
+/// compile for an `MTU` below 2.
 // r[impl framed.io]
 pub struct FramedLinkStorage<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     queues: [SlotQueue<M, SLOTS, MTU>; 2],
