@@ -42,4 +42,15 @@ impl<R: LinkRx + MaybeSend> LinkRx for PrimedRx<R> {
             None => self.rx.poll_recv(cx),
         }
     }
+
+    fn poll_recv_in_place<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Poll<Result<Option<T>, LinkError>> {
+        match self.pending.pop_front() {
+            Some(b) => Poll::Ready(Ok(Some(f(b.as_bytes())))),
+            None => self.rx.poll_recv_in_place(cx, f),
+        }
+    }
 }

@@ -86,6 +86,40 @@ pub trait LinkRx: MaybeSend {
     /// returns to it when dropped, or heap storage.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Backing>, LinkError>>;
 
+    /// [`poll_recv`](Self::poll_recv) for a receiver done with the bytes at
+    /// once (a conduit's driver copying them into its own ring): the
+    /// payload is handed to `f` in place and returns to the link when `f`
+    /// does, and `f`'s result is returned. A link may skip a [`Backing`]'s
+    /// bookkeeping this way (a reference count on shared storage: two
+    /// atomic operations per payload on a host).
+    ///
+    /// ```
+    /// use core::task::{Context, Poll};
+    /// use vox_types::{Backing, LinkError, LinkRx};
+    ///
+    /// /// A receiver with one payload, then the end of the stream.
+    /// struct One(Option<&'static [u8]>);
+    ///
+    /// impl LinkRx for One {
+    ///     fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<Result<Option<Backing>, LinkError>> {
+    ///         Poll::Ready(Ok(self.0.take().map(Backing::from_static)))
+    ///     }
+    /// }
+    ///
+    /// let mut rx = One(Some(b"hello"));
+    /// let mut cx = Context::from_waker(core::task::Waker::noop());
+    /// // The bytes are looked at where they are; only the length is kept.
+    /// assert_eq!(rx.poll_recv_in_place(&mut cx, |bytes| bytes.len()), Poll::Ready(Ok(Some(5))));
+    /// assert_eq!(rx.poll_recv_in_place(&mut cx, |bytes| bytes.len()), Poll::Ready(Ok(None)));
+    /// ```
+    fn poll_recv_in_place<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Poll<Result<Option<R>, LinkError>> {
+        self.poll_recv(cx).map(|got| got.map(|payload| payload.map(|b| f(b.as_bytes()))))
+    }
+
     /// The next payload (see [`poll_recv`](Self::poll_recv)). Cancel-safe.
     fn recv(&mut self) -> impl Future<Output = Result<Option<Backing>, LinkError>> + MaybeSend + '_
     where

@@ -288,6 +288,38 @@ mod tests {
         assert_eq!(PAIR.slots_in_use(), 0, "dropping the backing returns the slot");
     }
 
+    // Run under Miri by the test command: the bytes are read in the slot
+    // itself, and the slot returns to the queue when the reader is done.
+    #[test]
+    fn reading_in_place_lends_the_slot_for_the_call_only() {
+        use core::task::Poll;
+        static PAIR: Pair = Pair::new();
+        let (a, b) = PAIR.split();
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+        // More payloads than slots: each read makes room for the next.
+        for round in 0..5u8 {
+            send(&atx, &[round, round + 1, round + 2]).unwrap();
+            let got = brx.poll_recv_in_place(&mut cx, |bytes| {
+                assert_eq!(PAIR.slots_in_use(), 1, "the slot is lent while the bytes are read");
+                let slots = PAIR.queue(0);
+                let in_slot = (0..2).any(|i| slots.slot_ptr(i).as_ptr().cast_const() == bytes.as_ptr());
+                assert!(in_slot, "the bytes are the queue slot, not a copy");
+                bytes.to_vec()
+            });
+            assert_eq!(got, Poll::Ready(Ok(Some(std::vec![round, round + 1, round + 2]))));
+            assert_eq!(PAIR.slots_in_use(), 0, "the slot is back once the reader returns");
+        }
+        // Nothing there: pending, and the reader is not called.
+        let pending: Poll<Result<Option<()>, LinkError>> = brx.poll_recv_in_place(&mut cx, |_| unreachable!());
+        assert_eq!(pending, Poll::Pending);
+        // The end of the stream, as `poll_recv` reports it.
+        block_on(atx.close()).unwrap();
+        let ended: Poll<Result<Option<()>, LinkError>> = brx.poll_recv_in_place(&mut cx, |_| unreachable!());
+        assert_eq!(ended, Poll::Ready(Ok(None)));
+    }
+
     #[cfg(feature = "alloc")]
     #[test]
     fn bounded_queue_makes_reserve_wait_and_capacity_returns() {

@@ -79,6 +79,14 @@ macro_rules! queue_link_types {
             ) -> core::task::Poll<Result<Option<vox_types::Backing>, vox_types::LinkError>> {
                 vox_types::LinkRx::poll_recv(&mut self.0, cx)
             }
+
+            fn poll_recv_in_place<R>(
+                &mut self,
+                cx: &mut core::task::Context<'_>,
+                f: impl FnOnce(&[u8]) -> R,
+            ) -> core::task::Poll<Result<Option<R>, vox_types::LinkError>> {
+                vox_types::LinkRx::poll_recv_in_place(&mut self.0, cx, f)
+            }
         }
     };
 }
