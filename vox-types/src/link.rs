@@ -90,8 +90,17 @@ pub trait LinkRx: MaybeSend {
     /// once (a conduit's driver copying them into its own ring): the
     /// payload is handed to `f` in place and returns to the link when `f`
     /// does, and `f`'s result is returned. A link may skip a [`Backing`]'s
-    /// bookkeeping this way (a reference count on shared storage: two
-    /// atomic operations per payload on a host).
+    /// bookkeeping this way (on storage shared through an `Arc`, a
+    /// reference count taken and dropped: two atomic operations per
+    /// payload on a host; nothing on static storage).
+    ///
+    /// `f` runs only for a payload (`Ready(Ok(Some(_)))`), never when
+    /// pending, at the end of the stream or on an error. The payload's
+    /// slot stays taken while `f` runs (a sender may be waiting for it):
+    /// keep `f` short. An implementation must behave as `poll_recv`
+    /// followed by `f` and dropping the payload; a wrapper whose
+    /// `poll_recv` does more than forward keeps this default instead of
+    /// forwarding it.
     ///
     /// ```
     /// use core::task::{Context, Poll};

@@ -320,6 +320,26 @@ mod tests {
         assert_eq!(ended, Poll::Ready(Ok(None)));
     }
 
+    // Run under Miri too: a reader that panics still returns the slot.
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_reader_that_panics_returns_the_slot() {
+        use core::task::Poll;
+        static PAIR: Pair = Pair::new();
+        let (a, b) = PAIR.split();
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+        send(&atx, b"boom").unwrap();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Poll<Result<Option<()>, LinkError>> = brx.poll_recv_in_place(&mut cx, |_| panic!("reader failed"));
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(PAIR.slots_in_use(), 0, "the slot is back after the reader unwound");
+        send(&atx, b"next").unwrap();
+        assert_eq!(brx.poll_recv_in_place(&mut cx, <[u8]>::to_vec), Poll::Ready(Ok(Some(b"next".to_vec()))));
+    }
+
     #[cfg(feature = "alloc")]
     #[test]
     fn bounded_queue_makes_reserve_wait_and_capacity_returns() {
