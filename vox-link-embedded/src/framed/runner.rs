@@ -48,19 +48,6 @@ pub struct FramedRunner<M: RawMutex + 'static, const SLOTS: usize, const MTU: us
     storage: StorageRef<FramedLinkStorage<M, SLOTS, MTU>>,
 }
 
-/// Frees a payload slot the sending loop took, also when the loop is
-/// cancelled or fails mid-frame.
-struct LentSlot<'q, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
-    queue: &'q SlotQueue<M, SLOTS, MTU>,
-    idx: usize,
-}
-
-impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for LentSlot<'_, M, SLOTS, MTU> {
-    fn drop(&mut self) {
-        self.queue.release(self.idx);
-    }
-}
-
 /// Gives a reserved slot back unless it was committed.
 struct ReservedSlot<'q, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
     queue: &'q SlotQueue<M, SLOTS, MTU>,
@@ -354,7 +341,8 @@ fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write
                 write_pending(storage, &mut encoder, writer, true).await?;
                 return Ok(());
             };
-            let lent = LentSlot { queue, idx };
+            // Freed also when the loop is cancelled or fails mid-frame.
+            let lent = queue.lent(idx);
             // SAFETY: slot `idx` is Lent to this loop until `lent` is dropped
             // (after the last use of `payload`); it holds `len <= MTU` committed
             // bytes.

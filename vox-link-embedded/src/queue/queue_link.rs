@@ -317,27 +317,15 @@ where
         queue.poll_recv(cx).map(|got| {
             Ok(got?.map(|(idx, len)| {
                 // Returned to the queue when `f` is done, also if it unwinds.
-                let lent = LentIdx { queue, idx };
+                let lent = queue.lent(idx);
                 // SAFETY: the slot is Lent, holding `len <= MTU` committed
                 // bytes: nobody writes it until `lent` releases it, after
                 // `f`'s last use of the slice (which `f` cannot keep: its
                 // lifetime ends with this call).
-                let bytes = unsafe { core::slice::from_raw_parts(queue.slot_ptr(lent.idx).as_ptr(), len) };
+                let bytes = unsafe { core::slice::from_raw_parts(queue.slot_ptr(lent.idx()).as_ptr(), len) };
                 f(bytes)
             }))
         })
-    }
-}
-
-/// A slot lent by [`QueueRx::poll_recv_in_place`], released when dropped.
-struct LentIdx<'q, M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> {
-    queue: &'q SlotQueue<M, SLOTS, MTU>,
-    idx: usize,
-}
-
-impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Drop for LentIdx<'_, M, SLOTS, MTU> {
-    fn drop(&mut self) {
-        self.queue.release(self.idx);
     }
 }
 

@@ -228,6 +228,12 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
         self.with(|s| s.free(idx));
     }
 
+    /// Slot `idx`, lent to the caller, as a guard that returns it when
+    /// dropped (also when the borrower unwinds or is cancelled).
+    pub(crate) fn lent(&self, idx: usize) -> LentSlot<'_, M, SLOTS, MTU> {
+        LentSlot { queue: self, idx }
+    }
+
     /// Graceful end of the producer: the consumer drains, then sees
     /// end-of-stream.
     pub(crate) fn close(&self) {
@@ -311,4 +317,24 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
 fn unreachable_slot(idx: usize) -> ! {
     // Indices come only from `poll_reserve`/`poll_recv`, never from a peer.
     unreachable!("slot index {idx} out of range")
+}
+
+/// A lent slot, returned to its queue when dropped: see
+/// [`SlotQueue::lent`].
+pub(crate) struct LentSlot<'q, M: RawMutex, const SLOTS: usize, const MTU: usize> {
+    queue: &'q SlotQueue<M, SLOTS, MTU>,
+    idx: usize,
+}
+
+impl<M: RawMutex, const SLOTS: usize, const MTU: usize> LentSlot<'_, M, SLOTS, MTU> {
+    /// The slot's index.
+    pub(crate) fn idx(&self) -> usize {
+        self.idx
+    }
+}
+
+impl<M: RawMutex, const SLOTS: usize, const MTU: usize> Drop for LentSlot<'_, M, SLOTS, MTU> {
+    fn drop(&mut self) {
+        self.queue.release(self.idx);
+    }
 }
