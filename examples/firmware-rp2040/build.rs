@@ -1,5 +1,6 @@
 //! Puts `memory.x` on the linker's search path and links embassy-rp's boot2
-//! section (`link-rp.x`), plus `defmt.x` when logging with defmt.
+//! section (`link-rp.x`), plus `defmt.x` when logging with defmt; folds
+//! identical functions at link time.
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -12,6 +13,9 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=--nmagic");
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    // Identical code folding: one copy of functions that compile to the
+    // same instructions (code only: data keeps distinct addresses).
+    println!("cargo:rustc-link-arg-bins=--icf=all");
     println!("cargo:rustc-link-arg-bins=-Tlink-rp.x");
     if env::var_os("CARGO_FEATURE_DEFMT").is_some() || env::var_os("CARGO_FEATURE_DEFMT_CONDUIT").is_some() {
         println!("cargo:rustc-link-arg-bins=-Tdefmt.x");

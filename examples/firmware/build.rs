@@ -1,5 +1,6 @@
 //! Puts the board's `memory.x` on the linker's search path (the lm3s6965
-//! device crate ships its own) and adds `defmt.x` when logging with defmt.
+//! device crate ships its own), adds `defmt.x` when logging with defmt, and
+//! folds identical functions at link time.
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -18,5 +19,8 @@ fn main() {
     if env::var_os("CARGO_FEATURE_DEFMT").is_some() || env::var_os("CARGO_FEATURE_DEFMT_CONDUIT").is_some() {
         println!("cargo:rustc-link-arg=-Tdefmt.x");
     }
+    // Identical code folding: one copy of functions that compile to the
+    // same instructions (code only: data keeps distinct addresses).
+    println!("cargo:rustc-link-arg-bins=--icf=all");
     println!("cargo:rerun-if-changed=build.rs");
 }
