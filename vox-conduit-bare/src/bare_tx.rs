@@ -77,9 +77,9 @@ where
     // r[impl bare.postcard]
     fn send(self, item: F::Msg<'_>) -> Result<(), SendError> {
         let encode_error = |error| SendError::Encode { family: F::NAME, error };
-        let len = postcard::experimental::serialized_size(&item).map_err(encode_error)?;
+        let len = F::encoded_len(&item).map_err(encode_error)?;
         let mut slot = self.permit.alloc(len)?;
-        postcard::to_slice(&item, slot.as_mut_slice()).map_err(encode_error)?;
+        F::encode(&item, slot.as_mut_slice()).map_err(encode_error)?;
         slot.commit();
         Ok(())
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! connect:  prologue each way (magic, version, mode = bare, role, schema fingerprint)
-//! send:     reserve → serialized_size → alloc(exactly that) → postcard::to_slice in the slot → commit
+//! send:     reserve → F::encoded_len → alloc(exactly that) → F::encode in the slot → commit
 //! receive:  link payload → SelfRef<Msg<'static>> whose &str / &[u8] point into the payload
 //! ```
 //!

@@ -392,7 +392,7 @@ impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_
     fn send(self, item: F::Msg<'_>) -> Result<(), SendError> {
         let encode = |buf: &mut [u8]| {
             let max = buf.len();
-            postcard::to_slice(&item, buf).map(|used| used.len()).map_err(|error| match error {
+            F::encode(&item, buf).map_err(|error| match error {
                 postcard::Error::SerializeBufferFull => SendError::TooLarge { max },
                 error => SendError::Encode { family: F::NAME, error },
             })

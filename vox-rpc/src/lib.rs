@@ -82,6 +82,7 @@ mod describe;
 mod dispatch;
 #[doc(hidden)]
 pub mod endpoint;
+mod frame_codec;
 mod outcome;
 mod runner;
 mod server;

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 /// [`SelfRef`](crate::SelfRef) whose fields borrow the received frame.
 ///
 /// Messages are encoded with serde `postcard`. Implement it with
-/// [`msg_family!`](crate::msg_family), which also writes [`reborrow`](Self::reborrow).
+/// [`msg_family!`](crate::msg_family), which also writes [`reborrow`](Self::reborrow);
+/// the conduits encode and decode through [`encode`](Self::encode) and
+/// [`decode`](Self::decode), postcard's unless the family brings its own
+/// codec for the same bytes.
 ///
 /// ```
 /// use postcard_schema::Schema;
@@ -54,6 +57,33 @@ pub trait MsgFamily: 'static {
     /// covariant in `'a`, which is what makes [`SelfRef::get`](crate::SelfRef::get)
     /// sound without ever exposing the fake `'static` lifetime.
     fn reborrow<'s, 'l: 's>(msg: &'s Self::Msg<'l>) -> &'s Self::Msg<'s>;
+
+    /// Length of `msg`'s encoding. The default asks postcard.
+    ///
+    /// A family may override [`encoded_len`](Self::encoded_len),
+    /// [`encode`](Self::encode) and [`decode`](Self::decode) together with
+    /// a codec written for its message type (to keep a small target's
+    /// flash free of serde's generic code, say). The bytes must stay
+    /// exactly postcard's, both ways: the peer may use postcard, and the
+    /// schema fingerprint describes postcard's encoding.
+    fn encoded_len(msg: &Self::Msg<'_>) -> Result<usize, postcard::Error> {
+        postcard::experimental::serialized_size(msg)
+    }
+
+    /// Writes `msg`'s encoding to the front of `buf` and returns its
+    /// length; [`postcard::Error::SerializeBufferFull`] when it does not
+    /// fit. The default is [`postcard::to_slice`].
+    fn encode(msg: &Self::Msg<'_>, buf: &mut [u8]) -> Result<usize, postcard::Error> {
+        postcard::to_slice(msg, buf).map(|used| used.len())
+    }
+
+    /// Decodes one whole message from `bytes`: trailing bytes are an error
+    /// ([`postcard::Error::DeserializeBadEncoding`]), not ignored. The
+    /// default is postcard's decoder. Call it as [`decode_message`].
+    fn decode(bytes: &[u8]) -> Result<Self::Msg<'_>, postcard::Error> {
+        let (msg, rest) = postcard::take_from_bytes::<Self::Msg<'_>>(bytes)?;
+        if rest.is_empty() { Ok(msg) } else { Err(postcard::Error::DeserializeBadEncoding) }
+    }
 }
 
 /// Decodes one whole message of family `F` from `bytes`; trailing bytes
@@ -67,8 +97,7 @@ pub trait MsgFamily: 'static {
 /// assert_eq!(decode_message::<CountFamily>(&[0xAC, 0x02, 0]), Err(postcard::Error::DeserializeBadEncoding));
 /// ```
 pub fn decode_message<F: MsgFamily>(bytes: &[u8]) -> Result<F::Msg<'_>, postcard::Error> {
-    let (msg, rest) = postcard::take_from_bytes::<F::Msg<'_>>(bytes)?;
-    if rest.is_empty() { Ok(msg) } else { Err(postcard::Error::DeserializeBadEncoding) }
+    F::decode(bytes)
 }
 
 /// Declares a [`MsgFamily`] marker type for a message type.
