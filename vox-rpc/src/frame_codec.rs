@@ -100,48 +100,55 @@ impl Writer<'_> {
     }
 
     fn frame(&mut self, frame: &Frame<'_>) -> Result<(), Error> {
-        let (kind, numbers, bodies) = fields(frame);
+        let (kind, numbers) = integers(frame);
         self.varint(u64::from(kind))?;
-        let (widths, count) = LAYOUT.get(kind as usize).copied().unwrap_or_default();
+        let (widths, _) = LAYOUT.get(kind as usize).copied().unwrap_or_default();
         for (&v, &width) in numbers.iter().zip(widths.iter()) {
             if width != 0 {
                 self.varint(v)?;
             }
         }
-        let [x, y] = bodies;
-        if count > 0 {
-            self.body(&x)?;
-        }
-        if count > 1 {
-            self.body(&y)?;
+        for body in bodies(frame).into_iter().flatten() {
+            self.body(body)?;
         }
         Ok(())
     }
 }
 
-/// A frame's variant index, integers and bodies, in wire order.
-fn fields<'a>(frame: &Frame<'a>) -> (u32, [u64; 3], [Body<'a>; 2]) {
-    let none = Body::Bytes(&[]);
+/// A frame's variant index and integers, in wire order.
+fn integers(frame: &Frame<'_>) -> (u32, [u64; 3]) {
     let v = u64::from;
     let w = |n: u16| u64::from(n);
     match *frame {
-        Frame::Request(Request { id, endpoint, deadline, body }) => {
-            // Zigzag: small magnitudes of either sign stay short.
-            (0, [v(id), w(endpoint), ((deadline << 1) ^ (deadline >> 63)) as u64], [body, none])
+        // Zigzag: small magnitudes of either sign stay short.
+        Frame::Request(Request { id, endpoint, deadline, .. }) => {
+            (0, [v(id), w(endpoint), ((deadline << 1) ^ (deadline >> 63)) as u64])
         }
-        Frame::Reply { id, body } => (1, [v(id), 0, 0], [body, none]),
-        Frame::Failed { id, body } => (2, [v(id), 0, 0], [body, none]),
-        Frame::Refused { id, why } => (3, [v(id), why as u64, 0], [none, none]),
-        Frame::NoReply { id } => (4, [v(id), 0, 0], [none, none]),
-        Frame::Cancel { id } => (5, [v(id), 0, 0], [none, none]),
-        Frame::Hello(Hello { version, max_in_flight, fingerprint, endpoints, topics }) => {
-            (6, [w(version), w(max_in_flight), v(fingerprint)], [endpoints, topics])
+        Frame::Reply { id, .. } => (1, [v(id), 0, 0]),
+        Frame::Failed { id, .. } => (2, [v(id), 0, 0]),
+        Frame::Refused { id, why } => (3, [v(id), why as u64, 0]),
+        Frame::NoReply { id } => (4, [v(id), 0, 0]),
+        Frame::Cancel { id } => (5, [v(id), 0, 0]),
+        Frame::Hello(Hello { version, max_in_flight, fingerprint, .. }) => {
+            (6, [w(version), w(max_in_flight), v(fingerprint)])
         }
-        Frame::TimeQuery { t0 } => (7, [t0, 0, 0], [none, none]),
-        Frame::TimeReply { t0, t1, t2 } => (8, [t0, t1, t2], [none, none]),
-        Frame::Subscribe { topic, window } => (9, [w(topic), w(window), 0], [none, none]),
-        Frame::Sample { topic, seq, dup, body } => (10, [w(topic), v(seq), u64::from(dup)], [body, none]),
-        Frame::Credit { topic, next } => (11, [w(topic), v(next), 0], [none, none]),
+        Frame::TimeQuery { t0 } => (7, [t0, 0, 0]),
+        Frame::TimeReply { t0, t1, t2 } => (8, [t0, t1, t2]),
+        Frame::Subscribe { topic, window } => (9, [w(topic), w(window), 0]),
+        Frame::Sample { topic, seq, dup, .. } => (10, [w(topic), v(seq), u64::from(dup)]),
+        Frame::Credit { topic, next } => (11, [w(topic), v(next), 0]),
+    }
+}
+
+/// A frame's bodies, in wire order (as many as its layout says).
+fn bodies<'f, 'a>(frame: &'f Frame<'a>) -> [Option<&'f Body<'a>>; 2] {
+    match frame {
+        Frame::Request(Request { body, .. })
+        | Frame::Reply { body, .. }
+        | Frame::Failed { body, .. }
+        | Frame::Sample { body, .. } => [Some(body), None],
+        Frame::Hello(Hello { endpoints, topics, .. }) => [Some(endpoints), Some(topics)],
+        _ => [None, None],
     }
 }
 
