@@ -213,6 +213,13 @@ pub enum ConfigError {
         /// The link's maximum payload.
         max_payload: usize,
     },
+    /// The storage still lends received messages of an earlier session
+    /// to the application, and a new session would write over their
+    /// bytes: drop them before making a conduit on it again.
+    StorageStillLent {
+        /// Messages the application holds.
+        messages: usize,
+    },
     /// A count of an [`AcceptorConfig`](crate::AcceptorConfig) is 0.
     AcceptorFieldZero {
         /// Which one.
@@ -260,6 +267,10 @@ impl core::fmt::Display for ConfigError {
             Self::LinkTooSmall { needed, max_payload } => {
                 write!(f, "a data frame may need {needed} bytes; the link carries at most {max_payload}")
             }
+            Self::StorageStillLent { messages } => write!(
+                f,
+                "the application still holds {messages} message(s) received on this storage in an earlier session; drop them first"
+            ),
             Self::AcceptorFieldZero { field } => write!(f, "the acceptor's `{field}` must be at least 1"),
             Self::AcceptorPendingTooLarge { pending, max } => {
                 write!(f, "the acceptor's `pending` ({pending}) must be at most {max}")

@@ -118,7 +118,10 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
         if rx_entries == 0 {
             return Err(ConfigError::NoReceiveEntries);
         }
-        storage.reset(SessionState::new(R::ROLE, config, F::FINGERPRINT, receive_bytes));
+        // r[impl types.selfref]
+        storage
+            .reset(SessionState::new(R::ROLE, config, F::FINGERPRINT, receive_bytes))
+            .map_err(|messages| ConfigError::StorageStillLent { messages })?;
         let conduit = Self {
             tx: StableTx { storage: storage.clone(), _family: PhantomData },
             rx: StableRx { storage: storage.clone(), stream_done: false, _family: PhantomData },
@@ -127,7 +130,9 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
     }
 
     /// The side that dials: a conduit on `storage` (a `&'static` or an
-    /// `Arc`; it is reset, so use it for one session at a time) and its
+    /// `Arc`; it is reset, so use it for one session at a time: while the
+    /// application still holds a message received in an earlier session
+    /// on it, this is refused with [`ConfigError::StorageStillLent`]) and its
     /// driver, which needs no random numbers. A configuration that cannot
     /// work with this storage is refused here, before anything is sent.
     pub fn initiator(

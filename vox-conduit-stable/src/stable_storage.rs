@@ -188,8 +188,10 @@ pub(crate) mod sealed {
         /// Runs `f` with the session locked, then wakes whoever it asked.
         fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R;
 
-        /// Resets the storage for a new session.
-        fn reset(&self, state: crate::session::SessionState);
+        /// Resets the storage for a new session; refused (with the count)
+        /// while the application still holds received messages of an
+        /// earlier session, whose bytes the new one would overwrite.
+        fn reset(&self, state: crate::session::SessionState) -> Result<(), usize>;
 
         /// Copies `bytes` to `offset` in the receive buffer. Call only
         /// under `lock`, for a region the receive ring just allocated.
@@ -277,13 +279,21 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         })
     }
 
-    fn reset(&self, state: SessionState) {
+    // r[impl core.config]
+    fn reset(&self, state: SessionState) -> Result<(), usize> {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
+            // Checked under the lock that lends messages: none is lent
+            // between the count and the reset.
+            let lent = inner.rx_entries.iter().filter(|e| e.is_lent()).count();
+            if lent > 0 {
+                return Err(lent);
+            }
             inner.state = state;
             inner.now = 0;
             inner.timer_at = TimerAt::NONE;
-        });
+            Ok(())
+        })
     }
 
     fn write_received(&self, offset: usize, bytes: &[u8]) {
@@ -458,5 +468,48 @@ mod tests {
             }
         };
         run(embassy_futures::join::join(writers, receive), drivers);
+    }
+
+    /// A message kept from a session on a storage, then a new session on
+    /// that storage: refused while the message is held (the new session
+    /// would write its messages over the held bytes), served once it is
+    /// dropped. Run under Miri: an overwrite would be a write under a live
+    /// shared reference.
+    // r[verify types.selfref]
+    // r[verify core.config]
+    #[test]
+    fn a_storage_whose_messages_are_still_held_is_not_reset_for_a_new_session() {
+        let config = StableConfig { max_message: 24, ack_every: 1, ..StableConfig::DEFAULT };
+        let (sa, sb) = (Arc::new(Small::new()), Arc::new(Small::new()));
+        // One session on `sa` and `sb`: `msg` goes from the first to the
+        // second, which gives it to `got`.
+        let session = |msg: u8, got: &mut dyn FnMut(vox_types::SelfRef<Blob<'static>>)| {
+            let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+            let (a, ad) = Pair::initiator(sa.clone(), config)?;
+            let (b, bd) = Pair::acceptor(sb.clone(), config)?;
+            let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+            let drivers =
+                embassy_futures::select::select(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
+            let (atx, _arx) = a.split();
+            let (_btx, mut brx) = b.split();
+            run(
+                async {
+                    atx.reserve().await.unwrap().send(Blob(u32::from(msg), &[msg; 8])).unwrap();
+                    got(brx.recv().await.unwrap().unwrap());
+                },
+                drivers,
+            );
+            Ok::<(), crate::ConfigError>(())
+        };
+        let mut held = Vec::new();
+        session(1, &mut |m| held.push(m)).unwrap();
+        assert_eq!(
+            session(2, &mut |m| held.push(m)),
+            Err(crate::ConfigError::StorageStillLent { messages: 1 }),
+            "a new session while a message is held"
+        );
+        assert_eq!(held[0].get::<BlobFamily>(), &Blob(1, &[1; 8]), "the held message is intact");
+        held.clear();
+        session(3, &mut |m| assert_eq!(m.get::<BlobFamily>(), &Blob(3, &[3; 8]))).unwrap();
     }
 }

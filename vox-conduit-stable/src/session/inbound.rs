@@ -45,6 +45,11 @@ impl RxEntry {
         }
     }
 
+    /// The application holds this message (its bytes are lent).
+    pub(crate) fn is_lent(&self) -> bool {
+        self.state() == RxState::Lent
+    }
+
     fn set_state(&mut self, state: RxState) {
         self.len_state = (self.len_state & LEN_MASK) | ((state as u32) << STATE_SHIFT);
     }
