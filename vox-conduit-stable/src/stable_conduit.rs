@@ -2,7 +2,7 @@
 
 use crate::driver::{Acceptor, Initiator, Role, StableDriver};
 use crate::session::SessionState;
-use crate::stable_storage::StableStore;
+use crate::stable_storage::{Locked, StableStore};
 use crate::writer_queue::{PlaceState, WriterPlace, WriterQueue};
 use crate::{ConfigError, RecvError, SendError, StableConfig, StableStats};
 use core::future::{Future, poll_fn};
@@ -310,53 +310,69 @@ impl<S: StableStore> Future for Reserve<'_, S> {
         // is until the future is dropped, which unlinks it first.
         let this = unsafe { self.get_unchecked_mut() };
         let place: *mut WriterPlace = &mut this.place;
-        let polled = this.storage.lock(|l| {
-            let queue = &mut l.wakers.writers;
-            // SAFETY: `place` is valid and pinned (above); the queue and
-            // its places are only touched under this lock.
-            unsafe {
-                let state = WriterQueue::state(place);
-                if state == PlaceState::Queued {
-                    // Not its turn yet.
-                    WriterQueue::set_waker(place, cx.waker());
-                    return Poll::Pending;
-                }
-                let woken = state == PlaceState::Woken;
-                queue.take_turn(place);
-                if !woken && queue.has_waiters() {
-                    // Others wait already: behind them.
-                    queue.push(place, cx.waker(), false);
-                    l.session.note_writer_waiting();
-                    return Poll::Pending;
-                }
-                match l.session.try_reserve() {
-                    Ok(true) => {
-                        if queue.has_waiters() {
-                            // Others still wait (the self-stall count
-                            // watches them).
-                            l.session.note_writer_waiting();
-                        } else {
-                            // No writer waits: no self-stall deadline.
-                            l.timer_unchanged();
-                        }
-                        Poll::Ready(Ok(()))
-                    }
-                    // Its turn came but the room went again: it stays first.
-                    Ok(false) => {
-                        queue.push(place, cx.waker(), woken);
-                        Poll::Pending
-                    }
-                    Err(e) => {
-                        // The session ended (or the half closed): the next
-                        // waiter learns it too.
-                        queue.wake_one();
-                        Poll::Ready(Err(e))
-                    }
-                }
+        let queued = &mut this.queued;
+        this.storage.lock(|l| {
+            // True until the poll's outcome is known, which is before the
+            // lock wakes anyone: if a waker panics (its clone here, or its
+            // wake after), the drop still finds `place` if it is queued.
+            // (Read by the drop when `poll_place` unwinds, which the lint
+            // does not see.)
+            #[allow(unused_assignments)]
+            {
+                *queued = true;
             }
-        });
-        this.queued = polled.is_pending();
-        polled
+            let polled = poll_place(l, place, cx.waker());
+            *queued = polled.is_pending();
+            polled
+        })
+    }
+}
+
+/// One poll of a writer's wait, under the storage's lock: its turn, or its
+/// place in the queue.
+fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::Waker) -> Poll<Result<(), SendError>> {
+    let queue = &mut l.wakers.writers;
+    // SAFETY: `place` is valid and pinned (above); the queue and
+    // its places are only touched under this lock.
+    unsafe {
+        let state = WriterQueue::state(place);
+        if state == PlaceState::Queued {
+            // Not its turn yet.
+            WriterQueue::set_waker(place, waker);
+            return Poll::Pending;
+        }
+        let woken = state == PlaceState::Woken;
+        queue.take_turn(place);
+        if !woken && queue.has_waiters() {
+            // Others wait already: behind them.
+            queue.push(place, waker, false);
+            l.session.note_writer_waiting();
+            return Poll::Pending;
+        }
+        match l.session.try_reserve() {
+            Ok(true) => {
+                if queue.has_waiters() {
+                    // Others still wait (the self-stall count
+                    // watches them).
+                    l.session.note_writer_waiting();
+                } else {
+                    // No writer waits: no self-stall deadline.
+                    l.timer_unchanged();
+                }
+                Poll::Ready(Ok(()))
+            }
+            // Its turn came but the room went again: it stays first.
+            Ok(false) => {
+                queue.push(place, waker, woken);
+                Poll::Pending
+            }
+            Err(e) => {
+                // The session ended (or the half closed): the next
+                // waiter learns it too.
+                queue.wake_one();
+                Poll::Ready(Err(e))
+            }
+        }
     }
 }
 
@@ -369,7 +385,7 @@ impl<S: StableStore> Drop for Reserve<'_, S> {
             return;
         }
         let place: *mut WriterPlace = &mut self.place;
-        self.storage.lock(|l| {
+        let unlinked = self.storage.try_lock(|l| {
             let queue = &mut l.wakers.writers;
             // SAFETY: as in `poll`; after this the queue no longer points
             // to `place`.
@@ -386,7 +402,28 @@ impl<S: StableStore> Drop for Reserve<'_, S> {
                 }
             }
         });
+        if unlinked.is_none() {
+            // Dropped inside the storage's own lock (by code that lock runs:
+            // a waker, an encoder): the queue cannot be reached, and would
+            // point to freed memory. Nothing sound is left but to stop.
+            abort("a queued `reserve` future was dropped inside its conduit's lock");
+        }
     }
+}
+
+/// Stops the program, also where panics unwind: a panic while a panic
+/// unwinds aborts. For states that no unwinding can leave sound.
+#[cold]
+#[allow(clippy::panic, reason = "the only sound way on: stop the program")]
+fn abort(why: &'static str) -> ! {
+    struct PanicAgain(&'static str);
+    impl Drop for PanicAgain {
+        fn drop(&mut self) {
+            panic!("{}", self.0);
+        }
+    }
+    let _again = PanicAgain(why);
+    panic!("{why}");
 }
 
 impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_, F, S> {

@@ -188,6 +188,11 @@ pub(crate) mod sealed {
         /// Runs `f` with the session locked, then wakes whoever it asked.
         fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R;
 
+        /// [`lock`](Self::lock), or `None` (without running `f`) where
+        /// `lock` would panic: inside the lock itself (a waker, a message
+        /// encoder, a drop run by it).
+        fn try_lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> Option<R>;
+
         /// Resets the storage for a new session; refused (with the count)
         /// while the application still holds received messages of an
         /// earlier session, whose bytes the new one would overwrite.
@@ -276,6 +281,16 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let r = f(&mut locked);
             locked.settle();
             r
+        })
+    }
+
+    fn try_lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> Option<R> {
+        self.inner.lock(|cell| {
+            let inner = &mut *cell.try_borrow_mut().ok()?;
+            let mut locked = inner.locked();
+            let r = f(&mut locked);
+            locked.settle();
+            Some(r)
         })
     }
 
@@ -511,5 +526,87 @@ mod tests {
         assert_eq!(held[0].get::<BlobFamily>(), &Blob(1, &[1; 8]), "the held message is intact");
         held.clear();
         session(3, &mut |m| assert_eq!(m.get::<BlobFamily>(), &Blob(3, &[3; 8]))).unwrap();
+    }
+
+    /// A waker that panics once it is armed.
+    struct ArmedWaker(std::sync::atomic::AtomicBool);
+    impl std::task::Wake for ArmedWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                panic!("a waker that panics");
+            }
+        }
+    }
+
+    /// A writer queues while another holds the reservation, and the wake
+    /// the lock runs after its poll panics: dropping the queued future
+    /// still unlinks its place, so ending the reservation later wakes no
+    /// freed memory (under Miri: no use after free; it was one when the
+    /// future learned it was queued only after the lock's wakes).
+    // r[verify core.burst]
+    #[test]
+    fn a_waker_that_panics_in_a_writers_poll_leaves_no_dangling_place() {
+        use core::future::Future;
+        use core::task::{Context, Poll, Waker};
+        let armed = Arc::new(ArmedWaker(std::sync::atomic::AtomicBool::new(false)));
+        let waker = Waker::from(armed.clone());
+        let poll = |f: core::pin::Pin<&mut dyn Future<Output = _>>| f.poll(&mut Context::from_waker(&waker)).is_ready();
+        let config = StableConfig { max_message: 24, ack_every: 1, ..StableConfig::DEFAULT };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
+        let delivered = b.stats_handle();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let mut ad = std::boxed::Box::pin(ad.run(dialer, FrozenClock));
+        let mut bd = std::boxed::Box::pin(bd.run(listener, rng, FrozenClock));
+        let (atx, _arx) = a.split();
+        // B never reads: its receive window closes.
+        let (btx, _brx) = b.split();
+        let mut send = std::boxed::Box::pin(async {
+            for i in 0..3u32 {
+                atx.reserve().await.unwrap().send(Blob(i, &[1; 4])).unwrap();
+            }
+        });
+        let mut sent = false;
+        for _ in 0..1_000 {
+            let _ = poll(ad.as_mut());
+            let _ = poll(bd.as_mut());
+            sent = sent || std::pin::pin!(&mut send).poll(&mut Context::from_waker(&waker)).is_ready();
+            if sent && delivered.get().messages_delivered >= 3 {
+                break;
+            }
+        }
+        assert_eq!(delivered.get().messages_delivered, 3, "setup: three messages wait unread");
+        // B holds a reservation, so a second writer queues; the self-stall
+        // deadline this sets wakes the driver from the lock's end.
+        let mut first = std::boxed::Box::pin(btx.reserve());
+        let Poll::Ready(Ok(permit)) = first.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            panic!("setup: the first reservation")
+        };
+        let mut second = std::boxed::Box::pin(btx.reserve());
+        armed.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            second.as_mut().poll(&mut Context::from_waker(&waker)).is_ready()
+        }));
+        assert!(panicked.is_err(), "setup: the lock woke the driver during the second writer's poll");
+        drop(second);
+        drop(permit);
+        // The queue is whole: a new writer takes the reservation at once.
+        let mut third = std::boxed::Box::pin(btx.reserve());
+        assert!(matches!(third.as_mut().poll(&mut Context::from_waker(&waker)), Poll::Ready(Ok(_))));
+    }
+
+    /// Inside the storage's lock (what a waker or an encoder it runs
+    /// sees), `try_lock` declines instead of panicking: a queued writer's
+    /// drop there stops the program rather than leave its place linked.
+    #[test]
+    fn the_lock_is_not_taken_again_inside_itself() {
+        use super::sealed::Sealed;
+        let storage = Small::new();
+        assert_eq!(storage.try_lock(|_| 1), Some(1));
+        assert_eq!(storage.lock(|_| storage.try_lock(|_| 2)), None);
     }
 }
