@@ -261,7 +261,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
 impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, const RM: usize> LendsSlots
     for StableStorage<M, TB, TM, RB, RM>
 {
-    fn release_slot(&self, token: usize) {
+    unsafe fn release_slot(&self, token: usize) {
         sealed::Sealed::lock(self, |l| {
             // Releasing may owe a window update (the transmitter's wake),
             // which only takes deadlines away.

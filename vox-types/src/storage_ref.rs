@@ -9,7 +9,23 @@ use core::ptr::NonNull;
 /// Storage that lends slots and takes them back by token.
 pub trait LendsSlots: 'static {
     /// Returns the slot lent under `token`.
-    fn release_slot(&self, token: usize);
+    ///
+    /// # Safety
+    ///
+    /// `token` is one this storage lent (the [`Backing`] made by
+    /// [`StorageRef::lend`] carries it), and it is released once, when
+    /// nothing reads the slot's bytes any more: the backing's drop does
+    /// exactly that. A slot released while lent may be written under a
+    /// live borrow of its bytes.
+    ///
+    /// So safe code cannot call it:
+    ///
+    /// ```compile_fail,E0133
+    /// fn give_back<P: vox_types::LendsSlots>(storage: &P) {
+    ///     storage.release_slot(0);
+    /// }
+    /// ```
+    unsafe fn release_slot(&self, token: usize);
 }
 
 /// A reference to link storage: `'static` (no allocator) or shared.
@@ -65,7 +81,9 @@ impl<P: LendsSlots> LentSlot<P> {
     unsafe fn release_static(owner: *const (), token: usize) {
         // SAFETY: `owner` is the `&'static P` given in `lend`.
         let storage = unsafe { &*owner.cast::<P>() };
-        storage.release_slot(token);
+        // SAFETY: the backing's drop, once: `token` is the one `lend`
+        // was given, and the backing's bytes are no longer borrowed.
+        unsafe { storage.release_slot(token) };
     }
 
     #[cfg(feature = "alloc")]
@@ -73,7 +91,8 @@ impl<P: LendsSlots> LentSlot<P> {
         // SAFETY: `owner` came from `Arc::into_raw` in `lend`; this takes
         // that strong count back, once.
         let storage = unsafe { alloc::sync::Arc::from_raw(owner.cast::<P>()) };
-        storage.release_slot(token);
+        // SAFETY: as in `release_static`.
+        unsafe { storage.release_slot(token) };
     }
 }
 

@@ -144,7 +144,7 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> Default for Fr
 }
 
 impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> LendsSlots for FramedLinkStorage<M, SLOTS, MTU> {
-    fn release_slot(&self, token: usize) {
+    unsafe fn release_slot(&self, token: usize) {
         let (dir, idx) = split_token(token);
         self.queue(dir).release(idx);
     }

@@ -135,7 +135,7 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> MemoryLinkPair
 }
 
 impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> LendsSlots for MemoryLinkPair<M, SLOTS, MTU> {
-    fn release_slot(&self, token: usize) {
+    unsafe fn release_slot(&self, token: usize) {
         let (dir, idx) = split_token(token);
         self.queue(dir).release(idx);
     }
