@@ -487,7 +487,7 @@ where
     }
 }
 
-impl<F: MsgFamily, S: StableStore + 'static> StableRx<F, S> {
+impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> StableRx<F, S> {
     /// The poll form of [`recv`](ConduitRx::recv), for a hand-written
     /// future or a [`Stream`](futures_core::Stream): `Ready` with the next
     /// message, `Ok(None)` after the peer closed, or the session's end;
@@ -540,7 +540,7 @@ impl<F: MsgFamily, S: StableStore + 'static> StableRx<F, S> {
 /// # }
 /// ```
 // r[impl host.stream]
-impl<F: MsgFamily, S: StableStore + 'static> futures_core::Stream for StableRx<F, S> {
+impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> futures_core::Stream for StableRx<F, S> {
     type Item = Result<SelfRef<F::Msg<'static>>, RecvError>;
 
     fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

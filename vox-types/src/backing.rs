@@ -43,7 +43,12 @@ pub struct Backing {
 
 // SAFETY: `from_raw_parts` requires the bytes to be immutable and shareable
 // across threads and `release` to be callable from any thread; the safe
-// constructors (static, Box, Arc) satisfy that.
+// constructors (static, Box, Arc) satisfy that, and so does
+// `StorageRef::lend`, which requires its storage to be `Sync` under this
+// feature. Without `send`, a backing stays on its thread: storage behind a
+// `!Sync` mutex (embassy's `NoopRawMutex`) may lend slots, and their
+// release must not run on another thread.
+#[cfg(feature = "send")]
 unsafe impl Send for Backing {}
 // SAFETY: the bytes are only ever read through `&self`.
 unsafe impl Sync for Backing {}
@@ -202,6 +207,30 @@ impl fmt::Debug for Backing {
 mod tests {
     use super::*;
     use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Without `send`, a backing stays on its thread (its storage may sit
+    /// behind a `!Sync` mutex); with it, it may cross (lenders are `Sync`).
+    /// Checked at compile time: with `Backing: Send` and no `send`, the
+    /// call below is ambiguous and this crate's tests do not build.
+    #[test]
+    fn a_backing_crosses_threads_only_under_the_send_feature() {
+        #[cfg(not(feature = "send"))]
+        {
+            trait AmbiguousIfSend<A> {
+                fn check() {}
+            }
+            impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+            #[allow(dead_code)]
+            struct IsSend;
+            impl<T: ?Sized + Send> AmbiguousIfSend<IsSend> for T {}
+            <Backing as AmbiguousIfSend<_>>::check();
+        }
+        #[cfg(feature = "send")]
+        {
+            fn is_send<T: Send>() {}
+            is_send::<Backing>();
+        }
+    }
 
     // r[verify types.selfref.miri]
     #[test]

@@ -9,7 +9,7 @@
 //! |---------|--------|
 //! | `alloc` | boxed and shared (`Arc`) [`Backing`]s |
 //! | `std`   | `std::io::Error` conversions; implies `alloc` |
-//! | `send`  | [`MaybeSend`]/[`MaybeSync`] mean `Send`/`Sync` |
+//! | `send`  | [`MaybeSend`]/[`MaybeSync`] mean `Send`/`Sync`; a [`Backing`] is `Send` (lent only by `Sync` storage) |
 //! | `defmt` | `defmt::Format` on errors and state types |
 //! | `facet` | [`FacetFamily::shape`] for host tooling |
 //! | `embassy-time` | [`EmbassyClock`]: the [`Clock`] of embassy-time (firmware) |

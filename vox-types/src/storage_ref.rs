@@ -103,9 +103,13 @@ impl<P: LendsSlots> StorageRef<P> {
     /// # Safety
     ///
     /// `ptr` points into the storage, is valid for `len` bytes, and those
-    /// bytes are not written until `release_slot(token)` runs; `P` is `Sync`
-    /// when the backing may cross threads (the `send` feature).
-    pub unsafe fn lend(&self, ptr: NonNull<u8>, len: usize, token: usize) -> Backing {
+    /// bytes are not written until `release_slot(token)` runs. (A backing
+    /// crosses threads only under the `send` feature, which makes `P`
+    /// `Sync` here.)
+    pub unsafe fn lend(&self, ptr: NonNull<u8>, len: usize, token: usize) -> Backing
+    where
+        P: crate::MaybeSync,
+    {
         match self {
             Self::Static(p) => {
                 let owner = core::ptr::from_ref::<P>(*p).cast::<()>();
