@@ -90,7 +90,7 @@ impl ConduitRx for OwnRx {
     type Error = OwnError;
     async fn recv(&mut self) -> RecvResult<RpcFamily, OwnError> {
         let Some(bytes) = self.0.recv().await else { return Err(OwnError::Gone) };
-        SelfRef::try_new::<RpcFamily, _>(Backing::from(bytes), decode_message::<RpcFamily>)
+        SelfRef::<RpcFamily>::try_new(Backing::from(bytes), decode_message::<RpcFamily>)
             .map(Some)
             .map_err(|_| OwnError::Decode)
     }

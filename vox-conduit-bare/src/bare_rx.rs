@@ -56,7 +56,7 @@ impl<R: LinkRx, F: MsgFamily> BareRx<R, F> {
                 return Poll::Ready(Err(RecvError::Link(e)));
             }
         };
-        Poll::Ready(SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some))
+        Poll::Ready(SelfRef::<F>::try_new(backing, decode_exact::<F>).map(Some))
     }
 }
 
@@ -66,7 +66,7 @@ impl<R: LinkRx, F: MsgFamily> BareRx<R, F> {
 /// it does after the peer closed.
 // r[impl host.stream]
 impl<R: LinkRx + Unpin, F: MsgFamily> futures_core::Stream for BareRx<R, F> {
-    type Item = Result<SelfRef<F::Msg<'static>>, RecvError>;
+    type Item = Result<SelfRef<F>, RecvError>;
 
     fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

@@ -4,7 +4,7 @@
 //! ```text
 //! connect:  prologue each way (magic, version, mode = bare, role, schema fingerprint)
 //! send:     reserve → F::encoded_len → alloc(exactly that) → F::encode in the slot → commit
-//! receive:  link payload → SelfRef<Msg<'static>> whose &str / &[u8] point into the payload
+//! receive:  link payload → SelfRef<F> whose &str / &[u8] point into the payload
 //! ```
 //!
 //! Over an in-memory link pair (a framed link over a UART or TCP works

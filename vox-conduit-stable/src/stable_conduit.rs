@@ -520,7 +520,7 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> StableRx<F, S> {
         // (the backing's drop); `StableStorage` is `Sync` when shared
         // across threads.
         let backing = unsafe { self.storage.lend(ptr, r.len, r.token) };
-        Poll::Ready(SelfRef::try_new::<F, _>(backing, decode_exact::<F>).map(Some))
+        Poll::Ready(SelfRef::<F>::try_new(backing, decode_exact::<F>).map(Some))
     }
 }
 
@@ -530,7 +530,7 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> StableRx<F, S> {
 /// ends (`None`), as it does after the peer closed.
 ///
 /// ```
-/// # async fn demo<F: vox_types::MsgFamily, S: vox_conduit_stable::StableStore>(rx: vox_conduit_stable::StableRx<F, S>) {
+/// # async fn demo<F: vox_types::MsgFamily, S: vox_conduit_stable::StableStore + Sync>(rx: vox_conduit_stable::StableRx<F, S>) {
 /// use futures::StreamExt;
 /// let mut rx = rx;
 /// while let Some(msg) = rx.next().await {
@@ -541,7 +541,7 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> StableRx<F, S> {
 /// ```
 // r[impl host.stream]
 impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> futures_core::Stream for StableRx<F, S> {
-    type Item = Result<SelfRef<F::Msg<'static>>, RecvError>;
+    type Item = Result<SelfRef<F>, RecvError>;
 
     fn poll_next(self: core::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

@@ -498,7 +498,7 @@ mod tests {
         let (sa, sb) = (Arc::new(Small::new()), Arc::new(Small::new()));
         // One session on `sa` and `sb`: `msg` goes from the first to the
         // second, which gives it to `got`.
-        let session = |msg: u8, got: &mut dyn FnMut(vox_types::SelfRef<Blob<'static>>)| {
+        let session = |msg: u8, got: &mut dyn FnMut(vox_types::SelfRef<BlobFamily>)| {
             let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
             let (a, ad) = Pair::initiator(sa.clone(), config)?;
             let (b, bd) = Pair::acceptor(sb.clone(), config)?;

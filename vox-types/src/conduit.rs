@@ -67,12 +67,12 @@ pub trait ConduitTxPermit {
 }
 
 /// The result of receiving a message from a conduit.
-pub type RecvResult<M, E> = Result<Option<SelfRef<<M as MsgFamily>::Msg<'static>>>, E>;
+pub type RecvResult<M, E> = Result<Option<SelfRef<M>>, E>;
 
 /// Receiving half of a [`Conduit`].
 ///
-/// Yields decoded values as [`SelfRef<Msg<'static>>`](SelfRef) (value plus
-/// the frame its borrowed fields point into).
+/// Yields decoded values as [`SelfRef<Msg>`](SelfRef) (value plus the
+/// frame its borrowed fields point into).
 pub trait ConduitRx {
     /// The message family carried.
     type Msg: MsgFamily;

@@ -4,13 +4,17 @@ use crate::{Backing, MsgFamily};
 use core::fmt;
 use core::mem::ManuallyDrop;
 
-/// A decoded message and the bytes it borrows from, kept together.
+/// A decoded message of family `F` and the bytes it borrows from, kept
+/// together.
 ///
-/// `T` is a message type at `'static` (`F::Msg<'static>`), but that
-/// `'static` is a lie: the borrowed fields point into the backing. So the
-/// value is only reachable through [`get`](Self::get), which hands it out
-/// at the lifetime of the `&self` borrow, never at `'static`. The value is
-/// dropped before the backing.
+/// It holds an `F::Msg<'static>`, but that `'static` is a lie: the
+/// borrowed fields point into the backing. So the value is only reachable
+/// through [`get`](Self::get), which hands it out through `F`'s own
+/// [`reborrow`](MsgFamily::reborrow) at the lifetime of the `&self`
+/// borrow, never at `'static`. The family is part of the type: no other
+/// family (one whose message type at `'static` is the same type, but
+/// ignores its lifetime) can view the value. The value is dropped before
+/// the backing.
 ///
 /// ```
 /// use postcard_schema::Schema;
@@ -23,55 +27,62 @@ use core::mem::ManuallyDrop;
 ///
 /// // A received payload: postcard bytes in a link's slot (here, a static).
 /// static WIRE: [u8; 4] = [7, 2, b'h', b'i'];
-/// let note: SelfRef<Note<'static>> =
-///     SelfRef::try_new::<NoteFamily, _>(Backing::from_static(&WIRE), decode_message::<NoteFamily>)?;
+/// let note = SelfRef::<NoteFamily>::try_new(Backing::from_static(&WIRE), decode_message::<NoteFamily>)?;
 /// let n = note.get::<NoteFamily>();
 /// assert_eq!(n, &Note { id: 7, text: "hi" });
 /// // `text` borrows the backing's bytes: nothing was copied.
 /// assert!(note.backing().as_bytes().as_ptr_range().contains(&n.text.as_ptr()));
 /// # Ok::<(), postcard::Error>(())
 /// ```
+///
+/// Another family cannot view the value, even one of the same message
+/// type (with `get::<CountFamily>()` this compiles):
+///
+/// ```compile_fail,E0277
+/// # use vox_types::{Backing, SelfRef, decode_message};
+/// vox_types::msg_family!(CountFamily => u16);
+/// vox_types::msg_family!(OtherFamily => u16);
+/// let count = SelfRef::<CountFamily>::try_new(Backing::from_static(&[7]), decode_message::<CountFamily>).unwrap();
+/// let _ = count.get::<OtherFamily>();
+/// ```
 // r[impl types.selfref]
-pub struct SelfRef<T: 'static> {
+pub struct SelfRef<F: MsgFamily> {
     // Never exposed at its stated `'static` lifetime.
-    value: ManuallyDrop<T>,
+    value: ManuallyDrop<F::Msg<'static>>,
     backing: ManuallyDrop<Backing>,
 }
 
-impl<T: 'static> SelfRef<T> {
+impl<F: MsgFamily> SelfRef<F> {
     /// Decodes a value of family `F` that borrows from `backing`.
     ///
     /// On error the backing is released and the error returned.
-    pub fn try_new<F, E>(
+    pub fn try_new<E>(
         backing: Backing,
         decode: impl for<'a> FnOnce(&'a [u8]) -> Result<F::Msg<'a>, E>,
-    ) -> Result<Self, E>
-    where
-        F: MsgFamily,
-        F::Msg<'static>: SameAs<T>,
-    {
+    ) -> Result<Self, E> {
         // SAFETY: `Backing`'s bytes stay at the same address and unmodified
         // until the backing is released, which happens only in `drop`,
         // after the value is dropped. So extending the borrow to the
         // lifetime of `Self` is sound as long as the value is never handed
-        // out at `'static`, which `get` guarantees via `F::reborrow`.
+        // out at `'static`, which `get` guarantees via `F::reborrow` (and
+        // only `F`'s: the family is this type's parameter).
         let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(backing.as_bytes().as_ptr(), backing.len()) };
         let value: F::Msg<'static> = decode(bytes)?;
-        Ok(Self { value: ManuallyDrop::new(value.into_same()), backing: ManuallyDrop::new(backing) })
+        Ok(Self { value: ManuallyDrop::new(value), backing: ManuallyDrop::new(backing) })
     }
 
     /// Wraps a value that borrows nothing (its backing is empty).
-    pub fn owned(value: T) -> Self {
+    pub fn owned(value: F::Msg<'static>) -> Self {
         Self { value: ManuallyDrop::new(value), backing: ManuallyDrop::new(Backing::from_static(&[])) }
     }
 
-    /// The value, borrowed for as long as `self` is.
-    pub fn get<F>(&self) -> &F::Msg<'_>
+    /// The value, borrowed for as long as `self` is. `G` names the family
+    /// (`msg.get::<MyFamily>()`), and can only be `F`.
+    pub fn get<G>(&self) -> &F::Msg<'_>
     where
-        F: MsgFamily,
-        T: SameAs<F::Msg<'static>>,
+        G: SameAs<F>,
     {
-        F::reborrow(T::as_same(&self.value))
+        F::reborrow(&self.value)
     }
 
     /// The bytes the value was decoded from.
@@ -80,31 +91,19 @@ impl<T: 'static> SelfRef<T> {
     }
 }
 
-/// `Self` is `U`: lets [`SelfRef`] tie its `T` to a family's
-/// `Msg<'static>` without an associated-type equality bound (which would
-/// pin every `F::Msg<'x>` to `'static`). Implemented only for `T: SameAs<T>`.
-pub trait SameAs<U>: sealed::Sealed<U> {
-    /// `self` as `U`.
-    fn into_same(self) -> U;
-    /// `&self` as `&U`.
-    fn as_same(&self) -> &U;
-}
+/// `Self` is `U`: lets [`SelfRef::get`] keep naming its family
+/// (`get::<MyFamily>()`) while accepting only the family of the
+/// `SelfRef`. Implemented only for `T: SameAs<T>`.
+pub trait SameAs<U>: sealed::Sealed<U> {}
 
-impl<T> SameAs<T> for T {
-    fn into_same(self) -> T {
-        self
-    }
-    fn as_same(&self) -> &T {
-        self
-    }
-}
+impl<T> SameAs<T> for T {}
 
 mod sealed {
     pub trait Sealed<U> {}
     impl<T> Sealed<T> for T {}
 }
 
-impl<T: 'static> Drop for SelfRef<T> {
+impl<F: MsgFamily> Drop for SelfRef<F> {
     fn drop(&mut self) {
         // SAFETY: both fields are dropped exactly once, here; value first,
         // because it may borrow the backing's bytes.
@@ -115,7 +114,7 @@ impl<T: 'static> Drop for SelfRef<T> {
     }
 }
 
-impl<T: 'static> fmt::Debug for SelfRef<T> {
+impl<F: MsgFamily> fmt::Debug for SelfRef<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SelfRef").field("backing", &*self.backing).finish_non_exhaustive()
     }
@@ -152,8 +151,7 @@ mod tests {
     fn decoded_fields_borrow_the_backing_and_survive_moves() {
         static WIRE: std::sync::OnceLock<[u8; 64]> = std::sync::OnceLock::new();
         let wire = WIRE.get_or_init(|| encode(&Note { id: 7, text: "hi", blob: &[1, 2] }));
-        let r: SelfRef<Note<'static>> =
-            SelfRef::try_new::<NoteFamily, _>(Backing::from_static(wire), |b| postcard::from_bytes(b)).unwrap();
+        let r: SelfRef<NoteFamily> = SelfRef::try_new(Backing::from_static(wire), |b| postcard::from_bytes(b)).unwrap();
         let moved = [r];
         let [r] = moved;
         let n = r.get::<NoteFamily>();
@@ -169,17 +167,14 @@ mod tests {
         extern crate alloc;
         use alloc::sync::Arc;
         let shared: Arc<[u8]> = Arc::from(&[0xffu8, 0xff, 0xff][..]);
-        let err = SelfRef::<Note<'static>>::try_new::<NoteFamily, _>(Backing::from_shared(shared.clone()), |b| {
+        let err = SelfRef::<NoteFamily>::try_new(Backing::from_shared(shared.clone()), |b| {
             postcard::from_bytes::<Note<'_>>(b)
         });
         assert!(err.is_err());
         assert_eq!(Arc::strong_count(&shared), 1, "backing released on decode error");
 
         let wire = encode(&Note { id: 1, text: "boxed", blob: &[] });
-        let r = SelfRef::<Note<'static>>::try_new::<NoteFamily, _>(Backing::from(wire.to_vec()), |b| {
-            postcard::from_bytes(b)
-        })
-        .unwrap();
+        let r = SelfRef::<NoteFamily>::try_new(Backing::from(wire.to_vec()), |b| postcard::from_bytes(b)).unwrap();
         assert_eq!(r.get::<NoteFamily>().text, "boxed");
     }
 
@@ -202,10 +197,7 @@ mod tests {
         #[test]
         fn value_is_dropped_before_backing() {
             let wire = postcard::to_allocvec(&ReadsOnDrop(&[5, 6, 7])).unwrap();
-            let r = SelfRef::<ReadsOnDrop<'static>>::try_new::<ReadsOnDropFamily, _>(Backing::from(wire), |b| {
-                postcard::from_bytes(b)
-            })
-            .unwrap();
+            let r = SelfRef::<ReadsOnDropFamily>::try_new(Backing::from(wire), |b| postcard::from_bytes(b)).unwrap();
             drop(r);
             assert_eq!(DROP_SUM.with(Cell::get), 18);
         }
@@ -214,7 +206,7 @@ mod tests {
     #[test]
     fn owned_value_has_empty_backing() {
         msg_family!(U32Family => u32);
-        let r = SelfRef::<u32>::owned(5);
+        let r = SelfRef::<U32Family>::owned(5);
         assert_eq!(*r.get::<U32Family>(), 5);
         assert!(r.backing().is_empty());
     }
