@@ -213,11 +213,15 @@ pub enum ConfigError {
         /// The link's maximum payload.
         max_payload: usize,
     },
-    /// The storage still lends received messages of an earlier session
-    /// to the application, and a new session would write over their
-    /// bytes: drop them before making a conduit on it again.
-    StorageStillLent {
-        /// Messages the application holds.
+    /// The storage still serves an earlier session: some of its conduit
+    /// halves or its driver are alive (a new session would share the
+    /// storage with them), or the application holds messages it received
+    /// (a new session would write over their bytes). Drop them before
+    /// making a conduit on it again.
+    StorageInUse {
+        /// Conduit halves and driver of the earlier session alive (0 to 3).
+        parts: u8,
+        /// Received messages the application holds.
         messages: usize,
     },
     /// A count of an [`AcceptorConfig`](crate::AcceptorConfig) is 0.
@@ -267,9 +271,9 @@ impl core::fmt::Display for ConfigError {
             Self::LinkTooSmall { needed, max_payload } => {
                 write!(f, "a data frame may need {needed} bytes; the link carries at most {max_payload}")
             }
-            Self::StorageStillLent { messages } => write!(
+            Self::StorageInUse { parts, messages } => write!(
                 f,
-                "the application still holds {messages} message(s) received on this storage in an earlier session; drop them first"
+                "the storage still serves an earlier session ({parts} of its conduit halves and driver alive, {messages} received message(s) held); drop them first"
             ),
             Self::AcceptorFieldZero { field } => write!(f, "the acceptor's `{field}` must be at least 1"),
             Self::AcceptorPendingTooLarge { pending, max } => {

@@ -162,6 +162,12 @@ pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Resul
     Ok(())
 }
 
+impl<F, S: StableStore + 'static, R> Drop for StableDriver<F, S, R> {
+    fn drop(&mut self) {
+        self.storage.part_dropped();
+    }
+}
+
 impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     pub(crate) fn new(storage: StorageRef<S>) -> Self {
         Self { storage, _role: PhantomData }

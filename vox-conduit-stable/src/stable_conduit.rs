@@ -119,9 +119,7 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
             return Err(ConfigError::NoReceiveEntries);
         }
         // r[impl types.selfref]
-        storage
-            .reset(SessionState::new(R::ROLE, config, F::FINGERPRINT, receive_bytes))
-            .map_err(|messages| ConfigError::StorageStillLent { messages })?;
+        storage.reset(SessionState::new(R::ROLE, config, F::FINGERPRINT, receive_bytes))?;
         let conduit = Self {
             tx: StableTx { storage: storage.clone(), _family: PhantomData },
             rx: StableRx { storage: storage.clone(), stream_done: false, _family: PhantomData },
@@ -130,9 +128,10 @@ impl<F: MsgFamily, S: StableStore + 'static> StableConduit<F, S> {
     }
 
     /// The side that dials: a conduit on `storage` (a `&'static` or an
-    /// `Arc`; it is reset, so use it for one session at a time: while the
-    /// application still holds a message received in an earlier session
-    /// on it, this is refused with [`ConfigError::StorageStillLent`]) and its
+    /// `Arc`; it is reset, so it serves one session at a time: while the
+    /// earlier session's conduit halves or driver are alive, or the
+    /// application still holds a message it received, this is refused
+    /// with [`ConfigError::StorageInUse`]) and its
     /// driver, which needs no random numbers. A configuration that cannot
     /// work with this storage is refused here, before anything is sent.
     pub fn initiator(
@@ -464,6 +463,7 @@ impl<F, S: StableStore + 'static> Drop for StablePermit<'_, F, S> {
 impl<F, S: StableStore + 'static> Drop for StableTx<F, S> {
     fn drop(&mut self) {
         self.storage.lock(|l| l.session.close_tx());
+        self.storage.part_dropped();
     }
 }
 
@@ -557,6 +557,7 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> futures_core::Stream fo
 impl<F, S: StableStore + 'static> Drop for StableRx<F, S> {
     fn drop(&mut self) {
         self.storage.lock(|l| l.session.drop_receiver());
+        self.storage.part_dropped();
     }
 }
 

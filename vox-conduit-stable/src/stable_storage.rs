@@ -57,6 +57,9 @@ unsafe impl<M: RawMutex + Sync, const TB: usize, const TM: usize, const RB: usiz
 
 struct Inner<const TB: usize, const TM: usize, const RM: usize> {
     state: SessionState,
+    /// The conduit's halves and driver alive (at most 3): a new session
+    /// waits for all of them to go.
+    parts: u8,
     /// The driver's clock.
     now: Instant,
     /// The deadline the driver's timer sleeps until.
@@ -75,7 +78,7 @@ impl<const TB: usize, const TM: usize, const RM: usize> Inner<TB, TM, RM> {
     #[cfg_attr(not(feature = "std"), inline(never))]
     #[cfg_attr(feature = "std", inline)]
     fn locked(&mut self) -> Locked<'_> {
-        let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers } = self;
+        let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers, parts: _ } = self;
         let session = Session { state, tx_bytes, tx_entries, rx_entries };
         Locked { session, now, timer_at, wakers, check_timer: true }
     }
@@ -193,10 +196,14 @@ pub(crate) mod sealed {
         /// encoder, a drop run by it).
         fn try_lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> Option<R>;
 
-        /// Resets the storage for a new session; refused (with the count)
-        /// while the application still holds received messages of an
-        /// earlier session, whose bytes the new one would overwrite.
-        fn reset(&self, state: crate::session::SessionState) -> Result<(), usize>;
+        /// Resets the storage for a new session, whose conduit halves and
+        /// driver (three parts) it then counts; refused while a part of an
+        /// earlier session is alive, or the application still holds
+        /// messages it received (the new session would write over them).
+        fn reset(&self, state: crate::session::SessionState) -> Result<(), crate::ConfigError>;
+
+        /// A conduit half or the driver is gone.
+        fn part_dropped(&self);
 
         /// Copies `bytes` to `offset` in the receive buffer. Call only
         /// under `lock`, for a region the receive ring just allocated.
@@ -234,6 +241,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
         Self {
             inner: Mutex::new(RefCell::new(Inner {
                 state,
+                parts: 0,
                 now: 0,
                 timer_at: TimerAt::NONE,
                 tx_bytes: [0; TB],
@@ -295,20 +303,28 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     }
 
     // r[impl core.config]
-    fn reset(&self, state: SessionState) -> Result<(), usize> {
+    fn reset(&self, state: SessionState) -> Result<(), crate::ConfigError> {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
             // Checked under the lock that lends messages: none is lent
             // between the count and the reset.
-            let lent = inner.rx_entries.iter().filter(|e| e.is_lent()).count();
-            if lent > 0 {
-                return Err(lent);
+            let messages = inner.rx_entries.iter().filter(|e| e.is_lent()).count();
+            if messages > 0 || inner.parts > 0 {
+                return Err(crate::ConfigError::StorageInUse { parts: inner.parts, messages });
             }
             inner.state = state;
+            inner.parts = 3;
             inner.now = 0;
             inner.timer_at = TimerAt::NONE;
             Ok(())
         })
+    }
+
+    fn part_dropped(&self) {
+        self.inner.lock(|cell| {
+            let inner = &mut *cell.borrow_mut();
+            inner.parts = inner.parts.saturating_sub(1);
+        });
     }
 
     fn write_received(&self, offset: usize, bytes: &[u8]) {
@@ -520,12 +536,32 @@ mod tests {
         session(1, &mut |m| held.push(m)).unwrap();
         assert_eq!(
             session(2, &mut |m| held.push(m)),
-            Err(crate::ConfigError::StorageStillLent { messages: 1 }),
+            Err(crate::ConfigError::StorageInUse { parts: 0, messages: 1 }),
             "a new session while a message is held"
         );
         assert_eq!(held[0].get::<BlobFamily>(), &Blob(1, &[1; 8]), "the held message is intact");
         held.clear();
         session(3, &mut |m| assert_eq!(m.get::<BlobFamily>(), &Blob(3, &[3; 8]))).unwrap();
+    }
+
+    /// A new session on a storage whose earlier session still has a
+    /// conduit half or its driver: refused, with how many are left, until
+    /// the last goes (two live sessions on one storage would share its
+    /// state: one's drop closed the other).
+    // r[verify core.config]
+    #[test]
+    fn a_storage_is_not_reset_while_a_part_of_its_session_lives() {
+        let config = StableConfig { max_message: 24, ..StableConfig::DEFAULT };
+        let storage = Arc::new(Small::new());
+        let in_use = |parts| Some(crate::ConfigError::StorageInUse { parts, messages: 0 });
+        let (conduit, driver) = Pair::initiator(storage.clone(), config).unwrap();
+        assert_eq!(Pair::initiator(storage.clone(), config).err(), in_use(3));
+        let (tx, rx) = conduit.split();
+        drop(tx);
+        drop(driver);
+        assert_eq!(Pair::acceptor(storage.clone(), config).err(), in_use(1));
+        drop(rx);
+        assert!(Pair::initiator(storage, config).is_ok(), "every part gone");
     }
 
     /// A waker that panics once it is armed.
