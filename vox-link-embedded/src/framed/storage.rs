@@ -101,11 +101,15 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedLinkStor
     }
 
     fn try_reopen(&self) -> bool {
-        let idle = self.live.lock(|l| l.get() == 0) && self.queues.iter().all(SlotQueue::reopen);
-        if idle {
-            self.live.lock(|l| l.set(3));
-        }
-        idle
+        // One lock around the check and the claim: two attaches at once
+        // cannot both find the storage idle.
+        self.live.lock(|l| {
+            let idle = l.get() == 0 && self.queues.iter().all(SlotQueue::reopen);
+            if idle {
+                l.set(3);
+            }
+            idle
+        })
     }
 
     fn ends(storage: StorageRef<Self>) -> (FramedLink<M, SLOTS, MTU>, FramedRunner<M, SLOTS, MTU>) {
