@@ -402,10 +402,19 @@ impl<S: StableStore> Drop for Reserve<'_, S> {
             }
         });
         if unlinked.is_none() {
-            // Dropped inside the storage's own lock (by code that lock runs:
-            // a waker, an encoder): the queue cannot be reached, and would
-            // point to freed memory. Nothing sound is left but to stop.
-            abort("a queued `reserve` future was dropped inside its conduit's lock");
+            // Dropped inside the storage's own lock, by code that lock runs
+            // (a wake that drops its task's future, an encoder): this
+            // thread holds the lock, so the place can be read. Woken (its
+            // own wake dropped it): the turn is passed on when the lock
+            // settles. Still queued: the queue cannot be reached and would
+            // point to freed memory; nothing sound is left but to stop.
+            // SAFETY: `try_lock` declines only inside the lock, which this
+            // thread holds: nothing else touches the place.
+            match unsafe { WriterQueue::state(place) } {
+                PlaceState::Out => {}
+                PlaceState::Woken => self.storage.turn_given_up(),
+                PlaceState::Queued => abort("a queued `reserve` future was dropped inside its conduit's lock"),
+            }
         }
     }
 }
@@ -462,8 +471,7 @@ impl<F, S: StableStore + 'static> Drop for StablePermit<'_, F, S> {
 
 impl<F, S: StableStore + 'static> Drop for StableTx<F, S> {
     fn drop(&mut self) {
-        self.storage.lock(|l| l.session.close_tx());
-        self.storage.part_dropped();
+        self.storage.drop_part(|l| l.session.close_tx());
     }
 }
 
@@ -556,8 +564,7 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> futures_core::Stream fo
 
 impl<F, S: StableStore + 'static> Drop for StableRx<F, S> {
     fn drop(&mut self) {
-        self.storage.lock(|l| l.session.drop_receiver());
-        self.storage.part_dropped();
+        self.storage.drop_part(|l| l.session.drop_receiver());
     }
 }
 

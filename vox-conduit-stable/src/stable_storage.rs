@@ -6,6 +6,7 @@ use crate::session::{Instant, MAX_RING_BYTES, RxEntry, Session, SessionState, Tx
 use crate::writer_queue::WriterQueue;
 use core::cell::{RefCell, UnsafeCell};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, Ordering};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
@@ -42,6 +43,12 @@ pub struct StableStorage<
     /// Outside the mutex: the application reads lent regions while the
     /// driver writes free ones (see `write_received`).
     rx_bytes: UnsafeCell<[u8; RX_BYTES]>,
+    /// Writers' turns given up inside the lock (a woken writer's future
+    /// dropped by its own wake), passed on when the lock settles. Outside
+    /// the `RefCell`, which is borrowed then; written and read only by the
+    /// thread holding the lock, so a load and a store suffice (no
+    /// read-modify-write, which small targets lack).
+    turns_given_up: AtomicU8,
 }
 
 // SAFETY: the session state is behind the `M` mutex (`Sync` when `M` is).
@@ -140,7 +147,7 @@ impl Locked<'_> {
     /// (feature `std`), where it runs five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
     #[cfg_attr(feature = "std", inline)]
-    fn settle(&mut self) {
+    fn settle(&mut self, turns_given_up: &AtomicU8) {
         let mut wakes = self.session.state.take_wakes();
         // A writer is woken only when it can go on (every change that lets
         // it asks for the wake again).
@@ -148,6 +155,17 @@ impl Locked<'_> {
             wakes.clear(Wakes::WRITER);
         }
         self.wakers.wake(wakes);
+        // A woken writer dropped inside this lock (by a wake above, or
+        // one its operation ran) could not pass its turn on: it goes to
+        // the next writer now.
+        loop {
+            let given_up = turns_given_up.load(Ordering::Relaxed);
+            if given_up == 0 {
+                break;
+            }
+            turns_given_up.store(given_up - 1, Ordering::Relaxed);
+            self.wakers.writers.pass_turn_on();
+        }
         if !self.check_timer {
             return;
         }
@@ -202,8 +220,15 @@ pub(crate) mod sealed {
         /// messages it received (the new session would write over them).
         fn reset(&self, state: crate::session::SessionState) -> Result<(), crate::ConfigError>;
 
-        /// A conduit half or the driver is gone.
-        fn part_dropped(&self);
+        /// A conduit half or the driver is gone: counted, and `f` run,
+        /// under one lock before any wake (a waker that panics cannot
+        /// leave the count behind).
+        fn drop_part(&self, f: impl FnOnce(&mut Locked<'_>));
+
+        /// A woken writer's future is dropped where `try_lock` declines
+        /// (inside the lock): its turn goes to the next writer when the
+        /// lock settles. Call only inside the lock.
+        fn turn_given_up(&self);
 
         /// Copies `bytes` to `offset` in the receive buffer. Call only
         /// under `lock`, for a region the receive ring just allocated.
@@ -254,6 +279,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
                 },
             })),
             rx_bytes: UnsafeCell::new([0; RB]),
+            turns_given_up: AtomicU8::new(0),
         }
     }
 }
@@ -287,7 +313,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let inner = &mut *cell.borrow_mut();
             let mut locked = inner.locked();
             let r = f(&mut locked);
-            locked.settle();
+            locked.settle(&self.turns_given_up);
             r
         })
     }
@@ -297,9 +323,14 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let inner = &mut *cell.try_borrow_mut().ok()?;
             let mut locked = inner.locked();
             let r = f(&mut locked);
-            locked.settle();
+            locked.settle(&self.turns_given_up);
             Some(r)
         })
+    }
+
+    fn turn_given_up(&self) {
+        let given_up = self.turns_given_up.load(Ordering::Relaxed);
+        self.turns_given_up.store(given_up.saturating_add(1), Ordering::Relaxed);
     }
 
     // r[impl core.config]
@@ -320,10 +351,13 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         })
     }
 
-    fn part_dropped(&self) {
+    fn drop_part(&self, f: impl FnOnce(&mut Locked<'_>)) {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
             inner.parts = inner.parts.saturating_sub(1);
+            let mut locked = inner.locked();
+            f(&mut locked);
+            locked.settle(&self.turns_given_up);
         });
     }
 
@@ -564,6 +598,30 @@ mod tests {
         assert!(Pair::initiator(storage, config).is_ok(), "every part gone");
     }
 
+    /// A half dropped while a waker the drop wakes panics is still
+    /// counted as gone: the storage serves the next session.
+    #[test]
+    fn a_half_whose_drop_wakes_a_panicking_waker_still_frees_the_storage() {
+        use core::future::Future;
+        use core::task::{Context, Waker};
+        let config = StableConfig { max_message: 24, ..StableConfig::DEFAULT };
+        let storage = Arc::new(Small::new());
+        let (conduit, driver) = Pair::initiator(storage.clone(), config).unwrap();
+        let armed = Arc::new(ArmedWaker(std::sync::atomic::AtomicBool::new(false)));
+        let waker = Waker::from(armed.clone());
+        // The driver waits for the peer's hello, its waker registered.
+        let (dialer, _listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let mut running = std::boxed::Box::pin(driver.run(dialer, FrozenClock));
+        let _ = running.as_mut().poll(&mut Context::from_waker(&waker));
+        let (tx, rx) = conduit.split();
+        armed.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(tx)));
+        assert!(panicked.is_err(), "setup: closing the sending half woke the driver");
+        drop(rx);
+        drop(running);
+        assert!(Pair::initiator(storage, config).is_ok(), "every part counted gone");
+    }
+
     /// A waker that panics once it is armed.
     struct ArmedWaker(std::sync::atomic::AtomicBool);
     impl std::task::Wake for ArmedWaker {
@@ -633,6 +691,84 @@ mod tests {
         // The queue is whole: a new writer takes the reservation at once.
         let mut third = std::boxed::Box::pin(btx.reserve());
         assert!(matches!(third.as_mut().poll(&mut Context::from_waker(&waker)), Poll::Ready(Ok(_))));
+    }
+
+    std::thread_local! {
+        /// A future a [`DroppingWaker`]'s wake drops.
+        static DROPPED_BY_WAKE: core::cell::RefCell<Option<std::boxed::Box<dyn core::any::Any>>> =
+            const { core::cell::RefCell::new(None) };
+    }
+
+    /// A waker whose wake drops its task's future (as an executor that
+    /// shuts down may), inside the lock that runs the wake.
+    struct DroppingWaker;
+    impl std::task::Wake for DroppingWaker {
+        fn wake(self: Arc<Self>) {
+            drop(DROPPED_BY_WAKE.with(|f| f.borrow_mut().take()));
+        }
+    }
+
+    /// A counting waker.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Two writers wait; the first one's wake drops its future inside the
+    /// lock that wakes it. Its turn goes to the second (it was a stop of
+    /// the program: the future could not reach the queue to pass it on).
+    // r[verify core.burst]
+    #[test]
+    fn a_writer_dropped_by_its_own_wake_passes_its_turn_on() {
+        use core::future::Future;
+        use core::task::{Context, Poll, Waker};
+        let config = StableConfig { max_message: 24, ..StableConfig::DEFAULT };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let mut drivers = std::boxed::Box::pin(embassy_futures::join::join(
+            ad.run(dialer, FrozenClock),
+            bd.run(listener, rng, FrozenClock),
+        ));
+        let noop = Waker::noop();
+        let (_a, (btx, _brx)) = (a, b.split());
+        // The future the wake drops lives in a thread-local: it must not
+        // borrow, so the half lives on the heap until the test's end.
+        let leaked = std::boxed::Box::into_raw(std::boxed::Box::new(btx));
+        // SAFETY: from `Box::into_raw`, freed only at the end of the test.
+        let btx: &'static _ = unsafe { &*leaked };
+        // A permit held (there is room once the handshake is done), two
+        // writers queued behind it.
+        let mut first = std::boxed::Box::pin(btx.reserve());
+        let mut dropping = std::boxed::Box::pin(btx.reserve());
+        let counted = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let mut second = std::boxed::Box::pin(btx.reserve());
+        let mut permit = None;
+        for _ in 0..100 {
+            let _ = drivers.as_mut().poll(&mut Context::from_waker(noop));
+            if let Poll::Ready(got) = first.as_mut().poll(&mut Context::from_waker(noop)) {
+                permit = Some(got.unwrap());
+                break;
+            }
+        }
+        let permit = permit.expect("setup: the first reservation, after the handshake");
+        let dropping_waker = Waker::from(Arc::new(DroppingWaker));
+        assert!(dropping.as_mut().poll(&mut Context::from_waker(&dropping_waker)).is_pending());
+        let counted_waker = Waker::from(counted.clone());
+        assert!(second.as_mut().poll(&mut Context::from_waker(&counted_waker)).is_pending());
+        DROPPED_BY_WAKE.with(|f| *f.borrow_mut() = Some(std::boxed::Box::new(dropping)));
+        // The reservation ends: the first writer's turn, whose wake drops it.
+        drop(permit);
+        assert!(DROPPED_BY_WAKE.with(|f| f.borrow().is_none()), "the wake dropped the future");
+        assert_eq!(counted.0.load(std::sync::atomic::Ordering::SeqCst), 1, "the turn passed to the second");
+        assert!(matches!(second.as_mut().poll(&mut Context::from_waker(&counted_waker)), Poll::Ready(Ok(_))));
+        drop((first, second));
+        // SAFETY: `leaked` came from `Box::into_raw` above, and the futures
+        // that borrowed it are gone.
+        drop(unsafe { std::boxed::Box::from_raw(leaked) });
     }
 
     /// Inside the storage's lock (what a waker or an encoder it runs

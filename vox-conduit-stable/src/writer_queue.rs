@@ -184,6 +184,14 @@ impl WriterQueue {
     }
 
     /// Wakes the oldest waiter, taking it off the queue.
+    /// A woken writer left without taking its turn and could not say so
+    /// itself (it was dropped inside the lock): the turn goes to the next
+    /// one.
+    pub(crate) fn pass_turn_on(&mut self) {
+        self.woken = self.woken.saturating_sub(1);
+        self.wake_one();
+    }
+
     pub(crate) fn wake_one(&mut self) {
         let place = self.head;
         if place.is_null() {

@@ -1,4 +1,4 @@
-//! `SelfRef<T>`: a decoded value together with the [`Backing`] it borrows from.
+//! `SelfRef<F>`: a decoded message of family `F` together with the [`Backing`] it borrows from.
 
 use crate::{Backing, MsgFamily};
 use core::fmt;
