@@ -164,7 +164,7 @@ pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Resul
 
 impl<F, S: StableStore + 'static, R> Drop for StableDriver<F, S, R> {
     fn drop(&mut self) {
-        self.storage.drop_part(|_| {});
+        self.storage.driver_gone();
     }
 }
 

@@ -84,10 +84,10 @@ impl<const TB: usize, const TM: usize, const RM: usize> Inner<TB, TM, RM> {
     /// (feature `std`), where it is built five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
     #[cfg_attr(feature = "std", inline)]
-    fn locked(&mut self) -> Locked<'_> {
+    fn locked<'a>(&'a mut self, turns_given_up: &'a AtomicU8) -> Locked<'a> {
         let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers, parts: _ } = self;
         let session = Session { state, tx_bytes, tx_entries, rx_entries };
-        Locked { session, now, timer_at, wakers, check_timer: true }
+        Locked { session, now, timer_at, wakers, turns_given_up, check_timer: true }
     }
 }
 
@@ -104,6 +104,20 @@ pub struct Wakers {
 }
 
 impl Wakers {
+    /// Writers' turns given up inside the lock go to the next writers.
+    #[cold]
+    #[inline(never)]
+    fn pass_given_up_turns_on(&mut self, turns_given_up: &AtomicU8) {
+        loop {
+            let given_up = turns_given_up.load(Ordering::Relaxed);
+            if given_up == 0 {
+                break;
+            }
+            turns_given_up.store(given_up - 1, Ordering::Relaxed);
+            self.writers.pass_turn_on();
+        }
+    }
+
     fn wake(&mut self, w: Wakes) {
         if w.has(Wakes::WRITER) {
             self.writers.wake_one();
@@ -147,7 +161,8 @@ impl Locked<'_> {
     /// (feature `std`), where it runs five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
     #[cfg_attr(feature = "std", inline)]
-    fn settle(&mut self, turns_given_up: &AtomicU8) {
+    fn settle(&mut self) {
+        let turns_given_up = self.turns_given_up;
         let mut wakes = self.session.state.take_wakes();
         // A writer is woken only when it can go on (every change that lets
         // it asks for the wake again).
@@ -158,13 +173,8 @@ impl Locked<'_> {
         // A woken writer dropped inside this lock (by a wake above, or
         // one its operation ran) could not pass its turn on: it goes to
         // the next writer now.
-        loop {
-            let given_up = turns_given_up.load(Ordering::Relaxed);
-            if given_up == 0 {
-                break;
-            }
-            turns_given_up.store(given_up - 1, Ordering::Relaxed);
-            self.wakers.writers.pass_turn_on();
+        if turns_given_up.load(Ordering::Relaxed) != 0 {
+            self.wakers.pass_given_up_turns_on(turns_given_up);
         }
         if !self.check_timer {
             return;
@@ -183,6 +193,8 @@ pub struct Locked<'a> {
     pub(crate) now: &'a mut Instant,
     pub(crate) timer_at: &'a mut TimerAt,
     pub(crate) wakers: &'a mut Wakers,
+    /// The storage's count of writers' turns given up inside the lock.
+    turns_given_up: &'a AtomicU8,
     /// Whether the operation may have brought a deadline forward (see
     /// [`timer_unchanged`](Self::timer_unchanged)).
     check_timer: bool,
@@ -220,10 +232,13 @@ pub(crate) mod sealed {
         /// messages it received (the new session would write over them).
         fn reset(&self, state: crate::session::SessionState) -> Result<(), crate::ConfigError>;
 
-        /// A conduit half or the driver is gone: counted, and `f` run,
-        /// under one lock before any wake (a waker that panics cannot
-        /// leave the count behind).
+        /// A conduit half is gone: counted, and `f` run, under one lock
+        /// before any wake (a waker that panics cannot leave the count
+        /// behind).
         fn drop_part(&self, f: impl FnOnce(&mut Locked<'_>));
+
+        /// The driver is gone (it wakes no one): counted.
+        fn driver_gone(&self);
 
         /// A woken writer's future is dropped where `try_lock` declines
         /// (inside the lock): its turn goes to the next writer when the
@@ -311,9 +326,9 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
-            let mut locked = inner.locked();
+            let mut locked = inner.locked(&self.turns_given_up);
             let r = f(&mut locked);
-            locked.settle(&self.turns_given_up);
+            locked.settle();
             r
         })
     }
@@ -321,9 +336,9 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     fn try_lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> Option<R> {
         self.inner.lock(|cell| {
             let inner = &mut *cell.try_borrow_mut().ok()?;
-            let mut locked = inner.locked();
+            let mut locked = inner.locked(&self.turns_given_up);
             let r = f(&mut locked);
-            locked.settle(&self.turns_given_up);
+            locked.settle();
             Some(r)
         })
     }
@@ -351,13 +366,20 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         })
     }
 
+    fn driver_gone(&self) {
+        self.inner.lock(|cell| {
+            let inner = &mut *cell.borrow_mut();
+            inner.parts = inner.parts.saturating_sub(1);
+        });
+    }
+
     fn drop_part(&self, f: impl FnOnce(&mut Locked<'_>)) {
         self.inner.lock(|cell| {
             let inner = &mut *cell.borrow_mut();
             inner.parts = inner.parts.saturating_sub(1);
-            let mut locked = inner.locked();
+            let mut locked = inner.locked(&self.turns_given_up);
             f(&mut locked);
-            locked.settle(&self.turns_given_up);
+            locked.settle();
         });
     }
 
