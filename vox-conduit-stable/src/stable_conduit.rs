@@ -256,7 +256,7 @@ where
         // awaits `reserve`.
         ReservePermit {
             tx: self,
-            reserve: Reserve { storage: &*self.storage, place: WriterPlace::new(), queued: false },
+            reserve: Reserve { storage: &*self.storage, place: WriterPlace::new(), held: Held::Nothing },
         }
     }
 
@@ -293,9 +293,21 @@ impl<'a, F, S: StableStore + 'static> Future for ReservePermit<'a, F, S> {
 struct Reserve<'a, S: StableStore> {
     storage: &'a S,
     place: WriterPlace,
-    /// The queue may point to `place` (it was queued, and has not been
-    /// seen out since): only then does dropping the future need the lock.
-    queued: bool,
+    /// What dropping the future gives back.
+    held: Held,
+}
+
+/// What a [`Reserve`] future holds in the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Nothing: never queued, or seen out of the queue by its last poll.
+    Nothing,
+    /// The queue may point to `place`: dropping the future unlinks it.
+    Place,
+    /// The reservation its poll took, until the poll returns it (after
+    /// the lock's wakes): if a waker panics there, dropping the future
+    /// ends the reservation, which nobody else would.
+    Reservation,
 }
 
 impl<S: StableStore> Future for Reserve<'_, S> {
@@ -309,21 +321,30 @@ impl<S: StableStore> Future for Reserve<'_, S> {
         // is until the future is dropped, which unlinks it first.
         let this = unsafe { self.get_unchecked_mut() };
         let place: *mut WriterPlace = &mut this.place;
-        let queued = &mut this.queued;
-        this.storage.lock(|l| {
-            // True until the poll's outcome is known, which is before the
-            // lock wakes anyone: if a waker panics (its clone here, or its
-            // wake after), the drop still finds `place` if it is queued.
-            // (Read by the drop when `poll_place` unwinds, which the lint
-            // does not see.)
+        let held = &mut this.held;
+        let polled = this.storage.lock(|l| {
+            // `Place` until the poll's outcome is known, which is before
+            // the lock wakes anyone: if a waker panics (its clone here, or
+            // its wake after), the drop still finds `place` if it is
+            // queued. (Read by the drop when `poll_place` unwinds, which
+            // the lint does not see.)
             #[allow(unused_assignments)]
             {
-                *queued = true;
+                *held = Held::Place;
             }
             let polled = poll_place(l, place, cx.waker());
-            *queued = polled.is_pending();
+            *held = match polled {
+                Poll::Pending => Held::Place,
+                Poll::Ready(Ok(())) => Held::Reservation,
+                Poll::Ready(Err(_)) => Held::Nothing,
+            };
             polled
-        })
+        });
+        // The wakes ran: the reservation goes to the caller's permit.
+        if this.held == Held::Reservation {
+            this.held = Held::Nothing;
+        }
+        polled
     }
 }
 
@@ -378,13 +399,18 @@ fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::W
 impl<S: StableStore> Drop for Reserve<'_, S> {
     #[cfg_attr(not(feature = "std"), inline(never))]
     fn drop(&mut self) {
-        if !self.queued {
-            // Never queued, or seen out of the queue by its last poll:
-            // nothing points to `place`.
+        let held = self.held;
+        if held == Held::Nothing {
             return;
         }
         let place: *mut WriterPlace = &mut self.place;
         let unlinked = self.storage.try_lock(|l| {
+            if held == Held::Reservation {
+                // Its poll took the reservation and a wake after it
+                // panicked: nobody has a permit to end it.
+                l.session.end_reserve();
+                return;
+            }
             let queue = &mut l.wakers.writers;
             // SAFETY: as in `poll`; after this the queue no longer points
             // to `place`.
@@ -401,7 +427,9 @@ impl<S: StableStore> Drop for Reserve<'_, S> {
                 }
             }
         });
-        if unlinked.is_none() {
+        // A reservation dropped inside the lock stays taken (nothing
+        // unsound: later writers wait). A place dropped there:
+        if unlinked.is_none() && held == Held::Place {
             // Dropped inside the storage's own lock, by code that lock runs
             // (a wake that drops its task's future, an encoder): this
             // thread holds the lock, so the place can be read. Woken (its

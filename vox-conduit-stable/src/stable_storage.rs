@@ -793,6 +793,66 @@ mod tests {
         drop(unsafe { std::boxed::Box::from_raw(leaked) });
     }
 
+    /// A writer's poll takes the reservation, and a wake the lock runs
+    /// after it panics: dropping the future ends the reservation, so the
+    /// next writer gets its turn (without it, every later writer waited
+    /// behind a reservation nobody held).
+    // r[verify core.burst]
+    #[test]
+    fn a_reservation_whose_wake_panics_is_ended_by_the_drop() {
+        use core::future::Future;
+        use core::task::{Context, Poll, Waker};
+        let config = StableConfig { max_message: 24, ..StableConfig::DEFAULT };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let storage = Arc::new(Small::new());
+        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = Pair::acceptor(storage.clone(), config).unwrap();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let mut drivers = std::boxed::Box::pin(embassy_futures::join::join(
+            ad.run(dialer, FrozenClock),
+            bd.run(listener, rng, FrozenClock),
+        ));
+        let noop = Waker::noop();
+        let (_a, (btx, _brx)) = (a, b.split());
+        let mut first = std::boxed::Box::pin(btx.reserve());
+        let mut permit = None;
+        for _ in 0..100 {
+            let _ = drivers.as_mut().poll(&mut Context::from_waker(noop));
+            if let Poll::Ready(got) = first.as_mut().poll(&mut Context::from_waker(noop)) {
+                permit = Some(got.unwrap());
+                break;
+            }
+        }
+        let permit = permit.expect("setup: the first reservation, after the handshake");
+        // Two writers wait behind it; the first's turn comes.
+        let mut second = std::boxed::Box::pin(btx.reserve());
+        let mut third = std::boxed::Box::pin(btx.reserve());
+        assert!(second.as_mut().poll(&mut Context::from_waker(noop)).is_pending());
+        assert!(third.as_mut().poll(&mut Context::from_waker(noop)).is_pending());
+        drop(permit);
+        // The second's poll will bring the driver's timer forward (a
+        // writer waits): that wake panics.
+        let armed = Arc::new(ArmedWaker(std::sync::atomic::AtomicBool::new(true)));
+        let armed_waker = Waker::from(armed.clone());
+        super::sealed::Sealed::lock(&*storage, |l| {
+            l.timer_unchanged();
+            l.wakers.driver.register(&armed_waker);
+            *l.timer_at = super::TimerAt::NONE;
+        });
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            second.as_mut().poll(&mut Context::from_waker(noop)).is_ready()
+        }));
+        assert!(panicked.is_err(), "setup: the lock woke the driver after the second took the reservation");
+        drop(second);
+        let counted = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let counted_waker = Waker::from(counted.clone());
+        let _ = third.as_mut().poll(&mut Context::from_waker(&counted_waker));
+        assert!(
+            matches!(third.as_mut().poll(&mut Context::from_waker(&counted_waker)), Poll::Ready(Ok(_))),
+            "the third writer gets the reservation"
+        );
+    }
+
     /// Inside the storage's lock (what a waker or an encoder it runs
     /// sees), `try_lock` declines instead of panicking: a queued writer's
     /// drop there stops the program rather than leave its place linked.
