@@ -82,6 +82,7 @@ mod config;
 mod driver;
 mod error;
 mod primed_link;
+mod reserve;
 pub mod session;
 #[cfg(feature = "alloc")]
 mod stable_acceptor;
