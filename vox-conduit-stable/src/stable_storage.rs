@@ -715,6 +715,37 @@ mod tests {
         assert!(matches!(third.as_mut().poll(&mut Context::from_waker(&waker)), Poll::Ready(Ok(_))));
     }
 
+    /// A session between two storages (the acceptor's is `storage`), its
+    /// drivers to be polled by hand on a clock that stands still.
+    fn session_by_hand(
+        storage: Arc<Small>,
+    ) -> (Pair, Pair, core::pin::Pin<std::boxed::Box<impl core::future::Future>>) {
+        let config = StableConfig { max_message: 24, ..StableConfig::DEFAULT };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = Pair::acceptor(storage, config).unwrap();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let drivers = embassy_futures::join::join(ad.run(dialer, FrozenClock), bd.run(listener, rng, FrozenClock));
+        (a, b, std::boxed::Box::pin(drivers))
+    }
+
+    /// Polls the drivers until `reserve` is ready (its room comes with the
+    /// handshake), and returns its permit.
+    fn permit_after_handshake<P>(
+        drivers: &mut core::pin::Pin<std::boxed::Box<impl core::future::Future>>,
+        reserve: &mut core::pin::Pin<std::boxed::Box<impl core::future::Future<Output = Result<P, crate::SendError>>>>,
+    ) -> P {
+        use core::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..100 {
+            let _ = drivers.as_mut().poll(&mut cx);
+            if let Poll::Ready(got) = reserve.as_mut().poll(&mut cx) {
+                return got.unwrap();
+            }
+        }
+        panic!("setup: the first reservation, after the handshake");
+    }
+
     std::thread_local! {
         /// A future a [`DroppingWaker`]'s wake drops.
         static DROPPED_BY_WAKE: core::cell::RefCell<Option<std::boxed::Box<dyn core::any::Any>>> =
@@ -746,16 +777,7 @@ mod tests {
     fn a_writer_dropped_by_its_own_wake_passes_its_turn_on() {
         use core::future::Future;
         use core::task::{Context, Poll, Waker};
-        let config = StableConfig { max_message: 24, ..StableConfig::DEFAULT };
-        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
-        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
-        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
-        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
-        let mut drivers = std::boxed::Box::pin(embassy_futures::join::join(
-            ad.run(dialer, FrozenClock),
-            bd.run(listener, rng, FrozenClock),
-        ));
-        let noop = Waker::noop();
+        let (a, b, mut drivers) = session_by_hand(Arc::new(Small::new()));
         let (_a, (btx, _brx)) = (a, b.split());
         // The future the wake drops lives in a thread-local: it must not
         // borrow, so the half lives on the heap until the test's end.
@@ -768,15 +790,7 @@ mod tests {
         let mut dropping = std::boxed::Box::pin(btx.reserve());
         let counted = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
         let mut second = std::boxed::Box::pin(btx.reserve());
-        let mut permit = None;
-        for _ in 0..100 {
-            let _ = drivers.as_mut().poll(&mut Context::from_waker(noop));
-            if let Poll::Ready(got) = first.as_mut().poll(&mut Context::from_waker(noop)) {
-                permit = Some(got.unwrap());
-                break;
-            }
-        }
-        let permit = permit.expect("setup: the first reservation, after the handshake");
+        let permit = permit_after_handshake(&mut drivers, &mut first);
         let dropping_waker = Waker::from(Arc::new(DroppingWaker));
         assert!(dropping.as_mut().poll(&mut Context::from_waker(&dropping_waker)).is_pending());
         let counted_waker = Waker::from(counted.clone());
@@ -802,28 +816,12 @@ mod tests {
     fn a_reservation_whose_wake_panics_is_ended_by_the_drop() {
         use core::future::Future;
         use core::task::{Context, Poll, Waker};
-        let config = StableConfig { max_message: 24, ..StableConfig::DEFAULT };
-        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
         let storage = Arc::new(Small::new());
-        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
-        let (b, bd) = Pair::acceptor(storage.clone(), config).unwrap();
-        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
-        let mut drivers = std::boxed::Box::pin(embassy_futures::join::join(
-            ad.run(dialer, FrozenClock),
-            bd.run(listener, rng, FrozenClock),
-        ));
+        let (a, b, mut drivers) = session_by_hand(storage.clone());
         let noop = Waker::noop();
         let (_a, (btx, _brx)) = (a, b.split());
         let mut first = std::boxed::Box::pin(btx.reserve());
-        let mut permit = None;
-        for _ in 0..100 {
-            let _ = drivers.as_mut().poll(&mut Context::from_waker(noop));
-            if let Poll::Ready(got) = first.as_mut().poll(&mut Context::from_waker(noop)) {
-                permit = Some(got.unwrap());
-                break;
-            }
-        }
-        let permit = permit.expect("setup: the first reservation, after the handshake");
+        let permit = permit_after_handshake(&mut drivers, &mut first);
         // Two writers wait behind it; the first's turn comes.
         let mut second = std::boxed::Box::pin(btx.reserve());
         let mut third = std::boxed::Box::pin(btx.reserve());
