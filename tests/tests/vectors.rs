@@ -257,7 +257,7 @@ fn apply_admission(a: &mut Admission, step: &Value) -> Value {
                     decision = json!("Unknown");
                     Some(RejectReason::SessionUnknown)
                 }
-                None => match admit(a.table_len, a.queued, a.sessions, a.queue, || None) {
+                None => match admit(a.table_len, a.queued, a.sessions, a.queue, || None::<usize>) {
                     AdmitDecision::Reject(r) => {
                         decision = json!(format!("Reject({})", reason_name(r)));
                         Some(r)

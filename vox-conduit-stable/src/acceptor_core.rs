@@ -1,7 +1,8 @@
 //! The acceptor's side of the handshake before a session takes a link, as
 //! sans-I/O logic: reading the initiator's prologue and hello
-//! ([`HelloReader`]), routing a resume to its session ([`route`]), and
-//! admitting a new session or refusing it ([`admit`]). The async
+//! ([`HelloReader`]), routing a resume to its session by the key's tag
+//! ([`route`]), and admitting a new session or refusing it ([`admit`],
+//! [`Sweep`]). The async
 //! `StableAcceptor` (feature `alloc`) only moves bytes between these and
 //! its links.
 
@@ -84,21 +85,90 @@ impl HelloReader {
     }
 }
 
-/// The index of the session that knows `key` (by `knows`: its latest key
-/// or the one presented before), if any.
-pub fn route<T>(sessions: &[T], key: &ResumeKey, knows: impl Fn(&T, &ResumeKey) -> bool) -> Option<usize> {
-    sessions.iter().position(|s| knows(s, key))
+/// The bytes of a resume key that name its session. An acceptor serving
+/// many sessions issues keys whose first `KEY_TAG_LEN` bytes are the
+/// session's tag (little-endian) and whose other 12 come from its CSPRNG:
+/// a resuming hello then finds its session by one lookup, and a key that
+/// no session issued costs one lookup too, however many sessions the
+/// table holds. The initiator treats the key as 16 opaque bytes.
+pub const KEY_TAG_LEN: usize = 4;
+
+/// The session tag a resume key carries (its first [`KEY_TAG_LEN`] bytes).
+pub fn key_tag(key: &ResumeKey) -> u32 {
+    let [a, b, c, d, ..] = *key;
+    u32::from_le_bytes([a, b, c, d])
+}
+
+/// Writes `tag` into the first [`KEY_TAG_LEN`] bytes of a freshly drawn
+/// `key`; the rest stays random.
+pub fn tag_key(key: &mut ResumeKey, tag: u32) {
+    for (k, t) in key.iter_mut().zip(tag.to_le_bytes()) {
+        *k = t;
+    }
+}
+
+/// The session a resuming hello's `key` goes to: the one `session_of` finds
+/// for the key's tag, if `knows` says it issued that key (its latest or
+/// the one presented before). One lookup and at most one check, whatever
+/// the table's size: a peer sending made-up keys costs the acceptor no
+/// search.
+// r[impl core.acceptor]
+pub fn route<'t, T>(
+    session_of: impl FnOnce(u32) -> Option<&'t T>,
+    key: &ResumeKey,
+    knows: impl FnOnce(&T, &ResumeKey) -> bool,
+) -> Option<&'t T> {
+    session_of(key_tag(key)).filter(|s| knows(s, key))
+}
+
+/// When the acceptor drops ended sessions from its table: when the table
+/// looks full (a newcomer needs the room), or when it has doubled since the
+/// last sweep (the memory of ended sessions goes back). A sweep checks
+/// every session, so sweeping on every admission would cost a burst of
+/// `n` newcomers `n²/2` checks; this way `n` admissions cost at most
+/// about `2n` checks outside a full table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// The table's length at which the next sweep is due.
+    at: usize,
+}
+
+impl Sweep {
+    /// The smallest length that triggers a sweep by growth.
+    const FLOOR: usize = 16;
+
+    /// No sweep due before the table holds 16 sessions.
+    pub const fn new() -> Self {
+        Self { at: Self::FLOOR }
+    }
+
+    /// A sweep is due before admitting into a table of `len` sessions with
+    /// room for `sessions`.
+    pub fn due(&self, len: usize, sessions: usize) -> bool {
+        len >= sessions || len >= self.at
+    }
+
+    /// A sweep left `len` sessions: the next is due at twice as many.
+    pub fn swept(&mut self, len: usize) {
+        self.at = len.saturating_mul(2).max(Self::FLOOR);
+    }
+}
+
+impl Default for Sweep {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// What to do with a new session's hello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum AdmitDecision {
+pub enum AdmitDecision<K = usize> {
     /// Take it: the table has room.
     Admit,
-    /// Take it in place of the session at this index (the oldest
-    /// evictable one), which ends with `SessionLost`.
-    AdmitEvicting(usize),
+    /// Take it in place of the session `oldest_evictable` named (the
+    /// oldest evictable one), which ends with `SessionLost`.
+    AdmitEvicting(K),
     /// Refuse it on the wire: `Busy` (the queue of sessions waiting for
     /// `accept` is full; the initiator tries again) or `TableFull` (every
     /// session in the table is live).
@@ -113,13 +183,13 @@ pub enum AdmitDecision {
 /// queue first: a newcomer told `Busy` must not evict a resumable
 /// session on its way.
 // r[impl core.acceptor]
-pub fn admit(
+pub fn admit<K>(
     table_len: usize,
     queued: usize,
     sessions: usize,
     queue: usize,
-    oldest_evictable: impl FnOnce() -> Option<usize>,
-) -> AdmitDecision {
+    oldest_evictable: impl FnOnce() -> Option<K>,
+) -> AdmitDecision<K> {
     if queued >= queue {
         return AdmitDecision::Reject(RejectReason::Busy);
     }
@@ -194,11 +264,56 @@ mod tests {
         assert!(matches!(reader().on_payload(truncated), HelloStep::Garbage(_)));
     }
 
+    /// A key as the acceptor issues it: `tag`, then random bytes.
+    fn issued(tag: u32, random: u8) -> ResumeKey {
+        let mut key = [random; 16];
+        tag_key(&mut key, tag);
+        key
+    }
+
+    // r[verify core.acceptor]
     #[test]
-    fn a_resume_is_routed_to_the_session_that_knows_its_key() {
-        let table = [[1u8; 16], [2; 16], [3; 16]];
-        assert_eq!(route(&table, &[2; 16], |s, k| s == k), Some(1));
-        assert_eq!(route(&table, &[7; 16], |s, k| s == k), None, "unknown: Reject(SessionUnknown)");
+    fn a_resume_is_routed_by_its_tag_with_one_check_whatever_the_table() {
+        // 10,000 sessions, each knowing the key it issued.
+        let table: std::collections::BTreeMap<u32, ResumeKey> = (0..10_000).map(|t| (t, issued(t, t as u8))).collect();
+        let checks = core::cell::Cell::new(0);
+        let knows = |s: &ResumeKey, k: &ResumeKey| {
+            checks.set(checks.get() + 1);
+            s == k
+        };
+        let key = issued(7_777, 7_777u32 as u8);
+        assert_eq!(key_tag(&key), 7_777);
+        assert_eq!(route(|t| table.get(&t), &key, knows), Some(&key));
+        assert_eq!(checks.get(), 1);
+        // A made-up key: a tag no session has costs no check; a session's
+        // tag with other random bytes costs one, and is unknown.
+        assert_eq!(route(|t| table.get(&t), &issued(20_000, 1), knows), None, "Reject(SessionUnknown)");
+        assert_eq!(route(|t| table.get(&t), &issued(5, 99), knows), None);
+        assert_eq!(checks.get(), 2, "one check per hello, not a search of the table");
+    }
+
+    // r[verify core.burst]
+    #[test]
+    fn sweeps_of_ended_sessions_cost_linear_time_over_a_burst() {
+        // 10,000 newcomers into a table of 10,000, none ending: every sweep
+        // checks the whole table.
+        let (mut sweep, mut checks, sessions) = (Sweep::new(), 0usize, 10_000);
+        for len in 0..sessions {
+            if sweep.due(len, sessions) {
+                checks += len;
+                sweep.swept(len);
+            }
+        }
+        assert!(checks <= 2 * sessions, "{checks} checks for {sessions} admissions");
+        // A full table sweeps before every admission (a newcomer needs
+        // the room of an ended session).
+        assert!(sweep.due(sessions, sessions));
+        // Half the table ended: the sweep frees them and the next is due
+        // at twice what is left.
+        sweep.swept(sessions / 2);
+        assert!(!sweep.due(sessions / 2 + 1, sessions));
+        assert!(sweep.due(sessions, sessions));
+        assert!(Sweep::default().due(16, 1_000) && !Sweep::default().due(15, 1_000));
     }
 
     // r[verify core.acceptor]
@@ -219,10 +334,10 @@ mod tests {
         let asked = core::cell::Cell::new(false);
         let decision = admit(t.len(), 2, 2, 2, || {
             asked.set(true);
-            None
+            None::<usize>
         });
         assert_eq!(decision, AdmitDecision::Reject(RejectReason::Busy));
         assert!(!asked.get(), "the table is not searched for a newcomer told Busy");
-        assert_eq!(admit(0, 4, 8, 4, || None), AdmitDecision::Reject(RejectReason::Busy));
+        assert_eq!(admit(0, 4, 8, 4, || None::<usize>), AdmitDecision::Reject(RejectReason::Busy));
     }
 }

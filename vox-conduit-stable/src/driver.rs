@@ -33,6 +33,10 @@ pub struct Acceptor;
 pub trait Role: sealed_role::Sealed {
     /// The role.
     const ROLE: SessionRole;
+    /// What the driver keeps to make resume keys: nothing for an
+    /// initiator (no RAM on a device), the session's tag for an acceptor.
+    #[doc(hidden)]
+    type KeyTag: Copy + Default;
 }
 
 mod sealed_role {
@@ -43,17 +47,22 @@ mod sealed_role {
 
 impl Role for Initiator {
     const ROLE: SessionRole = SessionRole::Initiator;
+    type KeyTag = ();
 }
 
 impl Role for Acceptor {
     const ROLE: SessionRole = SessionRole::Acceptor;
+    /// `Some(tag)`: the session's tag opens every key it issues (a
+    /// `StableAcceptor` routes resumes by it); `None`: all 16 bytes random.
+    type KeyTag = Option<u32>;
 }
 
 /// Runs a [`StableConduit`](crate::StableConduit): spawn it (embassy,
 /// tokio) or join it with the application. `R` is the role
 /// ([`Initiator`] or [`Acceptor`]).
-pub struct StableDriver<F, S: StableStore + 'static, R> {
+pub struct StableDriver<F, S: StableStore + 'static, R: Role> {
     storage: StorageRef<S>,
+    key_tag: R::KeyTag,
     _role: PhantomData<(fn() -> F, R)>,
 }
 
@@ -78,6 +87,14 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Initiator> {
 }
 
 impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
+    /// Every key this session issues opens with `tag` (see
+    /// [`acceptor_core::KEY_TAG_LEN`](crate::acceptor_core::KEY_TAG_LEN)).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn with_key_tag(mut self, tag: u32) -> Self {
+        self.key_tag = Some(tag);
+        self
+    }
+
     /// Runs the session (see the initiator's `run`); `rng` makes a new
     /// resume key for every attachment.
     // r[impl stable.resume-key]
@@ -87,9 +104,13 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
         mut rng: R,
         clock: C,
     ) -> impl Future<Output = Result<(), SessionError>> {
+        let tag = self.key_tag;
         let keys = move || {
             let mut key: ResumeKey = [0; KEY_LEN];
             rng.fill_bytes(&mut key);
+            if let Some(tag) = tag {
+                crate::acceptor_core::tag_key(&mut key, tag);
+            }
             Some(key)
         };
         self.drive(source, keys, clock)
@@ -162,7 +183,7 @@ pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Resul
     Ok(())
 }
 
-impl<F, S: StableStore + 'static, R> Drop for StableDriver<F, S, R> {
+impl<F, S: StableStore + 'static, R: Role> Drop for StableDriver<F, S, R> {
     fn drop(&mut self) {
         self.storage.driver_gone();
     }
@@ -170,7 +191,7 @@ impl<F, S: StableStore + 'static, R> Drop for StableDriver<F, S, R> {
 
 impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     pub(crate) fn new(storage: StorageRef<S>) -> Self {
-        Self { storage, _role: PhantomData }
+        Self { storage, key_tag: R::KeyTag::default(), _role: PhantomData }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Locked<'_>) -> T) -> T {

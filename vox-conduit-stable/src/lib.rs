@@ -49,7 +49,8 @@
 //! - a new link reaches the right session, and a stale or foreign key is
 //!   refused (`Reject(SessionUnknown)`), so a peer that restarted learns
 //!   its session is gone instead of resuming someone else's;
-//! - keys cannot be guessed (a CSPRNG, 128 bits), so a blind peer cannot
+//! - keys cannot be guessed (a CSPRNG: 128 bits, or 96 beside the 4-byte
+//!   session tag of a `StableAcceptor`'s keys), so a blind peer cannot
 //!   take over a session.
 //!
 //! It does **not** protect against an on-path attacker: anyone who can

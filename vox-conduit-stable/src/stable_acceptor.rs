@@ -21,7 +21,14 @@
 //!   (protocol knowledge needed) and newcomers find every place held and
 //!   are closed (`AcceptorStats::refused_full`).
 //! - **Routing**: a hello with a known key goes to its session, even while
-//!   the application does not call [`StableAcceptor::accept`].
+//!   the application does not call [`StableAcceptor::accept`]. Every key
+//!   a session issues opens with the session's tag
+//!   ([`acceptor_core::KEY_TAG_LEN`](crate::acceptor_core::KEY_TAG_LEN)
+//!   bytes, then 12 random ones), so a resume, or a made-up key, costs one
+//!   lookup and at most one check, not a search of the table.
+//! - **Ended sessions** leave the table when it looks full or has doubled
+//!   since the last sweep ([`Sweep`](crate::acceptor_core::Sweep)): a
+//!   burst of `n` newcomers costs about `2n` checks, not `n²/2`.
 //! - **Table**: at most [`AcceptorConfig::sessions`] sessions. A new
 //!   session may take the place of a session that ended, finished, or has
 //!   had no link and no frame for its `timeout_ms` (oldest first); never
@@ -36,16 +43,15 @@
 //! Without an allocator, run one [`StableConduit::acceptor`] on a
 //! `vox_link_embedded::LinkChannel` instead (one session at a time).
 
-use crate::acceptor_core::{AdmitDecision, HelloReader, HelloStep, admit, route};
+use crate::acceptor_core::{AdmitDecision, HelloReader, HelloStep, Sweep, admit, route};
 use crate::driver::write_out;
 use crate::primed_link::PrimedLink;
 use crate::session::Outgoing;
 use crate::stable_storage::StableStore;
 use crate::wire::{Hello, RejectReason, WireFrame};
 use crate::{Acceptor, AcceptorConfig, ConfigError, SessionError, StableConduit, StableConfig, StableDriver};
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::future::{Future, poll_fn};
 use core::task::{Context, Poll, Waker};
@@ -130,6 +136,15 @@ where
     config: StableConfig,
     acceptor: AcceptorConfig,
     queue: QueueRef<F, St, M, S::Link>,
+}
+
+/// The acceptor's sessions, by the tag their keys open with.
+struct Table<St: StableStore + 'static, M: RawMutex + 'static, L: Link> {
+    by_tag: BTreeMap<u32, Session<St, M, L>>,
+    /// Sessions accepted so far.
+    born: u64,
+    /// When ended sessions are next dropped from `by_tag`.
+    sweep: Sweep,
 }
 
 struct Session<St: StableStore + 'static, M: RawMutex + 'static, L: Link> {
@@ -347,8 +362,8 @@ where
         let Self { mut source, clock, config, acceptor, queue } = self;
         let local = Prologue::new(ConduitMode::Stable, SessionRole::Acceptor, F::FINGERPRINT);
         let timeout_ms = config.timeout_ms;
-        let mut sessions: Vec<Session<St, M, S::Link>> = Vec::new();
-        let mut born = 0u64;
+        // By tag: the first bytes of every key a session issues name it.
+        let mut sessions: Table<St, M, S::Link> = Table { by_tag: BTreeMap::new(), born: 0, sweep: Sweep::new() };
         let handshake = |link, progress| read_hello(link, clock.clone(), timeout_ms, local, progress);
         let mut pending = PendingHandshakes::for_maker(&handshake, acceptor.pending);
         let count = |f: fn(&mut AcceptorStats)| queue.lock(|q| f(&mut q.borrow_mut().stats));
@@ -370,8 +385,12 @@ where
                 AcceptEvent::Handshake(None) => count(|s| s.failed += 1),
                 AcceptEvent::Handshake(Some((link, hello))) => match hello.key {
                     Some(key) => {
-                        let known = route(&sessions, &key, |s, key| s.storage.lock(|l| l.session.state.knows_key(key)));
-                        match known.and_then(|i| sessions.get(i)) {
+                        let known = route(
+                            |tag| sessions.by_tag.get(&tag),
+                            &key,
+                            |s, key| s.storage.lock(|l| l.session.state.knows_key(key)),
+                        );
+                        match known {
                             Some(session) => {
                                 // The newest link replaces one not yet taken.
                                 let _ = session.links.try_receive();
@@ -387,7 +406,7 @@ where
                     None => {
                         let now = clock.now().as_millis();
                         let table = acceptor.sessions;
-                        new_session::<F, St, M, S::Link>(&config, table, &queue, &mut sessions, &mut born, link, now)
+                        new_session::<F, St, M, S::Link>(&config, table, &queue, &mut sessions, link, now)
                     }
                 },
             }
@@ -411,8 +430,7 @@ fn new_session<F, St, M, L>(
     config: &StableConfig,
     table: usize,
     queue: &QueueRef<F, St, M, L>,
-    sessions: &mut Vec<Session<St, M, L>>,
-    born: &mut u64,
+    sessions: &mut Table<St, M, L>,
     link: AcceptedLink<L>,
     now: u64,
 ) where
@@ -421,15 +439,20 @@ fn new_session<F, St, M, L>(
     M: RawMutex + 'static,
     L: Link,
 {
-    sessions.retain(|s| !s.ended());
+    if sessions.sweep.due(sessions.by_tag.len(), table) {
+        sessions.by_tag.retain(|_, s| !s.ended());
+        sessions.sweep.swept(sessions.by_tag.len());
+    }
     let (queued, limit) = queue.lock(|q| (q.borrow().sessions.len(), q.borrow().limit));
+    let by_tag = &sessions.by_tag;
     let oldest_evictable =
-        || sessions.iter().enumerate().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(i, _)| i);
-    match admit(sessions.len(), queued, table, limit, oldest_evictable) {
+        || by_tag.iter().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(&tag, _)| tag);
+    match admit(sessions.by_tag.len(), queued, table, limit, oldest_evictable) {
         AdmitDecision::Admit => {}
-        AdmitDecision::AdmitEvicting(i) => {
-            let expired = sessions.swap_remove(i);
-            expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
+        AdmitDecision::AdmitEvicting(tag) => {
+            if let Some(expired) = sessions.by_tag.remove(&tag) {
+                expired.storage.lock(|l| l.session.state.end(SessionError::SessionLost));
+            }
         }
         AdmitDecision::Reject(reason) => {
             queue.lock(|q| {
@@ -447,10 +470,18 @@ fn new_session<F, St, M, L>(
         // Checked in `StableAcceptor::new`.
         return;
     };
+    sessions.born += 1;
+    let born = sessions.born;
+    // The tag: the accept count's low bits, skipping tags still in use
+    // (the table holds far fewer than 2^32 sessions).
+    let mut tag = born as u32;
+    while sessions.by_tag.contains_key(&tag) {
+        tag = tag.wrapping_add(1);
+    }
+    let driver = driver.with_key_tag(tag);
     let links: SessionLinks<M, L> = SharedLinkChannel::new();
     let _ = links.try_offer(link);
-    *born += 1;
-    sessions.push(Session { storage: conduit.storage_ref(), links: links.clone(), born: *born });
+    sessions.by_tag.insert(tag, Session { storage: conduit.storage_ref(), links: links.clone(), born });
     queue.lock(|q| {
         let mut q = q.borrow_mut();
         q.sessions.push_back((conduit, driver, links));
