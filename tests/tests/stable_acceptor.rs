@@ -150,16 +150,27 @@ async fn a_server_that_accepts_once_then_only_serves_survives_ten_link_cuts() {
 async fn a_hundred_anonymous_hellos_against_a_full_table_are_refused_and_live_sessions_go_on() {
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let dialer = SharedDialer(Arc::new(tokio::sync::Mutex::new(dialer)));
-    let mut accepted = memory_acceptor(listener);
+    // The application keeps the acceptor (its statistics are read below).
+    let (mut acceptor, runner) = StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new(
+        listener,
+        TokioClock,
+        FAST,
+        AcceptorConfig { pending: 16, ..AcceptorConfig::with_sessions(2) },
+    )
+    .unwrap();
+    tokio::spawn(runner.run());
     let mut live = Vec::new();
-    for _ in 0..2 {
+    for seed in 0..2 {
         let (i, d) = initiator();
         tokio::spawn(d.run(dialer.clone(), TokioClock));
         let (itx, _irx) = i.split();
-        let (_ctx, mut crx) = accepted.recv().await.unwrap().split();
+        let (conduit, driver, links) = acceptor.accept().await.unwrap();
+        tokio::spawn(driver.run(links, rng(seed), TokioClock));
+        let (_ctx, mut crx) = conduit.split();
         tokio::join!(send_range(&itx, 0..3), recv_range(&mut crx, 0..3));
         live.push((itx, _irx, _ctx, crx));
     }
+    let started = Instant::now();
     let mut refusals = Vec::new();
     for _ in 0..100 {
         let (_i, d) = initiator();
@@ -169,10 +180,17 @@ async fn a_hundred_anonymous_hellos_against_a_full_table_are_refused_and_live_se
         let r = tokio::time::timeout(Duration::from_secs(5), r).await.expect("quick").unwrap();
         assert_eq!(r, Err(SessionError::Rejected(RejectReason::TableFull)));
     }
+    // The full table was searched at most once per 100 ms, not once per
+    // newcomer.
+    let stats = acceptor.stats();
+    let intervals = started.elapsed().as_millis() as u64 / vox_conduit_stable::acceptor_core::Sweep::FULL_RECHECK_MS;
+    assert_eq!(stats.table_full, 100, "{stats:?}");
+    assert!(stats.full_table_searches <= intervals + 1, "{stats:?} in {:?}", started.elapsed());
     for (itx, _irx, _ctx, crx) in &mut live {
         tokio::join!(send_range(itx, 3..10), recv_range(crx, 3..10));
     }
-    assert!(accepted.try_recv().is_err());
+    let next = tokio::time::timeout(Duration::from_millis(50), acceptor.accept()).await;
+    assert!(next.is_err(), "no new session was accepted");
 }
 
 /// Resident memory of this process, in KiB.

@@ -121,36 +121,57 @@ pub fn route<'t, T>(
     session_of(key_tag(key)).filter(|s| knows(s, key))
 }
 
-/// When the acceptor drops ended sessions from its table: when the table
-/// looks full (a newcomer needs the room), or when it has doubled since the
-/// last sweep (the memory of ended sessions goes back). A sweep checks
-/// every session, so sweeping on every admission would cost a burst of
-/// `n` newcomers `n²/2` checks; this way `n` admissions cost at most
-/// about `2n` checks outside a full table.
+/// When the acceptor looks through its whole table: to drop ended
+/// sessions (when the table looks full, or has doubled since the last
+/// sweep, so the memory of ended sessions goes back) and, in a full
+/// table, to find a place to evict. A sweep checks every session, so
+/// sweeping on every admission would cost a burst of `n` newcomers
+/// `n²/2` checks; this way `n` admissions cost at most about `2n` checks
+/// outside a full table. A full table that had no place to give is not
+/// searched again for [`Sweep::FULL_RECHECK_MS`]: newcomers in between
+/// are told `TableFull` at once, so a flood of hellos against a full
+/// table costs one search per interval, not one per hello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sweep {
     /// The table's length at which the next sweep is due.
     at: usize,
+    /// When a search of the full table last found no place.
+    full_at: Option<u64>,
 }
 
 impl Sweep {
     /// The smallest length that triggers a sweep by growth.
     const FLOOR: usize = 16;
 
+    /// How long a full table that had no place to give is taken to be
+    /// still full, in milliseconds (a session that ends meanwhile gives
+    /// its place up to this much later).
+    pub const FULL_RECHECK_MS: u64 = 100;
+
     /// No sweep due before the table holds 16 sessions.
     pub const fn new() -> Self {
-        Self { at: Self::FLOOR }
+        Self { at: Self::FLOOR, full_at: None }
     }
 
-    /// A sweep is due before admitting into a table of `len` sessions with
-    /// room for `sessions`.
-    pub fn due(&self, len: usize, sessions: usize) -> bool {
-        len >= sessions || len >= self.at
+    /// A sweep is due at `now` (ms) before admitting into a table of `len`
+    /// sessions with room for `sessions`.
+    pub fn due(&self, len: usize, sessions: usize, now: u64) -> bool {
+        (len >= sessions && self.may_search(now)) || len >= self.at
     }
 
     /// A sweep left `len` sessions: the next is due at twice as many.
     pub fn swept(&mut self, len: usize) {
         self.at = len.saturating_mul(2).max(Self::FLOOR);
+    }
+
+    /// The full table may be searched for a place at `now`.
+    pub fn may_search(&self, now: u64) -> bool {
+        self.full_at.is_none_or(|at| now.saturating_sub(at) >= Self::FULL_RECHECK_MS)
+    }
+
+    /// A search at `now` found no place in the full table.
+    pub fn found_full(&mut self, now: u64) {
+        self.full_at = Some(now);
     }
 }
 
@@ -299,21 +320,36 @@ mod tests {
         // checks the whole table.
         let (mut sweep, mut checks, sessions) = (Sweep::new(), 0usize, 10_000);
         for len in 0..sessions {
-            if sweep.due(len, sessions) {
+            if sweep.due(len, sessions, 0) {
                 checks += len;
                 sweep.swept(len);
             }
         }
         assert!(checks <= 2 * sessions, "{checks} checks for {sessions} admissions");
-        // A full table sweeps before every admission (a newcomer needs
-        // the room of an ended session).
-        assert!(sweep.due(sessions, sessions));
+        // A full table sweeps before an admission (a newcomer needs the
+        // room of an ended session).
+        assert!(sweep.due(sessions, sessions, 0));
         // Half the table ended: the sweep frees them and the next is due
         // at twice what is left.
         sweep.swept(sessions / 2);
-        assert!(!sweep.due(sessions / 2 + 1, sessions));
-        assert!(sweep.due(sessions, sessions));
-        assert!(Sweep::default().due(16, 1_000) && !Sweep::default().due(15, 1_000));
+        assert!(!sweep.due(sessions / 2 + 1, sessions, 0));
+        assert!(sweep.due(sessions, sessions, 0));
+        assert!(Sweep::default().due(16, 1_000, 0) && !Sweep::default().due(15, 1_000, 0));
+    }
+
+    // r[verify core.acceptor]
+    #[test]
+    fn a_full_table_without_a_place_is_searched_once_per_interval() {
+        let (mut sweep, sessions) = (Sweep::new(), 10_000);
+        sweep.swept(sessions);
+        assert!(sweep.may_search(1_000) && sweep.due(sessions, sessions, 1_000));
+        sweep.found_full(1_000);
+        // A flood of hellos in the next 100 ms: no search, no sweep.
+        let searches =
+            (1_000..1_100).filter(|&now| sweep.may_search(now) || sweep.due(sessions, sessions, now)).count();
+        assert_eq!(searches, 0);
+        assert!(sweep.may_search(1_000 + Sweep::FULL_RECHECK_MS));
+        assert!(sweep.due(sessions, sessions, 1_000 + Sweep::FULL_RECHECK_MS));
     }
 
     // r[verify core.acceptor]

@@ -28,7 +28,11 @@
 //!   lookup and at most one check, not a search of the table.
 //! - **Ended sessions** leave the table when it looks full or has doubled
 //!   since the last sweep ([`Sweep`](crate::acceptor_core::Sweep)): a
-//!   burst of `n` newcomers costs about `2n` checks, not `n²/2`.
+//!   burst of `n` newcomers costs about `2n` checks, not `n²/2`. A full
+//!   table that had no place to give is searched again only after
+//!   [`Sweep::FULL_RECHECK_MS`](crate::acceptor_core::Sweep::FULL_RECHECK_MS)
+//!   (100 ms); newcomers in between get `Reject(TableFull)` at once, so
+//!   a flood of hellos costs one search of the table per 100 ms.
 //! - **Table**: at most [`AcceptorConfig::sessions`] sessions. A new
 //!   session may take the place of a session that ended, finished, or has
 //!   had no link and no frame for its `timeout_ms` (oldest first); never
@@ -103,6 +107,10 @@ pub struct AcceptorStats {
     /// Handshakes that ended without a hello (timed out, link failed,
     /// prologue refused).
     pub failed: u64,
+    /// Searches of the full table for a place to evict: at most one per
+    /// [`Sweep::FULL_RECHECK_MS`](crate::acceptor_core::Sweep::FULL_RECHECK_MS)
+    /// while none is found, however many newcomers arrive.
+    pub full_table_searches: u64,
 }
 
 struct Queue<T> {
@@ -439,15 +447,29 @@ fn new_session<F, St, M, L>(
     M: RawMutex + 'static,
     L: Link,
 {
-    if sessions.sweep.due(sessions.by_tag.len(), table) {
+    if sessions.sweep.due(sessions.by_tag.len(), table, now) {
         sessions.by_tag.retain(|_, s| !s.ended());
         sessions.sweep.swept(sessions.by_tag.len());
     }
     let (queued, limit) = queue.lock(|q| (q.borrow().sessions.len(), q.borrow().limit));
     let by_tag = &sessions.by_tag;
-    let oldest_evictable =
-        || by_tag.iter().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(&tag, _)| tag);
-    match admit(sessions.by_tag.len(), queued, table, limit, oldest_evictable) {
+    let may_search = sessions.sweep.may_search(now);
+    let oldest_evictable = || {
+        if !may_search {
+            // Full, and searched in vain less than `FULL_RECHECK_MS` ago.
+            return None;
+        }
+        by_tag.iter().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(&tag, _)| tag)
+    };
+    let full = sessions.by_tag.len() >= table;
+    let decision = admit(sessions.by_tag.len(), queued, table, limit, oldest_evictable);
+    if full && may_search && decision != AdmitDecision::Reject(RejectReason::Busy) {
+        queue.lock(|q| q.borrow_mut().stats.full_table_searches += 1);
+        if decision == AdmitDecision::Reject(RejectReason::TableFull) {
+            sessions.sweep.found_full(now);
+        }
+    }
+    match decision {
         AdmitDecision::Admit => {}
         AdmitDecision::AdmitEvicting(tag) => {
             if let Some(expired) = sessions.by_tag.remove(&tag) {
