@@ -199,22 +199,24 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     }
 
     /// `Some` once the session is over: complete, or ended.
-    fn outcome(&self) -> Option<Result<(), SessionError>> {
-        self.with(|l| match l.session.state.ended() {
+    fn outcome_of(l: &Locked<'_>) -> Option<Result<(), SessionError>> {
+        match l.session.state.ended() {
             Some(e) => Some(Err(*e)),
             None => l.session.state.is_complete().then_some(Ok(())),
-        })
+        }
     }
 
-    /// Ready once the session is over.
+    /// Ready once the session is over (checked and the waker registered
+    /// under one lock: no outcome slips in between).
     fn over(&self) -> impl Future<Output = Result<(), SessionError>> {
-        poll_fn(move |cx| match self.outcome() {
-            Some(r) => Poll::Ready(r),
-            None => {
-                self.with(|l| l.wakers.driver.register(cx.waker()));
-                // Checked again: the outcome may have changed in between.
-                self.outcome().map_or(Poll::Pending, Poll::Ready)
-            }
+        poll_fn(move |cx| {
+            self.with(|l| match Self::outcome_of(l) {
+                Some(r) => Poll::Ready(r),
+                None => {
+                    l.wakers.driver.register(cx.waker());
+                    Poll::Pending
+                }
+            })
         })
     }
 
@@ -223,14 +225,16 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     /// session is over.
     fn backoff(&self) -> impl Future<Output = Option<Result<(), SessionError>>> {
         poll_fn(move |cx| {
-            if let Some(outcome) = self.outcome() {
-                return Poll::Ready(Some(outcome));
-            }
-            self.with(|l| match l.session.state.attach_not_before() {
-                None => Poll::Ready(None),
-                Some(_) => {
-                    l.wakers.driver.register(cx.waker());
-                    Poll::Pending
+            self.with(|l| {
+                if let Some(outcome) = Self::outcome_of(l) {
+                    return Poll::Ready(Some(outcome));
+                }
+                match l.session.state.attach_not_before() {
+                    None => Poll::Ready(None),
+                    Some(_) => {
+                        l.wakers.driver.register(cx.waker());
+                        Poll::Pending
+                    }
                 }
             })
         })
@@ -256,14 +260,11 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                 });
             }
             let time = PollClock { clock: &clock, fresh: AtomicBool::new(false) };
-            let timers = self.timers(&time);
             let serve = async {
                 loop {
-                    if let Some(outcome) = self.outcome() {
-                        return outcome;
-                    }
-                    // The core's backoff after a busy acceptor, if any (the
-                    // timer ends it).
+                    // The outcome if the session is over, else the core's
+                    // backoff after a busy acceptor, if any (the timer
+                    // ends it).
                     if let Some(outcome) = self.backoff().await {
                         return outcome;
                     }
@@ -290,19 +291,111 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                         let now = time.now(l);
                         l.session.attach(now, key);
                     });
-                    let _why = self.attachment(link, &time).await;
+                    // One attachment on `link`, until the core detaches it
+                    // or the link fails (in this future: a future of its
+                    // own would cost a copy of the link into it).
+                    let _why = {
+                        let (tx, mut rx) = link.split();
+                        // A data frame must fit the link: refused before
+                        // anything is sent.
+                        // r[impl stable.config.check]
+                        let data = self.with(|l| l.session.state.config().max_message) + crate::wire::MAX_HEADER;
+                        let needed = data.max(crate::wire::MAX_CONTROL_FRAME);
+                        let max_payload = tx.max_payload();
+                        if needed > max_payload {
+                            let e = ConfigError::LinkTooSmall { needed, max_payload };
+                            self.with(|l| l.session.state.end(SessionError::Config(e)));
+                            Detach::Ended
+                        } else {
+                            let sending = async {
+                                // A frame is known to wait (asked under the
+                                // last frame's lock): no lock is taken just to
+                                // ask again.
+                                let mut more = false;
+                                loop {
+                                    if !more {
+                                        poll_fn(
+                                            |cx| if self.wants_transmit(cx) { Poll::Ready(()) } else { Poll::Pending },
+                                        )
+                                        .await;
+                                    }
+                                    match tx.reserve().await {
+                                        Ok(permit) => more = self.burst(&tx, permit, &time),
+                                        Err(e) => return self.with(|l| l.session.link_failed(e)),
+                                    }
+                                }
+                            };
+                            // Every payload the link holds is handed to the
+                            // core under one storage lock; the first is awaited
+                            // outside it, so a quiet link costs no lock, and the
+                            // rest are read in place (no backing to count: on a
+                            // host, two atomic operations fewer per payload).
+                            let receiving = poll_fn(|cx| {
+                                let first = core::task::ready!(poll_link(&mut rx, cx));
+                                self.with(|l| {
+                                    let now = time.now(l);
+                                    let storage = &*self.storage;
+                                    // One closure for both places: one copy
+                                    // of the core's receive code.
+                                    let store = |at: usize, msg: &[u8]| storage.write_received(at, msg);
+                                    let mut got = first.map(|payload| {
+                                        payload.map(|payload| {
+                                            l.session.on_receive_as(R::ROLE, now, payload.as_bytes(), store)
+                                        })
+                                    });
+                                    loop {
+                                        match got {
+                                            Ok(Some(())) => {}
+                                            Ok(None) => {
+                                                l.session.link_failed(LinkError::Closed);
+                                                return Poll::Ready(());
+                                            }
+                                            Err(e) => {
+                                                l.session.link_failed(e);
+                                                return Poll::Ready(());
+                                            }
+                                        }
+                                        got = core::task::ready!(rx.poll_recv_in_place(cx, |bytes| {
+                                            l.session.on_receive_as(R::ROLE, now, bytes, store)
+                                        }));
+                                    }
+                                })
+                            });
+                            let detached = poll_fn(|cx| {
+                                self.with(|l| match l.session.state.take_detach() {
+                                    Some(why) => Poll::Ready(why),
+                                    None => {
+                                        l.wakers.driver.register(cx.waker());
+                                        Poll::Pending
+                                    }
+                                })
+                            });
+                            match select3(sending, receiving, detached).await {
+                                Either3::Third(why) => why,
+                                Either3::First(()) | Either3::Second(()) => self
+                                    .with(|l| l.session.state.take_detach())
+                                    .unwrap_or(Detach::LinkFailed(LinkError::Closed)),
+                            }
+                        }
+                    };
                     match _why {
                         Detach::Finished | Detach::Ended => {}
                         _ => state_warn!("stable: attachment ended: {}", _why),
                     }
                 }
             };
-            // The timers first: a keepalive found due is sent by `serve` in
-            // the same poll (one wake-up per keepalive, not two).
-            let mut both = core::pin::pin!(select(timers, serve));
-            let Either::Second(result) = poll_fn(|cx| {
+            let mut serve = core::pin::pin!(serve);
+            // The timer's state: the deadline it is armed for (`None`: to
+            // be armed), and its sleep.
+            let mut armed = None;
+            let mut sleep = core::pin::pin!(None);
+            let result = poll_fn(|cx| {
                 time.new_poll();
-                both.as_mut().poll(cx)
+                // The timers first: a keepalive found due is sent by
+                // `serve` in the same poll (one wake-up per keepalive, not
+                // two).
+                self.poll_timers(&time, &mut armed, sleep.as_mut(), |at| clock.sleep_until(at), cx);
+                serve.as_mut().poll(cx)
             })
             .await;
             match &result {
@@ -313,158 +406,101 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         }
     }
 
-    /// Sleeps until the core's next deadline, or until an event brings
-    /// one forward, then lets the core act on the clock's time. No fixed
-    /// tick: an idle session wakes only when something is due (a
-    /// keepalive, a delayed ack, the silence timeout), and timers never
-    /// drift, as every deadline is a time on the clock.
+    /// The timer: sleeps until the core's next deadline, or until an
+    /// event brings one forward, then lets the core act on the clock's
+    /// time, and arms for the next. No fixed tick: an idle session wakes
+    /// only when something is due (a keepalive, a delayed ack, the silence
+    /// timeout), and timers never drift, as every deadline is a time on
+    /// the clock. Pending always (`cx`'s waker registered).
     // r[impl core.deadline]
-    async fn timers<C: Clock>(&self, time: &PollClock<'_, C>) -> ! {
+    fn poll_timers<C: Clock, Z: Future<Output = ()>>(
+        &self,
+        time: &PollClock<'_, C>,
+        armed: &mut Option<u64>,
+        mut sleep: core::pin::Pin<&mut Option<Z>>,
+        sleep_until: impl Fn(Instant) -> Z,
+        cx: &mut core::task::Context<'_>,
+    ) {
         loop {
-            let armed = self.with(|l| {
-                let due = l.session.next_deadline_as(R::ROLE);
-                *l.timer_at = TimerAt::at(due);
-                due
-            });
-            // Woken when an event sets an earlier deadline than `armed`.
-            let brought_forward = poll_fn(|cx| {
-                self.with(|l| {
-                    if l.timer_at.get() < armed {
-                        Poll::Ready(())
-                    } else {
-                        l.wakers.driver.register(cx.waker());
-                        Poll::Pending
+            let at = match *armed {
+                Some(at) => at,
+                None => {
+                    let due = self.with(|l| {
+                        let due = l.session.next_deadline_as(R::ROLE);
+                        *l.timer_at = TimerAt::at(due);
+                        due
+                    });
+                    if due != Instant::MAX.as_millis() {
+                        sleep.set(Some(sleep_until(Instant::from_millis(due))));
                     }
+                    *armed = Some(due);
+                    due
+                }
+            };
+            let slept = sleep.as_mut().as_pin_mut().is_some_and(|s| s.poll(cx).is_ready());
+            // Woken when an event sets an earlier deadline than `at`.
+            if !slept
+                && self.with(|l| {
+                    let later = l.timer_at.get() >= at;
+                    if later {
+                        l.wakers.driver.register(cx.waker());
+                    }
+                    later
                 })
-            });
-            if armed == Instant::MAX.as_millis() {
-                brought_forward.await;
-            } else {
-                select(time.clock.sleep_until(vox_types::Instant::from_millis(armed)), brought_forward).await;
+            {
+                return;
             }
+            sleep.set(None);
+            *armed = None;
             self.with(|l| {
                 let now = time.now(l);
                 l.session.on_tick_as(R::ROLE, now);
-                // `serve` is polled right after this future, in the same
-                // task: its transmitter sees what is due without a wake.
+                // `serve` is polled right after this, in the same task:
+                // its transmitter sees what is due without a wake.
                 l.session.state.skip_transmit_wake();
             });
         }
     }
 
-    /// One attachment on `link`, until the core detaches it or the link
-    /// fails.
-    async fn attachment<L: Link, C: Clock>(&self, link: L, time: &PollClock<'_, C>) -> Detach {
-        let (tx, mut rx) = link.split();
-        // A data frame must fit the link: refused before anything is sent.
-        // r[impl stable.config.check]
-        let data = self.with(|l| l.session.state.config().max_message) + crate::wire::MAX_HEADER;
-        let needed = data.max(crate::wire::MAX_CONTROL_FRAME);
-        let max_payload = tx.max_payload();
-        if needed > max_payload {
-            self.with(|l| l.session.state.end(SessionError::Config(ConfigError::LinkTooSmall { needed, max_payload })));
-            return Detach::Ended;
-        }
-        let sending = async {
-            // A frame is known to wait (asked under the last frame's
-            // lock): no lock is taken just to ask again.
-            let mut more = false;
+    /// Whether the core has a frame to send; `cx`'s waker registered when
+    /// not.
+    fn wants_transmit(&self, cx: &core::task::Context<'_>) -> bool {
+        self.with(|l| {
+            let wants = l.session.wants_transmit();
+            if !wants {
+                l.wakers.driver.register(cx.waker());
+            }
+            wants
+        })
+    }
+
+    /// Sends the core's frames on `permit` and the link's next permits.
+    /// A burst goes out under one storage lock: after each frame, the
+    /// next link permit is taken if the link has room now (a reservation
+    /// that would wait is dropped, which reserves nothing, and awaited by
+    /// the caller instead). `true` when a frame still waits for room.
+    fn burst<'t, T: LinkTx, C: Clock>(&self, tx: &'t T, permit: T::Permit<'t>, time: &PollClock<'_, C>) -> bool {
+        self.with(|l| {
+            let now = time.now(l);
+            let mut permit = permit;
+            let Some(mut kind) = l.session.poll_outgoing() else { return false };
             loop {
-                if !more {
-                    poll_fn(|cx| {
-                        self.with(|l| {
-                            if l.session.wants_transmit() {
-                                Poll::Ready(())
-                            } else {
-                                l.wakers.driver.register(cx.waker());
-                                Poll::Pending
-                            }
-                        })
-                    })
-                    .await;
+                if !transmit_one(l, now, kind, permit) {
+                    return false;
                 }
-                let permit = match tx.reserve().await {
-                    Ok(permit) => permit,
-                    Err(e) => return self.with(|l| l.session.link_failed(e)),
+                kind = match l.session.poll_outgoing() {
+                    Some(kind) => kind,
+                    None => return false,
                 };
-                // A burst goes out under one storage lock: after each
-                // frame, the next link permit is taken if the link has
-                // room now (a reservation that would wait is dropped,
-                // which reserves nothing, and awaited above instead).
-                more = self.with(|l| {
-                    let now = time.now(l);
-                    let mut permit = permit;
-                    let Some(mut kind) = l.session.poll_outgoing() else { return false };
-                    loop {
-                        if !transmit_one(l, now, kind, permit) {
-                            return false;
-                        }
-                        kind = match l.session.poll_outgoing() {
-                            Some(kind) => kind,
-                            None => return false,
-                        };
-                        permit = match poll_once(tx.reserve()) {
-                            Poll::Ready(Ok(next)) => next,
-                            Poll::Ready(Err(e)) => {
-                                l.session.link_failed(e);
-                                return false;
-                            }
-                            Poll::Pending => return true,
-                        };
+                permit = match poll_once(tx.reserve()) {
+                    Poll::Ready(Ok(next)) => next,
+                    Poll::Ready(Err(e)) => {
+                        l.session.link_failed(e);
+                        return false;
                     }
-                });
+                    Poll::Pending => return true,
+                };
             }
-        };
-        // Every payload the link holds is handed to the core under one
-        // storage lock; the first is awaited outside it, so a quiet link
-        // costs no lock, and the rest are read in place (no backing to
-        // count: on a host, two atomic operations fewer per payload).
-        let receiving = poll_fn(|cx| {
-            let first = core::task::ready!(poll_link(&mut rx, cx));
-            self.with(|l| {
-                let now = time.now(l);
-                let storage = &*self.storage;
-                // One closure for both places: one copy of the core's
-                // receive code.
-                let store = |at: usize, msg: &[u8]| storage.write_received(at, msg);
-                let mut got = first.map(|payload| {
-                    payload.map(|payload| l.session.on_receive_as(R::ROLE, now, payload.as_bytes(), store))
-                });
-                loop {
-                    match got {
-                        Ok(Some(())) => {}
-                        Ok(None) => {
-                            l.session.link_failed(LinkError::Closed);
-                            return Poll::Ready(());
-                        }
-                        Err(e) => {
-                            l.session.link_failed(e);
-                            return Poll::Ready(());
-                        }
-                    }
-                    got = core::task::ready!(rx.poll_recv_in_place(cx, |bytes| l.session.on_receive_as(
-                        R::ROLE,
-                        now,
-                        bytes,
-                        store
-                    )));
-                }
-            })
-        });
-        let detached = poll_fn(|cx| {
-            self.with(|l| match l.session.state.take_detach() {
-                Some(why) => Poll::Ready(why),
-                None => {
-                    l.wakers.driver.register(cx.waker());
-                    Poll::Pending
-                }
-            })
-        });
-        match select3(sending, receiving, detached).await {
-            Either3::Third(why) => why,
-            Either3::First(()) | Either3::Second(()) => {
-                self.with(|l| l.session.state.take_detach()).unwrap_or(Detach::LinkFailed(LinkError::Closed))
-            }
-        }
+        })
     }
 }
