@@ -95,13 +95,6 @@ impl WireSeq {
             Self::Low(b) => sent_high.wrapping_sub((sent_high as u8).wrapping_sub(b) as u32),
         }
     }
-
-    fn encoded_len(self) -> usize {
-        match self {
-            Self::Low(_) => 1,
-            Self::Full(v) => varint_len(v),
-        }
-    }
 }
 
 /// How much more the sender of a frame can receive, counted from the
@@ -221,38 +214,44 @@ pub enum FrameError {
 /// a Cortex-M several KB of flash for five small variants, and the compact
 /// `Data` frame is not a postcard enum. Every other frame's bytes are
 /// exactly postcard's (a test checks both ways).
+///
+/// The writer stores the bytes that fit and counts them all: the count is
+/// the encoding's length whatever the buffer (an empty one measures it),
+/// so one routine both encodes and measures.
 struct Writer<'b> {
     buf: &'b mut [u8],
     at: usize,
 }
 
 impl Writer<'_> {
-    fn byte(&mut self, b: u8) -> Option<()> {
-        *self.buf.get_mut(self.at)? = b;
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.at) {
+            *slot = b;
+        }
         self.at += 1;
-        Some(())
     }
 
-    fn varint(&mut self, mut v: u32) -> Option<()> {
+    fn varint(&mut self, mut v: u32) {
         while v >= 0x80 {
-            self.byte(v as u8 | 0x80)?;
+            self.byte(v as u8 | 0x80);
             v >>= 7;
         }
         self.byte(v as u8)
     }
 
-    fn bytes(&mut self, b: &[u8]) -> Option<()> {
-        self.buf.get_mut(self.at..self.at + b.len())?.copy_from_slice(b);
+    fn bytes(&mut self, b: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.at..self.at + b.len()) {
+            dst.copy_from_slice(b);
+        }
         self.at += b.len();
-        Some(())
     }
 
-    fn window(&mut self, w: &Window) -> Option<()> {
-        self.varint(w.msgs)?;
+    fn window(&mut self, w: &Window) {
+        self.varint(w.msgs);
         self.varint(w.bytes)
     }
 
-    fn counter(&mut self, c: WireSeq) -> Option<()> {
+    fn counter(&mut self, c: WireSeq) {
         match c {
             WireSeq::Low(b) => self.byte(b),
             WireSeq::Full(v) => self.varint(v),
@@ -260,162 +259,172 @@ impl Writer<'_> {
     }
 }
 
+/// Reads a payload. A read that fails keeps its error (the first one
+/// counts) and returns 0, so a frame is parsed straight through and its
+/// error, if any, checked once at the end.
 struct Reader<'a> {
     bytes: &'a [u8],
+    error: Option<FrameError>,
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, FrameError> {
-        let (&b, rest) = self.bytes.split_first().ok_or(FrameError::Truncated)?;
-        self.bytes = rest;
-        Ok(b)
+    fn fail(&mut self, e: FrameError) {
+        self.error.get_or_insert(e);
     }
 
-    fn varint(&mut self) -> Result<u32, FrameError> {
+    fn byte(&mut self) -> u8 {
+        match self.bytes.split_first() {
+            Some((&b, rest)) => {
+                self.bytes = rest;
+                b
+            }
+            None => {
+                self.fail(FrameError::Truncated);
+                0
+            }
+        }
+    }
+
+    fn varint(&mut self) -> u32 {
         let mut v = 0u32;
         for i in 0..5 {
-            let b = self.byte()?;
+            let b = self.byte();
             if i == 4 && b > 0x0F {
-                return Err(FrameError::Malformed);
+                self.fail(FrameError::Malformed);
             }
             v |= u32::from(b & 0x7F) << (7 * i);
             if b & 0x80 == 0 {
-                return Ok(v);
+                return v;
             }
         }
-        Err(FrameError::Malformed)
+        self.fail(FrameError::Malformed);
+        v
     }
 
-    fn flag(&mut self) -> Result<bool, FrameError> {
-        match self.byte()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(FrameError::Malformed),
+    fn flag(&mut self) -> bool {
+        let b = self.byte();
+        if b > 1 {
+            self.fail(FrameError::Malformed);
         }
+        b == 1
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
-        if n > self.bytes.len() {
-            return Err(FrameError::Truncated);
-        }
-        let (taken, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(taken)
+    fn window(&mut self) -> Window {
+        Window { msgs: self.varint(), bytes: self.varint() }
     }
 
-    fn window(&mut self) -> Result<Window, FrameError> {
-        Ok(Window { msgs: self.varint()?, bytes: self.varint()? })
-    }
-
-    fn counter(&mut self, full: bool) -> Result<WireSeq, FrameError> {
-        Ok(if full { WireSeq::Full(self.varint()?) } else { WireSeq::Low(self.byte()?) })
-    }
-}
-
-fn varint_len(v: u32) -> usize {
-    match v {
-        0..0x80 => 1,
-        0x80..0x4000 => 2,
-        0x4000..0x20_0000 => 3,
-        0x20_0000..0x1000_0000 => 4,
-        _ => 5,
+    fn counter(&mut self, full: bool) -> WireSeq {
+        if full { WireSeq::Full(self.varint()) } else { WireSeq::Low(self.byte()) }
     }
 }
 
 impl<'a> WireFrame<'a> {
     /// Length of the encoding.
     pub fn encoded_len(&self) -> usize {
-        let w = |w: &Window| varint_len(w.msgs) + varint_len(w.bytes);
-        1 + match self {
-            Self::Hello(h) => 1 + h.key.map_or(0, |_| KEY_LEN) + varint_len(h.next_expected) + w(&h.window),
-            Self::Reject(_) => 1,
-            Self::Data { seq, ack, window, msg } => {
-                seq.encoded_len() + ack.encoded_len() + window.as_ref().map_or(0, w) + msg.len()
-            }
-            Self::Ack { ack, next, window, .. } => varint_len(*ack) + varint_len(*next) + w(window) + 1,
-            Self::Close { seq, ack } => varint_len(*seq) + varint_len(*ack),
-        }
+        self.write(&mut [])
     }
 
     /// Writes the encoding (postcard's bytes) into `buf`; returns its
     /// length, or `None` if `buf` is too short.
     pub fn encode(&self, buf: &mut [u8]) -> Option<usize> {
+        let max = buf.len();
+        let len = self.write(buf);
+        (len <= max).then_some(len)
+    }
+
+    /// Writes as much of the encoding as fits into `buf`; returns the
+    /// whole encoding's length.
+    fn write(&self, buf: &mut [u8]) -> usize {
         let mut w = Writer { buf, at: 0 };
         match self {
             Self::Hello(h) => {
-                w.byte(0)?;
+                w.byte(0);
                 match &h.key {
                     Some(k) => {
-                        w.byte(1)?;
-                        w.bytes(k)?;
+                        w.byte(1);
+                        w.bytes(k);
                     }
-                    None => w.byte(0)?,
+                    None => w.byte(0),
                 }
-                w.varint(h.next_expected)?;
-                w.window(&h.window)?;
+                w.varint(h.next_expected);
+                w.window(&h.window);
             }
             Self::Reject(reason) => {
-                w.byte(1)?;
-                w.byte(reason.to_wire())?;
+                w.byte(1);
+                w.byte(reason.to_wire());
             }
             Self::Data { seq, ack, window, msg } => {
                 let full = |c: &WireSeq, flag| if matches!(c, WireSeq::Full(_)) { flag } else { 0 };
                 let flags = full(seq, DATA_SEQ_FULL) | full(ack, DATA_ACK_FULL);
-                w.byte(DATA_TAG | flags | if window.is_some() { DATA_WINDOW } else { 0 })?;
-                w.counter(*seq)?;
-                w.counter(*ack)?;
+                w.byte(DATA_TAG | flags | if window.is_some() { DATA_WINDOW } else { 0 });
+                w.counter(*seq);
+                w.counter(*ack);
                 if let Some(window) = window {
-                    w.window(window)?;
+                    w.window(window);
                 }
-                w.bytes(msg)?;
+                w.bytes(msg);
             }
             Self::Ack { ack, next, window, done } => {
-                w.byte(3)?;
-                w.varint(*ack)?;
-                w.varint(*next)?;
-                w.window(window)?;
-                w.byte(u8::from(*done))?;
+                w.byte(3);
+                w.varint(*ack);
+                w.varint(*next);
+                w.window(window);
+                w.byte(u8::from(*done));
             }
             Self::Close { seq, ack } => {
-                w.byte(4)?;
-                w.varint(*seq)?;
-                w.varint(*ack)?;
+                w.byte(4);
+                w.varint(*seq);
+                w.varint(*ack);
             }
         }
-        Some(w.at)
+        w.at
     }
 
     /// Decodes a whole payload (nothing may follow the frame). `Data`'s
     /// message borrows from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, FrameError> {
-        let mut r = Reader { bytes };
-        let tag = r.byte()?;
-        if tag & DATA_TAG != 0 {
+        let mut r = Reader { bytes, error: None };
+        let tag = r.byte();
+        let frame = if tag & DATA_TAG != 0 {
             if tag & !(DATA_TAG | DATA_WINDOW | DATA_SEQ_FULL | DATA_ACK_FULL) != 0 {
                 return Err(FrameError::Malformed);
             }
-            let seq = r.counter(tag & DATA_SEQ_FULL != 0)?;
-            let ack = r.counter(tag & DATA_ACK_FULL != 0)?;
-            let window = if tag & DATA_WINDOW != 0 { Some(r.window()?) } else { None };
-            return Ok(Self::Data { seq, ack, window, msg: r.bytes });
-        }
-        let frame = match tag {
-            0 => {
-                let key = if r.flag()? {
-                    let mut k = [0; KEY_LEN];
-                    k.copy_from_slice(r.take(KEY_LEN)?);
-                    Some(k)
-                } else {
-                    None
-                };
-                Self::Hello(Hello { key, next_expected: r.varint()?, window: r.window()? })
+            let seq = r.counter(tag & DATA_SEQ_FULL != 0);
+            let ack = r.counter(tag & DATA_ACK_FULL != 0);
+            let window = if tag & DATA_WINDOW != 0 { Some(r.window()) } else { None };
+            let msg = core::mem::take(&mut r.bytes);
+            Self::Data { seq, ack, window, msg }
+        } else {
+            match tag {
+                0 => {
+                    let key = if r.flag() {
+                        let mut k = [0; KEY_LEN];
+                        for b in &mut k {
+                            *b = r.byte();
+                        }
+                        Some(k)
+                    } else {
+                        None
+                    };
+                    Self::Hello(Hello { key, next_expected: r.varint(), window: r.window() })
+                }
+                1 => {
+                    let reason = RejectReason::from_wire(r.varint());
+                    Self::Reject(reason.unwrap_or_else(|| {
+                        r.fail(FrameError::Malformed);
+                        RejectReason::SessionUnknown
+                    }))
+                }
+                3 => Self::Ack { ack: r.varint(), next: r.varint(), window: r.window(), done: r.flag() },
+                4 => Self::Close { seq: r.varint(), ack: r.varint() },
+                _ => return Err(FrameError::Malformed),
             }
-            1 => Self::Reject(RejectReason::from_wire(r.varint()?).ok_or(FrameError::Malformed)?),
-            3 => Self::Ack { ack: r.varint()?, next: r.varint()?, window: r.window()?, done: r.flag()? },
-            4 => Self::Close { seq: r.varint()?, ack: r.varint()? },
-            _ => return Err(FrameError::Malformed),
         };
-        if r.bytes.is_empty() { Ok(frame) } else { Err(FrameError::Malformed) }
+        match r.error {
+            Some(e) => Err(e),
+            None if r.bytes.is_empty() => Ok(frame),
+            None => Err(FrameError::Malformed),
+        }
     }
 }
 
