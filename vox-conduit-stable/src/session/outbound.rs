@@ -226,42 +226,21 @@ impl Session<'_> {
         write: impl FnOnce(&Outgoing<'_>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         let ack = self.state.rx.next;
-        let result = match kind {
+        let mut buf = [0u8; PROLOGUE_MAX_LEN];
+        // Data: the entry sent and whether the frame carries the window;
+        // Ack: whether it says we are done.
+        let (mut entry, mut flag) = (TxEntry::EMPTY, false);
+        let out = match kind {
             Kind::Prologue => {
-                let mut buf = [0u8; PROLOGUE_MAX_LEN];
                 let n = self.local_prologue().encode(&mut buf).unwrap_or(0);
-                let r = write(&Outgoing::Prologue(buf.get(..n).unwrap_or(&[])));
-                if r.is_ok() {
-                    let s = &mut *self.state;
-                    s.send_prologue = false;
-                    if let Phase::Handshake(h) = &mut s.phase {
-                        h.prologue_at = now;
-                    }
-                    if let Some(e) = s.ending.take_refusal() {
-                        s.end(e);
-                    }
-                }
-                r
+                Outgoing::Prologue(buf.get(..n).unwrap_or(&[]))
             }
             Kind::Hello => {
                 let window = self.grant_window();
-                let s = &*self.state;
-                let key = s.keys.current;
-                let r = write(&Outgoing::Frame(WireFrame::Hello(Hello { key, next_expected: ack, window })));
-                if r.is_ok() {
-                    self.state.send_hello = false;
-                    self.sent_window(false);
-                }
-                r
+                let key = self.state.keys.current;
+                Outgoing::Frame(WireFrame::Hello(Hello { key, next_expected: ack, window }))
             }
-            Kind::Reject => {
-                let r = write(&Outgoing::Frame(WireFrame::Reject(self.state.reject_reason)));
-                if r.is_ok() {
-                    self.state.send_reject = false;
-                    self.state.detach_with(Detach::Refused);
-                }
-                r
-            }
+            Kind::Reject => Outgoing::Frame(WireFrame::Reject(self.state.reject_reason)),
             Kind::Data => {
                 let window = self.grant_window();
                 let carry_window = self.window_due();
@@ -269,7 +248,8 @@ impl Session<'_> {
                 let seq = s.tx.next_to_send;
                 let i = seq.wrapping_sub(s.tx.base_seq) as usize;
                 let e = s.tx.ring.get(self.tx_entries, i)?;
-                let frame = if e.is_close() {
+                (entry, flag) = (e, carry_window);
+                Outgoing::Frame(if e.is_close() {
                     WireFrame::Close { seq, ack }
                 } else {
                     let msg = self.tx_bytes.get(e.start()..e.end()).unwrap_or(&[]);
@@ -286,37 +266,56 @@ impl Session<'_> {
                         window: carry_window.then_some(window),
                         msg,
                     }
-                };
-                let r = write(&Outgoing::Frame(frame));
-                if r.is_ok() {
-                    let s = &mut *self.state;
+                })
+            }
+            Kind::Ack => {
+                let window = self.grant_window();
+                flag = self.state.finished();
+                let next = self.state.tx.next_to_send;
+                Outgoing::Frame(WireFrame::Ack { ack, next, window, done: flag })
+            }
+        };
+        let result = write(&out);
+        if result.is_ok() {
+            let s = &mut *self.state;
+            match kind {
+                Kind::Prologue => {
+                    s.send_prologue = false;
+                    if let Phase::Handshake(h) = &mut s.phase {
+                        h.prologue_at = now;
+                    }
+                    if let Some(e) = s.ending.take_refusal() {
+                        s.end(e);
+                    }
+                }
+                Kind::Hello => {
+                    s.send_hello = false;
+                    self.sent_window(false);
+                }
+                Kind::Reject => {
+                    s.send_reject = false;
+                    s.detach_with(Detach::Refused);
+                }
+                Kind::Data => {
+                    let seq = s.tx.next_to_send;
                     s.tx.next_to_send = seq.wrapping_add(1);
-                    s.tx.send_off = s.tx.send_off.wrapping_add(e.len32());
+                    s.tx.send_off = s.tx.send_off.wrapping_add(entry.len32());
                     if seq_before(seq, s.tx.sent_high) {
                         s.stats.replays += 1;
                     } else {
                         s.tx.sent_high = seq.wrapping_add(1);
                     }
-                    if !e.is_close() && carry_window {
+                    if !entry.is_close() && flag {
                         self.sent_window(true);
                     }
                 }
-                r
-            }
-            Kind::Ack => {
-                let window = self.grant_window();
-                let done = self.state.finished();
-                let next = self.state.tx.next_to_send;
-                let r = write(&Outgoing::Frame(WireFrame::Ack { ack, next, window, done }));
-                if r.is_ok() {
-                    let s = &mut *self.state;
+                Kind::Ack => {
                     s.stats.acks_sent += 1;
-                    s.done_sent |= done;
+                    s.done_sent |= flag;
                     self.sent_window(false);
                 }
-                r
             }
-        };
+        }
         if result.is_ok() {
             let s = &mut *self.state;
             s.stats.frames_sent += 1;
