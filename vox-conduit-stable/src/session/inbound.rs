@@ -256,7 +256,7 @@ impl Session<'_> {
             s.rx.ring.pop_front(self.rx_entries);
             s.rx.delivered = s.rx.delivered.saturating_sub(1);
         }
-        let attached = s.phase == Phase::Attached;
+        let attached = matches!(s.phase, Phase::Attached);
         if attached && !s.rx.ack_now && self.advertised_closed() {
             let before = (self.state.rx.granted_seq, self.state.rx.granted_off);
             self.grant_window();

@@ -415,7 +415,7 @@ impl Session<'_> {
             self.state.end(e);
             return;
         }
-        if self.state.phase != Phase::Detached {
+        if !matches!(self.state.phase, Phase::Detached) {
             self.state.detach_with(Detach::LinkFailed(error));
         }
     }
@@ -440,7 +440,7 @@ impl Session<'_> {
         bytes: &[u8],
         store: impl FnOnce(usize, &[u8]),
     ) {
-        if self.state.phase == Phase::Detached {
+        if matches!(self.state.phase, Phase::Detached) {
             return;
         }
         self.state.stats.frames_received += 1;

@@ -167,7 +167,7 @@ impl SessionState {
 
     /// Whether a link is attached (handshake or data phase).
     pub fn has_link(&self) -> bool {
-        self.phase != Phase::Detached
+        !matches!(self.phase, Phase::Detached)
     }
 
     /// Drops an outstanding wake of the transmitter: a driver that runs
@@ -199,7 +199,7 @@ impl SessionState {
     }
 
     pub(super) fn detach_with(&mut self, why: Detach) {
-        if self.phase != Phase::Detached || self.detach.is_none() {
+        if !matches!(self.phase, Phase::Detached) || self.detach.is_none() {
             self.detach = ZeroOption::Some(why);
         }
         self.phase = Phase::Detached;
