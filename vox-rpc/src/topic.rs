@@ -16,6 +16,10 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
 
 /// How a publication treats a full buffer.
+///
+/// (`Lossy` is the zero discriminant: a log, often the largest ring, in a
+/// `static` is then all zero bytes and stays in `.bss`, not an
+/// initialised copy in flash.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Delivery {
@@ -23,16 +27,16 @@ pub enum Delivery {
     /// buffer holds `N` samples not yet credited (a slow subscriber blocks
     /// only its publisher). Kept across session losses and sent again,
     /// marked as possible duplicates.
-    Reliable,
+    Reliable = 1,
     /// Only the newest unsent sample is kept: publishing replaces it (the
     /// replaced one is counted as dropped, and takes no sequence number).
     /// At most `K = N - 1` sent samples wait for credit, whatever the
     /// subscriber's window, so the publisher coalesces while they are on
     /// their way (`N = 2`: K = 1, the default the protocol assumes).
-    Latest,
+    Latest = 2,
     /// A ring: a full buffer drops its oldest sample (counted); publishing
     /// never waits (a log).
-    Lossy,
+    Lossy = 0,
 }
 
 /// Counters of a publication.
@@ -214,6 +218,59 @@ impl PubCore {
         live().find(|&j| slots.get(j).is_some_and(|e| !e.sent && e.seq.wrapping_sub(self.credited) < u32::from(window)))
     }
 
+    /// Publishes the sample `encode` writes (its length; `None`: it does
+    /// not fit), into `bytes`, the ring's samples of `scratch.len()` bytes
+    /// each. Not generic: one copy for every publication type.
+    fn publish(
+        &mut self,
+        slots: &mut [PubSlot],
+        bytes: &mut [u8],
+        scratch: &mut [u8],
+        delivery: Delivery,
+        encode: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), PublishError> {
+        let buf = scratch.len();
+        // Where the sample goes: the newest unsent one of a latest-only
+        // topic is replaced; otherwise a new slot (making room as the
+        // kind says). Encoded in place: no buffer moves.
+        let (j, replacing) = self.place(slots, delivery)?;
+        let Some(bytes) = bytes.get_mut(j * buf..).and_then(|b| b.get_mut(..buf)) else {
+            return Err(PublishError::TooLarge);
+        };
+        // A new slot is encoded in place; a replacement first beside
+        // it (on the stack), as a sample too large for the slot would
+        // overwrite part of the one it replaces, which then stays whole.
+        let len = encode(if replacing { &mut *scratch } else { &mut *bytes });
+        if replacing
+            && let Some(n) = len
+            && let (Some(to), Some(from)) = (bytes.get_mut(..n), scratch.get(..n))
+        {
+            to.copy_from_slice(from);
+        }
+        self.published(slots, j, replacing, len)
+    }
+
+    /// Hands the next sample that may go to `send` (see
+    /// [`PublicationState::send_next`]); `bytes`: the ring's samples,
+    /// `buf` bytes each. Not generic: one copy for every publication type.
+    fn send_next(
+        &mut self,
+        slots: &mut [PubSlot],
+        bytes: &[u8],
+        buf: usize,
+        delivery: Delivery,
+        send: &mut dyn FnMut(u32, bool, &[u8]) -> bool,
+    ) -> bool {
+        let Some(j) = self.next_sendable(slots, delivery) else { return false };
+        let Some(e) = slots.get(j) else { return false };
+        let sample = bytes.get(j * buf..).and_then(|b| b.get(..usize::from(e.len))).unwrap_or(&[]);
+        let sent = send(e.seq, e.ever_sent, sample);
+        if sent {
+            self.sent(slots, j);
+        }
+        sent
+    }
+
     /// Slot `j`'s sample went out.
     fn sent(&mut self, slots: &mut [PubSlot], j: usize) {
         if let Some(e) = slots.get_mut(j) {
@@ -299,26 +356,9 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
     /// room (counted).
     pub fn try_publish(&self, msg: &T::Msg<'_>) -> Result<(), PublishError> {
         let delivery = self.delivery;
-        self.with(|r| {
-            // Where the sample goes: the newest unsent one of a latest-only
-            // topic is replaced; otherwise a new slot (making room as the
-            // kind says). Encoded in place: no buffer moves.
-            let (j, replacing) = r.core.place(&mut r.slots, delivery)?;
-            let Some(bytes) = r.bytes.get_mut(j) else { return Err(PublishError::TooLarge) };
-            // A new slot is encoded in place; a replacement first beside
-            // it (on the stack), as a sample too large for the slot would
-            // overwrite part of the one it replaces, which then stays whole.
-            let mut scratch = [0u8; BUF];
-            let dst = if replacing { &mut scratch } else { &mut *bytes };
-            let len = postcard::to_slice(msg, dst).map(|b| b.len()).ok();
-            if replacing
-                && let Some(n) = len
-                && let (Some(to), Some(from)) = (bytes.get_mut(..n), scratch.get(..n))
-            {
-                to.copy_from_slice(from);
-            }
-            r.core.published(&mut r.slots, j, replacing, len)
-        })
+        let mut scratch = [0u8; BUF];
+        let mut encode = |dst: &mut [u8]| postcard::to_slice(msg, dst).map(|b| b.len()).ok();
+        self.with(|r| r.core.publish(&mut r.slots, r.bytes.as_flattened_mut(), &mut scratch, delivery, &mut encode))
     }
 
     /// Publishes `msg`, waiting while a reliable topic's buffer is full
@@ -389,15 +429,7 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState f
     }
 
     fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool {
-        self.with(|r| {
-            let Some(j) = r.core.next_sendable(&r.slots, self.delivery) else { return false };
-            let (Some(e), Some(bytes)) = (r.slots.get(j), r.bytes.get(j)) else { return false };
-            let sent = send(e.seq, e.ever_sent, bytes.get(..usize::from(e.len)).unwrap_or(&[]));
-            if sent {
-                r.core.sent(&mut r.slots, j);
-            }
-            sent
-        })
+        self.with(|r| r.core.send_next(&mut r.slots, r.bytes.as_flattened(), BUF, self.delivery, send))
     }
 }
 
