@@ -2,13 +2,11 @@
 //! keys, for tooling: endpoint index [`DESCRIBE`] on the wire. (A peer may
 //! list topics too, as kind 1; this side lists endpoints only.)
 
-use crate::body::Postcard;
 use crate::dispatch::{Handled, Outcome};
-use crate::{Dispatch, EndpointKey};
+use crate::{Dispatch, EncodeBody, EndpointKey};
 use core::marker::PhantomData;
 use core::pin::Pin;
-use serde::ser::SerializeSeq;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The endpoint index of the built-in describe call: its request body is
 /// empty, its reply a list of [`Described`] entries.
@@ -43,21 +41,61 @@ pub struct Described<'a> {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireEntry<'a>(pub u8, pub u32, #[serde(borrow)] pub &'a str);
 
-/// The list of `D`'s endpoints, encoded as a postcard sequence.
+/// The list of `D`'s endpoints: postcard's bytes of a sequence of
+/// [`WireEntry`], written by hand (no serde serializer per server type).
 struct List<D>(PhantomData<fn() -> D>);
 
-impl<D: Dispatch> Serialize for List<D> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // The count first: only entries with a name and a key are written.
-        let listed = (0..D::COUNT).filter(|&i| D::name(i).is_some() && D::key(i).is_some()).count();
-        let mut seq = serializer.serialize_seq(Some(listed))?;
-        for i in 0..D::COUNT {
-            if let (Some(name), Some(key)) = (D::name(i), D::key(i)) {
-                seq.serialize_element(&WireEntry(0, key.0, name))?;
-            }
-        }
-        seq.end()
+impl<D: Dispatch> List<D> {
+    /// Endpoint `i`'s name and key (only entries with both are listed).
+    fn entry(i: usize) -> Option<(&'static str, EndpointKey)> {
+        D::name(i).zip(D::key(i))
     }
+}
+
+impl<D: Dispatch> EncodeBody for List<D> {
+    fn encoded_len(&self) -> Option<usize> {
+        let mut len = 0;
+        write_list(D::COUNT, &Self::entry, &mut |piece| {
+            len += piece.len();
+            true
+        })
+        .then_some(len)
+    }
+    fn encode(&self, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        write_list(D::COUNT, &Self::entry, sink)
+    }
+}
+
+/// Writes the entries `entry` gives for `0..count` as postcard writes a
+/// sequence of [`WireEntry`]: the count, then each entry's kind (a byte),
+/// key and name (varints; the name's bytes after its length). Not generic:
+/// one copy whatever the server.
+fn write_list(
+    count: usize,
+    entry: &dyn Fn(usize) -> Option<(&'static str, EndpointKey)>,
+    sink: &mut dyn FnMut(&[u8]) -> bool,
+) -> bool {
+    let listed = (0..count).filter(|&i| entry(i).is_some()).count();
+    varint(listed, sink)
+        && (0..count).filter_map(entry).all(|(name, key)| {
+            sink(&[0]) && varint(key.0 as usize, sink) && varint(name.len(), sink) && sink(name.as_bytes())
+        })
+}
+
+/// Writes `v` as a postcard varint (LEB128).
+fn varint(mut v: usize, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
+    for b in bytes.iter_mut() {
+        n += 1;
+        if v < 0x80 {
+            *b = v as u8;
+            break;
+        }
+        *b = v as u8 | 0x80;
+        v >>= 7;
+    }
+    sink(bytes.get(..n).unwrap_or(&bytes))
 }
 
 /// Hands a request to `dispatch`, answering the built-in describe call
@@ -73,7 +111,7 @@ pub(crate) fn handle<D: Dispatch>(
         return dispatch.handle(index, id, body, respond);
     }
     let Some(respond) = respond else { return Handled::NeedsPermit };
-    respond(Outcome::Reply(&Postcard(&List::<D>(PhantomData))));
+    respond(Outcome::Reply(&List::<D>(PhantomData)));
     Handled::Answered
 }
 
@@ -96,4 +134,46 @@ pub(crate) fn each(mut bytes: &[u8], f: &mut dyn FnMut(Described<'_>)) -> bool {
         f(Described { kind, key: EndpointKey(key), name });
     }
     bytes.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Endpoint, Server};
+    use std::vec::Vec;
+
+    crate::declare! {
+        pub endpoint Double = "double": u32 => u32;
+        pub endpoint Greet = "a/longer/name/for/a/two/byte/length/............................................................................................................": () => ();
+    }
+
+    fn list_of<D: Dispatch, const Q: usize, const A: usize>(_: &Server<D, Q, A>) -> (Option<usize>, Vec<u8>) {
+        let list = List::<D>(PhantomData);
+        let mut bytes = Vec::new();
+        assert!(list.encode(&mut |piece| {
+            bytes.extend_from_slice(piece);
+            true
+        }));
+        (list.encoded_len(), bytes)
+    }
+
+    /// The list written by hand is postcard's sequence of entries, and
+    /// decodes back to the endpoints.
+    #[test]
+    fn the_list_is_postcards_sequence_of_entries() {
+        let server = Server::new().serve::<Double, _>(|n| Ok(*n * 2)).serve::<Greet, _>(|_| Ok(()));
+        let (len, bytes) = list_of(&server);
+        // The last endpoint added is index 0.
+        let entries: Vec<_> = [(Greet::NAME, Greet::KEY), (Double::NAME, Double::KEY)]
+            .into_iter()
+            .map(|(name, key)| WireEntry(0, key.0, name))
+            .collect();
+        assert_eq!(bytes, postcard::to_allocvec(&entries).unwrap());
+        assert_eq!(len, Some(bytes.len()));
+        let mut names = Vec::new();
+        assert!(each(&bytes, &mut |d| names.push((d.kind, d.key, d.name.len()))));
+        assert_eq!(names, [(Kind::Endpoint, Greet::KEY, Greet::NAME.len()), (Kind::Endpoint, Double::KEY, 6)]);
+        let (len, bytes) = list_of(&Server::new());
+        assert_eq!((len, bytes), (Some(1), std::vec![0]));
+    }
 }

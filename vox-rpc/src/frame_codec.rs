@@ -115,29 +115,44 @@ impl Writer<'_> {
     }
 }
 
-/// A frame's variant index and integers, in wire order.
+/// A frame's variant index and integers, in wire order (the frames with
+/// the same integers share an arm: less code).
 fn integers(frame: &Frame<'_>) -> (u32, [u64; 3]) {
     let v = u64::from;
     let w = |n: u16| u64::from(n);
-    match *frame {
+    let kind = match frame {
+        Frame::Request(_) => 0,
+        Frame::Reply { .. } => 1,
+        Frame::Failed { .. } => 2,
+        Frame::Refused { .. } => 3,
+        Frame::NoReply { .. } => 4,
+        Frame::Cancel { .. } => 5,
+        Frame::Hello(_) => 6,
+        Frame::TimeQuery { .. } => 7,
+        Frame::TimeReply { .. } => 8,
+        Frame::Subscribe { .. } => 9,
+        Frame::Sample { .. } => 10,
+        Frame::Credit { .. } => 11,
+    };
+    let numbers = match *frame {
         // Zigzag: small magnitudes of either sign stay short.
         Frame::Request(Request { id, endpoint, deadline, .. }) => {
-            (0, [v(id), w(endpoint), ((deadline << 1) ^ (deadline >> 63)) as u64])
+            [v(id), w(endpoint), ((deadline << 1) ^ (deadline >> 63)) as u64]
         }
-        Frame::Reply { id, .. } => (1, [v(id), 0, 0]),
-        Frame::Failed { id, .. } => (2, [v(id), 0, 0]),
-        Frame::Refused { id, why } => (3, [v(id), why as u64, 0]),
-        Frame::NoReply { id } => (4, [v(id), 0, 0]),
-        Frame::Cancel { id } => (5, [v(id), 0, 0]),
+        Frame::Reply { id, .. } | Frame::Failed { id, .. } | Frame::NoReply { id } | Frame::Cancel { id } => {
+            [v(id), 0, 0]
+        }
+        Frame::Refused { id, why } => [v(id), why as u64, 0],
         Frame::Hello(Hello { version, max_in_flight, fingerprint, .. }) => {
-            (6, [w(version), w(max_in_flight), v(fingerprint)])
+            [w(version), w(max_in_flight), v(fingerprint)]
         }
-        Frame::TimeQuery { t0 } => (7, [t0, 0, 0]),
-        Frame::TimeReply { t0, t1, t2 } => (8, [t0, t1, t2]),
-        Frame::Subscribe { topic, window } => (9, [w(topic), w(window), 0]),
-        Frame::Sample { topic, seq, dup, .. } => (10, [w(topic), v(seq), u64::from(dup)]),
-        Frame::Credit { topic, next } => (11, [w(topic), v(next), 0]),
-    }
+        Frame::TimeQuery { t0 } => [t0, 0, 0],
+        Frame::TimeReply { t0, t1, t2 } => [t0, t1, t2],
+        Frame::Subscribe { topic, window } => [w(topic), w(window), 0],
+        Frame::Sample { topic, seq, dup, .. } => [w(topic), v(seq), u64::from(dup)],
+        Frame::Credit { topic, next } => [w(topic), v(next), 0],
+    };
+    (kind, numbers)
 }
 
 /// A frame's bodies, in wire order (as many as its layout says).
