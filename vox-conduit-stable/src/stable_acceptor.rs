@@ -32,7 +32,10 @@
 //!   table that had no place to give is searched again only after
 //!   [`Sweep::FULL_RECHECK_MS`](crate::acceptor_core::Sweep::FULL_RECHECK_MS)
 //!   (100 ms); newcomers in between get `Reject(TableFull)` at once, so
-//!   a flood of hellos costs one search of the table per 100 ms.
+//!   a flood of hellos costs one sweep and one search of the table per
+//!   100 ms, and a newcomer told `Busy` (the accept queue is full) none
+//!   (`AcceptorStats::table_scans` counts them). A resume with the key of
+//!   a session that completed is `Reject(SessionUnknown)`, swept or not.
 //! - **Table**: at most [`AcceptorConfig::sessions`] sessions. A new
 //!   session may take the place of a session that ended, finished, or has
 //!   had no link and no frame for its `timeout_ms` (oldest first); never
@@ -93,8 +96,8 @@ pub struct AcceptorStats {
     pub resumed: u64,
     /// Hellos with a key no session knows (`Reject(SessionUnknown)`).
     pub unknown_keys: u64,
-    /// New sessions refused: the table was full of live ones
-    /// (`Reject(TableFull)`).
+    /// New sessions refused: the table was full of live ones, as of its
+    /// last search, at most 100 ms old (`Reject(TableFull)`).
     pub table_full: u64,
     /// New sessions refused: the accept queue was full (`Reject(Busy)`).
     pub busy: u64,
@@ -107,10 +110,13 @@ pub struct AcceptorStats {
     /// Handshakes that ended without a hello (timed out, link failed,
     /// prologue refused).
     pub failed: u64,
-    /// Searches of the full table for a place to evict: at most one per
+    /// Passes over the whole session table: sweeps of ended sessions
+    /// (when the table has doubled, or looks full) and searches of a full
+    /// table for a place to evict (at most one of each per
     /// [`Sweep::FULL_RECHECK_MS`](crate::acceptor_core::Sweep::FULL_RECHECK_MS)
-    /// while none is found, however many newcomers arrive.
-    pub full_table_searches: u64,
+    /// while none is found, however many newcomers arrive; none for a
+    /// newcomer told `Busy`).
+    pub table_scans: u64,
 }
 
 struct Queue<T> {
@@ -396,7 +402,11 @@ where
                         let known = route(
                             |tag| sessions.by_tag.get(&tag),
                             &key,
-                            |s, key| s.storage.lock(|l| l.session.state.knows_key(key)),
+                            // A session that completed (its linger ran
+                            // out) takes no link: its keys are unknown.
+                            |s, key| {
+                                s.storage.lock(|l| l.session.state.knows_key(key) && !l.session.state.is_complete())
+                            },
                         );
                         match known {
                             Some(session) => {
@@ -447,11 +457,15 @@ fn new_session<F, St, M, L>(
     M: RawMutex + 'static,
     L: Link,
 {
-    if sessions.sweep.due(sessions.by_tag.len(), table, now) {
+    let (queued, limit) = queue.lock(|q| (q.borrow().sessions.len(), q.borrow().limit));
+    // Passes over the whole table, counted (`AcceptorStats::table_scans`).
+    let scans = core::cell::Cell::new(0u64);
+    // A newcomer told `Busy` (the accept queue is full) costs no pass.
+    if queued < limit && sessions.sweep.due(sessions.by_tag.len(), table, now) {
+        scans.set(scans.get() + 1);
         sessions.by_tag.retain(|_, s| !s.ended());
         sessions.sweep.swept(sessions.by_tag.len());
     }
-    let (queued, limit) = queue.lock(|q| (q.borrow().sessions.len(), q.borrow().limit));
     let by_tag = &sessions.by_tag;
     let may_search = sessions.sweep.may_search(now);
     let oldest_evictable = || {
@@ -459,15 +473,15 @@ fn new_session<F, St, M, L>(
             // Full, and searched in vain less than `FULL_RECHECK_MS` ago.
             return None;
         }
+        scans.set(scans.get() + 1);
         by_tag.iter().filter(|(_, s)| s.evictable(now)).min_by_key(|(_, s)| s.born).map(|(&tag, _)| tag)
     };
-    let full = sessions.by_tag.len() >= table;
     let decision = admit(sessions.by_tag.len(), queued, table, limit, oldest_evictable);
-    if full && may_search && decision != AdmitDecision::Reject(RejectReason::Busy) {
-        queue.lock(|q| q.borrow_mut().stats.full_table_searches += 1);
-        if decision == AdmitDecision::Reject(RejectReason::TableFull) {
-            sessions.sweep.found_full(now);
-        }
+    if decision == AdmitDecision::Reject(RejectReason::TableFull) && may_search {
+        sessions.sweep.found_full(now);
+    }
+    if scans.get() > 0 {
+        queue.lock(|q| q.borrow_mut().stats.table_scans += scans.get());
     }
     match decision {
         AdmitDecision::Admit => {}

@@ -129,8 +129,10 @@ pub struct Hello {
 pub enum RejectReason {
     /// The resume key is unknown or expired (e.g. the acceptor restarted).
     SessionUnknown,
-    /// The acceptor's session table is full of live sessions: a new
-    /// session is refused rather than evicting one.
+    /// The acceptor's session table is full of live sessions (as of its
+    /// last search of the table: `StableAcceptor` searches a full table
+    /// at most every 100 ms): a new session is refused rather than
+    /// evicting one.
     TableFull,
     /// The acceptor's application is not taking new sessions (its queue of
     /// sessions waiting for `accept` is full).
