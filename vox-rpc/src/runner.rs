@@ -401,91 +401,102 @@ impl<
     /// and only then samples (telemetry never holds a call back).
     // r[impl rpc.no-hol]
     fn send_next<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P) -> Step<P> {
-        if !self.hello_sent {
-            let keys = KeyList::<D>(core::marker::PhantomData);
-            let mut topics = [0u8; 4 * MAX_PUBLICATIONS];
-            let dispatch = &self.server.as_ref().get_ref().dispatch;
-            let mut len = 0;
-            for i in 0..D::PUBS.min(MAX_PUBLICATIONS) {
-                if let (Some(p), Some(place)) = (dispatch.publication(i), topics.get_mut(len..len + 4)) {
-                    place.copy_from_slice(&p.key().0.to_le_bytes());
-                    len += 4;
+        // Every frame built here goes out through the one send at the end.
+        let keys = KeyList::<D>(core::marker::PhantomData);
+        let mut topics: [u8; 4 * MAX_PUBLICATIONS];
+        let (permit, frame) = 'pick: {
+            if !self.hello_sent {
+                topics = [0u8; 4 * MAX_PUBLICATIONS];
+                let dispatch = &self.server.as_ref().get_ref().dispatch;
+                let mut len = 0;
+                for i in 0..D::PUBS.min(MAX_PUBLICATIONS) {
+                    if let (Some(p), Some(place)) = (dispatch.publication(i), topics.get_mut(len..len + 4)) {
+                        place.copy_from_slice(&p.key().0.to_le_bytes());
+                        len += 4;
+                    }
+                }
+                self.hello_sent = true;
+                break 'pick (
+                    permit,
+                    Frame::Hello(Hello {
+                        version: PROTOCOL_VERSION,
+                        max_in_flight: Q as u16,
+                        fingerprint: fingerprint::<D>(),
+                        endpoints: Body::Value(&keys),
+                        topics: Body::Bytes(topics.get(..len).unwrap_or(&[])),
+                    }),
+                );
+            }
+            if let (t0, t1 @ 1..) = core::mem::take(&mut self.time_reply) {
+                let t1 = t1 - 1;
+                let t2 = self.clock.now().as_millis();
+                break 'pick (permit, Frame::TimeReply { t0, t1, t2 });
+            }
+            if self.greeted && !self.query_out && self.query_due {
+                self.query_out = true;
+                self.query_due = false;
+                break 'pick (permit, Frame::TimeQuery { t0: self.clock.now().as_millis() });
+            }
+            let mut parts = self.server.as_mut().parts();
+            if let Some(owed) = parts.owed.pop_front() {
+                match owed {
+                    Owed::Refuse { id, why } => break 'pick (permit, Frame::Refused { id, why }),
+                    Owed::NoReply { id } => break 'pick (permit, Frame::NoReply { id }),
+                    Owed::Deferred { id, deadline, .. } if (self.clock.now().as_millis() as i64) > deadline => {
+                        parts.stats.expired = parts.stats.expired.wrapping_add(1);
+                        break 'pick (permit, Frame::Refused { id, why: Refusal::Expired });
+                    }
+                    Owed::Deferred { id, index, start, len, .. } => {
+                        let body = parts.arena.get(start..start + len).unwrap_or(&[]);
+                        let mut permit = Some(permit);
+                        let mut result = Ok(());
+                        let handled = describe::handle(
+                            parts.dispatch.as_mut(),
+                            usize::from(index),
+                            id,
+                            body,
+                            Some(&mut |outcome| result = answer(&mut permit, id, outcome)),
+                        );
+                        return finish_plain(&mut parts, handled, id, permit, result);
+                    }
                 }
             }
-            let hello = Hello {
-                version: PROTOCOL_VERSION,
-                max_in_flight: Q as u16,
-                fingerprint: fingerprint::<D>(),
-                endpoints: Body::Value(&keys),
-                topics: Body::Bytes(topics.get(..len).unwrap_or(&[])),
-            };
-            self.hello_sent = true;
-            return sent(permit.send(Frame::Hello(hello)));
-        }
-        if let (t0, t1 @ 1..) = core::mem::take(&mut self.time_reply) {
-            let t1 = t1 - 1;
-            let t2 = self.clock.now().as_millis();
-            return sent(permit.send(Frame::TimeReply { t0, t1, t2 }));
-        }
-        if self.greeted && !self.query_out && self.query_due {
-            self.query_out = true;
-            self.query_due = false;
-            return sent(permit.send(Frame::TimeQuery { t0: self.clock.now().as_millis() }));
-        }
-        let mut parts = self.server.as_mut().parts();
-        if let Some(owed) = parts.owed.pop_front() {
-            let step = match owed {
-                Owed::Refuse { id, why } => sent(permit.send(Frame::Refused { id, why })),
-                Owed::NoReply { id } => sent(permit.send(Frame::NoReply { id })),
-                Owed::Deferred { id, deadline, .. } if (self.clock.now().as_millis() as i64) > deadline => {
-                    parts.stats.expired = parts.stats.expired.wrapping_add(1);
-                    sent(permit.send(Frame::Refused { id, why: Refusal::Expired }))
-                }
-                Owed::Deferred { id, index, start, len, .. } => {
-                    let body = parts.arena.get(start..start + len).unwrap_or(&[]);
-                    let mut permit = Some(permit);
-                    let mut result = Ok(());
-                    let handled = describe::handle(
-                        parts.dispatch.as_mut(),
-                        usize::from(index),
-                        id,
-                        body,
-                        Some(&mut |outcome| result = answer(&mut permit, id, outcome)),
-                    );
-                    finish_plain(&mut parts, handled, id, permit, result)
-                }
-            };
-            return step;
-        }
-        let mut permit = Some(permit);
-        let mut result = Ok(());
-        let mut done_id = 0;
-        if parts.dispatch.as_mut().take_done(&mut |id, outcome| {
-            done_id = id;
-            result = answer(&mut permit, id, outcome);
-        }) {
-            return finish_plain(&mut parts, Handled::Answered, done_id, None, result);
-        }
-        let Some(permit) = permit else { return Step::Sent };
-        // Topics' control frames: they unblock the peer.
-        if self.subscribe_due != 0 {
-            let i = self.subscribe_due.trailing_zeros() as usize;
-            self.subscribe_due &= !(1 << i);
-            let dispatch = &self.server.as_ref().get_ref().dispatch;
-            if let Some(sub) = dispatch.subscription(i)
-                && let Some(topic) = sub.peer_topic()
-            {
-                return sent(permit.send(Frame::Subscribe { topic, window: sub.window() }));
+            let mut permit = Some(permit);
+            let mut result = Ok(());
+            let mut done_id = 0;
+            if parts.dispatch.as_mut().take_done(&mut |id, outcome| {
+                done_id = id;
+                result = answer(&mut permit, id, outcome);
+            }) {
+                return finish_plain(&mut parts, Handled::Answered, done_id, None, result);
             }
-            return Step::Idle(permit);
-        }
-        let noop = core::task::Waker::noop();
-        for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
-            let dispatch = &self.server.as_ref().get_ref().dispatch;
-            if let Some((topic, next)) = dispatch.subscription(i).and_then(|sub| sub.take_credit(noop)) {
-                return sent(permit.send(Frame::Credit { topic, next }));
+            let Some(permit) = permit else { return Step::Sent };
+            // Topics' control frames: they unblock the peer.
+            if self.subscribe_due != 0 {
+                let i = self.subscribe_due.trailing_zeros() as usize;
+                self.subscribe_due &= !(1 << i);
+                let dispatch = &self.server.as_ref().get_ref().dispatch;
+                if let Some(sub) = dispatch.subscription(i)
+                    && let Some(topic) = sub.peer_topic()
+                {
+                    break 'pick (permit, Frame::Subscribe { topic, window: sub.window() });
+                }
+                return Step::Idle(permit);
             }
-        }
+            let noop = core::task::Waker::noop();
+            for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
+                let dispatch = &self.server.as_ref().get_ref().dispatch;
+                if let Some((topic, next)) = dispatch.subscription(i).and_then(|sub| sub.take_credit(noop)) {
+                    break 'pick (permit, Frame::Credit { topic, next });
+                }
+            }
+            return self.send_calls_or_samples(permit);
+        };
+        sent(permit.send(frame))
+    }
+
+    /// Sends this side's next request or cancel, else a sample.
+    fn send_calls_or_samples<P: ConduitTxPermit<Msg = RpcFamily>>(&mut self, permit: P) -> Step<P> {
         // Calls go before samples.
         let permit = match self.calls.send_next(permit) {
             Ok(Some(permit)) => permit,
@@ -589,33 +600,35 @@ impl<
                 } else if (self.clock.now().as_millis() as i64) > deadline {
                     parts.refuse(id, Refusal::Expired)
                 } else {
-                    match permit.take() {
-                        Some(p) => {
-                            let mut p = Some(p);
-                            let mut result = Ok(());
-                            let handled = describe::handle(
-                                parts.dispatch.as_mut(),
-                                index,
-                                id,
-                                body,
-                                Some(&mut |outcome| result = answer(&mut p, id, outcome)),
-                            );
-                            // An unused permit stays for the next frame.
-                            match finish_plain(&mut parts, handled, id, p, result) {
-                                Step::Idle(p) => {
-                                    *permit = Some(p);
-                                    true
-                                }
-                                Step::Sent => true,
-                                Step::Failed(RunError::Violation(_)) => false,
-                                Step::Failed(e) => return Err(e),
+                    // One call of the handler, with the permit if one is held.
+                    let mut p = permit.take();
+                    let held = p.is_some();
+                    let mut result = Ok(());
+                    let mut respond = |outcome: Outcome<'_>| result = answer(&mut p, id, outcome);
+                    let handled = describe::handle(
+                        parts.dispatch.as_mut(),
+                        index,
+                        id,
+                        body,
+                        if held { Some(&mut respond) } else { None },
+                    );
+                    if held {
+                        // An unused permit stays for the next frame.
+                        match finish_plain(&mut parts, handled, id, p, result) {
+                            Step::Idle(p) => {
+                                *permit = Some(p);
+                                true
                             }
+                            Step::Sent => true,
+                            Step::Failed(RunError::Violation(_)) => false,
+                            Step::Failed(e) => return Err(e),
                         }
-                        None => match describe::handle(parts.dispatch.as_mut(), index, id, body, None) {
+                    } else {
+                        match handled {
                             Handled::NeedsPermit => parts.defer(id, request.endpoint, deadline, body),
                             Handled::Started | Handled::Answered => true,
                             Handled::Refused(why) => parts.refuse(id, why),
-                        },
+                        }
                     }
                 };
                 if !room {
