@@ -5,7 +5,7 @@ use super::codec::{Decoded, FrameDecoder, FrameEncoder, FrameError};
 use super::storage::{RX, TX};
 use super::{FramedLinkStorage, FramedStats};
 use crate::queue::queue_link::QueueStorage;
-use crate::queue::slot_queue::SlotQueue;
+use crate::queue::slot_queue::{LentSlot, SlotQueue};
 use core::future::poll_fn;
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
@@ -304,6 +304,9 @@ fn write_pending<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, co
     }
 }
 
+/// The sending loop. One `write_pending` call site (a single suspension
+/// point for writes: a smaller future than one per case), driven by what
+/// the loop found: a frame to finish, nothing queued, the end.
 fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write>(
     storage: &FramedLinkStorage<M, SLOTS, MTU>,
     writer: &mut W,
@@ -315,47 +318,70 @@ fn tx_loop<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize, W: Write
         #[cfg(not(feature = "fast-codec"))]
         let mut encoder = FrameEncoder::<UART_CHUNK>::new();
         encoder.push_delimiter();
+        // The frame being encoded: its slot (freed also when the loop is
+        // cancelled or fails mid-frame) and length.
+        let mut frame: Option<(LentSlot<'_, M, SLOTS, MTU>, usize)> = None;
+        // The queue said closed while the encoder still held bytes to
+        // write: the marker follows them.
+        let mut closing = false;
         loop {
-            let next = match try_next(queue) {
-                Some(next) => next,
-                None => {
+            // After the write: what the loop returns (with a flush); or,
+            // flushed and not returning, the loop waits for the queue.
+            let mut end = None;
+            let flush = match &frame {
+                &Some((ref lent, len)) => {
+                    // SAFETY: slot `lent.idx()` is Lent to this loop until
+                    // `lent` is dropped (after the last use of `payload`); it
+                    // holds `len <= MTU` committed bytes.
+                    let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(lent.idx()).as_ptr(), len) };
+                    if encoder.feed_frame(payload) {
+                        frame = None;
+                        storage.update(|s| {
+                            s.frames_sent += 1;
+                            s.payload_bytes_sent += len as u64;
+                        });
+                        continue;
+                    }
+                    false
+                }
+                None => match if closing { Some(Ok(None)) } else { try_next(queue) } {
+                    Some(Ok(Some((idx, len)))) => {
+                        let lent = queue.lent(idx);
+                        // SAFETY: as above; the slot is Lent to this loop.
+                        let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(idx).as_ptr(), len) };
+                        encoder.begin(payload);
+                        frame = Some((lent, len));
+                        continue;
+                    }
+                    Some(Ok(None)) if encoder.pending().is_empty() => {
+                        encoder.push_close_marker();
+                        end = Some(Ok(()));
+                        true
+                    }
+                    // Closed: first what is encoded, then the marker.
+                    Some(Ok(None)) => {
+                        closing = true;
+                        false
+                    }
+                    // The application dropped its sending half (or the link
+                    // was killed): frames already encoded still go out, so
+                    // the last one sent before dropping (a handshake
+                    // rejection, say) reaches the peer.
+                    Some(Err(e)) => {
+                        end = Some(Err(e));
+                        true
+                    }
                     // Nothing queued: put what is encoded on the wire first.
-                    write_pending(storage, &mut encoder, writer, true).await?;
-                    poll_fn(|cx| queue.poll_recv(cx)).await
-                }
+                    None => true,
+                },
             };
-            let next = match next {
-                Ok(next) => next,
-                Err(e) => {
-                    // The application dropped its sending half (or the link was
-                    // killed): frames already encoded still go out, so the last
-                    // one sent before dropping (a handshake rejection, say)
-                    // reaches the peer.
-                    write_pending(storage, &mut encoder, writer, true).await?;
-                    return Err(e);
-                }
-            };
-            let Some((idx, len)) = next else {
-                write_pending(storage, &mut encoder, writer, false).await?;
-                encoder.push_close_marker();
-                write_pending(storage, &mut encoder, writer, true).await?;
-                return Ok(());
-            };
-            // Freed also when the loop is cancelled or fails mid-frame.
-            let lent = queue.lent(idx);
-            // SAFETY: slot `idx` is Lent to this loop until `lent` is dropped
-            // (after the last use of `payload`); it holds `len <= MTU` committed
-            // bytes.
-            let payload = unsafe { core::slice::from_raw_parts(queue.slot_ptr(idx).as_ptr(), len) };
-            encoder.begin(payload);
-            while !encoder.feed_frame(payload) {
-                write_pending(storage, &mut encoder, writer, false).await?;
+            write_pending(storage, &mut encoder, writer, flush).await?;
+            if let Some(end) = end {
+                return end;
             }
-            drop(lent);
-            storage.update(|s| {
-                s.frames_sent += 1;
-                s.payload_bytes_sent += len as u64;
-            });
+            if flush {
+                poll_fn(|cx| queue.poll_ready(cx)).await;
+            }
         }
     }
 }

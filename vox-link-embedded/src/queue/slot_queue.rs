@@ -223,6 +223,19 @@ impl<M: RawMutex, const SLOTS: usize, const MTU: usize> SlotQueue<M, SLOTS, MTU>
         })
     }
 
+    /// Ready once [`poll_recv`](Self::poll_recv) would be (a committed
+    /// slot, or the end); takes nothing.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.with(|s| {
+            if s.ready_len > 0 || s.end != End::Open {
+                Poll::Ready(())
+            } else {
+                s.consumer.register(cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+
     /// Returns a lent slot.
     pub(crate) fn release(&self, idx: usize) {
         self.with(|s| s.free(idx));
