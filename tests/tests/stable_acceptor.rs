@@ -37,13 +37,11 @@ async fn recv_range(rx: &mut impl ConduitRx<Msg = KitFamily>, ids: std::ops::Ran
     }
 }
 
-/// An acceptor with a table of 2 on a memory listener; its runner and an
-/// application that accepts every session (spawning its driver) and hands
-/// the conduits out.
-fn memory_acceptor<L: LinkSource<Link = Mem> + Send + 'static>(
+/// An acceptor with a table of 2 on a memory listener, its runner spawned.
+fn table_of_two<L: LinkSource<Link = Mem> + Send + 'static>(
     listener: L,
-) -> tokio::sync::mpsc::UnboundedReceiver<TestStable> {
-    let (mut acceptor, runner) = StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new(
+) -> StableAcceptor<KitFamily, TestStorage, CriticalSectionRawMutex, Mem> {
+    let (acceptor, runner) = StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new(
         listener,
         TokioClock,
         FAST,
@@ -51,6 +49,16 @@ fn memory_acceptor<L: LinkSource<Link = Mem> + Send + 'static>(
     )
     .unwrap();
     tokio::spawn(runner.run());
+    acceptor
+}
+
+/// An acceptor with a table of 2 on a memory listener; its runner and an
+/// application that accepts every session (spawning its driver) and hands
+/// the conduits out.
+fn memory_acceptor<L: LinkSource<Link = Mem> + Send + 'static>(
+    listener: L,
+) -> tokio::sync::mpsc::UnboundedReceiver<TestStable> {
+    let mut acceptor = table_of_two(listener);
     let (accepted_tx, accepted) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut seed = 100;
@@ -151,14 +159,7 @@ async fn a_hundred_anonymous_hellos_against_a_full_table_are_refused_and_live_se
     let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 4, 256>([]);
     let dialer = SharedDialer(Arc::new(tokio::sync::Mutex::new(dialer)));
     // The application keeps the acceptor (its statistics are read below).
-    let (mut acceptor, runner) = StableAcceptor::<KitFamily, TestStorage, CriticalSectionRawMutex, Mem>::new(
-        listener,
-        TokioClock,
-        FAST,
-        AcceptorConfig { pending: 16, ..AcceptorConfig::with_sessions(2) },
-    )
-    .unwrap();
-    tokio::spawn(runner.run());
+    let mut acceptor = table_of_two(listener);
     let mut live = Vec::new();
     for seed in 0..2 {
         let (i, d) = initiator();

@@ -83,19 +83,8 @@ fn write_list(
 }
 
 /// Writes `v` as a postcard varint (LEB128).
-fn varint(mut v: usize, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-    let mut bytes = [0u8; 10];
-    let mut n = 0;
-    for b in bytes.iter_mut() {
-        n += 1;
-        if v < 0x80 {
-            *b = v as u8;
-            break;
-        }
-        *b = v as u8 | 0x80;
-        v >>= 7;
-    }
-    sink(bytes.get(..n).unwrap_or(&bytes))
+fn varint(v: usize, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    sink(crate::frame_codec::varint(v as u64, &mut [0; 10]))
 }
 
 /// Hands a request to `dispatch`, answering the built-in describe call

@@ -42,6 +42,22 @@ struct Writer<'b> {
     at: usize,
 }
 
+/// `v` as a postcard varint (LEB128), written into `bytes`: the bytes
+/// used.
+pub(crate) fn varint(mut v: u64, bytes: &mut [u8; 10]) -> &[u8] {
+    let mut n = 0;
+    for b in bytes.iter_mut() {
+        n += 1;
+        if v < 0x80 {
+            *b = v as u8;
+            break;
+        }
+        *b = v as u8 | 0x80;
+        v >>= 7;
+    }
+    bytes.get(..n).unwrap_or(&[])
+}
+
 impl Writer<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let end = self.at.checked_add(bytes.len()).ok_or(Error::SerializeBufferFull)?;
@@ -52,19 +68,8 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn varint(&mut self, mut v: u64) -> Result<(), Error> {
-        let mut bytes = [0u8; 10];
-        let mut n = 0;
-        for b in bytes.iter_mut() {
-            n += 1;
-            if v < 0x80 {
-                *b = v as u8;
-                break;
-            }
-            *b = v as u8 | 0x80;
-            v >>= 7;
-        }
-        self.put(bytes.get(..n).unwrap_or(&bytes))
+    fn varint(&mut self, v: u64) -> Result<(), Error> {
+        self.put(varint(v, &mut [0; 10]))
     }
 
     fn body(&mut self, body: &Body<'_>) -> Result<(), Error> {
