@@ -241,6 +241,39 @@ fn decode_chunked(stream: &[u8], mtu: usize, chunks: &[usize]) -> Vec<(usize, Re
     out
 }
 
+/// Each `decode` call of the byte-at-a-time decoder (MCU builds) or the
+/// run-at-a-time one (hosts) on `stream` in the given chunk sizes: bytes
+/// used, outcome, the payload it delivered, and the decoder's state and
+/// counters read after it.
+#[allow(clippy::type_complexity)]
+fn decode_trace(
+    stream: &[u8],
+    mtu: usize,
+    chunks: &[usize],
+    bytes: bool,
+) -> Vec<(usize, Result<Decoded, FrameError>, Vec<u8>, bool, usize, bool)> {
+    let mut dec = FrameDecoder::resyncing();
+    let mut slot = std::vec![0u8; mtu];
+    let mut out = Vec::new();
+    let mut input = stream;
+    let mut sizes = chunks.iter().copied().cycle();
+    while !input.is_empty() {
+        let (mut chunk, rest) = input.split_at(sizes.next().unwrap_or(1).clamp(1, input.len()));
+        input = rest;
+        while !chunk.is_empty() {
+            let (used, result) =
+                if bytes { dec.decode_bytes(chunk, &mut slot) } else { dec.decode_runs(chunk, &mut slot) };
+            chunk = &chunk[used..];
+            let payload = match result {
+                Ok(Decoded::Frame(len)) => slot[..len].to_vec(),
+                _ => Vec::new(),
+            };
+            out.push((used, result, payload, dec.in_frame(), dec.take_discarded(), dec.resynced_after_discard()));
+        }
+    }
+    out
+}
+
 /// A stream of good frames, close markers, corrupt frames and garbage.
 fn mixed_stream() -> impl Strategy<Value = Vec<u8>> {
     let piece = prop_oneof![
@@ -295,6 +328,20 @@ proptest! {
         let bulk = decode_chunked(&stream, mtu, &chunks);
         prop_assert_eq!(&bulk, &bytewise);
         prop_assert_eq!(bulk, decode_chunked(&stream, mtu, &[usize::MAX]));
+    }
+
+    /// The MCU builds' byte-at-a-time decoder and the hosts' run-at-a-time
+    /// one agree on every call: bytes used, outcome, payload, counters;
+    /// also attached mid-stream (no leading delimiter).
+    #[test]
+    fn byte_and_run_decoders_agree(
+        stream in mixed_stream(),
+        skip in 0usize..40,
+        mtu in prop_oneof![0usize..16, 250usize..300, Just(MTU)],
+        chunks in prop::collection::vec(1usize..2000, 1..8),
+    ) {
+        let stream = &stream[skip.min(stream.len())..];
+        prop_assert_eq!(decode_trace(stream, mtu, &chunks, true), decode_trace(stream, mtu, &chunks, false));
     }
 
     /// The runner's encoder, flushing a buffer of the smallest size, of a
