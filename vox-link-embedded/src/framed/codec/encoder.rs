@@ -3,14 +3,18 @@
 //!
 //! A block is a code byte and up to 254 non-zero bytes. The payload is all
 //! in memory (a link slot), so a block's length is found by looking ahead
-//! (one zero search) and its code byte is written first; its data then
-//! follows in as many pieces as the buffer needs. Nothing is patched
+//! and its code byte is written first; its data then follows in as many
+//! pieces as the buffer needs. Hosts (feature `fast-codec`) look ahead with
+//! one zero search and copy runs; MCU builds scan and copy a byte at a time,
+//! the smallest code (a test checks both write the same bytes). Nothing is patched
 //! afterwards: every byte in the buffer is final, and a buffer far smaller
 //! than a block (a UART's few dozen bytes) serves any frame. COBS is
 //! written here rather than with the `cobs` crate because its encoder
 //! works a byte at a time into an output that holds the whole frame.
 
-use super::kernels::{CRC_LEN, crc32, find_zero};
+#[cfg(any(test, feature = "fast-codec"))]
+use super::kernels::find_zero;
+use super::kernels::{CRC_LEN, crc32};
 
 /// Data bytes in a full COBS block (code `0xFF`).
 const FULL_BLOCK: usize = 254;
@@ -58,6 +62,7 @@ impl Cursor {
         }
     }
 
+    #[cfg(any(test, feature = "fast-codec"))]
     fn append(&mut self, buf: &mut [u8], data: &[u8]) {
         if let Some(dst) = buf.get_mut(self.len..self.len + data.len()) {
             dst.copy_from_slice(data);
@@ -69,6 +74,64 @@ impl Cursor {
     /// first (then every byte in it is final: write it out and call
     /// again).
     fn feed(&mut self, buf: &mut [u8], payload: &[u8]) -> bool {
+        #[cfg(not(feature = "fast-codec"))]
+        return self.feed_bytes(buf, payload);
+        #[cfg(feature = "fast-codec")]
+        self.feed_runs(buf, payload)
+    }
+
+    /// [`feed`](Self::feed) a byte at a time: the smallest code (MCU
+    /// builds).
+    #[cfg(any(test, not(feature = "fast-codec")))]
+    pub(super) fn feed_bytes(&mut self, buf: &mut [u8], payload: &[u8]) -> bool {
+        let crc = self.crc;
+        let total = payload.len() + CRC_LEN;
+        // Byte `i` of `payload ‖ crc`.
+        let at = |i: usize| match i.checked_sub(payload.len()) {
+            None => payload.get(i).copied(),
+            Some(in_crc) => crc.get(in_crc).copied(),
+        };
+        loop {
+            if self.len >= buf.len() {
+                return false;
+            }
+            if self.block_left > 0 {
+                self.push(buf, at(self.fed).unwrap_or(0));
+                self.fed += 1;
+                self.block_left -= 1;
+                if self.block_left == 0 {
+                    self.fed += usize::from(self.zero_after);
+                }
+                continue;
+            }
+            if self.fed >= total && !self.block_owed {
+                self.push(buf, 0);
+                return true;
+            }
+            // The next block: up to 254 bytes before a zero.
+            let mut data = 0;
+            let zero = loop {
+                match at(self.fed + data) {
+                    _ if data == FULL_BLOCK => break false,
+                    None => break false,
+                    Some(0) => break true,
+                    Some(_) => data += 1,
+                }
+            };
+            // 255 (`0xFF`) for a full block, which implies no zero.
+            self.push(buf, data as u8 + 1);
+            self.block_owed = zero;
+            self.zero_after = zero;
+            self.block_left = data;
+            if data == 0 {
+                self.fed += usize::from(zero);
+            }
+        }
+    }
+
+    /// [`feed`](Self::feed) a run at a time: the fastest (hosts).
+    #[cfg(any(test, feature = "fast-codec"))]
+    pub(super) fn feed_runs(&mut self, buf: &mut [u8], payload: &[u8]) -> bool {
         let crc = self.crc;
         // The rest of the input (`payload ‖ crc` from `fed` on) as its two
         // parts.
@@ -175,6 +238,18 @@ impl<const N: usize> FrameEncoder<N> {
     /// written out first; call again after that, with the same payload.
     pub(crate) fn feed_frame(&mut self, payload: &[u8]) -> bool {
         self.cursor.feed(&mut self.buf, payload)
+    }
+
+    /// [`feed_frame`](Self::feed_frame) with the byte-at-a-time encoder.
+    #[cfg(test)]
+    pub(super) fn feed_bytes(&mut self, payload: &[u8]) -> bool {
+        self.cursor.feed_bytes(&mut self.buf, payload)
+    }
+
+    /// [`feed_frame`](Self::feed_frame) with the run-at-a-time encoder.
+    #[cfg(test)]
+    pub(super) fn feed_runs(&mut self, payload: &[u8]) -> bool {
+        self.cursor.feed_runs(&mut self.buf, payload)
     }
 }
 

@@ -40,11 +40,19 @@ fn decode_all(stream: &[u8], mtu: usize) -> Vec<Result<Vec<u8>, FrameError>> {
 /// out each time it asks (a leading delimiter and the close marker are
 /// the runner's, not checked here).
 fn small_buffer_wire<const N: usize>(payloads: &[Vec<u8>]) -> Result<Vec<u8>, TestCaseError> {
+    let runs = small_buffer_wire_with::<N>(payloads, false)?;
+    prop_assert_eq!(&small_buffer_wire_with::<N>(payloads, true)?, &runs, "byte and run encoders differ");
+    Ok(runs)
+}
+
+/// [`small_buffer_wire`] with the byte-at-a-time encoder (MCU builds) or
+/// the run-at-a-time one (hosts).
+fn small_buffer_wire_with<const N: usize>(payloads: &[Vec<u8>], bytes: bool) -> Result<Vec<u8>, TestCaseError> {
     let mut enc = FrameEncoder::<N>::new();
     let mut wire = Vec::new();
     for p in payloads {
         enc.begin(p);
-        while !enc.feed_frame(p) {
+        while !(if bytes { enc.feed_bytes(p) } else { enc.feed_runs(p) }) {
             // A full buffer, every byte of it final.
             prop_assert_eq!(enc.pending().len(), N);
             wire.extend_from_slice(enc.pending());
@@ -361,5 +369,6 @@ proptest! {
         prop_assert_eq!(&small_buffer_wire::<32>(&payloads)?, &expected);
         prop_assert_eq!(&small_buffer_wire::<255>(&payloads)?, &expected);
         prop_assert_eq!(&small_buffer_wire::<257>(&payloads)?, &expected);
+        prop_assert_eq!(&small_buffer_wire::<2048>(&payloads)?, &expected);
     }
 }
