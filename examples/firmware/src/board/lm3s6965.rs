@@ -153,55 +153,56 @@ impl embedded_io_async::ErrorType for UartTx {
     type Error = Infallible;
 }
 
+// `poll_fn`s rather than `async fn`s: no state machine around them (and
+// no panic path for polling after completion), smaller firmware.
 impl embedded_io_async::Read for UartRx {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let n = poll_fn(|cx| {
+    fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = Result<usize, Infallible>> {
+        poll_fn(move |cx| {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
             let n = drain_rx_fifo(buf);
             if n > 0 {
-                return Poll::Ready(n);
+                return Poll::Ready(Ok(n));
             }
             RX_WAKER.register(cx.waker());
             mask_interrupts(INT_RX, true);
             // A byte that arrived before the interrupt was unmasked.
             match drain_rx_fifo(buf) {
                 0 => Poll::Pending,
-                n => Poll::Ready(n),
+                n => Poll::Ready(Ok(n)),
             }
         })
-        .await;
-        Ok(n)
     }
 }
 
 impl embedded_io_async::Write for UartTx {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let n = poll_fn(|cx| {
+    fn write(&mut self, buf: &[u8]) -> impl Future<Output = Result<usize, Infallible>> {
+        poll_fn(move |cx| {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
             let n = fill_tx_fifo(buf);
             if n > 0 {
-                return Poll::Ready(n);
+                return Poll::Ready(Ok(n));
             }
             TX_WAKER.register(cx.waker());
             mask_interrupts(INT_TX, true);
             match fill_tx_fifo(buf) {
                 0 => Poll::Pending,
-                n => Poll::Ready(n),
+                n => Poll::Ready(Ok(n)),
             }
         })
-        .await;
-        Ok(n)
     }
 
-    async fn flush(&mut self) -> Result<(), Infallible> {
+    fn flush(&mut self) -> impl Future<Output = Result<(), Infallible>> {
         // Rare and short (one FIFO at line rate): polling is enough.
-        while read_reg(UART0 + FR) & FR_BUSY != 0 {
-            embassy_futures::yield_now().await;
-        }
-        Ok(())
+        poll_fn(|cx| {
+            if read_reg(UART0 + FR) & FR_BUSY != 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(()))
+        })
     }
 }
