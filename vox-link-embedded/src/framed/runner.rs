@@ -147,11 +147,31 @@ impl<M: RawMutex + 'static, const SLOTS: usize, const MTU: usize> FramedRunner<M
             let storage = &*self.storage;
             let mut rx = pin!(rx_loop(storage, reader));
             let mut tx = pin!(tx_loop(storage, writer));
-            let result = match select(&mut rx, &mut tx).await {
-                Either::First(Ok(())) => tx.await,
-                Either::Second(Ok(())) => rx.await,
-                Either::First(Err(e)) | Either::Second(Err(e)) => Err(e),
-            };
+            // Both loops until both finish, or until one fails: one
+            // `poll_fn` (one suspension point) rather than a `select` and
+            // then an await of the other loop, for a smaller future. A
+            // finished loop is not polled again (the flags live in the
+            // closure: moved in, they take no room of their own).
+            let (mut rx_done, mut tx_done) = (false, false);
+            let result = poll_fn(move |cx| {
+                if !rx_done {
+                    match rx.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => rx_done = true,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {}
+                    }
+                }
+                if !tx_done {
+                    match tx.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => tx_done = true,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {}
+                    }
+                }
+                if rx_done && tx_done { Poll::Ready(Ok(())) } else { Poll::Pending }
+            })
+            .await;
+            // A loop that failed ended the link: the halves see its error.
             if let Err(e) = result {
                 storage.kill_with(e);
             }
