@@ -29,13 +29,14 @@ struct Cursor {
     /// Bytes in the buffer.
     len: usize,
     /// A block must follow even if no data does (the frame just began, or
-    /// the last block ended at a zero).
+    /// the last block ended at a zero). The run encoder's; the byte encoder
+    /// knows it from `zero_after`.
     block_owed: bool,
     /// Data bytes of the current block still to copy (its code byte is
     /// written).
     block_left: usize,
     /// The current block ends at a zero of the input, skipped once its
-    /// data is copied.
+    /// data is copied (by the byte encoder: when the next block begins).
     zero_after: bool,
     /// CRC trailer of the current frame.
     crc: [u8; CRC_LEN],
@@ -53,6 +54,7 @@ impl Cursor {
         self.fed = 0;
         self.block_owed = true;
         self.block_left = 0;
+        self.zero_after = false;
     }
 
     fn push(&mut self, buf: &mut [u8], b: u8) {
@@ -85,48 +87,34 @@ impl Cursor {
     #[cfg(any(test, not(feature = "fast-codec")))]
     pub(super) fn feed_bytes(&mut self, buf: &mut [u8], payload: &[u8]) -> bool {
         let crc = self.crc;
-        let total = payload.len() + CRC_LEN;
-        // Byte `i` of `payload ‖ crc`.
-        let at = |i: usize| match i.checked_sub(payload.len()) {
-            None => payload.get(i).copied(),
-            Some(in_crc) => crc.get(in_crc).copied(),
-        };
-        loop {
-            if self.len >= buf.len() {
-                return false;
-            }
+        // Byte `i` of `payload ‖ crc` (past the payload, `i >= len`: no wrap).
+        let at = |i: usize| payload.get(i).or_else(|| crc.get(i.wrapping_sub(payload.len()))).copied();
+        while self.len < buf.len() {
             if self.block_left > 0 {
                 self.push(buf, at(self.fed).unwrap_or(0));
                 self.fed += 1;
                 self.block_left -= 1;
-                if self.block_left == 0 {
-                    self.fed += usize::from(self.zero_after);
-                }
                 continue;
             }
-            if self.fed >= total && !self.block_owed {
+            // A block ended at a zero: skip it, and another block follows
+            // even if no data does.
+            let owed = core::mem::take(&mut self.zero_after);
+            self.fed += usize::from(owed);
+            if !owed && at(self.fed).is_none() {
                 self.push(buf, 0);
                 return true;
             }
             // The next block: up to 254 bytes before a zero.
             let mut data = 0;
-            let zero = loop {
-                match at(self.fed + data) {
-                    _ if data == FULL_BLOCK => break false,
-                    None => break false,
-                    Some(0) => break true,
-                    Some(_) => data += 1,
-                }
-            };
+            while data < FULL_BLOCK && at(self.fed + data).is_some_and(|b| b != 0) {
+                data += 1;
+            }
+            self.zero_after = data < FULL_BLOCK && at(self.fed + data).is_some();
             // 255 (`0xFF`) for a full block, which implies no zero.
             self.push(buf, data as u8 + 1);
-            self.block_owed = zero;
-            self.zero_after = zero;
             self.block_left = data;
-            if data == 0 {
-                self.fed += usize::from(zero);
-            }
         }
+        false
     }
 
     /// [`feed`](Self::feed) a run at a time: the fastest (hosts).

@@ -16,6 +16,8 @@ fn encode(payload: &[u8]) -> Vec<u8> {
     let mut out = std::vec![0u8; payload.len() + payload.len() / 254 + 16];
     let n = encode_frame(payload, &mut out).expect("buffer large enough");
     out.truncate(n);
+    // The byte-at-a-time encoder (MCU builds) writes the same bytes.
+    assert_eq!(small_buffer_wire_with::<4096>(&[payload.to_vec()], true).unwrap(), out);
     out
 }
 
