@@ -195,6 +195,29 @@ impl embedded_io_async::Write for UartTx {
         })
     }
 
+    /// All of `buf`, filling the FIFO whenever it has room: one `poll_fn`
+    /// in place of the trait's loop over `write` (smaller firmware).
+    fn write_all(&mut self, buf: &[u8]) -> impl Future<Output = Result<(), Infallible>> {
+        let mut rest = buf;
+        poll_fn(move |cx| {
+            loop {
+                if rest.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let mut n = fill_tx_fifo(rest);
+                if n == 0 {
+                    TX_WAKER.register(cx.waker());
+                    mask_interrupts(INT_TX, true);
+                    n = fill_tx_fifo(rest);
+                    if n == 0 {
+                        return Poll::Pending;
+                    }
+                }
+                rest = rest.get(n..).unwrap_or(&[]);
+            }
+        })
+    }
+
     fn flush(&mut self) -> impl Future<Output = Result<(), Infallible>> {
         // Rare and short (one FIFO at line rate): polling is enough.
         poll_fn(|cx| {
