@@ -10,7 +10,7 @@ use crate::{ConfigError, SessionError};
 use core::future::Future;
 use core::future::poll_fn;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use core::task::Poll;
 use embassy_futures::select::{Either, Either3, select, select3};
 use rand_core::CryptoRng;
@@ -121,16 +121,70 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
 /// (every frame handled in one poll happened at the same instant), kept
 /// in the storage's `now`. A clock read costs as much as handling a frame
 /// on a host (a system call's worth), so it is not done per frame.
+///
+/// It also keeps what the timer's lock saw at the start of this poll
+/// (with the driver's waker registered under it), so that the attachment's
+/// transmitter and detach watch, polled next, need no lock of their own
+/// to find nothing to do: on a host, a lock is two atomic operations on
+/// one process-wide lock, and a poll used to take four. Each is used once,
+/// and only in the poll that saw it; a change after it wakes the driver.
 struct PollClock<'c, C> {
     clock: &'c C,
     /// `now` was read during this poll.
     fresh: AtomicBool,
+    /// Seen in this poll: [`SEEN_NOTHING`](SEEN_NOTHING) etc.
+    seen_transmit: AtomicU8,
+    /// Seen in this poll: no detach waits.
+    seen_no_detach: AtomicBool,
 }
 
-impl<C: Clock> PollClock<'_, C> {
-    /// A new poll of the driver: the next reading is fresh.
+/// The transmitter not seen in this poll: ask under a lock.
+const UNSEEN: u8 = 0;
+/// Seen in this poll: no frame waits to be sent.
+const SEEN_NOTHING: u8 = 1;
+/// Seen in this poll: a frame waits to be sent.
+const SEEN_FRAME: u8 = 2;
+
+impl<'c, C: Clock> PollClock<'c, C> {
+    fn new(clock: &'c C) -> Self {
+        Self {
+            clock,
+            fresh: AtomicBool::new(false),
+            seen_transmit: AtomicU8::new(UNSEEN),
+            seen_no_detach: AtomicBool::new(false),
+        }
+    }
+
+    /// A new poll of the driver: the next reading is fresh, and nothing
+    /// has been seen.
     fn new_poll(&self) {
         self.fresh.store(false, Ordering::Relaxed);
+        self.seen_transmit.store(UNSEEN, Ordering::Relaxed);
+        self.seen_no_detach.store(false, Ordering::Relaxed);
+    }
+
+    /// Notes what the core wants now, under a lock that registered the
+    /// driver's waker.
+    fn see(&self, l: &mut Locked<'_>) {
+        let seen = if l.session.wants_transmit() { SEEN_FRAME } else { SEEN_NOTHING };
+        self.seen_transmit.store(seen, Ordering::Relaxed);
+        self.seen_no_detach.store(!l.session.state.has_detach(), Ordering::Relaxed);
+    }
+
+    /// What was seen of the transmitter in this poll, once.
+    fn take_seen_transmit(&self) -> u8 {
+        // Load and store, not `swap`: the driver is one task, and small
+        // targets (thumbv6m) have no atomic read-modify-write.
+        let seen = self.seen_transmit.load(Ordering::Relaxed);
+        self.seen_transmit.store(UNSEEN, Ordering::Relaxed);
+        seen
+    }
+
+    /// Whether no detach was seen in this poll, once.
+    fn take_seen_no_detach(&self) -> bool {
+        let seen = self.seen_no_detach.load(Ordering::Relaxed);
+        self.seen_no_detach.store(false, Ordering::Relaxed);
+        seen
     }
 
     /// The time of this poll, read once (under the storage's lock).
@@ -259,7 +313,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     l.session.state.start_clock(start);
                 });
             }
-            let time = PollClock { clock: &clock, fresh: AtomicBool::new(false) };
+            let time = PollClock::new(&clock);
             let serve = async {
                 loop {
                     // The outcome if the session is over, else the core's
@@ -314,9 +368,12 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                                 let mut more = false;
                                 loop {
                                     if !more {
-                                        poll_fn(
-                                            |cx| if self.wants_transmit(cx) { Poll::Ready(()) } else { Poll::Pending },
-                                        )
+                                        poll_fn(|cx| match time.take_seen_transmit() {
+                                            SEEN_FRAME => Poll::Ready(()),
+                                            SEEN_NOTHING => Poll::Pending,
+                                            _ if self.wants_transmit(cx) => Poll::Ready(()),
+                                            _ => Poll::Pending,
+                                        })
                                         .await;
                                     }
                                     match tx.reserve().await {
@@ -362,6 +419,9 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                                 })
                             });
                             let detached = poll_fn(|cx| {
+                                if time.take_seen_no_detach() {
+                                    return Poll::Pending;
+                                }
                                 self.with(|l| match l.session.state.take_detach() {
                                     Some(why) => Poll::Ready(why),
                                     None => {
@@ -444,6 +504,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     let later = l.timer_at.get() >= at;
                     if later {
                         l.wakers.driver.register(cx.waker());
+                        time.see(l);
                     }
                     later
                 })

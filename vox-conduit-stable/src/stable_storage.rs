@@ -634,7 +634,11 @@ mod tests {
         // The driver waits for the peer's hello, its waker registered.
         let (dialer, _listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
         let mut running = std::boxed::Box::pin(driver.run(dialer, FrozenClock));
-        let _ = running.as_mut().poll(&mut Context::from_waker(&waker));
+        // Polled until quiet: a wake during a poll (sending the hello)
+        // asks for another poll, which registers the waker again.
+        for _ in 0..4 {
+            let _ = running.as_mut().poll(&mut Context::from_waker(&waker));
+        }
         let (tx, rx) = conduit.split();
         armed.0.store(true, std::sync::atomic::Ordering::SeqCst);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(tx)));
@@ -694,6 +698,12 @@ mod tests {
             if sent && delivered.get().messages_delivered >= 3 {
                 break;
             }
+        }
+        // Both drivers polled until quiet: a wake during a poll asks for
+        // another poll, which registers the waker again.
+        for _ in 0..4 {
+            let _ = poll(ad.as_mut());
+            let _ = poll(bd.as_mut());
         }
         assert_eq!(delivered.get().messages_delivered, 3, "setup: three messages wait unread");
         // B holds a reservation, so a second writer queues; the self-stall

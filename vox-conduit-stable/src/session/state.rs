@@ -181,6 +181,12 @@ impl SessionState {
         Wakes(core::mem::take(&mut self.wakes))
     }
 
+    /// Whether the current attachment ended ([`take_detach`](Self::take_detach)
+    /// says why).
+    pub(crate) fn has_detach(&self) -> bool {
+        !self.detach.is_none()
+    }
+
     /// Why the current attachment ended, once (the driver drops the link).
     pub fn take_detach(&mut self) -> Option<Detach> {
         self.detach.take()
