@@ -4,6 +4,7 @@
 //! frames and time; callers wait on their own entry.
 
 use crate::clock_sync::ClockSync;
+use crate::ring::{Ring, Vacant};
 use crate::wire::RpcFamily;
 use crate::wire::{Frame, Request};
 use crate::{Body, EndpointKey, Refusal};
@@ -12,7 +13,7 @@ use core::task::{Context, Poll, Waker};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
-use heapless::{Deque, Vec};
+use heapless::Vec;
 use vox_types::{ConduitError, ConduitTxPermit, ErrorKind, Instant};
 
 /// A call's id on the wire: `generation << slot_bits | slot`, where
@@ -158,16 +159,24 @@ impl<const PEER: usize> Peer<PEER> {
     };
 }
 
+/// A caller waiting for an entry: its ticket and waker (`None` only in
+/// a ring's unused places).
+struct Waiter(u32, Option<Waker>);
+
+impl Vacant for Waiter {
+    const VACANT: Self = Self(0, None);
+}
+
 struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> {
     entries: [Entry<BUF>; N],
     next_seq: u32,
     /// Callers waiting for a free entry, in order (ticket, waker).
-    waiters: Deque<(u32, Waker), WAIT>,
+    waiters: Ring<Waiter, WAIT>,
     next_ticket: u32,
     runner: WakerRegistration,
     /// Ids of committed calls that were dropped: the runner sends a
     /// cancel for each.
-    cancels: Deque<u32, N>,
+    cancels: Ring<u32, N>,
     peer: Peer<PEER>,
     stats: CallStats,
 }
@@ -180,8 +189,8 @@ struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: us
 /// entry is handed to it (a caller beyond `WAIT` waiting ones fails at
 /// once with [`CallError::Busy`](crate::CallError::Busy), not sent).
 ///
-/// RAM: about `N × (BUF + 48) + WAIT × 12 + PEER × 4 + 140` bytes on a
-/// 32-bit MCU (the demo device's `Calls<_, 1, 24, 4, 2>`: 248 B, as the
+/// RAM: about `N × (BUF + 48) + WAIT × 12 + PEER × 4 + 132` bytes on a
+/// 32-bit MCU (the demo device's `Calls<_, 1, 24, 4, 2>`: 240 B, as the
 /// `firmware_size` bench's symbols show). Put it in a `static` on a
 /// device, in an `Arc` on a host; a [`Client`](crate::Client) reaches it
 /// through a [`StorageRef`](vox_types::StorageRef).
@@ -208,10 +217,10 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
             table: Mutex::new(RefCell::new(Table {
                 entries: [Entry::FREE; N],
                 next_seq: 0,
-                waiters: Deque::new(),
+                waiters: Ring::new(),
                 next_ticket: 0,
                 runner: WakerRegistration::new(),
-                cancels: Deque::new(),
+                cancels: Ring::new(),
                 peer: Peer::NONE,
                 stats: CallStats {
                     sent: 0,
@@ -282,13 +291,13 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
             }
             match *ticket {
                 Some(mine) => {
-                    if let Some(w) = t.waiters.iter_mut().find(|(k, _)| *k == mine) {
-                        w.1.clone_from(cx.waker());
+                    if let Some(Waiter(_, Some(w))) = t.waiters.iter_mut().find(|w| w.0 == mine) {
+                        w.clone_from(cx.waker());
                     }
                 }
                 None => {
                     let mine = t.next_ticket;
-                    if t.waiters.push_back((mine, cx.waker().clone())).is_err() {
+                    if t.waiters.push_back(Waiter(mine, Some(cx.waker().clone()))).is_err() {
                         return Poll::Ready(Err(()));
                     }
                     t.next_ticket = mine.wrapping_add(1);
@@ -664,9 +673,11 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
         let next = self.waiters.pop_front();
         let entry = self.entry(slot);
         match next {
-            Some((ticket, waker)) => {
+            Some(Waiter(ticket, waker)) => {
                 entry.state = State::Handed { ticket };
-                waker.wake();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
             }
             None => entry.state = State::Free,
         }

@@ -84,6 +84,7 @@ mod dispatch;
 pub mod endpoint;
 mod frame_codec;
 mod outcome;
+mod ring;
 mod runner;
 mod server;
 #[cfg(feature = "stable")]

@@ -600,7 +600,8 @@ impl<
                 } else if (self.clock.now().as_millis() as i64) > deadline {
                     parts.refuse(id, Refusal::Expired)
                 } else {
-                    // One call of the handler, with the permit if one is held.
+                    // One call of the handler, with the permit if one is held;
+                    // one path for what it did, with or without one.
                     let mut p = permit.take();
                     let held = p.is_some();
                     let mut result = Ok(());
@@ -612,7 +613,9 @@ impl<
                         body,
                         if held { Some(&mut respond) } else { None },
                     );
-                    if held {
+                    if handled == Handled::NeedsPermit && !held {
+                        parts.defer(id, request.endpoint, deadline, body)
+                    } else {
                         // An unused permit stays for the next frame.
                         match finish_plain(&mut parts, handled, id, p, result) {
                             Step::Idle(p) => {
@@ -622,12 +625,6 @@ impl<
                             Step::Sent => true,
                             Step::Failed(RunError::Violation(_)) => false,
                             Step::Failed(e) => return Err(e),
-                        }
-                    } else {
-                        match handled {
-                            Handled::NeedsPermit => parts.defer(id, request.endpoint, deadline, body),
-                            Handled::Started | Handled::Answered => true,
-                            Handled::Refused(why) => parts.refuse(id, why),
                         }
                     }
                 };
