@@ -275,14 +275,14 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
     /// handed to it, in order. `Err` when `WAIT` callers wait already.
     pub(crate) fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<Result<CallId, ()>> {
         self.with(|t| {
-            let slot = match *ticket {
-                Some(mine) => {
-                    t.entries.iter().position(|e| matches!(e.state, State::Handed { ticket } if ticket == mine))
-                }
-                // A newcomer takes a free entry only when nobody waits
-                // (entries freed while callers wait are handed to them).
-                None => t.entries.iter().position(|e| matches!(e.state, State::Free)),
-            };
+            // A waiting caller takes the entry handed to it; a newcomer a
+            // free entry, which there is only when nobody waits (entries
+            // freed while callers wait are handed to them).
+            let slot = t.entries.iter().position(|e| match (e.state, *ticket) {
+                (State::Handed { ticket }, Some(mine)) => ticket == mine,
+                (State::Free, None) => true,
+                _ => false,
+            });
             if let Some(slot) = slot {
                 *ticket = None;
                 let entry = t.entry(slot);
@@ -308,14 +308,19 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
         })
     }
 
-    /// A caller that waited for an entry gave up: it leaves the queue, and
-    /// an entry already handed to it goes to the next caller waiting.
-    pub(crate) fn stop_waiting(&self, ticket: u32) {
+    /// A call was dropped (one lock for both halves): a caller waiting
+    /// for an entry (`ticket`) leaves the queue, and an entry already
+    /// handed to it goes to the next caller waiting; a call holding an
+    /// entry (`id`) frees it at once, and a committed request gets a
+    /// best-effort cancel.
+    // r[impl rpc.cancel]
+    pub(crate) fn give_up(&self, ticket: Option<u32>, id: Option<CallId>) {
         self.with(|t| {
-            t.remove_waiter(ticket);
-            let handed = t.entries.iter().position(|e| matches!(e.state, State::Handed { ticket: k } if k == ticket));
-            if let Some(slot) = handed {
-                t.hand_on(slot);
+            if let Some(ticket) = ticket {
+                t.stop_waiting(ticket);
+            }
+            if let Some(id) = id {
+                t.abandon(id);
             }
         });
     }
@@ -364,7 +369,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
     /// Takes the call's answer and frees the entry at once; `f` gets what
     /// was found and the answer's bytes (copied out: `f` runs with the
     /// table unlocked). With no answer yet the call is given up (see
-    /// [`abandon`](Self::abandon)).
+    /// [`give_up`](Self::give_up)).
     pub(crate) fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8])) {
         let mut bytes = [0u8; BUF];
         let finished = self.with(|t| {
@@ -396,22 +401,6 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
             _ => 0,
         };
         f(finished, bytes.get(..len).unwrap_or(&[]));
-    }
-
-    /// The caller dropped the call: frees its entry at once; a committed
-    /// request gets a best-effort cancel.
-    // r[impl rpc.cancel]
-    pub(crate) fn abandon(&self, id: CallId) {
-        self.with(|t| {
-            let entry = t.entry(id.slot as usize);
-            if entry.generation != id.generation || matches!(entry.state, State::Free | State::Handed { .. }) {
-                return;
-            }
-            if matches!(entry.state, State::Sent) {
-                t.cancel(id);
-            }
-            t.free(id.slot as usize);
-        });
     }
 
     // ---- the runner ----
@@ -568,8 +557,6 @@ pub trait CallTable: sealed::Sealed + 'static {
     #[doc(hidden)]
     fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<Result<CallId, ()>>;
     #[doc(hidden)]
-    fn stop_waiting(&self, ticket: u32);
-    #[doc(hidden)]
     fn queue(
         &self,
         id: CallId,
@@ -582,7 +569,7 @@ pub trait CallTable: sealed::Sealed + 'static {
     #[doc(hidden)]
     fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8]));
     #[doc(hidden)]
-    fn abandon(&self, id: CallId);
+    fn give_up(&self, ticket: Option<u32>, id: Option<CallId>);
 }
 
 mod sealed {
@@ -603,9 +590,6 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
     fn poll_claim(&self, ticket: &mut Option<u32>, cx: &mut Context<'_>) -> Poll<Result<CallId, ()>> {
         Calls::poll_claim(self, ticket, cx)
     }
-    fn stop_waiting(&self, ticket: u32) {
-        Calls::stop_waiting(self, ticket)
-    }
     fn queue(
         &self,
         id: CallId,
@@ -621,8 +605,8 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
     fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8])) {
         Calls::finish(self, id, f)
     }
-    fn abandon(&self, id: CallId) {
-        Calls::abandon(self, id)
+    fn give_up(&self, ticket: Option<u32>, id: Option<CallId>) {
+        Calls::give_up(self, ticket, id)
     }
 }
 
@@ -689,6 +673,29 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
         } else {
             self.stats.cancels_dropped = self.stats.cancels_dropped.wrapping_add(1);
         }
+    }
+
+    /// A caller that waited for an entry gave up: it leaves the queue, and
+    /// an entry already handed to it goes to the next caller waiting.
+    fn stop_waiting(&mut self, ticket: u32) {
+        self.remove_waiter(ticket);
+        let handed = self.entries.iter().position(|e| matches!(e.state, State::Handed { ticket: k } if k == ticket));
+        if let Some(slot) = handed {
+            self.hand_on(slot);
+        }
+    }
+
+    /// The caller dropped the call: its entry is freed at once; a
+    /// committed request gets a best-effort cancel.
+    fn abandon(&mut self, id: CallId) {
+        let entry = self.entry(id.slot as usize);
+        if entry.generation != id.generation || matches!(entry.state, State::Free | State::Handed { .. }) {
+            return;
+        }
+        if matches!(entry.state, State::Sent) {
+            self.cancel(id);
+        }
+        self.free(id.slot as usize);
     }
 
     fn remove_waiter(&mut self, ticket: u32) {
@@ -779,7 +786,7 @@ mod tests {
         assert!(claim(&mut tickets[1], &counters[1].1).is_pending());
         assert!(counters.iter().all(|(c, _)| c.0.load(Ordering::SeqCst) == 0));
         // The entry frees: it is handed to the first waiter, woken once.
-        calls.abandon(held);
+        calls.give_up(None, Some(held));
         let woken: std::vec::Vec<u32> = counters.iter().map(|(c, _)| c.0.load(Ordering::SeqCst)).collect();
         assert_eq!(woken, [1, 0, 0]);
         // A newcomer cannot take it first: it waits behind the others.
@@ -792,12 +799,12 @@ mod tests {
         assert_eq!(next.generation, held.generation.wrapping_add(1), "a new generation");
         // A waiter that gives up leaves the queue; the next free goes on to
         // the one after it.
-        calls.stop_waiting(tickets[1].take().unwrap());
-        calls.abandon(next);
+        calls.give_up(tickets[1].take(), None);
+        calls.give_up(None, Some(next));
         assert_eq!(counters[1].0.0.load(Ordering::SeqCst), 0);
         assert_eq!(counters[2].0.0.load(Ordering::SeqCst), 1);
         // Handed to a caller that then gives up: it goes on to the next.
-        calls.stop_waiting(tickets[2].take().unwrap());
+        calls.give_up(tickets[2].take(), None);
         assert_eq!(c4.0.load(Ordering::SeqCst), 1);
         assert!(matches!(claim(&mut t4, &w4), Poll::Ready(Ok(_))));
     }

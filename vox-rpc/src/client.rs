@@ -241,11 +241,8 @@ struct CallGuard<'c, T: CallTable> {
 
 impl<T: CallTable> Drop for CallGuard<'_, T> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.calls.stop_waiting(ticket);
-        }
-        if let Some(id) = self.id.take() {
-            self.calls.abandon(id);
+        if self.ticket.is_some() || self.id.is_some() {
+            self.calls.give_up(self.ticket.take(), self.id.take());
         }
     }
 }
