@@ -448,15 +448,8 @@ impl<
                     }
                     Owed::Deferred { id, index, start, len, .. } => {
                         let body = parts.arena.get(start..start + len).unwrap_or(&[]);
-                        let mut permit = Some(permit);
-                        let mut result = Ok(());
-                        let handled = describe::handle(
-                            parts.dispatch.as_mut(),
-                            usize::from(index),
-                            id,
-                            body,
-                            Some(&mut |outcome| result = answer(&mut permit, id, outcome)),
-                        );
+                        let (handled, permit, result) =
+                            run_request(parts.dispatch.as_mut(), usize::from(index), id, body, Some(permit));
                         return finish_plain(&mut parts, handled, id, permit, result);
                     }
                 }
@@ -602,17 +595,8 @@ impl<
                 } else {
                     // One call of the handler, with the permit if one is held;
                     // one path for what it did, with or without one.
-                    let mut p = permit.take();
-                    let held = p.is_some();
-                    let mut result = Ok(());
-                    let mut respond = |outcome: Outcome<'_>| result = answer(&mut p, id, outcome);
-                    let handled = describe::handle(
-                        parts.dispatch.as_mut(),
-                        index,
-                        id,
-                        body,
-                        if held { Some(&mut respond) } else { None },
-                    );
+                    let held = permit.is_some();
+                    let (handled, p, result) = run_request(parts.dispatch.as_mut(), index, id, body, permit.take());
                     if handled == Handled::NeedsPermit && !held {
                         parts.defer(id, request.endpoint, deadline, body)
                     } else {
@@ -662,6 +646,24 @@ impl<
         }
         Ok(())
     }
+}
+
+/// Hands request `id` for endpoint `index` to its handler (the describe
+/// call answered here), with the permit if one is held: what became of
+/// it, the permit if unused, and how sending the answer went. One copy
+/// for a request as it arrives and one held until a permit came.
+fn run_request<D: Dispatch, P: ConduitTxPermit<Msg = RpcFamily>>(
+    dispatch: Pin<&mut D>,
+    index: usize,
+    id: u32,
+    body: &[u8],
+    mut permit: Option<P>,
+) -> (Handled, Option<P>, Result<(), ErrorKind>) {
+    let held = permit.is_some();
+    let mut result = Ok(());
+    let mut respond = |outcome: Outcome<'_>| result = answer(&mut permit, id, outcome);
+    let handled = describe::handle(dispatch, index, id, body, if held { Some(&mut respond) } else { None });
+    (handled, permit, result)
 }
 
 /// Sends a handler's outcome as the answer to `id` with the permit.
