@@ -549,11 +549,8 @@ impl<
                     return Err(RunError::Violation("a second greeting"));
                 }
                 let endpoints = hello.endpoints.bytes().unwrap_or(&[]);
-                if endpoints.len() % 4 != 0 {
-                    return Err(RunError::Violation("a key list whose length is not a multiple of 4"));
-                }
                 let topics = hello.topics.bytes().unwrap_or(&[]);
-                if topics.len() % 4 != 0 {
+                if (endpoints.len() | topics.len()) % 4 != 0 {
                     return Err(RunError::Violation("a key list whose length is not a multiple of 4"));
                 }
                 self.calls.greeted(endpoints, hello.max_in_flight, hello.fingerprint);
@@ -616,10 +613,17 @@ impl<
                     return Err(RunError::Violation("more requests unanswered than the window allows"));
                 }
             }
-            Frame::Reply { id, body } => self.calls.answer(id, Answer::Reply, body.bytes().unwrap_or(&[])),
-            Frame::Failed { id, body } => self.calls.answer(id, Answer::Failed, body.bytes().unwrap_or(&[])),
-            Frame::Refused { id, why } => self.calls.answer(id, Answer::Refused(why), &[]),
-            Frame::NoReply { id } => self.calls.answer(id, Answer::TooBig, &[]),
+            Frame::Reply { id, body } | Frame::Failed { id, body } => {
+                let answer = if matches!(frame, Frame::Reply { .. }) { Answer::Reply } else { Answer::Failed };
+                self.calls.answer(id, answer, body.bytes().unwrap_or(&[]))
+            }
+            Frame::Refused { id, .. } | Frame::NoReply { id } => {
+                let answer = match *frame {
+                    Frame::Refused { why, .. } => Answer::Refused(why),
+                    _ => Answer::TooBig,
+                };
+                self.calls.answer(id, answer, &[])
+            }
             Frame::Cancel { id } => self.server.as_mut().parts().cancel(id),
             Frame::Subscribe { topic, window } => {
                 match self.server.as_ref().get_ref().dispatch.publication(usize::from(topic)) {
