@@ -460,12 +460,14 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
         });
     }
 
-    /// A clock sample (our `t0`, `t3`; the peer's `t1`, `t2`).
-    pub(crate) fn clock_sample(&self, t0: u64, t1: u64, t2: u64, t3: Instant) {
+    /// A clock sample (our `t0`, `t3`; the peer's `t1`, `t2`): the
+    /// samples taken in this session, this one included (one lock).
+    pub(crate) fn clock_sample(&self, t0: u64, t1: u64, t2: u64, t3: Instant) -> u32 {
         self.with(|t| {
             t.peer.sync.sample(t0, t1, t2, t3);
             t.runner.wake();
-        });
+            t.peer.sync.samples()
+        })
     }
 
     /// Clock samples taken in the session under way: 8 at its start, then

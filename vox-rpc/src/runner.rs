@@ -570,9 +570,9 @@ impl<
             Frame::TimeQuery { t0 } => self.time_reply = (t0, self.clock.now().as_millis().saturating_add(1)),
             Frame::TimeReply { t0, t1, t2 } => {
                 let now = self.clock.now();
-                self.calls.clock_sample(t0, t1, t2, now);
+                let samples = self.calls.clock_sample(t0, t1, t2, now);
                 self.query_out = false;
-                if self.calls.clock_samples() < SAMPLES_AT_CONNECT {
+                if samples < SAMPLES_AT_CONNECT {
                     self.query_due = true;
                 } else {
                     self.query_at = now.add_millis(RESYNC_MS);
