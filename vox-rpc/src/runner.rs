@@ -439,12 +439,13 @@ impl<
             }
             let mut parts = self.server.as_mut().parts();
             if let Some(owed) = parts.owed.pop_front() {
-                match owed {
-                    Owed::Refuse { id, why } => break 'pick (permit, Frame::Refused { id, why }),
+                // A refusal owed, or a held request whose deadline passed.
+                let (id, why) = match owed {
+                    Owed::Refuse { id, why } => (id, why),
                     Owed::NoReply { id } => break 'pick (permit, Frame::NoReply { id }),
                     Owed::Deferred { id, deadline, .. } if (self.clock.now().as_millis() as i64) > deadline => {
                         parts.stats.expired = parts.stats.expired.wrapping_add(1);
-                        break 'pick (permit, Frame::Refused { id, why: Refusal::Expired });
+                        (id, Refusal::Expired)
                     }
                     Owed::Deferred { id, index, start, len, .. } => {
                         let body = parts.arena.get(start..start + len).unwrap_or(&[]);
@@ -452,7 +453,8 @@ impl<
                             run_request(parts.dispatch.as_mut(), usize::from(index), id, body, Some(permit));
                         return finish_plain(&mut parts, handled, id, permit, result);
                     }
-                }
+                };
+                break 'pick (permit, Frame::Refused { id, why });
             }
             let mut permit = Some(permit);
             let mut result = Ok(());
