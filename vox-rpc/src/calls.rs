@@ -701,14 +701,7 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
     }
 
     fn remove_waiter(&mut self, ticket: u32) {
-        let n = self.waiters.len();
-        for _ in 0..n {
-            if let Some(w) = self.waiters.pop_front()
-                && w.0 != ticket
-            {
-                let _ = self.waiters.push_back(w);
-            }
-        }
+        self.waiters.retain(|w| w.0 != ticket);
     }
 
     /// The oldest queued call that can go now: (slot, the endpoint's index

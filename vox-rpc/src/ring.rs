@@ -1,8 +1,8 @@
 //! `Ring`: a fixed-capacity first-in, first-out queue, the little of a
 //! deque the call table uses (push at the back, pop at the front, walk
-//! in order). No `unsafe`: a place not in use holds the item type's
-//! [`Vacant`] value, chosen all zero bytes where it can be, so a ring in
-//! a `static` stays in `.bss` and a new one is cheap to make.
+//! in order, keep some). No `unsafe`: a place not in use holds the item
+//! type's [`Vacant`] value, chosen all zero bytes where it can be, so a
+//! ring in a `static` stays in `.bss` and a new one is cheap to make.
 
 /// The value a ring's unused places hold (never read as an item).
 pub(crate) trait Vacant: Sized {
@@ -33,10 +33,6 @@ impl<T: Vacant, const N: usize> Ring<T, N> {
     fn place(&self, i: usize) -> usize {
         let j = self.head + i;
         if j >= N { j - N } else { j }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -78,6 +74,25 @@ impl<T: Vacant, const N: usize> Ring<T, N> {
         item
     }
 
+    /// Keeps the items `keep` says, in order; drops the others.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&T) -> bool) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            let (from, to) = (self.place(i), self.place(kept));
+            let item = match self.items.get_mut(from) {
+                Some(place) => core::mem::replace(place, T::VACANT),
+                None => continue,
+            };
+            if keep(&item)
+                && let Some(place) = self.items.get_mut(to)
+            {
+                *place = item;
+                kept += 1;
+            }
+        }
+        self.len = kept;
+    }
+
     /// Drops every item.
     pub(crate) fn clear(&mut self) {
         while self.pop_front().is_some() {}
@@ -106,12 +121,16 @@ mod tests {
         assert!(ring.push_back(3).is_ok() && ring.push_back(4).is_ok());
         assert_eq!(ring.push_back(5), Err(5));
         assert!(ring.is_full());
-        assert_eq!(ring.len(), 3);
         assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [2, 3, 4]);
         assert_eq!(ring.pop_front(), Some(2));
         assert!(ring.push_back(7).is_ok());
         ring.iter_mut().for_each(|x| *x *= 10);
         assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [30, 40, 70]);
+        ring.retain(|x| *x != 40);
+        assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [30, 70]);
+        assert!(ring.push_back(8).is_ok());
+        ring.retain(|x| *x != 30);
+        assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [70, 8]);
         ring.clear();
         assert!(ring.is_empty());
         assert_eq!(ring.iter_mut().count(), 0);
