@@ -241,9 +241,9 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
             Owed::Deferred { start, len, .. } if len > 0 => Some((start, len)),
             _ => None,
         });
-        let Some((head, _)) = held.next() else { return (len <= ARENA).then_some(0) };
-        let (last, last_len) = held.next_back().unwrap_or((head, 0));
-        let tail = if last_len == 0 { self.end_of(head) } else { last + last_len };
+        let Some((head, head_len)) = held.next() else { return (len <= ARENA).then_some(0) };
+        let (last, last_len) = held.next_back().unwrap_or((head, head_len));
+        let tail = last + last_len;
         if last >= head {
             // [head, tail) is used: after it, or else before head.
             if ARENA - tail >= len {
@@ -257,17 +257,6 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
             // Wrapped: [head, ARENA) and [0, tail) are used.
             (head - tail >= len).then_some(tail)
         }
-    }
-
-    /// The end of the held request that starts at `start`.
-    fn end_of(&self, start: usize) -> usize {
-        self.owed
-            .iter()
-            .find_map(|o| match *o {
-                Owed::Deferred { start: s, len, .. } if s == start && len > 0 => Some(s + len),
-                _ => None,
-            })
-            .unwrap_or(start)
     }
 
     /// The peer cancelled request `id`: a held one is skipped, a running
