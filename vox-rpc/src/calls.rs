@@ -437,9 +437,9 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
                     entry.waker.wake();
                 }
             }
+            // (Cancels left are dropped when the next session starts.)
             t.peer.greeted = false;
             t.peer.sync = ClockSync::new();
-            t.cancels.clear();
         });
     }
 
