@@ -446,8 +446,8 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
     /// The peer's greeting.
     pub(crate) fn greeted(&self, endpoints: &[u8], max_in_flight: u16, fingerprint: u32) {
         self.with(|t| {
-            t.peer.endpoints.clear();
-            t.peer.endpoints_ignored = 0;
+            // Once per session (a second greeting ends it), after
+            // `session_started` forgot the last peer: the list is empty.
             for key in crate::wire::keys(endpoints) {
                 if t.peer.endpoints.push(key).is_err() {
                     t.peer.endpoints_ignored = t.peer.endpoints_ignored.saturating_add(1);
