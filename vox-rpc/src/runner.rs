@@ -122,7 +122,135 @@ where
         // If this future is dropped mid-session, the calls it committed still
         // resolve at once (as "may have run").
         let mut guard = SessionGuard { calls, kind: ErrorKind::SessionLost };
-        let ended = session(tx, &mut rx, calls, server.as_mut(), &clock).await;
+        // The session: one loop that moves every frame, written here rather
+        // than as a future of its own (one state machine: less flash and
+        // RAM). The sending half is dropped when it ends.
+        let clock = &clock;
+        let ended: Result<(), RunError> = 'session: {
+            let (tx, rx, server) = (tx, &mut rx, server.as_mut());
+            let mut session = Session {
+                calls,
+                server,
+                clock,
+                greeted: false,
+                hello_sent: false,
+                time_reply: (0, 0),
+                query_at: Instant::MAX,
+                query_due: false,
+                query_out: false,
+                subscribe_due: 0,
+            };
+            session.topics_started();
+            let mut permit = None;
+            // The clock-sample timer and a pending reservation live across turns
+            // of the loop: the timer is made again only when its deadline changes
+            // (every 30 s), the reservation only after a permit was used.
+            let mut timer = pin!(if false { Some(clock.sleep_until(Instant::ZERO)) } else { None });
+            // `Instant::MAX`: no timer (8 bytes where an `Option` takes 16).
+            let mut timer_at = Instant::MAX;
+            let mut reserving = pin!(if false { Some(tx.reserve()) } else { None });
+            loop {
+                // The frame is handled and released in this block: nothing of it
+                // is kept across the refusal's wait below.
+                let handled = {
+                    let received = {
+                        let mut recv = pin!(rx.recv());
+                        loop {
+                            if let Some(p) = permit.take() {
+                                match session.send_next(p) {
+                                    Step::Sent => continue,
+                                    Step::Idle(p) => permit = Some(p),
+                                    Step::Failed(e) => break 'session Err(e),
+                                }
+                            }
+                            // A query due is sent at the top of the loop, once a permit
+                            // is held; the timer waits for a later one. (No clock
+                            // reading on an ordinary turn: only what is due reads it.)
+                            {
+                                let query_at = if session.query_out || session.query_due {
+                                    Instant::MAX
+                                } else {
+                                    session.query_at
+                                };
+                                if query_at != timer_at {
+                                    timer.set((query_at != Instant::MAX).then(|| clock.sleep_until(query_at)));
+                                    timer_at = query_at;
+                                }
+                            }
+                            if permit.is_none() && reserving.is_none() {
+                                reserving.set(Some(tx.reserve()));
+                            }
+                            let hold = permit.is_some();
+                            let subscribe_due = session.subscribe_due;
+                            let (calls, server) = (session.calls, &mut session.server);
+                            // One wait for everything: a frame, a permit, the timer, a
+                            // call queued or a handler done.
+                            let event = poll_fn(|cx| {
+                                if let Poll::Ready(received) = recv.as_mut().poll(cx) {
+                                    return Poll::Ready(Event::Received(received));
+                                }
+                                if let Some(reserve) = reserving.as_mut().as_pin_mut()
+                                    && let Poll::Ready(reserved) = reserve.poll(cx)
+                                {
+                                    reserving.set(None);
+                                    return Poll::Ready(Event::Reserved(reserved));
+                                }
+                                if let Some(t) = timer.as_mut().as_pin_mut()
+                                    && t.poll(cx).is_ready()
+                                {
+                                    timer.set(None);
+                                    return Poll::Ready(Event::Timer);
+                                }
+                                let mut parts = server.as_mut().parts();
+                                let done = parts.dispatch.as_mut().poll_runs(cx);
+                                let owed = !parts.owed.is_empty();
+                                let work = calls.runner_work(cx.waker());
+                                let topics = topics_ready(server.as_ref(), subscribe_due, cx.waker());
+                                if hold && (done || owed || work || topics) {
+                                    Poll::Ready(Event::Work)
+                                } else {
+                                    Poll::Pending
+                                }
+                            })
+                            .await;
+                            match event {
+                                Event::Received(received) => break received,
+                                Event::Reserved(Ok(p)) => permit = Some(p),
+                                Event::Reserved(Err(e)) => break 'session Err(RunError::Conduit(e.kind())),
+                                Event::Timer => {
+                                    timer_at = Instant::MAX;
+                                    session.query_at = Instant::MAX;
+                                    session.query_due = true;
+                                }
+                                Event::Work => {}
+                            }
+                        }
+                    };
+                    match received {
+                        Ok(Some(msg)) => session.on_frame(msg.get::<RpcFamily>(), &mut permit),
+                        Ok(None) => break 'session Ok(()),
+                        Err(e) => break 'session Err(RunError::Conduit(e.kind())),
+                    }
+                };
+                if let Err(e @ RunError::Version { .. }) = handled
+                    && !session.hello_sent
+                {
+                    // Refuse loudly: the peer learns our version from our
+                    // greeting before this side goes.
+                    let permit = match permit.take() {
+                        Some(p) => Ok(p),
+                        None => tx.reserve().await,
+                    };
+                    if let Ok(p) = permit {
+                        let _ = session.send_next(p);
+                    }
+                    break 'session Err(e);
+                }
+                if let Err(e) = handled {
+                    break 'session Err(e);
+                }
+            }
+        };
         guard.kind = ended.map_or_else(|e| e.kind(), |()| ErrorKind::SessionLost);
         drop(guard);
         server.as_mut().parts().reset();
@@ -141,153 +269,6 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
 {
     fn drop(&mut self) {
         self.calls.session_ended(self.kind);
-    }
-}
-
-fn session<
-    Tx,
-    Rx,
-    M,
-    const N: usize,
-    const BUF: usize,
-    const PEER: usize,
-    const WAIT: usize,
-    D,
-    const Q: usize,
-    const A: usize,
-    C,
->(
-    tx: Tx,
-    rx: &mut Rx,
-    calls: &Calls<M, N, BUF, PEER, WAIT>,
-    server: Pin<&mut Server<D, Q, A>>,
-    clock: &C,
-) -> impl Future<Output = Result<(), RunError>>
-where
-    Tx: ConduitTx<Msg = RpcFamily>,
-    Rx: ConduitRx<Msg = RpcFamily>,
-    M: RawMutex,
-    D: Dispatch,
-    C: Clock,
-{
-    async move {
-        let mut session = Session {
-            calls,
-            server,
-            clock,
-            greeted: false,
-            hello_sent: false,
-            time_reply: (0, 0),
-            query_at: Instant::MAX,
-            query_due: false,
-            query_out: false,
-            subscribe_due: 0,
-        };
-        session.topics_started();
-        let mut permit = None;
-        // The clock-sample timer and a pending reservation live across turns
-        // of the loop: the timer is made again only when its deadline changes
-        // (every 30 s), the reservation only after a permit was used.
-        let mut timer = pin!(if false { Some(clock.sleep_until(Instant::ZERO)) } else { None });
-        // `Instant::MAX`: no timer (8 bytes where an `Option` takes 16).
-        let mut timer_at = Instant::MAX;
-        let mut reserving = pin!(if false { Some(tx.reserve()) } else { None });
-        loop {
-            // The frame is handled and released in this block: nothing of it
-            // is kept across the refusal's wait below.
-            let handled = {
-                let received = {
-                    let mut recv = pin!(rx.recv());
-                    loop {
-                        if let Some(p) = permit.take() {
-                            match session.send_next(p) {
-                                Step::Sent => continue,
-                                Step::Idle(p) => permit = Some(p),
-                                Step::Failed(e) => return Err(e),
-                            }
-                        }
-                        // A query due is sent at the top of the loop, once a permit
-                        // is held; the timer waits for a later one. (No clock
-                        // reading on an ordinary turn: only what is due reads it.)
-                        {
-                            let query_at =
-                                if session.query_out || session.query_due { Instant::MAX } else { session.query_at };
-                            if query_at != timer_at {
-                                timer.set((query_at != Instant::MAX).then(|| clock.sleep_until(query_at)));
-                                timer_at = query_at;
-                            }
-                        }
-                        if permit.is_none() && reserving.is_none() {
-                            reserving.set(Some(tx.reserve()));
-                        }
-                        let hold = permit.is_some();
-                        let subscribe_due = session.subscribe_due;
-                        let (calls, server) = (session.calls, &mut session.server);
-                        // One wait for everything: a frame, a permit, the timer, a
-                        // call queued or a handler done.
-                        let event = poll_fn(|cx| {
-                            if let Poll::Ready(received) = recv.as_mut().poll(cx) {
-                                return Poll::Ready(Event::Received(received));
-                            }
-                            if let Some(reserve) = reserving.as_mut().as_pin_mut()
-                                && let Poll::Ready(reserved) = reserve.poll(cx)
-                            {
-                                reserving.set(None);
-                                return Poll::Ready(Event::Reserved(reserved));
-                            }
-                            if let Some(t) = timer.as_mut().as_pin_mut()
-                                && t.poll(cx).is_ready()
-                            {
-                                timer.set(None);
-                                return Poll::Ready(Event::Timer);
-                            }
-                            let mut parts = server.as_mut().parts();
-                            let done = parts.dispatch.as_mut().poll_runs(cx);
-                            let owed = !parts.owed.is_empty();
-                            let work = calls.runner_work(cx.waker());
-                            let topics = topics_ready(server.as_ref(), subscribe_due, cx.waker());
-                            if hold && (done || owed || work || topics) {
-                                Poll::Ready(Event::Work)
-                            } else {
-                                Poll::Pending
-                            }
-                        })
-                        .await;
-                        match event {
-                            Event::Received(received) => break received,
-                            Event::Reserved(Ok(p)) => permit = Some(p),
-                            Event::Reserved(Err(e)) => return Err(RunError::Conduit(e.kind())),
-                            Event::Timer => {
-                                timer_at = Instant::MAX;
-                                session.query_at = Instant::MAX;
-                                session.query_due = true;
-                            }
-                            Event::Work => {}
-                        }
-                    }
-                };
-                match received {
-                    Ok(Some(msg)) => session.on_frame(msg.get::<RpcFamily>(), &mut permit),
-                    Ok(None) => return Ok(()),
-                    Err(e) => return Err(RunError::Conduit(e.kind())),
-                }
-            };
-            if let Err(e @ RunError::Version { .. }) = handled
-                && !session.hello_sent
-            {
-                // Refuse loudly: the peer learns our version from our
-                // greeting before this side goes.
-                let permit = match permit.take() {
-                    Some(p) => Ok(p),
-                    None => tx.reserve().await,
-                };
-                if let Ok(p) = permit {
-                    let _ = session.send_next(p);
-                }
-                return Err(e);
-            }
-            handled?;
-        }
     }
 }
 
