@@ -4,8 +4,8 @@
 use crate::calls::{Answer, CallId, CallTable, Finished};
 use crate::{CallError, Endpoint, EndpointKey};
 use core::future::{Future, poll_fn};
-use core::pin::pin;
-use core::task::Poll;
+use core::pin::{Pin, pin};
+use core::task::{Context, Poll};
 use core::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -144,7 +144,20 @@ impl<T: CallTable, C: Clock> Client<T, C> {
     ) -> impl Future<Output = Result<R, CallError<H>>> {
         async move {
             let mut encode = |buf: &mut [u8]| postcard::to_slice(&request, buf).ok().map(|b| b.len());
-            let id = self.exchange(key, deadline, &mut encode).await?;
+            // The wait, in this future (not one of its own: one state
+            // machine); its steps in `exchange`, one copy for every call.
+            let id = {
+                let calls = &*self.calls;
+                let mut call = CallGuard { calls, ticket: None, id: None };
+                let mut timer = pin!(self.clock.sleep_until(deadline));
+                let answered = poll_fn(|cx| exchange(&mut call, timer.as_mut(), key, deadline, &mut encode, cx)).await;
+                match (call.id.take(), answered) {
+                    (Some(id), _) => id,
+                    (None, Exchange::TooLarge) => return Err(CallError::TooLarge),
+                    (None, Exchange::Full) => return Err(CallError::Busy),
+                    (None, _) => return Err(CallError::Timeout { committed: false }),
+                }
+            };
             let mut decode = Some(decode);
             let mut result = Err(CallError::Timeout { committed: true });
             self.calls.finish(id, &mut |finished, bytes| {
@@ -165,51 +178,38 @@ impl<T: CallTable, C: Clock> Client<T, C> {
             result
         }
     }
+}
 
-    /// The part of a call that does not depend on its types (one copy in
-    /// a firmware however many endpoints it calls): an entry, the request
-    /// encoded into it by `encode`, then the answer or the deadline; all
-    /// under one timer. The entry holds the answer for `finish`.
-    fn exchange<H>(
-        &self,
-        key: EndpointKey,
-        deadline: Instant,
-        encode: &mut (dyn FnMut(&mut [u8]) -> Option<usize> + Send),
-    ) -> impl Future<Output = Result<CallId, CallError<H>>> {
-        async move {
-            let calls = &*self.calls;
-            let mut call = CallGuard { calls, ticket: None, id: None };
-            let mut timer = pin!(self.clock.sleep_until(deadline));
-            let answered = poll_fn(|cx| {
-                if call.id.is_none() {
-                    // 1. An entry, then the request encoded into it.
-                    let id = match calls.poll_claim(&mut call.ticket, cx) {
-                        Poll::Ready(Ok(id)) => id,
-                        // `WAIT` callers wait already.
-                        Poll::Ready(Err(())) => return Poll::Ready(Exchange::Full),
-                        Poll::Pending => return timer.as_mut().poll(cx).map(|()| Exchange::TimedOut),
-                    };
-                    if !calls.queue(id, key, deadline, encode) {
-                        return Poll::Ready(Exchange::TooLarge);
-                    }
-                    call.id = Some(id);
-                }
-                // 2. The answer, or the deadline.
-                match call.id {
-                    Some(id) if calls.poll_answer(id, cx).is_pending() => {
-                        timer.as_mut().poll(cx).map(|()| Exchange::TimedOut)
-                    }
-                    _ => Poll::Ready(Exchange::Answered),
-                }
-            })
-            .await;
-            match (call.id.take(), answered) {
-                (Some(id), _) => Ok(id),
-                (None, Exchange::TooLarge) => Err(CallError::TooLarge),
-                (None, Exchange::Full) => Err(CallError::Busy),
-                (None, _) => Err(CallError::Timeout { committed: false }),
-            }
+/// One poll of a call's wait, the part that does not depend on its types
+/// (one copy in a firmware however many endpoints it calls): an entry,
+/// the request encoded into it by `encode`, then the answer, all under
+/// `timer` (the deadline). The entry holds the answer for `finish`.
+fn exchange<T: CallTable, F: Future<Output = ()>>(
+    call: &mut CallGuard<'_, T>,
+    mut timer: Pin<&mut F>,
+    key: EndpointKey,
+    deadline: Instant,
+    encode: &mut (dyn FnMut(&mut [u8]) -> Option<usize> + Send),
+    cx: &mut Context<'_>,
+) -> Poll<Exchange> {
+    let calls = call.calls;
+    if call.id.is_none() {
+        // 1. An entry, then the request encoded into it.
+        let id = match calls.poll_claim(&mut call.ticket, cx) {
+            Poll::Ready(Ok(id)) => id,
+            // `WAIT` callers wait already.
+            Poll::Ready(Err(())) => return Poll::Ready(Exchange::Full),
+            Poll::Pending => return timer.as_mut().poll(cx).map(|()| Exchange::TimedOut),
+        };
+        if !calls.queue(id, key, deadline, encode) {
+            return Poll::Ready(Exchange::TooLarge);
         }
+        call.id = Some(id);
+    }
+    // 2. The answer, or the deadline.
+    match call.id {
+        Some(id) if calls.poll_answer(id, cx).is_pending() => timer.as_mut().poll(cx).map(|()| Exchange::TimedOut),
+        _ => Poll::Ready(Exchange::Answered),
     }
 }
 
