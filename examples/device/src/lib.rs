@@ -284,7 +284,7 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
                 // The configuration cannot work with this storage: say so
                 // once and stop.
                 warn!("the conduit's configuration is refused: {}", e);
-                core::future::pending().await
+                break;
             }
         };
         // An initiator makes no resume keys: no random numbers needed.
@@ -305,9 +305,11 @@ pub async fn sessions<M: DeviceMemory, C: Clock + Clone>(memory: M, clock: C) ->
             // another rpc envelope (or the link cannot carry our frames): a
             // new session would end the same way. Say so once and stop.
             warn!("session {}: refused by the host; not retrying", session);
-            core::future::pending::<()>().await;
+            break;
         }
     }
+    // Stopped (one wait for both reasons).
+    core::future::pending().await
 }
 
 /// How long the device gives the host to answer a call.
