@@ -228,7 +228,7 @@ pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Resul
 
 impl<F, S: StableStore + 'static, R: Role> Drop for StableDriver<F, S, R> {
     fn drop(&mut self) {
-        self.storage.driver_gone();
+        self.storage.part_gone(crate::stable_storage::Part::Driver);
     }
 }
 

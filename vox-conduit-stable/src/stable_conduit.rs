@@ -3,7 +3,7 @@
 use crate::driver::{Acceptor, Initiator, Role, StableDriver};
 use crate::reserve::Reserve;
 use crate::session::SessionState;
-use crate::stable_storage::StableStore;
+use crate::stable_storage::{Part, StableStore};
 use crate::{ConfigError, RecvError, SendError, StableConfig, StableStats};
 use core::future::{Future, poll_fn};
 use core::marker::PhantomData;
@@ -322,7 +322,7 @@ impl<F, S: StableStore + 'static> Drop for StablePermit<'_, F, S> {
 
 impl<F, S: StableStore + 'static> Drop for StableTx<F, S> {
     fn drop(&mut self) {
-        self.storage.drop_part(|l| l.session.close_tx());
+        self.storage.part_gone(Part::Tx);
     }
 }
 
@@ -415,7 +415,7 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> futures_core::Stream fo
 
 impl<F, S: StableStore + 'static> Drop for StableRx<F, S> {
     fn drop(&mut self) {
-        self.storage.drop_part(|l| l.session.drop_receiver());
+        self.storage.part_gone(Part::Rx);
     }
 }
 

@@ -4,9 +4,8 @@
 use crate::StableStats;
 use crate::session::{Instant, MAX_RING_BYTES, RxEntry, Session, SessionState, TxEntry, Wakes};
 use crate::writer_queue::WriterQueue;
-use core::cell::{RefCell, UnsafeCell};
+use core::cell::{Cell, UnsafeCell};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, Ordering};
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::waitqueue::WakerRegistration;
@@ -39,19 +38,15 @@ pub struct StableStorage<
     const RX_BYTES: usize,
     const RX_MSGS: usize,
 > {
-    inner: Mutex<M, RefCell<Inner<TX_BYTES, TX_MSGS, RX_MSGS>>>,
+    inner: Mutex<M, Guarded<TX_BYTES, TX_MSGS, RX_MSGS>>,
     /// Outside the mutex: the application reads lent regions while the
     /// driver writes free ones (see `write_received`).
     rx_bytes: UnsafeCell<[u8; RX_BYTES]>,
-    /// Writers' turns given up inside the lock (a woken writer's future
-    /// dropped by its own wake), passed on when the lock settles. Outside
-    /// the `RefCell`, which is borrowed then; written and read only by the
-    /// thread holding the lock, so a load and a store suffice (no
-    /// read-modify-write, which small targets lack).
-    turns_given_up: AtomicU8,
 }
 
-// SAFETY: the session state is behind the `M` mutex (`Sync` when `M` is).
+// SAFETY: the session state is behind the `M` mutex (`Sync` when `M` is),
+// which `Guarded` needs (its flags are `Cell`s, read by one thread at a
+// time: the one holding the mutex).
 // `rx_bytes` is written only under that mutex, in regions the receive ring
 // says are free, and read only through backings lent for regions the ring
 // keeps untouched until they are released; so no byte is written while it
@@ -77,17 +72,81 @@ struct Inner<const TB: usize, const TM: usize, const RM: usize> {
     wakers: Wakers,
 }
 
-impl<const TB: usize, const TM: usize, const RM: usize> Inner<TB, TM, RM> {
-    /// The view a locked storage gives. Out of line on small targets:
-    /// one copy of its stores, not one at every place that locks the
-    /// storage (456 B of the lm3s6965 device's flash); inlined on hosts
-    /// (feature `std`), where it is built five times per message.
+/// The state under the storage's mutex, borrowed by one lock at a time:
+/// a `RefCell` of its own, whose borrow and view are one out-of-line call
+/// (a `RefCell`'s borrow and then the view cost two calls and their
+/// arguments at every place that locks the storage: 320 B of the
+/// lm3s6965 device's flash).
+struct Guarded<const TB: usize, const TM: usize, const RM: usize> {
+    flags: Flags,
+    inner: UnsafeCell<Inner<TB, TM, RM>>,
+}
+
+/// Read and written only by the thread holding the storage's mutex.
+pub(crate) struct Flags {
+    /// The state is borrowed: a lock taken inside the lock (by a waker,
+    /// an encoder, a drop that the lock runs) is refused.
+    busy: Cell<bool>,
+    /// Writers' turns given up inside the lock (a woken writer's future
+    /// dropped by its own wake), passed on when the lock settles. Beside
+    /// the state, which is borrowed then.
+    turns_given_up: Cell<u8>,
+}
+
+/// A lock taken inside the storage's own lock: a bug of the caller (as a
+/// `RefCell` borrowed twice).
+#[cold]
+#[inline(never)]
+#[allow(clippy::panic, reason = "as `RefCell::borrow_mut`: a second borrow is a bug")]
+fn reentered() -> ! {
+    panic!("a stable conduit's storage locked inside its own lock");
+}
+
+/// Clears `busy` when dropped (also when the borrower panics).
+struct Release<'a>(&'a Cell<bool>);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+impl<const TB: usize, const TM: usize, const RM: usize> Guarded<TB, TM, RM> {
+    /// Borrows the state: the view a locked storage gives, the state
+    /// borrowed until it is dropped; panics if it is borrowed already.
+    /// Out of line on small targets: one copy of its stores, not one at
+    /// every place that locks the storage; inlined on hosts (feature
+    /// `std`), where it is built five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
     #[cfg_attr(feature = "std", inline)]
-    fn locked<'a>(&'a mut self, turns_given_up: &'a AtomicU8) -> Locked<'a> {
-        let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers, parts: _ } = self;
+    fn enter(&self) -> Locked<'_> {
+        if self.flags.busy.replace(true) {
+            reentered();
+        }
+        // SAFETY: `busy` was clear, so no reference to `inner` is alive
+        // (every one comes from here or `with`, which set `busy` for its
+        // life and clear it after); it stays set until the view (the only
+        // reference now) is dropped. `Guarded` is reached only under the
+        // storage's mutex, so by one thread at a time.
+        let inner = unsafe { &mut *self.inner.get() };
+        let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers, parts: _ } = inner;
         let session = Session { state, tx_bytes, tx_entries, rx_entries };
-        Locked { session, now, timer_at, wakers, turns_given_up, check_timer: true }
+        Locked { session, now, timer_at, wakers, flags: &self.flags, check_timer: true }
+    }
+
+    /// [`enter`](Self::enter), or `None` where it would panic.
+    fn try_enter(&self) -> Option<Locked<'_>> {
+        if self.flags.busy.get() { None } else { Some(self.enter()) }
+    }
+
+    /// Runs `f` on the state, borrowed as by [`enter`](Self::enter).
+    fn with<R>(&self, f: impl FnOnce(&mut Inner<TB, TM, RM>) -> R) -> R {
+        if self.flags.busy.replace(true) {
+            reentered();
+        }
+        let _release = Release(&self.flags.busy);
+        // SAFETY: as in `enter`; `_release` clears `busy` after `f`.
+        f(unsafe { &mut *self.inner.get() })
     }
 }
 
@@ -107,13 +166,13 @@ impl Wakers {
     /// Writers' turns given up inside the lock go to the next writers.
     #[cold]
     #[inline(never)]
-    fn pass_given_up_turns_on(&mut self, turns_given_up: &AtomicU8) {
+    fn pass_given_up_turns_on(&mut self, turns_given_up: &Cell<u8>) {
         loop {
-            let given_up = turns_given_up.load(Ordering::Relaxed);
+            let given_up = turns_given_up.get();
             if given_up == 0 {
                 break;
             }
-            turns_given_up.store(given_up - 1, Ordering::Relaxed);
+            turns_given_up.set(given_up - 1);
             self.writers.pass_turn_on();
         }
     }
@@ -162,7 +221,7 @@ impl Locked<'_> {
     #[cfg_attr(not(feature = "std"), inline(never))]
     #[cfg_attr(feature = "std", inline)]
     fn settle(&mut self) {
-        let turns_given_up = self.turns_given_up;
+        let turns_given_up = &self.flags.turns_given_up;
         let mut wakes = self.session.state.take_wakes();
         // A writer is woken only when it can go on (every change that lets
         // it asks for the wake again).
@@ -173,7 +232,7 @@ impl Locked<'_> {
         // A woken writer dropped inside this lock (by a wake above, or
         // one its operation ran) could not pass its turn on: it goes to
         // the next writer now.
-        if turns_given_up.load(Ordering::Relaxed) != 0 {
+        if turns_given_up.get() != 0 {
             self.wakers.pass_given_up_turns_on(turns_given_up);
         }
         if !self.check_timer {
@@ -193,11 +252,18 @@ pub struct Locked<'a> {
     pub(crate) now: &'a mut Instant,
     pub(crate) timer_at: &'a mut TimerAt,
     pub(crate) wakers: &'a mut Wakers,
-    /// The storage's count of writers' turns given up inside the lock.
-    turns_given_up: &'a AtomicU8,
+    /// The storage's flags: its state borrowed (cleared when this view
+    /// is dropped), writers' turns given up inside the lock.
+    flags: &'a Flags,
     /// Whether the operation may have brought a deadline forward (see
     /// [`timer_unchanged`](Self::timer_unchanged)).
     check_timer: bool,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.flags.busy.set(false);
+    }
 }
 
 impl Locked<'_> {
@@ -210,6 +276,17 @@ impl Locked<'_> {
     pub(crate) fn timer_unchanged(&mut self) {
         self.check_timer = false;
     }
+}
+
+/// A part of a session that counts in the storage's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The sending half.
+    Tx,
+    /// The receiving half.
+    Rx,
+    /// The driver.
+    Driver,
 }
 
 pub(crate) mod sealed {
@@ -232,13 +309,11 @@ pub(crate) mod sealed {
         /// messages it received (the new session would write over them).
         fn reset(&self, state: crate::session::SessionState) -> Result<(), crate::ConfigError>;
 
-        /// A conduit half is gone: counted, and `f` run, under one lock
-        /// before any wake (a waker that panics cannot leave the count
-        /// behind).
-        fn drop_part(&self, f: impl FnOnce(&mut Locked<'_>));
-
-        /// The driver is gone (it wakes no one): counted.
-        fn driver_gone(&self);
+        /// A part of the session is gone: counted, and a conduit half's
+        /// end run, under one lock before any wake (a waker that panics
+        /// cannot leave the count behind). The driver's end wakes no one.
+        /// One function for the three parts: one copy of the lock.
+        fn part_gone(&self, part: super::Part);
 
         /// A woken writer's future is dropped where `try_lock` declines
         /// (inside the lock): its turn goes to the next writer when the
@@ -279,22 +354,24 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
         // All-zero placeholder until a conduit is made on it.
         let state = SessionState::zeroed();
         Self {
-            inner: Mutex::new(RefCell::new(Inner {
-                state,
-                parts: 0,
-                now: 0,
-                timer_at: TimerAt::NONE,
-                tx_bytes: [0; TB],
-                tx_entries: [TxEntry::EMPTY; TM],
-                rx_entries: [RxEntry::EMPTY; RM],
-                wakers: Wakers {
-                    writers: WriterQueue::new(),
-                    reader: WakerRegistration::new(),
-                    driver: WakerRegistration::new(),
-                },
-            })),
+            inner: Mutex::new(Guarded {
+                flags: Flags { busy: Cell::new(false), turns_given_up: Cell::new(0) },
+                inner: UnsafeCell::new(Inner {
+                    state,
+                    parts: 0,
+                    now: 0,
+                    timer_at: TimerAt::NONE,
+                    tx_bytes: [0; TB],
+                    tx_entries: [TxEntry::EMPTY; TM],
+                    rx_entries: [RxEntry::EMPTY; RM],
+                    wakers: Wakers {
+                        writers: WriterQueue::new(),
+                        reader: WakerRegistration::new(),
+                        driver: WakerRegistration::new(),
+                    },
+                }),
+            }),
             rx_bytes: UnsafeCell::new([0; RB]),
-            turns_given_up: AtomicU8::new(0),
         }
     }
 }
@@ -325,8 +402,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
 {
     fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         self.inner.lock(|cell| {
-            let inner = &mut *cell.borrow_mut();
-            let mut locked = inner.locked(&self.turns_given_up);
+            let mut locked = cell.enter();
             let r = f(&mut locked);
             locked.settle();
             r
@@ -335,8 +411,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
 
     fn try_lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> Option<R> {
         self.inner.lock(|cell| {
-            let inner = &mut *cell.try_borrow_mut().ok()?;
-            let mut locked = inner.locked(&self.turns_given_up);
+            let mut locked = cell.try_enter()?;
             let r = f(&mut locked);
             locked.settle();
             Some(r)
@@ -344,41 +419,43 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     }
 
     fn turn_given_up(&self) {
-        let given_up = self.turns_given_up.load(Ordering::Relaxed);
-        self.turns_given_up.store(given_up.saturating_add(1), Ordering::Relaxed);
+        self.inner.lock(|cell| {
+            let turns = &cell.flags.turns_given_up;
+            turns.set(turns.get().saturating_add(1));
+        });
     }
 
     // r[impl core.config]
     fn reset(&self, state: SessionState) -> Result<(), crate::ConfigError> {
         self.inner.lock(|cell| {
-            let inner = &mut *cell.borrow_mut();
-            // Checked under the lock that lends messages: none is lent
-            // between the count and the reset.
-            let messages = inner.rx_entries.iter().filter(|e| e.is_lent()).count();
-            if messages > 0 || inner.parts > 0 {
-                return Err(crate::ConfigError::StorageInUse { parts: inner.parts, messages });
-            }
-            inner.state = state;
-            inner.parts = 3;
-            inner.now = 0;
-            inner.timer_at = TimerAt::NONE;
-            Ok(())
+            cell.with(|inner| {
+                // Checked under the lock that lends messages: none is lent
+                // between the count and the reset.
+                let messages = inner.rx_entries.iter().filter(|e| e.is_lent()).count();
+                if messages > 0 || inner.parts > 0 {
+                    return Err(crate::ConfigError::StorageInUse { parts: inner.parts, messages });
+                }
+                inner.state = state;
+                inner.parts = 3;
+                inner.now = 0;
+                inner.timer_at = TimerAt::NONE;
+                Ok(())
+            })
         })
     }
 
-    fn driver_gone(&self) {
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    fn part_gone(&self, part: Part) {
         self.inner.lock(|cell| {
-            let inner = &mut *cell.borrow_mut();
-            inner.parts = inner.parts.saturating_sub(1);
-        });
-    }
-
-    fn drop_part(&self, f: impl FnOnce(&mut Locked<'_>)) {
-        self.inner.lock(|cell| {
-            let inner = &mut *cell.borrow_mut();
-            inner.parts = inner.parts.saturating_sub(1);
-            let mut locked = inner.locked(&self.turns_given_up);
-            f(&mut locked);
+            cell.with(|inner| inner.parts = inner.parts.saturating_sub(1));
+            let mut locked = cell.enter();
+            match part {
+                Part::Driver => return,
+                // The close marker follows every message sent.
+                Part::Tx => locked.session.close_tx(),
+                // Messages are acked and dropped from now on.
+                Part::Rx => locked.session.drop_receiver(),
+            }
             locked.settle();
         });
     }
@@ -421,7 +498,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     for StableStorage<M, TB, TM, RB, RM>
 {
     fn stats(&self) -> StableStats {
-        self.inner.lock(|cell| cell.borrow().state.stats())
+        self.inner.lock(|cell| cell.with(|inner| inner.state.stats()))
     }
 }
 
