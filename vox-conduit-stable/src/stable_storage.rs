@@ -215,7 +215,9 @@ impl Locked<'_> {
     /// Ends every operation under the lock: wakes whoever it asked, and
     /// the timer when a deadline came forward (a first unacknowledged
     /// frame, a stall, the end): the timer sleeps for a later one, so it
-    /// wakes to sleep again for the new one. Out of line on small targets:
+    /// wakes to sleep again for the new one; then releases the state, as
+    /// the view's drop would (the caller forgets the view: one call ends
+    /// the lock, not a call and the drop). Out of line on small targets:
     /// `lock` is generic over its closure, this is not; inlined on hosts
     /// (feature `std`), where it runs five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
@@ -235,14 +237,14 @@ impl Locked<'_> {
         if turns_given_up.get() != 0 {
             self.wakers.pass_given_up_turns_on(turns_given_up);
         }
-        if !self.check_timer {
-            return;
+        if self.check_timer {
+            let due = self.session.next_deadline();
+            if due < self.timer_at.get() {
+                *self.timer_at = TimerAt::at(due);
+                self.wakers.driver.wake();
+            }
         }
-        let due = self.session.next_deadline();
-        if due < self.timer_at.get() {
-            *self.timer_at = TimerAt::at(due);
-            self.wakers.driver.wake();
-        }
+        self.flags.busy.set(false);
     }
 }
 
@@ -405,6 +407,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let mut locked = cell.enter();
             let r = f(&mut locked);
             locked.settle();
+            core::mem::forget(locked);
             r
         })
     }
@@ -414,6 +417,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             let mut locked = cell.try_enter()?;
             let r = f(&mut locked);
             locked.settle();
+            core::mem::forget(locked);
             Some(r)
         })
     }
@@ -457,6 +461,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
                 Part::Rx => locked.session.drop_receiver(),
             }
             locked.settle();
+            core::mem::forget(locked);
         });
     }
 
