@@ -252,14 +252,10 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     /// Ready once the session is over (checked and the waker registered
     /// under one lock: no outcome slips in between).
     fn over(&self) -> impl Future<Output = Result<(), SessionError>> {
-        poll_fn(move |cx| {
-            self.with(|l| match Self::outcome_of(l) {
-                Some(r) => Poll::Ready(r),
-                None => {
-                    l.wakers.driver.register(cx.waker());
-                    Poll::Pending
-                }
-            })
+        // `None` (a link may come) is not asked for: never returned.
+        poll_fn(move |cx| match self.poll_over(cx, false) {
+            Poll::Ready(Some(outcome)) => Poll::Ready(outcome),
+            _ => Poll::Pending,
         })
     }
 
@@ -267,19 +263,22 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     /// busy acceptor, or its timer ended it), or with the outcome if the
     /// session is over.
     fn backoff(&self) -> impl Future<Output = Option<Result<(), SessionError>>> {
-        poll_fn(move |cx| {
-            self.with(|l| {
-                if let Some(outcome) = Self::outcome_of(l) {
-                    return Poll::Ready(Some(outcome));
-                }
-                match l.session.state.attach_not_before() {
-                    None => Poll::Ready(None),
-                    Some(_) => {
-                        l.wakers.driver.register(cx.waker());
-                        Poll::Pending
-                    }
-                }
-            })
+        poll_fn(move |cx| self.poll_over(cx, true))
+    }
+
+    /// `over` and `backoff` in one (one copy of the lock): ready with the
+    /// outcome once the session is over, or with `None` when `or_attach`
+    /// and a link may be attached.
+    fn poll_over(&self, cx: &core::task::Context<'_>, or_attach: bool) -> Poll<Option<Result<(), SessionError>>> {
+        self.with(|l| {
+            if let Some(outcome) = Self::outcome_of(l) {
+                return Poll::Ready(Some(outcome));
+            }
+            if or_attach && l.session.state.attach_not_before().is_none() {
+                return Poll::Ready(None);
+            }
+            l.wakers.driver.register(cx.waker());
+            Poll::Pending
         })
     }
 

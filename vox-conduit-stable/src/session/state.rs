@@ -123,7 +123,9 @@ impl SessionState {
     // r[impl core.burst]
     pub(super) fn on_busy(&mut self, now: Instant) {
         if self.busy.give_up_at == 0 {
-            self.busy.give_up_at = now.saturating_add(u64::from(self.config.connect_timeout_ms)).max(1);
+            // Times are milliseconds since the clock's epoch: no sum
+            // overflows (as in `next_deadline`).
+            self.busy.give_up_at = now.wrapping_add(u64::from(self.config.connect_timeout_ms)).max(1);
         }
         if now >= self.busy.give_up_at {
             self.end(SessionError::Rejected(RejectReason::Busy));
@@ -132,7 +134,7 @@ impl SessionState {
         let first = u64::from(self.config.retry_delay_ms.max(1));
         let backoff = (first << self.busy.retries.min(16)).min(u64::from(self.config.timeout_ms).max(first));
         self.busy.retries = self.busy.retries.saturating_add(1);
-        self.busy.not_before = now.saturating_add(backoff);
+        self.busy.not_before = now.wrapping_add(backoff);
         self.stats.busy_retries = self.stats.busy_retries.saturating_add(1);
         state_info!("stable: the acceptor is busy; trying again in {} ms", backoff);
         self.detach_with(Detach::Busy);
