@@ -102,15 +102,6 @@ fn reentered() -> ! {
     panic!("a stable conduit's storage locked inside its own lock");
 }
 
-/// Clears `busy` when dropped (also when the borrower panics).
-struct Release<'a>(&'a Cell<bool>);
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        self.0.set(false);
-    }
-}
-
 impl<const TB: usize, const TM: usize, const RM: usize> Guarded<TB, TM, RM> {
     /// Borrows the state: the view a locked storage gives, the state
     /// borrowed until it is dropped; panics if it is borrowed already.
@@ -124,29 +115,19 @@ impl<const TB: usize, const TM: usize, const RM: usize> Guarded<TB, TM, RM> {
             reentered();
         }
         // SAFETY: `busy` was clear, so no reference to `inner` is alive
-        // (every one comes from here or `with`, which set `busy` for its
-        // life and clear it after); it stays set until the view (the only
-        // reference now) is dropped. `Guarded` is reached only under the
-        // storage's mutex, so by one thread at a time.
+        // (every one comes from here, and `busy` stays set until the view
+        // that holds it is dropped, or `settle` ends it as the last use of
+        // the view). `Guarded` is reached only under the storage's mutex,
+        // so by one thread at a time.
         let inner = unsafe { &mut *self.inner.get() };
-        let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers, parts: _ } = inner;
+        let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers, parts } = inner;
         let session = Session { state, tx_bytes, tx_entries, rx_entries };
-        Locked { session, now, timer_at, wakers, flags: &self.flags, check_timer: true }
+        Locked { session, now, timer_at, wakers, parts, flags: &self.flags, check_timer: true }
     }
 
     /// [`enter`](Self::enter), or `None` where it would panic.
     fn try_enter(&self) -> Option<Locked<'_>> {
         if self.flags.busy.get() { None } else { Some(self.enter()) }
-    }
-
-    /// Runs `f` on the state, borrowed as by [`enter`](Self::enter).
-    fn with<R>(&self, f: impl FnOnce(&mut Inner<TB, TM, RM>) -> R) -> R {
-        if self.flags.busy.replace(true) {
-            reentered();
-        }
-        let _release = Release(&self.flags.busy);
-        // SAFETY: as in `enter`; `_release` clears `busy` after `f`.
-        f(unsafe { &mut *self.inner.get() })
     }
 }
 
@@ -254,6 +235,8 @@ pub struct Locked<'a> {
     pub(crate) now: &'a mut Instant,
     pub(crate) timer_at: &'a mut TimerAt,
     pub(crate) wakers: &'a mut Wakers,
+    /// The parts of the session alive.
+    parts: &'a mut u8,
     /// The storage's flags: its state borrowed (cleared when this view
     /// is dropped), writers' turns given up inside the lock.
     flags: &'a Flags,
@@ -432,27 +415,27 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     // r[impl core.config]
     fn reset(&self, state: SessionState) -> Result<(), crate::ConfigError> {
         self.inner.lock(|cell| {
-            cell.with(|inner| {
-                // Checked under the lock that lends messages: none is lent
-                // between the count and the reset.
-                let messages = inner.rx_entries.iter().filter(|e| e.is_lent()).count();
-                if messages > 0 || inner.parts > 0 {
-                    return Err(crate::ConfigError::StorageInUse { parts: inner.parts, messages });
-                }
-                inner.state = state;
-                inner.parts = 3;
-                inner.now = 0;
-                inner.timer_at = TimerAt::NONE;
-                Ok(())
-            })
+            // Nothing to wake: the view is dropped, not settled.
+            let l = cell.enter();
+            // Checked under the lock that lends messages: none is lent
+            // between the count and the reset.
+            let messages = l.session.rx_entries.iter().filter(|e| e.is_lent()).count();
+            if messages > 0 || *l.parts > 0 {
+                return Err(crate::ConfigError::StorageInUse { parts: *l.parts, messages });
+            }
+            *l.session.state = state;
+            *l.parts = 3;
+            *l.now = 0;
+            *l.timer_at = TimerAt::NONE;
+            Ok(())
         })
     }
 
     #[cfg_attr(not(feature = "std"), inline(never))]
     fn part_gone(&self, part: Part) {
         self.inner.lock(|cell| {
-            cell.with(|inner| inner.parts = inner.parts.saturating_sub(1));
             let mut locked = cell.enter();
+            *locked.parts = locked.parts.saturating_sub(1);
             match part {
                 Part::Driver => return,
                 // The close marker follows every message sent.
@@ -503,7 +486,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     for StableStorage<M, TB, TM, RB, RM>
 {
     fn stats(&self) -> StableStats {
-        self.inner.lock(|cell| cell.with(|inner| inner.state.stats()))
+        self.inner.lock(|cell| cell.enter().session.state.stats())
     }
 }
 
