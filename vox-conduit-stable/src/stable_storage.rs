@@ -124,11 +124,6 @@ impl<const TB: usize, const TM: usize, const RM: usize> Guarded<TB, TM, RM> {
         let session = Session { state, tx_bytes, tx_entries, rx_entries };
         Locked { session, now, timer_at, wakers, parts, flags: &self.flags, check_timer: true }
     }
-
-    /// [`enter`](Self::enter), or `None` where it would panic.
-    fn try_enter(&self) -> Option<Locked<'_>> {
-        if self.flags.busy.get() { None } else { Some(self.enter()) }
-    }
 }
 
 /// Who waits for what.
@@ -397,7 +392,10 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
 
     fn try_lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> Option<R> {
         self.inner.lock(|cell| {
-            let mut locked = cell.try_enter()?;
+            if cell.flags.busy.get() {
+                return None;
+            }
+            let mut locked = cell.enter();
             let r = f(&mut locked);
             locked.settle();
             core::mem::forget(locked);
