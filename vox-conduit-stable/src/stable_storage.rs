@@ -75,15 +75,15 @@ struct Inner<const TB: usize, const TM: usize, const RM: usize> {
 /// The state under the storage's mutex, borrowed by one lock at a time:
 /// a `RefCell` of its own, whose borrow and view are one out-of-line call
 /// (a `RefCell`'s borrow and then the view cost two calls and their
-/// arguments at every place that locks the storage: 320 B of the
-/// lm3s6965 device's flash).
+/// arguments at every place that locks the storage: about 300 B of each
+/// lm3s6965 firmware's flash). `busy` plays the `RefCell`'s borrow flag.
 struct Guarded<const TB: usize, const TM: usize, const RM: usize> {
     flags: Flags,
     inner: UnsafeCell<Inner<TB, TM, RM>>,
 }
 
 /// Read and written only by the thread holding the storage's mutex.
-pub(crate) struct Flags {
+struct Flags {
     /// The state is borrowed: a lock taken inside the lock (by a waker,
     /// an encoder, a drop that the lock runs) is refused.
     busy: Cell<bool>,
