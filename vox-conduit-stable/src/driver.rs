@@ -329,9 +329,11 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                         continue;
                     };
                     let key = keys();
-                    self.with(|l| {
+                    // The largest message is read under the same lock.
+                    let max_message = self.with(|l| {
                         let now = time.now(l);
                         l.session.attach(now, key);
+                        l.session.state.config().max_message
                     });
                     // One attachment on `link`, until the core detaches it
                     // or the link fails (in this future: a future of its
@@ -341,7 +343,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                         // A data frame must fit the link: refused before
                         // anything is sent.
                         // r[impl stable.config.check]
-                        let data = self.with(|l| l.session.state.config().max_message) + crate::wire::MAX_HEADER;
+                        let data = max_message + crate::wire::MAX_HEADER;
                         let needed = data.max(crate::wire::MAX_CONTROL_FRAME);
                         let max_payload = tx.max_payload();
                         if needed > max_payload {
