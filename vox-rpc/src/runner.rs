@@ -149,14 +149,22 @@ where
             // `Instant::MAX`: no timer (8 bytes where an `Option` takes 16).
             let mut timer_at = Instant::MAX;
             let mut reserving = pin!(if false { Some(tx.reserve()) } else { None });
-            loop {
-                // The frame is handled and released in this block: nothing of it
-                // is kept across the refusal's wait below.
+            // A peer of another envelope version is refused loudly: our
+            // greeting (the first frame a permit sends) tells it our version,
+            // then the session ends. Meanwhile nothing more is received.
+            // (The peer's version: 4 bytes where the error takes 12.)
+            let mut refusing: Option<u16> = None;
+            let theirs = 'refused: loop {
+                // The frame is handled and released in this block.
                 let handled = {
                     let received = {
                         let mut recv = pin!(rx.recv());
                         loop {
                             if let Some(p) = permit.take() {
+                                if let Some(theirs) = refusing {
+                                    let _ = session.send_next(p);
+                                    break 'refused theirs;
+                                }
                                 match session.send_next(p) {
                                     Step::Sent => continue,
                                     Step::Idle(p) => permit = Some(p),
@@ -186,7 +194,9 @@ where
                             // One wait for everything: a frame, a permit, the timer, a
                             // call queued or a handler done.
                             let event = poll_fn(|cx| {
-                                if let Poll::Ready(received) = recv.as_mut().poll(cx) {
+                                if refusing.is_none()
+                                    && let Poll::Ready(received) = recv.as_mut().poll(cx)
+                                {
                                     return Poll::Ready(Event::Received(received));
                                 }
                                 if let Some(reserve) = reserving.as_mut().as_pin_mut()
@@ -216,7 +226,10 @@ where
                             match event {
                                 Event::Received(received) => break received,
                                 Event::Reserved(Ok(p)) => permit = Some(p),
-                                Event::Reserved(Err(e)) => break 'session Err(RunError::Conduit(e.kind())),
+                                Event::Reserved(Err(e)) => match refusing {
+                                    Some(theirs) => break 'refused theirs,
+                                    None => break 'session Err(RunError::Conduit(e.kind())),
+                                },
                                 Event::Timer => {
                                     timer_at = Instant::MAX;
                                     session.query_at = Instant::MAX;
@@ -232,24 +245,13 @@ where
                         Err(e) => break 'session Err(RunError::Conduit(e.kind())),
                     }
                 };
-                if let Err(e @ RunError::Version { .. }) = handled
-                    && !session.hello_sent
-                {
-                    // Refuse loudly: the peer learns our version from our
-                    // greeting before this side goes.
-                    let permit = match permit.take() {
-                        Some(p) => Ok(p),
-                        None => tx.reserve().await,
-                    };
-                    if let Ok(p) = permit {
-                        let _ = session.send_next(p);
-                    }
-                    break 'session Err(e);
+                match handled {
+                    Err(RunError::Version { theirs, .. }) if !session.hello_sent => refusing = Some(theirs),
+                    Err(e) => break 'session Err(e),
+                    Ok(()) => {}
                 }
-                if let Err(e) = handled {
-                    break 'session Err(e);
-                }
-            }
+            };
+            Err(RunError::Version { ours: PROTOCOL_VERSION, theirs })
         };
         guard.kind = ended.map_or_else(|e| e.kind(), |()| ErrorKind::SessionLost);
         drop(guard);
