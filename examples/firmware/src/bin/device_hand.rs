@@ -6,6 +6,7 @@
 #![no_std]
 #![no_main]
 
+use core::future::poll_fn;
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either, select};
 use static_cell::StaticCell;
@@ -14,7 +15,7 @@ use vox_demo_device::{DeviceMemory, DeviceStorage, EmbassyClock, StaticMemory, T
 use vox_demo_protocol::{DemoFamily, DemoMsg, UART_CONFIG, answer};
 use vox_firmware::board::{self, UartRx, UartTx};
 use vox_firmware::executor::WfiExecutor;
-use vox_types::{Clock, Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
+use vox_types::{Clock, Conduit, ConduitTx, ConduitTxPermit};
 
 type HandConduit = StableConduit<DemoFamily, DeviceStorage>;
 
@@ -45,43 +46,40 @@ async fn sessions() -> ! {
 
 /// Answers requests and streams telemetry until the session ends. The
 /// conduit is split before the future is made: the future keeps the
-/// halves only.
+/// halves only. One loop waits for a request or the next sample's
+/// deadline, whichever comes first, and sends what it has from one place
+/// (one reservation, one send: a smaller future than a task each).
 fn serve(conduit: HandConduit) -> impl Future<Output = Result<(), ()>> {
     let (tx, mut rx) = conduit.split();
     async move {
-        let answering = async {
-            let mut outputs = 0u32;
-            loop {
-                // A `let` ends its temporaries: only `msg` is kept while
-                // the reply waits for room.
-                let msg = match rx.recv().await {
-                    Ok(Some(msg)) => msg,
-                    Ok(None) => return Ok(()),
-                    Err(_) => return Err(()),
-                };
-                if let Some(reply) = answer(msg.get::<DemoFamily>(), &mut outputs) {
-                    tx.reserve().await.map_err(drop)?.send(reply).map_err(drop)?;
+        let clock = EmbassyClock;
+        let mut outputs = 0u32;
+        let mut next = clock.now().add_millis(TELEMETRY_PERIOD.as_millis() as u64);
+        let mut seq = 0u32;
+        loop {
+            // Deadlines on the clock: a late sample does not delay the
+            // next. The sample's deadline first, so requests cannot starve
+            // the telemetry.
+            let msg = match select(clock.sleep_until(next), poll_fn(|cx| rx.poll_recv(cx))).await {
+                Either::First(()) => None,
+                Either::Second(Ok(Some(msg))) => Some(msg),
+                Either::Second(Ok(None)) => return Ok(()),
+                Either::Second(Err(_)) => return Err(()),
+            };
+            let out = match &msg {
+                Some(msg) => match answer(msg.get::<DemoFamily>(), &mut outputs) {
+                    Some(reply) => reply,
+                    None => continue,
+                },
+                None => {
+                    next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
+                    let millivolts = 3300 - (seq % 64) as u16;
+                    let sample = DemoMsg::Telemetry { seq, millivolts, label: "vbat" };
+                    seq = seq.wrapping_add(1);
+                    sample
                 }
-            }
-        };
-        let telemetry = async {
-            let clock = EmbassyClock;
-            let mut next = clock.now();
-            let mut seq = 0u32;
-            loop {
-                next = next.add_millis(TELEMETRY_PERIOD.as_millis() as u64);
-                clock.sleep_until(next).await;
-                let millivolts = 3300 - (seq % 64) as u16;
-                tx.reserve()
-                    .await
-                    .map_err(drop)?
-                    .send(DemoMsg::Telemetry { seq, millivolts, label: "vbat" })
-                    .map_err(drop)?;
-                seq = seq.wrapping_add(1);
-            }
-        };
-        match select(answering, telemetry).await {
-            Either::First(r) | Either::Second(r) => r,
+            };
+            tx.reserve().await.map_err(drop)?.send(out).map_err(drop)?;
         }
     }
 }
