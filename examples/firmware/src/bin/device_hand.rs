@@ -7,6 +7,7 @@
 #![no_main]
 
 use core::future::poll_fn;
+use core::pin::pin;
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either, select};
 use static_cell::StaticCell;
@@ -32,16 +33,30 @@ async fn sessions() -> ! {
     loop {
         let Ok((conduit, driver)) = HandConduit::initiator(memory.conduit(), UART_CONFIG) else {
             // The configuration cannot work with this storage.
-            core::future::pending::<()>().await;
-            continue;
+            break;
         };
-        let (driven, _) =
-            embassy_futures::join::join(driver.run(memory.links().receiver(), EmbassyClock), serve(conduit)).await;
+        // The driver and the application side by side until the driver
+        // ends: then the session is over and nothing the application
+        // still does reaches the wire (its sends fail), so it is dropped
+        // rather than awaited (a `join` would wait for it, and keep room
+        // for its output).
+        let mut driving = pin!(driver.run(memory.links().receiver(), EmbassyClock));
+        let mut serving = pin!(serve(conduit));
+        let mut served = false;
+        let driven = poll_fn(move |cx| {
+            if !served {
+                served = serving.as_mut().poll(cx).is_ready();
+            }
+            driving.as_mut().poll(cx)
+        })
+        .await;
         if let Err(SessionError::Refused(_) | SessionError::Config(_)) = driven {
             // Refused by the host: a new session would end the same way.
-            core::future::pending::<()>().await;
+            break;
         }
     }
+    // Stopped (one wait for both reasons).
+    core::future::pending().await
 }
 
 /// Answers requests and streams telemetry until the session ends. The
