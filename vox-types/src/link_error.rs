@@ -10,6 +10,9 @@ use core::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
+// A word tag: an error is moved with word loads and stores, not a tag
+// byte and a byte-wise copy of the rest (smaller firmware).
+#[repr(u32)]
 pub enum LinkError {
     /// `alloc(len)` asked for more than the link's maximum payload.
     TooLarge {

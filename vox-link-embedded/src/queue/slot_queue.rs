@@ -22,10 +22,12 @@ enum SlotState {
     Lent,
 }
 
-// `repr(u8)` makes `Open` all zero bytes (a niche would not): a queue in
-// a `static` then lands in `.bss`, not in flash-backed `.data`.
+// An explicit tag makes `Open` all zero bytes (a niche would not): a
+// queue in a `static` then lands in `.bss`, not in flash-backed `.data`.
+// A word, not a byte: the error after it is moved with word loads and
+// stores rather than a byte-wise copy (smaller firmware).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(u8)]
+#[repr(u32)]
 enum End {
     Open,
     /// The producer closed gracefully: drain, then end-of-stream.
