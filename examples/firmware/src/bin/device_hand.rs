@@ -64,7 +64,7 @@ async fn sessions() -> ! {
 /// halves only. One loop waits for a request or the next sample's
 /// deadline, whichever comes first, and sends what it has from one place
 /// (one reservation, one send: a smaller future than a task each).
-fn serve(conduit: HandConduit) -> impl Future<Output = Result<(), ()>> {
+fn serve(conduit: HandConduit) -> impl Future<Output = ()> {
     let (tx, mut rx) = conduit.split();
     async move {
         let clock = EmbassyClock;
@@ -78,8 +78,7 @@ fn serve(conduit: HandConduit) -> impl Future<Output = Result<(), ()>> {
             let msg = match select(clock.sleep_until(next), poll_fn(|cx| rx.poll_recv(cx))).await {
                 Either::First(()) => None,
                 Either::Second(Ok(Some(msg))) => Some(msg),
-                Either::Second(Ok(None)) => return Ok(()),
-                Either::Second(Err(_)) => return Err(()),
+                Either::Second(Ok(None) | Err(_)) => return,
             };
             let out = match &msg {
                 Some(msg) => match answer(msg.get::<DemoFamily>(), &mut outputs) {
@@ -94,7 +93,10 @@ fn serve(conduit: HandConduit) -> impl Future<Output = Result<(), ()>> {
                     sample
                 }
             };
-            tx.reserve().await.map_err(drop)?.send(out).map_err(drop)?;
+            let Ok(permit) = tx.reserve().await else { return };
+            if permit.send(out).is_err() {
+                return;
+            }
         }
     }
 }
