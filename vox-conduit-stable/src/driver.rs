@@ -129,8 +129,9 @@ impl<F: MsgFamily, S: StableStore + 'static> StableDriver<F, S, Acceptor> {
 /// detach watch, polled next, need no lock of their own to find nothing
 /// to do: on a host, a lock is two atomic operations on one process-wide
 /// lock (the stable_vs_bare bench took 4.98 locks per message with them,
-/// 4.60 without). Each is used once, and only in the poll that saw it; a
-/// change after it wakes the driver.
+/// 4.60 without). Each is used once, only in the poll that saw it, and
+/// forgotten when a link is attached; a change after it wakes the driver
+/// (a detach found while receiving is taken in that next poll).
 struct PollState<'c, C> {
     clock: &'c C,
     /// `now` was read during this poll.
@@ -156,6 +157,11 @@ impl<'c, C: Clock> PollState<'c, C> {
     /// has been seen.
     fn new_poll(&self) {
         self.fresh.store(false, Ordering::Relaxed);
+        self.seen.store(0, Ordering::Relaxed);
+    }
+
+    /// Forgets what was seen (the core changed under a lock since).
+    fn forget_seen(&self) {
         self.seen.store(0, Ordering::Relaxed);
     }
 
@@ -333,6 +339,9 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                     let max_message = self.with(|l| {
                         let now = time.now(l);
                         l.session.attach(now, key);
+                        // What the timer's lock saw before the link came
+                        // is stale: the attachment's first poll asks.
+                        time.forget_seen();
                         l.session.state.config().max_message
                     });
                     // One attachment on `link`, until the core detaches it
