@@ -400,11 +400,17 @@ impl<'a> WireFrame<'a> {
             match tag {
                 0 => {
                     let key = if r.flag() {
-                        let mut k = [0; KEY_LEN];
-                        for b in &mut k {
-                            *b = r.byte();
-                        }
-                        Some(k)
+                        Some(match r.bytes.split_first_chunk::<KEY_LEN>() {
+                            Some((k, rest)) => {
+                                r.bytes = rest;
+                                *k
+                            }
+                            None => {
+                                r.bytes = &[];
+                                r.fail(FrameError::Truncated);
+                                [0; KEY_LEN]
+                            }
+                        })
                     } else {
                         None
                     };
