@@ -400,16 +400,10 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                                         })
                                     });
                                     loop {
-                                        match got {
-                                            Ok(Some(())) => {}
-                                            Ok(None) => {
-                                                l.session.link_failed(LinkError::Closed);
-                                                return Poll::Ready(());
-                                            }
-                                            Err(e) => {
-                                                l.session.link_failed(e);
-                                                return Poll::Ready(());
-                                            }
+                                        // The link's end is its failure.
+                                        if let Err(e) = got.and_then(|got| got.ok_or(LinkError::Closed)) {
+                                            l.session.link_failed(e);
+                                            return Poll::Ready(());
                                         }
                                         got = core::task::ready!(rx.poll_recv_in_place(cx, |bytes| {
                                             l.session.on_receive_as(R::ROLE, now, bytes, store)
