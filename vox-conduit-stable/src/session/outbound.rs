@@ -172,7 +172,7 @@ impl Session<'_> {
         }
         let i = s.tx.next_to_send.wrapping_sub(s.tx.base_seq) as usize;
         let mut blocked = false;
-        if let Some(e) = s.tx.ring.get(self.tx_entries, i) {
+        if let Some(&e) = s.tx.ring.get(self.tx_entries, i) {
             let seq = s.tx.next_to_send;
             let off = s.tx.send_off;
             let fits = seq_before(seq, s.tx.limit_seq)
@@ -247,7 +247,7 @@ impl Session<'_> {
                 let s = &*self.state;
                 let seq = s.tx.next_to_send;
                 let i = seq.wrapping_sub(s.tx.base_seq) as usize;
-                let e = s.tx.ring.get(self.tx_entries, i)?;
+                let e = *s.tx.ring.get(self.tx_entries, i)?;
                 (entry, flag) = (e, carry_window);
                 Outgoing::Frame(if e.is_close() {
                     WireFrame::Close { seq, ack }

@@ -50,15 +50,17 @@ impl RingIndex {
         (self.first + i).checked_rem(cap)
     }
 
-    pub(crate) fn get<E: Span>(&self, entries: &[E], i: usize) -> Option<E> {
-        entries.get(self.position(i, entries.len())?).copied()
+    /// The `i`-th oldest entry. A reference, not a copy: it comes back in
+    /// a register, where an `Option` of an entry goes through memory.
+    pub(crate) fn get<'e, E: Span>(&self, entries: &'e [E], i: usize) -> Option<&'e E> {
+        entries.get(self.position(i, entries.len())?)
     }
 
-    pub(crate) fn front<E: Span>(&self, entries: &[E]) -> Option<E> {
+    pub(crate) fn front<'e, E: Span>(&self, entries: &'e [E]) -> Option<&'e E> {
         self.get(entries, 0)
     }
 
-    fn back<E: Span>(&self, entries: &[E]) -> Option<E> {
+    fn back<'e, E: Span>(&self, entries: &'e [E]) -> Option<&'e E> {
         self.get(entries, self.count.checked_sub(1)?)
     }
 
@@ -118,7 +120,7 @@ impl RingIndex {
 
     /// Removes the oldest entry.
     pub(crate) fn pop_front<E: Span>(&mut self, entries: &[E]) -> Option<E> {
-        let first = self.front(entries)?;
+        let first = *self.front(entries)?;
         self.first = (self.first + 1).checked_rem(entries.len()).unwrap_or(0);
         self.count -= 1;
         match self.front(entries) {
@@ -173,7 +175,7 @@ mod tests {
         assert!(r.push(39, 3), "wraps to 0");
         assert!(r.push(0, 4));
         assert!(!r.push(1, 5), "no room: must not overwrite entry 1");
-        let e = r.idx.front(&r.entries).unwrap();
+        let e = *r.idx.front(&r.entries).unwrap();
         assert_eq!(&r.bytes[e.0..e.0 + e.1], &[1u8; 22]);
     }
 
@@ -218,7 +220,7 @@ mod tests {
                 }
                 prop_assert_eq!(r.idx.len(), model.len());
                 for (i, bytes) in model.iter().enumerate() {
-                    let e = r.idx.get(&r.entries, i).unwrap();
+                    let e = *r.idx.get(&r.entries, i).unwrap();
                     prop_assert_eq!(&r.bytes[e.0..e.0 + e.1], &bytes[..]);
                 }
             }
