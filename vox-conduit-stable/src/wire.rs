@@ -289,18 +289,22 @@ impl<'a> Reader<'a> {
 
     fn varint(&mut self) -> u32 {
         let mut v = 0u32;
-        for i in 0..5 {
+        let mut shift = 0;
+        loop {
             let b = self.byte();
-            if i == 4 && b > 0x0F {
-                self.fail(FrameError::Malformed);
+            v |= u32::from(b & 0x7F) << shift;
+            if shift == 28 {
+                // The fifth byte holds the top four bits, and ends it.
+                if b > 0x0F {
+                    self.fail(FrameError::Malformed);
+                }
+                return v;
             }
-            v |= u32::from(b & 0x7F) << (7 * i);
             if b & 0x80 == 0 {
                 return v;
             }
+            shift += 7;
         }
-        self.fail(FrameError::Malformed);
-        v
     }
 
     fn flag(&mut self) -> bool {
@@ -389,7 +393,7 @@ impl<'a> WireFrame<'a> {
         let tag = r.byte();
         let frame = if tag & DATA_TAG != 0 {
             if tag & !(DATA_TAG | DATA_WINDOW | DATA_SEQ_FULL | DATA_ACK_FULL) != 0 {
-                return Err(FrameError::Malformed);
+                r.fail(FrameError::Malformed);
             }
             let seq = r.counter(tag & DATA_SEQ_FULL != 0);
             let ack = r.counter(tag & DATA_ACK_FULL != 0);
