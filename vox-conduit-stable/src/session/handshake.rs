@@ -64,15 +64,11 @@ impl Session<'_> {
                     SessionRole::Initiator => self.initiator_hello(now, hello),
                     SessionRole::Acceptor => self.acceptor_hello(now, hello),
                 },
-                WireFrame::Reject(RejectReason::Busy) if h.peer_prologue && role == SessionRole::Initiator => {
-                    self.state.on_busy(now);
-                }
-                WireFrame::Reject(reason) if h.peer_prologue && role == SessionRole::Initiator => {
-                    self.state.end(match reason {
-                        RejectReason::SessionUnknown => SessionError::SessionLost,
-                        other => SessionError::Rejected(other),
-                    });
-                }
+                WireFrame::Reject(reason) if h.peer_prologue && role == SessionRole::Initiator => match reason {
+                    RejectReason::Busy => self.state.on_busy(now),
+                    RejectReason::SessionUnknown => self.state.end(SessionError::SessionLost),
+                    other => self.state.end(SessionError::Rejected(other)),
+                },
                 // A frame of an earlier link still on the line.
                 _ => {}
             },

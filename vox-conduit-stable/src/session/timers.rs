@@ -4,7 +4,7 @@
 //! the self-stall count. A driver sleeps until the next deadline (or I/O),
 //! never on a fixed tick.
 
-use super::{Detach, Handshake, Instant, Phase, Session, Since, Wakes, elapsed};
+use super::{Detach, Instant, Phase, Session, Since, Wakes, elapsed};
 use vox_types::SessionRole;
 
 impl Session<'_> {
@@ -39,7 +39,9 @@ impl Session<'_> {
                     // Start over on this link: a fresh prologue, whose
                     // answer triggers a fresh hello (a frame may have died
                     // with the peer's previous link).
-                    s.phase = Phase::Handshake(Handshake { peer_prologue: false, ..h });
+                    if let Phase::Handshake(h) = &mut s.phase {
+                        h.peer_prologue = false;
+                    }
                     s.send_prologue = true;
                     s.wakes |= Wakes::TRANSMIT;
                 }
@@ -145,7 +147,8 @@ impl Session<'_> {
     pub(super) fn coalesce_keepalive(&mut self, now: Instant) {
         let s = &mut *self.state;
         let keepalive = u64::from(s.config.keepalive_ms);
-        if elapsed(now, s.last_tx).saturating_add(keepalive / 4) >= keepalive {
+        // Due within a quarter of it: at least three quarters have passed.
+        if elapsed(now, s.last_tx) >= keepalive - keepalive / 4 {
             s.rx.ack_now = true;
             s.wakes |= Wakes::TRANSMIT;
         }
