@@ -15,8 +15,8 @@ use core::task::Poll;
 use embassy_futures::select::{Either, Either3, select, select3};
 use rand_core::CryptoRng;
 use vox_types::{
-    Backing, Clock, Instant, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, SessionRole,
-    StorageRef, WriteSlot,
+    Clock, Instant, Link, LinkError, LinkRx, LinkSource, LinkTx, LinkTxPermit, MsgFamily, SessionRole, StorageRef,
+    WriteSlot,
 };
 
 /// Role marker of a driver that dials: [`StableDriver::run`] needs no
@@ -217,13 +217,6 @@ fn poll_once<F: Future>(fut: F) -> Poll<F::Output> {
     fut.as_mut().poll(&mut core::task::Context::from_waker(core::task::Waker::noop()))
 }
 
-/// The link's next payload. Out of line: it is polled from two places,
-/// and a firmware keeps one copy of the link's receive code.
-#[inline(never)]
-fn poll_link<L: LinkRx>(rx: &mut L, cx: &mut core::task::Context<'_>) -> Poll<Result<Option<Backing>, LinkError>> {
-    rx.poll_recv(cx)
-}
-
 /// Encodes `out` into the permit's slot, exactly sized, and commits it.
 pub(crate) fn write_out<P: LinkTxPermit>(permit: P, out: &Outgoing<'_>) -> Result<(), LinkError> {
     let mut slot = permit.alloc(out.len())?;
@@ -387,7 +380,7 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                             // rest are read in place (no backing to count: on a
                             // host, two atomic operations fewer per payload).
                             let receiving = poll_fn(|cx| {
-                                let first = core::task::ready!(poll_link(&mut rx, cx));
+                                let first = core::task::ready!(rx.poll_recv(cx));
                                 self.with(|l| {
                                     let now = time.now(l);
                                     let storage = &*self.storage;

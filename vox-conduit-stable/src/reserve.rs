@@ -125,7 +125,6 @@ fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::W
 }
 
 impl<S: StableStore> Drop for Reserve<'_, S> {
-    #[cfg_attr(not(feature = "std"), inline(never))]
     fn drop(&mut self) {
         let held = self.held;
         if held == Held::Nothing {
