@@ -418,9 +418,15 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                             });
                             match select3(sending, receiving, detached).await {
                                 Either3::Third(why) => why,
+                                // The link failed. Why the core detached is
+                                // wanted for the log only: the next
+                                // attachment starts without it anyway.
+                                #[cfg(feature = "defmt")]
                                 Either3::First(()) | Either3::Second(()) => self
                                     .with(|l| l.session.state.take_detach())
                                     .unwrap_or(Detach::LinkFailed(LinkError::Closed)),
+                                #[cfg(not(feature = "defmt"))]
+                                Either3::First(()) | Either3::Second(()) => Detach::LinkFailed(LinkError::Closed),
                             }
                         }
                     };
