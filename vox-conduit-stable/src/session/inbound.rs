@@ -82,7 +82,9 @@ impl Session<'_> {
         if !matches!(frame, WireFrame::Hello(_) | WireFrame::Reject(_)) {
             self.state.keys.confirmed = true;
         }
-        match frame {
+        // A message or the close marker: acked, then delivered (one call
+        // of each for both).
+        let (kind, seq, ack, window, msg) = match frame {
             WireFrame::Ack { ack, next, window, done } => {
                 if !self.on_ack(FrameKind::Ack, ack, Some(window)) {
                     return;
@@ -98,21 +100,21 @@ impl Session<'_> {
                     s.stats.gaps += 1;
                     s.detach_with(Detach::FramesLost { expected: s.rx.next, next });
                 }
+                return;
             }
-            WireFrame::Data { seq, ack, window, msg } => {
-                let ack = ack.resolve_ack(self.state.tx.sent_high);
-                let seq = seq.resolve_seq(self.state.rx.next);
-                if self.on_ack(FrameKind::Data, ack, window) {
-                    self.deliver(now, seq, Some(msg), store);
-                }
-            }
-            WireFrame::Close { seq, ack } => {
-                if self.on_ack(FrameKind::Close, ack, None) {
-                    self.deliver(now, seq, None, store);
-                }
-            }
+            WireFrame::Data { seq, ack, window, msg } => (
+                FrameKind::Data,
+                seq.resolve_seq(self.state.rx.next),
+                ack.resolve_ack(self.state.tx.sent_high),
+                window,
+                Some(msg),
+            ),
+            WireFrame::Close { seq, ack } => (FrameKind::Close, seq, ack, None, None),
             // Late handshake frames of this or an earlier link.
-            WireFrame::Hello(_) | WireFrame::Reject(_) => {}
+            WireFrame::Hello(_) | WireFrame::Reject(_) => return,
+        };
+        if self.on_ack(kind, ack, window) {
+            self.deliver(now, seq, msg, store);
         }
     }
 
