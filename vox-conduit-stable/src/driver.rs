@@ -157,7 +157,7 @@ impl<'c, C: Clock> PollState<'c, C> {
     /// has been seen.
     fn new_poll(&self) {
         self.fresh.store(false, Ordering::Relaxed);
-        self.seen.store(0, Ordering::Relaxed);
+        self.forget_seen();
     }
 
     /// Forgets what was seen (the core changed under a lock since).
