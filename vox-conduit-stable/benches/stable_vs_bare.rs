@@ -70,14 +70,14 @@ async fn pump<C: Conduit<Msg = SampleFamily>>(a: C, b: C, count: u32) {
     tokio::join!(send, recv);
 }
 
-async fn bare_run() -> Duration {
+async fn bare_run(count: u32) -> Duration {
     let (a, b) = MemoryLinkPair::<M, 16, 256>::new_shared();
     let (a, b) = tokio::join!(
         BareConduit::<_, SampleFamily>::connect(a, SessionRole::Initiator),
         BareConduit::<_, SampleFamily>::connect(b, SessionRole::Acceptor)
     );
     let start = Instant::now();
-    pump(a.unwrap(), b.unwrap(), COUNT).await;
+    pump(a.unwrap(), b.unwrap(), count).await;
     start.elapsed()
 }
 
@@ -102,11 +102,30 @@ async fn stable_run(
     (elapsed, stats.get(), peer.get())
 }
 
+/// `STABLE_VS_BARE_ONLY=bare|stable` (with `STABLE_VS_BARE_COUNT=n`, else
+/// `COUNT`): one run of one conduit and nothing else, to count its
+/// instructions under `valgrind --tool=callgrind` (the difference between
+/// two counts, divided by the difference in messages, is the cost per
+/// message without the setup).
+fn only(rt: &tokio::runtime::Runtime) -> bool {
+    let Ok(which) = std::env::var("STABLE_VS_BARE_ONLY") else { return false };
+    let count = std::env::var("STABLE_VS_BARE_COUNT").map_or(COUNT, |n| n.parse().unwrap());
+    match which.as_str() {
+        "bare" => drop(rt.block_on(bare_run(count))),
+        "stable" => drop(rt.block_on(stable_run(vec![], count))),
+        _ => panic!("STABLE_VS_BARE_ONLY is bare or stable"),
+    }
+    true
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    if only(&rt) {
+        return;
+    }
     let mut buf = [0u8; 128];
     let size = postcard::to_slice(&msg(0), &mut buf).unwrap().len();
-    let bare = (0..REPEATS).map(|_| rt.block_on(bare_run())).min().unwrap();
+    let bare = (0..REPEATS).map(|_| rt.block_on(bare_run(COUNT))).min().unwrap();
     let (stable, _, receiver) =
         (0..REPEATS).map(|_| rt.block_on(stable_run(vec![], COUNT))).min_by_key(|r| r.0).unwrap();
     let per = |t: Duration| t.as_secs_f64() * 1e9 / f64::from(COUNT);
