@@ -77,7 +77,9 @@ impl<S: StableStore> Future for Reserve<'_, S> {
 }
 
 /// One poll of a writer's wait, under the storage's lock: its turn, or its
-/// place in the queue.
+/// place in the queue. Inlined on hosts (feature `std`, as the storage's
+/// lock is): it runs once per message sent.
+#[cfg_attr(feature = "std", inline)]
 fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::Waker) -> Poll<Result<(), SendError>> {
     let queue = &mut l.wakers.writers;
     // SAFETY: `place` is valid and pinned (above); the queue and

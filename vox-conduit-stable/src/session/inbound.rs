@@ -243,8 +243,10 @@ impl Session<'_> {
 
     /// The application is done with a received message: its room returns
     /// to the window, and a window update goes out at once if the window
-    /// had closed.
+    /// had closed. Inlined on hosts (feature `std`) into the storage's
+    /// `release_slot`, with `free_released`: once per message received.
     // r[impl stable.flow.update]
+    #[cfg_attr(feature = "std", inline)]
     pub fn release(&mut self, token: usize) {
         if let Some(e) = self.rx_entries.get_mut(token) {
             e.set_state(RxState::Released);
@@ -252,6 +254,9 @@ impl Session<'_> {
         self.free_released();
     }
 
+    /// Frees the released messages at the front of the receive ring, and
+    /// owes a window update if the window the peer heard had closed.
+    #[cfg_attr(feature = "std", inline(always))]
     pub(super) fn free_released(&mut self) {
         let s = &mut *self.state;
         while s.rx.ring.front(self.rx_entries).is_some_and(|e| e.state() == RxState::Released) {

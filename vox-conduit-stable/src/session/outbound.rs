@@ -111,7 +111,10 @@ fn tx_capacity(tx_bytes: &[u8]) -> usize {
 impl Session<'_> {
     /// The peer has everything before `ack` and can take `window` more.
     /// `false` if the frame broke the protocol (the attachment ends).
+    /// Inlined on hosts (feature `std`): every frame received carries an
+    /// ack; one copy on small targets.
     // r[impl stable.flow.window]
+    #[cfg_attr(feature = "std", inline(always))]
     pub(super) fn on_ack(&mut self, frame: FrameKind, ack: u32, window: Option<Window>) -> bool {
         let s = &mut *self.state;
         if seq_before(s.tx.sent_high, ack) {
@@ -155,7 +158,9 @@ impl Session<'_> {
     }
 
     /// The next frame to send, and whether data waits for the peer's
-    /// window.
+    /// window. Inlined on hosts (feature `std`), with `poll_outgoing`:
+    /// asked about once per frame sent.
+    #[cfg_attr(feature = "std", inline)]
     pub(super) fn next_outgoing(&self) -> (Option<Kind>, bool) {
         let s = &*self.state;
         match s.phase {
@@ -188,6 +193,7 @@ impl Session<'_> {
 
     /// The next frame to send; counts a wait for the peer's window (once
     /// per wait) when data is ready but may not go.
+    #[cfg_attr(feature = "std", inline)]
     pub(crate) fn poll_outgoing(&mut self) -> Option<Kind> {
         let (kind, blocked) = self.next_outgoing();
         let tx = &mut self.state.tx;
