@@ -127,11 +127,26 @@ fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::W
 }
 
 impl<S: StableStore> Drop for Reserve<'_, S> {
+    /// Nothing held is the common case (the poll that took the
+    /// reservation gave it to the permit): on hosts (feature `std`) it is
+    /// checked where the future is dropped, without a call (a call with
+    /// its saved registers cost as much again, once per message). Small
+    /// targets keep one copy of the whole drop.
+    #[cfg_attr(feature = "std", inline)]
     fn drop(&mut self) {
-        let held = self.held;
-        if held == Held::Nothing {
-            return;
+        if self.held != Held::Nothing {
+            self.give_back();
         }
+    }
+}
+
+impl<S: StableStore> Reserve<'_, S> {
+    /// Gives back what the future holds: its place in the queue, or a
+    /// reservation a panicking wake left.
+    #[cfg_attr(feature = "std", inline(never))]
+    #[cfg_attr(not(feature = "std"), inline(always))]
+    fn give_back(&mut self) {
+        let held = self.held;
         let place: *mut WriterPlace = &mut self.place;
         let unlinked = self.storage.try_lock(|l| {
             if held == Held::Reservation {
