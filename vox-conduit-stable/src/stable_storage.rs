@@ -201,12 +201,16 @@ impl Locked<'_> {
     fn settle(&mut self) {
         let turns_given_up = &self.flags.turns_given_up;
         let mut wakes = self.session.state.take_wakes();
-        // A writer is woken only when it can go on (every change that lets
-        // it asks for the wake again).
-        if wakes.has(Wakes::WRITER) && !self.wakers.writers.is_empty() && !self.session.writer_may_proceed() {
-            wakes.clear(Wakes::WRITER);
+        // Half the application's locks ask for no wake (a reservation, a
+        // message taken): one test for them.
+        if wakes.any() {
+            // A writer is woken only when it can go on (every change that
+            // lets it asks for the wake again).
+            if wakes.has(Wakes::WRITER) && !self.wakers.writers.is_empty() && !self.session.writer_may_proceed() {
+                wakes.clear(Wakes::WRITER);
+            }
+            self.wakers.wake(wakes);
         }
-        self.wakers.wake(wakes);
         // A woken writer dropped inside this lock (by a wake above, or
         // one its operation ran) could not pass its turn on: it goes to
         // the next writer now.

@@ -117,6 +117,11 @@ impl Wakes {
         self.0 & bit != 0
     }
 
+    /// Whether any bit is set.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
     /// Clears `bit`.
     pub fn clear(&mut self, bit: u8) {
         self.0 &= !bit;
