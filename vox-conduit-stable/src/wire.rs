@@ -452,8 +452,8 @@ impl<'a> WireFrame<'a> {
 
 /// `a` comes before `b` in wrapping sequence order.
 pub(crate) fn seq_before(a: u32, b: u32) -> bool {
-    let d = b.wrapping_sub(a);
-    d != 0 && d < 1 << 31
+    // `b - a` (wrapping) in `1..2^31`: positive as an `i32`.
+    b.wrapping_sub(a).cast_signed() > 0
 }
 
 #[cfg(test)]
