@@ -328,9 +328,10 @@ impl<'a> WireFrame<'a> {
     /// Length of the encoding.
     pub fn encoded_len(&self) -> usize {
         // On hosts (feature `std`), the common `Data` frame (both counters
-        // as their low byte, no window) is measured without a pass of the
-        // writer: a frame is measured before every message sent. Small
-        // targets keep the one routine (28 B of flash fewer).
+        // as their low byte, no window) is measured and written without a
+        // pass of the writer: one of each per message sent. Small targets
+        // keep the one routine (both paths cost an lm3s6965 firmware
+        // about 130 B).
         #[cfg(feature = "std")]
         if let Self::Data { seq: WireSeq::Low(_), ack: WireSeq::Low(_), window: None, msg } = self {
             return 3 + msg.len();
@@ -341,6 +342,15 @@ impl<'a> WireFrame<'a> {
     /// Writes the encoding (postcard's bytes) into `buf`; returns its
     /// length, or `None` if `buf` is too short.
     pub fn encode(&self, buf: &mut [u8]) -> Option<usize> {
+        // The common `Data` frame on hosts, as in `encoded_len`: its flags
+        // byte (no flag set) and both counters' low bytes, then the message.
+        #[cfg(feature = "std")]
+        if let Self::Data { seq: WireSeq::Low(seq), ack: WireSeq::Low(ack), window: None, msg } = self {
+            let (head, rest) = buf.split_first_chunk_mut::<3>()?;
+            *head = [DATA_TAG, *seq, *ack];
+            rest.get_mut(..msg.len())?.copy_from_slice(msg);
+            return Some(3 + msg.len());
+        }
         let max = buf.len();
         let len = self.write(buf);
         (len <= max).then_some(len)
@@ -523,8 +533,8 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
         /// Every frame reads back as written, `encoded_len` is exact, a
-        /// short buffer is refused, and every frame but `Data` is
-        /// postcard's bytes.
+        /// short buffer is refused, `encode` writes what the writer writes,
+        /// and every frame but `Data` is postcard's bytes.
         #[test]
         fn frames_round_trip_and_match_postcard(f in frame()) {
             let frame = build(&f);
@@ -532,6 +542,11 @@ mod tests {
             prop_assert_eq!(frame.encode(&mut buf), Some(buf.len()));
             prop_assert_eq!(WireFrame::decode(&buf), Ok(frame));
             prop_assert!(frame.encode(&mut buf[..frame.encoded_len() - 1]).is_none(), "a short buffer is refused");
+            // The hosts' shortcut for the common `Data` frame writes the
+            // writer's bytes.
+            let mut written = std::vec![0u8; buf.len()];
+            prop_assert_eq!(frame.write(&mut written), buf.len());
+            prop_assert_eq!(&written, &buf);
             if let Some(twin) = postcard_twin(&frame) {
                 prop_assert_eq!(postcard::to_allocvec(&twin).unwrap(), buf);
             }
