@@ -407,29 +407,77 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState f
         T::NAME
     }
     fn on_session(&self) {
-        self.with(|r| r.core.on_session(&mut r.slots));
+        self.runner_step(RunnerStep::Session);
     }
 
     fn on_subscribe(&self, window: u16) {
-        self.with(|r| {
-            r.core.window = Some(window);
-            r.core.runner.wake();
-        });
+        self.runner_step(RunnerStep::Subscribe(u32::from(window)));
     }
 
     fn on_credit(&self, next: u32) {
-        self.with(|r| r.core.on_credit(&r.slots, next));
+        self.runner_step(RunnerStep::Credit(next));
     }
 
     fn ready(&self, runner: &Waker) -> bool {
-        self.with(|r| {
-            r.core.runner.register(runner);
-            r.core.next_sendable(&r.slots, self.delivery).is_some()
-        })
+        self.runner_step(RunnerStep::Ready(runner))
     }
 
     fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool {
-        self.with(|r| r.core.send_next(&mut r.slots, r.bytes.as_flattened(), BUF, self.delivery, send))
+        self.runner_step(RunnerStep::Send(&mut { send }))
+    }
+}
+
+/// What the runner asks of a publication (the [`PublicationState`]
+/// methods but the key and name): one routine per publication type takes
+/// the lock for all of them, and one non-generic routine does the work.
+/// Each variant holds one word (the window widened, the sender's closure
+/// behind a thin reference), so a step is passed in two registers.
+enum RunnerStep<'a, 's> {
+    Session,
+    /// The subscriber's window (a `u16`).
+    Subscribe(u32),
+    Credit(u32),
+    Ready(&'a Waker),
+    Send(&'a mut &'s mut dyn FnMut(u32, bool, &[u8]) -> bool),
+}
+
+impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, N, BUF> {
+    /// The runner's steps: the lock taken in one place per publication
+    /// type (the trait's methods only name the step), the work in
+    /// [`PubCore::runner_step`], one copy for every type.
+    #[inline(never)]
+    fn runner_step(&self, step: RunnerStep<'_, '_>) -> bool {
+        let delivery = self.delivery;
+        self.with(|r| r.core.runner_step(&mut r.slots, r.bytes.as_flattened(), BUF, delivery, step))
+    }
+}
+
+impl PubCore {
+    /// Does the runner's `step` (see [`PublicationState`]); `bytes`: the
+    /// ring's samples, `buf` bytes each.
+    fn runner_step(
+        &mut self,
+        slots: &mut [PubSlot],
+        bytes: &[u8],
+        buf: usize,
+        delivery: Delivery,
+        step: RunnerStep<'_, '_>,
+    ) -> bool {
+        match step {
+            RunnerStep::Session => self.on_session(slots),
+            RunnerStep::Subscribe(window) => {
+                // Widened from a `u16` by `on_subscribe`: exact.
+                self.window = Some(window as u16);
+                self.runner.wake();
+            }
+            RunnerStep::Credit(next) => self.on_credit(slots, next),
+            RunnerStep::Ready(runner) => {
+                self.runner.register(runner);
+                return self.next_sendable(slots, delivery).is_some();
+            }
+            RunnerStep::Send(send) => return self.send_next(slots, bytes, buf, delivery, send),
+        }
+        false
     }
 }
 
