@@ -291,7 +291,9 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
             }
             match *ticket {
                 Some(mine) => {
-                    if let Some(Waiter(_, Some(w))) = t.waiters.iter_mut().find(|w| w.0 == mine) {
+                    // Every place, in no order: a vacant one has no waker.
+                    let mine = t.waiters.places_mut().iter_mut().find(|w| w.0 == mine && w.1.is_some());
+                    if let Some(Waiter(_, Some(w))) = mine {
                         w.clone_from(cx.waker());
                     }
                 }

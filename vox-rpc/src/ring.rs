@@ -1,10 +1,12 @@
 //! `Ring`: a fixed-capacity first-in, first-out queue, the little of a
-//! deque the call table uses (push at the back, pop at the front, walk
-//! in order, keep some). No `unsafe`: a place not in use holds the item
-//! type's [`Vacant`] value, chosen all zero bytes where it can be, so a
-//! ring in a `static` stays in `.bss` and a new one is cheap to make.
+//! deque the call table uses (push at the back, pop at the front, keep
+//! some, look through every place). No `unsafe`: a place not in use
+//! holds the item type's [`Vacant`] value, chosen all zero bytes where it
+//! can be, so a ring in a `static` stays in `.bss` and a new one is cheap
+//! to make.
 
-/// The value a ring's unused places hold (never read as an item).
+/// The value a ring's unused places hold (never popped as an item;
+/// [`Ring::places_mut`] shows them beside the live ones).
 pub(crate) trait Vacant: Sized {
     /// The unused place.
     const VACANT: Self;
@@ -55,7 +57,8 @@ impl<T: Vacant, const N: usize> Ring<T, N> {
     fn put(&mut self, at: usize, item: T) -> Result<(), T> {
         match self.items.get_mut(at) {
             Some(place) => {
-                *place = item;
+                // The place held its vacant value: nothing to drop.
+                core::mem::forget(core::mem::replace(place, item));
                 self.len += 1;
                 Ok(())
             }
@@ -86,7 +89,9 @@ impl<T: Vacant, const N: usize> Ring<T, N> {
             if keep(&item)
                 && let Some(place) = self.items.get_mut(to)
             {
-                *place = item;
+                // The place holds a vacant value (moved out above, or
+                // never in use): nothing to drop.
+                core::mem::forget(core::mem::replace(place, item));
                 kept += 1;
             }
         }
@@ -99,8 +104,15 @@ impl<T: Vacant, const N: usize> Ring<T, N> {
         self.head = 0;
     }
 
+    /// Every place, live or vacant, in storage order.
+    pub(crate) fn places_mut(&mut self) -> &mut [T] {
+        &mut self.items
+    }
+
     /// The items, oldest first, to change in place: the places from
-    /// `head` to the end, then from the start.
+    /// `head` to the end, then from the start. (Tests only: the call table
+    /// looks a waiter up among all places.)
+    #[cfg(test)]
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         let (before, after) = self.items.split_at_mut(self.head.min(N));
         after.iter_mut().chain(before).take(self.len)
