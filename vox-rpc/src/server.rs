@@ -7,7 +7,6 @@ use crate::topic::{PublicationState, SubscriptionState};
 use crate::{Dispatch, Endpoint, Nil, Refusal};
 use core::future::Future;
 use core::pin::Pin;
-use heapless::Deque;
 use serde::de::DeserializeOwned;
 
 /// Counters of a [`Server`], over every session.
@@ -50,6 +49,75 @@ pub(crate) enum Owed {
     },
 }
 
+/// What a server owes, oldest first: a short list kept in order in place
+/// (taking the first moves the few behind it up, one copy each), less
+/// code on a small target than a ring's two-slice walks.
+pub(crate) struct OwedList<const Q: usize>(heapless::Vec<Owed, Q>);
+
+impl<const Q: usize> OwedList<Q> {
+    /// Owes `owed` last; `Err` when `Q` are owed already.
+    pub(crate) fn push_back(&mut self, owed: Owed) -> Result<(), Owed> {
+        self.0.push(owed)
+    }
+
+    /// Owes `owed` first; `Err` when `Q` are owed already.
+    pub(crate) fn push_front(&mut self, owed: Owed) -> Result<(), Owed> {
+        self.0.push(owed)?;
+        // The others move back one place each (copied: no `memmove`).
+        let list = &mut *self.0;
+        for i in (1..list.len()).rev() {
+            if let Some(&before) = list.get(i - 1)
+                && let Some(place) = list.get_mut(i)
+            {
+                *place = before;
+            }
+        }
+        if let Some(first) = list.first_mut() {
+            *first = owed;
+        }
+        Ok(())
+    }
+
+    /// Takes the first owed.
+    pub(crate) fn pop_front(&mut self) -> Option<Owed> {
+        let first = *self.0.first()?;
+        // The others move up one place each (copied: no `memmove`).
+        let list = &mut *self.0;
+        for i in 1..list.len() {
+            if let Some(&after) = list.get(i)
+                && let Some(place) = list.get_mut(i - 1)
+            {
+                *place = after;
+            }
+        }
+        self.0.pop();
+        Some(first)
+    }
+
+    /// Whether `Q` are owed.
+    pub(crate) fn is_full(&self) -> bool {
+        self.0.is_full()
+    }
+
+    /// Owes nothing.
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl<const Q: usize> core::ops::Deref for OwedList<Q> {
+    type Target = [Owed];
+    fn deref(&self) -> &[Owed] {
+        &self.0
+    }
+}
+
+impl<const Q: usize> core::ops::DerefMut for OwedList<Q> {
+    fn deref_mut(&mut self) -> &mut [Owed] {
+        &mut self.0
+    }
+}
+
 /// The endpoints this side serves (built with [`serve`](Self::serve) and
 /// [`serve_async`](Self::serve_async)), and room for `Q` requests it owes
 /// an answer, with `ARENA` bytes to hold plain requests until the conduit
@@ -80,7 +148,7 @@ pub(crate) enum Owed {
 // r[impl rpc.serve]
 pub struct Server<D, const Q: usize = 4, const ARENA: usize = 128> {
     pub(crate) dispatch: D,
-    pub(crate) owed: Deque<Owed, Q>,
+    pub(crate) owed: OwedList<Q>,
     pub(crate) arena: [u8; ARENA],
     /// The absolute deadline of the last request received (the base of
     /// the next one's delta).
@@ -107,7 +175,7 @@ impl<const Q: usize, const ARENA: usize> Server<Nil, Q, ARENA> {
     /// `ARENA`-byte arena: `Server::<_, 8, 512>::with_room()`.
     pub const fn with_room() -> Self {
         const { assert!(Q >= 1 && Q <= u16::MAX as usize, "a server holds room for 1 to 65,535 requests") };
-        Self { dispatch: Nil, owed: Deque::new(), arena: [0; ARENA], last_deadline: 0, stats: ZERO }
+        Self { dispatch: Nil, owed: OwedList(heapless::Vec::new()), arena: [0; ARENA], last_deadline: 0, stats: ZERO }
     }
 }
 
@@ -191,7 +259,7 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Server<D, Q, ARENA> {
 /// The fields of a pinned [`Server`], for the runner.
 pub(crate) struct Parts<'s, D, const Q: usize, const ARENA: usize> {
     pub dispatch: Pin<&'s mut D>,
-    pub owed: &'s mut Deque<Owed, Q>,
+    pub owed: &'s mut OwedList<Q>,
     pub arena: &'s mut [u8; ARENA],
     pub last_deadline: &'s mut i64,
     pub stats: &'s mut ServeStats,
@@ -327,5 +395,28 @@ mod tests {
         assert_eq!(starts(&p), [(4, 0), (5, usize::MAX), (6, 0), (7, 6)]);
         p.reset();
         assert!(p.owed.is_empty());
+    }
+
+    #[test]
+    fn owed_answers_leave_in_order_and_a_no_reply_goes_first() {
+        let ids = |list: &OwedList<3>| {
+            list.iter().map(|o| if let Owed::Refuse { id, .. } = *o { id } else { 0 }).collect::<std::vec::Vec<_>>()
+        };
+        let refuse = |id| Owed::Refuse { id, why: Refusal::Busy };
+        let mut list = OwedList::<3>(heapless::Vec::new());
+        assert!(list.pop_front().is_none());
+        assert!(list.push_back(refuse(1)).is_ok() && list.push_back(refuse(2)).is_ok());
+        assert!(list.push_front(refuse(0)).is_ok());
+        assert_eq!(ids(&list), [0, 1, 2]);
+        assert!(list.is_full());
+        assert!(list.push_front(refuse(9)).is_err() && list.push_back(refuse(9)).is_err());
+        assert!(matches!(list.pop_front(), Some(Owed::Refuse { id: 0, .. })));
+        assert_eq!(ids(&list), [1, 2]);
+        assert!(list.push_front(refuse(5)).is_ok());
+        assert_eq!(ids(&list), [5, 1, 2]);
+        assert!(matches!(list.pop_front(), Some(Owed::Refuse { id: 5, .. })));
+        assert!(matches!(list.pop_front(), Some(Owed::Refuse { id: 1, .. })));
+        assert!(matches!(list.pop_front(), Some(Owed::Refuse { id: 2, .. })));
+        assert!(list.pop_front().is_none() && list.is_empty());
     }
 }
