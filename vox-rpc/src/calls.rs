@@ -4,7 +4,7 @@
 //! frames and time; callers wait on their own entry.
 
 use crate::clock_sync::ClockSync;
-use crate::ring::{Ring, Vacant};
+use crate::ring::Ring;
 use crate::wire::RpcFamily;
 use crate::wire::{Frame, Request};
 use crate::{Body, EndpointKey, Refusal};
@@ -159,19 +159,22 @@ impl<const PEER: usize> Peer<PEER> {
     };
 }
 
-/// A caller waiting for an entry: its ticket and waker (`None` only in
-/// a ring's unused places).
+/// A caller waiting for an entry: its ticket and waker (`None`: a free
+/// place).
 struct Waiter(u32, Option<Waker>);
 
-impl Vacant for Waiter {
-    const VACANT: Self = Self(0, None);
+impl Waiter {
+    const FREE: Self = Self(0, None);
 }
 
 struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> {
     entries: [Entry<BUF>; N],
     next_seq: u32,
-    /// Callers waiting for a free entry, in order (ticket, waker).
-    waiters: Ring<Waiter, WAIT>,
+    /// Callers waiting for a free entry, in places in no order: they are
+    /// served in the order of their tickets (the oldest is the furthest
+    /// behind `next_ticket`). Plain places, not a queue: a caller that
+    /// gives up only frees its place.
+    waiters: [Waiter; WAIT],
     next_ticket: u32,
     runner: WakerRegistration,
     /// Ids of committed calls that were dropped: the runner sends a
@@ -217,7 +220,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
             table: Mutex::new(RefCell::new(Table {
                 entries: [Entry::FREE; N],
                 next_seq: 0,
-                waiters: Ring::new(),
+                waiters: [const { Waiter::FREE }; WAIT],
                 next_ticket: 0,
                 runner: WakerRegistration::new(),
                 cancels: Ring::new(),
@@ -291,17 +294,18 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
             }
             match *ticket {
                 Some(mine) => {
-                    // Every place, in no order: a vacant one has no waker.
-                    let mine = t.waiters.places_mut().iter_mut().find(|w| w.0 == mine && w.1.is_some());
-                    if let Some(Waiter(_, Some(w))) = mine {
+                    // (A free place has no waker.)
+                    if let Some(Waiter(_, Some(w))) = t.waiters.iter_mut().find(|w| w.0 == mine && w.1.is_some()) {
                         w.clone_from(cx.waker());
                     }
                 }
                 None => {
                     let mine = t.next_ticket;
-                    if t.waiters.push_back(Waiter(mine, Some(cx.waker().clone()))).is_err() {
+                    // `WAIT` callers wait already: refused.
+                    let Some(place) = t.waiters.iter_mut().find(|w| w.1.is_none()) else {
                         return Poll::Ready(Err(()));
-                    }
+                    };
+                    *place = Waiter(mine, Some(cx.waker().clone()));
                     t.next_ticket = mine.wrapping_add(1);
                     *ticket = Some(mine);
                 }
@@ -658,7 +662,9 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
 
     /// The entry goes to the first caller waiting (woken, once), or is free.
     fn hand_on(&mut self, slot: usize) {
-        let next = self.waiters.pop_front();
+        let issued = self.next_ticket;
+        let oldest = self.waiters.iter_mut().filter(|w| w.1.is_some()).max_by_key(|w| issued.wrapping_sub(w.0));
+        let next = oldest.map(|w| core::mem::replace(w, Waiter::FREE));
         let entry = self.entry(slot);
         match next {
             Some(Waiter(ticket, waker)) => {
@@ -703,7 +709,9 @@ impl<const N: usize, const BUF: usize, const PEER: usize, const WAIT: usize> Tab
     }
 
     fn remove_waiter(&mut self, ticket: u32) {
-        self.waiters.retain(|w| w.0 != ticket);
+        if let Some(w) = self.waiters.iter_mut().find(|w| w.0 == ticket && w.1.is_some()) {
+            *w = Waiter::FREE;
+        }
     }
 
     /// The oldest queued call that can go now: (slot, the endpoint's index
@@ -804,6 +812,28 @@ mod tests {
         calls.give_up(tickets[2].take(), None);
         assert_eq!(c4.0.load(Ordering::SeqCst), 1);
         assert!(matches!(claim(&mut t4, &w4), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn waiters_are_served_oldest_first_across_the_ticket_wrap() {
+        let calls: Calls<M, 1, 8, 4, 3> = Calls::new();
+        calls.with(|t| t.next_ticket = u32::MAX - 1);
+        let claim = |t: &mut Option<u32>, w: &Waker| calls.poll_claim(t, &mut Context::from_waker(w));
+        let (_, w0) = waker();
+        let Poll::Ready(Ok(mut held)) = claim(&mut None, &w0) else { panic!("free") };
+        // Tickets u32::MAX - 1, u32::MAX, 0: the last is the newest.
+        let counters: std::vec::Vec<_> = (0..3).map(|_| waker()).collect();
+        let mut tickets = [None, None, None];
+        for ((_, w), t) in counters.iter().zip(tickets.iter_mut()) {
+            assert!(claim(t, w).is_pending());
+        }
+        assert_eq!(tickets, [Some(u32::MAX - 1), Some(u32::MAX), Some(0)]);
+        for (i, (c, w)) in counters.iter().enumerate() {
+            calls.give_up(None, Some(held));
+            assert_eq!(c.0.load(Ordering::SeqCst), 1, "waiter {i} is woken next");
+            let Poll::Ready(Ok(next)) = claim(&mut tickets[i], w) else { panic!("handed to waiter {i}") };
+            held = next;
+        }
     }
 
     #[test]

@@ -1,12 +1,10 @@
 //! `Ring`: a fixed-capacity first-in, first-out queue, the little of a
-//! deque the call table uses (push at the back, pop at the front, keep
-//! some, look through every place). No `unsafe`: a place not in use
-//! holds the item type's [`Vacant`] value, chosen all zero bytes where it
-//! can be, so a ring in a `static` stays in `.bss` and a new one is cheap
-//! to make.
+//! deque the call table uses (push at the back, pop at the front). No
+//! `unsafe`: a place not in use holds the item type's [`Vacant`] value,
+//! chosen all zero bytes where it can be, so a ring in a `static` stays
+//! in `.bss` and a new one is cheap to make.
 
-/// The value a ring's unused places hold (never popped as an item;
-/// [`Ring::places_mut`] shows them beside the live ones).
+/// The value a ring's unused places hold (never read as an item).
 pub(crate) trait Vacant: Sized {
     /// The unused place.
     const VACANT: Self;
@@ -77,45 +75,10 @@ impl<T: Vacant, const N: usize> Ring<T, N> {
         item
     }
 
-    /// Keeps the items `keep` says, in order; drops the others.
-    pub(crate) fn retain(&mut self, keep: impl Fn(&T) -> bool) {
-        let mut kept = 0;
-        for i in 0..self.len {
-            let (from, to) = (self.place(i), self.place(kept));
-            let item = match self.items.get_mut(from) {
-                Some(place) => core::mem::replace(place, T::VACANT),
-                None => continue,
-            };
-            if keep(&item)
-                && let Some(place) = self.items.get_mut(to)
-            {
-                // The place holds a vacant value (moved out above, or
-                // never in use): nothing to drop.
-                core::mem::forget(core::mem::replace(place, item));
-                kept += 1;
-            }
-        }
-        self.len = kept;
-    }
-
     /// Drops every item.
     pub(crate) fn clear(&mut self) {
         while self.pop_front().is_some() {}
         self.head = 0;
-    }
-
-    /// Every place, live or vacant, in storage order.
-    pub(crate) fn places_mut(&mut self) -> &mut [T] {
-        &mut self.items
-    }
-
-    /// The items, oldest first, to change in place: the places from
-    /// `head` to the end, then from the start. (Tests only: the call table
-    /// looks a waiter up among all places.)
-    #[cfg(test)]
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        let (before, after) = self.items.split_at_mut(self.head.min(N));
-        after.iter_mut().chain(before).take(self.len)
     }
 }
 
@@ -123,6 +86,11 @@ impl<T: Vacant, const N: usize> Ring<T, N> {
 mod tests {
     use super::*;
     use std::vec::Vec;
+
+    /// Every item, oldest first (the ring emptied).
+    fn drain(ring: &mut Ring<u32, 3>) -> Vec<u32> {
+        core::iter::from_fn(|| ring.pop_front()).collect()
+    }
 
     #[test]
     fn items_leave_in_order_and_wrap() {
@@ -133,21 +101,17 @@ mod tests {
         assert!(ring.push_back(3).is_ok() && ring.push_back(4).is_ok());
         assert_eq!(ring.push_back(5), Err(5));
         assert!(ring.is_full());
-        assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [2, 3, 4]);
         assert_eq!(ring.pop_front(), Some(2));
         assert!(ring.push_back(7).is_ok());
-        ring.iter_mut().for_each(|x| *x *= 10);
-        assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [30, 40, 70]);
-        ring.retain(|x| *x != 40);
-        assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [30, 70]);
-        assert!(ring.push_back(8).is_ok());
-        ring.retain(|x| *x != 30);
-        assert_eq!(ring.iter_mut().map(|x| *x).collect::<Vec<_>>(), [70, 8]);
+        assert_eq!(drain(&mut ring), [3, 4, 7]);
+        assert!(ring.is_empty());
+        for i in 10..13 {
+            assert!(ring.push_back(i).is_ok());
+        }
         ring.clear();
         assert!(ring.is_empty());
-        assert_eq!(ring.iter_mut().count(), 0);
-        assert!(ring.push_back(9).is_ok());
-        assert_eq!(ring.pop_front(), Some(9));
+        assert!(ring.push_back(9).is_ok() && ring.push_back(8).is_ok());
+        assert_eq!(drain(&mut ring), [9, 8]);
         let mut none = Ring::<u32, 0>::new();
         assert_eq!(none.push_back(1), Err(1));
         assert_eq!(none.pop_front(), None);
