@@ -74,9 +74,18 @@ impl core::fmt::Display for EndpointKey {
 }
 
 /// The error type of a handler that cannot fail: it has no values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NoError {}
+
+/// Refused without reading a byte: no bytes encode a value of a type
+/// that has none (serde's derived visitor would read a variant index
+/// first, and refuse it).
+impl<'de> Deserialize<'de> for NoError {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("NoError has no values"))
+    }
+}
 
 impl Schema for NoError {
     const SCHEMA: &'static postcard_schema::schema::NamedType =
@@ -248,6 +257,14 @@ mod tests {
 
     // r[verify rpc.endpoint]
     // r[verify rpc.keys]
+    #[test]
+    fn no_bytes_decode_to_no_error() {
+        for bytes in [&[][..], &[0], &[1, 2, 3], &[0xff; 6]] {
+            assert!(postcard::from_bytes::<NoError>(bytes).is_err());
+            assert!(postcard::take_from_bytes::<NoError>(bytes).is_err());
+        }
+    }
+
     #[test]
     fn keys_hash_the_name_and_every_type_and_duplicates_are_refused() {
         let keys = [Get::KEY, GetWide::KEY, Fails::KEY, <Temp as Topic>::KEY];
