@@ -229,7 +229,7 @@ mod tests {
 
     /// The frames the publication holds, oldest first.
     fn held<const N: usize, const BUF: usize>(log: &DefmtLogger<N, BUF>) -> std::vec::Vec<std::vec::Vec<u8>> {
-        let p = log.publication();
+        let p: &dyn PublicationState = log.publication();
         p.on_session();
         p.on_subscribe(u16::MAX);
         let mut frames = std::vec::Vec::new();

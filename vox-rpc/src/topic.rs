@@ -379,25 +379,25 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
     }
 }
 
-/// What the runner needs of a publication, whatever its types.
-pub trait PublicationState {
+/// What the runner needs of a publication, whatever its types. Sealed:
+/// implemented by [`Publication`] only (the runner's steps go through one
+/// hidden method, so each publication type has one routine for them).
+pub trait PublicationState: sealed::Sealed {
     /// The topic's key.
     fn key(&self) -> crate::EndpointKey;
     /// The topic's name.
     fn name(&self) -> &'static str;
-    /// A session starts: nobody is subscribed; everything held is to be
-    /// sent again (as possible duplicates).
-    fn on_session(&self);
-    /// The peer subscribed with this credit window.
-    fn on_subscribe(&self, window: u16);
-    /// The peer consumed every sample before `next`.
-    fn on_credit(&self, next: u32);
-    /// Registers the runner's waker; whether a sample can be sent now.
-    fn ready(&self, runner: &Waker) -> bool;
-    /// Hands the next sample that may go to `send` (seq, possible
-    /// duplicate, bytes); `false` when none may.
-    fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool;
+    /// Does the runner's `step` (see the methods of `dyn PublicationState`).
+    #[doc(hidden)]
+    fn runner_step(&self, step: RunnerStep<'_, '_>) -> bool;
 }
+
+mod sealed {
+    /// Implemented by [`Publication`](super::Publication) only.
+    pub trait Sealed {}
+}
+
+impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> sealed::Sealed for Publication<T, M, N, BUF> {}
 
 impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState for Publication<T, M, N, BUF> {
     fn key(&self) -> crate::EndpointKey {
@@ -406,23 +406,38 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState f
     fn name(&self) -> &'static str {
         T::NAME
     }
-    fn on_session(&self) {
+    /// The lock taken in one place per publication type, the work in
+    /// `PubCore::runner_step`, one copy for every type.
+    #[inline(never)]
+    fn runner_step(&self, step: RunnerStep<'_, '_>) -> bool {
+        let delivery = self.delivery;
+        self.with(|r| r.core.runner_step(&mut r.slots, r.bytes.as_flattened(), BUF, delivery, step))
+    }
+}
+
+/// The runner's steps, on any publication: each names its step for the
+/// one routine of the publication's type.
+impl dyn PublicationState + '_ {
+    /// A session starts: nobody is subscribed; everything held is to be
+    /// sent again (as possible duplicates).
+    pub fn on_session(&self) {
         self.runner_step(RunnerStep::Session);
     }
-
-    fn on_subscribe(&self, window: u16) {
+    /// The peer subscribed with this credit window.
+    pub fn on_subscribe(&self, window: u16) {
         self.runner_step(RunnerStep::Subscribe(u32::from(window)));
     }
-
-    fn on_credit(&self, next: u32) {
+    /// The peer consumed every sample before `next`.
+    pub fn on_credit(&self, next: u32) {
         self.runner_step(RunnerStep::Credit(next));
     }
-
-    fn ready(&self, runner: &Waker) -> bool {
+    /// Registers the runner's waker; whether a sample can be sent now.
+    pub fn ready(&self, runner: &Waker) -> bool {
         self.runner_step(RunnerStep::Ready(runner))
     }
-
-    fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool {
+    /// Hands the next sample that may go to `send` (seq, possible
+    /// duplicate, bytes); `false` when none may.
+    pub fn send_next(&self, send: &mut dyn FnMut(u32, bool, &[u8]) -> bool) -> bool {
         self.runner_step(RunnerStep::Send(&mut { send }))
     }
 }
@@ -432,24 +447,14 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> PublicationState f
 /// the lock for all of them, and one non-generic routine does the work.
 /// Each variant holds one word (the window widened, the sender's closure
 /// behind a thin reference), so a step is passed in two registers.
-enum RunnerStep<'a, 's> {
+#[doc(hidden)]
+pub enum RunnerStep<'a, 's> {
     Session,
     /// The subscriber's window (a `u16`).
     Subscribe(u32),
     Credit(u32),
     Ready(&'a Waker),
     Send(&'a mut &'s mut dyn FnMut(u32, bool, &[u8]) -> bool),
-}
-
-impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, N, BUF> {
-    /// The runner's steps: the lock taken in one place per publication
-    /// type (the trait's methods only name the step), the work in
-    /// [`PubCore::runner_step`], one copy for every type.
-    #[inline(never)]
-    fn runner_step(&self, step: RunnerStep<'_, '_>) -> bool {
-        let delivery = self.delivery;
-        self.with(|r| r.core.runner_step(&mut r.slots, r.bytes.as_flattened(), BUF, delivery, step))
-    }
 }
 
 impl PubCore {
@@ -833,6 +838,11 @@ mod tests {
         pub topic Pair = "pair": (u32, u32);
     }
 
+    /// The runner's view of a publication.
+    fn st(p: &dyn PublicationState) -> &dyn PublicationState {
+        p
+    }
+
     fn sent(p: &dyn PublicationState) -> std::vec::Vec<(u32, bool, u32)> {
         let mut out = std::vec::Vec::new();
         while p.send_next(&mut |seq, dup, bytes| {
@@ -850,26 +860,26 @@ mod tests {
         }
         assert_eq!(p.try_publish(&3), Err(PublishError::Full));
         assert!(sent(&p).is_empty(), "nobody subscribed");
-        p.on_subscribe(2);
+        st(&p).on_subscribe(2);
         assert_eq!(sent(&p), [(0, false, 0), (1, false, 1)], "the window: 2 beyond the credit");
-        p.on_credit(1);
+        st(&p).on_credit(1);
         assert_eq!(sent(&p), [(2, false, 2)]);
         p.try_publish(&3).unwrap();
         // The session is lost: what was not credited comes again, marked.
-        p.on_session();
+        st(&p).on_session();
         assert!(sent(&p).is_empty());
-        p.on_subscribe(8);
+        st(&p).on_subscribe(8);
         assert_eq!(sent(&p), [(1, true, 1), (2, true, 2), (3, false, 3)]);
         assert_eq!(p.stats(), PublishStats { published: 4, dropped: 0, resent: 2 });
-        p.on_credit(4);
+        st(&p).on_credit(4);
         assert_eq!(p.held(), 0);
-        assert!(!p.ready(Waker::noop()));
+        assert!(!st(&p).ready(Waker::noop()));
     }
 
     #[test]
     fn latest_only_keeps_the_newest_unsent_and_lossy_drops_the_oldest() {
         let latest: Publication<Num, M, 2, 8> = Publication::new(Delivery::Latest);
-        latest.on_subscribe(1);
+        st(&latest).on_subscribe(1);
         for n in 0..100 {
             latest.try_publish(&n).unwrap();
         }
@@ -879,7 +889,7 @@ mod tests {
         for n in 0..5 {
             lossy.try_publish(&n).unwrap();
         }
-        lossy.on_subscribe(8);
+        st(&lossy).on_subscribe(8);
         assert_eq!(sent(&lossy), [(2, false, 2), (3, false, 3), (4, false, 4)]);
         assert_eq!(lossy.stats().dropped, 2);
         let tiny: Publication<Num, M, 1, 2> = Publication::new(Delivery::Lossy);
@@ -894,9 +904,9 @@ mod tests {
         latest.try_publish(&(1, 2)).unwrap();
         // (7, 1,000,000) takes 4 bytes: its first one would fit.
         assert_eq!(latest.try_publish(&(7, 1_000_000)), Err(PublishError::TooLarge));
-        latest.on_subscribe(1);
+        st(&latest).on_subscribe(1);
         let mut out = std::vec::Vec::new();
-        while latest.send_next(&mut |seq, dup, bytes| {
+        while st(&latest).send_next(&mut |seq, dup, bytes| {
             out.push((seq, dup, postcard::from_bytes::<(u32, u32)>(bytes).unwrap()));
             true
         }) {}
@@ -911,7 +921,7 @@ mod tests {
     #[test]
     fn latest_only_keeps_at_most_k_in_flight_whatever_the_window() {
         let latest: Publication<Num, M, 2, 8> = Publication::new(Delivery::Latest);
-        latest.on_subscribe(16);
+        st(&latest).on_subscribe(16);
         latest.try_publish(&1).unwrap();
         assert_eq!(sent(&latest), [(0, false, 1)]);
         for n in 2..10 {
@@ -919,7 +929,7 @@ mod tests {
         }
         assert!(sent(&latest).is_empty(), "K = 1 sample in flight until credited");
         assert_eq!(latest.stats().dropped, 7, "2..=8 replaced, unsent; the delivered 1 is not among them");
-        latest.on_credit(1);
+        st(&latest).on_credit(1);
         assert_eq!(sent(&latest), [(1, false, 9)], "then the newest");
     }
 
