@@ -2,7 +2,7 @@
 //! keys, for tooling: endpoint index [`DESCRIBE`] on the wire. (A peer may
 //! list topics too, as kind 1; this side lists endpoints only.)
 
-use crate::dispatch::{Handled, Outcome};
+use crate::dispatch::{EndpointEntry, Handled, Outcome};
 use crate::{Dispatch, EncodeBody, EndpointKey};
 use core::marker::PhantomData;
 use core::pin::Pin;
@@ -45,40 +45,33 @@ pub(crate) struct WireEntry<'a>(pub u8, pub u32, #[serde(borrow)] pub &'a str);
 /// [`WireEntry`], written by hand (no serde serializer per server type).
 struct List<D>(PhantomData<fn() -> D>);
 
-impl<D: Dispatch> List<D> {
-    /// Endpoint `i`'s name and key (only entries with both are listed).
-    fn entry(i: usize) -> Option<(&'static str, EndpointKey)> {
-        D::name(i).zip(D::key(i))
-    }
-}
-
 impl<D: Dispatch> EncodeBody for List<D> {
     fn encoded_len(&self) -> Option<usize> {
         let mut len = 0;
-        write_list(D::COUNT, &Self::entry, &mut |piece| {
+        write_list(D::ENDPOINTS, &mut |piece| {
             len += piece.len();
             true
         })
         .then_some(len)
     }
     fn encode(&self, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        write_list(D::COUNT, &Self::entry, sink)
+        write_list(D::ENDPOINTS, sink)
     }
 }
 
-/// Writes the entries `entry` gives for `0..count` as postcard writes a
-/// sequence of [`WireEntry`]: the count, then each entry's kind (a byte),
-/// key and name (varints; the name's bytes after its length). Not generic:
-/// one copy whatever the server.
-fn write_list(
-    count: usize,
-    entry: &dyn Fn(usize) -> Option<(&'static str, EndpointKey)>,
-    sink: &mut dyn FnMut(&[u8]) -> bool,
-) -> bool {
-    let listed = (0..count).filter(|&i| entry(i).is_some()).count();
-    varint(listed, sink)
-        && (0..count).filter_map(entry).all(|(name, key)| {
-            sink(&[0]) && varint(key.0 as usize, sink) && varint(name.len(), sink) && sink(name.as_bytes())
+/// The entries of `list`, first to last.
+fn entries(list: Option<&'static EndpointEntry>) -> impl Iterator<Item = &'static EndpointEntry> {
+    core::iter::successors(list, |e| e.next)
+}
+
+/// Writes the entries of `list` as postcard writes a sequence of
+/// [`WireEntry`]: the count, then each entry's kind (a byte), key and
+/// name (varints; the name's bytes after its length). Not generic: one
+/// copy whatever the server.
+fn write_list(list: Option<&'static EndpointEntry>, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    varint(entries(list).count(), sink)
+        && entries(list).all(|e| {
+            sink(&[0]) && varint(e.key.0 as usize, sink) && varint(e.name.len(), sink) && sink(e.name.as_bytes())
         })
 }
 

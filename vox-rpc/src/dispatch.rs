@@ -45,10 +45,20 @@ pub enum Handled {
 pub trait Dispatch {
     /// Endpoints served.
     const COUNT: usize;
+    /// The endpoints served, in order: a list the compiler builds (each
+    /// endpoint's entry points at the next one's), so one walk over it
+    /// answers [`key`](Self::key) and [`name`](Self::name) whatever the
+    /// chain.
+    #[doc(hidden)]
+    const ENDPOINTS: Option<&'static EndpointEntry> = None;
     /// The key of endpoint `index`.
-    fn key(index: usize) -> Option<EndpointKey>;
+    fn key(index: usize) -> Option<EndpointKey> {
+        nth(Self::ENDPOINTS, index).map(|e| e.key)
+    }
     /// The name of endpoint `index`.
-    fn name(index: usize) -> Option<&'static str>;
+    fn name(index: usize) -> Option<&'static str> {
+        nth(Self::ENDPOINTS, index).map(|e| e.name)
+    }
     /// Hands request `id` (the caller's id) for endpoint `index` to its
     /// handler.
     fn handle(
@@ -82,18 +92,28 @@ pub trait Dispatch {
     }
 }
 
+/// An endpoint's key and name in a chain's [`Dispatch::ENDPOINTS`].
+#[doc(hidden)]
+pub struct EndpointEntry {
+    pub key: EndpointKey,
+    pub name: &'static str,
+    pub next: Option<&'static EndpointEntry>,
+}
+
+/// Entry `index` of `list` (not generic: one walk for every chain).
+fn nth(mut list: Option<&'static EndpointEntry>, index: usize) -> Option<&'static EndpointEntry> {
+    for _ in 0..index {
+        list = list?.next;
+    }
+    list
+}
+
 /// No endpoint: the end of every chain.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Nil;
 
 impl Dispatch for Nil {
     const COUNT: usize = 0;
-    fn key(_: usize) -> Option<EndpointKey> {
-        None
-    }
-    fn name(_: usize) -> Option<&'static str> {
-        None
-    }
     fn handle(self: Pin<&mut Self>, _: usize, _: u32, _: &[u8], _: Option<&mut dyn FnMut(Outcome<'_>)>) -> Handled {
         Handled::Refused(Refusal::Unknown)
     }
@@ -176,12 +196,8 @@ where
     Next: Dispatch,
 {
     const COUNT: usize = Next::COUNT + 1;
-    fn key(index: usize) -> Option<EndpointKey> {
-        if index == 0 { Some(E::KEY) } else { Next::key(index - 1) }
-    }
-    fn name(index: usize) -> Option<&'static str> {
-        if index == 0 { Some(E::NAME) } else { Next::name(index - 1) }
-    }
+    const ENDPOINTS: Option<&'static EndpointEntry> =
+        Some(&EndpointEntry { key: E::KEY, name: E::NAME, next: Next::ENDPOINTS });
     fn handle(
         self: Pin<&mut Self>,
         index: usize,
@@ -278,12 +294,8 @@ where
     Next: Dispatch,
 {
     const COUNT: usize = Next::COUNT + 1;
-    fn key(index: usize) -> Option<EndpointKey> {
-        if index == 0 { Some(E::KEY) } else { Next::key(index - 1) }
-    }
-    fn name(index: usize) -> Option<&'static str> {
-        if index == 0 { Some(E::NAME) } else { Next::name(index - 1) }
-    }
+    const ENDPOINTS: Option<&'static EndpointEntry> =
+        Some(&EndpointEntry { key: E::KEY, name: E::NAME, next: Next::ENDPOINTS });
     fn handle(
         self: Pin<&mut Self>,
         index: usize,
@@ -430,12 +442,7 @@ impl<'s, S: ?Sized, Next> Subscribe<'s, S, Next> {
 macro_rules! forward_endpoints {
     () => {
         const COUNT: usize = Next::COUNT;
-        fn key(index: usize) -> Option<EndpointKey> {
-            Next::key(index)
-        }
-        fn name(index: usize) -> Option<&'static str> {
-            Next::name(index)
-        }
+        const ENDPOINTS: Option<&'static EndpointEntry> = Next::ENDPOINTS;
         fn handle(
             self: Pin<&mut Self>,
             index: usize,
