@@ -211,10 +211,19 @@ where
         }
         let Some(respond) = respond else { return Handled::NeedsPermit };
         let Some(request) = decode::<E::Req<'_>>(body) else { return Handled::Refused(Refusal::Undecodable) };
-        match handler(Req(request, PhantomData)) {
-            Ok(response) => respond(Outcome::Reply(&Postcard(&response))),
-            Err(error) => respond(Outcome::Failed(&Postcard(&error))),
-        }
+        let result = handler(Req(request, PhantomData));
+        // One call of `respond` for both outcomes.
+        let (reply, failed);
+        respond(match &result {
+            Ok(response) => Outcome::Reply({
+                reply = Postcard(response);
+                &reply
+            }),
+            Err(error) => Outcome::Failed({
+                failed = Postcard(error);
+                &failed
+            }),
+        });
         Handled::Answered
     }
     fn poll_runs(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
