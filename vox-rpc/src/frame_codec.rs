@@ -35,10 +35,12 @@ const LAYOUT: [([u8; 3], u8); 12] = [
     ([16, 32, 0], 0),  // Credit: topic, next
 ];
 
-/// Where an encoding goes: a buffer, or only a count of its bytes.
-struct Writer<'b> {
-    /// `None`: count only.
-    buf: Option<&'b mut [u8]>,
+/// Where an encoding goes: a buffer, or (`COUNT`) only a count of its
+/// bytes. Two copies, so that a device, which only encodes, holds no
+/// branch for counting.
+struct Writer<'b, const COUNT: bool> {
+    /// Empty when counting.
+    buf: &'b mut [u8],
     at: usize,
 }
 
@@ -58,11 +60,11 @@ pub(crate) fn varint(mut v: u64, bytes: &mut [u8; 10]) -> &[u8] {
     bytes.get(..n).unwrap_or(&[])
 }
 
-impl Writer<'_> {
+impl<const COUNT: bool> Writer<'_, COUNT> {
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let end = self.at.checked_add(bytes.len()).ok_or(Error::SerializeBufferFull)?;
-        if let Some(buf) = self.buf.as_deref_mut() {
-            buf.get_mut(self.at..end).ok_or(Error::SerializeBufferFull)?.copy_from_slice(bytes);
+        if !COUNT {
+            self.buf.get_mut(self.at..end).ok_or(Error::SerializeBufferFull)?.copy_from_slice(bytes);
         }
         self.at = end;
         Ok(())
@@ -81,7 +83,7 @@ impl Writer<'_> {
             Body::Value(value) => {
                 let len = value.encoded_len().ok_or(Error::SerdeSerCustom)?;
                 self.varint(len as u64)?;
-                if self.buf.is_none() {
+                if COUNT {
                     self.at = self.at.checked_add(len).ok_or(Error::SerializeBufferFull)?;
                     return Ok(());
                 }
@@ -174,7 +176,7 @@ fn bodies<'f, 'a>(frame: &'f Frame<'a>) -> [Option<&'f Body<'a>>; 2] {
 
 /// The length of `frame`'s encoding.
 pub(crate) fn encoded_len(frame: &Frame<'_>) -> Result<usize, Error> {
-    let mut w = Writer { buf: None, at: 0 };
+    let mut w = Writer::<true> { buf: &mut [], at: 0 };
     w.frame(frame)?;
     Ok(w.at)
 }
@@ -184,7 +186,7 @@ pub(crate) fn encoded_len(frame: &Frame<'_>) -> Result<usize, Error> {
 /// device 250 B more flash.
 #[inline(never)]
 pub(crate) fn encode(frame: &Frame<'_>, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut w = Writer { buf: Some(buf), at: 0 };
+    let mut w = Writer::<false> { buf, at: 0 };
     w.frame(frame)?;
     Ok(w.at)
 }
@@ -199,22 +201,21 @@ impl<'a> Reader<'a> {
     /// `ceil(bits / 7)` bytes, and the last of that many carries only the
     /// bits left (for a `bool`, one bit: the byte 0 or 1).
     fn varint(&mut self, bits: u32) -> Result<u64, Error> {
-        let most = bits.div_ceil(7);
-        let mut v = 0u64;
-        for i in 0..most {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
             let (&b, rest) = self.bytes.split_first().ok_or(Error::DeserializeUnexpectedEnd)?;
             self.bytes = rest;
-            v |= u64::from(b & 0x7f) << (7 * i);
+            v |= u64::from(b & 0x7f) << shift;
+            // The bits this byte may still carry (no division: a counter).
+            let left = bits.saturating_sub(shift);
             if b & 0x80 == 0 {
-                let last_bits = bits - 7 * i;
-                return if last_bits < 7 && u32::from(b) >> last_bits != 0 {
-                    Err(Error::DeserializeBadVarint)
-                } else {
-                    Ok(v)
-                };
+                return if left < 7 && u32::from(b) >> left != 0 { Err(Error::DeserializeBadVarint) } else { Ok(v) };
             }
+            if left <= 7 {
+                return Err(Error::DeserializeBadVarint);
+            }
+            shift += 7;
         }
-        Err(Error::DeserializeBadVarint)
     }
 
     /// A byte string, borrowed from the frame.
