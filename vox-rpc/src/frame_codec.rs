@@ -221,10 +221,7 @@ impl<'a> Reader<'a> {
     /// A byte string, borrowed from the frame.
     fn body(&mut self) -> Result<Body<'a>, Error> {
         let len = self.varint(usize::BITS)? as usize;
-        if len > self.bytes.len() {
-            return Err(Error::DeserializeUnexpectedEnd);
-        }
-        let (taken, rest) = self.bytes.split_at(len);
+        let (taken, rest) = self.bytes.split_at_checked(len).ok_or(Error::DeserializeUnexpectedEnd)?;
         self.bytes = rest;
         Ok(Body::Bytes(taken))
     }
@@ -238,8 +235,11 @@ impl<'a> Reader<'a> {
                 *v = self.varint(u32::from(width))?;
             }
         }
-        let x = if count > 0 { self.body()? } else { Body::Bytes(&[]) };
-        let y = if count > 1 { self.body()? } else { Body::Bytes(&[]) };
+        let mut bodies = [Body::Bytes(&[]); 2];
+        for body in bodies.iter_mut().take(usize::from(count)) {
+            *body = self.body()?;
+        }
+        let [x, y] = bodies;
         // Every integer fits its field: `varint` read no more bits.
         let [a, b, c] = n;
         Ok(match kind {
