@@ -688,7 +688,7 @@ fn finish_plain<D: Dispatch, P, const Q: usize, const A: usize>(
                 Ok(()) => Step::Sent,
                 // The response does not fit the conduit: it ran, say so.
                 Err(ErrorKind::TooLarge) => {
-                    if parts.owed.push_front(Owed::NoReply { id }).is_ok() {
+                    if parts.owed.push_front(Owed::NoReply { id }) {
                         Step::Sent
                     } else {
                         Step::Failed(RunError::Violation("more requests unanswered than the window allows"))

@@ -49,21 +49,19 @@ pub(crate) enum Owed {
     },
 }
 
-/// What a server owes, oldest first: a short list kept in order in place
-/// (taking the first moves the few behind it up, one copy each), less
-/// code on a small target than a ring's two-slice walks.
+/// What a server owes, oldest first: a short list kept in place, newest
+/// at the front of the vector and oldest at its end, so that taking the
+/// first owed and owing one first (a "no reply", on the runner's path)
+/// are a pop and a push; only owing one last moves the others up a place
+/// (one copy each: no `memmove`).
 pub(crate) struct OwedList<const Q: usize>(heapless::Vec<Owed, Q>);
 
 impl<const Q: usize> OwedList<Q> {
-    /// Owes `owed` last; `Err` when `Q` are owed already.
-    pub(crate) fn push_back(&mut self, owed: Owed) -> Result<(), Owed> {
-        self.0.push(owed)
-    }
-
-    /// Owes `owed` first; `Err` when `Q` are owed already.
-    pub(crate) fn push_front(&mut self, owed: Owed) -> Result<(), Owed> {
-        self.0.push(owed)?;
-        // The others move back one place each (copied: no `memmove`).
+    /// Owes `owed` last; `false` when `Q` are owed already.
+    pub(crate) fn push_back(&mut self, owed: Owed) -> bool {
+        if self.0.push(owed).is_err() {
+            return false;
+        }
         let list = &mut *self.0;
         for i in (1..list.len()).rev() {
             if let Some(&before) = list.get(i - 1)
@@ -72,26 +70,20 @@ impl<const Q: usize> OwedList<Q> {
                 *place = before;
             }
         }
-        if let Some(first) = list.first_mut() {
-            *first = owed;
+        if let Some(last) = list.first_mut() {
+            *last = owed;
         }
-        Ok(())
+        true
+    }
+
+    /// Owes `owed` first; `false` when `Q` are owed already.
+    pub(crate) fn push_front(&mut self, owed: Owed) -> bool {
+        self.0.push(owed).is_ok()
     }
 
     /// Takes the first owed.
     pub(crate) fn pop_front(&mut self) -> Option<Owed> {
-        let first = *self.0.first()?;
-        // The others move up one place each (copied: no `memmove`).
-        let list = &mut *self.0;
-        for i in 1..list.len() {
-            if let Some(&after) = list.get(i)
-                && let Some(place) = list.get_mut(i - 1)
-            {
-                *place = after;
-            }
-        }
-        self.0.pop();
-        Some(first)
+        self.0.pop()
     }
 
     /// Whether `Q` are owed.
@@ -99,22 +91,24 @@ impl<const Q: usize> OwedList<Q> {
         self.0.is_full()
     }
 
+    /// Whether nothing is owed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What is owed, oldest first.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Owed> {
+        self.0.iter().rev()
+    }
+
+    /// What is owed, oldest first, to change in place.
+    pub(crate) fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Owed> {
+        self.0.iter_mut().rev()
+    }
+
     /// Owes nothing.
     pub(crate) fn clear(&mut self) {
         self.0.clear();
-    }
-}
-
-impl<const Q: usize> core::ops::Deref for OwedList<Q> {
-    type Target = [Owed];
-    fn deref(&self) -> &[Owed] {
-        &self.0
-    }
-}
-
-impl<const Q: usize> core::ops::DerefMut for OwedList<Q> {
-    fn deref_mut(&mut self) -> &mut [Owed] {
-        &mut self.0
     }
 }
 
@@ -277,7 +271,7 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
             Refusal::Cancelled => &mut self.stats.cancelled,
         };
         *counter = counter.wrapping_add(1);
-        self.owed.push_back(Owed::Refuse { id, why }).is_ok()
+        self.owed.push_back(Owed::Refuse { id, why })
     }
 
     /// Holds a plain request in the arena until a permit comes, or refuses
@@ -294,7 +288,7 @@ impl<D: Dispatch, const Q: usize, const ARENA: usize> Parts<'_, D, Q, ARENA> {
             place.copy_from_slice(body);
         }
         self.stats.deferred = self.stats.deferred.wrapping_add(1);
-        self.owed.push_back(Owed::Deferred { id, index, deadline, start, len: body.len() }).is_ok()
+        self.owed.push_back(Owed::Deferred { id, index, deadline, start, len: body.len() })
     }
 
     /// Where `len` bytes go in the arena, a ring: held requests leave it in
@@ -405,14 +399,14 @@ mod tests {
         let refuse = |id| Owed::Refuse { id, why: Refusal::Busy };
         let mut list = OwedList::<3>(heapless::Vec::new());
         assert!(list.pop_front().is_none());
-        assert!(list.push_back(refuse(1)).is_ok() && list.push_back(refuse(2)).is_ok());
-        assert!(list.push_front(refuse(0)).is_ok());
+        assert!(list.push_back(refuse(1)) && list.push_back(refuse(2)));
+        assert!(list.push_front(refuse(0)));
         assert_eq!(ids(&list), [0, 1, 2]);
         assert!(list.is_full());
-        assert!(list.push_front(refuse(9)).is_err() && list.push_back(refuse(9)).is_err());
+        assert!(!list.push_front(refuse(9)) && !list.push_back(refuse(9)));
         assert!(matches!(list.pop_front(), Some(Owed::Refuse { id: 0, .. })));
         assert_eq!(ids(&list), [1, 2]);
-        assert!(list.push_front(refuse(5)).is_ok());
+        assert!(list.push_front(refuse(5)));
         assert_eq!(ids(&list), [5, 1, 2]);
         assert!(matches!(list.pop_front(), Some(Owed::Refuse { id: 5, .. })));
         assert!(matches!(list.pop_front(), Some(Owed::Refuse { id: 1, .. })));
