@@ -42,6 +42,9 @@ struct Writer<'b, const COUNT: bool> {
     /// Empty when counting.
     buf: &'b mut [u8],
     at: usize,
+    /// The first error: after it nothing more is written (one check at
+    /// the end instead of one after every field).
+    failed: Option<Error>,
 }
 
 /// `v` as a postcard varint (LEB128), written into `bytes`: the bytes
@@ -61,64 +64,77 @@ pub(crate) fn varint(mut v: u64, bytes: &mut [u8; 10]) -> &[u8] {
 }
 
 impl<const COUNT: bool> Writer<'_, COUNT> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let end = self.at.checked_add(bytes.len()).ok_or(Error::SerializeBufferFull)?;
+    /// Writes `bytes` next; `false` (and nothing written) once failed.
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        let Some(end) = self.at.checked_add(bytes.len()) else { return self.full() };
         if !COUNT {
-            self.buf.get_mut(self.at..end).ok_or(Error::SerializeBufferFull)?.copy_from_slice(bytes);
+            let Some(place) = self.buf.get_mut(self.at..end) else { return self.full() };
+            place.copy_from_slice(bytes);
         }
         self.at = end;
-        Ok(())
+        true
     }
 
-    fn varint(&mut self, v: u64) -> Result<(), Error> {
-        self.put(varint(v, &mut [0; 10]))
+    /// The buffer is full: fails (`false`).
+    fn full(&mut self) -> bool {
+        self.failed = Some(Error::SerializeBufferFull);
+        false
     }
 
-    fn body(&mut self, body: &Body<'_>) -> Result<(), Error> {
+    fn varint(&mut self, v: u64) {
+        self.put(varint(v, &mut [0; 10]));
+    }
+
+    fn body(&mut self, body: &Body<'_>) {
         match *body {
             Body::Bytes(bytes) => {
-                self.varint(bytes.len() as u64)?;
-                self.put(bytes)
+                self.varint(bytes.len() as u64);
+                self.put(bytes);
             }
             Body::Value(value) => {
-                let len = value.encoded_len().ok_or(Error::SerdeSerCustom)?;
-                self.varint(len as u64)?;
+                let Some(len) = value.encoded_len() else {
+                    self.failed.get_or_insert(Error::SerdeSerCustom);
+                    return;
+                };
+                self.varint(len as u64);
                 if COUNT {
-                    self.at = self.at.checked_add(len).ok_or(Error::SerializeBufferFull)?;
-                    return Ok(());
-                }
-                let (start, mut failed) = (self.at, None);
-                let complete = value.encode(&mut |piece| match self.put(piece) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
+                    match self.at.checked_add(len) {
+                        Some(end) => self.at = end,
+                        None => _ = self.failed.get_or_insert(Error::SerializeBufferFull),
                     }
-                });
-                match failed {
-                    Some(e) => Err(e),
-                    // A value that stopped, or wrote another length than
-                    // it announced, does not encode.
-                    None if !complete || self.at - start != len => Err(Error::SerdeSerCustom),
-                    None => Ok(()),
+                    return;
+                }
+                let start = self.at;
+                let complete = value.encode(&mut |piece| self.put(piece));
+                // A value that stopped, or wrote another length than it
+                // announced, does not encode.
+                if !complete || self.at - start != len {
+                    self.failed.get_or_insert(Error::SerdeSerCustom);
                 }
             }
         }
     }
 
-    fn frame(&mut self, frame: &Frame<'_>) -> Result<(), Error> {
+    /// Writes `frame`: the bytes written, or the first error.
+    fn frame(mut self, frame: &Frame<'_>) -> Result<usize, Error> {
         let (kind, numbers) = integers(frame);
-        self.varint(u64::from(kind))?;
+        self.varint(u64::from(kind));
         let (widths, _) = LAYOUT.get(kind as usize).copied().unwrap_or_default();
         for (&v, &width) in numbers.iter().zip(widths.iter()) {
             if width != 0 {
-                self.varint(v)?;
+                self.varint(v);
             }
         }
         for body in bodies(frame).into_iter().flatten() {
-            self.body(body)?;
+            self.body(body);
         }
-        Ok(())
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.at),
+        }
     }
 }
 
@@ -176,9 +192,7 @@ fn bodies<'f, 'a>(frame: &'f Frame<'a>) -> [Option<&'f Body<'a>>; 2] {
 
 /// The length of `frame`'s encoding.
 pub(crate) fn encoded_len(frame: &Frame<'_>) -> Result<usize, Error> {
-    let mut w = Writer::<true> { buf: &mut [], at: 0 };
-    w.frame(frame)?;
-    Ok(w.at)
+    Writer::<true> { buf: &mut [], at: 0, failed: None }.frame(frame)
 }
 
 /// Writes `frame` to the front of `buf`; the bytes written. Out of line,
@@ -186,9 +200,7 @@ pub(crate) fn encoded_len(frame: &Frame<'_>) -> Result<usize, Error> {
 /// device 250 B more flash.
 #[inline(never)]
 pub(crate) fn encode(frame: &Frame<'_>, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut w = Writer::<false> { buf, at: 0 };
-    w.frame(frame)?;
-    Ok(w.at)
+    Writer::<false> { buf, at: 0, failed: None }.frame(frame)
 }
 
 /// Reads a frame's fields, front to back.
