@@ -206,50 +206,69 @@ pub(crate) fn encode(frame: &Frame<'_>, buf: &mut [u8]) -> Result<usize, Error> 
 /// Reads a frame's fields, front to back.
 struct Reader<'a> {
     bytes: &'a [u8],
+    /// The first error: after it nothing more is read, and every field
+    /// reads as 0 (one check at the end instead of one after every field).
+    failed: Option<Error>,
 }
 
 impl<'a> Reader<'a> {
     /// A varint of a `bits`-bit integer, as postcard reads it: at most
     /// `ceil(bits / 7)` bytes, and the last of that many carries only the
     /// bits left (for a `bool`, one bit: the byte 0 or 1).
-    fn varint(&mut self, bits: u32) -> Result<u64, Error> {
+    fn varint(&mut self, bits: u32) -> u64 {
+        if self.failed.is_some() {
+            return 0;
+        }
         let (mut v, mut shift) = (0u64, 0);
         loop {
-            let (&b, rest) = self.bytes.split_first().ok_or(Error::DeserializeUnexpectedEnd)?;
+            let Some((&b, rest)) = self.bytes.split_first() else { return self.fail(Error::DeserializeUnexpectedEnd) };
             self.bytes = rest;
             v |= u64::from(b & 0x7f) << shift;
             // The bits this byte may still carry (no division: a counter).
             let left = bits.saturating_sub(shift);
             if b & 0x80 == 0 {
-                return if left < 7 && u32::from(b) >> left != 0 { Err(Error::DeserializeBadVarint) } else { Ok(v) };
+                return if left < 7 && u32::from(b) >> left != 0 { self.fail(Error::DeserializeBadVarint) } else { v };
             }
             if left <= 7 {
-                return Err(Error::DeserializeBadVarint);
+                return self.fail(Error::DeserializeBadVarint);
             }
             shift += 7;
         }
     }
 
+    /// Fails with `error` (the first one): reads as 0.
+    fn fail(&mut self, error: Error) -> u64 {
+        self.failed = Some(error);
+        0
+    }
+
     /// A byte string, borrowed from the frame.
-    fn body(&mut self) -> Result<Body<'a>, Error> {
-        let len = self.varint(usize::BITS)? as usize;
-        let (taken, rest) = self.bytes.split_at_checked(len).ok_or(Error::DeserializeUnexpectedEnd)?;
+    fn body(&mut self) -> Body<'a> {
+        let len = self.varint(usize::BITS) as usize;
+        let Some((taken, rest)) = self.bytes.split_at_checked(len) else {
+            self.fail(Error::DeserializeUnexpectedEnd);
+            return Body::Bytes(&[]);
+        };
         self.bytes = rest;
-        Ok(Body::Bytes(taken))
+        Body::Bytes(taken)
     }
 
     fn frame(&mut self) -> Result<Frame<'a>, Error> {
-        let kind = self.varint(32)?;
+        // A kind that did not read is 0, and the failure is reported below.
+        let kind = self.varint(32);
         let (widths, count) = LAYOUT.get(kind as usize).copied().ok_or(Error::DeserializeBadEnum)?;
         let mut n = [0u64; 3];
         for (v, &width) in n.iter_mut().zip(widths.iter()) {
             if width != 0 {
-                *v = self.varint(u32::from(width))?;
+                *v = self.varint(u32::from(width));
             }
         }
         let mut bodies = [Body::Bytes(&[]); 2];
         for body in bodies.iter_mut().take(usize::from(count)) {
-            *body = self.body()?;
+            *body = self.body();
+        }
+        if let Some(error) = self.failed.take() {
+            return Err(error);
         }
         let [x, y] = bodies;
         // Every integer fits its field: `varint` read no more bits.
@@ -295,7 +314,7 @@ impl<'a> Reader<'a> {
 /// Decodes one whole frame; trailing bytes are an error.
 #[inline(never)]
 pub(crate) fn decode(bytes: &[u8]) -> Result<Frame<'_>, Error> {
-    let mut r = Reader { bytes };
+    let mut r = Reader { bytes, failed: None };
     let frame = r.frame()?;
     if r.bytes.is_empty() { Ok(frame) } else { Err(Error::DeserializeBadEncoding) }
 }
