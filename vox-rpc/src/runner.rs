@@ -570,32 +570,28 @@ impl<
                 let id = request.id;
                 let body = request.body.bytes().unwrap_or(&[]);
                 let index = usize::from(request.endpoint);
-                let room = if index >= D::COUNT && request.endpoint != describe::DESCRIBE {
-                    parts.refuse(id, Refusal::Unknown)
+                // One call of the handler, with the permit if one is held,
+                // unless the request is refused; one path for what became
+                // of it (a refusal owed, an answer sent, ...).
+                let held = permit.is_some();
+                let (handled, p, result) = if index >= D::COUNT && request.endpoint != describe::DESCRIBE {
+                    (Handled::Refused(Refusal::Unknown), permit.take(), Ok(()))
                 } else if (self.clock.now().as_millis() as i64) > deadline {
-                    parts.refuse(id, Refusal::Expired)
+                    (Handled::Refused(Refusal::Expired), permit.take(), Ok(()))
                 } else {
-                    // One call of the handler, with the permit if one is held;
-                    // one path for what it did, with or without one.
-                    let held = permit.is_some();
-                    let (handled, p, result) = run_request(parts.dispatch.as_mut(), index, id, body, permit.take());
-                    if handled == Handled::NeedsPermit && !held {
-                        parts.defer(id, request.endpoint, deadline, body)
-                    } else {
-                        // An unused permit stays for the next frame.
-                        match finish_plain(&mut parts, handled, id, p, result) {
-                            Step::Idle(p) => {
-                                *permit = Some(p);
-                                true
-                            }
-                            Step::Sent => true,
-                            Step::Failed(RunError::Violation(_)) => false,
-                            Step::Failed(e) => return Err(e),
-                        }
-                    }
+                    run_request(parts.dispatch.as_mut(), index, id, body, permit.take())
                 };
-                if !room {
-                    return Err(RunError::Violation("more requests unanswered than the window allows"));
+                if handled == Handled::NeedsPermit && !held {
+                    if !parts.defer(id, request.endpoint, deadline, body) {
+                        return Err(RunError::Violation("more requests unanswered than the window allows"));
+                    }
+                } else {
+                    // An unused permit stays for the next frame.
+                    match finish_plain(&mut parts, handled, id, p, result) {
+                        Step::Idle(p) => *permit = Some(p),
+                        Step::Sent => {}
+                        Step::Failed(e) => return Err(e),
+                    }
                 }
             }
             Frame::Reply { id, body } | Frame::Failed { id, body } => {
