@@ -122,13 +122,13 @@ impl<const COUNT: bool> Writer<'_, COUNT> {
     fn frame(mut self, frame: &Frame<'_>) -> Result<usize, Error> {
         let (kind, numbers) = integers(frame);
         self.varint(u64::from(kind));
-        let (widths, _) = LAYOUT.get(kind as usize).copied().unwrap_or_default();
+        let widths = LAYOUT.get(kind as usize).map_or(&[0; 3], |(widths, _)| widths);
         for (&v, &width) in numbers.iter().zip(widths.iter()) {
             if width != 0 {
                 self.varint(v);
             }
         }
-        for body in bodies(frame).into_iter().flatten() {
+        for &body in bodies(frame).iter().flatten() {
             self.body(body);
         }
         match self.failed {
@@ -256,7 +256,7 @@ impl<'a> Reader<'a> {
     fn frame(&mut self) -> Result<Frame<'a>, Error> {
         // A kind that did not read is 0, and the failure is reported below.
         let kind = self.varint(32);
-        let (widths, count) = LAYOUT.get(kind as usize).copied().ok_or(Error::DeserializeBadEnum)?;
+        let (widths, count) = LAYOUT.get(kind as usize).ok_or(Error::DeserializeBadEnum)?;
         let mut n = [0u64; 3];
         for (v, &width) in n.iter_mut().zip(widths.iter()) {
             if width != 0 {
@@ -264,7 +264,7 @@ impl<'a> Reader<'a> {
             }
         }
         let mut bodies = [Body::Bytes(&[]); 2];
-        for body in bodies.iter_mut().take(usize::from(count)) {
+        for body in bodies.iter_mut().take(usize::from(*count)) {
             *body = self.body();
         }
         if let Some(error) = self.failed.take() {
