@@ -282,7 +282,7 @@ fn topics_ready<D: Dispatch, const Q: usize, const A: usize>(
     waker: &core::task::Waker,
 ) -> bool {
     let dispatch = &server.get_ref().dispatch;
-    let mut ready = subscribe_due != 0;
+    let mut ready = D::SUBS > 0 && subscribe_due != 0;
     for i in 0..D::SUBS.min(MAX_SUBSCRIPTIONS) {
         if let Some(s) = dispatch.subscription(i) {
             ready |= s.credit_ready(waker);
@@ -450,7 +450,8 @@ impl<
             }
             let Some(permit) = permit else { return Step::Sent };
             // Topics' control frames: they unblock the peer.
-            if self.subscribe_due != 0 {
+            // (Only a side that subscribes to something owes a `Subscribe`.)
+            if D::SUBS > 0 && self.subscribe_due != 0 {
                 let i = self.subscribe_due.trailing_zeros() as usize;
                 self.subscribe_due &= !(1 << i);
                 let dispatch = &self.server.as_ref().get_ref().dispatch;
