@@ -219,7 +219,8 @@ pub enum FrameError {
 ///
 /// The writer stores the bytes that fit and counts them all: the count is
 /// the encoding's length whatever the buffer (an empty one measures it),
-/// so one routine both encodes and measures.
+/// so one routine both encodes and measures (on hosts the common `Data`
+/// frame also has a shortcut of its own: see [`WireFrame::encode`]).
 struct Writer<'b> {
     buf: &'b mut [u8],
     at: usize,
@@ -606,6 +607,11 @@ mod tests {
         assert!(!seq_before(0, u32::MAX));
         assert!(!seq_before(5, 5));
         assert!(seq_before(1, 2));
+        // The half-way point: 2^31 ahead is not "after" (nor behind).
+        assert!(seq_before(0, (1 << 31) - 1));
+        assert!(!seq_before(0, 1 << 31));
+        assert!(!seq_before(1 << 31, 0));
+        assert!(seq_before(7, 7u32.wrapping_add((1 << 31) - 1)));
     }
 
     #[test]

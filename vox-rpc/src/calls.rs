@@ -192,8 +192,8 @@ struct Table<const N: usize, const BUF: usize, const PEER: usize, const WAIT: us
 /// entry is handed to it (a caller beyond `WAIT` waiting ones fails at
 /// once with [`CallError::Busy`](crate::CallError::Busy), not sent).
 ///
-/// RAM: about `N × (BUF + 48) + WAIT × 12 + PEER × 4 + 132` bytes on a
-/// 32-bit MCU (the demo device's `Calls<_, 1, 24, 4, 2>`: 240 B, as the
+/// RAM: about `N × (BUF + 48) + WAIT × 12 + PEER × 4 + 120` bytes on a
+/// 32-bit MCU (the demo device's `Calls<_, 1, 24, 4, 2>`: 232 B, as the
 /// `firmware_size` bench's symbols show). Put it in a `static` on a
 /// device, in an `Arc` on a host; a [`Client`](crate::Client) reaches it
 /// through a [`StorageRef`](vox_types::StorageRef).

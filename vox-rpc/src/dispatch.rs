@@ -41,8 +41,9 @@ pub enum Handled {
 /// Routes requests to handlers. Implemented by [`Nil`] (no endpoint),
 /// [`Plain`] and [`Async`] (one endpoint each, in front of the rest); you
 /// build it with [`Server::serve`](crate::Server::serve) and
-/// [`Server::serve_async`](crate::Server::serve_async).
-pub trait Dispatch {
+/// [`Server::serve_async`](crate::Server::serve_async). Sealed: those
+/// chains are its only implementations.
+pub trait Dispatch: sealed::Sealed {
     /// Endpoints served.
     const COUNT: usize;
     /// The endpoints served, in order: a list the compiler builds (each
@@ -91,6 +92,21 @@ pub trait Dispatch {
         None
     }
 }
+
+mod sealed {
+    /// Implemented by the chains this module builds only ([`Nil`](super::Nil),
+    /// [`Plain`](super::Plain), [`Async`](super::Async),
+    /// [`Publish`](super::Publish), [`Subscribe`](super::Subscribe)): their
+    /// [`ENDPOINTS`](super::Dispatch::ENDPOINTS) list, the greeting's key
+    /// list and the fingerprint agree with `COUNT` by construction.
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for Nil {}
+impl<E, F, Next> sealed::Sealed for Plain<E, F, Next> {}
+impl<E, F, Fut: Future, Next, const K: usize> sealed::Sealed for Async<E, F, Fut, Next, K> {}
+impl<P: ?Sized, Next> sealed::Sealed for Publish<'_, P, Next> {}
+impl<S: ?Sized, Next> sealed::Sealed for Subscribe<'_, S, Next> {}
 
 /// An endpoint's key and name in a chain's [`Dispatch::ENDPOINTS`].
 #[doc(hidden)]

@@ -382,6 +382,10 @@ impl<T: Topic, M: RawMutex, const N: usize, const BUF: usize> Publication<T, M, 
 /// What the runner needs of a publication, whatever its types. Sealed:
 /// implemented by [`Publication`] only (the runner's steps go through one
 /// hidden method, so each publication type has one routine for them).
+/// The steps themselves (`on_session`, `on_subscribe`, `on_credit`,
+/// `ready`, `send_next`) are methods of `dyn PublicationState`: a test or
+/// a runner of your own calls them on `&publication as &dyn
+/// PublicationState`.
 pub trait PublicationState: sealed::Sealed {
     /// The topic's key.
     fn key(&self) -> crate::EndpointKey;
@@ -393,7 +397,8 @@ pub trait PublicationState: sealed::Sealed {
 }
 
 mod sealed {
-    /// Implemented by [`Publication`](super::Publication) only.
+    /// Implemented by [`Publication`](super::Publication) and
+    /// [`Subscription`](super::Subscription) only.
     pub trait Sealed {}
 }
 
@@ -662,8 +667,9 @@ impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> Subscription<T, M,
     }
 }
 
-/// What the runner needs of a subscription, whatever its types.
-pub trait SubscriptionState {
+/// What the runner needs of a subscription, whatever its types. Sealed:
+/// implemented by [`Subscription`] only.
+pub trait SubscriptionState: sealed::Sealed {
     /// The topic's key.
     fn key(&self) -> crate::EndpointKey;
     /// A session starts: samples not yet handed out are forgotten (the
@@ -685,6 +691,8 @@ pub trait SubscriptionState {
     /// peer publishes the topic).
     fn credit_ready(&self, runner: &Waker) -> bool;
 }
+
+impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> sealed::Sealed for Subscription<T, M, W, BUF> {}
 
 impl<T: Topic, M: RawMutex, const W: usize, const BUF: usize> SubscriptionState for Subscription<T, M, W, BUF> {
     fn key(&self) -> crate::EndpointKey {
