@@ -136,7 +136,7 @@ impl Session<'_> {
         }
         match msg {
             Some(msg) => {
-                if s.rx.alive {
+                if !s.rx.receiver_gone {
                     let Some((start, wraps)) = s.rx.ring.free_region(self.rx_entries, s.rx.capacity, msg.len()) else {
                         // Beyond the window we granted: dropped unacked
                         // (its ack field was processed). The next frame is
@@ -172,7 +172,7 @@ impl Session<'_> {
     /// before).
     pub(super) fn grant_window(&mut self) -> Window {
         let s = &mut *self.state;
-        let (msgs, bytes) = if s.rx.alive {
+        let (msgs, bytes) = if !s.rx.receiver_gone {
             let free = self.rx_entries.len().saturating_sub(s.rx.ring.len());
             let bytes = s.rx.ring.guaranteed_bytes(self.rx_entries, s.rx.capacity, s.config.max_message);
             (free, bytes)
@@ -280,7 +280,7 @@ impl Session<'_> {
     /// dropped from now on; the ones not yet taken are freed.
     pub fn drop_receiver(&mut self) {
         let s = &mut *self.state;
-        s.rx.alive = false;
+        s.rx.receiver_gone = true;
         for i in s.rx.delivered..s.rx.ring.len() {
             if let Some(e) = s.rx.ring.position(i, self.rx_entries.len()).and_then(|p| self.rx_entries.get_mut(p)) {
                 e.set_state(RxState::Released);

@@ -240,8 +240,9 @@ struct Inbound {
     ack_now: bool,
     /// The peer's close arrived after all its messages.
     peer_closed: bool,
-    /// The application's receiver exists (else messages are dropped).
-    alive: bool,
+    /// The application dropped its receiver: messages are dropped. False
+    /// in a fresh state, so building one stores nothing here.
+    receiver_gone: bool,
     /// Next sequence number expected.
     next: u32,
     /// Stream byte offset of message `next`.
@@ -303,8 +304,9 @@ pub struct SessionState {
     /// The acceptor's reason for the `Reject` it sends.
     reject_reason: RejectReason,
     keys: Keys,
-    fingerprint: SchemaFingerprint,
     detach: ZeroOption<Detach>,
+    /// Next to `busy`: the zeros around it are cleared as whole words.
+    fingerprint: SchemaFingerprint,
     /// Initiator: retries after the acceptor's `Busy`.
     busy: BusyRetry,
 }

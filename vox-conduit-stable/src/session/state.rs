@@ -6,80 +6,90 @@ use super::*;
 impl SessionState {
     /// A session that has not attached yet. `rx_capacity` is the size of
     /// the receive buffer the caller keeps.
+    ///
+    /// Built as [`zeroed`](Self::zeroed) plus the few fields that are not
+    /// zero: the compiler clears the whole state in one go instead of
+    /// piecing it together from zeroed temporaries.
     pub const fn new(
         role: SessionRole,
         config: StableConfig,
         fingerprint: SchemaFingerprint,
         rx_capacity: usize,
     ) -> Self {
-        Self {
-            config,
-            role,
-            fingerprint,
-            phase: Phase::Detached,
-            keys: Keys { current: None, presented: None, fresh: None, established: false, confirmed: false },
-            tx: Outbound {
-                ring: RingIndex::new(),
-                base_seq: 0,
-                next_seq: 0,
-                next_off: 0,
-                base_off: 0,
-                next_to_send: 0,
-                send_off: 0,
-                sent_high: 0,
-                limit_seq: 0,
-                limit_off: 0,
-                writer_active: false,
-                closed: false,
-                window_blocked: false,
-                writer_waiting: false,
-                stalled_since: Since::NONE,
-            },
-            rx: Inbound {
-                ring: RingIndex::new(),
-                // An entry keeps its length in 30 bits: a larger buffer is
-                // used only that far.
-                capacity: if rx_capacity > MAX_RING_BYTES { MAX_RING_BYTES } else { rx_capacity },
-                delivered: 0,
-                next: 0,
-                off: 0,
-                granted_seq: 0,
-                granted_off: 0,
-                advertised_seq: 0,
-                advertised_off: 0,
-                carried_seq: 0,
-                carried_off: 0,
-                unacked: 0,
-                first_unacked_at: 0,
-                ack_now: false,
-                peer_closed: false,
-                alive: true,
-            },
-            send_prologue: false,
-            send_hello: false,
-            send_reject: false,
-            last_rx: 0,
-            last_tx: 0,
-            peer_done: false,
-            done_sent: false,
-            finished_at: Since::NONE,
-            complete: false,
-            ending: Ending::None,
-            reject_reason: RejectReason::SessionUnknown,
-            detach: ZeroOption::None,
-            busy: BusyRetry::NONE,
-            wakes: 0,
-            stats: StableStats::ZERO,
-        }
+        let mut s = Self::ZEROED;
+        s.role = role;
+        s.config = config;
+        s.fingerprint = fingerprint;
+        // An entry keeps its length in 30 bits: a larger buffer is used
+        // only that far.
+        s.rx.capacity = if rx_capacity > MAX_RING_BYTES { MAX_RING_BYTES } else { rx_capacity };
+        s
     }
 
     /// All zero bytes: the placeholder a `static` storage holds until a
     /// conduit is made on it (so it lands in `.bss`, not in flash).
     pub const fn zeroed() -> Self {
-        let mut s = Self::new(SessionRole::Initiator, StableConfig::ZEROED, SchemaFingerprint([0; 8]), 0);
-        s.rx.alive = false;
-        s
+        Self::ZEROED
     }
+
+    /// What [`zeroed`](Self::zeroed) gives.
+    const ZEROED: Self = Self {
+        config: StableConfig::ZEROED,
+        role: SessionRole::Initiator,
+        fingerprint: SchemaFingerprint([0; 8]),
+        phase: Phase::Detached,
+        keys: Keys { current: None, presented: None, fresh: None, established: false, confirmed: false },
+        tx: Outbound {
+            ring: RingIndex::new(),
+            base_seq: 0,
+            next_seq: 0,
+            next_off: 0,
+            base_off: 0,
+            next_to_send: 0,
+            send_off: 0,
+            sent_high: 0,
+            limit_seq: 0,
+            limit_off: 0,
+            writer_active: false,
+            closed: false,
+            window_blocked: false,
+            writer_waiting: false,
+            stalled_since: Since::NONE,
+        },
+        rx: Inbound {
+            ring: RingIndex::new(),
+            capacity: 0,
+            delivered: 0,
+            next: 0,
+            off: 0,
+            granted_seq: 0,
+            granted_off: 0,
+            advertised_seq: 0,
+            advertised_off: 0,
+            carried_seq: 0,
+            carried_off: 0,
+            unacked: 0,
+            first_unacked_at: 0,
+            ack_now: false,
+            peer_closed: false,
+            receiver_gone: false,
+        },
+        send_prologue: false,
+        send_hello: false,
+        send_reject: false,
+        last_rx: 0,
+        last_tx: 0,
+        peer_done: false,
+        done_sent: false,
+        finished_at: Since::NONE,
+        complete: false,
+        ending: Ending::None,
+        reject_reason: RejectReason::SessionUnknown,
+        detach: ZeroOption::None,
+        busy: BusyRetry::NONE,
+        wakes: 0,
+        stats: StableStats::ZERO,
+    };
 
     /// The role given at creation.
     pub fn role(&self) -> SessionRole {
@@ -232,6 +242,9 @@ impl SessionState {
     /// Both directions are done: our close is acked, the peer's close (or
     /// our receiver's absence) is settled and acked.
     pub(super) fn finished(&self) -> bool {
-        self.tx.closed && self.tx.ring.is_empty() && (self.rx.peer_closed || !self.rx.alive) && self.rx.unacked == 0
+        self.tx.closed
+            && self.tx.ring.is_empty()
+            && (self.rx.peer_closed || self.rx.receiver_gone)
+            && self.rx.unacked == 0
     }
 }
