@@ -374,9 +374,9 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
 
     /// Takes the call's answer and frees the entry at once; `f` gets what
     /// was found and the answer's bytes (copied out: `f` runs with the
-    /// table unlocked). With no answer yet the call is given up (see
+    /// table unlocked), and its result is returned. With no answer yet the call is given up (see
     /// [`give_up`](Self::give_up)).
-    pub(crate) fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8])) {
+    pub(crate) fn finish<R>(&self, id: CallId, f: impl FnOnce(Finished, &[u8]) -> R) -> R {
         let mut bytes = [0u8; BUF];
         let finished = self.with(|t| {
             let entry = t.entry(id.slot as usize);
@@ -406,7 +406,7 @@ impl<M: RawMutex, const N: usize, const BUF: usize, const PEER: usize, const WAI
             Finished::Answer(_, len) => len,
             _ => 0,
         };
-        f(finished, bytes.get(..len).unwrap_or(&[]));
+        f(finished, bytes.get(..len).unwrap_or(&[]))
     }
 
     // ---- the runner ----
@@ -575,7 +575,7 @@ pub trait CallTable: sealed::Sealed + 'static {
     #[doc(hidden)]
     fn poll_answer(&self, id: CallId, cx: &mut Context<'_>) -> Poll<()>;
     #[doc(hidden)]
-    fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8]));
+    fn finish<R>(&self, id: CallId, f: impl FnOnce(Finished, &[u8]) -> R) -> R;
     #[doc(hidden)]
     fn give_up(&self, ticket: Option<u32>, id: Option<CallId>);
 }
@@ -610,7 +610,7 @@ impl<M: RawMutex + 'static, const N: usize, const BUF: usize, const PEER: usize,
     fn poll_answer(&self, id: CallId, cx: &mut Context<'_>) -> Poll<()> {
         Calls::poll_answer(self, id, cx)
     }
-    fn finish(&self, id: CallId, f: &mut dyn FnMut(Finished, &[u8])) {
+    fn finish<R>(&self, id: CallId, f: impl FnOnce(Finished, &[u8]) -> R) -> R {
         Calls::finish(self, id, f)
     }
     fn give_up(&self, ticket: Option<u32>, id: Option<CallId>) {

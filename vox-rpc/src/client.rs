@@ -158,24 +158,16 @@ impl<T: CallTable, C: Clock> Client<T, C> {
                     (None, _) => return Err(CallError::Timeout { committed: false }),
                 }
             };
-            let mut decode = Some(decode);
-            let mut result = Err(CallError::Timeout { committed: true });
-            self.calls.finish(id, &mut |finished, bytes| {
-                let Some(decode) = decode.take() else { return };
-                result = match finished {
-                    Finished::Answer(Answer::Reply, _) => decode(Ok(()), bytes),
-                    Finished::Answer(Answer::Failed, _) => decode(Err(()), bytes),
-                    Finished::Answer(Answer::Refused(why), _) => Err(CallError::refused(why)),
-                    Finished::Answer(Answer::Unknown, _) => Err(CallError::Unknown),
-                    Finished::Answer(Answer::TooLarge, _) => Err(CallError::TooLarge),
-                    Finished::Answer(Answer::TooBig, _) => Err(CallError::BadResponse),
-                    Finished::Answer(Answer::Lost { kind, committed }, _) => Err(CallError::lost(kind, committed)),
-                    Finished::Pending { committed } | Finished::Gone(committed) => {
-                        Err(CallError::Timeout { committed })
-                    }
-                };
-            });
-            result
+            self.calls.finish(id, |finished, bytes| match finished {
+                Finished::Answer(Answer::Reply, _) => decode(Ok(()), bytes),
+                Finished::Answer(Answer::Failed, _) => decode(Err(()), bytes),
+                Finished::Answer(Answer::Refused(why), _) => Err(CallError::refused(why)),
+                Finished::Answer(Answer::Unknown, _) => Err(CallError::Unknown),
+                Finished::Answer(Answer::TooLarge, _) => Err(CallError::TooLarge),
+                Finished::Answer(Answer::TooBig, _) => Err(CallError::BadResponse),
+                Finished::Answer(Answer::Lost { kind, committed }, _) => Err(CallError::lost(kind, committed)),
+                Finished::Pending { committed } | Finished::Gone(committed) => Err(CallError::Timeout { committed }),
+            })
         }
     }
 }
