@@ -161,11 +161,13 @@ where
                         let mut recv = pin!(rx.recv());
                         loop {
                             if let Some(p) = permit.take() {
+                                // One call for both modes: refusing, the greeting goes
+                                // out and the session ends.
+                                let step = session.send_next(p);
                                 if let Some(theirs) = refusing {
-                                    let _ = session.send_next(p);
                                     break 'refused theirs;
                                 }
-                                match session.send_next(p) {
+                                match step {
                                     Step::Sent => continue,
                                     Step::Idle(p) => permit = Some(p),
                                     Step::Failed(e) => break 'session Err(e),
