@@ -47,16 +47,31 @@ struct List<D>(PhantomData<fn() -> D>);
 
 impl<D: Dispatch> EncodeBody for List<D> {
     fn encoded_len(&self) -> Option<usize> {
-        let mut len = 0;
-        write_list(D::ENDPOINTS, &mut |piece| {
-            len += piece.len();
-            true
-        })
-        .then_some(len)
+        Some(const { list_len(D::ENDPOINTS) })
     }
     fn encode(&self, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         write_list(D::ENDPOINTS, sink)
     }
+}
+
+/// The bytes [`write_list`] writes for `list`: a constant for each
+/// server type.
+const fn list_len(list: Option<&'static EndpointEntry>) -> usize {
+    const fn varint_len(mut v: usize) -> usize {
+        let mut len = 1;
+        while v >= 0x80 {
+            v >>= 7;
+            len += 1;
+        }
+        len
+    }
+    let (mut count, mut len, mut at) = (0, 0, list);
+    while let Some(e) = at {
+        len += 1 + varint_len(e.key.0 as usize) + varint_len(e.name.len()) + e.name.len();
+        count += 1;
+        at = e.next;
+    }
+    varint_len(count) + len
 }
 
 /// The entries of `list`, first to last.

@@ -354,17 +354,35 @@ impl<D: Dispatch> EncodeBody for KeyList<D> {
         Some(D::COUNT * 4)
     }
     fn encode(&self, sink: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        (0..D::COUNT).all(|i| D::key(i).is_some_and(|k| sink(&k.0.to_le_bytes())))
+        // The list walked once (not from its start for every key).
+        let mut list = D::ENDPOINTS;
+        (0..D::COUNT).all(|_| {
+            list.is_some_and(|entry| {
+                list = entry.next;
+                sink(&entry.key.0.to_le_bytes())
+            })
+        })
     }
 }
 
-/// The service fingerprint: FNV-1a over the keys, in order.
-fn fingerprint<D: Dispatch>() -> u32 {
+/// The service fingerprint: FNV-1a over the keys of the first `count`
+/// entries of `list` (a side's endpoints, in order). A `const fn`: each
+/// side's is a constant.
+const fn fingerprint(mut list: Option<&'static crate::dispatch::EndpointEntry>, count: usize) -> u32 {
     let mut hash = 0x811c_9dc5u32;
-    for key in (0..D::COUNT).filter_map(D::key) {
-        for byte in key.0.to_le_bytes() {
-            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    let mut left = count;
+    while let Some(entry) = list
+        && left > 0
+    {
+        let mut key = entry.key.0;
+        let mut bytes = 4;
+        while bytes > 0 {
+            hash = (hash ^ (key & 0xff)).wrapping_mul(0x0100_0193);
+            key >>= 8;
+            bytes -= 1;
         }
+        list = entry.next;
+        left -= 1;
     }
     hash
 }
@@ -406,7 +424,7 @@ impl<
                     Frame::Hello(Hello {
                         version: PROTOCOL_VERSION,
                         max_in_flight: Q as u16,
-                        fingerprint: fingerprint::<D>(),
+                        fingerprint: const { fingerprint(D::ENDPOINTS, D::COUNT) },
                         endpoints: Body::Value(&keys),
                         topics: Body::Bytes(topics.get(..len).unwrap_or(&[])),
                     }),
@@ -576,13 +594,14 @@ impl<
                 // One call of the handler, with the permit if one is held,
                 // unless the request is refused; one path for what became
                 // of it (a refusal owed, an answer sent, ...).
-                let held = permit.is_some();
+                let p = permit.take();
+                let held = p.is_some();
                 let (handled, p, result) = if index >= D::COUNT && request.endpoint != describe::DESCRIBE {
-                    (Handled::Refused(Refusal::Unknown), permit.take(), Ok(()))
+                    (Handled::Refused(Refusal::Unknown), p, Ok(()))
                 } else if (self.clock.now().as_millis() as i64) > deadline {
-                    (Handled::Refused(Refusal::Expired), permit.take(), Ok(()))
+                    (Handled::Refused(Refusal::Expired), p, Ok(()))
                 } else {
-                    run_request(parts.dispatch.as_mut(), index, id, body, permit.take())
+                    run_request(parts.dispatch.as_mut(), index, id, body, p)
                 };
                 if handled == Handled::NeedsPermit && !held {
                     if !parts.defer(id, request.endpoint, deadline, body) {
@@ -710,5 +729,32 @@ fn sent<P, E: ConduitError>(result: Result<(), E>) -> Step<P> {
     match result {
         Ok(()) => Step::Sent,
         Err(e) => Step::Failed(RunError::Conduit(e.kind())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+    use crate::EndpointKey;
+    use crate::dispatch::EndpointEntry;
+
+    /// FNV-1a over the keys' little-endian bytes, as the peer computes it.
+    fn fnv1a(keys: &[u32]) -> u32 {
+        let mut hash = 0x811c_9dc5u32;
+        for byte in keys.iter().flat_map(|k| k.to_le_bytes()) {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+        hash
+    }
+
+    #[test]
+    fn the_fingerprint_is_fnv1a_over_the_first_count_keys_in_order() {
+        static LAST: EndpointEntry = EndpointEntry { key: EndpointKey(0xdead_beef), name: "b", next: None };
+        static FIRST: EndpointEntry = EndpointEntry { key: EndpointKey(0x0403_0201), name: "a", next: Some(&LAST) };
+        const BOTH: u32 = fingerprint(Some(&FIRST), 2);
+        assert_eq!(BOTH, fnv1a(&[0x0403_0201, 0xdead_beef]));
+        assert_eq!(fingerprint(Some(&FIRST), 1), fnv1a(&[0x0403_0201]));
+        assert_eq!(fingerprint(Some(&FIRST), 5), BOTH, "a list shorter than the count");
+        assert_eq!(fingerprint(None, 0), fnv1a(&[]));
     }
 }
