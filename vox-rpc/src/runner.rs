@@ -169,7 +169,7 @@ where
                                 }
                                 match step {
                                     Step::Sent => continue,
-                                    Step::Idle(p) => permit = Some(p),
+                                    Step::Idle(p) => keep(&mut permit, p),
                                     Step::Failed(e) => break 'session Err(e),
                                 }
                             }
@@ -227,7 +227,7 @@ where
                             .await;
                             match event {
                                 Event::Received(received) => break received,
-                                Event::Reserved(Ok(p)) => permit = Some(p),
+                                Event::Reserved(Ok(p)) => keep(&mut permit, p),
                                 Event::Reserved(Err(e)) => match refusing {
                                     Some(theirs) => break 'refused theirs,
                                     None => break 'session Err(RunError::Conduit(e.kind())),
@@ -516,6 +516,9 @@ impl<
                 None => false,
             });
             if sent_one || permit.is_none() {
+                // The permit went with the sample (or with a failed send).
+                debug_assert!(permit.is_none());
+                core::mem::forget(permit);
                 return match result {
                     Ok(()) => Step::Sent,
                     Err(kind) => Step::Failed(RunError::Conduit(kind)),
@@ -604,13 +607,16 @@ impl<
                     run_request(parts.dispatch.as_mut(), index, id, body, p)
                 };
                 if handled == Handled::NeedsPermit && !held {
+                    // No permit came in, none comes back.
+                    debug_assert!(p.is_none());
+                    core::mem::forget(p);
                     if !parts.defer(id, request.endpoint, deadline, body) {
                         return Err(RunError::Violation("more requests unanswered than the window allows"));
                     }
                 } else {
                     // An unused permit stays for the next frame.
                     match finish_plain(&mut parts, handled, id, p, result) {
-                        Step::Idle(p) => *permit = Some(p),
+                        Step::Idle(p) => keep(permit, p),
                         Step::Sent => {}
                         Step::Failed(e) => return Err(e),
                     }
@@ -723,6 +729,13 @@ fn finish_plain<D: Dispatch, P, const Q: usize, const A: usize>(
         }
         Handled::Started | Handled::NeedsPermit => permit.map_or(Step::Sent, Step::Idle),
     }
+}
+
+/// Keeps permit `p` in `slot`, empty here: the old value is not dropped
+/// (a call to the permit's drop glue, never needed).
+fn keep<P>(slot: &mut Option<P>, p: P) {
+    debug_assert!(slot.is_none());
+    core::mem::forget(slot.replace(p));
 }
 
 fn sent<P, E: ConduitError>(result: Result<(), E>) -> Step<P> {
