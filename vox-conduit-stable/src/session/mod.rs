@@ -92,9 +92,10 @@ enum Phase {
 }
 
 /// `Option` whose `None` is all zero bytes (`Option`'s niche would put a
-/// non-zero tag there).
+/// non-zero tag there). The tag takes a whole word (the payload is word
+/// aligned anyway): the payload is then copied in words, not bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[repr(u8)]
+#[repr(u32)]
 enum ZeroOption<T> {
     None = 0,
     Some(T) = 1,
@@ -139,9 +140,10 @@ impl Since {
 
 /// Whether and how the session ends: one field for the two ends, as a
 /// refusal becomes the end once our prologue is out. `None` is all zero
-/// bytes, like the rest of a fresh state.
+/// bytes, like the rest of a fresh state; the tag is a word, like
+/// [`ZeroOption`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
+#[repr(u32)]
 enum Ending {
     None = 0,
     /// The peer's prologue was refused: ours goes out, then the session
@@ -163,15 +165,16 @@ impl Ending {
         matches!(self, Self::Refusing(_))
     }
 
-    /// The refusal's error, due now that our prologue is out (or the link
-    /// is gone).
-    fn take_refusal(&mut self) -> Option<SessionError> {
+    /// A refusal becomes the end, due now that our prologue is out (or
+    /// the link is gone): whether there was one. The error stays where it
+    /// is; only the tag changes.
+    fn refusal_ends(&mut self) -> bool {
         match *self {
             Self::Refusing(e) => {
-                *self = Self::None;
-                Some(e)
+                *self = Self::Ended(e);
+                true
             }
-            _ => None,
+            _ => false,
         }
     }
 }
@@ -413,8 +416,8 @@ impl Session<'_> {
         if error == LinkError::CrcMismatch {
             self.state.stats.crc_errors += 1;
         }
-        if let Some(e) = self.state.ending.take_refusal() {
-            self.state.end(e);
+        if self.state.ending.refusal_ends() {
+            self.state.ended_now();
             return;
         }
         if !matches!(self.state.phase, Phase::Detached) {

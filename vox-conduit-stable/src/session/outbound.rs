@@ -290,8 +290,8 @@ impl Session<'_> {
                     if let Phase::Handshake(h) = &mut s.phase {
                         h.prologue_at = now;
                     }
-                    if let Some(e) = s.ending.take_refusal() {
-                        s.end(e);
+                    if s.ending.refusal_ends() {
+                        s.ended_now();
                     }
                 }
                 Kind::Hello => {

@@ -212,6 +212,12 @@ impl SessionState {
         if self.ending.ended().is_none() {
             self.ending = Ending::Ended(error);
         }
+        self.ended_now();
+    }
+
+    /// What follows the end: the attachment is over and everyone waiting
+    /// wakes to it.
+    pub(super) fn ended_now(&mut self) {
         self.detach_with(Detach::Ended);
         self.wakes |= Wakes::WRITER | Wakes::READER | Wakes::TRANSMIT;
     }
