@@ -240,14 +240,6 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         self.storage.lock(f)
     }
 
-    /// `Some` once the session is over: complete, or ended.
-    fn outcome_of(l: &Locked<'_>) -> Option<Result<(), SessionError>> {
-        match l.session.state.ended() {
-            Some(e) => Some(Err(*e)),
-            None => l.session.state.is_complete().then_some(Ok(())),
-        }
-    }
-
     /// Ready once the session is over (checked and the waker registered
     /// under one lock: no outcome slips in between).
     fn over(&self) -> impl Future<Output = Result<(), SessionError>> {
@@ -270,8 +262,13 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
     /// and a link may be attached.
     fn poll_over(&self, cx: &core::task::Context<'_>, or_attach: bool) -> Poll<Option<Result<(), SessionError>>> {
         self.with(|l| {
-            if let Some(outcome) = Self::outcome_of(l) {
-                return Poll::Ready(Some(outcome));
+            // Once the session is over: ended, or complete. The error is
+            // copied straight into the answer.
+            if let Some(e) = l.session.state.ended() {
+                return Poll::Ready(Some(Err(*e)));
+            }
+            if l.session.state.is_complete() {
+                return Poll::Ready(Some(Ok(())));
             }
             if or_attach && l.session.state.attach_not_before().is_none() {
                 return Poll::Ready(None);

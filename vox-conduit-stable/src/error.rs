@@ -15,6 +15,9 @@ use vox_types::{ConduitError, ErrorKind, HandshakeError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
+// Tagged by a whole word: the error (stored in the session state, answered
+// by the driver) is copied in words, not byte by byte around a 2-byte tag.
+#[repr(u32)]
 pub enum SessionError {
     /// The peer does not know our resume key (it restarted, or expired the
     /// session), or the peer started a new session. Messages not yet
