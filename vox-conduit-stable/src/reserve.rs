@@ -99,6 +99,12 @@ fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::W
             l.session.note_writer_waiting();
             return Poll::Pending;
         }
+        if let Some(e) = l.session.state.ended() {
+            // The session ended: the next waiter learns it too.
+            let ended = Poll::Ready(Err(SendError::Session(*e)));
+            queue.wake_one();
+            return ended;
+        }
         match l.session.try_reserve() {
             Ok(true) => {
                 if queue.has_waiters() {
