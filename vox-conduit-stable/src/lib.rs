@@ -82,6 +82,8 @@ pub mod acceptor_core;
 mod config;
 mod driver;
 mod error;
+#[cfg(feature = "std")]
+mod late_release;
 mod primed_link;
 mod reserve;
 pub mod session;

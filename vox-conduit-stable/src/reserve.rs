@@ -81,6 +81,9 @@ impl<S: StableStore> Future for Reserve<'_, S> {
 /// lock is): it runs once per message sent.
 #[cfg_attr(feature = "std", inline)]
 fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::Waker) -> Poll<Result<(), SendError>> {
+    // Hosts: a reservation changes nothing a release depends on.
+    #[cfg(feature = "std")]
+    l.release_unchanged();
     let queue = &mut l.wakers.writers;
     // SAFETY: `place` is valid and pinned (above); the queue and
     // its places are only touched under this lock.

@@ -303,6 +303,8 @@ impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_
             // Neither pushing nor ending a reservation brings a deadline
             // forward (the transmitter is woken instead).
             l.timer_unchanged();
+            #[cfg(feature = "std")]
+            l.release_unchanged();
             let pushed = l.session.push_message(encode);
             l.session.end_reserve();
             pushed
@@ -355,6 +357,8 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> StableRx<F, S> {
         let received = self.storage.lock(|l| {
             // Taking a message brings no deadline forward.
             l.timer_unchanged();
+            #[cfg(feature = "std")]
+            l.release_unchanged();
             if let Some(r) = l.session.pop_received() {
                 return Poll::Ready(Ok(Some(r)));
             }

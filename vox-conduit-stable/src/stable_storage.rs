@@ -42,6 +42,10 @@ pub struct StableStorage<
     /// Outside the mutex: the application reads lent regions while the
     /// driver writes free ones (see `write_received`).
     rx_bytes: UnsafeCell<[u8; RX_BYTES]>,
+    /// Hosts: a received message's release recorded by its drop without
+    /// the lock, carried out by the next lock.
+    #[cfg(feature = "std")]
+    late: crate::late_release::LateRelease,
 }
 
 // SAFETY: the session state is behind the `M` mutex (`Sync` when `M` is),
@@ -109,7 +113,7 @@ impl<const TB: usize, const TM: usize, const RM: usize> Guarded<TB, TM, RM> {
     /// every place that locks the storage; inlined on hosts (feature
     /// `std`), where it is built five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
-    #[cfg_attr(feature = "std", inline)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn enter(&self) -> Locked<'_> {
         if self.flags.busy.replace(true) {
             reentered();
@@ -122,7 +126,17 @@ impl<const TB: usize, const TM: usize, const RM: usize> Guarded<TB, TM, RM> {
         let inner = unsafe { &mut *self.inner.get() };
         let Inner { state, now, timer_at, tx_bytes, tx_entries, rx_entries, wakers, parts } = inner;
         let session = Session { state, tx_bytes, tx_entries, rx_entries };
-        Locked { session, now, timer_at, wakers, parts, flags: &self.flags, check_timer: true }
+        Locked {
+            session,
+            now,
+            timer_at,
+            wakers,
+            parts,
+            flags: &self.flags,
+            check_timer: true,
+            #[cfg(feature = "std")]
+            check_release: true,
+        }
     }
 }
 
@@ -197,7 +211,7 @@ impl Locked<'_> {
     /// `lock` is generic over its closure, this is not; inlined on hosts
     /// (feature `std`), where it runs five times per message.
     #[cfg_attr(not(feature = "std"), inline(never))]
-    #[cfg_attr(feature = "std", inline)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn settle(&mut self) {
         let turns_given_up = &self.flags.turns_given_up;
         let mut wakes = self.session.state.take_wakes();
@@ -242,6 +256,10 @@ pub struct Locked<'a> {
     /// Whether the operation may have brought a deadline forward (see
     /// [`timer_unchanged`](Self::timer_unchanged)).
     check_timer: bool,
+    /// Hosts: whether the operation may have made a release owe a
+    /// window update (see [`release_unchanged`](Self::release_unchanged)).
+    #[cfg(feature = "std")]
+    check_release: bool,
 }
 
 impl Drop for Locked<'_> {
@@ -259,6 +277,47 @@ impl Locked<'_> {
     /// needs the timer woken; later ones are found when it wakes.
     pub(crate) fn timer_unchanged(&mut self) {
         self.check_timer = false;
+    }
+
+    /// Hosts: the operation cannot make a release owe a window update
+    /// where it owed none (taking a message, releasing one, reserving,
+    /// pushing: only the driver's frames, and a session's end, change the
+    /// window the peer heard, the ack owed or the phase). `settle` then
+    /// skips asking again whether releases may wait (`late_release`).
+    #[cfg(feature = "std")]
+    pub(crate) fn release_unchanged(&mut self) {
+        self.check_release = false;
+    }
+
+    /// Hosts: a release recorded without the lock, carried out at the
+    /// start of a lock.
+    #[cfg(feature = "std")]
+    #[inline(always)]
+    fn take_late_release(&mut self, late: &crate::late_release::LateRelease) {
+        if let Some(token) = late.take() {
+            self.session.release(token);
+        }
+    }
+
+    /// Hosts: whether a release may wait for the next lock, asked again
+    /// at the end of a lock that may have changed it (see `late_release`'s
+    /// rule); one recorded until it stops is carried out now (its window
+    /// update and wake are this lock's).
+    #[cfg(feature = "std")]
+    #[inline(always)]
+    fn settle_late_release(&mut self, late: &crate::late_release::LateRelease) {
+        if !self.check_release {
+            return;
+        }
+        let may_wait = self.session.release_may_wait();
+        if may_wait == late.is_open() {
+            return;
+        }
+        if may_wait {
+            late.open();
+        } else if let Some(token) = late.close() {
+            self.session.release(token);
+        }
     }
 }
 
@@ -356,6 +415,8 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
                 }),
             }),
             rx_bytes: UnsafeCell::new([0; RB]),
+            #[cfg(feature = "std")]
+            late: crate::late_release::LateRelease::new(),
         }
     }
 }
@@ -372,10 +433,17 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     for StableStorage<M, TB, TM, RB, RM>
 {
     unsafe fn release_slot(&self, token: usize) {
+        // Hosts: recorded for the next lock when that stalls nobody.
+        #[cfg(feature = "std")]
+        if self.late.record(token) {
+            return;
+        }
         sealed::Sealed::lock(self, |l| {
             // Releasing may owe a window update (the transmitter's wake),
             // which only takes deadlines away.
             l.timer_unchanged();
+            #[cfg(feature = "std")]
+            l.release_unchanged();
             l.session.release(token)
         });
     }
@@ -387,8 +455,9 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     fn lock<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         self.inner.lock(|cell| {
             let mut locked = cell.enter();
+            self.begin(&mut locked);
             let r = f(&mut locked);
-            locked.settle();
+            self.settle(&mut locked);
             core::mem::forget(locked);
             r
         })
@@ -400,8 +469,9 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
                 return None;
             }
             let mut locked = cell.enter();
+            self.begin(&mut locked);
             let r = f(&mut locked);
-            locked.settle();
+            self.settle(&mut locked);
             core::mem::forget(locked);
             Some(r)
         })
@@ -418,7 +488,8 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     fn reset(&self, state: SessionState) -> Result<(), crate::ConfigError> {
         self.inner.lock(|cell| {
             // Nothing to wake: the view is dropped, not settled.
-            let l = cell.enter();
+            let mut l = cell.enter();
+            self.begin(&mut l);
             // Checked under the lock that lends messages: none is lent
             // between the count and the reset.
             let messages = l.session.rx_entries.iter().filter(|e| e.is_lent()).count();
@@ -437,6 +508,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     fn part_gone(&self, part: Part) {
         self.inner.lock(|cell| {
             let mut locked = cell.enter();
+            self.begin(&mut locked);
             *locked.parts = locked.parts.saturating_sub(1);
             match part {
                 Part::Driver => return,
@@ -445,7 +517,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
                 // Messages are acked and dropped from now on.
                 Part::Rx => locked.session.drop_receiver(),
             }
-            locked.settle();
+            self.settle(&mut locked);
             core::mem::forget(locked);
         });
     }
@@ -481,6 +553,27 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         // from the receive ring; `UnsafeCell::get` is never null, and a
         // pointer inside the allocation is not either.
         unsafe { NonNull::new_unchecked(base.wrapping_add(offset.min(RB))) }
+    }
+}
+
+impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, const RM: usize>
+    StableStorage<M, TB, TM, RB, RM>
+{
+    /// Starts an operation under the lock, on the view of the locked
+    /// state (hosts: the release recorded without the lock is carried
+    /// out first).
+    #[inline(always)]
+    fn begin(&self, _locked: &mut Locked<'_>) {
+        #[cfg(feature = "std")]
+        _locked.take_late_release(&self.late);
+    }
+
+    /// Ends an operation under the lock (see [`Locked::settle`]).
+    #[inline(always)]
+    fn settle(&self, locked: &mut Locked<'_>) {
+        #[cfg(feature = "std")]
+        locked.settle_late_release(&self.late);
+        locked.settle();
     }
 }
 
@@ -587,6 +680,64 @@ mod tests {
             }
         };
         run(embassy_futures::join::join(send, receive), drivers);
+    }
+
+    /// Messages handed to another task, which drops each a few polls
+    /// later, mostly while the receiver waits in `recv`, through a receive
+    /// ring of three, every part a task of its own (polled only when
+    /// woken): every one arrives. (Hosts record a release without the lock
+    /// only while it owes no window update; one that owed the update and
+    /// waited for a later lock would stall here.)
+    // r[verify stable.flow.no-stall]
+    #[test]
+    fn messages_dropped_by_another_task_while_recv_waits_all_arrive() {
+        use futures::StreamExt;
+        use futures::task::LocalSpawnExt;
+        let config = StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        const N: u32 = 60;
+        let (hand_over, mut handed) = futures::channel::mpsc::unbounded();
+        let dropped = std::rc::Rc::new(core::cell::Cell::new(0));
+        let mut pool = futures::executor::LocalPool::new();
+        let spawner = pool.spawner();
+        spawner.spawn_local(async move { ad.run(dialer, FrozenClock).await.unwrap() }).unwrap();
+        spawner.spawn_local(async move { bd.run(listener, rng, FrozenClock).await.unwrap() }).unwrap();
+        spawner
+            .spawn_local(async move {
+                for i in 0..N {
+                    atx.reserve().await.unwrap().send(Blob(i, &[i as u8; 12])).unwrap();
+                }
+                core::future::pending::<()>().await;
+            })
+            .unwrap();
+        spawner
+            .spawn_local(async move {
+                for i in 0..N {
+                    let m = brx.recv().await.unwrap().unwrap();
+                    assert_eq!(m.get::<BlobFamily>(), &Blob(i, &[i as u8; 12]));
+                    hand_over.unbounded_send(m).unwrap();
+                }
+            })
+            .unwrap();
+        let count = dropped.clone();
+        spawner
+            .spawn_local(async move {
+                while let Some(m) = handed.next().await {
+                    for _ in 0..count.get() % 4 {
+                        embassy_futures::yield_now().await;
+                    }
+                    drop(m);
+                    count.set(count.get() + 1);
+                }
+            })
+            .unwrap();
+        pool.run_until_stalled();
+        assert_eq!(dropped.get(), N, "every message arrived and was dropped");
     }
 
     // r[verify core.burst]

@@ -276,6 +276,18 @@ impl Session<'_> {
         }
     }
 
+    /// Whether releasing a message now would owe no window update (see
+    /// [`free_released`](Self::free_released)): not attached, an ack owed
+    /// already (it carries the window granted when it goes out), or the
+    /// window the peer last heard still open. Hosts (feature `std`) let a
+    /// release wait for the storage's next lock while this holds.
+    #[cfg(feature = "std")]
+    #[inline]
+    pub fn release_may_wait(&self) -> bool {
+        let s = &*self.state;
+        !matches!(s.phase, Phase::Attached) || s.rx.ack_now || !self.advertised_closed()
+    }
+
     /// The application dropped its receiver: messages are acked and
     /// dropped from now on; the ones not yet taken are freed.
     pub fn drop_receiver(&mut self) {
