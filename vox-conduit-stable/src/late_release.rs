@@ -36,6 +36,7 @@
 //! One release is recorded at a time; a second drop before the next lock
 //! takes the lock (which carries out the first).
 
+use crate::session::Session;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Releases may be recorded (the word's low bit).
@@ -62,9 +63,33 @@ impl LateRelease {
         self.0.compare_exchange(OPEN, word | OPEN, Ordering::Release, Ordering::Relaxed).is_ok()
     }
 
+    /// At the start of a lock: the recorded release is carried out.
+    #[inline(always)]
+    pub(crate) fn carry_out(&self, session: &mut Session<'_>) {
+        if let Some(token) = self.take() {
+            session.release(token);
+        }
+    }
+
+    /// At the end of a lock that may have changed it: whether a release
+    /// may wait, asked again; one recorded until it stops is carried out
+    /// now (its window update and wake are this lock's).
+    #[inline(always)]
+    pub(crate) fn settle(&self, session: &mut Session<'_>) {
+        let may_wait = session.release_may_wait();
+        if may_wait == self.is_open() {
+            return;
+        }
+        if may_wait {
+            self.open();
+        } else if let Some(token) = self.close() {
+            session.release(token);
+        }
+    }
+
     /// Under the lock: the recorded token, taken (the word stays open).
     #[inline]
-    pub(crate) fn take(&self) -> Option<usize> {
+    fn take(&self) -> Option<usize> {
         let word = self.0.load(Ordering::Acquire);
         if word <= OPEN {
             return None;
@@ -76,19 +101,19 @@ impl LateRelease {
 
     /// Under the lock: whether releases may be recorded now.
     #[inline]
-    pub(crate) fn is_open(&self) -> bool {
+    fn is_open(&self) -> bool {
         self.0.load(Ordering::Relaxed) & OPEN != 0
     }
 
     /// Under the lock, when it was closed: releases may be recorded.
-    pub(crate) fn open(&self) {
+    fn open(&self) {
         // Closed, no drop writes the word.
         self.0.store(OPEN, Ordering::Relaxed);
     }
 
     /// Under the lock, when it was open: drops take the lock from now on;
     /// the token recorded until now, if any, to carry out.
-    pub(crate) fn close(&self) -> Option<usize> {
+    fn close(&self) -> Option<usize> {
         let word = self.0.swap(0, Ordering::Acquire);
         (word > OPEN).then(|| (word >> 1) - 1)
     }

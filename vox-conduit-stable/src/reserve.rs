@@ -1,13 +1,76 @@
 //! `Reserve`: one writer's wait in a stable conduit's `reserve`, its place
 //! in the storage's writer queue and its turn, and what dropping the
 //! future gives back (the place, or a reservation a panicking wake left).
+//!
+//! Hosts (feature `std`): a send whose writer has nobody waiting behind it
+//! keeps its reservation for the next message when the replay ring has
+//! room for one more (as `try_reserve` would grant it then), and offers it
+//! as an [`EarlyPermit`]: the next `reserve` (of any task) takes it with
+//! one atomic operation instead of a lock of the storage. The rules that
+//! keep the queue's order and every wait's end:
+//!
+//! - it is offered only while no writer is queued or woken, and while it
+//!   is offered no writer queues: a `reserve` polled under the lock takes
+//!   it there rather than wait behind it;
+//! - a future that has a place in the queue (polled before) never takes it
+//!   without the lock;
+//! - a lock that may end the session or close the half (every lock but
+//!   the application's data path) takes it back when the writer may no
+//!   longer reserve, so `reserve` answers the session's end as before,
+//!   and a new session's reset clears it.
 
 use crate::SendError;
 use crate::stable_storage::{Locked, StableStore};
 use crate::writer_queue::{PlaceState, WriterPlace, WriterQueue};
 use core::future::Future;
 use core::pin::Pin;
+#[cfg(feature = "std")]
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
+
+/// Hosts: a reservation taken early by a send, for whichever `reserve`
+/// comes next (see the module's rules). Set only under the storage's lock;
+/// taken by exactly one [`claim`](Self::claim).
+#[cfg(feature = "std")]
+pub struct EarlyPermit(AtomicBool);
+
+#[cfg(feature = "std")]
+impl EarlyPermit {
+    /// None offered.
+    pub(crate) const fn new() -> Self {
+        Self(AtomicBool::new(false))
+    }
+
+    /// Under the lock: the session holds a reservation for the next
+    /// `reserve`.
+    pub(crate) fn offer(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether one is offered (under the lock: exact, as only a claim
+    /// takes it away).
+    #[inline]
+    pub(crate) fn offered(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// At the end of a lock that may end the session or close the half:
+    /// a reservation offered to a writer that may no longer reserve is
+    /// taken back.
+    #[inline(always)]
+    pub(crate) fn settle(&self, session: &mut crate::session::Session<'_>) {
+        if self.offered() && session.writer_may_not_reserve() && self.claim() {
+            session.end_reserve();
+        }
+    }
+
+    /// Takes the offered reservation: `true` for the one caller that gets
+    /// it (the read first: no atomic write when none is offered).
+    #[inline]
+    pub(crate) fn claim(&self) -> bool {
+        self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::Acquire)
+    }
+}
 
 /// One task's wait in `reserve`: its place in the storage's
 /// [`WriterQueue`] while it waits.
@@ -36,6 +99,14 @@ impl<'a, S: StableStore> Reserve<'a, S> {
     pub(crate) fn new(storage: &'a S) -> Self {
         Self { storage, place: WriterPlace::new(), held: Held::Nothing }
     }
+
+    /// Hosts: takes the reservation a send took early, without the lock,
+    /// if this wait holds no place in the queue (see the module's rules).
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn claim_early(&self) -> bool {
+        self.held == Held::Nothing && self.storage.early_permit().claim()
+    }
 }
 
 impl<S: StableStore> Future for Reserve<'_, S> {
@@ -50,7 +121,8 @@ impl<S: StableStore> Future for Reserve<'_, S> {
         let this = unsafe { self.get_unchecked_mut() };
         let place: *mut WriterPlace = &mut this.place;
         let held = &mut this.held;
-        let polled = this.storage.lock(|l| {
+        let storage = this.storage;
+        let polled = storage.lock(|l| {
             // `Place` until the poll's outcome is known, which is before
             // the lock wakes anyone: if a waker panics (its clone here, or
             // its wake after), the drop still finds `place` if it is
@@ -60,7 +132,13 @@ impl<S: StableStore> Future for Reserve<'_, S> {
             {
                 *held = Held::Place;
             }
-            let polled = poll_place(l, place, cx.waker());
+            let polled = poll_place(
+                l,
+                place,
+                cx.waker(),
+                #[cfg(feature = "std")]
+                storage.early_permit(),
+            );
             *held = match polled {
                 Poll::Pending => Held::Place,
                 Poll::Ready(Ok(())) => Held::Reservation,
@@ -80,10 +158,15 @@ impl<S: StableStore> Future for Reserve<'_, S> {
 /// place in the queue. Inlined on hosts (feature `std`, as the storage's
 /// lock is): it runs once per message sent.
 #[cfg_attr(feature = "std", inline)]
-fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::Waker) -> Poll<Result<(), SendError>> {
+fn poll_place(
+    l: &mut Locked<'_>,
+    place: *mut WriterPlace,
+    waker: &core::task::Waker,
+    #[cfg(feature = "std")] early: &EarlyPermit,
+) -> Poll<Result<(), SendError>> {
     // Hosts: a reservation changes nothing a release depends on.
     #[cfg(feature = "std")]
-    l.release_unchanged();
+    l.data_path_only();
     let queue = &mut l.wakers.writers;
     // SAFETY: `place` is valid and pinned (above); the queue and
     // its places are only touched under this lock.
@@ -108,7 +191,13 @@ fn poll_place(l: &mut Locked<'_>, place: *mut WriterPlace, waker: &core::task::W
             queue.wake_one();
             return ended;
         }
-        match l.session.try_reserve() {
+        // Hosts: a reservation a send took early is this writer's (no one
+        // waits while one is offered).
+        #[cfg(feature = "std")]
+        let reserved = if early.claim() { Ok(true) } else { l.session.try_reserve() };
+        #[cfg(not(feature = "std"))]
+        let reserved = l.session.try_reserve();
+        match reserved {
             Ok(true) => {
                 if queue.has_waiters() {
                     // Others still wait (the self-stall count

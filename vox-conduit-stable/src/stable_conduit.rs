@@ -279,6 +279,11 @@ impl<'a, F, S: StableStore + 'static> Future for ReservePermit<'a, F, S> {
         // of `self` (no `Drop` or `Unpin` impl here moves it).
         let this = unsafe { self.get_unchecked_mut() };
         let tx = this.tx;
+        // Hosts: the reservation the last send took early, if any.
+        #[cfg(feature = "std")]
+        if this.reserve.claim_early() {
+            return Poll::Ready(Ok(StablePermit { tx }));
+        }
         // SAFETY: as above.
         let reserve = unsafe { Pin::new_unchecked(&mut this.reserve) };
         reserve.poll(cx).map(|reserved| reserved.map(|()| StablePermit { tx }))
@@ -304,8 +309,15 @@ impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_
             // forward (the transmitter is woken instead).
             l.timer_unchanged();
             #[cfg(feature = "std")]
-            l.release_unchanged();
+            l.data_path_only();
             let pushed = l.session.push_message(encode);
+            // Hosts: with nobody waiting behind it, the reservation is
+            // kept for the next message (see `reserve`'s `EarlyPermit`).
+            #[cfg(feature = "std")]
+            if pushed.is_ok() && !l.wakers.writers.has_waiters() && l.session.reserve_again() {
+                self.tx.storage.early_permit().offer();
+                return pushed;
+            }
             l.session.end_reserve();
             pushed
         });
@@ -358,7 +370,7 @@ impl<F: MsgFamily, S: StableStore + MaybeSync + 'static> StableRx<F, S> {
             // Taking a message brings no deadline forward.
             l.timer_unchanged();
             #[cfg(feature = "std")]
-            l.release_unchanged();
+            l.data_path_only();
             if let Some(r) = l.session.pop_received() {
                 return Poll::Ready(Ok(Some(r)));
             }

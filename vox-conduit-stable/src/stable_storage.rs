@@ -46,6 +46,9 @@ pub struct StableStorage<
     /// the lock, carried out by the next lock.
     #[cfg(feature = "std")]
     late: crate::late_release::LateRelease,
+    /// Hosts: the next reservation, taken early by a send.
+    #[cfg(feature = "std")]
+    early: crate::reserve::EarlyPermit,
 }
 
 // SAFETY: the session state is behind the `M` mutex (`Sync` when `M` is),
@@ -135,7 +138,7 @@ impl<const TB: usize, const TM: usize, const RM: usize> Guarded<TB, TM, RM> {
             flags: &self.flags,
             check_timer: true,
             #[cfg(feature = "std")]
-            check_release: true,
+            check_host: true,
         }
     }
 }
@@ -256,10 +259,10 @@ pub struct Locked<'a> {
     /// Whether the operation may have brought a deadline forward (see
     /// [`timer_unchanged`](Self::timer_unchanged)).
     check_timer: bool,
-    /// Hosts: whether the operation may have made a release owe a
-    /// window update (see [`release_unchanged`](Self::release_unchanged)).
+    /// Hosts: whether the operation may have changed what the host
+    /// shortcuts depend on (see [`data_path_only`](Self::data_path_only)).
     #[cfg(feature = "std")]
-    check_release: bool,
+    check_host: bool,
 }
 
 impl Drop for Locked<'_> {
@@ -279,45 +282,16 @@ impl Locked<'_> {
         self.check_timer = false;
     }
 
-    /// Hosts: the operation cannot make a release owe a window update
-    /// where it owed none (taking a message, releasing one, reserving,
-    /// pushing: only the driver's frames, and a session's end, change the
-    /// window the peer heard, the ack owed or the phase). `settle` then
-    /// skips asking again whether releases may wait (`late_release`).
+    /// Hosts: the operation is one of the application's data path
+    /// (taking a message, releasing one, reserving, pushing), which
+    /// changes neither the window the peer heard, the ack owed, the phase
+    /// nor the session's end: only the driver's frames and a session's end
+    /// do. `settle` then skips asking again whether releases may wait
+    /// (`late_release`) and whether an early reservation must be taken
+    /// back (`reserve`'s `EarlyPermit`).
     #[cfg(feature = "std")]
-    pub(crate) fn release_unchanged(&mut self) {
-        self.check_release = false;
-    }
-
-    /// Hosts: a release recorded without the lock, carried out at the
-    /// start of a lock.
-    #[cfg(feature = "std")]
-    #[inline(always)]
-    fn take_late_release(&mut self, late: &crate::late_release::LateRelease) {
-        if let Some(token) = late.take() {
-            self.session.release(token);
-        }
-    }
-
-    /// Hosts: whether a release may wait for the next lock, asked again
-    /// at the end of a lock that may have changed it (see `late_release`'s
-    /// rule); one recorded until it stops is carried out now (its window
-    /// update and wake are this lock's).
-    #[cfg(feature = "std")]
-    #[inline(always)]
-    fn settle_late_release(&mut self, late: &crate::late_release::LateRelease) {
-        if !self.check_release {
-            return;
-        }
-        let may_wait = self.session.release_may_wait();
-        if may_wait == late.is_open() {
-            return;
-        }
-        if may_wait {
-            late.open();
-        } else if let Some(token) = late.close() {
-            self.session.release(token);
-        }
+    pub(crate) fn data_path_only(&mut self) {
+        self.check_host = false;
     }
 }
 
@@ -378,6 +352,11 @@ pub(crate) mod sealed {
 
         /// Replay entries and receive entries.
         fn entries(&self) -> (usize, usize);
+
+        /// Hosts: the next reservation, taken early by a send (see
+        /// `reserve`'s `EarlyPermit`).
+        #[cfg(feature = "std")]
+        fn early_permit(&self) -> &crate::reserve::EarlyPermit;
     }
 }
 
@@ -417,6 +396,8 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
             rx_bytes: UnsafeCell::new([0; RB]),
             #[cfg(feature = "std")]
             late: crate::late_release::LateRelease::new(),
+            #[cfg(feature = "std")]
+            early: crate::reserve::EarlyPermit::new(),
         }
     }
 }
@@ -443,7 +424,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             // which only takes deadlines away.
             l.timer_unchanged();
             #[cfg(feature = "std")]
-            l.release_unchanged();
+            l.data_path_only();
             l.session.release(token)
         });
     }
@@ -500,6 +481,9 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
             *l.parts = 3;
             *l.now = 0;
             *l.timer_at = TimerAt::NONE;
+            // No reservation of the last session is left to take.
+            #[cfg(feature = "std")]
+            self.early.claim();
             Ok(())
         })
     }
@@ -547,6 +531,11 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         (TM, RM)
     }
 
+    #[cfg(feature = "std")]
+    fn early_permit(&self) -> &crate::reserve::EarlyPermit {
+        &self.early
+    }
+
     fn received_ptr(&self, offset: usize) -> NonNull<u8> {
         let base = self.rx_bytes.get().cast::<u8>();
         // SAFETY: callers pass offsets within (or one past) the buffer,
@@ -565,14 +554,17 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     #[inline(always)]
     fn begin(&self, _locked: &mut Locked<'_>) {
         #[cfg(feature = "std")]
-        _locked.take_late_release(&self.late);
+        self.late.carry_out(&mut _locked.session);
     }
 
     /// Ends an operation under the lock (see [`Locked::settle`]).
     #[inline(always)]
     fn settle(&self, locked: &mut Locked<'_>) {
         #[cfg(feature = "std")]
-        locked.settle_late_release(&self.late);
+        if locked.check_host {
+            self.late.settle(&mut locked.session);
+            self.early.settle(&mut locked.session);
+        }
         locked.settle();
     }
 }
@@ -970,6 +962,56 @@ mod tests {
             }
         }
         panic!("setup: the first reservation, after the handshake");
+    }
+
+    /// Hosts: a send with nobody waiting behind it keeps the reservation
+    /// for the next `reserve` of any task (taken without the lock); with a
+    /// writer waiting it is not kept, and the waiting writer's turn comes.
+    // r[verify core.burst]
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_reservation_kept_by_a_send_goes_to_the_next_writer_unless_one_waits() {
+        use super::sealed::Sealed;
+        use core::future::Future;
+        use core::task::{Context, Poll, Waker};
+        let storage = Arc::new(Small::new());
+        let (a, b, mut drivers) = session_by_hand(storage.clone());
+        let (_a, (btx, _brx)) = (a, b.split());
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = std::boxed::Box::pin(btx.reserve());
+        permit_after_handshake(&mut drivers, &mut first).send(Blob(1, &[1; 4])).unwrap();
+        assert!(storage.early_permit().offered(), "the send kept the reservation");
+        // Another writer's first poll takes it, and a third then waits.
+        let mut second = std::boxed::Box::pin(btx.reserve());
+        let Poll::Ready(Ok(permit)) = second.as_mut().poll(&mut cx) else { panic!("the kept reservation") };
+        let mut third = std::boxed::Box::pin(btx.reserve());
+        assert!(third.as_mut().poll(&mut cx).is_pending(), "a reservation is out");
+        permit.send(Blob(2, &[2; 4])).unwrap();
+        assert!(!storage.early_permit().offered(), "a writer waits: not kept");
+        assert!(matches!(third.as_mut().poll(&mut cx), Poll::Ready(Ok(_))), "the waiting writer's turn");
+    }
+
+    /// Hosts: a reservation kept by a send is taken back when the session
+    /// ends, so the next `reserve` answers the end, as without it.
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_reservation_kept_by_a_send_is_taken_back_at_the_end() {
+        use super::sealed::Sealed;
+        use core::future::Future;
+        use core::task::{Context, Poll, Waker};
+        let storage = Arc::new(Small::new());
+        let (a, b, mut drivers) = session_by_hand(storage.clone());
+        let (_a, (btx, _brx)) = (a, b.split());
+        let mut first = std::boxed::Box::pin(btx.reserve());
+        permit_after_handshake(&mut drivers, &mut first).send(Blob(1, &[1; 4])).unwrap();
+        assert!(storage.early_permit().offered(), "setup: the send kept the reservation");
+        storage.lock(|l| l.session.state.end(crate::SessionError::SessionLost));
+        assert!(!storage.early_permit().offered(), "taken back");
+        let mut next = std::boxed::Box::pin(btx.reserve());
+        assert!(matches!(
+            next.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Err(crate::SendError::Session(crate::SessionError::SessionLost)))
+        ));
     }
 
     std::thread_local! {

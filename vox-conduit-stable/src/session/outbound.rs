@@ -399,6 +399,27 @@ impl Session<'_> {
         s.ending.ended().is_some() || s.tx.closed || (!s.tx.writer_active && self.replay_room())
     }
 
+    /// Hosts: the reservation just used by a push is kept for the same
+    /// half's next message if [`try_reserve`](Self::try_reserve) would
+    /// grant it now; `false` (and the reservation still held) otherwise.
+    #[cfg(feature = "std")]
+    pub(crate) fn reserve_again(&mut self) -> bool {
+        if self.writer_may_not_reserve() || !self.replay_room() {
+            return false;
+        }
+        let tx = &mut self.state.tx;
+        tx.writer_waiting = false;
+        tx.stalled_since = Since::NONE;
+        true
+    }
+
+    /// Hosts: a `reserve` would end with an error now (the session ended,
+    /// or the half closed).
+    #[cfg(feature = "std")]
+    pub(crate) fn writer_may_not_reserve(&self) -> bool {
+        self.state.ending.ended().is_some() || self.state.tx.closed
+    }
+
     /// Writers wait for room (queued behind the one that reserves): the
     /// self-stall count watches them.
     pub fn note_writer_waiting(&mut self) {
