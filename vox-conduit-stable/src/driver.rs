@@ -395,10 +395,27 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                                             l.session.link_failed(e);
                                             return Poll::Ready(());
                                         }
-                                        got = core::task::ready!(rx.poll_recv_in_place(cx, |bytes| {
+                                        match rx.poll_recv_in_place(cx, |bytes| {
                                             l.session.on_receive_as(R::ROLE, now, bytes, store)
-                                        }));
+                                        }) {
+                                            Poll::Ready(next) => got = next,
+                                            Poll::Pending => break,
+                                        }
                                     }
+                                    // Hosts: the transmitter and the detach watch
+                                    // are polled next, in this poll: what the
+                                    // frames asked of them (an ack, data the
+                                    // window now lets go, a detach) is seen here,
+                                    // under this lock, instead of waking this task
+                                    // for another poll. (The timers' lock
+                                    // registered the driver's waker in this poll:
+                                    // a change since then woke it, or wakes it.)
+                                    #[cfg(feature = "std")]
+                                    {
+                                        l.session.state.skip_transmit_wake();
+                                        time.see(l);
+                                    }
+                                    Poll::Pending
                                 })
                             });
                             let detached = poll_fn(|cx| {
@@ -413,7 +430,14 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                                     }
                                 })
                             });
-                            match select3(sending, receiving, detached).await {
+                            // Hosts: received frames first, and what they ask
+                            // the transmitter for goes out in the same poll
+                            // (small targets keep one copy of the look).
+                            #[cfg(feature = "std")]
+                            let attachment = select3(receiving, sending, detached);
+                            #[cfg(not(feature = "std"))]
+                            let attachment = select3(sending, receiving, detached);
+                            match attachment.await {
                                 Either3::Third(why) => why,
                                 // The link failed. Why the core detached is
                                 // wanted for the log only: the next
