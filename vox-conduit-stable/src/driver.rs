@@ -173,6 +173,19 @@ impl<'c, C: Clock> PollState<'c, C> {
         self.seen.store(frame | detach, Ordering::Relaxed);
     }
 
+    /// Hosts: notes, under the lock of a burst that found no frame left,
+    /// that none waits, for the transmitter's next look in this poll, if
+    /// the driver's waker is still registered (by the timers' lock, in
+    /// this poll: a frame from now on wakes it). A wake since took it: the
+    /// next look asks under a lock of its own, which registers it again.
+    #[cfg(feature = "std")]
+    fn see_no_frame(&self, l: &mut Locked<'_>) {
+        if l.wakers.driver.occupied() {
+            let detach = if l.session.state.has_detach() { 0 } else { SEEN_NO_DETACH };
+            self.seen.store(SEEN_NO_FRAME | detach, Ordering::Relaxed);
+        }
+    }
+
     /// The bits of `mask` seen in this poll, taken (seen no more).
     fn take_seen(&self, mask: u8) -> u8 {
         // Load and store, not a read-modify-write: the driver is one
@@ -402,16 +415,12 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
                                             Poll::Pending => break,
                                         }
                                     }
-                                    // Hosts: the transmitter and the detach watch
-                                    // are polled next, in this poll: what the
-                                    // frames asked of them (an ack, data the
-                                    // window now lets go, a detach) is seen here,
-                                    // under this lock, instead of waking this task
-                                    // for another poll. (The timers' lock
-                                    // registered the driver's waker in this poll:
-                                    // a change since then woke it, or wakes it.)
+                                    // Hosts: what the frames asked of the
+                                    // transmitter and the detach watch, polled
+                                    // next, is seen here instead of waking this
+                                    // task again (see `see_no_frame`).
                                     #[cfg(feature = "std")]
-                                    {
+                                    if l.wakers.driver.occupied() {
                                         l.session.state.skip_transmit_wake();
                                         time.see(l);
                                     }
@@ -557,14 +566,23 @@ impl<F: MsgFamily, S: StableStore + 'static, R: Role> StableDriver<F, S, R> {
         self.with(|l| {
             let now = time.now(l);
             let mut permit = permit;
-            let Some(mut kind) = l.session.poll_outgoing() else { return false };
+            let Some(mut kind) = l.session.poll_outgoing() else {
+                #[cfg(feature = "std")]
+                time.see_no_frame(l);
+                return false;
+            };
             loop {
                 if !transmit_one(l, now, kind, permit) {
                     return false;
                 }
                 kind = match l.session.poll_outgoing() {
                     Some(kind) => kind,
-                    None => return false,
+                    None => {
+                        // Hosts: the transmitter's next look needs no lock.
+                        #[cfg(feature = "std")]
+                        time.see_no_frame(l);
+                        return false;
+                    }
                 };
                 permit = match poll_once(tx.reserve()) {
                     Poll::Ready(Ok(next)) => next,
