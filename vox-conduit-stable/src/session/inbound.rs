@@ -159,6 +159,10 @@ impl Session<'_> {
             }
         }
         s.rx.next = seq.wrapping_add(1);
+        #[cfg(feature = "std")]
+        {
+            s.rx.granted_now = false;
+        }
         if s.rx.unacked == 0 {
             s.rx.first_unacked_at = now;
         }
@@ -185,7 +189,26 @@ impl Session<'_> {
         s.rx.granted_seq = seq_max(s.rx.granted_seq, limit_seq);
         // Never below `next`/`off`: the new limits are at or past them.
         s.rx.granted_off = seq_max(s.rx.granted_off, limit_off);
+        #[cfg(feature = "std")]
+        {
+            s.rx.granted_now = true;
+        }
         Window { msgs: s.rx.granted_seq.wrapping_sub(s.rx.next), bytes: s.rx.granted_off.wrapping_sub(s.rx.off) }
+    }
+
+    /// [`grant_window`](Self::grant_window)'s answer; on hosts (feature
+    /// `std`) without computing it again when nothing it depends on
+    /// changed since it last ran (the receive ring, `next`, `off`, the
+    /// receiver's presence): a sender's receive ring is idle while it
+    /// sends, and every `Data` frame asks.
+    #[cfg_attr(feature = "std", inline)]
+    pub(super) fn granted_window(&mut self) -> Window {
+        #[cfg(feature = "std")]
+        if self.state.rx.granted_now {
+            let rx = &self.state.rx;
+            return Window { msgs: rx.granted_seq.wrapping_sub(rx.next), bytes: rx.granted_off.wrapping_sub(rx.off) };
+        }
+        self.grant_window()
     }
 
     /// Whether the window the peer last heard is too small for one more
@@ -262,6 +285,11 @@ impl Session<'_> {
         while s.rx.ring.front(self.rx_entries).is_some_and(|e| e.state() == RxState::Released) {
             s.rx.ring.pop_front(self.rx_entries);
             s.rx.delivered = s.rx.delivered.saturating_sub(1);
+        }
+        // Hosts: the ring changed (or the receiver went), the grant may grow.
+        #[cfg(feature = "std")]
+        {
+            s.rx.granted_now = false;
         }
         let attached = matches!(s.phase, Phase::Attached);
         if attached && !s.rx.ack_now && self.advertised_closed() {

@@ -246,6 +246,11 @@ struct Inbound {
     /// The application dropped its receiver: messages are dropped. False
     /// in a fresh state, so building one stores nothing here.
     receiver_gone: bool,
+    /// Hosts: the window granted is what [`Session::grant_window`] would
+    /// grant now (nothing it depends on changed since it last ran): a
+    /// `Data` frame then carries it without computing it again.
+    #[cfg(feature = "std")]
+    granted_now: bool,
     /// Next sequence number expected.
     next: u32,
     /// Stream byte offset of message `next`.

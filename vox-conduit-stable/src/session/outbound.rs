@@ -248,7 +248,7 @@ impl Session<'_> {
             }
             Kind::Reject => Outgoing::Frame(WireFrame::Reject(self.state.reject_reason)),
             Kind::Data => {
-                let window = self.grant_window();
+                let window = self.granted_window();
                 let carry_window = self.window_due();
                 let s = &*self.state;
                 let seq = s.tx.next_to_send;

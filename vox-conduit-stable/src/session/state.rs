@@ -73,6 +73,8 @@ impl SessionState {
             ack_now: false,
             peer_closed: false,
             receiver_gone: false,
+            #[cfg(feature = "std")]
+            granted_now: false,
         },
         send_prologue: false,
         send_hello: false,
