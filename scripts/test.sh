@@ -99,10 +99,11 @@ for dir in examples/firmware "${BOARD_CRATES[@]}"; do
   (cd "$dir" && cargo "+$MSRV" check --quiet --release --bins)
 done
 
-step "Miri: vox-types, the in-memory link, the stable conduit's lent receive ring and its session core, vox-rpc (its pinned handler runs, the defmt logger's critical sections)"
+step "Miri: vox-types, the in-memory link, the stable conduit's lent receive ring and its session core (and, on hosts, the releases and reservations taken without the lock, across threads), vox-rpc (its pinned handler runs, the defmt logger's critical sections)"
 cargo +nightly miri test -p vox-types --all-features
 cargo +nightly miri test -p vox-link-embedded --features std
 cargo +nightly miri test -p vox-conduit-stable --lib -- stable_storage session::tests writer_queue
+cargo +nightly miri test -p vox-conduit-stable --lib --features std,send -- stable_storage writer_queue
 cargo +nightly miri test -p vox-rpc --lib --features defmt
 
 step "crates.io: cargo package (verified, default then all features) of the library crates; serial on Windows and macOS"

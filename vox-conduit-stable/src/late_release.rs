@@ -21,10 +21,13 @@
 //!   peer may then wait for nothing but this update, so it must go out now.
 //!
 //! So a release may wait exactly while carrying it out would owe no window
-//! update ([`Session::release_may_wait`](crate::session::Session::release_may_wait)):
+//! update (`Session::release_may_wait`):
 //! not attached, an ack owed already (it carries the window granted when
 //! it is sent, under a lock), or the window the peer heard still open (the
-//! peer may send, and the frame's arrival is a lock). The end of every lock
+//! peer may send, and the frame's arrival is a lock: it carries the
+//! recorded release out first, and a delivery that uses the last of the
+//! credit the peer heard while the ring has room owes the update itself,
+//! `Session::deliver`). The end of every lock
 //! computes it again and keeps it in the word below; when it turns false,
 //! the recorded release is taken and carried out before the lock's wakes
 //! (the update is owed, and its wake runs, in that same lock). While it is
@@ -101,7 +104,7 @@ impl LateRelease {
 
     /// Under the lock: whether releases may be recorded now.
     #[inline]
-    fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.0.load(Ordering::Relaxed) & OPEN != 0
     }
 

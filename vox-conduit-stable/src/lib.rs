@@ -81,6 +81,8 @@ mod acceptor_config;
 pub mod acceptor_core;
 mod config;
 mod driver;
+#[cfg(feature = "std")]
+mod early_permit;
 mod error;
 #[cfg(feature = "std")]
 mod late_release;

@@ -312,7 +312,7 @@ impl<F: MsgFamily, S: StableStore + 'static> ConduitTxPermit for StablePermit<'_
             l.data_path_only();
             let pushed = l.session.push_message(encode);
             // Hosts: with nobody waiting behind it, the reservation is
-            // kept for the next message (see `reserve`'s `EarlyPermit`).
+            // kept for the next message (see `early_permit`).
             #[cfg(feature = "std")]
             if pushed.is_ok() && !l.wakers.writers.has_waiters() && l.session.reserve_again() {
                 self.tx.storage.early_permit().offer();

@@ -48,7 +48,7 @@ pub struct StableStorage<
     late: crate::late_release::LateRelease,
     /// Hosts: the next reservation, taken early by a send.
     #[cfg(feature = "std")]
-    early: crate::reserve::EarlyPermit,
+    early: crate::early_permit::EarlyPermit,
 }
 
 // SAFETY: the session state is behind the `M` mutex (`Sync` when `M` is),
@@ -288,7 +288,7 @@ impl Locked<'_> {
     /// nor the session's end: only the driver's frames and a session's end
     /// do. `settle` then skips asking again whether releases may wait
     /// (`late_release`) and whether an early reservation must be taken
-    /// back (`reserve`'s `EarlyPermit`).
+    /// back (`early_permit`).
     #[cfg(feature = "std")]
     pub(crate) fn data_path_only(&mut self) {
         self.check_host = false;
@@ -354,9 +354,9 @@ pub(crate) mod sealed {
         fn entries(&self) -> (usize, usize);
 
         /// Hosts: the next reservation, taken early by a send (see
-        /// `reserve`'s `EarlyPermit`).
+        /// `early_permit`).
         #[cfg(feature = "std")]
-        fn early_permit(&self) -> &crate::reserve::EarlyPermit;
+        fn early_permit(&self) -> &crate::early_permit::EarlyPermit;
     }
 }
 
@@ -397,7 +397,7 @@ impl<M: RawMutex, const TB: usize, const TM: usize, const RB: usize, const RM: u
             #[cfg(feature = "std")]
             late: crate::late_release::LateRelease::new(),
             #[cfg(feature = "std")]
-            early: crate::reserve::EarlyPermit::new(),
+            early: crate::early_permit::EarlyPermit::new(),
         }
     }
 }
@@ -532,7 +532,7 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
     }
 
     #[cfg(feature = "std")]
-    fn early_permit(&self) -> &crate::reserve::EarlyPermit {
+    fn early_permit(&self) -> &crate::early_permit::EarlyPermit {
         &self.early
     }
 
@@ -564,6 +564,18 @@ impl<M: RawMutex + 'static, const TB: usize, const TM: usize, const RB: usize, c
         if locked.check_host {
             self.late.settle(&mut locked.session);
             self.early.settle(&mut locked.session);
+        } else {
+            // The data path's promise (`Locked::data_path_only`): a release
+            // that may wait still may, and a kept reservation still may be
+            // used. Tests catch an operation that breaks it.
+            debug_assert!(
+                !self.late.is_open() || locked.session.release_may_wait(),
+                "a data-path lock closed releases"
+            );
+            debug_assert!(
+                !(self.early.offered() && locked.session.writer_may_not_reserve()),
+                "a data-path lock ended what a kept reservation is for"
+            );
         }
         locked.settle();
     }
@@ -730,6 +742,71 @@ mod tests {
             .unwrap();
         pool.run_until_stalled();
         assert_eq!(dropped.get(), N, "every message arrived and was dropped");
+    }
+
+    /// As above, with the messages dropped on another thread while the
+    /// drivers run on this one: a drop's lock-free record races the
+    /// drivers' locks (run under Miri with `std,send` by the test command).
+    // r[verify stable.flow.no-stall]
+    #[cfg(feature = "send")]
+    #[test]
+    fn messages_dropped_on_another_thread_while_recv_waits_all_arrive() {
+        use futures::task::LocalSpawnExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let config = StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT };
+        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
+        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
+        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
+        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (atx, _arx) = a.split();
+        let (_btx, mut brx) = b.split();
+        const N: u32 = 40;
+        let (hand_over, handed) = std::sync::mpsc::channel();
+        let dropper = std::thread::spawn(move || {
+            let mut dropped = 0u32;
+            for m in handed {
+                for _ in 0..dropped % 3 {
+                    std::thread::yield_now();
+                }
+                drop(m);
+                dropped += 1;
+            }
+            dropped
+        });
+        let all_received = Arc::new(AtomicBool::new(false));
+        let mut pool = futures::executor::LocalPool::new();
+        let spawner = pool.spawner();
+        spawner.spawn_local(async move { ad.run(dialer, FrozenClock).await.unwrap() }).unwrap();
+        spawner.spawn_local(async move { bd.run(listener, rng, FrozenClock).await.unwrap() }).unwrap();
+        spawner
+            .spawn_local(async move {
+                for i in 0..N {
+                    atx.reserve().await.unwrap().send(Blob(i, &[i as u8; 12])).unwrap();
+                }
+                core::future::pending::<()>().await;
+            })
+            .unwrap();
+        let done = all_received.clone();
+        spawner
+            .spawn_local(async move {
+                for i in 0..N {
+                    let m = brx.recv().await.unwrap().unwrap();
+                    assert_eq!(m.get::<BlobFamily>(), &Blob(i, &[i as u8; 12]));
+                    hand_over.send(m).unwrap();
+                }
+                done.store(true, Ordering::Relaxed);
+            })
+            .unwrap();
+        // The clock stands still: only the drops (and the wakes they
+        // cause) move the session on. A stall shows as no progress here.
+        let start = std::time::Instant::now();
+        while !all_received.load(Ordering::Relaxed) {
+            pool.run_until_stalled();
+            assert!(start.elapsed() < std::time::Duration::from_secs(120), "stalled: not every message arrived");
+            std::thread::yield_now();
+        }
+        drop(pool);
+        assert_eq!(dropper.join().unwrap(), N, "every message arrived and was dropped");
     }
 
     // r[verify core.burst]

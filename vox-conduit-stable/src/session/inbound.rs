@@ -170,6 +170,9 @@ impl Session<'_> {
         if s.rx.ack_now || s.rx.unacked >= s.config.ack_every {
             s.wakes |= Wakes::TRANSMIT;
         }
+        // This message may have used the last of the credit the peer heard
+        // while the ring still has room (its releases came before it).
+        self.update_closed_window();
     }
 
     /// The receive window from `rx.next`, granted now (never less than
@@ -206,7 +209,17 @@ impl Session<'_> {
         #[cfg(feature = "std")]
         if self.state.rx.granted_now {
             let rx = &self.state.rx;
-            return Window { msgs: rx.granted_seq.wrapping_sub(rx.next), bytes: rx.granted_off.wrapping_sub(rx.off) };
+            let window =
+                Window { msgs: rx.granted_seq.wrapping_sub(rx.next), bytes: rx.granted_off.wrapping_sub(rx.off) };
+            // The cache is only as good as the places that clear it: tests
+            // compare it with a grant computed again.
+            #[cfg(debug_assertions)]
+            {
+                let (seq, off) = (rx.granted_seq, rx.granted_off);
+                let fresh = self.grant_window();
+                debug_assert!((self.state.rx.granted_seq, self.state.rx.granted_off) == (seq, off) && fresh == window);
+            }
+            return window;
         }
         self.grant_window()
     }
@@ -291,6 +304,17 @@ impl Session<'_> {
         {
             s.rx.granted_now = false;
         }
+        self.update_closed_window();
+    }
+
+    /// Owes a window update now if the window the peer last heard has
+    /// closed and the receive ring can grant more: the peer may be waiting
+    /// for nothing else. Called where the ring or the heard window moves
+    /// (a release; a delivery that used the last of the credit while the
+    /// ring still has room), so no update waits for the ack timer.
+    #[cfg_attr(feature = "std", inline(always))]
+    fn update_closed_window(&mut self) {
+        let s = &mut *self.state;
         let attached = matches!(s.phase, Phase::Attached);
         if attached && !s.rx.ack_now && self.advertised_closed() {
             let before = (self.state.rx.granted_seq, self.state.rx.granted_off);
@@ -311,7 +335,7 @@ impl Session<'_> {
     /// release wait for the storage's next lock while this holds.
     #[cfg(feature = "std")]
     #[inline]
-    pub fn release_may_wait(&self) -> bool {
+    pub(crate) fn release_may_wait(&self) -> bool {
         let s = &*self.state;
         !matches!(s.phase, Phase::Attached) || s.rx.ack_now || !self.advertised_closed()
     }

@@ -35,6 +35,33 @@ fn freeing_room_after_the_window_closed_sends_an_update_at_once() {
 
 #[test]
 // r[verify stable.flow.no-stall]
+fn a_delivery_that_closes_the_heard_window_with_room_left_updates_it_at_once() {
+    let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
+    attach(&mut a, &mut b, 0);
+    // a heard a window of 3 messages. It sends two; b reads and releases
+    // both while a may still send one more: no update is owed yet.
+    for i in 0..2u8 {
+        assert!(push(&mut a, &[i; 10]));
+    }
+    let frames = drain(&mut a, 1);
+    feed(&mut b, 1, &frames);
+    assert_eq!(read_all(&mut b).len(), 2);
+    assert!(drain(&mut b, 1).is_empty(), "the window a heard is still open");
+    // The third uses the last of that credit while b's ring has room: the
+    // update goes at once (same `now`), not when the ack delay ends.
+    assert!(push(&mut a, &[2; 10]));
+    let frames = drain(&mut a, 1);
+    feed(&mut b, 1, &frames);
+    let update = drain(&mut b, 1);
+    assert_eq!(update.len(), 1);
+    let WireFrame::Ack { window, .. } = decode(&update[0]) else { panic!("ack expected") };
+    assert_eq!(window.msgs, 2, "the two entries the releases freed");
+    feed(&mut a, 1, &update);
+    assert!(push(&mut a, &[3; 10]), "a may send again");
+}
+
+#[test]
+// r[verify stable.flow.no-stall]
 fn acks_are_processed_while_the_receive_ring_is_full() {
     let (mut a, mut b) = (side(SessionRole::Initiator), side(SessionRole::Acceptor));
     attach(&mut a, &mut b, 0);
