@@ -473,6 +473,24 @@ class DataPhase(unittest.TestCase):
         self.assertEqual(ex.received, [100, 100])
         self.assertGreater(b.stats.window_updates, 0)
 
+    def test_a_message_that_uses_the_last_credit_with_room_left_updates_the_window_at_once(self) -> None:
+        a, b = attached(27, StableConfig(recv_msgs=3, max_message=10, ack_every=4))
+        # b announced 3 messages. a sends two, b reads both while a may
+        # still send one: no update is owed yet.
+        for i in range(2):
+            self.assertTrue(a.send(bytes([i]) * 5, 1))
+        shuttle(a, b, 1)
+        self.assertIsNotNone(b.recv(1))
+        self.assertIsNotNone(b.recv(1))
+        self.assertEqual(b.stats.window_updates, 0)
+        # The third uses the last of that credit while b's queue has room:
+        # the update goes at once (same time), not when the ack delay ends.
+        self.assertTrue(a.send(bytes([2]) * 5, 1))
+        seen = shuttle(a, b, 1)
+        self.assertEqual(b.stats.window_updates, 1)
+        self.assertTrue(any(d == "b>a" and isinstance(f, Ack) for d, f in seen))
+        self.assertTrue(a.send(bytes([3]) * 5, 1), "a may send again")
+
     def test_send_rules(self) -> None:
         a, b = attached(26, StableConfig(max_message=10, replay_msgs=2, replay_bytes=20))
         with self.assertRaises(MessageTooLarge):

@@ -969,6 +969,12 @@ class StableSession:
         self._unacked += 1
         if self._ack_due is None:
             self._ack_due = now + self.config.ack_delay_ms
+        # This message may have used the last of the credit announced while
+        # room freed earlier (no update owed then) is still free: the
+        # update goes at once, not when the ack delay ends (§8).
+        if not self._ack_now and self._window_open() and self._announced_closed():
+            self.stats.window_updates += 1
+            self._ack_now = True
 
     def _check_finished(self, now: int) -> None:
         if self.ended:
