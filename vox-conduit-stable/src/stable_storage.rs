@@ -697,11 +697,7 @@ mod tests {
     fn messages_dropped_by_another_task_while_recv_waits_all_arrive() {
         use futures::StreamExt;
         use futures::task::LocalSpawnExt;
-        let config = StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT };
-        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
-        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
-        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
-        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (a, b, drivers) = pair(StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT });
         let (atx, _arx) = a.split();
         let (_btx, mut brx) = b.split();
         const N: u32 = 60;
@@ -709,8 +705,12 @@ mod tests {
         let dropped = std::rc::Rc::new(core::cell::Cell::new(0));
         let mut pool = futures::executor::LocalPool::new();
         let spawner = pool.spawner();
-        spawner.spawn_local(async move { ad.run(dialer, FrozenClock).await.unwrap() }).unwrap();
-        spawner.spawn_local(async move { bd.run(listener, rng, FrozenClock).await.unwrap() }).unwrap();
+        spawner
+            .spawn_local(async move {
+                drivers.await;
+                panic!("a driver ended");
+            })
+            .unwrap();
         spawner
             .spawn_local(async move {
                 for i in 0..N {
@@ -753,11 +753,7 @@ mod tests {
     fn messages_dropped_on_another_thread_while_recv_waits_all_arrive() {
         use futures::task::LocalSpawnExt;
         use std::sync::atomic::{AtomicBool, Ordering};
-        let config = StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT };
-        let (dialer, listener) = memory_link_source::<CriticalSectionRawMutex, 2, 64>([]);
-        let (a, ad) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
-        let (b, bd) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
-        let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
+        let (a, b, drivers) = pair(StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT });
         let (atx, _arx) = a.split();
         let (_btx, mut brx) = b.split();
         const N: u32 = 40;
@@ -776,8 +772,12 @@ mod tests {
         let all_received = Arc::new(AtomicBool::new(false));
         let mut pool = futures::executor::LocalPool::new();
         let spawner = pool.spawner();
-        spawner.spawn_local(async move { ad.run(dialer, FrozenClock).await.unwrap() }).unwrap();
-        spawner.spawn_local(async move { bd.run(listener, rng, FrozenClock).await.unwrap() }).unwrap();
+        spawner
+            .spawn_local(async move {
+                drivers.await;
+                panic!("a driver ended");
+            })
+            .unwrap();
         spawner
             .spawn_local(async move {
                 for i in 0..N {

@@ -11,26 +11,12 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use std::sync::Arc;
 use std::time::Duration;
 use vox_conduit_stable::{StableConduit, StableConfig, StableStorage};
-use vox_link_embedded::sim::memory_link_source;
+use vox_link_embedded::sim::{SimClock, memory_link_source};
 use vox_types::{Conduit, ConduitRx, ConduitTx, ConduitTxPermit};
 
 #[derive(serde::Serialize, serde::Deserialize, postcard_schema::Schema, Debug, PartialEq)]
 struct Blob<'a>(u32, &'a [u8]);
 vox_types::msg_family!(BlobFamily => Blob<'a>);
-
-/// A clock at 0 for ever: a deadline after it never comes.
-#[derive(Clone, Default)]
-struct FrozenClock;
-impl vox_types::Clock for FrozenClock {
-    fn now(&self) -> vox_types::Instant {
-        vox_types::Instant::ZERO
-    }
-    async fn sleep_until(&self, at: vox_types::Instant) {
-        if at > vox_types::Instant::ZERO {
-            core::future::pending::<()>().await;
-        }
-    }
-}
 
 /// 3 received messages of 64 bytes in all, 4 unacked sent ones.
 type Small = StableStorage<CriticalSectionRawMutex, 128, 4, 64, 3>;
@@ -50,8 +36,10 @@ fn session(ack_every: u32) -> (Pair, Pair) {
     let (a, a_driver) = Pair::initiator(Arc::new(Small::new()), config).unwrap();
     let (b, b_driver) = Pair::acceptor(Arc::new(Small::new()), config).unwrap();
     let rng: rand_chacha::ChaCha8Rng = rand_chacha::rand_core::SeedableRng::seed_from_u64(7);
-    tokio::spawn(async move { a_driver.run(dialer, FrozenClock).await });
-    tokio::spawn(async move { b_driver.run(listener, rng, FrozenClock).await });
+    // A simulated clock nobody moves: it stands at 0 for ever.
+    let clock = SimClock::new();
+    tokio::spawn(a_driver.run(dialer, clock.clone()));
+    tokio::spawn(b_driver.run(listener, rng, clock));
     (a, b)
 }
 
