@@ -697,37 +697,12 @@ mod tests {
     fn messages_dropped_by_another_task_while_recv_waits_all_arrive() {
         use futures::StreamExt;
         use futures::task::LocalSpawnExt;
-        let (a, b, drivers) = pair(StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT });
-        let (atx, _arx) = a.split();
-        let (_btx, mut brx) = b.split();
         const N: u32 = 60;
         let (hand_over, mut handed) = futures::channel::mpsc::unbounded();
         let dropped = std::rc::Rc::new(core::cell::Cell::new(0));
         let mut pool = futures::executor::LocalPool::new();
         let spawner = pool.spawner();
-        spawner
-            .spawn_local(async move {
-                drivers.await;
-                panic!("a driver ended");
-            })
-            .unwrap();
-        spawner
-            .spawn_local(async move {
-                for i in 0..N {
-                    atx.reserve().await.unwrap().send(Blob(i, &[i as u8; 12])).unwrap();
-                }
-                core::future::pending::<()>().await;
-            })
-            .unwrap();
-        spawner
-            .spawn_local(async move {
-                for i in 0..N {
-                    let m = brx.recv().await.unwrap().unwrap();
-                    assert_eq!(m.get::<BlobFamily>(), &Blob(i, &[i as u8; 12]));
-                    hand_over.unbounded_send(m).unwrap();
-                }
-            })
-            .unwrap();
+        spawn_handing_over(&spawner, N, move |m| hand_over.unbounded_send(m).unwrap(), || ());
         let count = dropped.clone();
         spawner
             .spawn_local(async move {
@@ -744,6 +719,46 @@ mod tests {
         assert_eq!(dropped.get(), N, "every message arrived and was dropped");
     }
 
+    /// Spawns a session's drivers, a sender of `n` messages and a receiver
+    /// that gives each message to `hand_over` and calls `done` after the
+    /// last (the clock stands still: only the drops move the session on).
+    fn spawn_handing_over(
+        spawner: &futures::executor::LocalSpawner,
+        n: u32,
+        mut hand_over: impl FnMut(vox_types::SelfRef<BlobFamily>) + 'static,
+        done: impl FnOnce() + 'static,
+    ) {
+        use futures::task::LocalSpawnExt;
+        let (a, b, drivers) = pair(StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT });
+        spawner
+            .spawn_local(async move {
+                drivers.await;
+                panic!("a driver ended");
+            })
+            .unwrap();
+        spawner
+            .spawn_local(async move {
+                let (atx, _arx) = a.split();
+                for i in 0..n {
+                    atx.reserve().await.unwrap().send(Blob(i, &[i as u8; 12])).unwrap();
+                }
+                core::future::pending::<()>().await;
+            })
+            .unwrap();
+        spawner
+            .spawn_local(async move {
+                let (_btx, mut brx) = b.split();
+                for i in 0..n {
+                    let m = brx.recv().await.unwrap().unwrap();
+                    assert_eq!(m.get::<BlobFamily>(), &Blob(i, &[i as u8; 12]));
+                    hand_over(m);
+                }
+                done();
+                core::future::pending::<()>().await;
+            })
+            .unwrap();
+    }
+
     /// As above, with the messages dropped on another thread while the
     /// drivers run on this one: a drop's lock-free record races the
     /// drivers' locks (run under Miri with `std,send` by the test command).
@@ -751,11 +766,7 @@ mod tests {
     #[cfg(feature = "send")]
     #[test]
     fn messages_dropped_on_another_thread_while_recv_waits_all_arrive() {
-        use futures::task::LocalSpawnExt;
         use std::sync::atomic::{AtomicBool, Ordering};
-        let (a, b, drivers) = pair(StableConfig { max_message: 24, ack_every: 4, ..StableConfig::DEFAULT });
-        let (atx, _arx) = a.split();
-        let (_btx, mut brx) = b.split();
         const N: u32 = 40;
         let (hand_over, handed) = std::sync::mpsc::channel();
         let dropper = std::thread::spawn(move || {
@@ -771,32 +782,13 @@ mod tests {
         });
         let all_received = Arc::new(AtomicBool::new(false));
         let mut pool = futures::executor::LocalPool::new();
-        let spawner = pool.spawner();
-        spawner
-            .spawn_local(async move {
-                drivers.await;
-                panic!("a driver ended");
-            })
-            .unwrap();
-        spawner
-            .spawn_local(async move {
-                for i in 0..N {
-                    atx.reserve().await.unwrap().send(Blob(i, &[i as u8; 12])).unwrap();
-                }
-                core::future::pending::<()>().await;
-            })
-            .unwrap();
         let done = all_received.clone();
-        spawner
-            .spawn_local(async move {
-                for i in 0..N {
-                    let m = brx.recv().await.unwrap().unwrap();
-                    assert_eq!(m.get::<BlobFamily>(), &Blob(i, &[i as u8; 12]));
-                    hand_over.send(m).unwrap();
-                }
-                done.store(true, Ordering::Relaxed);
-            })
-            .unwrap();
+        spawn_handing_over(
+            &pool.spawner(),
+            N,
+            move |m| hand_over.send(m).unwrap(),
+            move || done.store(true, Ordering::Relaxed),
+        );
         // The clock stands still: only the drops (and the wakes they
         // cause) move the session on. A stall shows as no progress here.
         let start = std::time::Instant::now();
